@@ -1,0 +1,24 @@
+"""spad: single-particle fluorescence spectroscopy of quantum dots.
+
+The spine of the suite: the photon data model (:mod:`spad.photons`), time-tag file formats
+(:mod:`spad.formats`, entry point :func:`spad.open`), storage and the ``spad`` command line.
+"""
+
+from spad.errors import DeviceError, FormatError, SpadError
+from spad.photons import SYNC, Measurement, Meta, PhotonChunk, Timing
+
+__version__ = "0.1.0"
+
+
+def open(path):  # noqa: A001 - the public entry point is deliberately ``spad.open``
+    """Open a time-tag file, detecting its format from its content.
+
+    See :func:`spad.formats.open`.
+    """
+    from spad.formats import open as _open
+
+    return _open(path)
+
+
+__all__ = ["open", "PhotonChunk", "Measurement", "Meta", "Timing", "SYNC",
+           "SpadError", "FormatError", "DeviceError"]

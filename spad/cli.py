@@ -1,0 +1,54 @@
+"""The ``spad`` command line.
+
+Each sub-command lives in its own module under :mod:`spad.commands` with a ``register(sub)``
+function that adds its parser and sets ``func``. Errors spad raises on purpose become one line on
+stderr and exit code 2; nothing is shown as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import warnings
+
+from spad.errors import SpadError
+
+COMMANDS = ["info", "convert"]
+"""Sub-command modules in :mod:`spad.commands`, in the order ``spad --help`` lists them."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spad", description="Single-particle fluorescence spectroscopy of quantum dots.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"spad.commands.{name}").register(sub)
+    return parser
+
+
+def _warn_line(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    print(f"spad: warning: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 1 some inputs failed, 2 error)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    warnings.showwarning = _warn_line
+    try:
+        return int(args.func(args) or 0)
+    except SpadError as exc:
+        print(f"spad: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        name = exc.filename if exc.filename is not None else ""
+        print(f"spad: error: {name}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("spad: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
