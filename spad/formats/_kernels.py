@@ -1,0 +1,341 @@
+"""Compiled kernels behind :mod:`spad.formats.records`.
+
+Decoding runs in two parallel passes over blocks of records: :func:`count_blocks` counts, per
+block, the photons, markers, invalid records and overflow wraps (these do not depend on what came
+before the block); the caller turns the counts into per-block starting offsets (prefix sums) and
+:func:`decode_blocks` then decodes each block straight into its slice of preallocated output
+arrays. Both passes read the records once each; nothing is appended or copied afterwards.
+
+Record families (``family`` argument), all records little-endian uint32:
+
+- ``PH_T3``: PicoHarp T3, channel 4 | dtime 12 | nsync 16 bits (MSB first).
+- ``PH_T2``: PicoHarp T2, channel 4 | time 28.
+- ``HH_T3``: HydraHarp v1/v2, TimeHarp 260, MultiHarp T3: special 1 | channel 6 | dtime 15 |
+  nsync 10.
+- ``HH_T2``: the same instruments in T2: special 1 | channel 6 | time 25.
+
+``multi`` is true where an overflow record carries the number of wraps in its time field
+(0 meaning 1), false where every overflow record is one wrap.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+PH_T3 = 0
+PH_T2 = 1
+HH_T3 = 2
+HH_T2 = 3
+
+# Columns of the per-block count table.
+N_PHOTONS = 0
+N_MARKERS = 1
+N_INVALID = 2
+N_WRAPS = 3
+N_COUNTS = 4
+
+
+@njit(cache=True, inline="always")
+def _count_ph_t3(words, lo, hi):
+    n_ph = 0
+    n_mk = 0
+    n_ofl = 0
+    for i in range(lo, hi):
+        w = words[i]
+        ch = w >> 28
+        dtime = (w >> 16) & 0xFFF
+        sp = ch == 15
+        n_ofl += sp & (dtime == 0)
+        n_mk += sp & (dtime != 0) & (dtime <= 15)
+        n_ph += (ch >= 1) & (ch <= 4)
+    return n_ph, n_mk, (hi - lo) - n_ph - n_mk - n_ofl, n_ofl
+
+
+@njit(cache=True, inline="always")
+def _count_ph_t2(words, lo, hi):
+    n_ph = 0
+    n_mk = 0
+    n_ofl = 0
+    for i in range(lo, hi):
+        w = words[i]
+        ch = w >> 28
+        sp = ch == 15
+        low = w & 15
+        n_ofl += sp & (low == 0)
+        n_mk += sp & (low != 0)
+        n_ph += ch <= 4
+    return n_ph, n_mk, (hi - lo) - n_ph - n_mk - n_ofl, n_ofl
+
+
+@njit(cache=True, inline="always")
+def _count_hh(words, lo, hi, multi, t2):
+    # Branch-free so that LLVM vectorises it: this pass reads every record once more.
+    field_mask = 0x1FFFFFF if t2 else 0x3FF
+    n_ph = 0
+    n_mk = 0
+    n_rec_ofl = 0
+    wraps = 0
+    for i in range(lo, hi):
+        w = words[i]
+        sp = w >> 31
+        ch = (w >> 25) & 63
+        ofl = sp & (ch == 63)
+        f = w & field_mask
+        n_rec_ofl += ofl
+        if multi:
+            wraps += ofl * (f + (f == 0))
+        # In T2 a special record on channel 0 is a sync event, kept with the photons.
+        n_ph += (sp ^ 1) | (sp & (ch == 0) & t2)
+        n_mk += sp & (ch >= 1) & (ch <= 15)
+    if not multi:
+        wraps = n_rec_ofl
+    return n_ph, n_mk, (hi - lo) - n_ph - n_mk - n_rec_ofl, wraps
+
+
+@njit(cache=True, parallel=True)
+def count_blocks(words, bounds, family, multi):
+    """Count photons, markers, invalid records and overflow wraps in each block.
+
+    Parameters
+    ----------
+    words
+        uint32 records.
+    bounds
+        int64 block boundaries, ``len(bounds) = n_blocks + 1``.
+    family, multi
+        Record family and overflow style (see the module docstring).
+
+    Returns
+    -------
+    counts
+        int64 array (n_blocks, 4): photons, markers, invalid records, wraps.
+    """
+    nb = bounds.shape[0] - 1
+    counts = np.zeros((nb, N_COUNTS), dtype=np.int64)
+    for b in prange(nb):
+        lo = bounds[b]
+        hi = bounds[b + 1]
+        if family == PH_T3:
+            r = _count_ph_t3(words, lo, hi)
+        elif family == PH_T2:
+            r = _count_ph_t2(words, lo, hi)
+        elif family == HH_T3:
+            r = _count_hh(words, lo, hi, multi, False)
+        else:
+            r = _count_hh(words, lo, hi, multi, True)
+        counts[b, 0] = r[0]
+        counts[b, 1] = r[1]
+        counts[b, 2] = r[2]
+        counts[b, 3] = r[3]
+    return counts
+
+
+@njit(cache=True, inline="always")
+def _decode_ph_t3(words, lo, hi, wrap, ofl, p, m, ts, det, nt, mts, mch):
+    for i in range(lo, hi):
+        w = words[i]
+        ch = w >> 28
+        dtime = (w >> 16) & 0xFFF
+        nsync = w & 0xFFFF
+        if ch == 15:
+            if dtime == 0:
+                ofl += wrap
+            elif dtime <= 15:
+                mts[m] = ofl + nsync
+                mch[m] = dtime
+                m += 1
+        elif ch >= 1 and ch <= 4:
+            ts[p] = ofl + nsync
+            det[p] = ch
+            nt[p] = dtime
+            p += 1
+
+
+@njit(cache=True, inline="always")
+def _decode_ph_t2(words, lo, hi, wrap, ofl, p, m, ts, det, mts, mch):
+    for i in range(lo, hi):
+        w = words[i]
+        ch = w >> 28
+        t = w & 0x0FFFFFFF
+        if ch == 15:
+            low = t & 15
+            if low == 0:
+                ofl += wrap
+            else:
+                # The marker bits are the low 4 bits of the time; kept in the time as the
+                # reference reader does (an error of at most 15 ticks).
+                mts[m] = ofl + t
+                mch[m] = low
+                m += 1
+        elif ch <= 4:
+            ts[p] = ofl + t
+            det[p] = ch
+            p += 1
+
+
+@njit(cache=True, inline="always")
+def _decode_hh_t3(words, lo, hi, wrap, multi, ofl, p, m, ts, det, nt, mts, mch):
+    for i in range(lo, hi):
+        w = words[i]
+        nsync = w & 0x3FF
+        ch = (w >> 25) & 63
+        if (w >> 31) == 0:
+            ts[p] = ofl + nsync
+            det[p] = ch + 1
+            nt[p] = (w >> 10) & 0x7FFF
+            p += 1
+        elif ch == 63:
+            if multi and nsync != 0:
+                ofl += wrap * nsync
+            else:
+                ofl += wrap
+        elif ch >= 1 and ch <= 15:
+            mts[m] = ofl + nsync
+            mch[m] = ch
+            m += 1
+
+
+@njit(cache=True, inline="always")
+def _decode_hh_t2(words, lo, hi, wrap, multi, ofl, p, m, ts, det, mts, mch):
+    for i in range(lo, hi):
+        w = words[i]
+        t = w & 0x1FFFFFF
+        ch = (w >> 25) & 63
+        if (w >> 31) == 0:
+            ts[p] = ofl + t
+            det[p] = ch + 1
+            p += 1
+        elif ch == 63:
+            if multi and t != 0:
+                ofl += wrap * t
+            else:
+                ofl += wrap
+        elif ch == 0:
+            ts[p] = ofl + t
+            det[p] = 0
+            p += 1
+        elif ch <= 15:
+            mts[m] = ofl + t
+            mch[m] = ch
+            m += 1
+
+
+@njit(cache=True, parallel=True)
+def decode_blocks(words, bounds, family, multi, wrap, ofl0, p0, m0, ts, det, nt, mts, mch):
+    """Decode each block into its slice of the output arrays.
+
+    Parameters
+    ----------
+    words, bounds, family, multi
+        As for :func:`count_blocks`.
+    wrap
+        Timestamp ticks per overflow wrap.
+    ofl0, p0, m0
+        int64 per block: overflow correction (ticks), first photon index and first marker index
+        at the start of the block.
+    ts, det, nt, mts, mch
+        Output timestamps (int64), detectors (uint8), nanotimes (uint16, ignored in T2),
+        marker times (int64) and marker channels (uint8).
+    """
+    nb = bounds.shape[0] - 1
+    for b in prange(nb):
+        lo = bounds[b]
+        hi = bounds[b + 1]
+        if family == PH_T3:
+            _decode_ph_t3(words, lo, hi, wrap, ofl0[b], p0[b], m0[b], ts, det, nt, mts, mch)
+        elif family == PH_T2:
+            _decode_ph_t2(words, lo, hi, wrap, ofl0[b], p0[b], m0[b], ts, det, mts, mch)
+        elif family == HH_T3:
+            _decode_hh_t3(words, lo, hi, wrap, multi, ofl0[b], p0[b], m0[b], ts, det, nt,
+                          mts, mch)
+        else:
+            _decode_hh_t2(words, lo, hi, wrap, multi, ofl0[b], p0[b], m0[b], ts, det, mts, mch)
+
+
+@njit(cache=True)
+def _pack_event(family, is_marker, field, det, dtime, chan):
+    """One photon/sync/marker record with time field ``field`` (already below the wrap)."""
+    if family == PH_T3:
+        if is_marker:
+            return np.uint32((15 << 28) | (chan << 16) | field)
+        return np.uint32((det << 28) | (dtime << 16) | field)
+    if family == PH_T2:
+        # A marker's low time bits are its marker bits (checked by the caller).
+        if is_marker:
+            return np.uint32((15 << 28) | field)
+        return np.uint32((det << 28) | field)
+    if family == HH_T3:
+        if is_marker:
+            return np.uint32((1 << 31) | (chan << 25) | field)
+        return np.uint32(((det - 1) << 25) | (dtime << 10) | field)
+    if is_marker:
+        return np.uint32((1 << 31) | (chan << 25) | field)
+    if det == 0:
+        return np.uint32((1 << 31) | field)
+    return np.uint32(((det - 1) << 25) | field)
+
+
+@njit(cache=True)
+def _overflow_record(family, n):
+    if family == PH_T3 or family == PH_T2:
+        return np.uint32(0xF0000000)
+    return np.uint32(0xFE000000 | n)
+
+
+@njit(cache=True)
+def encode_events(ts, det, nt, mts, mch, family, multi, wrap, max_wraps, wraps0, out):
+    """Merge photons and markers in time order into records, with overflow records.
+
+    Parameters
+    ----------
+    ts, det, nt
+        Photon timestamps (int64, non-decreasing), detectors (uint8), nanotimes (uint16; any
+        array of the same length in T2, ignored).
+    mts, mch
+        Marker times (int64, non-decreasing) and channels (uint8).
+    family, multi, wrap
+        As for :func:`decode_blocks`.
+    max_wraps
+        Most wraps one overflow record can carry (1 where ``multi`` is false).
+    wraps0
+        Wraps already emitted before these events.
+    out
+        uint32 output, or an empty array to only count the records.
+
+    Returns
+    -------
+    n_records, wraps
+        Records written (or needed) and the total wraps emitted afterwards.
+    """
+    fill = out.shape[0] > 0
+    n_ph = ts.shape[0]
+    n_mk = mts.shape[0]
+    i = 0
+    j = 0
+    k = 0
+    cur = wraps0
+    while i < n_ph or j < n_mk:
+        # Photons first at equal times; decoding keeps the two streams apart anyway.
+        is_marker = i >= n_ph or (j < n_mk and mts[j] < ts[i])
+        t = mts[j] if is_marker else ts[i]
+        target = t // wrap
+        while cur < target:
+            n = min(target - cur, max_wraps)
+            if fill:
+                out[k] = _overflow_record(family, n if multi else 1)
+            k += 1
+            cur += n
+        field = t - cur * wrap
+        if fill:
+            if is_marker:
+                out[k] = _pack_event(family, True, field, 0, 0, np.int64(mch[j]))
+            else:
+                out[k] = _pack_event(family, False, field, np.int64(det[i]),
+                                     np.int64(nt[i]), 0)
+        k += 1
+        if is_marker:
+            j += 1
+        else:
+            i += 1
+    return k, cur

@@ -1,0 +1,344 @@
+"""PicoQuant TTTR records: decoding to photon arrays and encoding back, compiled and streaming.
+
+The twelve record types of PicoQuant's PTU format (also found after the headers of .pt3/.ht3
+files) in four layouts. Semantics follow PicoQuant's reference reader ``Read_PTU.py`` with spad's
+detector numbering (photon detectors from 1, T2 sync events as detector 0 = ``SYNC``):
+
+=================  ==============================  ============================================
+family             photons                         special records
+=================  ==============================  ============================================
+PicoHarp T3        channel 1-4 -> detector 1-4     ch 15: dtime 0 = one wrap of 65536 syncs;
+                                                   dtime 1-15 = marker bits at nsync
+PicoHarp T2        channel 0-4 -> detector 0-4     ch 15: low 4 bits 0 = one wrap of 210698240;
+                                                   otherwise marker bits = low 4 bits, time kept
+                                                   as written (low bits included)
+HydraHarp-family   channel c -> detector c + 1     special ch 63 = overflow (v1: one wrap;
+T3 / T2                                            others: time field wraps, 0 meaning 1);
+                                                   ch 1-15 = marker c; T2 ch 0 = sync (det 0)
+=================  ==============================  ============================================
+
+Invalid records are dropped and counted (:attr:`Decoder.n_invalid`) so that the file reader can
+warn once; they are never turned into photons: PicoHarp channels 5-14 (and 0 in T3), PicoHarp T3
+marker records with bits above the 4 marker bits (``dtime > 15``), HydraHarp-family special
+records on channels 16-62 (and channel 0 in T3, where there is no sync record).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import config as numba_config
+
+from spad.formats import _kernels as k
+from spad.photons import PhotonChunk, Timing
+
+__all__ = ["RecordType", "RECORD_TYPES", "record_type", "Decoder", "Encoder", "decode",
+           "encode"]
+
+
+@dataclass(frozen=True)
+class RecordType:
+    """One PicoQuant TTTR record type.
+
+    Attributes
+    ----------
+    code
+        ``TTResultFormat_TTTRRecType`` value, e.g. ``0x01010304``.
+    name
+        PicoQuant's name, e.g. ``"HydraHarp2T3"`` (MultiHarp records are ``"GenericT3/T2"``).
+    mode
+        ``"T2"`` or ``"T3"``.
+    family
+        ``"PicoHarp"`` or ``"HydraHarp"`` (the layout shared by HydraHarp, TimeHarp 260 and
+        MultiHarp/generic records).
+    wrap
+        Timestamp ticks (T3: syncs, T2: tagger ticks) added by one overflow.
+    multi_wrap
+        True where an overflow record carries the number of wraps (0 meaning 1).
+    time_bits
+        Width of the nsync (T3) or time (T2) field.
+    nanotime_bits
+        Width of the dtime field (T3), 0 in T2.
+    min_detector, max_detector
+        Detector numbers (spad numbering) the type can hold; 0 is the sync in T2.
+    """
+
+    code: int
+    name: str
+    mode: str
+    family: str
+    wrap: int
+    multi_wrap: bool
+    time_bits: int
+    nanotime_bits: int
+    min_detector: int
+    max_detector: int
+
+    @property
+    def kernel(self) -> int:
+        """Layout number used by the compiled kernels."""
+        if self.family == "PicoHarp":
+            return k.PH_T3 if self.mode == "T3" else k.PH_T2
+        return k.HH_T3 if self.mode == "T3" else k.HH_T2
+
+    @property
+    def max_wraps_per_record(self) -> int:
+        """Most wraps one overflow record can represent."""
+        return (1 << self.time_bits) - 1 if self.multi_wrap else 1
+
+
+def _hh(code: int, name: str, mode: str, multi: bool, v1: bool = False) -> RecordType:
+    if mode == "T3":
+        return RecordType(code, name, "T3", "HydraHarp", 1024, multi, 10, 15, 1, 64)
+    return RecordType(code, name, "T2", "HydraHarp", 33552000 if v1 else 33554432, multi, 25, 0,
+                      0, 64)
+
+
+RECORD_TYPES: dict[int, RecordType] = {rt.code: rt for rt in (
+    RecordType(0x00010303, "PicoHarpT3", "T3", "PicoHarp", 65536, False, 16, 12, 1, 4),
+    RecordType(0x00010203, "PicoHarpT2", "T2", "PicoHarp", 210698240, False, 28, 0, 0, 4),
+    _hh(0x00010304, "HydraHarpT3", "T3", multi=False),
+    _hh(0x00010204, "HydraHarpT2", "T2", multi=False, v1=True),
+    _hh(0x01010304, "HydraHarp2T3", "T3", multi=True),
+    _hh(0x01010204, "HydraHarp2T2", "T2", multi=True),
+    _hh(0x00010305, "TimeHarp260NT3", "T3", multi=True),
+    _hh(0x00010205, "TimeHarp260NT2", "T2", multi=True),
+    _hh(0x00010306, "TimeHarp260PT3", "T3", multi=True),
+    _hh(0x00010206, "TimeHarp260PT2", "T2", multi=True),
+    _hh(0x00010307, "GenericT3", "T3", multi=True),
+    _hh(0x00010207, "GenericT2", "T2", multi=True),
+)}
+"""All supported record types by ``TTResultFormat_TTTRRecType`` code."""
+
+_BY_NAME = {rt.name.lower(): rt for rt in RECORD_TYPES.values()}
+_BY_NAME["multiharpt3"] = RECORD_TYPES[0x00010307]
+_BY_NAME["multiharpt2"] = RECORD_TYPES[0x00010207]
+
+
+def record_type(code_or_name: int | str | RecordType) -> RecordType:
+    """Look up a record type by its code (``0x01010304``) or name (``"HydraHarp2T3"``).
+
+    Names are case-insensitive; ``"MultiHarpT3"``/``"MultiHarpT2"`` mean the generic types.
+
+    Raises
+    ------
+    ValueError
+        For an unknown code or name.
+    """
+    if isinstance(code_or_name, RecordType):
+        return code_or_name
+    if isinstance(code_or_name, str):
+        rt = _BY_NAME.get(code_or_name.strip().lower())
+        if rt is None:
+            raise ValueError(f"unknown TTTR record type name {code_or_name!r}; known: "
+                             f"{', '.join(r.name for r in RECORD_TYPES.values())}")
+        return rt
+    try:
+        code = int(code_or_name)
+    except (TypeError, ValueError):
+        raise ValueError(f"a TTTR record type is a code or a name, not {code_or_name!r}"
+                         ) from None
+    rt = RECORD_TYPES.get(code)
+    if rt is None:
+        raise ValueError(f"unknown TTTR record type code 0x{code:08X}")
+    return rt
+
+
+# Blocks of at least this many records are decoded in parallel; smaller inputs are one block
+# (thread start-up costs more than it saves).
+_MIN_BLOCK = 1 << 16
+
+
+def _bounds(n: int) -> np.ndarray:
+    threads = max(1, int(numba_config.NUMBA_NUM_THREADS))
+    # A few blocks per thread evens out blocks that hold more markers or invalid records.
+    n_blocks = max(1, min(4 * threads, n // _MIN_BLOCK))
+    return np.linspace(0, n, n_blocks + 1).astype(np.int64)
+
+
+def _as_words(words: np.ndarray) -> np.ndarray:
+    w = np.asarray(words)
+    if w.ndim != 1:
+        raise ValueError(f"TTTR records must be a 1-D array, not of shape {w.shape}")
+    if w.dtype.kind != "u" or w.dtype.itemsize != 4:
+        raise ValueError(f"TTTR records must be uint32, not {w.dtype}")
+    if not w.dtype.isnative:
+        w = w.astype(np.uint32)
+    return np.ascontiguousarray(w)
+
+
+def _check_mode(rt: RecordType, timing: Timing) -> None:
+    if timing.mode != rt.mode:
+        raise ValueError(f"{rt.name} records are {rt.mode} but the timing is {timing.mode}")
+
+
+class Decoder:
+    """Stateful decoder: carries the overflow correction (and counts) across calls.
+
+    Feed the records of one stream in order, in chunks of any size; concatenating the returned
+    chunks equals decoding all records at once.
+
+    Parameters
+    ----------
+    rectype
+        The record type (object, code or name).
+    timing
+        Timing attached to the decoded chunks; its mode must match the record type's.
+    """
+
+    def __init__(self, rectype: RecordType | int | str, timing: Timing) -> None:
+        self.rectype = record_type(rectype)
+        _check_mode(self.rectype, timing)
+        self.timing = timing
+        self._wraps = 0
+        self._n_invalid = 0
+        self._n_records = 0
+
+    @property
+    def n_overflows(self) -> int:
+        """Overflow wraps so far (a multi-wrap record counts as its number of wraps)."""
+        return self._wraps
+
+    @property
+    def n_invalid(self) -> int:
+        """Invalid records dropped so far (see the module docstring for what is invalid)."""
+        return self._n_invalid
+
+    @property
+    def n_records(self) -> int:
+        """Records decoded so far."""
+        return self._n_records
+
+    def decode(self, words: np.ndarray) -> PhotonChunk:
+        """Decode the next records of the stream.
+
+        Parameters
+        ----------
+        words
+            uint32 records (native or little-endian byte order as read from the file).
+
+        Returns
+        -------
+        PhotonChunk
+            The photons (with T2 syncs) and markers in these records.
+        """
+        w = _as_words(words)
+        rt = self.rectype
+        fam = rt.kernel
+        bounds = _bounds(w.shape[0])
+        counts = k.count_blocks(w, bounds, fam, rt.multi_wrap)
+        # Per-block starting offsets: exclusive prefix sums of the counts.
+        starts = np.zeros((counts.shape[0] + 1, k.N_COUNTS), dtype=np.int64)
+        np.cumsum(counts, axis=0, out=starts[1:])
+        n_ph, n_mk, n_inv, n_wr = (int(x) for x in starts[-1])
+        ofl0 = (starts[:-1, k.N_WRAPS] + self._wraps) * rt.wrap
+        ts = np.empty(n_ph, dtype=np.int64)
+        det = np.empty(n_ph, dtype=np.uint8)
+        nt = np.empty(n_ph if rt.mode == "T3" else 0, dtype=np.uint16)
+        mts = np.empty(n_mk, dtype=np.int64)
+        mch = np.empty(n_mk, dtype=np.uint8)
+        k.decode_blocks(w, bounds, fam, rt.multi_wrap, rt.wrap, ofl0,
+                        starts[:-1, k.N_PHOTONS].copy(), starts[:-1, k.N_MARKERS].copy(),
+                        ts, det, nt, mts, mch)
+        self._wraps += n_wr
+        self._n_invalid += n_inv
+        self._n_records += w.shape[0]
+        return PhotonChunk(self.timing, ts, det, nt if rt.mode == "T3" else None, mts, mch)
+
+
+def _check_sorted(t: np.ndarray, after: int, what: str, name: str) -> None:
+    if t.shape[0] == 0:
+        return
+    if t[0] < 0:
+        raise ValueError(f"{name}: {what} must not be negative (first is {t[0]})")
+    if t[0] < after:
+        raise ValueError(f"{name}: {what} go back in time across chunks "
+                         f"({t[0]} after {after})")
+    if t.shape[0] > 1 and not np.all(t[1:] >= t[:-1]):
+        i = int(np.argmax(t[1:] < t[:-1]))
+        raise ValueError(f"{name}: {what} are not in time order "
+                         f"(index {i + 1}: {t[i + 1]} after {t[i]})")
+
+
+def _check_range(a: np.ndarray, lo: int, hi: int, what: str, name: str) -> None:
+    if a.shape[0] and (int(a.min()) < lo or int(a.max()) > hi):
+        bad = a[(a < lo) | (a > hi)][0]
+        raise ValueError(f"{name} records cannot hold {what} {int(bad)} (range {lo}-{hi})")
+
+
+class Encoder:
+    """Stateful encoder, the inverse of :class:`Decoder`: emits overflow records as needed.
+
+    Multi-wrap overflow records are used where the type has them, so long gaps cost few
+    records. Feed the chunks of one stream in time order; ``decode(encode(x))`` gives ``x``
+    back exactly (photons, T2 syncs and markers).
+
+    Parameters
+    ----------
+    rectype
+        The record type (object, code or name).
+    timing
+        Timing of the stream; chunks must be of the same mode.
+    """
+
+    def __init__(self, rectype: RecordType | int | str, timing: Timing) -> None:
+        self.rectype = record_type(rectype)
+        _check_mode(self.rectype, timing)
+        self.timing = timing
+        self._wraps = 0
+        self._last_photon = 0
+        self._last_marker = 0
+
+    def encode(self, chunk: PhotonChunk) -> np.ndarray:
+        """Records for the photons and markers of ``chunk``, merged in time order.
+
+        Raises
+        ------
+        ValueError
+            For what the record type cannot represent: a detector, nanotime or marker out of
+            the type's range, negative or non-monotonic times (also across calls), or a
+            PicoHarp T2 marker whose time's low 4 bits differ from its marker bits.
+        """
+        rt = self.rectype
+        if chunk.timing.mode != rt.mode:
+            raise ValueError(f"{rt.name} records are {rt.mode}, the chunk is {chunk.timing.mode}")
+        ts, det = chunk.timestamps, chunk.detectors
+        mts, mch = chunk.marker_times, chunk.marker_channels
+        # Photons and markers are each in time order; between them they are merged.
+        _check_sorted(ts, self._last_photon, "photon timestamps", rt.name)
+        _check_sorted(mts, self._last_marker, "marker times", rt.name)
+        if ts.shape[0] and ts[0] < self._wraps * rt.wrap or (
+                mts.shape[0] and mts[0] < self._wraps * rt.wrap):
+            raise ValueError(f"{rt.name}: times go back before the records already encoded")
+        _check_range(det, rt.min_detector, rt.max_detector, "detector", rt.name)
+        _check_range(mch, 1, 15, "marker channel", rt.name)
+        if rt.mode == "T3":
+            nt = chunk.nanotimes
+            _check_range(nt, 0, (1 << rt.nanotime_bits) - 1, "nanotime", rt.name)
+        else:
+            nt = np.empty(ts.shape[0], dtype=np.uint16)
+        if rt.kernel == k.PH_T2 and mts.shape[0] and np.any((mts & 15) != mch):
+            raise ValueError("PicoHarpT2 records keep marker bits in the low 4 bits of the "
+                             "time: a marker's time & 15 must equal its channel bits")
+        empty = np.empty(0, dtype=np.uint32)
+        args = (ts, det, nt, mts, mch, rt.kernel, rt.multi_wrap, rt.wrap,
+                rt.max_wraps_per_record, self._wraps)
+        n, _ = k.encode_events(*args, empty)
+        out = np.empty(n, dtype=np.uint32)
+        _, self._wraps = k.encode_events(*args, out)
+        if ts.shape[0]:
+            self._last_photon = int(ts[-1])
+        if mts.shape[0]:
+            self._last_marker = int(mts[-1])
+        return out
+
+
+def decode(words: np.ndarray, rectype: RecordType | int | str, timing: Timing) -> PhotonChunk:
+    """Decode a whole stream of records at once (see :class:`Decoder`)."""
+    return Decoder(rectype, timing).decode(words)
+
+
+def encode(chunk: PhotonChunk, rectype: RecordType | int | str) -> np.ndarray:
+    """Encode a whole stream at once (see :class:`Encoder`)."""
+    return Encoder(rectype, chunk.timing).encode(chunk)
