@@ -1,0 +1,147 @@
+"""Time-tag file formats and :func:`open`, which picks the reader from a file's content.
+
+=============  ==========================================  ===================================
+format         recognised by                               reader
+=============  ==========================================  ===================================
+PTU            ``b"PQTTTR\\0\\0"`` at byte 0                 :class:`spad.formats.ptu.PtuReader`
+PT3            ident ``"PicoHarp 300"`` at byte 0          :class:`spad.formats.legacy.LegacyReader`
+HT3            ident ``"HydraHarp"`` at byte 0             :class:`spad.formats.legacy.LegacyReader`
+Photon-HDF5    HDF5 signature at byte 0, 512, 1024, ...    ``spad.formats.photon_hdf5``
+=============  ==========================================  ===================================
+
+The extension is never looked at. Readers are imported lazily so that ``import spad`` stays
+light.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from spad.errors import FormatError
+from spad.formats.base import Reader
+
+__all__ = ["open", "detect", "Reader"]
+
+_PTU_MAGIC = b"PQTTTR\0\0"
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+# Other files people may point spad at by mistake, to say what was found instead.
+_KNOWN_FOREIGN = (
+    (b"PQHISTO\0", "a PicoQuant histogram file (.phu), not time-tagged data"),
+    (b"PQ", "a PicoQuant file of a kind other than PTU"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"II*\0", "a TIFF file"),
+    (b"MM\0*", "a TIFF file"),
+    (b"%PDF", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive"),
+    (b"\x1f\x8b", "a gzip-compressed file"),
+    (b"TimeHarp", "a legacy TimeHarp file (.thd/.t3r), which this version does not read"),
+    (b"Andor Technology Multi-Channel File", "an Andor .sif spectrum, not time-tagged data"),
+)
+
+
+def _hdf5_offset(fh, size: int) -> int | None:  # noqa: ANN001 - an open binary file
+    """Byte offset of the HDF5 superblock (0 or a power of two from 512), or ``None``."""
+    offset = 0
+    while offset + len(_HDF5_MAGIC) <= size:
+        fh.seek(offset)
+        if fh.read(len(_HDF5_MAGIC)) == _HDF5_MAGIC:
+            return offset
+        offset = 512 if offset == 0 else offset * 2
+    return None
+
+
+def _describe(head: bytes, size: int) -> str:
+    if size == 0:
+        return "the file is empty"
+    for magic, what in _KNOWN_FOREIGN:
+        if head.startswith(magic):
+            return what
+    sample = head[:16]
+    printable = sum(32 <= b < 127 or b in (9, 10, 13) for b in head[:256])
+    if printable == len(head[:256]):
+        return f"a text file starting {sample.decode('ascii', 'replace')!r}"
+    return f"starts with {sample!r}"
+
+
+def detect(path: str | os.PathLike[str]) -> str:
+    """The format of a time-tag file from its content: ``"PTU"``, ``"PT3"``, ``"HT3"`` or
+    ``"Photon-HDF5"``.
+
+    Raises
+    ------
+    FormatError
+        The file does not exist, cannot be read, or is of none of these formats (the message
+        says what was found).
+    """
+    from spad.formats import legacy
+
+    try:
+        size = os.path.getsize(path)
+        with Path(path).open("rb") as fh:
+            head = fh.read(256)
+            if head.startswith(_PTU_MAGIC):
+                return "PTU"
+            kind = legacy.identify(head)
+            if kind is not None:
+                return kind
+            if _hdf5_offset(fh, size) is not None:
+                return "Photon-HDF5"
+    except IsADirectoryError:
+        raise FormatError(path, "is a directory, not a time-tag file") from None
+    except FileNotFoundError:
+        raise FormatError(path, "no such file") from None
+    except OSError as exc:
+        raise FormatError(path, f"cannot be read: {exc.strerror or exc}") from None
+    raise FormatError(path, f"not a time-tag file this version reads ({_describe(head, size)})")
+
+
+def open(path: str | os.PathLike[str]) -> Reader:  # noqa: A001 - the public entry point
+    """Open a time-tag file, detecting its format from its content (never its extension).
+
+    Parameters
+    ----------
+    path
+        A PTU, legacy PT3/HT3 or Photon-HDF5 file.
+
+    Returns
+    -------
+    Reader
+        With ``.meta`` parsed; photons are read by ``.read()`` or streamed by ``.chunks()``.
+
+    Raises
+    ------
+    FormatError
+        Missing or unreadable file, a foreign format, or a corrupt or self-contradictory header
+        (every problem a file can have is a FormatError, a ValueError subclass).
+
+    Examples
+    --------
+    >>> import spad
+    >>> with spad.open("particle7.ptu") as f:          # doctest: +SKIP
+    ...     print(f.meta.sync_rate, f.meta.n_records)
+    ...     for chunk in f.chunks():
+    ...         ...
+    """
+    kind = detect(path)
+    if kind == "PTU":
+        from spad.formats.ptu import PtuReader
+
+        return PtuReader(path)
+    if kind in ("PT3", "HT3"):
+        from spad.formats.legacy import LegacyReader
+
+        return LegacyReader(path)
+    try:
+        from spad.formats import photon_hdf5
+    except ModuleNotFoundError as exc:
+        if exc.name != "spad.formats.photon_hdf5":
+            raise
+        raise FormatError(path, "an HDF5 file, and Photon-HDF5 reading is not available in "
+                                "this installation") from None
+    if not photon_hdf5.is_photon_hdf5(path):
+        raise FormatError(path, "an HDF5 file but not Photon-HDF5 (no /photon_data group with "
+                                "timestamps)")
+    return photon_hdf5.PhotonHdf5Reader(path)
