@@ -185,3 +185,124 @@ def test_bad_inputs() -> None:
     small = SpectrumSetup(sensor=Emccd(n_rows=32, n_columns=64), track_centre_row=16)
     assert simulate_spectrum([EmissionLine(2.0, 0.07)], 0.1, small, rng=0).frames.shape \
         == (1, 16, 64)
+
+
+# -- the simulated spectrograph and camera behind the driver interfaces ----------------------
+
+def _instruments(**scene_kw: object) -> tuple:
+    from simulators.instruments import ManualClock, Scene, SimulatedCamera, SimulatedSpectrograph
+
+    clock = ManualClock()
+    spec = SimulatedSpectrograph(clock=clock)
+    scene = Scene(lines=[EmissionLine(2.0, 0.06, photon_rate_hz=5e4)], track_centre_row=32.0,
+                  **scene_kw)
+    cam = SimulatedCamera(scene, spec, sensor=Emccd(n_rows=64, n_columns=512), seed=3,
+                          clock=clock)
+    return clock, spec, cam
+
+
+def test_simulated_spectrograph_moves_take_time_and_bad_settings_raise() -> None:
+    from spad.errors import DeviceError
+
+    clock, spec, _ = _instruments()
+    with pytest.raises(DeviceError, match="not open"):
+        spec.get_centre_wavelength()
+    spec.open()
+    assert spec.get_centre_wavelength() == pytest.approx(630e-9)
+    assert [g.index for g in spec.get_gratings()] == [1, 2, 3] and spec.get_grating() == 1
+    spec.set_centre_wavelength(700e-9, wait=False)
+    assert spec.is_moving()
+    assert 630e-9 < spec.get_centre_wavelength() < 700e-9 or clock.now() == 0
+    with pytest.raises(DeviceError, match="busy"):
+        spec.set_centre_wavelength(650e-9)
+    t0 = clock.now()
+    spec.wait_until_idle()
+    assert clock.now() > t0 and not spec.is_moving()
+    assert spec.get_centre_wavelength() == pytest.approx(700e-9)
+    with pytest.raises(DeviceError, match="outside the drive's range"):
+        spec.set_centre_wavelength(-5e-9)
+    with pytest.raises(DeviceError, match="no grating 7"):
+        spec.set_grating(7)
+    spec.set_grating(3)      # 1200 g/mm: 700 nm still fine
+    assert spec.get_grating() == 3
+    assert spec.get_optics().groove_density_per_m == 1200e3
+    with pytest.raises(DeviceError, match="outside the drive's range|cannot be centred"):
+        spec.set_centre_wavelength(1600e-9)
+
+
+def test_simulated_camera_settings_and_acquisition_modes() -> None:
+    from spad.errors import DeviceError
+
+    clock, spec, cam = _instruments()
+    with pytest.raises(DeviceError, match="not open"):
+        cam.snap()
+    cam.open(), spec.open()
+    assert cam.get_detector_size() == (512, 64)
+    cam.set_temperature(-80)
+    assert cam.get_temperature_status() == "not_reached"
+    clock.advance(100.0)
+    assert cam.get_temperature() == pytest.approx(-80.0)
+    assert cam.get_temperature_status() == "not_stabilized"
+    clock.advance(20.0)
+    assert cam.get_temperature_status() == "stabilized"
+    cam.set_exposure(0.08)
+    cam.set_em_gain(200)
+    with pytest.raises(DeviceError, match="EM gain"):
+        cam.set_em_gain(1e5)
+    with pytest.raises(DeviceError, match="read mode"):
+        cam.set_read_mode("sideways")  # type: ignore[arg-type]
+    cam.set_read_mode("fvb")
+    assert cam.snap().shape == (512,)
+    cam.set_read_mode("single_track")
+    cam.setup_single_track_mode(32, 8)
+    with pytest.raises(DeviceError, match="outside the chip"):
+        cam.setup_single_track_mode(62, 8)
+    cam.set_acquisition_mode("kinetic", 5)
+    cam.start_acquisition()
+    with pytest.raises(DeviceError, match="during an acquisition"):
+        cam.set_exposure(0.1)
+    assert cam.get_frames_status() == (0, 0)
+    cam.wait_for_frame()
+    assert cam.get_frames_status()[0] == 1
+    clock.advance(1.0)
+    frames = cam.read_multiple_images()
+    assert frames.shape == (5, 512) and not cam.acquisition_in_progress()
+    with pytest.raises(DeviceError, match="no acquisition running"):
+        cam.wait_for_frame()
+    # the track holds the particle: its spectrum peaks near 2.0 eV
+    wl = spec.get_optics().wavelengths(spec.get_centre_wavelength(), 512, 16e-6)
+    smooth = np.convolve(frames.astype(float).mean(0), np.ones(21) / 21, "same")
+    assert abs(wavelength_to_energy(wl[np.argmax(smooth[20:-20]) + 20]) - 2.0) < 0.01
+    cam.set_read_mode("image")
+    cam.set_roi(100, 300, 20, 44)
+    cam.set_acquisition_mode("accum", 4)
+    img = cam.snap()
+    assert img.shape == (24, 200)
+    # four exposures summed: bias counted four times
+    assert np.median(img) == pytest.approx(4 * cam.sensor.bias_adu, rel=0.05)
+    cam.set_acquisition_mode("cont")
+    cam.start_acquisition()
+    with pytest.raises(DeviceError, match="no frame within"):
+        cam.wait_for_frame(timeout_s=0.01)
+    clock.advance(0.5)
+    cam.stop_acquisition()
+    n, unread = cam.get_frames_status()
+    assert n == unread == cam.read_multiple_images().shape[0] >= 1
+    cam.close()
+
+
+def test_camera_follows_the_spectrograph_and_the_scene() -> None:
+    clock, spec, cam = _instruments(background_photons_per_pixel_s=0.0)
+    cam.open(), spec.open()
+    cam.sensor = Emccd(n_rows=64, n_columns=512, read_noise_e=0.0, cic_e_per_pixel=0.0,
+                       dark_e_per_pixel_s=0.0, cosmic_ray_rate_per_m2_s=0.0)
+    cam.set_read_mode("fvb")
+    cam.set_exposure(1.0)
+    peaks = []
+    for wl in (620e-9, 640e-9):
+        spec.set_centre_wavelength(wl)
+        peaks.append(np.argmax(np.convolve(cam.snap().astype(float), np.ones(31), "same")))
+    # moving the grating 20 nm to the red moves the line ~20 nm / 0.175 nm ≈ 114 px to the left
+    assert peaks[0] - peaks[1] == pytest.approx(20e-9 / 0.1754e-9, abs=8)
+    cam.scene.brightness = lambda t0, t1: [0.0]     # the particle switched off
+    assert np.all(cam.snap() == cam.sensor.bias_adu)
