@@ -1,0 +1,941 @@
+"""Streaming accumulators over photon chunks: intensity trace, decays, correlation, FLID.
+
+Every accumulator is fed with :meth:`update` one :class:`~spad.photons.PhotonChunk` at a time,
+from any source (a file reader, an instrument, a simulator), and holds only bounded state. Any
+split of the same photon stream into chunks gives results identical to feeding the whole stream
+at once: bins are defined on integer time ticks, and the cross-correlation keeps the photons of
+the last ``max lag`` of each chunk so that pairs across chunk boundaries are counted once.
+
+Conventions
+-----------
+- All bin widths are rounded to a whole number of the stream's native ticks (``timestamp_unit``
+  for time bins and T2 lags; ``nanotime_unit`` for T3 delays and T3 lags) so that every bin edge
+  lies on the tick grid and no bin aliases the tick. The width actually used is the result's
+  ``bin_width_s``.
+- Time bins (trace, FLID) are absolute: bin ``k`` spans ``[k w, (k+1) w)`` from time 0 of the
+  stream's clock, on the macrotime (``timestamps``; the T3 nanotime is not added). The arrays
+  begin at the bin holding the first selected photon, so a clock that started long ago costs no
+  memory. The last bin is incomplete (the stream may continue): it is flagged.
+- The delay of a photon after its laser pulse is the nanotime in T3, and in T2 the time since
+  the last sync event (detector 0, :data:`spad.photons.SYNC`) carried across chunks. T2 photons
+  before the first sync have no delay.
+- Results are frozen dataclasses of plain numpy arrays, units in the attribute names.
+- Chunks of one stream must share one :class:`~spad.photons.Timing`; timestamps must not go
+  backwards (a ``ValueError`` says which).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+from spad.photons import SYNC, PhotonChunk, Timing
+
+NO_SYNC = np.iinfo(np.int64).min
+"""Sentinel for "no sync event seen yet" in T2 delay tracking."""
+
+
+# --------------------------------------------------------------------------------------------
+# helpers shared by the accumulators
+# --------------------------------------------------------------------------------------------
+
+def _timing_to_dict(timing: Timing | None) -> dict[str, Any] | None:
+    if timing is None:
+        return None
+    return {"mode": timing.mode, "timestamp_unit": timing.timestamp_unit,
+            "nanotime_unit": timing.nanotime_unit, "sync_period": timing.sync_period,
+            "tcspc_num_bins": timing.tcspc_num_bins}
+
+
+def _timing_from_dict(d: dict[str, Any] | None) -> Timing | None:
+    return None if d is None else Timing(**d)
+
+
+def _ticks(width_s: float, unit_s: float, what: str) -> int:
+    """A width in seconds as a whole number (at least 1) of ticks of ``unit_s`` seconds."""
+    if not (width_s > 0 and math.isfinite(width_s)):
+        raise ValueError(f"{what} must be a positive number of seconds, not {width_s!r}")
+    return max(1, int(round(width_s / unit_s)))
+
+
+def _row_table(detectors: Sequence[int]) -> np.ndarray:
+    """Lookup table detector number -> row (-1 for detectors not selected)."""
+    table = np.full(256, -1, dtype=np.int64)
+    for row, d in enumerate(detectors):
+        if not 0 <= int(d) <= 255:
+            raise ValueError(f"detector numbers are 0-255, not {d!r}")
+        if table[int(d)] >= 0:
+            raise ValueError(f"detector {d} listed twice")
+        table[int(d)] = row
+    return table
+
+
+@njit(cache=True)
+def _t2_delays(timestamps, detectors, last_sync):  # pragma: no cover - compiled
+    """Ticks since the last sync event per event (-1 for syncs and before the first sync)."""
+    n = timestamps.shape[0]
+    out = np.empty(n, dtype=np.int64)
+    s = last_sync
+    for i in range(n):
+        if detectors[i] == 0:
+            s = timestamps[i]
+            out[i] = -1
+        elif s == NO_SYNC:
+            out[i] = -1
+        else:
+            out[i] = timestamps[i] - s
+    return out, s
+
+
+@njit(cache=True)
+def _first_decrease(timestamps, previous):  # pragma: no cover - compiled
+    """Index of the first timestamp below its predecessor (-1 if in order)."""
+    last = previous
+    for i in range(timestamps.shape[0]):
+        if timestamps[i] < last:
+            return i
+        last = timestamps[i]
+    return -1
+
+
+class _Stream:
+    """Timing and order bookkeeping shared by all accumulators."""
+
+    def __init__(self) -> None:
+        self.timing: Timing | None = None
+        self.last_timestamp = NO_SYNC
+        self.first_timestamp = NO_SYNC
+        self.last_sync = NO_SYNC
+
+    def accept(self, chunk: PhotonChunk, name: str) -> None:
+        if not isinstance(chunk, PhotonChunk):
+            raise TypeError(f"{name}.update takes a PhotonChunk, not {type(chunk).__name__}")
+        if self.timing is None:
+            self.timing = chunk.timing
+        elif chunk.timing != self.timing:
+            raise ValueError(f"{name}: chunk timing {chunk.timing} differs from the stream's "
+                             f"{self.timing}")
+        if len(chunk):
+            bad = _first_decrease(chunk.timestamps, self.last_timestamp)
+            if bad >= 0:
+                raise ValueError(f"{name}: timestamps go backwards at photon {bad} of the chunk; "
+                                 "photons must be fed in time order")
+            if self.first_timestamp == NO_SYNC:
+                self.first_timestamp = int(chunk.timestamps[0])
+            self.last_timestamp = int(chunk.timestamps[-1])
+
+    def delays(self, chunk: PhotonChunk) -> np.ndarray:
+        """Delay after the laser pulse in native units (T3 nanotime, T2 ticks; -1 = none)."""
+        if chunk.nanotimes is not None:
+            return chunk.nanotimes
+        out, self.last_sync = _t2_delays(chunk.timestamps, chunk.detectors, self.last_sync)
+        return out
+
+    @property
+    def delay_unit(self) -> float:
+        assert self.timing is not None
+        return self.timing.nanotime_unit if self.timing.is_t3 else self.timing.timestamp_unit
+
+    def duration_s(self) -> float:
+        if self.timing is None or self.first_timestamp == NO_SYNC:
+            return 0.0
+        return (self.last_timestamp - self.first_timestamp) * self.timing.timestamp_unit
+
+    def state(self) -> dict[str, Any]:
+        return {"timing": _timing_to_dict(self.timing), "last_timestamp": self.last_timestamp,
+                "first_timestamp": self.first_timestamp, "last_sync": self.last_sync}
+
+    def restore(self, d: dict[str, Any]) -> None:
+        self.timing = _timing_from_dict(d["timing"])
+        self.last_timestamp = int(d["last_timestamp"])
+        self.first_timestamp = int(d["first_timestamp"])
+        self.last_sync = int(d["last_sync"])
+
+
+def _need(stream: _Stream, name: str) -> Timing:
+    if stream.timing is None:
+        raise ValueError(f"{name}: no chunk fed yet, so the stream's timing is unknown")
+    return stream.timing
+
+
+class _TimeBins:
+    """Per-bin arrays on absolute time bins that grow in both directions as photons arrive."""
+
+    def __init__(self, n_rows: int, dtype: Any) -> None:
+        self.first_bin = 0
+        self.data = np.zeros((n_rows, 0), dtype=dtype)
+
+    def cover(self, lo: int, hi: int) -> None:
+        """Make room for bins ``lo..hi`` inclusive."""
+        n = self.data.shape[1]
+        if n == 0:
+            self.first_bin = lo
+            self.data = np.zeros((self.data.shape[0], hi - lo + 1), dtype=self.data.dtype)
+            return
+        new_lo = min(lo, self.first_bin)
+        new_hi = max(hi, self.first_bin + n - 1)
+        if new_lo == self.first_bin and new_hi == self.first_bin + n - 1:
+            return
+        # grow geometrically at the end so that a long stream costs amortised O(1) per bin
+        if new_hi > self.first_bin + n - 1:
+            new_hi = max(new_hi, self.first_bin + 2 * n - 1)
+        grown = np.zeros((self.data.shape[0], new_hi - new_lo + 1), dtype=self.data.dtype)
+        grown[:, self.first_bin - new_lo:self.first_bin - new_lo + n] = self.data
+        self.first_bin, self.data = new_lo, grown
+
+
+@njit(cache=True)
+def _selected_range(timestamps, detectors, rows, width):  # pragma: no cover - compiled
+    """Smallest and largest time bin of the selected photons (hi < lo when none)."""
+    lo = np.iinfo(np.int64).max
+    hi = np.iinfo(np.int64).min
+    for i in range(timestamps.shape[0]):
+        if rows[detectors[i]] >= 0:
+            b = timestamps[i] // width
+            if b < lo:
+                lo = b
+            if b > hi:
+                hi = b
+    return lo, hi
+
+
+@njit(cache=True)
+def _fill_trace(timestamps, detectors, rows, width, first_bin, counts):  # pragma: no cover
+    for i in range(timestamps.shape[0]):
+        r = rows[detectors[i]]
+        if r >= 0:
+            counts[r, timestamps[i] // width - first_bin] += 1
+
+
+@njit(cache=True)
+def _fill_flid(timestamps, detectors, delays, rows, width, first_bin, acc):  # pragma: no cover
+    """acc[0] = photons with a delay per bin, acc[1] = sum of their delays; returns dropped."""
+    dropped = 0
+    for i in range(timestamps.shape[0]):
+        if rows[detectors[i]] >= 0:
+            if delays[i] < 0:
+                dropped += 1
+                continue
+            k = timestamps[i] // width - first_bin
+            acc[0, k] += 1
+            acc[1, k] += delays[i]
+    return dropped
+
+
+# --------------------------------------------------------------------------------------------
+# intensity trace
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Trace:
+    """Photon counts per time bin.
+
+    Attributes
+    ----------
+    bin_edges_s
+        Bin edges in seconds from time 0 of the stream's clock, ``n_bins + 1``.
+    counts
+        int64, shape ``(len(detectors), n_bins)``: counts per detector.
+    total
+        int64, ``n_bins``: summed over the detectors.
+    complete
+        bool, ``n_bins``: False for the last bin, which the stream may not have finished.
+    detectors
+        Detector numbers, one per row of ``counts``.
+    bin_width_s
+        Bin width actually used (a whole number of timestamp ticks).
+    """
+
+    bin_edges_s: np.ndarray
+    counts: np.ndarray
+    total: np.ndarray
+    complete: np.ndarray
+    detectors: tuple[int, ...]
+    bin_width_s: float
+
+    @property
+    def rate_hz(self) -> np.ndarray:
+        """Summed count rate per bin in Hz."""
+        return self.total / self.bin_width_s
+
+
+class IntensityTrace:
+    """Counts per time bin per detector, streamed.
+
+    Parameters
+    ----------
+    bin_width_s
+        Bin width in seconds (rounded to whole timestamp ticks: T3 sync periods, T2 ticks).
+    detectors
+        Photon detectors to count, one row each.
+    """
+
+    def __init__(self, bin_width_s: float, detectors: Sequence[int] = (1, 2)) -> None:
+        if not (bin_width_s > 0 and math.isfinite(bin_width_s)):
+            raise ValueError(f"bin_width_s must be positive, not {bin_width_s!r}")
+        self.requested_bin_width_s = float(bin_width_s)
+        self.detectors = tuple(int(d) for d in detectors)
+        self._rows = _row_table(self.detectors)
+        self._stream = _Stream()
+        self._width = 0
+        self._bins = _TimeBins(len(self.detectors), np.int64)
+        self._hi = NO_SYNC  # last bin holding a photon
+
+    def update(self, chunk: PhotonChunk) -> None:
+        """Add the photons of one chunk."""
+        first = self._stream.timing is None
+        self._stream.accept(chunk, "IntensityTrace")
+        if first:
+            self._width = _ticks(self.requested_bin_width_s, chunk.timing.timestamp_unit,
+                                 "bin_width_s")
+        lo, hi = _selected_range(chunk.timestamps, chunk.detectors, self._rows, self._width)
+        if hi < lo:
+            return
+        if lo < 0:
+            raise ValueError("IntensityTrace: negative timestamps")
+        self._bins.cover(lo, hi)
+        self._hi = max(self._hi, hi)
+        _fill_trace(chunk.timestamps, chunk.detectors, self._rows, self._width,
+                    self._bins.first_bin, self._bins.data)
+
+    def result(self) -> Trace:
+        """The trace so far (bins from the first to the last photon's)."""
+        timing = _need(self._stream, "IntensityTrace")
+        w_s = self._width * timing.timestamp_unit
+        if self._hi == NO_SYNC:
+            counts = np.zeros((len(self.detectors), 0), dtype=np.int64)
+            first = 0
+        else:
+            first = self._bins.first_bin
+            counts = self._bins.data[:, :self._hi - first + 1].copy()
+        n = counts.shape[1]
+        complete = np.ones(n, dtype=bool)
+        if n:
+            complete[-1] = False
+        edges = (first + np.arange(n + 1)) * (self._width * 1.0) * timing.timestamp_unit
+        return Trace(edges, counts, counts.sum(axis=0), complete, self.detectors, w_s)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The full state (parameters and arrays) as a dict of plain values and arrays."""
+        return {"kind": "IntensityTrace", "bin_width_s": self.requested_bin_width_s,
+                "detectors": list(self.detectors), "stream": self._stream.state(),
+                "width_ticks": self._width, "first_bin": self._bins.first_bin,
+                "data": self._bins.data.copy(), "hi": self._hi}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> IntensityTrace:
+        """Rebuild an accumulator from :meth:`to_dict` (it can go on accumulating)."""
+        self = cls(d["bin_width_s"], d["detectors"])
+        self._stream.restore(d["stream"])
+        self._width = int(d["width_ticks"])
+        self._bins.first_bin = int(d["first_bin"])
+        self._bins.data = np.array(d["data"], dtype=np.int64)
+        self._hi = int(d["hi"])
+        return self
+
+
+# --------------------------------------------------------------------------------------------
+# TCSPC decay histograms
+# --------------------------------------------------------------------------------------------
+
+@njit(cache=True)
+def _fill_decay(detectors, delays, rows, factor, hist):  # pragma: no cover - compiled
+    """Histogram delays // factor per row; returns (photons without delay, out of range)."""
+    no_delay = 0
+    out = 0
+    nb = hist.shape[1]
+    for i in range(detectors.shape[0]):
+        r = rows[detectors[i]]
+        if r < 0:
+            continue
+        d = delays[i]
+        if d < 0:
+            no_delay += 1
+            continue
+        k = d // factor
+        if k >= nb:
+            out += 1
+        else:
+            hist[r, k] += 1
+    return no_delay, out
+
+
+@dataclass(frozen=True)
+class Decay:
+    """TCSPC histograms, one per detector.
+
+    Attributes
+    ----------
+    bin_edges_s
+        Delay bin edges in seconds after the sync, ``n_bins + 1``.
+    counts
+        int64, ``(len(detectors), n_bins)``.
+    detectors
+        Detector per row.
+    bin_width_s
+        Bin width actually used.
+    n_without_sync
+        T2 photons before the first sync (no delay; not histogrammed).
+    n_out_of_range
+        Photons with a delay beyond the last bin (not histogrammed).
+    """
+
+    bin_edges_s: np.ndarray
+    counts: np.ndarray
+    detectors: tuple[int, ...]
+    bin_width_s: float
+    n_without_sync: int
+    n_out_of_range: int
+
+    @property
+    def bin_centers_s(self) -> np.ndarray:
+        return 0.5 * (self.bin_edges_s[1:] + self.bin_edges_s[:-1])
+
+    @property
+    def total(self) -> np.ndarray:
+        """Summed over detectors."""
+        return self.counts.sum(axis=0)
+
+
+class DecayHistogram:
+    """TCSPC decay histograms per detector, streamed.
+
+    Parameters
+    ----------
+    bin_width_s
+        Delay bin width in seconds, rounded to whole native units (T3 TCSPC bins, T2 ticks);
+        ``None`` keeps the native unit.
+    detectors
+        Detectors to histogram, one row each.
+    range_s
+        Delays histogrammed, ``[0, range_s)``. Default: T3 ``tcspc_num_bins`` bins (65536 if
+        unknown); T2 the sync period (required then if the timing carries none).
+    """
+
+    def __init__(self, bin_width_s: float | None = None, detectors: Sequence[int] = (1, 2),
+                 range_s: float | None = None) -> None:
+        self.requested_bin_width_s = bin_width_s
+        self.range_s = range_s
+        self.detectors = tuple(int(d) for d in detectors)
+        self._rows = _row_table(self.detectors)
+        self._stream = _Stream()
+        self._factor = 0
+        self._hist = np.zeros((len(self.detectors), 0), dtype=np.int64)
+        self._no_delay = 0
+        self._out = 0
+
+    def _setup(self, timing: Timing) -> None:
+        unit = timing.nanotime_unit if timing.is_t3 else timing.timestamp_unit
+        self._factor = (1 if self.requested_bin_width_s is None
+                        else _ticks(self.requested_bin_width_s, unit, "bin_width_s"))
+        if self.range_s is not None:
+            native = _ticks(self.range_s, unit, "range_s")
+        elif timing.is_t3:
+            native = timing.tcspc_num_bins or 65536
+        elif timing.sync_period:
+            native = _ticks(timing.sync_period, unit, "sync_period")
+        else:
+            raise ValueError("DecayHistogram: T2 stream without a sync period: give range_s")
+        n_bins = -(-native // self._factor)
+        self._hist = np.zeros((len(self.detectors), n_bins), dtype=np.int64)
+
+    def update(self, chunk: PhotonChunk) -> None:
+        """Add the photons of one chunk."""
+        first = self._stream.timing is None
+        self._stream.accept(chunk, "DecayHistogram")
+        if first:
+            self._setup(chunk.timing)
+        delays = self._stream.delays(chunk)
+        a, b = _fill_decay(chunk.detectors, delays, self._rows, self._factor, self._hist)
+        self._no_delay += a
+        self._out += b
+
+    def result(self) -> Decay:
+        """The histograms so far."""
+        _need(self._stream, "DecayHistogram")
+        w = self._factor * self._stream.delay_unit
+        edges = np.arange(self._hist.shape[1] + 1) * w
+        return Decay(edges, self._hist.copy(), self.detectors, w, self._no_delay, self._out)
+
+    def merge(self, other: DecayHistogram) -> None:
+        """Add the histograms of another measurement taken with the same settings."""
+        if (other._hist.shape != self._hist.shape or other._factor != self._factor
+                or other.detectors != self.detectors
+                or other._stream.delay_unit != self._stream.delay_unit):
+            raise ValueError("DecayHistogram.merge: histograms with different bins/detectors")
+        self._hist += other._hist
+        self._no_delay += other._no_delay
+        self._out += other._out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The full state as a dict of plain values and arrays."""
+        return {"kind": "DecayHistogram", "bin_width_s": self.requested_bin_width_s,
+                "range_s": self.range_s, "detectors": list(self.detectors),
+                "stream": self._stream.state(), "factor": self._factor,
+                "hist": self._hist.copy(), "no_delay": self._no_delay, "out": self._out}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DecayHistogram:
+        """Rebuild an accumulator from :meth:`to_dict`."""
+        self = cls(d["bin_width_s"], d["detectors"], d["range_s"])
+        self._stream.restore(d["stream"])
+        self._factor = int(d["factor"])
+        self._hist = np.array(d["hist"], dtype=np.int64)
+        self._no_delay, self._out = int(d["no_delay"]), int(d["out"])
+        return self
+
+
+# --------------------------------------------------------------------------------------------
+# cross-correlation
+# --------------------------------------------------------------------------------------------
+
+@njit(cache=True)
+def _pick(detectors, coarse, fine, delays, use_gate, gate, det_a, det_b):  # pragma: no cover
+    """Photons of detectors a and b (passing the gate) as (coarse, fine, is_b) arrays."""
+    n = detectors.shape[0]
+    key = np.empty(n, dtype=np.int64)
+    fin = np.empty(n, dtype=np.int64)
+    isb = np.empty(n, dtype=np.bool_)
+    m = 0
+    n_a = 0
+    n_b = 0
+    fmax = 0
+    for i in range(n):
+        d = detectors[i]
+        if d != det_a and d != det_b:
+            continue
+        if use_gate and (delays[i] < 0 or delays[i] < gate):
+            continue
+        key[m] = coarse[i]
+        f = np.int64(fine[i])
+        fin[m] = f
+        if f > fmax:
+            fmax = f
+        isb[m] = d == det_b
+        if d == det_a:
+            n_a += 1
+        if d == det_b:
+            n_b += 1
+        m += 1
+    return key[:m], fin[:m], isb[:m], n_a, n_b, fmax
+
+
+@njit(cache=True)
+def _correlate(key, fine, isb, start, period, lo, width, window, auto, hist):  # pragma: no cover
+    """Add to ``hist`` every pair (i < j, j >= start) of photons of different kind.
+
+    The lag of a pair is ``t_b - t_a`` in fine units, ``(key_j - key_i) * period + fine_j -
+    fine_i`` (sign flipped when photon i is the b photon); bin ``floor((lag - lo) / width)``.
+    Photons are in key order; the look-back stops ``window`` keys before photon j, which the
+    caller chose so that no pair inside the histogram is missed.
+    """
+    nb = hist.shape[0]
+    i0 = 0
+    for j in range(start, key.shape[0]):
+        kj = key[j]
+        while kj - key[i0] > window:
+            i0 += 1
+        bj = isb[j]
+        fj = fine[j]
+        for i in range(i0, j):
+            if not auto and isb[i] == bj:
+                continue
+            lag = (kj - key[i]) * period + (fj - fine[i])
+            if auto:
+                x = (lag - lo) / width
+                if 0.0 <= x < nb:
+                    hist[int(x)] += 1
+                x = (-lag - lo) / width
+                if 0.0 <= x < nb:
+                    hist[int(x)] += 1
+            else:
+                if not bj:
+                    lag = -lag
+                x = (lag - lo) / width
+                if 0.0 <= x < nb:
+                    hist[int(x)] += 1
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """Histogram of photon-pair lags ``t_b - t_a``.
+
+    Attributes
+    ----------
+    lags_s
+        Bin centres in seconds (``k * bin_width_s``, ``k = -M..M``; lag 0 is a centre).
+    bin_edges_s
+        Bin edges in seconds, ``2M + 2``.
+    counts
+        int64, pairs per bin.
+    bin_width_s
+        Bin width actually used.
+    det_a, det_b
+        The detectors: a positive lag means the b photon came later.
+    n_a, n_b
+        Photons of each detector that entered the correlation (after the gate).
+    duration_s
+        Span of the stream from its first to its last event.
+    sync_period_s
+        Laser period from the stream's timing, ``None`` if unknown.
+    gate_s
+        Photons with a delay after the pulse below this were dropped (``None``: no gate).
+    """
+
+    lags_s: np.ndarray
+    bin_edges_s: np.ndarray
+    counts: np.ndarray
+    bin_width_s: float
+    det_a: int
+    det_b: int
+    n_a: int
+    n_b: int
+    duration_s: float
+    sync_period_s: float | None
+    gate_s: float | None
+
+
+class CrossCorrelation:
+    """Exact histogram of ``t_b - t_a`` over all photon pairs within a maximum lag, streamed.
+
+    Every pair of an a photon and a b photon whose lag falls in the histogram is counted once
+    (no multi-tau coarsening). T3 times are ``nsync * T + nanotime * res``; T2 times are the
+    tags. With ``det_a == det_b`` the auto-correlation counts every ordered pair of distinct
+    photons (both signs).
+
+    Parameters
+    ----------
+    det_a, det_b
+        Detector numbers (from 1).
+    max_lag_periods
+        Lag range ``+/- max_lag_periods`` sync periods (needs the sync period in the timing).
+    max_lag_s
+        Lag range in seconds (instead of ``max_lag_periods``).
+    bin_width_s
+        Lag bin width, rounded to whole fine units (T3 TCSPC bins, T2 ticks).
+    gate_s
+        Drop photons whose delay after the sync (T3 nanotime; T2 time since the last sync) is
+        below ``gate_s`` seconds (time gating against biexciton photons). The delay counts from
+        the sync, so include the position of the excitation pulse in the TCSPC window.
+
+    Notes
+    -----
+    Bins are centred on multiples of the bin width: bin ``k`` holds lags in
+    ``[(k - 1/2) w, (k + 1/2) w)``, ``k = -M..M``, ``M = ceil(max_lag / w)``.
+    """
+
+    def __init__(self, det_a: int = 1, det_b: int = 2, *, max_lag_periods: float | None = None,
+                 max_lag_s: float | None = None, bin_width_s: float = 1e-9,
+                 gate_s: float | None = None) -> None:
+        if (max_lag_periods is None) == (max_lag_s is None):
+            raise ValueError("give exactly one of max_lag_periods and max_lag_s")
+        lag = max_lag_periods if max_lag_s is None else max_lag_s
+        if not (lag > 0 and math.isfinite(lag)):
+            raise ValueError(f"the maximum lag must be positive, not {lag!r}")
+        if not (bin_width_s > 0 and math.isfinite(bin_width_s)):
+            raise ValueError(f"bin_width_s must be positive, not {bin_width_s!r}")
+        if gate_s is not None and not (gate_s >= 0 and math.isfinite(gate_s)):
+            raise ValueError(f"gate_s must be a non-negative number of seconds, not {gate_s!r}")
+        for d in (det_a, det_b):
+            if not 0 < int(d) <= 255:
+                raise ValueError(f"photon detectors are numbered 1-255, not {d!r}")
+        self.det_a, self.det_b = int(det_a), int(det_b)
+        self.max_lag_periods = max_lag_periods
+        self.max_lag_s = max_lag_s
+        self.requested_bin_width_s = float(bin_width_s)
+        self.gate_s = gate_s
+        self._stream = _Stream()
+        self._hist = np.zeros(0, dtype=np.int64)
+        self._n_a = 0
+        self._n_b = 0
+        self._fmax = 0
+        self._extra_duration_s = 0.0  # durations of measurements merged in
+        empty = np.zeros(0, dtype=np.int64)
+        self._tail = (empty, empty, np.zeros(0, dtype=bool))
+
+    def _setup(self, timing: Timing) -> None:
+        if self.max_lag_s is not None:
+            lag_s = float(self.max_lag_s)
+        elif timing.sync_period:
+            lag_s = float(self.max_lag_periods) * timing.sync_period
+        else:
+            raise ValueError("CrossCorrelation: max_lag_periods needs the sync period, which "
+                             "this stream's timing does not give; use max_lag_s")
+        fine_unit = timing.nanotime_unit if timing.is_t3 else timing.timestamp_unit
+        self._fine_unit = fine_unit
+        self._width = _ticks(self.requested_bin_width_s, fine_unit, "bin_width_s")
+        self._m = max(1, math.ceil(lag_s / (self._width * fine_unit) - 1e-9))
+        self._lo = -(self._m + 0.5) * self._width
+        # T3: one coarse key (sync) is `period` fine units; T2: key and fine are both the tag
+        self._period = timing.timestamp_unit / fine_unit if timing.is_t3 else 0.0
+        if abs(self._period - round(self._period)) < 1e-6:
+            # 100e-9 / 25e-12 is 3999.9999999999995 in floating point: snap to the whole
+            # number so that integer lags stay exact (the error is < 1e-6 TCSPC bin per period)
+            self._period = float(round(self._period))
+        self._gate = 0.0 if self.gate_s is None else self.gate_s / fine_unit
+        self._hist = np.zeros(2 * self._m + 1, dtype=np.int64)
+
+    def _window(self) -> int:
+        """Look-back in coarse keys that cannot miss a pair inside the histogram.
+
+        The lag of an earlier photon i and later photon j is ``dk * P + f_j - f_i``; in range
+        means ``|lag| <= (M + 1/2) w``, so ``dk * P <= (M + 1/2) w + f_i`` and ``f_i`` is at
+        most the largest nanotime seen so far.
+        """
+        hi = (self._m + 0.5) * self._width
+        if self._period > 0:
+            return int(math.floor((hi + self._fmax) / self._period)) + 1
+        return int(math.floor(hi)) + 1
+
+    def update(self, chunk: PhotonChunk) -> None:
+        """Add all pairs that the photons of this chunk form with each other and with earlier
+        photons."""
+        first = self._stream.timing is None
+        self._stream.accept(chunk, "CrossCorrelation")
+        if first:
+            self._setup(chunk.timing)
+        if not len(chunk):
+            return
+        use_gate = self.gate_s is not None
+        delays = self._stream.delays(chunk) if use_gate else chunk.timestamps
+        t3 = chunk.nanotimes is not None
+        key, fine, isb, n_a, n_b, fmax = _pick(
+            chunk.detectors, chunk.timestamps, chunk.nanotimes if t3 else chunk.timestamps,
+            delays, use_gate, self._gate, self.det_a, self.det_b)
+        self._n_a += n_a
+        self._n_b += n_b
+        if t3:
+            self._fmax = max(self._fmax, int(fmax))
+        if not key.shape[0]:
+            return
+        tk, tf, tb = self._tail
+        start = tk.shape[0]
+        if start:
+            key = np.concatenate((tk, key))
+            fine = np.concatenate((tf, fine))
+            isb = np.concatenate((tb, isb))
+        window = self._window()
+        _correlate(key, fine, isb, start, self._period, self._lo, float(self._width), window,
+                   self.det_a == self.det_b, self._hist)
+        # keep the photons that can still pair with later ones
+        keep = int(np.searchsorted(key, key[-1] - window, side="left"))
+        self._tail = (key[keep:].copy(), fine[keep:].copy(), isb[keep:].copy())
+
+    def result(self) -> Correlation:
+        """The correlation histogram so far."""
+        timing = _need(self._stream, "CrossCorrelation")
+        w = self._width * self._fine_unit
+        k = np.arange(-self._m, self._m + 1)
+        edges = (np.arange(-self._m, self._m + 2) - 0.5) * w
+        return Correlation(k * w, edges, self._hist.copy(), w, self.det_a, self.det_b,
+                           self._n_a, self._n_b,
+                           self._stream.duration_s() + self._extra_duration_s,
+                           timing.sync_period, self.gate_s)
+
+    def merge(self, other: CrossCorrelation) -> None:
+        """Add the pairs of another measurement taken with the same settings.
+
+        The durations add, as for measurements recorded one after the other.
+        """
+        if (self._hist.shape != other._hist.shape or self._width != other._width
+                or self._fine_unit != other._fine_unit or self.gate_s != other.gate_s
+                or (self.det_a, self.det_b) != (other.det_a, other.det_b)):
+            raise ValueError("CrossCorrelation.merge: histograms with different settings")
+        self._hist += other._hist
+        self._n_a += other._n_a
+        self._n_b += other._n_b
+        self._extra_duration_s += other._stream.duration_s() + other._extra_duration_s
+
+    def to_dict(self) -> dict[str, Any]:
+        """The full state (parameters, histogram and the tail of pending photons)."""
+        return {"kind": "CrossCorrelation", "det_a": self.det_a, "det_b": self.det_b,
+                "max_lag_periods": self.max_lag_periods, "max_lag_s": self.max_lag_s,
+                "bin_width_s": self.requested_bin_width_s, "gate_s": self.gate_s,
+                "stream": self._stream.state(), "hist": self._hist.copy(),
+                "n_a": self._n_a, "n_b": self._n_b, "fmax": self._fmax,
+                "extra_duration_s": self._extra_duration_s,
+                "tail_key": self._tail[0].copy(), "tail_fine": self._tail[1].copy(),
+                "tail_is_b": self._tail[2].copy()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CrossCorrelation:
+        """Rebuild an accumulator from :meth:`to_dict` (it can go on accumulating)."""
+        self = cls(d["det_a"], d["det_b"], max_lag_periods=d["max_lag_periods"],
+                   max_lag_s=d["max_lag_s"], bin_width_s=d["bin_width_s"], gate_s=d["gate_s"])
+        self._stream.restore(d["stream"])
+        if self._stream.timing is not None:
+            self._setup(self._stream.timing)
+        self._hist = np.array(d["hist"], dtype=np.int64)
+        self._n_a, self._n_b, self._fmax = int(d["n_a"]), int(d["n_b"]), int(d["fmax"])
+        self._extra_duration_s = float(d["extra_duration_s"])
+        self._tail = (np.array(d["tail_key"], dtype=np.int64),
+                      np.array(d["tail_fine"], dtype=np.int64),
+                      np.array(d["tail_is_b"], dtype=bool))
+        return self
+
+
+# --------------------------------------------------------------------------------------------
+# FLID
+# --------------------------------------------------------------------------------------------
+
+@njit(cache=True)
+def _flid_hist(n, s, count_bin, delay_bin, hist):  # pragma: no cover - compiled
+    """2-D histogram of (n // count_bin, floor(s / n / delay_bin)) over bins with n > 0.
+
+    The mean delay's bin is computed in integers, ``s // (n * delay_bin)``, so it is exact.
+    """
+    for k in range(n.shape[0]):
+        if n[k] > 0:
+            i = n[k] // count_bin
+            j = s[k] // (n[k] * delay_bin)
+            if i < hist.shape[0] and j < hist.shape[1]:
+                hist[i, j] += 1
+
+
+@dataclass(frozen=True)
+class FLID:
+    """Fluorescence-lifetime-intensity distribution.
+
+    Attributes
+    ----------
+    histogram
+        int64, ``(n_count_bins, n_delay_bins)``: number of time bins with a given photon count
+        and mean delay. Time bins without photons and the last (incomplete) bin are left out.
+    count_edges
+        Edges of the photon-count axis (counts per time bin).
+    delay_edges_s
+        Edges of the mean-delay axis, seconds after the sync.
+    bin_edges_s
+        Time-bin edges in seconds (as :class:`Trace`).
+    counts_per_bin
+        int64: photons (with a known delay) per time bin.
+    mean_delay_s
+        Mean delay per time bin in seconds (NaN where the bin is empty).
+    bin_width_s, delay_bin_s
+        Time-bin and delay-bin widths actually used.
+    n_without_sync
+        T2 photons before the first sync (left out).
+    """
+
+    histogram: np.ndarray
+    count_edges: np.ndarray
+    delay_edges_s: np.ndarray
+    bin_edges_s: np.ndarray
+    counts_per_bin: np.ndarray
+    mean_delay_s: np.ndarray
+    bin_width_s: float
+    delay_bin_s: float
+    n_without_sync: int
+
+
+class FLIDHistogram:
+    """Per time bin, the photon count and mean delay after the pulse; their 2-D histogram.
+
+    Parameters
+    ----------
+    bin_width_s
+        Time-bin width (rounded to whole timestamp ticks), as for :class:`IntensityTrace`.
+    detectors
+        Detectors whose photons are pooled.
+    delay_bin_s
+        Bin width of the mean-delay axis, rounded to whole native delay units (default 100 ps).
+    count_bin
+        Bin width of the count axis in photons.
+    """
+
+    def __init__(self, bin_width_s: float, detectors: Sequence[int] = (1, 2),
+                 delay_bin_s: float = 100e-12, count_bin: int = 1) -> None:
+        if not (bin_width_s > 0 and math.isfinite(bin_width_s)):
+            raise ValueError(f"bin_width_s must be positive, not {bin_width_s!r}")
+        if int(count_bin) < 1:
+            raise ValueError(f"count_bin must be at least 1, not {count_bin!r}")
+        self.requested_bin_width_s = float(bin_width_s)
+        self.requested_delay_bin_s = float(delay_bin_s)
+        self.count_bin = int(count_bin)
+        self.detectors = tuple(int(d) for d in detectors)
+        self._rows = _row_table(self.detectors)
+        self._stream = _Stream()
+        self._width = 0
+        self._delay_bin = 0
+        self._bins = _TimeBins(2, np.int64)
+        self._hi = NO_SYNC
+        self._dropped = 0
+
+    def update(self, chunk: PhotonChunk) -> None:
+        """Add the photons of one chunk."""
+        first = self._stream.timing is None
+        self._stream.accept(chunk, "FLIDHistogram")
+        if first:
+            self._width = _ticks(self.requested_bin_width_s, chunk.timing.timestamp_unit,
+                                 "bin_width_s")
+            self._delay_bin = _ticks(self.requested_delay_bin_s, self._stream.delay_unit,
+                                     "delay_bin_s")
+        delays = self._stream.delays(chunk)
+        lo, hi = _selected_range(chunk.timestamps, chunk.detectors, self._rows, self._width)
+        if hi < lo:
+            return
+        if lo < 0:
+            raise ValueError("FLIDHistogram: negative timestamps")
+        self._bins.cover(lo, hi)
+        self._hi = max(self._hi, hi)
+        self._dropped += _fill_flid(chunk.timestamps, chunk.detectors, delays, self._rows,
+                                    self._width, self._bins.first_bin, self._bins.data)
+
+    def result(self) -> FLID:
+        """The FLID of the complete time bins so far."""
+        timing = _need(self._stream, "FLIDHistogram")
+        unit = self._stream.delay_unit
+        if self._hi == NO_SYNC:
+            acc = np.zeros((2, 0), dtype=np.int64)
+            first = 0
+        else:
+            first = self._bins.first_bin
+            acc = self._bins.data[:, :self._hi - first + 1]
+        n, s = acc[0].copy(), acc[1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(n > 0, s / np.maximum(n, 1) * unit, np.nan)
+        full_n, full_s = n[:-1], s[:-1]  # the last bin is incomplete
+        n_max = int(full_n.max()) if full_n.size else 0
+        span = timing.tcspc_num_bins if timing.is_t3 and timing.tcspc_num_bins else 0
+        if not span and timing.sync_period:
+            span = int(math.ceil(timing.sync_period / unit))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean_max = int((full_s // np.maximum(full_n, 1)).max()) if full_n.size else 0
+        n_delay = max(-(-span // self._delay_bin), mean_max // self._delay_bin + 1)
+        n_count = n_max // self.count_bin + 1
+        hist = np.zeros((n_count, n_delay), dtype=np.int64)
+        _flid_hist(full_n, full_s, self.count_bin, self._delay_bin, hist)
+        w_s = self._width * timing.timestamp_unit
+        edges = (first + np.arange(n.shape[0] + 1)) * (self._width * 1.0) * timing.timestamp_unit
+        return FLID(hist, np.arange(n_count + 1) * self.count_bin,
+                    np.arange(n_delay + 1) * (self._delay_bin * unit), edges, n, mean,
+                    w_s, self._delay_bin * unit, self._dropped)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The full state as a dict of plain values and arrays."""
+        return {"kind": "FLIDHistogram", "bin_width_s": self.requested_bin_width_s,
+                "delay_bin_s": self.requested_delay_bin_s, "count_bin": self.count_bin,
+                "detectors": list(self.detectors), "stream": self._stream.state(),
+                "width_ticks": self._width, "delay_bin": self._delay_bin,
+                "first_bin": self._bins.first_bin, "data": self._bins.data.copy(),
+                "hi": self._hi, "dropped": self._dropped}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FLIDHistogram:
+        """Rebuild an accumulator from :meth:`to_dict`."""
+        self = cls(d["bin_width_s"], d["detectors"], d["delay_bin_s"], d["count_bin"])
+        self._stream.restore(d["stream"])
+        self._width, self._delay_bin = int(d["width_ticks"]), int(d["delay_bin"])
+        self._bins.first_bin = int(d["first_bin"])
+        self._bins.data = np.array(d["data"], dtype=np.int64)
+        self._hi, self._dropped = int(d["hi"]), int(d["dropped"])
+        return self
+
+
+__all__ = ["IntensityTrace", "Trace", "DecayHistogram", "Decay", "CrossCorrelation",
+           "Correlation", "FLIDHistogram", "FLID", "SYNC"]
