@@ -1,0 +1,162 @@
+"""Semi-Markov blinking timeline: which state an emitter is in, when.
+
+The timeline is drawn lazily, in fixed batches of dwells, each batch from its own seed derived
+from (seed, batch number). Drawing further ahead therefore never changes what was drawn: the
+timeline is the same whether it is extended second by second (streaming) or in one go (truth).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from simulators.emitter import Emitter
+
+__all__ = ["Timeline", "sample_dwells", "derive_rng"]
+
+_BATCH = 4096
+"""Dwells drawn per batch."""
+
+
+def derive_rng(*key: int) -> np.random.Generator:
+    """An independent generator for an integer key (seed, stream, index...).
+
+    Generators are passed into the compiled kernels (numba supports them), so no global
+    random state is involved and threads do not disturb each other.
+    """
+    return np.random.default_rng(np.random.SeedSequence([int(k) for k in key]))
+
+
+@njit(cache=True)
+def _powerlaw(rng: np.random.Generator, alpha: float, t_min: float, t_cut: float) -> float:
+    # Pareto draw, accepted with probability exp(-(t - t_min)/t_cut): exact for the truncated
+    # law p(t) ~ t^-alpha exp(-t/t_cut), efficient while t_cut >> t_min.
+    while True:
+        u = 1.0 - rng.random()
+        t = t_min * u ** (-1.0 / (alpha - 1.0))
+        if t_cut == np.inf or rng.random() < math.exp(-(t - t_min) / t_cut):
+            return t
+
+
+@njit(cache=True)
+def _batch(rng: np.random.Generator, state: int, n: int, cum: np.ndarray, alpha: np.ndarray,
+           t_min: np.ndarray, t_cut: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """``n`` dwells starting in ``state``: their states, durations and the state after them."""
+    states = np.empty(n, np.int64)
+    dwells = np.empty(n, np.float64)
+    ns = cum.shape[0]
+    for i in range(n):
+        states[i] = state
+        dwells[i] = _powerlaw(rng, alpha[state], t_min[state], t_cut[state])
+        if ns > 1:
+            u = rng.random()
+            j = 0
+            while j < ns - 1 and u >= cum[state, j]:
+                j += 1
+            state = j
+    return states, dwells, state
+
+
+def sample_dwells(alpha: float, t_min_s: float, t_cut_s: float | None, n: int,
+                  seed: int) -> np.ndarray:
+    """``n`` independent dwell times from a (truncated) power law, seconds."""
+    _, d, _ = _batch(derive_rng(seed), 0, n, np.ones((1, 1)), np.array([alpha]),
+                  np.array([t_min_s]), np.array([np.inf if t_cut_s is None else t_cut_s]))
+    return d
+
+
+class Timeline:
+    """The blinking state sequence of one emitter, generated on demand.
+
+    Parameters
+    ----------
+    emitter
+        The emitter whose states and dwell laws are used.
+    seed
+        Seed of the simulation.
+    key
+        Further integers that make this timeline's draws independent of others with the same
+        seed (e.g. a stream number and the emitter index).
+
+    Notes
+    -----
+    All dwells drawn so far are kept (they are the ground truth): 12 bytes per dwell.
+    """
+
+    def __init__(self, emitter: Emitter, seed: int, key: tuple[int, ...] = ()) -> None:
+        self.emitter = emitter
+        self.seed = int(seed)
+        self.key = tuple(int(k) for k in key)
+        st = emitter.states
+        self._cum = np.cumsum(emitter.transition_matrix(), axis=1)
+        self._alpha = np.array([s.dwell.alpha for s in st])
+        self._tmin = np.array([s.dwell.t_min_s for s in st])
+        self._tcut = np.array([s.dwell.cut for s in st])
+        self._starts: list[np.ndarray] = []
+        self._states: list[np.ndarray] = []
+        self._next_state = emitter.initial_state
+        self._end = 0.0
+        self._n_batches = 0
+        self._cache: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def end_s(self) -> float:
+        """Time up to which the timeline is drawn, seconds."""
+        return self._end
+
+    def extend_to(self, t_s: float) -> None:
+        """Draw dwells until the timeline covers ``[0, t_s]``."""
+        if len(self.emitter.states) == 1:
+            if not self._starts:
+                self._starts.append(np.zeros(1))
+                self._states.append(np.zeros(1, np.int64))
+                self._cache = None
+            self._end = max(self._end, math.inf)
+            return
+        while self._end <= t_s:
+            rng = derive_rng(self.seed, *self.key, self._n_batches)
+            states, dwells, nxt = _batch(rng, self._next_state, _BATCH, self._cum,
+                                         self._alpha, self._tmin, self._tcut)
+            ends = self._end + np.cumsum(dwells)
+            self._starts.append(np.concatenate(([self._end], ends[:-1])))
+            self._states.append(states)
+            self._end = float(ends[-1])
+            self._next_state = int(nxt)
+            self._n_batches += 1
+            self._cache = None
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Start times (s) and state indices of all dwells drawn so far."""
+        if self._cache is None:
+            self._cache = (np.concatenate(self._starts) if self._starts else np.zeros(0),
+                           np.concatenate(self._states) if self._states
+                           else np.zeros(0, np.int64))
+        return self._cache
+
+    def segments(self, t0: float, t1: float) -> tuple[np.ndarray, np.ndarray]:
+        """Dwells overlapping ``[t0, t1)``: start times clipped to ``t0``, and their states."""
+        self.extend_to(t1)
+        starts, states = self.arrays()
+        i0 = max(int(np.searchsorted(starts, t0, side="right")) - 1, 0)
+        i1 = int(np.searchsorted(starts, t1, side="left"))
+        s = starts[i0:i1].copy()
+        s[0] = t0
+        return s, states[i0:i1]
+
+    def dwells(self, t_end: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The timeline cut at ``t_end``: start times, states and durations (last one censored).
+        """
+        self.extend_to(t_end)
+        starts, states = self.arrays()
+        n = int(np.searchsorted(starts, t_end, side="left"))
+        s = starts[:n]
+        ends = np.append(s[1:], t_end)
+        return s.copy(), states[:n].copy(), ends - s
+
+    def fractions(self, t_end: float) -> np.ndarray:
+        """Fraction of ``[0, t_end)`` spent in each state."""
+        _, st, d = self.dwells(t_end)
+        f = np.bincount(st, weights=d, minlength=len(self.emitter.states))
+        return f / t_end if t_end > 0 else f
