@@ -1,0 +1,296 @@
+"""Second-order correlation g2 from a cross-correlation histogram.
+
+- :func:`pulsed_g2`: g2(0) under pulsed excitation, the area of the zero-delay peak over the mean
+  area of the side peaks, each integrated over +/- T/2 around the peak (DOMAIN.md section 3).
+- :func:`cw_g2`: normalised g2(tau) under continuous excitation.
+
+Both take the :class:`~analysis.accumulators.Correlation` result of a
+:class:`~analysis.accumulators.CrossCorrelation` (or the accumulator itself). Time-gated g2(0) is
+the pulsed g2 of a correlation accumulated with ``gate_s``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from analysis.accumulators import Correlation, CrossCorrelation
+
+
+def _as_correlation(correlation: Correlation | CrossCorrelation) -> Correlation:
+    if isinstance(correlation, CrossCorrelation):
+        return correlation.result()
+    if isinstance(correlation, Correlation):
+        return correlation
+    raise TypeError(f"expected a Correlation or CrossCorrelation, not "
+                    f"{type(correlation).__name__}")
+
+
+@dataclass(frozen=True)
+class G2Result:
+    """Pulsed g2(0).
+
+    Attributes
+    ----------
+    g2
+        g2(0) after background correction (equal to ``g2_raw`` without one).
+    g2_err
+        Its standard uncertainty from Poisson counting statistics.
+    g2_raw, g2_raw_err
+        Centre area over mean side area, no correction.
+    rho
+        Signal fraction used for the correction (``rho**2`` is the product over both
+        detectors); 1.0 without correction.
+    centre_lag_s
+        Position of the zero-delay peak (the cable delay between the detectors).
+    centre_area
+        Counts in the centre window.
+    side_lags_s, side_areas
+        Positions and counts of the side peaks used.
+    floor_per_bin
+        Inter-peak floor in counts per bin (estimated or implied by ``rho``), 0 without
+        correction.
+    sync_period_s
+        Laser period used.
+    """
+
+    g2: float
+    g2_err: float
+    g2_raw: float
+    g2_raw_err: float
+    rho: float
+    centre_lag_s: float
+    centre_area: int
+    side_lags_s: np.ndarray
+    side_areas: np.ndarray
+    floor_per_bin: float
+    sync_period_s: float
+
+
+def find_peak_offset(lags_s: np.ndarray, counts: np.ndarray, sync_period_s: float) -> float:
+    """Position of the peak grid modulo the sync period, in ``[0, T)``.
+
+    The histogram is folded modulo T so that all peaks (the side peaks dominate when the centre
+    one is nearly empty) pile onto one; the offset is the circular centroid of the folded peak
+    above its floor, within +/- T/4 of its maximum.
+
+    Parameters
+    ----------
+    lags_s
+        Bin centres in seconds.
+    counts
+        Pairs per bin.
+    sync_period_s
+        Laser period in seconds.
+    """
+    period = float(sync_period_s)
+    width = float(np.median(np.diff(lags_s))) if lags_s.size > 1 else period
+    n_phase = max(16, int(round(period / width)))
+    phase = np.mod(lags_s, period) / period  # in [0, 1)
+    idx = np.minimum((phase * n_phase).astype(np.int64), n_phase - 1)
+    folded = np.bincount(idx, weights=counts.astype(float), minlength=n_phase)
+    if folded.sum() <= 0:
+        raise ValueError("the correlation histogram is empty: no peak to locate")
+    # smooth over ~1/20 of a period so that a noisy single bin does not win
+    k = max(1, n_phase // 20)
+    kernel = np.ones(2 * k + 1)
+    padded = np.concatenate((folded[-k:], folded, folded[:k]))
+    smooth = np.convolve(padded, kernel, mode="valid")
+    top = int(np.argmax(smooth))
+    rel = (np.arange(n_phase) - top + n_phase // 2) % n_phase - n_phase // 2  # -n/2..n/2
+    near = np.abs(rel) <= n_phase // 4
+    weight = np.clip(folded[near] - folded.min(), 0.0, None)
+    if weight.sum() <= 0:
+        shift = 0.0
+    else:
+        shift = float(np.sum(weight * rel[near]) / weight.sum())
+    centre_phase = (top + shift + 0.5) / n_phase  # bin centre of the phase bins
+    return float(np.mod(centre_phase * period, period))
+
+
+def pulsed_g2(correlation: Correlation | CrossCorrelation, sync_period_s: float | None = None,
+              *, n_side_peaks: int | None = None, centre_lag_s: float | None = None,
+              rho: float | tuple[float, float] | None = None,
+              dark_counts_hz: float | tuple[float, float] | None = None,
+              floor: bool = False, floor_window: float = 0.1) -> G2Result:
+    """g2(0) under pulsed excitation: centre-peak area over the mean side-peak area.
+
+    Each lag bin belongs to the peak whose centre is nearest (windows of +/- T/2); only peaks
+    whose whole window lies inside the histogram are used.
+
+    Parameters
+    ----------
+    correlation
+        The cross-correlation (lag range of at least 1.5 periods; a few periods is better).
+    sync_period_s
+        Laser period; default the stream's.
+    n_side_peaks
+        Use at most this many side peaks on each side (nearest first); default all complete.
+    centre_lag_s
+        Position of the zero-delay peak if known; default located automatically: the peak grid
+        offset from the folded histogram, then the grid peak nearest lag 0.
+    rho
+        Signal fraction S/(S+B) (one value, or one per detector) for the background correction
+        ``g2_meas = rho^2 g2 + 1 - rho^2``.
+    dark_counts_hz
+        Background rates (one value, or per detector a and b); rho follows from the detectors'
+        mean count rates in the correlation (``n_a / duration``).
+    floor
+        Estimate the background from the inter-peak floor: the mean counts per bin within
+        ``floor_window * T`` of the midpoints between peaks, subtracted from every window. It
+        overestimates the floor when the decay is not short against T.
+    floor_window
+        Half-width of the floor regions, as a fraction of the period.
+
+    Returns
+    -------
+    G2Result
+
+    Raises
+    ------
+    ValueError
+        Without a sync period, without a complete side peak, with an empty side area, or when
+        more than one background option is given.
+    """
+    c = _as_correlation(correlation)
+    period = sync_period_s if sync_period_s is not None else c.sync_period_s
+    if not period or not period > 0:
+        raise ValueError("pulsed g2 needs the sync period: the stream's timing has none, "
+                         "give sync_period_s")
+    if sum(x is not None and x is not False for x in (rho, dark_counts_hz, floor or None)) > 1:
+        raise ValueError("give at most one of rho, dark_counts_hz and floor")
+    lags, counts = c.lags_s, c.counts.astype(np.int64)
+    if centre_lag_s is None:
+        offset = find_peak_offset(lags, counts, period)
+        centre = offset - period * round(offset / period)
+    else:
+        centre = float(centre_lag_s)
+
+    peak = np.floor((lags - centre) / period + 0.5).astype(np.int64)
+    lo_edge, hi_edge = c.bin_edges_s[0], c.bin_edges_s[-1]
+    tol = 1e-9 * period
+    n_lo = math.ceil((lo_edge - centre) / period + 0.5 - 1e-9)
+    n_hi = math.floor((hi_edge - centre) / period - 0.5 + 1e-9)
+    complete = [n for n in range(n_lo, n_hi + 1)
+                if centre + (n - 0.5) * period >= lo_edge - tol
+                and centre + (n + 0.5) * period <= hi_edge + tol]
+    if 0 not in complete:
+        raise ValueError("the centre peak's window is not inside the correlation's lag range")
+    sides = [n for n in complete if n != 0]
+    if n_side_peaks is not None:
+        sides = [n for n in sides if abs(n) <= n_side_peaks]
+    if not sides:
+        raise ValueError("no complete side peak: correlate over at least 1.5 sync periods")
+    in_peak = {n: peak == n for n in [0, *sides]}
+    areas = {n: int(counts[m].sum()) for n, m in in_peak.items()}
+    side_areas = np.array([areas[n] for n in sides], dtype=np.int64)
+    a0 = areas[0]
+    total_side = int(side_areas.sum())
+    if total_side <= 0:
+        raise ValueError("the side peaks are empty: no photon pairs to normalise g2(0) by")
+    mean_side = total_side / len(sides)
+
+    g2_raw = a0 / mean_side
+    # Poisson: var(A0) = A0 (at least 1, so that an empty centre still has an uncertainty),
+    # var(mean side) = sum / N^2
+    g2_raw_err = math.sqrt(max(a0, 1) + g2_raw ** 2 * total_side / len(sides) ** 2) / mean_side
+
+    floor_per_bin = 0.0
+    if floor:
+        mid = np.abs((lags - centre) / period - np.floor((lags - centre) / period) - 0.5)
+        in_floor = (mid <= floor_window) & (lags >= centre + (min(complete) - 0.5) * period) \
+            & (lags < centre + (max(complete) + 0.5) * period)
+        if not np.any(in_floor):
+            raise ValueError("no bins in the floor regions: widen floor_window")
+        floor_per_bin = float(counts[in_floor].mean())
+        rho2 = max(0.0, 1.0 - floor_per_bin * np.mean([in_peak[n].sum() for n in sides])
+                   / mean_side)
+    elif dark_counts_hz is not None:
+        dark = np.broadcast_to(np.asarray(dark_counts_hz, dtype=float), (2,))
+        if c.duration_s <= 0 or c.n_a <= 0 or c.n_b <= 0:
+            raise ValueError("the correlation has no duration or counts to turn dark counts "
+                             "into a signal fraction")
+        rates = np.array([c.n_a, c.n_b]) / c.duration_s
+        rho_ab = np.clip(1.0 - dark / rates, 0.0, 1.0)
+        rho2 = float(rho_ab[0] * rho_ab[1])
+    elif rho is not None:
+        r = np.broadcast_to(np.asarray(rho, dtype=float), (2,))
+        if np.any((r <= 0) | (r > 1)):
+            raise ValueError(f"rho must be in (0, 1], not {rho!r}")
+        rho2 = float(r[0] * r[1])
+    else:
+        rho2 = 1.0
+    if rho2 <= 0:
+        raise ValueError("the background accounts for all counts (rho = 0): no signal g2")
+
+    if floor:
+        # subtract the floor of each window (its own bin count) from its area
+        f = {n: floor_per_bin * in_peak[n].sum() for n in [0, *sides]}
+        sig_side = float(np.mean([areas[n] - f[n] for n in sides]))
+        if sig_side <= 0:
+            raise ValueError("the side peaks do not rise above the floor")
+        g2 = (a0 - f[0]) / sig_side
+        g2_err = math.sqrt(max(a0, 1) + g2 ** 2 * total_side / len(sides) ** 2) / sig_side
+    else:
+        g2 = (g2_raw - (1.0 - rho2)) / rho2
+        g2_err = g2_raw_err / rho2
+    side_lags = centre + np.array(sides, dtype=float) * period
+    return G2Result(float(g2), float(g2_err), float(g2_raw), float(g2_raw_err),
+                    float(math.sqrt(rho2)), float(centre), a0, side_lags, side_areas,
+                    floor_per_bin, float(period))
+
+
+@dataclass(frozen=True)
+class CWG2:
+    """Normalised g2(tau) under continuous excitation.
+
+    Attributes
+    ----------
+    lags_s
+        Lags (bin centres) in seconds.
+    g2
+        Pairs per bin over the number expected for uncorrelated photons.
+    g2_err
+        Poisson uncertainty per bin.
+    rate_a_hz, rate_b_hz
+        Mean count rates used for the normalisation.
+    duration_s
+        Duration used.
+    """
+
+    lags_s: np.ndarray
+    g2: np.ndarray
+    g2_err: np.ndarray
+    rate_a_hz: float
+    rate_b_hz: float
+    duration_s: float
+
+
+def cw_g2(correlation: Correlation | CrossCorrelation, duration_s: float | None = None) -> CWG2:
+    """Normalised g2(tau) for continuous excitation.
+
+    Uncorrelated photons at rates ``r_a``, ``r_b`` over a duration ``D`` give
+    ``r_a r_b w (D - |tau|)`` pairs per bin of width ``w`` at lag tau (the overlap of the two
+    records shrinks with the lag), so ``g2 = N(tau) / (n_a n_b w (D - |tau|) / D^2)``.
+
+    Parameters
+    ----------
+    correlation
+        The cross-correlation.
+    duration_s
+        Measurement duration; default the span of the stream.
+    """
+    c = _as_correlation(correlation)
+    d = c.duration_s if duration_s is None else float(duration_s)
+    if not d > 0 or c.n_a <= 0 or c.n_b <= 0:
+        raise ValueError("cw g2 needs a positive duration and photons on both detectors")
+    norm = c.n_a * c.n_b * c.bin_width_s * np.clip(d - np.abs(c.lags_s), 0.0, None) / d ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g2 = np.where(norm > 0, c.counts / norm, np.nan)
+        err = np.where(norm > 0, np.sqrt(c.counts) / norm, np.nan)
+    return CWG2(c.lags_s.copy(), g2, err, c.n_a / d, c.n_b / d, d)
+
+
+__all__ = ["pulsed_g2", "G2Result", "cw_g2", "CWG2", "find_peak_offset"]
