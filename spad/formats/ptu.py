@@ -430,6 +430,9 @@ class PtuReader(RecordFileReader):
                     raise FormatError(path, "MeasDesc_Resolution (TCSPC bin width) is missing "
                                             "or zero")
                 res = _positive_seconds(path, "MeasDesc_Resolution", res)
+                if res > period:
+                    raise FormatError(path, f"TCSPC bin ({res:g} s) longer than the sync period "
+                                            f"({period:g} s): header contradicts itself")
                 nbins = _tag_number(path, tags, TAG_TCSPC_NUM_BINS, int)
                 if nbins is None or not 0 < nbins <= dtime_limit(rectype):
                     nbins = tcspc_bins(period, res, dtime_limit(rectype))
