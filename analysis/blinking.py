@@ -1,0 +1,579 @@
+"""Blinking of single emitters: ON/OFF threshold, intensity levels, dwell times, flicker metrics.
+
+Methods (DOMAIN.md §3):
+
+- the ON/OFF threshold of a binned intensity trace comes from a two-component Poisson (or
+  Gaussian) mixture fitted by EM to the counts per bin; the threshold is the count at which both
+  components are equally probable;
+- intensity levels come from change points on the photon arrival times and are grouped into
+  states by BIC (:mod:`analysis.changepoints`);
+- ON and OFF dwell times come from the levels (or the thresholded trace); the first and last
+  dwell are censored by the start and end of the measurement and are dropped;
+- dwell-time distributions are fitted by maximum likelihood, a power law with ``t_min`` chosen by
+  minimum Kolmogorov-Smirnov distance (Clauset, Shalizi & Newman, SIAM Rev. 2009) and a power law
+  with exponential cutoff, compared by their likelihood ratio. Never a line on a log-log
+  histogram;
+- metrics that tell bimodal blinking (monomers) from flickering between many levels (fused
+  dimers): number of states by BIC, fraction of time in intermediate states, bimodality
+  coefficient of the intensity histogram, Fano factor of the binned counts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, Literal
+
+import numpy as np
+from numba import njit
+from scipy import optimize, special, stats
+
+from analysis.changepoints import (
+    Grouping,
+    Levels,
+    find_change_points,
+    group_levels,
+    levels_from_change_points,
+)
+
+__all__ = [
+    "MixtureFit", "PowerLawFit", "BlinkingResult", "bin_trace", "intensity_histogram",
+    "mixture_threshold", "dwell_times", "dwell_times_from_trace", "fit_power_law",
+    "bimodality_coefficient", "fano_factor", "analyse_blinking", "to_json_types",
+]
+
+
+def to_json_types(obj: Any) -> Any:
+    """Convert dataclasses, numpy arrays and scalars to JSON types (non-finite floats -> None)."""
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_json_types(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): to_json_types(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_json_types(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [to_json_types(v) for v in obj.tolist()]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    return obj
+
+
+# --- binned trace and threshold ---------------------------------------------------------------
+
+def bin_trace(times: np.ndarray, bin_width: float, start: float | None = None,
+              stop: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Counts per time bin.
+
+    Parameters
+    ----------
+    times
+        Photon arrival times in seconds.
+    bin_width
+        Bin width in seconds (1-30 ms is usual; results depend on it).
+    start, stop
+        Span binned, seconds; default from the first to the last photon. Only whole bins are
+        kept.
+
+    Returns
+    -------
+    counts, edges
+        int64 counts and the bin edges in seconds.
+    """
+    t = np.asarray(times, dtype=np.float64)
+    if not bin_width > 0:
+        raise ValueError(f"bin width must be positive seconds, not {bin_width}")
+    if t.size == 0:
+        raise ValueError("no photons to bin")
+    t0 = float(t[0]) if start is None else float(start)
+    t1 = float(t[-1]) if stop is None else float(stop)
+    n_bins = int(np.floor((t1 - t0) / bin_width))
+    if n_bins < 1:
+        raise ValueError(f"the span {t1 - t0:g} s is shorter than one bin of {bin_width:g} s")
+    edges = t0 + bin_width * np.arange(n_bins + 1)
+    idx = np.floor((t - t0) / bin_width).astype(np.int64)
+    idx = idx[(idx >= 0) & (idx < n_bins)]
+    return np.bincount(idx, minlength=n_bins).astype(np.int64), edges
+
+
+def intensity_histogram(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Histogram of counts per bin with one bin per integer count (edges at half-integers)."""
+    c = np.asarray(counts, dtype=np.int64)
+    hist = np.bincount(c, minlength=1)
+    return hist, np.arange(hist.size + 1) - 0.5
+
+
+@dataclass
+class MixtureFit:
+    """Two-component mixture fitted to counts per bin (component 0 = OFF, 1 = ON).
+
+    Attributes
+    ----------
+    method
+        ``"poisson"`` or ``"gaussian"``.
+    weights, means, sigmas
+        Component weights, mean counts per bin and standard deviations (Poisson: sqrt(mean)).
+    threshold
+        Counts per bin above which a bin is ON (both components equally probable there).
+    on_fraction
+        Fraction of bins above the threshold.
+    log_likelihood
+        Of the fitted mixture.
+    """
+
+    method: str
+    weights: np.ndarray
+    means: np.ndarray
+    sigmas: np.ndarray
+    threshold: float
+    on_fraction: float
+    log_likelihood: float
+
+
+def mixture_threshold(counts: np.ndarray, method: Literal["poisson", "gaussian"] = "poisson",
+                      max_iter: int = 500, tol: float = 1e-10) -> MixtureFit:
+    """ON/OFF threshold from a two-component mixture fitted by EM to counts per bin.
+
+    The Poisson mixture suits dim particles (few counts per bin, no extra variance); the Gaussian
+    one allows each state more than Poisson variance (bright particles whose ON level
+    fluctuates).
+    """
+    x = np.asarray(counts, dtype=np.float64)
+    if x.ndim != 1 or x.size < 4:
+        raise ValueError("need a 1-D trace of at least 4 bins")
+    if method not in ("poisson", "gaussian"):
+        raise ValueError(f"method must be 'poisson' or 'gaussian', not {method!r}")
+    lo, hi = np.quantile(x, [0.1, 0.9])
+    if hi <= lo:
+        # A trace with (almost) one value: one state; threshold below it, all ON.
+        mean = float(x.mean())
+        return MixtureFit(method, np.array([0.0, 1.0]), np.array([0.0, mean]),
+                          np.array([0.0, math.sqrt(mean)]), -0.5, 1.0, float("nan"))
+    w = np.array([0.5, 0.5])
+    mu = np.array([max(lo, 1e-3), hi])
+    sd = np.full(2, max(x.std() / 2, 0.5))
+    log_fact = special.gammaln(x + 1)
+    loglik = -np.inf
+    for _ in range(max_iter):
+        if method == "poisson":
+            logp = x[None, :] * np.log(mu)[:, None] - mu[:, None] - log_fact[None, :]
+        else:
+            logp = stats.norm.logpdf(x[None, :], mu[:, None], sd[:, None])
+        logp = logp + np.log(np.maximum(w, 1e-300))[:, None]
+        top = logp.max(axis=0)
+        norm = top + np.log(np.exp(logp - top).sum(axis=0))
+        r = np.exp(logp - norm)
+        new = float(norm.sum())
+        nk = r.sum(axis=1)
+        w = nk / x.size
+        mu = np.maximum((r @ x) / np.maximum(nk, 1e-300), 1e-6)
+        if method == "gaussian":
+            var = (r * (x[None, :] - mu[:, None]) ** 2).sum(axis=1) / np.maximum(nk, 1e-300)
+            # floor at a quarter count^2: integer counts cannot resolve narrower components
+            sd = np.sqrt(np.maximum(var, 0.25))
+        if abs(new - loglik) <= tol * abs(new):
+            loglik = new
+            break
+        loglik = new
+    order = np.argsort(mu)
+    w, mu, sd = w[order], mu[order], sd[order]
+    if method == "poisson":
+        sd = np.sqrt(mu)
+        # w0 Pois(x; m0) = w1 Pois(x; m1)  ->  linear in x
+        thr = (np.log(w[0] / w[1]) + mu[1] - mu[0]) / np.log(mu[1] / mu[0])
+    else:
+        thr = _gaussian_crossing(w, mu, sd)
+    thr = float(np.clip(thr, mu[0], mu[1]))
+    return MixtureFit(method, w, mu, sd, thr, float(np.mean(x > thr)), loglik)
+
+
+def _gaussian_crossing(w: np.ndarray, mu: np.ndarray, sd: np.ndarray) -> float:
+    """Point between the means where two weighted normal densities are equal."""
+    a = 1 / (2 * sd[1] ** 2) - 1 / (2 * sd[0] ** 2)
+    b = mu[0] / sd[0] ** 2 - mu[1] / sd[1] ** 2
+    c = (mu[1] ** 2 / (2 * sd[1] ** 2) - mu[0] ** 2 / (2 * sd[0] ** 2)
+         + np.log(w[0] * sd[1] / (w[1] * sd[0])))
+    # a x^2 + b x + c = 0 is ln(w0 N0) - ln(w1 N1) = 0
+    roots = np.roots([a, b, c]) if abs(a) > 1e-15 else np.array([-c / b])
+    roots = roots[np.isreal(roots)].real
+    inside = roots[(roots >= mu[0]) & (roots <= mu[1])]
+    return float(inside[0]) if inside.size else float(0.5 * (mu[0] + mu[1]))
+
+
+# --- dwell times -----------------------------------------------------------------------------
+
+def dwell_times(is_on: np.ndarray, start: np.ndarray, end: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """ON and OFF dwell times from consecutive segments classified ON or OFF.
+
+    Consecutive segments of one state are joined into one dwell. The first and last dwell are
+    censored by the measurement and dropped.
+
+    Parameters
+    ----------
+    is_on
+        State of each segment (levels or trace bins), in time order.
+    start, end
+        Segment start and end times in seconds.
+
+    Returns
+    -------
+    on, off
+        Dwell times in seconds.
+    """
+    s = np.asarray(is_on, dtype=bool)
+    start = np.asarray(start, dtype=np.float64)
+    end = np.asarray(end, dtype=np.float64)
+    if not (s.shape == start.shape == end.shape):
+        raise ValueError("is_on, start and end must have equal lengths")
+    if s.size == 0:
+        return np.empty(0), np.empty(0)
+    change = np.flatnonzero(s[1:] != s[:-1]) + 1
+    first = np.concatenate([[0], change])
+    last = np.concatenate([change, [s.size]]) - 1
+    dur = end[last] - start[first]
+    state = s[first]
+    inner = slice(1, -1)
+    return dur[inner][state[inner]], dur[inner][~state[inner]]
+
+
+def dwell_times_from_trace(counts: np.ndarray, threshold: float, bin_width: float
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """ON and OFF dwell times (s) of a binned trace cut at ``threshold`` counts per bin."""
+    c = np.asarray(counts)
+    starts = np.arange(c.size) * float(bin_width)
+    return dwell_times(c > threshold, starts, starts + bin_width)
+
+
+# --- power laws ------------------------------------------------------------------------------
+
+@njit(cache=True)
+def _ks_scan(t: np.ndarray, resolution: float, min_tail: int) -> tuple[int, float, float]:
+    """Scan candidate t_min (distinct values of sorted t): (index, alpha, KS distance) of best."""
+    n_all = t.shape[0]
+    half = 0.5 * resolution
+    # suffix sums of ln t for O(1) alpha per candidate (x_eff changes, so keep sum ln t)
+    suffix = np.zeros(n_all + 1)
+    for i in range(n_all - 1, -1, -1):
+        suffix[i] = suffix[i + 1] + np.log(t[i])
+    best_i, best_a, best_d = -1, np.nan, np.inf
+    i = 0
+    while i <= n_all - min_tail:
+        if i > 0 and t[i] == t[i - 1]:
+            i += 1
+            continue
+        n = n_all - i
+        x_eff = t[i] - half
+        s = suffix[i] - n * np.log(x_eff)
+        if s <= 0:
+            i += 1
+            continue
+        alpha = 1.0 + n / s
+        d = 0.0
+        j = i
+        while j < n_all:
+            k = j
+            while k + 1 < n_all and t[k + 1] == t[j]:
+                k += 1
+            before = (j - i) / n
+            after = (k + 1 - i) / n
+            p_after = 1.0 - ((t[j] + half) / x_eff) ** (1.0 - alpha)
+            p_before = 1.0 - ((t[j] - half) / x_eff) ** (1.0 - alpha) if j > i else 0.0
+            d = max(d, abs(after - p_after), abs(before - p_before))
+            j = k + 1
+        if d < best_d:
+            best_i, best_a, best_d = i, alpha, d
+        i += 1
+    return best_i, best_a, best_d
+
+
+def _log_upper_gamma(s: float, x: float) -> float:
+    """ln Gamma(s, x) for any real s and x > 0 (recurrence upwards for s <= 0)."""
+    if s > 0:
+        return float(special.gammaln(s) + np.log(special.gammaincc(s, x)))
+    if s == 0:
+        return float(np.log(special.exp1(x)))
+    # Gamma(s, x) = (Gamma(s + 1, x) - x^s e^-x) / s, with s < 0 the result is positive
+    upper = np.exp(_log_upper_gamma(s + 1, x))
+    return float(np.log((upper - x ** s * np.exp(-x)) / s))
+
+
+def _tpl_nll(alpha: float, lam: float, sum_log: float, sum_t: float, n: int,
+             x_eff: float) -> float:
+    """Negative log-likelihood of t^-alpha e^(-lam t) on [x_eff, inf)."""
+    # normalisation: int_x^inf t^-a e^-lt dt = l^(a-1) Gamma(1-a, l x)
+    log_z = (alpha - 1) * np.log(lam) + _log_upper_gamma(1 - alpha, lam * x_eff)
+    return alpha * sum_log + lam * sum_t + n * log_z
+
+
+@dataclass
+class PowerLawFit:
+    """Maximum-likelihood power-law fit of dwell times (s).
+
+    Attributes
+    ----------
+    alpha, alpha_err
+        Exponent of p(t) ~ t^-alpha above ``t_min`` and its standard error (alpha - 1)/sqrt(n).
+    t_min
+        Lower bound of the power-law regime (minimum KS distance).
+    n_tail, n_total
+        Dwells at or above ``t_min``; all dwells.
+    ks_distance
+        Kolmogorov-Smirnov distance of the fit.
+    tpl_alpha, tpl_alpha_err, tpl_cutoff, tpl_cutoff_err
+        Power law with exponential cutoff t^-alpha e^(-t/cutoff) on the same tail.
+    log_likelihood_ratio
+        ln L(power law) - ln L(truncated); negative favours the truncated law.
+    p_value
+        Of the likelihood-ratio test of the nested models (half chi-square with 1 degree of
+        freedom, the cutoff rate lying on the boundary under the power law).
+    preferred
+        ``"truncated"`` if p < 0.05, else ``"power_law"``.
+    """
+
+    alpha: float
+    alpha_err: float
+    t_min: float
+    n_tail: int
+    n_total: int
+    ks_distance: float
+    tpl_alpha: float = float("nan")
+    tpl_alpha_err: float = float("nan")
+    tpl_cutoff: float = float("nan")
+    tpl_cutoff_err: float = float("nan")
+    log_likelihood_ratio: float = float("nan")
+    p_value: float = float("nan")
+    preferred: str = "power_law"
+
+
+def fit_power_law(dwells: np.ndarray, t_min: float | None = None, resolution: float = 0.0,
+                  min_tail: int = 10, truncated: bool = True) -> PowerLawFit:
+    """Fit a power law (and a truncated power law) to dwell times by maximum likelihood.
+
+    Parameters
+    ----------
+    dwells
+        Dwell times in seconds (censored first and last dwell already dropped).
+    t_min
+        Lower bound of the fit; by default the value that minimises the KS distance.
+    resolution
+        Time resolution of the dwells (the bin width for dwells from a binned trace, 0 for
+        change-point levels). For binned dwells the continuous likelihood is used with t_min
+        shifted down by half a bin (Clauset et al.'s approximation for discrete data).
+    min_tail
+        Fewest dwells allowed in the tail.
+    truncated
+        Also fit the power law with exponential cutoff and compare.
+    """
+    t = np.sort(np.asarray(dwells, dtype=np.float64))
+    if t.size < min_tail:
+        raise ValueError(f"{t.size} dwell times are too few for a power-law fit "
+                         f"(need {min_tail})")
+    if t[0] <= resolution / 2:
+        raise ValueError("dwell times must be positive and longer than half the resolution")
+    if t_min is None:
+        i, _, _ = _ks_scan(t, float(resolution), int(min_tail))
+        if i < 0:
+            raise ValueError("no usable t_min: too few distinct dwell times")
+    else:
+        i = int(np.searchsorted(t, t_min, side="left"))
+        if t.size - i < min_tail:
+            raise ValueError(f"fewer than {min_tail} dwells at or above t_min = {t_min:g} s")
+    tail = t[i:]
+    n = tail.size
+    x_eff = tail[0] - resolution / 2
+    sum_log = float(np.log(tail).sum())
+    alpha = 1 + n / (sum_log - n * np.log(x_eff))
+    p = 1 - ((tail + resolution / 2) / x_eff) ** (1 - alpha)
+    ecdf = np.searchsorted(tail, tail, side="right") / n
+    ks = float(np.max(np.abs(ecdf - p)))
+    fit = PowerLawFit(float(alpha), float((alpha - 1) / np.sqrt(n)), float(tail[0]), int(n),
+                      int(t.size), ks)
+    if truncated:
+        _fit_truncated(fit, tail, x_eff, sum_log)
+    return fit
+
+
+def _fit_truncated(fit: PowerLawFit, tail: np.ndarray, x_eff: float, sum_log: float) -> None:
+    n = tail.size
+    sum_t = float(tail.sum())
+    nll_pl = fit.alpha * sum_log - n * (np.log(fit.alpha - 1) + (fit.alpha - 1) * np.log(x_eff))
+
+    def nll(p: np.ndarray) -> float:
+        val = _tpl_nll(p[0], np.exp(p[1]), sum_log, sum_t, n, x_eff)
+        return val if np.isfinite(val) else 1e300
+
+    best = None
+    for lam0 in (0.01 / tail.mean(), 0.3 / tail.mean(), 3 / tail.max()):
+        r = optimize.minimize(nll, np.array([fit.alpha, np.log(lam0)]), method="Nelder-Mead",
+                              options={"xatol": 1e-7, "fatol": 1e-9, "maxiter": 4000})
+        if best is None or r.fun < best.fun:
+            best = r
+    a_hat, log_lam = best.x
+    cov = _inverse_hessian(nll, best.x)
+    fit.tpl_alpha = float(a_hat)
+    fit.tpl_cutoff = float(np.exp(-log_lam))
+    fit.tpl_alpha_err = float(np.sqrt(cov[0, 0])) if cov[0, 0] > 0 else float("nan")
+    fit.tpl_cutoff_err = (float(fit.tpl_cutoff * np.sqrt(cov[1, 1])) if cov[1, 1] > 0
+                          else float("nan"))
+    # The power law is the truncated one at zero cutoff rate: the truncated fit can only do
+    # better (up to optimiser tolerance).
+    llr = min(-nll_pl + best.fun, 0.0)
+    fit.log_likelihood_ratio = float(llr)
+    fit.p_value = float(0.5 * stats.chi2.sf(-2 * llr, 1)) if llr < 0 else 1.0
+    fit.preferred = "truncated" if fit.p_value < 0.05 else "power_law"
+
+
+def _inverse_hessian(f: Any, x: np.ndarray) -> np.ndarray:
+    """Inverse of the finite-difference Hessian of f at x (covariance of an MLE)."""
+    k = x.size
+    h = 1e-4 * np.maximum(np.abs(x), 1.0)
+    hess = np.empty((k, k))
+    for i in range(k):
+        for j in range(k):
+            ei = np.zeros(k)
+            ej = np.zeros(k)
+            ei[i] = h[i]
+            ej[j] = h[j]
+            hess[i, j] = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej)
+                          + f(x - ei - ej)) / (4 * h[i] * h[j])
+    try:
+        return np.linalg.inv(hess)
+    except np.linalg.LinAlgError:
+        return np.full((k, k), np.nan)
+
+
+# --- flicker metrics -------------------------------------------------------------------------
+
+def bimodality_coefficient(x: np.ndarray) -> float:
+    """Sarle's bimodality coefficient (g^2 + 1) / (k + 3 (n-1)^2 / ((n-2)(n-3))).
+
+    g is the sample skewness and k the sample excess kurtosis (both bias-corrected). Above 5/9
+    (the value of a uniform distribution) a histogram is likely bi- or multimodal.
+    """
+    v = np.asarray(x, dtype=np.float64)
+    n = v.size
+    if n < 4 or np.all(v == v[0]):
+        return float("nan")
+    g = stats.skew(v, bias=False)
+    k = stats.kurtosis(v, bias=False)
+    return float((g ** 2 + 1) / (k + 3 * (n - 1) ** 2 / ((n - 2) * (n - 3))))
+
+
+def fano_factor(counts: np.ndarray) -> float:
+    """Variance over mean of counts per bin (1 for a constant-rate Poisson source)."""
+    c = np.asarray(counts, dtype=np.float64)
+    m = c.mean() if c.size else 0.0
+    return float(c.var(ddof=1) / m) if m > 0 and c.size > 1 else float("nan")
+
+
+# --- everything together ---------------------------------------------------------------------
+
+@dataclass
+class BlinkingResult:
+    """Blinking analysis of one particle (times in s, intensities in counts/s).
+
+    Serialise with :meth:`to_dict`.
+    """
+
+    n_photons: int
+    duration: float
+    bin_width: float
+    confidence: float
+    # binned trace
+    histogram: np.ndarray                 # number of bins with 0, 1, 2, ... counts
+    mixture: MixtureFit
+    threshold_rate: float                 # ON/OFF threshold in counts/s
+    on_fraction: float                    # fraction of bins above threshold
+    # change points, levels, states
+    change_point_times: np.ndarray
+    level_start: np.ndarray
+    level_end: np.ndarray
+    level_photons: np.ndarray
+    level_intensity: np.ndarray
+    level_state: np.ndarray               # 0 = dimmest state
+    state_intensity: np.ndarray
+    state_time_fraction: np.ndarray
+    bic: np.ndarray                       # for 1, 2, ... states
+    level_on: np.ndarray                  # level intensity above the threshold
+    # dwell times from the levels
+    on_dwells: np.ndarray
+    off_dwells: np.ndarray
+    on_fit: PowerLawFit | None
+    off_fit: PowerLawFit | None
+    # flicker metrics
+    n_states: int
+    intermediate_fraction: float
+    bimodality_coefficient: float
+    fano_factor: float
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as JSON types (lists, floats, ints, str, None for NaN)."""
+        return to_json_types(self)
+
+
+def analyse_blinking(times: np.ndarray, bin_width: float = 0.01, confidence: float = 0.95,
+                     method: Literal["poisson", "gaussian"] = "poisson", max_states: int = 10,
+                     min_dwells: int = 10) -> BlinkingResult:
+    """Full blinking analysis of one particle's photon arrival times.
+
+    Parameters
+    ----------
+    times
+        Sorted arrival times in seconds of all photons (detectors merged).
+    bin_width
+        Bin width of the intensity trace (s).
+    confidence
+        Confidence of the change-point tests.
+    method
+        Mixture used for the ON/OFF threshold.
+    max_states
+        Largest number of intensity states considered by BIC.
+    min_dwells
+        Fewest dwells needed for a power-law fit (else the fit is ``None``).
+
+    Returns
+    -------
+    BlinkingResult
+    """
+    t = np.asarray(times, dtype=np.float64)
+    if t.ndim != 1 or t.size < 2:
+        raise ValueError("need a 1-D array of at least two photon times")
+    notes: list[str] = []
+    counts, _ = bin_trace(t, bin_width)
+    mix = mixture_threshold(counts, method)
+    cps = find_change_points(t, confidence)
+    levels: Levels = levels_from_change_points(t, cps)
+    grouping: Grouping = group_levels(levels, max_states)
+    thr_rate = mix.threshold / bin_width
+    level_on = levels.intensity > thr_rate
+    on, off = dwell_times(level_on, levels.start, levels.end)
+
+    def fit(d: np.ndarray, name: str) -> PowerLawFit | None:
+        if d.size < min_dwells:
+            notes.append(f"{name}: {d.size} dwells, too few for a power-law fit")
+            return None
+        try:
+            return fit_power_law(d, min_tail=min(min_dwells, d.size))
+        except ValueError as exc:
+            notes.append(f"{name}: {exc}")
+            return None
+
+    frac = grouping.time_fractions
+    inter = float(frac[1:-1].sum()) if grouping.n_states > 2 else 0.0
+    return BlinkingResult(
+        n_photons=int(t.size), duration=float(t[-1] - t[0]), bin_width=float(bin_width),
+        confidence=float(confidence), histogram=intensity_histogram(counts)[0], mixture=mix,
+        threshold_rate=float(thr_rate), on_fraction=mix.on_fraction,
+        change_point_times=t[cps], level_start=levels.start, level_end=levels.end,
+        level_photons=levels.n_photons, level_intensity=levels.intensity,
+        level_state=grouping.group_of_level, state_intensity=grouping.intensities,
+        state_time_fraction=frac, bic=grouping.bic, level_on=level_on,
+        on_dwells=on, off_dwells=off, on_fit=fit(on, "ON"), off_fit=fit(off, "OFF"),
+        n_states=grouping.n_states, intermediate_fraction=inter,
+        bimodality_coefficient=bimodality_coefficient(counts), fano_factor=fano_factor(counts),
+        notes=notes)

@@ -1,0 +1,492 @@
+"""Fluorescence decay fitting: multi-exponential decays under periodic excitation.
+
+Model (DOMAIN.md §3): counts in TCSPC bin i are
+
+    m_i = b + sum_j a_j * integral over bin i of (IRF (*) f_j)(t - s) dt,
+    f_j(t) = exp(-(t mod T)/tau_j) / (tau_j (1 - exp(-T/tau_j))),
+
+with T the sync period. f_j is the decay of an emitter excited every T (photons of earlier pulses
+wrap around) normalised to unit area per period, so ``a_j`` is the number of photons of component
+j per period of the histogram and ``b`` the background per bin. The bin integral uses the exact
+antiderivative of the periodic decay, so bins as wide as the decay are handled correctly.
+
+The IRF is either measured (an array on the same bins, loaded by the caller; a shift ``s`` is
+fitted), a Gaussian with fitted centre and width, or absent (tail fit: the decay is fitted from a
+start time after the peak, excitation at the peak).
+
+Fitting is Poisson maximum likelihood: lmfit's Levenberg-Marquardt (``leastsq``) minimises the
+sum of squared signed deviance residuals ``sign(y - m) sqrt(2 (m - y + y ln(y/m)))``, which is the
+Poisson deviance, so the optimum is the maximum-likelihood estimate while keeping a
+least-squares solver's fast convergence. Uncertainties are then taken from the Fisher information
+of the Poisson model, ``J^T diag(1/m) J``, not from lmfit's Jacobian of the deviance residuals,
+which undercounts the information of bins with no counts by half.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import lmfit
+import numpy as np
+from scipy.special import ndtr, xlogy
+
+from analysis.blinking import to_json_types
+
+__all__ = [
+    "LifetimeResult", "fit_decay", "fit_tail", "decay_histograms_by_label",
+    "state_decay_histograms", "fit_states", "periodic_decay_bins",
+]
+
+
+def _period_cdf(u: np.ndarray, tau: float, period: float) -> np.ndarray:
+    """Antiderivative of the unit-area periodic decay: photons emitted between 0 and u.
+
+    One full period holds exactly one photon; whole periods are counted by ``floor(u/T)``.
+    """
+    k = np.floor(u / period)
+    r = u - k * period
+    return k + np.expm1(-r / tau) / np.expm1(-period / tau)
+
+
+def periodic_decay_bins(edges: np.ndarray, tau: float, period: float) -> np.ndarray:
+    """Share of one period's photons of a periodic decay (excited at t = 0) in each bin."""
+    c = _period_cdf(np.asarray(edges, dtype=np.float64), tau, period)
+    return np.diff(c)
+
+
+@dataclass
+class LifetimeResult:
+    """Result of a decay fit (times in s, counts in photons).
+
+    Attributes
+    ----------
+    n_exp, irf
+        Number of exponentials; ``"measured"``, ``"gaussian"`` or ``"none"`` (tail fit).
+    taus, tau_errs
+        Lifetimes, ascending, and standard errors.
+    amplitudes, amplitude_errs
+        Pre-exponential amplitudes normalised to sum 1.
+    intensity_fractions, intensity_fraction_errs
+        Share of the photons of each component (a_j tau_j normalised).
+    photons, photon_errs
+        Fitted photons per period of each component.
+    tau_amplitude_mean, tau_amplitude_mean_err
+        sum(alpha_j tau_j) / sum(alpha_j).
+    tau_intensity_mean, tau_intensity_mean_err
+        sum(alpha_j tau_j^2) / sum(alpha_j tau_j).
+    background, background_err
+        Counts per bin.
+    shift, shift_err
+        Shift of the measured IRF (s; NaN otherwise).
+    irf_center, irf_center_err, irf_fwhm, irf_fwhm_err
+        Fitted Gaussian IRF (s; NaN otherwise).
+    fit_start, fit_stop
+        Time span of the fitted bins (s).
+    n_bins, dof
+        Fitted bins and degrees of freedom.
+    deviance_per_dof, chi2_reduced
+        Poisson deviance and Pearson chi-square per degree of freedom (~1 for a good fit).
+    success, message
+        From the optimiser.
+    model
+        Fitted counts of the fitted bins.
+    """
+
+    n_exp: int
+    irf: str
+    taus: np.ndarray
+    tau_errs: np.ndarray
+    amplitudes: np.ndarray
+    amplitude_errs: np.ndarray
+    intensity_fractions: np.ndarray
+    intensity_fraction_errs: np.ndarray
+    photons: np.ndarray
+    photon_errs: np.ndarray
+    tau_amplitude_mean: float
+    tau_amplitude_mean_err: float
+    tau_intensity_mean: float
+    tau_intensity_mean_err: float
+    background: float
+    background_err: float
+    shift: float
+    shift_err: float
+    irf_center: float
+    irf_center_err: float
+    irf_fwhm: float
+    irf_fwhm_err: float
+    fit_start: float
+    fit_stop: float
+    n_bins: int
+    dof: int
+    deviance_per_dof: float
+    chi2_reduced: float
+    success: bool
+    message: str
+    model: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as JSON types (NaN -> None)."""
+        return to_json_types(self)
+
+
+_FWHM = 2 * np.sqrt(2 * np.log(2))
+
+
+class _Decay:
+    """Evaluates the model on a histogram's bins for given parameter values."""
+
+    def __init__(self, edges: np.ndarray, period: float, irf_kind: str,
+                 irf: np.ndarray | None, t_exc: float | None) -> None:
+        self.edges = edges
+        self.period = period
+        self.kind = irf_kind
+        self.n = edges.size - 1
+        self.dt = float(edges[1] - edges[0])
+        n = self.n
+        if irf_kind != "none":
+            # Offsets of bin i from IRF bin j are (i - j) dt, i - j in [-(n-1), n-1]: one grid
+            # of 2n bins covers them all; the convolution is done by FFT.
+            self.grid = (np.arange(2 * n + 1) - n) * self.dt
+            self.nfft = 1 << int(np.ceil(np.log2(3 * n)))
+        if irf_kind == "measured":
+            self.irf_fft = np.fft.rfft(irf, self.nfft)
+        self.t_exc = t_exc
+
+    def gaussian_irf(self, center: float, sigma: float) -> np.ndarray:
+        """Gaussian IRF mass placed at each bin's left edge (midpoint rule), wrapped by T
+        when the histogram spans the whole period."""
+        e = self.edges[:-1]
+        half = self.dt / 2
+        mass = np.zeros(self.n)
+        wraps = (-1, 0, 1) if self.n * self.dt >= 0.99 * self.period else (0,)
+        for p in wraps:
+            c = center + p * self.period
+            mass += ndtr((e + half - c) / sigma) - ndtr((e - half - c) / sigma)
+        return mass
+
+    def components(self, taus: np.ndarray, shift: float = 0.0, center: float = 0.0,
+                   sigma: float = 1.0) -> np.ndarray:
+        """Unit-area (per period) components on the bins, one row per lifetime."""
+        n = self.n
+        if self.kind == "none":
+            return np.stack([periodic_decay_bins(self.edges - self.t_exc, tau, self.period)
+                             for tau in taus])
+        # Measured IRF: its photons sit at bin centres, moved by the shift.
+        offset = self.dt / 2 + shift if self.kind == "measured" else 0.0
+        comp = np.stack([periodic_decay_bins(self.grid - offset, tau, self.period)
+                         for tau in taus])
+        if self.kind == "measured":
+            irf_fft = self.irf_fft
+        else:
+            irf_fft = np.fft.rfft(self.gaussian_irf(center, sigma), self.nfft)
+        full = np.fft.irfft(np.fft.rfft(comp, self.nfft, axis=1) * irf_fft, self.nfft, axis=1)
+        return full[:, n:2 * n]
+
+
+def _initial_tau(t: np.ndarray, y: np.ndarray, bg: float, period: float) -> float:
+    """Mean delay after the peak of the background-subtracted counts (rough lifetime)."""
+    p = int(np.argmax(y))
+    w = np.clip(y[p:] - bg, 0, None)
+    if w.sum() <= 0:
+        return period / 10
+    return float(np.clip(np.sum((t[p:] - t[p]) * w) / w.sum(), 2 * (t[1] - t[0]), period))
+
+
+def _half_rise(t: np.ndarray, y: np.ndarray) -> float:
+    """Time where counts first exceed half their maximum above the minimum."""
+    lo, hi = float(np.min(y)), float(np.max(y))
+    return float(t[int(np.argmax(y >= lo + 0.5 * (hi - lo)))])
+
+
+def _check_histogram(counts: np.ndarray, edges: np.ndarray, period: float
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(counts, dtype=np.float64)
+    e = np.asarray(edges, dtype=np.float64)
+    if y.ndim != 1 or e.shape != (y.size + 1,):
+        raise ValueError("counts must be 1-D and edges one longer than counts")
+    d = np.diff(e)
+    if np.any(d <= 0) or np.ptp(d) > 1e-6 * d.mean():
+        raise ValueError("decay histogram bins must be uniform and increasing (seconds)")
+    if not period > 0:
+        raise ValueError(f"sync period must be positive seconds, not {period}")
+    if e[-1] - e[0] > period * 1.0001:
+        raise ValueError("the histogram spans more than one sync period")
+    if np.any(y < 0) or not np.all(np.isfinite(y)):
+        raise ValueError("counts must be finite and non-negative")
+    return y, e
+
+
+def fit_decay(counts: np.ndarray, edges: np.ndarray, period: float, n_exp: int = 1,
+              irf: np.ndarray | Literal["gaussian"] | None = "gaussian",
+              fit_range: tuple[float, float] | None = None,
+              tau_guess: tuple[float, ...] | None = None, background: bool = True,
+              max_shift: float = 2e-9) -> LifetimeResult:
+    """Fit a multi-exponential decay convolved with an IRF by Poisson maximum likelihood.
+
+    Parameters
+    ----------
+    counts, edges
+        Decay histogram: counts per TCSPC bin and the bin edges in seconds (uniform bins, time
+        since the sync; at most one period).
+    period
+        Sync (laser) period in seconds.
+    n_exp
+        Number of exponentials (1-3).
+    irf
+        Measured IRF on the same bins (any normalisation), ``"gaussian"`` to fit a Gaussian IRF,
+        or ``None`` for a tail fit (see :func:`fit_tail`).
+    fit_range
+        (start, stop) in seconds of the bins fitted; default all bins.
+    tau_guess
+        Starting lifetimes in seconds; default from the mean delay after the peak.
+    background
+        Fit a constant background per bin (else fixed at 0).
+    max_shift
+        Largest IRF shift (s) allowed for a measured IRF, either way from the initial guess.
+    """
+    if irf is None:
+        return fit_tail(counts, edges, period, n_exp=n_exp, tau_guess=tau_guess,
+                        background=background)
+    y, e = _check_histogram(counts, edges, period)
+    if isinstance(irf, str):
+        if irf != "gaussian":
+            raise ValueError(f"irf must be an array, 'gaussian' or None, not {irf!r}")
+        model = _Decay(e, period, "gaussian", None, None)
+    else:
+        irf_arr = np.asarray(irf, dtype=np.float64)
+        if irf_arr.shape != y.shape or np.any(irf_arr < 0) or irf_arr.sum() <= 0:
+            raise ValueError("measured IRF must be non-negative counts on the decay's bins")
+        model = _Decay(e, period, "measured", irf_arr / irf_arr.sum(), None)
+    start, stop = fit_range if fit_range is not None else (e[0], e[-1])
+    return _fit(model, y, e, period, n_exp, start, stop, tau_guess, background,
+                None if isinstance(irf, str) else irf_arr, max_shift)
+
+
+def fit_tail(counts: np.ndarray, edges: np.ndarray, period: float, n_exp: int = 1,
+             start: float | None = None, stop: float | None = None,
+             tau_guess: tuple[float, ...] | None = None, background: bool = True
+             ) -> LifetimeResult:
+    """Fit the decay's tail without an IRF.
+
+    The excitation is placed at the peak bin's centre; bins from ``start`` (default: the peak
+    plus 0.5 ns, past the IRF) to ``stop`` are fitted.
+    """
+    y, e = _check_histogram(counts, edges, period)
+    centres = 0.5 * (e[1:] + e[:-1])
+    t_peak = float(centres[int(np.argmax(y))])
+    if start is None:
+        start = t_peak + 0.5e-9
+    if start < t_peak:
+        raise ValueError(f"tail fit start {start:g} s lies before the peak at {t_peak:g} s")
+    model = _Decay(e, period, "none", None, t_peak)
+    return _fit(model, y, e, period, n_exp, start, e[-1] if stop is None else stop, tau_guess,
+                background, None, 0.0)
+
+
+def _fit(model: _Decay, y: np.ndarray, e: np.ndarray, period: float, n_exp: int,
+         start: float, stop: float, tau_guess: tuple[float, ...] | None, background: bool,
+         irf_arr: np.ndarray | None, max_shift: float) -> LifetimeResult:
+    if n_exp not in (1, 2, 3):
+        raise ValueError(f"n_exp must be 1, 2 or 3, not {n_exp}")
+    sel = (e[:-1] >= start - 1e-15) & (e[1:] <= stop + 1e-15)
+    n_fit = int(sel.sum())
+    ys = y[sel]
+    if n_fit < 2 * n_exp + 4 or ys.sum() <= 0:
+        raise ValueError(f"too few bins or counts in the fit range ({n_fit} bins, "
+                         f"{int(ys.sum())} counts)")
+    t = 0.5 * (e[1:] + e[:-1])
+    dt = float(e[1] - e[0])
+    bg0 = float(np.mean(np.sort(ys)[: max(3, n_fit // 20)])) if background else 0.0
+    tau0 = _initial_tau(t, y, bg0, period)
+    if tau_guess is None:
+        tau_guess = {1: (tau0,), 2: (tau0 / 3, 1.5 * tau0), 3: (tau0 / 6, tau0 / 1.5, 2 * tau0)
+                     }[n_exp]
+    if len(tau_guess) != n_exp:
+        raise ValueError(f"tau_guess needs {n_exp} lifetimes, got {len(tau_guess)}")
+    total = max(float(ys.sum()) - bg0 * n_fit, 1.0)
+
+    params = lmfit.Parameters()
+    for j, tau in enumerate(tau_guess, 1):
+        params.add(f"a{j}", value=total / n_exp, min=0.0)
+        params.add(f"tau{j}", value=float(tau), min=dt / 10, max=100 * period)
+    params.add("bg", value=max(bg0, 1e-3) if background else 0.0, min=0.0, vary=background)
+    if model.kind == "measured":
+        shift0 = _half_rise(t, y) - _half_rise(t, irf_arr)
+        params.add("shift", value=shift0, min=shift0 - max_shift, max=shift0 + max_shift)
+    elif model.kind == "gaussian":
+        params.add("center", value=_half_rise(t, y), min=e[0], max=e[-1])
+        params.add("sigma", value=max(2 * dt, 50e-12), min=dt / 20, max=(e[-1] - e[0]) / 10)
+
+    names = [f"tau{j}" for j in range(1, n_exp + 1)]
+    anames = [f"a{j}" for j in range(1, n_exp + 1)]
+
+    def evaluate(v: dict[str, float]) -> np.ndarray:
+        taus = np.array([v[k] for k in names])
+        comp = model.components(taus, shift=v.get("shift", 0.0), center=v.get("center", 0.0),
+                                sigma=v.get("sigma", 1.0))
+        amps = np.array([v[k] for k in anames])
+        return (v["bg"] + amps @ comp)[sel]
+
+    def residual(p: lmfit.Parameters) -> np.ndarray:
+        m = np.maximum(evaluate(p.valuesdict()), 1e-12)
+        dev = 2 * (m - ys + xlogy(ys, ys / m))
+        return np.sign(ys - m) * np.sqrt(np.maximum(dev, 0.0))
+
+    mini = lmfit.Minimizer(residual, params)
+    res = mini.minimize(method="leastsq")
+    if not res.success:
+        # A poor start can leave LM in a corner; Nelder-Mead is slower but sturdier.
+        res = mini.minimize(method="nelder", params=res.params)
+        res = mini.minimize(method="leastsq", params=res.params)
+    return _summarise(res.params, evaluate, ys, n_exp, model.kind, start, stop, dt,
+                      bool(res.success), str(res.message))
+
+
+def _summarise(params: lmfit.Parameters, evaluate: Any, ys: np.ndarray, n_exp: int, kind: str,
+               start: float, stop: float, dt: float, success: bool, message: str
+               ) -> LifetimeResult:
+    v = params.valuesdict()
+    free = [k for k, p in params.items() if p.vary]
+    x0 = np.array([v[k] for k in free])
+    m = np.maximum(evaluate(v), 1e-12)
+    # Fisher information of Poisson counts: J^T diag(1/m) J, J by central differences.
+    jac = np.empty((m.size, len(free)))
+    steps = np.empty(len(free))
+    for i, k in enumerate(free):
+        h = 1e-5 * max(abs(v[k]), 1e-12) if not k.startswith(("shift", "center")) else 1e-3 * dt
+        steps[i] = h
+        vp, vm = dict(v), dict(v)
+        vp[k] += h
+        vm[k] -= h
+        jac[:, i] = (evaluate(vp) - evaluate(vm)) / (2 * h)
+    fisher = jac.T @ (jac / m[:, None])
+    try:
+        cov = np.linalg.inv(fisher)
+    except np.linalg.LinAlgError:
+        cov = np.full((len(free), len(free)), np.nan)
+
+    def derived(x: np.ndarray) -> np.ndarray:
+        d = dict(v)
+        d.update(zip(free, x, strict=True))
+        a = np.array([d[f"a{j}"] for j in range(1, n_exp + 1)])
+        tau = np.array([d[f"tau{j}"] for j in range(1, n_exp + 1)])
+        alpha = a / tau
+        return np.concatenate([
+            tau, alpha / alpha.sum(), a / a.sum(), a,
+            [a.sum() / alpha.sum(), (a * tau).sum() / a.sum(), d["bg"], d.get("shift", np.nan),
+             d.get("center", np.nan), d.get("sigma", np.nan) * _FWHM]])
+
+    val = derived(x0)
+    grad = np.empty((val.size, x0.size))
+    for i in range(x0.size):
+        xp, xm = x0.copy(), x0.copy()
+        xp[i] += steps[i]
+        xm[i] -= steps[i]
+        grad[:, i] = (derived(xp) - derived(xm)) / (2 * steps[i])
+    grad = np.nan_to_num(grad)
+    var = np.einsum("ij,jk,ik->i", grad, cov, grad)
+    err = np.sqrt(np.where(var >= 0, var, np.nan))
+    for i, name in enumerate(("shift", "center", "sigma")):  # not fitted -> NaN, not 0
+        if name not in free:
+            err[4 * n_exp + 3 + i] = np.nan
+    if "bg" not in free:
+        err[4 * n_exp + 2] = np.nan
+
+    order = np.argsort(val[:n_exp])
+
+    def part(i: int) -> tuple[np.ndarray, np.ndarray]:
+        s = slice(i * n_exp, (i + 1) * n_exp)
+        return val[s][order], err[s][order]
+
+    (taus, tau_e), (amp, amp_e), (frac, frac_e), (ph, ph_e) = (part(i) for i in range(4))
+    k = 4 * n_exp
+    dof = max(ys.size - len(free), 1)
+    dev = 2 * np.sum(m - ys + xlogy(ys, ys / m))
+    chi2 = np.sum((ys - m) ** 2 / m)
+    return LifetimeResult(
+        n_exp=n_exp, irf=kind, taus=taus, tau_errs=tau_e, amplitudes=amp, amplitude_errs=amp_e,
+        intensity_fractions=frac, intensity_fraction_errs=frac_e, photons=ph, photon_errs=ph_e,
+        tau_amplitude_mean=float(val[k]), tau_amplitude_mean_err=float(err[k]),
+        tau_intensity_mean=float(val[k + 1]), tau_intensity_mean_err=float(err[k + 1]),
+        background=float(val[k + 2]), background_err=float(err[k + 2]),
+        shift=float(val[k + 3]), shift_err=float(err[k + 3]),
+        irf_center=float(val[k + 4]), irf_center_err=float(err[k + 4]),
+        irf_fwhm=float(val[k + 5]), irf_fwhm_err=float(err[k + 5]),
+        fit_start=float(start), fit_stop=float(stop), n_bins=int(ys.size), dof=int(dof),
+        deviance_per_dof=float(dev / dof), chi2_reduced=float(chi2 / dof), success=success,
+        message=message, model=m)
+
+
+# --- per-state decays ------------------------------------------------------------------------
+
+def decay_histograms_by_label(nanotimes: np.ndarray, labels: np.ndarray, edges: np.ndarray
+                              ) -> dict[int, np.ndarray]:
+    """Decay histogram of the photons of each label.
+
+    Parameters
+    ----------
+    nanotimes
+        Delay of each photon after its sync, seconds.
+    labels
+        Integer state/level of each photon; negative labels are left out.
+    edges
+        Bin edges in seconds.
+    """
+    nt = np.asarray(nanotimes, dtype=np.float64)
+    lab = np.asarray(labels, dtype=np.int64)
+    if nt.shape != lab.shape:
+        raise ValueError("nanotimes and labels must have equal lengths")
+    e = np.asarray(edges, dtype=np.float64)
+    return {int(k): np.histogram(nt[lab == k], e)[0] for k in np.unique(lab[lab >= 0])}
+
+
+def state_decay_histograms(times: np.ndarray, nanotimes: np.ndarray, edges: np.ndarray,
+                           level_start: np.ndarray, level_end: np.ndarray,
+                           level_state: np.ndarray) -> dict[int, np.ndarray]:
+    """Decay histogram of each state from photon times and the levels' time intervals.
+
+    A photon belongs to the level whose [start, end) interval holds its arrival time (the last
+    level includes its end); photons outside every level are left out.
+
+    Parameters
+    ----------
+    times
+        Arrival times (s) of the photons, sorted.
+    nanotimes
+        Their delays after the sync (s).
+    edges
+        Decay histogram bin edges (s).
+    level_start, level_end, level_state
+        Levels in time order and the state (e.g. 0 = OFF, 1 = ON, or a BIC group) of each.
+    """
+    t = np.asarray(times, dtype=np.float64)
+    start = np.asarray(level_start, dtype=np.float64)
+    end = np.asarray(level_end, dtype=np.float64)
+    state = np.asarray(level_state, dtype=np.int64)
+    if not (start.shape == end.shape == state.shape):
+        raise ValueError("level_start, level_end and level_state must have equal lengths")
+    idx = np.searchsorted(start, t, side="right") - 1
+    valid = idx >= 0
+    inside = np.zeros(t.shape, dtype=bool)
+    inside[valid] = (t[valid] < end[idx[valid]]) | (
+        (idx[valid] == start.size - 1) & (t[valid] <= end[-1]))
+    labels = np.where(inside, state[np.clip(idx, 0, None)], -1)
+    return decay_histograms_by_label(nanotimes, labels, edges)
+
+
+def fit_states(times: np.ndarray, nanotimes: np.ndarray, edges: np.ndarray, period: float,
+               level_start: np.ndarray, level_end: np.ndarray, level_state: np.ndarray,
+               n_exp: int = 1, min_counts: int = 200, **fit_kwargs: Any
+               ) -> dict[int, LifetimeResult | None]:
+    """Fit the decay of each state separately (ON, OFF, or each intensity level/group).
+
+    States with fewer than ``min_counts`` photons get ``None``. Other keyword arguments go to
+    :func:`fit_decay` (e.g. ``irf=``, ``fit_range=``).
+    """
+    hists = state_decay_histograms(times, nanotimes, edges, level_start, level_end, level_state)
+    out: dict[int, LifetimeResult | None] = {}
+    for s, h in hists.items():
+        out[s] = (fit_decay(h, edges, period, n_exp=n_exp, **fit_kwargs)
+                  if h.sum() >= min_counts else None)
+    return out
