@@ -1,0 +1,197 @@
+"""Change points, level grouping, thresholds, dwell-time fits and flicker metrics on synthetic
+photon streams with known truth."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from analysis.blinking import (
+    analyse_blinking,
+    bimodality_coefficient,
+    bin_trace,
+    dwell_times,
+    fano_factor,
+    fit_power_law,
+    mixture_threshold,
+)
+from analysis.changepoints import (
+    critical_value,
+    find_change_points,
+    group_levels,
+    levels_from_change_points,
+)
+
+
+def piecewise_stream(rng, rates, durations):
+    """Poisson photons with constant rate (counts/s) over consecutive durations (s)."""
+    out, t0 = [], 0.0
+    for rate, d in zip(rates, durations, strict=True):
+        out.append(t0 + np.sort(rng.random(rng.poisson(rate * d))) * d)
+        t0 += d
+    return np.concatenate(out)
+
+
+def pareto(rng, alpha, t_min, n):
+    return t_min * (1 - rng.random(n)) ** (-1 / (alpha - 1))
+
+
+def telegraph(rng, total, on_rate, off_rate, alpha=1.6, t_min=5e-3, cap=2.0):
+    """Alternating ON/OFF dwells (power law, capped) -> states, durations."""
+    states, durs, t, on = [], [], 0.0, True
+    while t < total:
+        d = min(pareto(rng, alpha, t_min, 1)[0], cap, total - t)
+        states.append(on)
+        durs.append(d)
+        t += d
+        on = not on
+    states, durs = np.array(states), np.array(durs)
+    return states, durs, np.where(states, on_rate, off_rate)
+
+
+def test_false_positive_rate_matches_confidence():
+    # 400 constant-rate streams of 200 intervals, one test each: the share with a change point
+    # is 1 - confidence = 0.10 +- 0.015; accept 3 sigma.
+    rng = np.random.default_rng(10)
+    hits = sum(find_change_points(np.cumsum(rng.exponential(1e-4, 201)), 0.90).size > 0
+               for _ in range(400))
+    assert 0.055 < hits / 400 < 0.145
+
+
+def test_critical_values_grow_with_confidence_and_length():
+    assert critical_value(100, 0.99) > critical_value(100, 0.95) > critical_value(100, 0.69)
+    assert critical_value(1000, 0.95) > critical_value(50, 0.95)
+    # an untabulated confidence is simulated on demand and lies between its neighbours
+    assert critical_value(100, 0.90) < critical_value(100, 0.93) < critical_value(100, 0.95)
+    with pytest.raises(ValueError):
+        critical_value(100, 1.0)
+
+
+def test_change_points_found_at_the_right_places():
+    rng = np.random.default_rng(11)
+    rates = [5e3, 20e3, 5e3, 40e3, 10e3]
+    durs = [0.3, 0.2, 0.5, 0.1, 0.4]
+    t = piecewise_stream(rng, rates, durs)
+    cps = find_change_points(t, 0.99)
+    true_times = np.cumsum(durs)[:-1]
+    assert cps.size == true_times.size
+    # located within a few mean intervals of the slower side (5 kcps -> 0.2 ms)
+    np.testing.assert_allclose(t[cps], true_times, atol=3e-3)
+
+
+def test_no_change_points_in_a_constant_stream():
+    rng = np.random.default_rng(12)
+    t = np.cumsum(rng.exponential(1 / 2e4, 900))  # one window: one test at 95 %
+    assert find_change_points(t, 0.95).size == 0
+    # ~40 windows at 99 %: about 0.4 false detections expected (a false one often comes as a
+    # pair around a short burst); whatever is found must not hold a noticeable share of time.
+    long = np.cumsum(rng.exponential(1 / 2e4, 30_000))
+    cps = find_change_points(long, 0.99)
+    assert cps.size <= 4
+    g = group_levels(levels_from_change_points(long, cps))
+    assert g.time_fractions.max() > 0.99
+
+
+def test_number_of_states_by_bic():
+    rng = np.random.default_rng(13)
+    levels = np.array([2e3, 15e3, 40e3])
+    seq = rng.integers(0, 3, 40)
+    seq[:3] = [0, 1, 2]
+    durs = rng.uniform(0.1, 0.3, seq.size)
+    t = piecewise_stream(rng, levels[seq], durs)
+    lv = levels_from_change_points(t, find_change_points(t, 0.95))
+    g = group_levels(lv)
+    assert g.n_states == 3
+    np.testing.assert_allclose(g.intensities, levels, rtol=0.05)
+    assert np.argmax(g.bic) == 2
+
+
+def test_power_law_exponent_recovered():
+    rng = np.random.default_rng(14)
+    for alpha in (1.5, 2.2):
+        # below t_min = 2 ms a shallower law, so t_min must be found by the KS scan
+        d = np.concatenate([pareto(rng, alpha, 2e-3, 5000), rng.uniform(2e-4, 2e-3, 800)])
+        f = fit_power_law(d)
+        assert f.alpha == pytest.approx(alpha, abs=0.1)
+        assert f.t_min >= 1.9e-3  # not in the shallower part below 2 ms
+        assert f.alpha_err == pytest.approx((f.alpha - 1) / np.sqrt(f.n_tail))
+        assert f.preferred == "power_law"
+
+
+def test_truncated_power_law_is_preferred_when_cut_off():
+    rng = np.random.default_rng(15)
+    d = pareto(rng, 1.5, 1e-3, 40_000)
+    d = d[rng.random(d.size) < np.exp(-(d - 1e-3) / 0.5)]  # exponential cutoff at 0.5 s
+    f = fit_power_law(d, t_min=1e-3)
+    assert f.preferred == "truncated" and f.p_value < 1e-3
+    assert f.tpl_alpha == pytest.approx(1.5, abs=0.1)
+    assert f.tpl_cutoff == pytest.approx(0.5, rel=0.3)
+    assert f.log_likelihood_ratio < 0
+
+
+def test_dwell_times_join_states_and_drop_censored_ends():
+    on = np.array([1, 1, 0, 1, 0, 0, 1], dtype=bool)
+    start = np.arange(7.0)
+    on_d, off_d = dwell_times(on, start, start + 1)
+    np.testing.assert_array_equal(on_d, [1.0])       # first ON (2 s) and last ON dropped
+    np.testing.assert_array_equal(off_d, [1.0, 2.0])
+
+
+def test_threshold_and_on_fraction_of_a_telegraph_trace():
+    rng = np.random.default_rng(16)
+    states, durs, rates = telegraph(rng, 120.0, 30e3, 2e3)
+    t = piecewise_stream(rng, rates, durs)
+    bw = 0.01
+    counts, edges = bin_trace(t, bw)
+    # truth: share of the binned span spent ON (cumulative ON time is piecewise linear)
+    bounds = np.concatenate([[0], np.cumsum(durs)])
+    cum_on = np.concatenate([[0], np.cumsum(durs * states)])
+    on_time = np.interp(edges[[0, -1]], bounds, cum_on)
+    true_on = (on_time[1] - on_time[0]) / (edges[-1] - edges[0])
+    for method in ("poisson", "gaussian"):
+        fit = mixture_threshold(counts, method)
+        assert fit.on_fraction == pytest.approx(true_on, abs=0.05)
+        np.testing.assert_allclose(fit.means, [20, 300], rtol=0.1)
+        assert 20 < fit.threshold < 300
+        if method == "poisson":
+            # Bayes threshold of the true Poisson components with the fitted weights
+            w = fit.weights
+            bayes = (np.log(w[0] / w[1]) + 300 - 20) / np.log(300 / 20)
+            assert fit.threshold == pytest.approx(bayes, rel=0.05)
+
+
+def test_flicker_metrics_separate_bimodal_from_many_levels():
+    rng = np.random.default_rng(17)
+    states, durs, rates = telegraph(rng, 30.0, 30e3, 2e3, t_min=0.03)
+    bimodal = analyse_blinking(piecewise_stream(rng, rates, durs), 0.01)
+    # flickering: 150 levels of intensities spread around 16 kcps
+    many = np.clip(rng.normal(16e3, 5e3, 150), 3e3, None)
+    flicker = analyse_blinking(piecewise_stream(rng, many, rng.uniform(0.1, 0.3, 150)), 0.01)
+    assert bimodal.n_states == 2
+    assert flicker.n_states >= 4
+    assert bimodal.intermediate_fraction < 0.05 < 0.5 < flicker.intermediate_fraction
+    # 5/9 is the bimodality coefficient of a uniform distribution
+    assert bimodal.bimodality_coefficient > 5 / 9 > flicker.bimodality_coefficient
+    assert bimodal.fano_factor > 10 and flicker.fano_factor > 10
+    d = bimodal.to_dict()
+    json.dumps(d, allow_nan=False)
+    assert d["n_states"] == 2 and len(d["level_start"]) == len(bimodal.level_start)
+
+
+def test_simple_metrics():
+    rng = np.random.default_rng(18)
+    assert fano_factor(rng.poisson(50, 20_000)) == pytest.approx(1, abs=0.05)
+    two = np.concatenate([rng.normal(0, 1, 5000), rng.normal(10, 1, 5000)])
+    assert bimodality_coefficient(two) > 0.8
+    assert bimodality_coefficient(rng.normal(0, 1, 10_000)) == pytest.approx(1 / 3, abs=0.03)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="sorted"):
+        find_change_points(np.array([0.0, 2.0, 1.0] * 10))
+    with pytest.raises(ValueError, match="too few"):
+        fit_power_law(np.ones(3))
+    with pytest.raises(ValueError, match="bin width"):
+        bin_trace(np.arange(10.0), 0)
