@@ -112,7 +112,7 @@ class _Stream:
         self.first_timestamp = NO_SYNC
         self.last_sync = NO_SYNC
 
-    def accept(self, chunk: PhotonChunk, name: str) -> None:
+    def accept(self, chunk: PhotonChunk, name: str, check_order: bool = True) -> None:
         if not isinstance(chunk, PhotonChunk):
             raise TypeError(f"{name}.update takes a PhotonChunk, not {type(chunk).__name__}")
         if self.timing is None:
@@ -121,7 +121,7 @@ class _Stream:
             raise ValueError(f"{name}: chunk timing {chunk.timing} differs from the stream's "
                              f"{self.timing}")
         if len(chunk):
-            bad = _first_decrease(chunk.timestamps, self.last_timestamp)
+            bad = _first_decrease(chunk.timestamps, self.last_timestamp) if check_order else -1
             if bad >= 0:
                 raise ValueError(f"{name}: timestamps go backwards at photon {bad} of the chunk; "
                                  "photons must be fed in time order")
@@ -494,58 +494,86 @@ class DecayHistogram:
 # cross-correlation
 # --------------------------------------------------------------------------------------------
 
-@njit(cache=True)
-def _pick(detectors, coarse, fine, delays, use_gate, gate, det_a, det_b):  # pragma: no cover
-    """Photons of detectors a and b (passing the gate) as (coarse, fine, is_b) arrays."""
-    n = detectors.shape[0]
-    key = np.empty(n, dtype=np.int64)
-    fin = np.empty(n, dtype=np.int64)
-    isb = np.empty(n, dtype=np.bool_)
-    m = 0
-    n_a = 0
-    n_b = 0
-    fmax = 0
-    for i in range(n):
-        d = detectors[i]
-        if d != det_a and d != det_b:
-            continue
-        if use_gate and (delays[i] < 0 or delays[i] < gate):
-            continue
-        key[m] = coarse[i]
-        f = np.int64(fine[i])
-        fin[m] = f
-        if f > fmax:
-            fmax = f
-        isb[m] = d == det_b
-        if d == det_a:
-            n_a += 1
-        if d == det_b:
-            n_b += 1
-        m += 1
-    return key[:m], fin[:m], isb[:m], n_a, n_b, fmax
+# Persistent state of the correlation kernel, one int64 array so that it survives chunks
+_PREV, _SYNC, _HEAD, _COUNT, _NA, _NB, _FMAX = range(7)
 
 
 @njit(cache=True)
-def _correlate(key, fine, isb, start, period, lo, width, window, auto, hist):  # pragma: no cover
-    """Add to ``hist`` every pair (i < j, j >= start) of photons of different kind.
+def _correlate(timestamps, detectors, nanotimes, t3, start, det_a, det_b, use_gate, gate,
+               period, hi, lo, width, state, ring_key, ring_fine, ring_b, hist):  # pragma: no cover
+    """One pass over a chunk: every a-b pair within the histogram is added to ``hist``.
 
-    The lag of a pair is ``t_b - t_a`` in fine units, ``(key_j - key_i) * period + fine_j -
-    fine_i`` (sign flipped when photon i is the b photon); bin ``floor((lag - lo) / width)``.
-    Photons are in key order; the look-back stops ``window`` keys before photon j, which the
-    caller chose so that no pair inside the histogram is missed.
+    Photons of detectors a and b (passing the gate) enter a ring buffer of the photons of the
+    last look-back window, which persists across chunks; each new photon is paired with those
+    of the other detector in the ring. The lag ``t_b - t_a`` in fine units (T3 TCSPC bins, T2
+    ticks) is ``(k_j - k_i) * period + f_j - f_i`` with k the timestamp and f the nanotime (T3;
+    period = sync period in TCSPC bins) or k = 0 and f the tag (T2), sign flipped when the new
+    photon is the a photon; its bin is ``floor((lag - lo) / width)``.
+
+    The look-back: an earlier photon i and a later photon j with ``|lag| <= hi`` have
+    ``(k_j - k_i) * period <= hi + f_i <= hi + fmax``; T2: ``t_j - t_i <= hi``.
+
+    Returns ``(stop, bad)``: ``stop`` is the index where the ring filled up (``len`` when the
+    chunk is done; the caller grows the ring and resumes there); ``bad`` the index of the first
+    timestamp below its predecessor (-1 if none), at which the pass stops.
     """
+    n = timestamps.shape[0]
     nb = hist.shape[0]
-    i0 = 0
-    for j in range(start, key.shape[0]):
-        kj = key[j]
-        while kj - key[i0] > window:
-            i0 += 1
-        bj = isb[j]
-        fj = fine[j]
-        for i in range(i0, j):
-            if not auto and isb[i] == bj:
+    cap = ring_key.shape[0]
+    mask = cap - 1
+    auto = det_a == det_b
+    prev = state[_PREV]
+    last_sync = state[_SYNC]
+    head = state[_HEAD]
+    count = state[_COUNT]
+    n_a = state[_NA]
+    n_b = state[_NB]
+    fmax = state[_FMAX]
+    if t3:
+        window = np.int64(math.floor((hi + fmax) / period)) + 1
+    else:
+        window = np.int64(math.floor(hi)) + 1
+    stop = n
+    bad = -1
+    for j in range(start, n):
+        k = timestamps[j]
+        if k < prev:
+            bad = j
+            stop = j
+            break
+        prev = k
+        d = detectors[j]
+        if d != det_a and d != det_b:
+            if d == 0:
+                last_sync = k
+            continue
+        if t3:
+            f = np.int64(nanotimes[j])
+            if use_gate and f < gate:
                 continue
-            lag = (kj - key[i]) * period + (fj - fine[i])
+            key = k
+        else:
+            if use_gate and (last_sync == NO_SYNC or k - last_sync < gate):
+                continue
+            f = k
+            key = np.int64(0)
+        if count == cap:
+            stop = j
+            break
+        if t3 and f > fmax:
+            fmax = f
+            window = np.int64(math.floor((hi + fmax) / period)) + 1
+        # drop photons that can no longer pair with this or any later photon
+        lim = k - window
+        while count > 0 and (ring_key[head] if t3 else ring_fine[head]) < lim:
+            head = (head + 1) & mask
+            count -= 1
+        is_b = d == det_b
+        for q in range(count):
+            r = (head + q) & mask
+            if not auto and ring_b[r] == is_b:
+                continue
+            lag = (key - ring_key[r]) * period + (f - ring_fine[r])
             if auto:
                 x = (lag - lo) / width
                 if 0.0 <= x < nb:
@@ -553,12 +581,29 @@ def _correlate(key, fine, isb, start, period, lo, width, window, auto, hist):  #
                 x = (-lag - lo) / width
                 if 0.0 <= x < nb:
                     hist[int(x)] += 1
-            else:
-                if not bj:
-                    lag = -lag
-                x = (lag - lo) / width
-                if 0.0 <= x < nb:
-                    hist[int(x)] += 1
+                continue
+            if not is_b:
+                lag = -lag
+            x = (lag - lo) / width
+            if 0.0 <= x < nb:
+                hist[int(x)] += 1
+        r = (head + count) & mask
+        ring_key[r] = key
+        ring_fine[r] = f
+        ring_b[r] = is_b
+        count += 1
+        if is_b:
+            n_b += 1
+        if d == det_a:
+            n_a += 1
+    state[_PREV] = prev
+    state[_SYNC] = last_sync
+    state[_HEAD] = head
+    state[_COUNT] = count
+    state[_NA] = n_a
+    state[_NB] = n_b
+    state[_FMAX] = fmax
+    return stop, bad
 
 
 @dataclass(frozen=True)
@@ -651,12 +696,10 @@ class CrossCorrelation:
         self.gate_s = gate_s
         self._stream = _Stream()
         self._hist = np.zeros(0, dtype=np.int64)
-        self._n_a = 0
-        self._n_b = 0
-        self._fmax = 0
         self._extra_duration_s = 0.0  # durations of measurements merged in
-        empty = np.zeros(0, dtype=np.int64)
-        self._tail = (empty, empty, np.zeros(0, dtype=bool))
+        self._state = np.array([NO_SYNC, NO_SYNC, 0, 0, 0, 0, 0], dtype=np.int64)
+        self._ring = (np.zeros(1024, dtype=np.int64), np.zeros(1024, dtype=np.int64),
+                      np.zeros(1024, dtype=np.bool_))
 
     def _setup(self, timing: Timing) -> None:
         if self.max_lag_s is not None:
@@ -680,51 +723,42 @@ class CrossCorrelation:
         self._gate = 0.0 if self.gate_s is None else self.gate_s / fine_unit
         self._hist = np.zeros(2 * self._m + 1, dtype=np.int64)
 
-    def _window(self) -> int:
-        """Look-back in coarse keys that cannot miss a pair inside the histogram.
-
-        The lag of an earlier photon i and later photon j is ``dk * P + f_j - f_i``; in range
-        means ``|lag| <= (M + 1/2) w``, so ``dk * P <= (M + 1/2) w + f_i`` and ``f_i`` is at
-        most the largest nanotime seen so far.
-        """
-        hi = (self._m + 0.5) * self._width
-        if self._period > 0:
-            return int(math.floor((hi + self._fmax) / self._period)) + 1
-        return int(math.floor(hi)) + 1
-
     def update(self, chunk: PhotonChunk) -> None:
         """Add all pairs that the photons of this chunk form with each other and with earlier
         photons."""
         first = self._stream.timing is None
-        self._stream.accept(chunk, "CrossCorrelation")
+        self._stream.accept(chunk, "CrossCorrelation", check_order=False)
         if first:
             self._setup(chunk.timing)
-        if not len(chunk):
-            return
-        use_gate = self.gate_s is not None
-        delays = self._stream.delays(chunk) if use_gate else chunk.timestamps
         t3 = chunk.nanotimes is not None
-        key, fine, isb, n_a, n_b, fmax = _pick(
-            chunk.detectors, chunk.timestamps, chunk.nanotimes if t3 else chunk.timestamps,
-            delays, use_gate, self._gate, self.det_a, self.det_b)
-        self._n_a += n_a
-        self._n_b += n_b
-        if t3:
-            self._fmax = max(self._fmax, int(fmax))
-        if not key.shape[0]:
-            return
-        tk, tf, tb = self._tail
-        start = tk.shape[0]
-        if start:
-            key = np.concatenate((tk, key))
-            fine = np.concatenate((tf, fine))
-            isb = np.concatenate((tb, isb))
-        window = self._window()
-        _correlate(key, fine, isb, start, self._period, self._lo, float(self._width), window,
-                   self.det_a == self.det_b, self._hist)
-        # keep the photons that can still pair with later ones
-        keep = int(np.searchsorted(key, key[-1] - window, side="left"))
-        self._tail = (key[keep:].copy(), fine[keep:].copy(), isb[keep:].copy())
+        hi = (self._m + 0.5) * self._width
+        start = 0
+        while True:
+            stop, bad = _correlate(
+                chunk.timestamps, chunk.detectors,
+                chunk.nanotimes if t3 else chunk.timestamps, t3, start, self.det_a, self.det_b,
+                self.gate_s is not None, self._gate, self._period, hi, self._lo,
+                float(self._width), self._state, *self._ring, self._hist)
+            if bad >= 0:
+                raise ValueError(f"CrossCorrelation: timestamps go backwards at photon {bad} of "
+                                 "the chunk; photons must be fed in time order (the "
+                                 "accumulator now holds part of this chunk)")
+            if stop >= len(chunk):
+                return
+            self._grow_ring()
+            start = stop
+
+    def _grow_ring(self) -> None:
+        """Double the ring buffer (more photons inside one look-back window than it holds)."""
+        cap = self._ring[0].shape[0]
+        order = (self._state[_HEAD] + np.arange(self._state[_COUNT])) & (cap - 1)
+        grown = []
+        for arr in self._ring:
+            new = np.zeros(2 * cap, dtype=arr.dtype)
+            new[:order.size] = arr[order]
+            grown.append(new)
+        self._ring = tuple(grown)
+        self._state[_HEAD] = 0
 
     def result(self) -> Correlation:
         """The correlation histogram so far."""
@@ -733,7 +767,7 @@ class CrossCorrelation:
         k = np.arange(-self._m, self._m + 1)
         edges = (np.arange(-self._m, self._m + 2) - 0.5) * w
         return Correlation(k * w, edges, self._hist.copy(), w, self.det_a, self.det_b,
-                           self._n_a, self._n_b,
+                           int(self._state[_NA]), int(self._state[_NB]),
                            self._stream.duration_s() + self._extra_duration_s,
                            timing.sync_period, self.gate_s)
 
@@ -747,20 +781,19 @@ class CrossCorrelation:
                 or (self.det_a, self.det_b) != (other.det_a, other.det_b)):
             raise ValueError("CrossCorrelation.merge: histograms with different settings")
         self._hist += other._hist
-        self._n_a += other._n_a
-        self._n_b += other._n_b
+        self._state[_NA] += other._state[_NA]
+        self._state[_NB] += other._state[_NB]
         self._extra_duration_s += other._stream.duration_s() + other._extra_duration_s
 
     def to_dict(self) -> dict[str, Any]:
-        """The full state (parameters, histogram and the tail of pending photons)."""
+        """The full state (parameters, histogram and the ring of pending photons)."""
         return {"kind": "CrossCorrelation", "det_a": self.det_a, "det_b": self.det_b,
                 "max_lag_periods": self.max_lag_periods, "max_lag_s": self.max_lag_s,
                 "bin_width_s": self.requested_bin_width_s, "gate_s": self.gate_s,
                 "stream": self._stream.state(), "hist": self._hist.copy(),
-                "n_a": self._n_a, "n_b": self._n_b, "fmax": self._fmax,
-                "extra_duration_s": self._extra_duration_s,
-                "tail_key": self._tail[0].copy(), "tail_fine": self._tail[1].copy(),
-                "tail_is_b": self._tail[2].copy()}
+                "extra_duration_s": self._extra_duration_s, "state": self._state.copy(),
+                "ring_key": self._ring[0].copy(), "ring_fine": self._ring[1].copy(),
+                "ring_is_b": self._ring[2].copy()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CrossCorrelation:
@@ -771,11 +804,11 @@ class CrossCorrelation:
         if self._stream.timing is not None:
             self._setup(self._stream.timing)
         self._hist = np.array(d["hist"], dtype=np.int64)
-        self._n_a, self._n_b, self._fmax = int(d["n_a"]), int(d["n_b"]), int(d["fmax"])
         self._extra_duration_s = float(d["extra_duration_s"])
-        self._tail = (np.array(d["tail_key"], dtype=np.int64),
-                      np.array(d["tail_fine"], dtype=np.int64),
-                      np.array(d["tail_is_b"], dtype=bool))
+        self._state = np.array(d["state"], dtype=np.int64)
+        self._ring = (np.array(d["ring_key"], dtype=np.int64),
+                      np.array(d["ring_fine"], dtype=np.int64),
+                      np.array(d["ring_is_b"], dtype=np.bool_))
         return self
 
 

@@ -120,6 +120,21 @@ def test_t2_correlation_pairs_on_bin_edges():
                                    parts).counts, got.counts)
 
 
+def test_correlation_dense_window_grows_ring():
+    # ~3000 photons inside one look-back window: the ring buffer (1024 to start) must grow,
+    # also in the middle of a chunk, without losing or repeating a pair
+    rng = np.random.default_rng(12)
+    ts = np.sort(rng.integers(0, 30_000, 6000))
+    chunk = PhotonChunk(T2, ts, rng.integers(1, 3, 6000))
+    ref = brute_correlation(chunk, 1, 2, 1000, 10)
+    assert ref.sum() > 1_000_000
+    np.testing.assert_array_equal(
+        feed(CrossCorrelation(1, 2, max_lag_s=10e-9, bin_width_s=1e-9), [chunk]).counts, ref)
+    np.testing.assert_array_equal(
+        feed(CrossCorrelation(1, 2, max_lag_s=10e-9, bin_width_s=1e-9),
+             split(chunk, rng, 7)).counts, ref)
+
+
 def test_t3_correlation_non_integer_period_matches_float_reference():
     # real files: sync period not a whole number of TCSPC bins (200.0016 ns / 64 ps)
     timing = Timing("T3", 2.000016e-7, 6.4e-11, 2.000016e-7, 3125)
