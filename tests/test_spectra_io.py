@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import struct
+import sys
 from pathlib import Path
 
 import h5py
@@ -234,7 +235,9 @@ def _particle_file(path: Path, **attrs) -> np.ndarray:
     return frames
 
 
-def test_particle_spectrum_group(tmp_path):
+def test_particle_spectrum_group_direct(tmp_path, monkeypatch):
+    # The direct reader, used when spad.particle (the writer's own reader) is not installed.
+    monkeypatch.setitem(sys.modules, "spad.particle", None)
     p = tmp_path / "particle.h5"
     frames = _particle_file(p, exposure_s=0.08, em_gain=300.0, bias_adu=500.0,
                             preamp_gain_e_per_adu=4.5,
@@ -248,6 +251,24 @@ def test_particle_spectrum_group(tmp_path):
     assert d.calibration == {"method": "grating", "order": 1}
     assert d.signal_rows == (3, 6) and d.background_rows is None
     assert d.wavelength_m[-1] == pytest.approx(660e-9)
+
+
+def test_particle_spectrum_round_trip(tmp_path):
+    particle = pytest.importorskip("spad.particle")
+    from spad.spectrum import SpectrumData
+
+    src = SpectrumData(frames=np.arange(3 * 4 * 16, dtype=float).reshape(3, 4, 16),
+                       wavelength_m=np.linspace(600e-9, 660e-9, 16), exposure_s=0.08,
+                       em_gain=300.0, bias_adu=300.0, preamp_gain_e_per_adu=10.0,
+                       calibration={"method": "grating", "order": 1}, signal_rows=(1, 3))
+    p = tmp_path / "particle.h5"
+    with h5py.File(p, "w") as f:
+        particle.write_spectrum_group(f, src)
+    d = open_spectrum(p)
+    assert np.array_equal(d.frames, src.frames)
+    assert np.array_equal(d.wavelength_m, src.wavelength_m)
+    assert (d.em_gain, d.bias_adu, d.preamp_gain_e_per_adu) == (300.0, 300.0, 10.0)
+    assert d.calibration["method"] == "grating" and d.signal_rows == (1, 3)
 
 
 def test_particle_file_without_spectrum(tmp_path):

@@ -513,18 +513,30 @@ _SCALAR_FIELDS = ("exposure_s", "em_gain", "bias_adu", "preamp_gain_e_per_adu")
 def read_particle_spectrum(path: str | Path) -> SpectrumData:
     """Read the ``/user/spectrum`` group of a particle file (Photon-HDF5 + spectrum).
 
-    Reads the group directly: datasets ``frames`` and ``wavelength_m``; ``exposure_s``,
-    ``em_gain``, ``bias_adu``, ``preamp_gain_e_per_adu``, ``calibration`` (JSON text or a
-    subgroup of attributes), ``signal_rows``, ``background_rows`` as group attributes or
-    datasets.
+    Uses ``spad.particle.read_spectrum_group`` (the writer's own reader) when that module is
+    there; otherwise reads the group directly: datasets ``frames`` and ``wavelength_m``;
+    ``exposure_s``, ``em_gain``, ``bias_adu``, ``preamp_gain_e_per_adu``, ``calibration`` (JSON
+    text, or a subgroup of attributes/datasets), ``signal_rows``, ``background_rows`` as group
+    attributes or datasets.
     """
     import h5py
+
+    try:
+        from spad.particle import read_spectrum_group
+    except ImportError:
+        read_spectrum_group = None
 
     path = Path(path)
     try:
         with h5py.File(path, "r") as f:
             if "user/spectrum" not in f:
                 raise FormatError(path, "HDF5 file has no /user/spectrum group")
+            if read_spectrum_group is not None:
+                data = read_spectrum_group(f, path)
+                if data is not None:
+                    data.source = str(path)
+                    data.metadata = {"format": "particle-hdf5", **data.metadata}
+                    return data
             g = f["user/spectrum"]
             if "frames" not in g:
                 raise FormatError(path, "/user/spectrum has no 'frames' dataset")
@@ -568,12 +580,19 @@ def _h5_value(group: Any, name: str) -> Any:
     if name in group:
         item = group[name]
         if isinstance(item, h5py.Group):
-            return {k: _plain(v) for k, v in item.attrs.items()}
+            out = {k: _plain(v) for k, v in item.attrs.items()}
+            out.update({k: _plain(v[()]) for k, v in item.items()
+                        if isinstance(v, h5py.Dataset)})
+            return out
         return _plain(item[()])
     return None
 
 
 def _plain(value: Any) -> Any:
+    import h5py
+
+    if isinstance(value, h5py.Empty):  # how h5py stores None
+        return None
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     if isinstance(value, np.ndarray):
