@@ -1,0 +1,311 @@
+"""One entry point for the photon-stream analyses of one particle.
+
+:func:`analyze_photons` feeds every chunk of a source (a file reader, the simulator, a live
+tagger) to the streaming accumulators once, then runs the whole-trace analyses: blinking levels,
+lifetimes of the whole decay and of the bright state, pulsed g2(0) raw and time-gated. The result,
+:class:`PhotonAnalysis`, serialises to JSON-ready dicts and into the particle HDF5 file.
+
+Live and replay share this code: the accumulators are chunk-invariant, and the whole-trace steps
+run on the concatenated photons, so the same photons give the same numbers however they arrive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from analysis.accumulators import (
+    Correlation,
+    CrossCorrelation,
+    Decay,
+    DecayHistogram,
+    FLIDHistogram,
+    IntensityTrace,
+    PhotonCollector,
+    PhotonList,
+    Trace,
+)
+from analysis.blinking import BlinkingResult, analyse_blinking, to_json_types
+from analysis.g2 import G2Result, pulsed_g2
+from analysis.lifetimes import LifetimeResult, fit_decay, fit_states
+from spad.photons import PhotonChunk
+
+
+@dataclass
+class AnalysisSettings:
+    """Choices of the photon analysis (times in seconds).
+
+    Attributes
+    ----------
+    detectors
+        The two HBT detectors (a, b) correlated for g2; their photons make the trace.
+    trace_bin_s
+        Bin width of the intensity trace and the FLID.
+    g2_max_lag_periods
+        Correlation range in laser periods on each side of zero.
+    g2_bin_s
+        Correlation bin width.
+    gate_s
+        Time gate after the excitation pulse for the gated g2(0): photons arriving earlier are
+        dropped (most biexciton photons).
+    confidence
+        Confidence of the change-point tests.
+    decay_bin_s
+        Bin width of the decays fitted (rounded to whole TCSPC bins).
+    irf
+        Measured IRF counts on the decay bins, or ``None`` to fit a Gaussian IRF.
+    dark_counts_hz
+        Dark count rate per detector for the g2 background correction, if known.
+    """
+
+    detectors: tuple[int, int] = (1, 2)
+    trace_bin_s: float = 0.010
+    g2_max_lag_periods: float = 5.5
+    g2_bin_s: float = 0.5e-9
+    gate_s: float = 5e-9
+    confidence: float = 0.99
+    decay_bin_s: float = 0.128e-9
+    irf: np.ndarray | None = None
+    dark_counts_hz: float | None = None
+
+
+@dataclass
+class PhotonAnalysis:
+    """Everything read off one particle's photons.
+
+    Scalars first (what goes into tables), then the full results for figures.
+    """
+
+    n_photons: int
+    duration_s: float
+    count_rate_cps: float
+    mode: str
+    sync_period_s: float | None
+    g2_zero: float | None
+    g2_zero_err: float | None
+    g2_zero_gated: float | None
+    g2_zero_gated_err: float | None
+    lifetime_ns: float | None          # intensity-weighted, bright (ON) state
+    lifetime_err_ns: float | None
+    lifetime_all_ns: float | None      # intensity-weighted, whole decay (bi-exponential)
+    on_fraction: float | None
+    n_levels: int | None               # BIC-selected number of intensity states
+    intermediate_fraction: float | None
+    fano_factor: float | None
+    bimodality_coefficient: float | None
+    alpha_on: float | None
+    alpha_off: float | None
+    pulse_delay_s: dict[int, float] = field(default_factory=dict)
+    trace: Trace | None = None
+    decay: Decay | None = None
+    correlation: Correlation | None = None
+    correlation_gated: Correlation | None = None
+    g2: G2Result | None = None
+    g2_gated: G2Result | None = None
+    blinking: BlinkingResult | None = None
+    lifetime_bright: LifetimeResult | None = None
+    lifetime_all: LifetimeResult | None = None
+    flid: Any = None
+    notes: list[str] = field(default_factory=list)
+
+    SCALARS = ("n_photons", "duration_s", "count_rate_cps", "mode", "sync_period_s", "g2_zero",
+               "g2_zero_err", "g2_zero_gated", "g2_zero_gated_err", "lifetime_ns",
+               "lifetime_err_ns", "lifetime_all_ns", "on_fraction", "n_levels",
+               "intermediate_fraction", "fano_factor", "bimodality_coefficient", "alpha_on",
+               "alpha_off")
+
+    def summary(self) -> dict[str, Any]:
+        """The scalar results as JSON types (NaN -> None)."""
+        return to_json_types({k: getattr(self, k) for k in self.SCALARS})
+
+    def features(self) -> dict[str, float | None]:
+        """The photon features the classifier uses."""
+        s = self.summary()
+        return {k: s.get(k) for k in ("g2_zero", "g2_zero_gated", "lifetime_ns", "on_fraction",
+                                      "n_levels", "intermediate_fraction", "fano_factor")}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything as nested JSON types (arrays as lists)."""
+        d = self.summary()
+        d["pulse_delay_s"] = {str(k): v for k, v in self.pulse_delay_s.items()}
+        d["notes"] = list(self.notes)
+        for name in ("trace", "decay", "correlation", "correlation_gated", "g2", "g2_gated",
+                     "flid"):
+            obj = getattr(self, name)
+            d[name] = None if obj is None else to_json_types(asdict(obj))
+        for name in ("blinking", "lifetime_bright", "lifetime_all"):
+            obj = getattr(self, name)
+            d[name] = None if obj is None else obj.to_dict()
+        return d
+
+
+def _chunks_of(source: Any) -> Iterator[PhotonChunk]:
+    if isinstance(source, PhotonChunk):
+        yield source
+    elif hasattr(source, "chunks"):
+        yield from source.chunks()
+    else:
+        yield from source
+
+
+def _pulse_delays(decay: Decay) -> dict[int, float]:
+    """Delay of the excitation pulse after the sync per detector: the decay's rising edge.
+
+    The half-maximum point on the rise before the peak is robust to the long tail and to
+    the IRF shape; it differs per detector by the cable delays.
+    """
+    out: dict[int, float] = {}
+    for det, row in zip(decay.detectors, decay.counts, strict=True):
+        if row.sum() == 0:
+            continue
+        k = int(np.argmax(row))
+        half = row[k] / 2
+        below = np.nonzero(row[:k + 1] < half)[0]
+        j = int(below[-1]) + 1 if below.size else 0
+        out[int(det)] = float(decay.bin_edges_s[j])
+    return out
+
+
+def _gated(photons: PhotonList, pulse: dict[int, float], gate_s: float) -> PhotonChunk:
+    """The photons arriving at least ``gate_s`` after their detector's excitation pulse."""
+    delay_s = photons.delays * photons.delay_unit_s
+    keep = np.zeros(photons.timestamps.shape, dtype=bool)
+    for det, t0 in pulse.items():
+        sel = photons.detectors == det
+        keep |= sel & (delay_s >= t0 + gate_s)
+    timing = photons.timing
+    return PhotonChunk(timing, photons.timestamps[keep], photons.detectors[keep],
+                       photons.delays[keep].astype(np.uint16) if timing.is_t3 else None)
+
+
+def _rebinned(decay: Decay) -> tuple[np.ndarray, np.ndarray]:
+    """Sum of the detectors' decays, trimmed to the sync period."""
+    counts = decay.counts.sum(axis=0).astype(np.float64)
+    return counts, decay.bin_edges_s
+
+
+def analyze_photons(source: Iterable[PhotonChunk] | Any,
+                    settings: AnalysisSettings | None = None) -> PhotonAnalysis:
+    """Run every photon analysis on one particle.
+
+    Parameters
+    ----------
+    source
+        A reader (anything with ``.chunks()``), an iterable of time-ordered PhotonChunks, or one
+        PhotonChunk.
+    settings
+        Analysis choices; defaults as in :class:`AnalysisSettings`.
+
+    Returns
+    -------
+    PhotonAnalysis
+    """
+    s = settings or AnalysisSettings()
+    det_a, det_b = s.detectors
+    trace = IntensityTrace(s.trace_bin_s, s.detectors)
+    collector = PhotonCollector(s.detectors)
+    decay_acc = DecayHistogram(s.decay_bin_s, s.detectors)
+    flid = FLIDHistogram(s.trace_bin_s, s.detectors)
+    corr: CrossCorrelation | None = None
+    timing = None
+    accs: list[Any] = [trace, collector, decay_acc]
+    for chunk in _chunks_of(source):
+        if timing is None:
+            timing = chunk.timing
+            if timing.sync_period:
+                corr = CrossCorrelation(det_a, det_b, max_lag_periods=s.g2_max_lag_periods,
+                                        bin_width_s=s.g2_bin_s)
+                accs.append(corr)
+            if timing.is_t3:
+                accs.append(flid)
+        for acc in accs:
+            acc.update(chunk)
+    if timing is None:
+        raise ValueError("the photon source yielded no chunks")
+    notes: list[str] = []
+    photons = collector.result()
+    tr = trace.result()
+    n = int(photons.timestamps.size)
+    times = np.sort(photons.times_s()) if n else np.empty(0)
+    duration = float(times[-1] - times[0]) if n > 1 else 0.0
+    out = PhotonAnalysis(
+        n_photons=n, duration_s=duration, count_rate_cps=n / duration if duration else 0.0,
+        mode=timing.mode, sync_period_s=timing.sync_period, g2_zero=None, g2_zero_err=None,
+        g2_zero_gated=None, g2_zero_gated_err=None, lifetime_ns=None, lifetime_err_ns=None,
+        lifetime_all_ns=None, on_fraction=None, n_levels=None, intermediate_fraction=None,
+        fano_factor=None, bimodality_coefficient=None, alpha_on=None, alpha_off=None,
+        trace=tr, notes=notes)
+    if n < 100:
+        notes.append(f"only {n} photons on detectors {s.detectors}: nothing to analyse")
+        return out
+
+    # Blinking: levels, states, dwell statistics.
+    blink = analyse_blinking(times, bin_width=s.trace_bin_s, confidence=s.confidence)
+    out.blinking = blink
+    out.on_fraction = blink.on_fraction
+    out.n_levels = blink.n_states
+    out.intermediate_fraction = blink.intermediate_fraction
+    out.fano_factor = blink.fano_factor
+    out.bimodality_coefficient = blink.bimodality_coefficient
+    out.alpha_on = blink.on_fit.alpha if blink.on_fit is not None else None
+    out.alpha_off = blink.off_fit.alpha if blink.off_fit is not None else None
+    notes.extend(blink.notes)
+
+    # Decays and lifetimes (need the laser period).
+    period = timing.sync_period
+    if period:
+        decay = decay_acc.result()
+        out.decay = decay
+        out.pulse_delay_s = _pulse_delays(decay)
+        counts, edges = _rebinned(decay)
+        inside = edges[1:] <= period + 1e-15
+        counts, edges = counts[inside], edges[:int(inside.sum()) + 1]
+        irf = "gaussian" if s.irf is None else np.asarray(s.irf)[:counts.size]
+        try:
+            out.lifetime_all = fit_decay(counts, edges, period, n_exp=2, irf=irf)
+            out.lifetime_all_ns = out.lifetime_all.tau_intensity_mean * 1e9
+        except (ValueError, RuntimeError) as exc:
+            notes.append(f"whole-decay fit failed: {exc}")
+        valid = photons.delays >= 0
+        order = np.argsort(photons.times_s()[valid], kind="stable")
+        t_sorted = photons.times_s()[valid][order]
+        d_sorted = (photons.delays[valid] * photons.delay_unit_s)[order]
+        try:
+            fits = fit_states(t_sorted, d_sorted, edges, period, blink.level_start,
+                              blink.level_end, blink.level_on.astype(np.int64), n_exp=1, irf=irf)
+            bright = fits.get(1)
+            if bright is not None:
+                out.lifetime_bright = bright
+                out.lifetime_ns = bright.tau_intensity_mean * 1e9
+                out.lifetime_err_ns = bright.tau_intensity_mean_err * 1e9
+            else:
+                notes.append("too few bright-state photons for a lifetime fit")
+        except (ValueError, RuntimeError) as exc:
+            notes.append(f"bright-state fit failed: {exc}")
+    else:
+        notes.append("no laser period known: no decay, lifetime or pulsed g2")
+
+    # Pulsed g2(0), raw and time-gated.
+    if corr is not None and period:
+        out.correlation = corr.result()
+        try:
+            g2 = pulsed_g2(out.correlation, dark_counts_hz=s.dark_counts_hz)
+            out.g2, out.g2_zero, out.g2_zero_err = g2, g2.g2, g2.g2_err
+        except ValueError as exc:
+            notes.append(f"g2 failed: {exc}")
+        if out.pulse_delay_s and out.g2 is not None:
+            gated = CrossCorrelation(det_a, det_b, max_lag_periods=s.g2_max_lag_periods,
+                                     bin_width_s=s.g2_bin_s)
+            gated.update(_gated(photons, out.pulse_delay_s, s.gate_s))
+            out.correlation_gated = gated.result()
+            try:
+                g2g = pulsed_g2(out.correlation_gated, centre_lag_s=out.g2.centre_lag_s)
+                out.g2_gated, out.g2_zero_gated, out.g2_zero_gated_err = g2g, g2g.g2, g2g.g2_err
+            except ValueError as exc:
+                notes.append(f"gated g2 failed: {exc}")
+    if timing.is_t3:
+        out.flid = flid.result()
+    return out
