@@ -287,6 +287,11 @@ def g2_zero(emitters: Emitter | Sequence[Emitter],
     g2(0) = sum_s f_s E_s[k(k-1)] / sum_s f_s E_s[k]^2; independent emitters add their cross
     terms 2 <mu_i><mu_j> to both. For two equal emitters with g = 0.1 this gives ~0.55.
 
+    This is the ideal value: decays complete within one laser period and no detector dead
+    time. A by-sync estimate from simulated (or real) data exceeds it by about twice the
+    fraction of photons arriving after the next pulse (0.13 % for 30 ns at 5 MHz), and dead
+    time raises it by the fraction of same-pulse photons lost on one detector.
+
     Parameters
     ----------
     emitters

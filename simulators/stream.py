@@ -1,0 +1,394 @@
+"""Streaming photon simulator with ground truth.
+
+>>> from simulators.emitter import monomer
+>>> from simulators.detection import Detection
+>>> sim = simulate(monomer(), Detection(), duration_s=60.0, seed=1)
+>>> for chunk in sim.chunks():      # time-ordered spad PhotonChunks (T3 by default)
+...     ...
+>>> sim.truth.expected_g2_zero, sim.truth.timeline(0)
+
+Internally photons are generated in fixed blocks of laser pulses (about 0.1 s); dead time,
+pending afterpulses and photons that spill into the next block are carried across blocks. Every
+random draw is seeded from (seed, stream, block), and the blinking timeline is drawn in batches
+of its own, so the photons depend only on the seed and the parameters: the same for any
+``chunk_s``, any number of passes over :meth:`Simulation.chunks`, and in real-time mode.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.signal import lfilter
+
+from simulators.blinking import Timeline, derive_rng
+from simulators.detection import (
+    Detection,
+    dead_time_afterpulse,
+    irf_quantiles,
+    merge_two,
+    quantise_t2,
+    quantise_t3,
+)
+from simulators.emission import EmissionTables, emit_block, insertion_sort, merge_sorted
+from simulators.emitter import Emitter, g2_zero
+from spad.photons import PhotonChunk, Timing
+
+__all__ = ["simulate", "Simulation", "Truth", "record_type_for"]
+
+BLOCK_S = 0.1
+"""Nominal length of an internal generation block, seconds (fixed: it must not depend on the
+caller's chunk size, or the photons would)."""
+
+_BLINK, _EMIT, _DARK, _AFTER, _SPECTRAL = 1, 2, 3, 4, 5
+_PENDING = 64  # afterpulses awaiting registration, per detector
+
+
+def record_type_for(mode: str) -> str:
+    """The PicoQuant record type the simulator writes for ``mode`` (HydraHarp v2)."""
+    return "HydraHarp2T3" if mode == "T3" else "HydraHarp2T2"
+
+
+def _emitters(x: Emitter | Sequence[Emitter]) -> tuple[Emitter, ...]:
+    ems = (x,) if isinstance(x, Emitter) else tuple(x)
+    if not ems or not all(isinstance(e, Emitter) for e in ems):
+        raise TypeError("simulate() needs an Emitter or a sequence of Emitters")
+    if len({e.rep_rate_hz for e in ems}) != 1:
+        raise ValueError("emitters in one focus share one laser: rep_rate_hz must be equal")
+    return ems
+
+
+class Truth:
+    """What was simulated: parameters, blinking timelines, spectral trajectories, g2(0).
+
+    Attributes
+    ----------
+    emitters, detection, duration_s, seed
+        The inputs.
+    parameters
+        The inputs as plain data (``dict``).
+    expected_g2_zero
+        Analytic g2(0) with the stationary state fractions (NaN for untruncated alpha <= 2).
+    """
+
+    def __init__(self, emitters: tuple[Emitter, ...], detection: Detection, duration_s: float,
+                 seed: int, timelines: list[Timeline]) -> None:
+        self.emitters = emitters
+        self.detection = detection
+        self.duration_s = duration_s
+        self.seed = seed
+        self._timelines = timelines
+        self._spectral: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.parameters: dict[str, Any] = {
+            "emitters": [e.to_dict() for e in emitters], "detection": detection.to_dict(),
+            "duration_s": duration_s, "seed": seed}
+        self.expected_g2_zero = g2_zero(emitters)
+
+    # -- per-state tables ---------------------------------------------------------------------
+
+    def state_names(self, i: int = 0) -> list[str]:
+        """Names of emitter ``i``'s states."""
+        return [s.name for s in self.emitters[i].states]
+
+    def state_qy(self, i: int = 0) -> np.ndarray:
+        """Exciton quantum yield per state."""
+        return np.array([s.qy for s in self.emitters[i].states])
+
+    def state_lifetimes_s(self, i: int = 0) -> list[tuple[float, ...]]:
+        """Decay components per state, seconds."""
+        return [s.lifetimes_s for s in self.emitters[i].states]
+
+    def state_mean_lifetime_s(self, i: int = 0) -> np.ndarray:
+        """Intensity-weighted mean lifetime per state, seconds."""
+        return np.array([s.mean_lifetime_s for s in self.emitters[i].states])
+
+    def state_intensity_hz(self, i: int = 0, detected: bool = True) -> np.ndarray:
+        """Photon rate per state (detected before dead time, or emitted), Hz."""
+        e = self.emitters[i]
+        eta = self.detection.efficiency if detected else 1.0
+        return e.state_moments(eta)[0] * e.rep_rate_hz
+
+    def alphas(self, i: int = 0) -> np.ndarray:
+        """Configured power-law exponent per state."""
+        return np.array([s.dwell.alpha for s in self.emitters[i].states])
+
+    # -- realised timeline --------------------------------------------------------------------
+
+    def timeline(self, i: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Emitter ``i``'s dwells within the run: start times (s), state indices, durations (s).
+
+        The last dwell is cut at the end of the run (censored).
+        """
+        return self._timelines[i].dwells(self.duration_s)
+
+    def fractions(self, i: int = 0) -> np.ndarray:
+        """Fraction of the run spent in each state."""
+        return self._timelines[i].fractions(self.duration_s)
+
+    def on_states(self, i: int = 0) -> np.ndarray:
+        """Mask of the "ON" states: quantum yield at least half the brightest state's."""
+        qy = self.state_qy(i)
+        return qy >= 0.5 * qy.max()
+
+    def on_fraction(self, i: int = 0) -> float:
+        """Fraction of the run emitter ``i`` spent ON (see :meth:`on_states`)."""
+        return float(self.fractions(i)[self.on_states(i)].sum())
+
+    def expected_on_fraction(self, i: int = 0) -> float:
+        """Long-run ON fraction from the dwell laws (NaN if a mean dwell is infinite)."""
+        return float(self.emitters[i].stationary_fractions()[self.on_states(i)].sum())
+
+    def g2_zero(self) -> float:
+        """Analytic g2(0) with the state fractions realised in this run."""
+        return g2_zero(self.emitters, [self.fractions(i) for i in range(len(self.emitters))])
+
+    def detected_rate_hz(self) -> float:
+        """Expected detector count rate of the run before dead time (photons + dark), Hz."""
+        rate = sum(float(self.fractions(i) @ self.state_intensity_hz(i))
+                   for i in range(len(self.emitters)))
+        return rate + float(sum(self.detection.dark_rate_hz))
+
+    def spectral(self, i: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Emitter ``i``'s emission peak energy over the run: times (s) and peak (eV).
+
+        Constant at ``peak_ev`` (two points) without spectral diffusion.
+        """
+        if i not in self._spectral:
+            self._spectral[i] = _spectral_walk(self.emitters[i], self.duration_s,
+                                               derive_rng(self.seed, _SPECTRAL, i))
+        return self._spectral[i]
+
+
+def _spectral_walk(e: Emitter, duration_s: float, rng: np.random.Generator
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    sd = e.spectral_diffusion
+    if sd is None:
+        return np.array([0.0, duration_s]), np.full(2, e.peak_ev)
+    n = max(int(math.ceil(duration_s / sd.step_s)) + 1, 2)
+    # Exact discretisation of an Ornstein-Uhlenbeck walk: x_k = a x_(k-1) + noise; jumps add to
+    # the noise and then relax back with the walk.
+    a = math.exp(-sd.step_s / sd.correlation_s)
+    noise = rng.normal(0.0, sd.sd_ev * math.sqrt(1 - a * a), n)
+    noise[0] = rng.normal(0.0, sd.sd_ev)
+    jumps = rng.poisson(sd.jump_rate_hz * sd.step_s, n)
+    noise += np.sqrt(jumps) * rng.normal(0.0, sd.jump_sd_ev, n)  # sum of k normal jumps
+    x = lfilter([1.0], [1.0, -a], noise)
+    return np.arange(n) * sd.step_s, e.peak_ev + x
+
+
+@dataclass
+class _DetState:
+    last: float = -math.inf
+    pending: np.ndarray | None = None
+    n_pending: int = 0
+    carry: np.ndarray | None = None
+
+
+class Simulation:
+    """A simulated measurement of one or more emitters in the focus.
+
+    Parameters
+    ----------
+    emitters
+        One :class:`~simulators.emitter.Emitter` or several (independent, same laser).
+    detection
+        The detection chain and tagger; default :class:`~simulators.detection.Detection`.
+    duration_s
+        Length of the measurement, seconds.
+    seed
+        Seed; the same seed and parameters give the same photons.
+    chunk_s
+        Duration covered by each yielded chunk, seconds (does not change the photons).
+    realtime
+        Sleep so that chunks come no faster than the wall clock.
+    """
+
+    def __init__(self, emitters: Emitter | Sequence[Emitter], detection: Detection | None = None,
+                 duration_s: float = 10.0, seed: int = 0, chunk_s: float = 0.1,
+                 realtime: bool = False) -> None:
+        self.emitters = _emitters(emitters)
+        self.detection = Detection() if detection is None else detection
+        if not (duration_s > 0 and math.isfinite(duration_s)):
+            raise ValueError(f"duration_s must be positive seconds, not {duration_s!r}")
+        if not chunk_s > 0:
+            raise ValueError(f"chunk_s must be positive seconds, not {chunk_s!r}")
+        self.duration_s = float(duration_s)
+        self.seed = int(seed)
+        self.chunk_s = float(chunk_s)
+        self.realtime = bool(realtime)
+        self.period = 1.0 / self.emitters[0].rep_rate_hz
+        self.timing: Timing = self.detection.timing(self.emitters[0].rep_rate_hz)
+        self.block_pulses = max(1, round(BLOCK_S / self.period))
+        self.n_pulses = math.ceil(self.duration_s / self.period)
+        self._timelines = [Timeline(e, self.seed, (_BLINK, i))
+                           for i, e in enumerate(self.emitters)]
+        self._tables = [EmissionTables(e, self.detection) for e in self.emitters]
+        self._q = irf_quantiles(self.detection)
+        # Earliest a photon of pulse p can be registered, relative to p * period: blocks are
+        # closed at their end plus this (<= 0) so that no later block can go back before it.
+        self._min_shift = min(0.0, float(self._q[0]) + min(self.detection.offsets_s))
+        w = np.asarray(self.detection.afterpulse_weights)
+        self._ap_cum = np.cumsum(w) / w.sum()
+        self._ap_tau = np.asarray(self.detection.afterpulse_tau_s)
+        self.truth = Truth(self.emitters, self.detection, self.duration_s, self.seed,
+                           self._timelines)
+        self.counts: dict[str, list[int]] = {}
+
+    # -- generation ---------------------------------------------------------------------------
+
+    def _block(self, b: int, states: list[_DetState]) -> tuple[np.ndarray, np.ndarray, float]:
+        """Registered events (times, detectors) of block ``b``, and its horizon."""
+        det = self.detection
+        T = self.period
+        pb0 = b * self.block_pulses
+        pb1 = min(pb0 + self.block_pulses, self.n_pulses)
+        t0, t1 = pb0 * T, pb1 * T
+        last_block = pb1 >= self.n_pulses
+        per_det: list[np.ndarray] = [np.zeros(0), np.zeros(0)]
+        for i, (tl, tab) in enumerate(zip(self._timelines, self._tables, strict=True)):
+            starts, st = tl.segments(t0, t1)
+            seg = np.empty(starts.size + 1, np.int64)
+            seg[:-1] = np.clip(np.ceil(starts / T), pb0, pb1).astype(np.int64)
+            seg[0] = pb0
+            seg[-1] = pb1
+            mean = (pb1 - pb0) * float(tab.p_productive.max()) * 2
+            cap = int(mean + 8 * math.sqrt(mean) + 64)
+            while True:
+                rng = derive_rng(self.seed, _EMIT, i, b)
+                o1, o2 = np.empty(cap), np.empty(cap)
+                n1, n2 = emit_block(rng, T, seg, st, tab.p_productive, tab.outcome_cum,
+                                    tab.tau, tab.amp_cum, tab.bx_tau, det.split_ratio, self._q,
+                                    det.offsets_s[0], det.offsets_s[1], o1, o2)
+                if n1 >= 0:
+                    break
+                cap *= 2
+            for d, (o, n) in enumerate(((o1, n1), (o2, n2))):
+                o = o[:n]
+                insertion_sort(o)
+                self.counts["photons"][d] += n
+                per_det[d] = o if per_det[d].size == 0 else merge_sorted(per_det[d], o)
+        horizon = self.duration_s if last_block else t1 + self._min_shift
+        out: list[np.ndarray] = []
+        for d in range(2):
+            rng = derive_rng(self.seed, _DARK, d, b)
+            nd = rng.poisson(det.dark_rate_hz[d] * (t1 - t0))
+            dark = np.sort(rng.uniform(t0, t1, nd))
+            self.counts["dark"][d] += nd
+            ev = merge_sorted(per_det[d], dark)
+            s = states[d]
+            if s.carry is not None and s.carry.size:
+                ev = merge_sorted(s.carry, ev)
+            reg = np.empty(ev.size + ev.size // 8 + _PENDING + 16)
+            while True:
+                # The kernel edits the queue in place: give it a copy so a retry (output
+                # buffer too small, practically never) starts from the same state.
+                pending = s.pending.copy()
+                res = dead_time_afterpulse(
+                    derive_rng(self.seed, _AFTER, d, b), ev, horizon, s.last, pending,
+                    s.n_pending, det.dead_time_s[d], det.afterpulse_probability[d],
+                    self._ap_tau, self._ap_cum, reg)
+                if res[0] >= 0:
+                    break
+                reg = np.empty(reg.size * 2)
+            n_out, n_used, s.n_pending, s.last, n_ap = res
+            s.pending = pending
+            s.carry = ev[n_used:]
+            self.counts["afterpulses"][d] += n_ap
+            self.counts["registered"][d] += n_out
+            out.append(reg[:n_out])
+        t, dd = merge_two(out[0], out[1])
+        keep = t < self.duration_s
+        return t[keep], dd[keep], horizon
+
+    def _events(self) -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
+        """Registered events block by block, with each block's horizon."""
+        self.counts = {k: [0, 0] for k in ("photons", "dark", "afterpulses", "registered")}
+        states = [_DetState(pending=np.zeros(_PENDING)) for _ in range(2)]
+        n_blocks = math.ceil(self.n_pulses / self.block_pulses)
+        for b in range(n_blocks):
+            yield self._block(b, states)
+
+    # -- output -------------------------------------------------------------------------------
+
+    def chunks(self) -> Iterator[PhotonChunk]:
+        """Yield the measurement as time-ordered :class:`~spad.photons.PhotonChunk` objects.
+
+        Chunk ``k`` holds the events in ``[k * chunk_s, (k + 1) * chunk_s)`` (the last one up
+        to ``duration_s``), in the units of :attr:`timing`. Each call starts the measurement
+        afresh and gives the same photons. Memory stays bounded by a block and a chunk.
+        """
+        det = self.detection
+        timing = self.timing
+        n_chunks = max(1, math.ceil(self.duration_s / self.chunk_s - 1e-9))
+        buf_t: list[np.ndarray] = []
+        buf_d: list[np.ndarray] = []
+        horizon = -math.inf
+        events = self._events()
+        wall0 = time.monotonic()
+        for k in range(n_chunks):
+            c0 = k * self.chunk_s
+            c1 = min((k + 1) * self.chunk_s, self.duration_s)
+            if k == n_chunks - 1:
+                c1 = self.duration_s
+            while horizon < c1:
+                try:
+                    t, d, horizon = next(events)
+                except StopIteration:
+                    horizon = math.inf
+                    break
+                buf_t.append(t)
+                buf_d.append(d)
+            t = np.concatenate(buf_t) if buf_t else np.zeros(0)
+            d = np.concatenate(buf_d) if buf_d else np.zeros(0, np.uint8)
+            cut = int(np.searchsorted(t, c1, side="left"))
+            buf_t, buf_d = [t[cut:]], [d[cut:]]
+            t, d = t[:cut], d[:cut]
+            if timing.is_t3:
+                ts, nt = quantise_t3(t, timing.timestamp_unit, det.bin_s,
+                                     int(timing.tcspc_num_bins))
+                chunk = PhotonChunk(timing, ts, d, nt)
+            else:
+                ts, dd = quantise_t2(t, d, timing.timestamp_unit,
+                                     self.period * det.sync_divider, c0, c1, det.t2_sync_events)
+                chunk = PhotonChunk(timing, ts, dd)
+            if self.realtime:
+                wait = wall0 + c1 - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+            yield chunk
+
+    def records(self, rectype: str | None = None) -> Iterator[np.ndarray]:
+        """Yield the chunks encoded as PicoQuant TTTR records (uint32).
+
+        Parameters
+        ----------
+        rectype
+            Record type name or code; default ``HydraHarp2T3`` / ``HydraHarp2T2`` by mode.
+        """
+        from spad.formats.records import Encoder
+
+        enc = Encoder(rectype or record_type_for(self.timing.mode), self.timing)
+        for chunk in self.chunks():
+            yield enc.encode(chunk)
+
+    def run(self) -> PhotonChunk:
+        """The whole measurement as one chunk."""
+        return PhotonChunk.concatenate(self.chunks(), self.timing)
+
+
+def simulate(emitters: Emitter | Sequence[Emitter], detection: Detection | None = None,
+             duration_s: float = 10.0, seed: int = 0, chunk_s: float = 0.1,
+             realtime: bool = False) -> Simulation:
+    """Set up a simulated measurement (see :class:`Simulation`); nothing runs until iterated.
+
+    Examples
+    --------
+    >>> sim = simulate(monomer(mean_excitations=0.1), Detection(mode="T3"), 60.0, seed=3)
+    >>> photons = sim.run()                     # or: for chunk in sim.chunks(): ...
+    >>> sim.truth.expected_g2_zero, sim.truth.on_fraction()
+    """
+    return Simulation(emitters, detection, duration_s, seed, chunk_s, realtime)
