@@ -22,7 +22,7 @@ from spad.formats.photon_hdf5 import (
 )
 from spad.photons import SYNC, Measurement, PhotonChunk, Timing
 
-REAL = Path("/work/shared/data/real/picoquant-sample-data")
+REAL = Path(__file__).parent / "data" / "picoquant-sample-data"
 T3 = Timing("T3", 2e-7, 6.4e-11, 2e-7, 3125)
 T2 = Timing("T2", 1e-12, sync_period=1e-7)
 
@@ -278,6 +278,21 @@ def test_phconvert_output_matches_our_ptu_reader(tmp_path: Path) -> None:
     np.testing.assert_array_equal(ours.photons.timestamps, direct.photons.timestamps)
     np.testing.assert_array_equal(ours.photons.detectors, direct.photons.detectors)
     np.testing.assert_array_equal(ours.photons.nanotimes, direct.photons.nanotimes)
+
+
+def test_converted_files_are_valid(tmp_path: Path) -> None:
+    """What ``spad convert`` writes (4 detectors, provenance, the PicoQuant header in /user)."""
+    from spad.commands.convert import convert
+
+    out = tmp_path / "ht3.h5"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        convert(str(REAL / "v20.ht3"), str(out))
+    validate(out)
+    with h5py.File(out) as f:
+        assert f["setup/num_split_ch"][()] == 4
+        assert f["provenance/software"][()] == b"HydraHarp AcqUI"
+        assert f["user/source_header/tags/SyncRate"][()] == 998898
 
 
 # --------------------------------------------------------------------------------------------

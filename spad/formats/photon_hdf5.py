@@ -176,15 +176,21 @@ def _has_hdf5_signature(path: str | os.PathLike[str]) -> bool:
 def is_photon_hdf5(path: str | os.PathLike[str]) -> bool:
     """True if ``path`` is an HDF5 file with a ``/photon_data`` group.
 
-    Never raises for unreadable or foreign files; returns False instead.
+    Also True for a file with the HDF5 signature that HDF5 cannot open (truncated or corrupt):
+    it may be a damaged Photon-HDF5 file, and :class:`PhotonHdf5Reader` then says what is wrong
+    instead of calling it a foreign format. Never raises; returns False for missing, unreadable
+    or foreign files.
     """
     try:
         if not _has_hdf5_signature(path):
             return False
+    except OSError:
+        return False
+    try:
         with h5py.File(path, "r") as f:
             return isinstance(f.get("photon_data", getlink=False), h5py.Group)
     except (OSError, ValueError):
-        return False
+        return True
 
 
 # --------------------------------------------------------------------------------------------
@@ -247,9 +253,12 @@ def _iso_time(text: str | None) -> str | None:
         return None
     text = text.strip()
     try:
-        return datetime.fromisoformat(text).isoformat()
+        stamp = datetime.fromisoformat(text)
     except ValueError:
         return text
+    # Keep the precision as written (milliseconds stay milliseconds).
+    spec = "milliseconds" if stamp.microsecond % 1000 == 0 and stamp.microsecond else "auto"
+    return stamp.isoformat(timespec=spec)
 
 
 # --------------------------------------------------------------------------------------------
