@@ -380,6 +380,13 @@ class PtuReader(RecordFileReader):
     path
         The file. Its header is parsed here; records are read by :meth:`chunks`.
 
+    Notes
+    -----
+    ``meta.tags`` holds every tag of the header (see :class:`PtuHeader`) plus ``PTU_Version``,
+    the format version string. The T3 sync period is MeasDesc_GlobalResolution (else
+    1/TTResult_SyncRate); ``tcspc_num_bins`` is ceil(sync period / MeasDesc_Resolution), capped
+    by the width of the record type's dtime field.
+
     Raises
     ------
     FormatError
