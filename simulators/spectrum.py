@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from scipy.special import erf, voigt_profile
@@ -413,3 +413,126 @@ def simulate_spectrum(lines: Sequence[EmissionLine], duration_s: float,
                   "dark_e_per_pixel_s": sensor.dark_e_per_pixel_s,
                   "cic_e_per_pixel": sensor.cic_e_per_pixel,
                   "background_photons_per_pixel_s": setup.background_photons_per_pixel_s})
+
+
+# -- a simulated particle's spectrum from the photon simulator's ground truth ----------------
+
+def relative_brightness(truth: Any, i: int) -> np.ndarray:
+    """Emitted photon rate of emitter ``i``'s states relative to its brightest state."""
+    rates = np.asarray(truth.state_intensity_hz(i, detected=False), dtype=float)
+    top = rates.max()
+    return rates / top if top > 0 else np.zeros_like(rates)
+
+
+def particle_lines(truth: Any, camera_efficiency: float = 0.05,
+                   shape: LineShape = "gaussian") -> list[EmissionLine]:
+    """One emission line per emitter of a :class:`simulators.stream.Truth`.
+
+    Peak and width are the emitter's ``peak_ev`` / ``fwhm_ev``; the photon rate at full
+    brightness is the brightest state's emitted rate times ``camera_efficiency`` (collection,
+    spectrograph and filter transmission).
+    """
+    lines = []
+    for i, e in enumerate(truth.emitters):
+        top = float(np.max(truth.state_intensity_hz(i, detected=False)))
+        lines.append(EmissionLine(float(e.peak_ev), float(e.fwhm_ev), shape=shape,
+                                  photon_rate_hz=top * camera_efficiency))
+    return lines
+
+
+def spectrum_from_truth(truth: Any, setup: SpectrumSetup | None = None, *,
+                        duration_s: float | None = None, camera_efficiency: float = 0.05,
+                        shape: LineShape = "gaussian", n_sub: int = 8,
+                        rng: np.random.Generator | int | None = None) -> SpectrumData:
+    """EMCCD frames of a simulated particle, consistent with its photon stream.
+
+    The frames run back to back from t = 0 (the start of the photon stream). Each emitter's
+    brightness follows its blinking timeline (``truth.timeline(i)``, averaged exactly over each
+    exposure) and its peak follows its spectral-diffusion trajectory (``truth.spectral(i)``,
+    sampled ``n_sub`` times per exposure, which blurs the line over the exposure).
+
+    Parameters
+    ----------
+    truth
+        :class:`simulators.stream.Truth` of the photon simulation.
+    setup
+        Spectrograph and camera settings.
+    duration_s
+        Length of the spectral series (default: the whole photon measurement).
+    camera_efficiency, shape
+        See :func:`particle_lines`.
+    n_sub
+        Samples of the spectral trajectory per exposure.
+    rng
+        Random generator or seed of the camera noise.
+    """
+    setup = setup or SpectrumSetup()
+    duration = float(truth.duration_s if duration_s is None else duration_s)
+    lines = particle_lines(truth, camera_efficiency, shape)
+    n_frames = max(1, int(np.floor(duration / setup.exposure_s + 1e-9)))
+    starts = np.arange(n_frames) * setup.exposure_s
+    sub_t = _sub_times(starts, setup.exposure_s, n_sub)
+    intensity = np.empty((len(lines), n_frames))
+    offsets = np.empty((len(lines), n_frames, n_sub))
+    for i, e in enumerate(truth.emitters):
+        t0, state, _ = truth.timeline(i)
+        level = relative_brightness(truth, i)[np.asarray(state, dtype=np.int64)]
+        intensity[i] = frame_average(t0, level, starts, setup.exposure_s)
+        offsets[i] = _peaks_at(truth, i, sub_t) - e.peak_ev
+    data = simulate_spectrum(lines, n_frames * setup.exposure_s, setup, intensity=intensity,
+                             offsets_ev=offsets, rng=rng)
+    data.metadata["frame_start_s"] = starts
+    data.metadata["camera_efficiency"] = camera_efficiency
+    data.metadata["n_sub"] = n_sub
+    return data
+
+
+def _sub_times(starts: np.ndarray, exposure_s: float, n_sub: int) -> np.ndarray:
+    return starts[:, None] + (np.arange(n_sub) + 0.5) / n_sub * exposure_s
+
+
+def _peaks_at(truth: Any, i: int, times: np.ndarray) -> np.ndarray:
+    """Emitter ``i``'s peak energy at ``times`` (the trajectory held between its samples)."""
+    t, peak = truth.spectral(i)
+    k = np.clip(np.searchsorted(t, times, side="right") - 1, 0, len(t) - 1)
+    return np.asarray(peak)[k]
+
+
+def spectral_truth(truth: Any, lines: Sequence[EmissionLine], spectrum: SpectrumData | None
+                   ) -> dict[str, Any]:
+    """What the spectrum should show.
+
+    Per emitter: nominal peak and width, line shape, photon rate on the camera, mean and
+    standard deviation of the spectral-diffusion trajectory over the run, and over the
+    spectral series the mean relative brightness and the brightness-weighted mean peak. For the
+    whole particle, ``weighted_peak_ev``: the light-weighted mean peak the summed frames show.
+    """
+    out: dict[str, Any] = {}
+    total_w, total_e = 0.0, 0.0
+    for i, (e, line) in enumerate(zip(truth.emitters, lines, strict=True)):
+        _, peak = truth.spectral(i)
+        entry: dict[str, Any] = {
+            "peak_ev": float(e.peak_ev), "peak_nm": float(HC_EV_M / e.peak_ev * 1e9),
+            "fwhm_ev": float(e.fwhm_ev), "line_shape": line.shape,
+            "camera_photon_rate_hz": line.photon_rate_hz,
+            "mean_spectral_peak_ev": float(np.mean(peak)),
+            "spectral_diffusion_sd_ev": float(np.std(peak))}
+        starts = None if spectrum is None else spectrum.metadata.get("frame_start_s")
+        if starts is not None:
+            starts = np.asarray(starts, dtype=float)
+            exposure = float(spectrum.exposure_s)
+            t0, state, _ = truth.timeline(i)
+            level = relative_brightness(truth, i)[np.asarray(state, dtype=np.int64)]
+            w = frame_average(t0, level, starts, exposure) * line.photon_rate_hz
+            n_sub = int(spectrum.metadata.get("n_sub", 8))
+            frame_peak = _peaks_at(truth, i, _sub_times(starts, exposure, n_sub)).mean(axis=1)
+            entry["mean_frame_brightness"] = float(w.mean() / max(line.photon_rate_hz, 1e-300))
+            if w.sum() > 0:
+                entry["weighted_peak_ev"] = float(np.sum(w * frame_peak) / w.sum())
+            total_w += float(w.sum())
+            total_e += float(np.sum(w * frame_peak))
+        out[str(i)] = entry
+    result: dict[str, Any] = {"emitters": out}
+    if total_w > 0:
+        result["weighted_peak_ev"] = total_e / total_w
+    return result

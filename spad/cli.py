@@ -14,7 +14,7 @@ import warnings
 
 from spad.errors import SpadError
 
-COMMANDS = ["info", "convert"]
+COMMANDS = ["info", "convert", "simulate", "analyze"]
 """Sub-command modules in :mod:`spad.commands`, in the order ``spad --help`` lists them."""
 
 
