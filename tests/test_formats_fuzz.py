@@ -228,3 +228,19 @@ def test_extension_is_ignored(tmp_path: Path) -> None:
     assert f.meta.format == "PTU"
     ht3 = _write(tmp_path / "actually_ht3.ptu", HT3.read_bytes())
     assert spad.open(ht3).meta.format == "HT3"
+
+
+def test_photon_hdf5_is_dispatched_and_damage_is_caught(tmp_path: Path) -> None:
+    from spad.formats.photon_hdf5 import write_photon_hdf5
+
+    data, _ = small_ptu()
+    m = read_quietly(_write(tmp_path / "src.ptu", data))
+    h5 = tmp_path / "looks_like.ptu"         # the extension is ignored
+    write_photon_hdf5(h5, m)
+    f = spad.open(h5)
+    assert f.meta.format == "Photon-HDF5"
+    assert same_photons(f.read().photons, m.photons)
+    whole = h5.read_bytes()
+    for cut in (8, 100, len(whole) // 2, len(whole) - 1):
+        with pytest.raises(FormatError):
+            read_quietly(_write(tmp_path / "cut.h5", whole[:cut]))
