@@ -1,0 +1,177 @@
+"""Per-particle analysis: photons, spectrum, features, verdict; and the session around it.
+
+:func:`analyze_particle` is what ``spad analyze`` and the desktop app run on each particle;
+:func:`classify_session` then sets the peak shift of every particle against the session's
+monomers and classifies them all. Nothing here draws: figures take a :class:`ParticleResult`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+import spad
+from analysis.classify import Classification, Classifier, load_classifier
+from analysis.photon_analysis import AnalysisSettings, PhotonAnalysis, analyze_photons
+from analysis.spectra import SpectrumResult, analyze_spectrum
+from spad.formats.spectra import open_spectrum
+
+MIN_REFERENCE_MONOMERS = 3
+"""Fewest confident photon-only monomers needed to set a session's reference peak energy."""
+
+
+@dataclass
+class ParticleResult:
+    """Everything known about one particle."""
+
+    file: str
+    photons: PhotonAnalysis
+    spectrum: SpectrumResult | None = None
+    spectrum_file: str | None = None
+    shift_mev: float | None = None
+    reference_ev: float | None = None
+    classification: Classification | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def features(self) -> dict[str, float | None]:
+        """Classifier features (photon features, and spectral ones when there is a spectrum)."""
+        f = self.photons.features()
+        f["shift_mev"] = self.shift_mev
+        f["fwhm_mev"] = self.spectrum.fwhm_mev if self.spectrum is not None else None
+        return f
+
+    def record(self) -> dict[str, Any]:
+        """The one-line JSON record of ``spad analyze --json`` (fields documented in README)."""
+        p = self.photons.summary()
+        sp = self.spectrum
+        c = self.classification
+
+        def num(v: Any) -> Any:
+            return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v
+
+        return {
+            "file": self.file,
+            "duration_s": p["duration_s"],
+            "photons": p["n_photons"],
+            "count_rate_cps": p["count_rate_cps"],
+            "g2_zero": p["g2_zero"],
+            "g2_zero_err": p["g2_zero_err"],
+            "g2_zero_gated": p["g2_zero_gated"],
+            "g2_zero_gated_err": p["g2_zero_gated_err"],
+            "lifetime_ns": p["lifetime_ns"],
+            "lifetime_err_ns": p["lifetime_err_ns"],
+            "on_fraction": p["on_fraction"],
+            "n_levels": p["n_levels"],
+            "intermediate_fraction": p["intermediate_fraction"],
+            "fano_factor": p["fano_factor"],
+            "alpha_on": p["alpha_on"],
+            "alpha_off": p["alpha_off"],
+            "peak_ev": num(sp.peak_ev) if sp else None,
+            "peak_nm": num(sp.peak_nm) if sp else None,
+            "fwhm_mev": num(sp.fwhm_mev) if sp else None,
+            "peak_ev_err": num(sp.errors.get("peak_ev")) if sp else None,
+            "n_peaks": sp.n_peaks if sp else None,
+            "shift_mev": num(self.shift_mev),
+            "reference_ev": num(self.reference_ev),
+            "spectrum_file": self.spectrum_file,
+            "classification": None if c is None else {
+                "label": c.label, "probability": c.probability, "p_dimer": c.p_dimer,
+                "model": c.model, "evidence": c.evidence},
+            "notes": self.photons.notes + self.notes,
+        }
+
+
+def _has_spectrum_group(path: Path) -> bool:
+    try:
+        with h5py.File(path, "r") as f:
+            return "user/spectrum" in f
+    except OSError:
+        return False
+
+
+def analyze_particle(path: str | Path, spectrum_path: str | Path | None = None,
+                     settings: AnalysisSettings | None = None,
+                     spectrum_model: str = "gaussian") -> ParticleResult:
+    """Analyse one particle file and its spectrum (not yet classified: see
+    :func:`classify_session`).
+
+    Parameters
+    ----------
+    path
+        Time-tag file (PTU, PT3, HT3, Photon-HDF5 / particle file).
+    spectrum_path
+        Spectrum file (.sif, .spe, .csv, particle file). Default: the particle file's own
+        ``/user/spectrum`` group if it has one.
+    settings
+        Photon analysis settings.
+    spectrum_model
+        Line shape fitted to the spectrum (``gaussian``, ``lorentzian``, ``voigt``).
+    """
+    path = Path(path)
+    with spad.open(path) as reader:
+        photons = analyze_photons(reader, settings)
+    result = ParticleResult(str(path), photons)
+    if spectrum_path is None and _has_spectrum_group(path):
+        spectrum_path = path
+    if spectrum_path is not None:
+        data = open_spectrum(spectrum_path)
+        result.spectrum_file = str(spectrum_path)
+        if data.wavelength_m is None:
+            result.notes.append(f"{spectrum_path}: spectrum has no wavelength calibration")
+        else:
+            try:
+                result.spectrum = analyze_spectrum(data, model=spectrum_model)
+            except (ValueError, RuntimeError) as exc:
+                result.notes.append(f"spectrum fit failed: {exc}")
+    return result
+
+
+def session_reference_ev(results: Sequence[ParticleResult], classifier: Classifier) -> float | None:
+    """Median peak energy of the session's confident monomers, judged from photons alone.
+
+    The red shift of a dimer is measured against the monomers of the same batch and session,
+    not against a fixed number: the ensemble peak moves with synthesis and temperature.
+    """
+    peaks = []
+    for r in results:
+        if r.spectrum is None or not math.isfinite(r.spectrum.peak_ev):
+            continue
+        c = classifier.classify(r.photons.features())
+        if c.label == "monomer":
+            peaks.append(r.spectrum.peak_ev)
+    return float(np.median(peaks)) if len(peaks) >= MIN_REFERENCE_MONOMERS else None
+
+
+def classify_session(results: Sequence[ParticleResult], reference_ev: float | None = None,
+                     classifier: Classifier | None = None) -> float | None:
+    """Set the peak shift of each particle and classify every particle in place.
+
+    Parameters
+    ----------
+    results
+        The session's particles.
+    reference_ev
+        Monomer reference peak energy; default from the session (:func:`session_reference_ev`).
+        Without one, particles are classified from their photons alone.
+    classifier
+        Default: the classifier shipped with spad.
+
+    Returns
+    -------
+    The reference energy used (eV), or ``None``.
+    """
+    clf = classifier or load_classifier()
+    ref = reference_ev if reference_ev is not None else session_reference_ev(results, clf)
+    for r in results:
+        r.reference_ev = ref
+        if ref is not None and r.spectrum is not None and math.isfinite(r.spectrum.peak_ev):
+            # positive = red shift (lower energy than the monomers)
+            r.shift_mev = (ref - r.spectrum.peak_ev) * 1e3
+        r.classification = clf.classify(r.features())
+    return ref

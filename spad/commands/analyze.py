@@ -1,0 +1,156 @@
+"""``spad analyze``: per-particle results, classification and reports."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from spad.errors import SpadError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "analyze", help="analyse particle files: g2, lifetimes, blinking, spectrum, verdict",
+        description="Analyse one or more particle recordings and classify each particle as "
+                    "monomer or dimer. A file that fails is reported and the rest go on.")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="time-tag files (PTU, PT3, HT3, Photon-HDF5 particle files)")
+    p.add_argument("--spectrum", action="append", metavar="FILE", default=None,
+                   help="spectrum file (.sif, .spe, .csv, particle .h5); give one per FILE, in "
+                        "order, or one for a single FILE. Default: the particle file's own")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object per particle per line instead of a summary")
+    p.add_argument("--report", metavar="DIR", type=Path,
+                   help="write a PNG per particle, population.csv and population.png to DIR")
+    p.add_argument("--reference-ev", type=float, metavar="EV",
+                   help="monomer reference peak energy (default: the session's monomers)")
+    p.add_argument("--gate-ns", type=float, default=5.0,
+                   help="time gate after the pulse for the gated g2(0) (default 5 ns)")
+    p.add_argument("--bin-ms", type=float, default=10.0,
+                   help="intensity trace bin width (default 10 ms)")
+    p.add_argument("--irf", metavar="FILE", help="measured IRF recording (time-tag file)")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                   help="worker processes (default: all cores)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run on a Dask cluster at ADDRESS (e.g. tcp://host:8786) instead")
+    p.set_defaults(func=run)
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from analysis.photon_analysis import AnalysisSettings, irf_from_file
+
+    if args.gate_ns < 0 or args.bin_ms <= 0:
+        raise SpadError("--gate-ns must be >= 0 and --bin-ms > 0 (units: ns and ms)")
+    s = AnalysisSettings(gate_s=args.gate_ns * 1e-9, trace_bin_s=args.bin_ms * 1e-3)
+    if args.irf:
+        s.irf = irf_from_file(args.irf, s)
+    return s
+
+
+def _one(path: str, spectrum: str | None, settings: Any) -> Any:
+    """Analyse one file in a worker; errors come back as text so the batch goes on."""
+    from analysis.particle import analyze_particle
+
+    try:
+        return analyze_particle(path, spectrum, settings)
+    except (SpadError, ValueError, OSError) as exc:
+        text = str(exc)
+        return text if text.startswith(str(path)) else f"{path}: {text}"
+
+
+def _map(func: Callable[..., Any], jobs: list[tuple[str, str | None]], settings: Any,
+         args: argparse.Namespace) -> Iterable[Any]:
+    if args.scheduler:
+        from dask.distributed import Client
+
+        client = Client(args.scheduler)
+        futures = client.map(func, [j[0] for j in jobs], [j[1] for j in jobs],
+                             [settings] * len(jobs), pure=False)
+        return client.gather(futures, asynchronous=False)
+    if args.jobs <= 1 or len(jobs) == 1:
+        return (func(p, s, settings) for p, s in jobs)
+    pool = ProcessPoolExecutor(max_workers=min(args.jobs, len(jobs)))
+    return pool.map(func, [j[0] for j in jobs], [j[1] for j in jobs],
+                    [settings] * len(jobs), chunksize=1)
+
+
+def _summary(rec: dict[str, Any]) -> str:
+    def f(v: Any, fmt: str) -> str:
+        return "n/a" if v is None else format(v, fmt)
+
+    c = rec["classification"] or {}
+    lines = [
+        f"{rec['file']}",
+        f"  verdict      {c.get('label', 'n/a')} (p = {f(c.get('probability'), '.2f')}, "
+        f"from {c.get('model', 'n/a')})",
+        f"  photons      {rec['photons']} in {f(rec['duration_s'], '.1f')} s "
+        f"({f(rec['count_rate_cps'], '.0f')} cps)",
+        f"  g2(0)        {f(rec['g2_zero'], '.3f')} ± {f(rec['g2_zero_err'], '.3f')}   "
+        f"gated {f(rec['g2_zero_gated'], '.3f')}",
+        f"  lifetime     {f(rec['lifetime_ns'], '.1f')} ± {f(rec['lifetime_err_ns'], '.1f')} ns"
+        " (bright state)",
+        f"  blinking     ON fraction {f(rec['on_fraction'], '.2f')}, {rec['n_levels']} levels, "
+        f"alpha ON {f(rec['alpha_on'], '.2f')} OFF {f(rec['alpha_off'], '.2f')}",
+    ]
+    if rec["peak_ev"] is not None:
+        lines.append(f"  spectrum     peak {rec['peak_ev']:.4f} eV "
+                     f"({f(rec['peak_nm'], '.1f')} nm), FWHM {f(rec['fwhm_mev'], '.1f')} meV, "
+                     f"shift {f(rec['shift_mev'], '+.1f')} meV")
+    else:
+        lines.append("  spectrum     none")
+    for note in rec["notes"]:
+        lines.append(f"  note         {note}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from analysis.particle import classify_session
+
+    files = [str(f) for f in args.files]
+    spectra: list[str | None]
+    if args.spectrum is None:
+        spectra = [None] * len(files)
+    elif len(args.spectrum) == len(files):
+        spectra = list(args.spectrum)
+    else:
+        raise SpadError(f"--spectrum given {len(args.spectrum)} times for {len(files)} files: "
+                        "give one per file, in order")
+    settings = _settings(args)
+    jobs = list(zip(files, spectra, strict=True))
+    results, failed = [], 0
+    bar = tqdm(total=len(jobs), unit="file", disable=len(jobs) <= 3 or None, file=sys.stderr)
+    for out in _map(_one, jobs, settings, args):
+        bar.update()
+        if isinstance(out, str):
+            failed += 1
+            tqdm.write(f"spad: error: {out}", file=sys.stderr)
+        else:
+            results.append(out)
+    bar.close()
+    classify_session(results, args.reference_ev)
+    records = [r.record() for r in results]
+    for rec in records:
+        print(json.dumps(rec) if args.json else _summary(rec), flush=True)
+    if args.report is not None:
+        _write_report(args.report, results, records)
+    return 1 if failed else 0
+
+
+def _write_report(folder: Path, results: list[Any], records: list[dict[str, Any]]) -> None:
+    from spad.report import particle_figure, population_csv, population_figure, red_shift
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for r in results:
+        particle_figure(r, folder / (Path(r.file).stem + ".png"))
+    population_csv(records, folder / "population.csv")
+    population_figure(records, folder / "population.png")
+    (folder / "population.json").write_text(json.dumps(red_shift(records), indent=1) + "\n")
+    print(f"report written to {folder}/", file=sys.stderr)

@@ -1,0 +1,197 @@
+"""Report files of ``spad analyze --report DIR``: per-particle figures, population table and plots.
+
+Figures are drawn from the analysis results as they are (fit curves, levels, histograms), never
+recomputed here, so the report shows exactly the numbers the table gives.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display needed (CI, batch nodes)
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from analysis.particle import ParticleResult  # noqa: E402
+
+CSV_FIELDS = ("file", "label", "probability", "p_dimer", "model", "duration_s", "photons",
+              "count_rate_cps", "g2_zero", "g2_zero_err", "g2_zero_gated", "lifetime_ns",
+              "lifetime_err_ns", "on_fraction", "n_levels", "alpha_on", "alpha_off", "peak_ev",
+              "peak_ev_err", "peak_nm", "fwhm_mev", "shift_mev")
+
+
+def _spectrum_panel(ax: Any, r: ParticleResult) -> None:
+    sp = r.spectrum
+    if sp is None:
+        ax.text(0.5, 0.5, "no spectrum", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return
+    ax.plot(sp.energy, sp.intensity, ".", ms=2, color="0.4", label="data")
+    ax.plot(sp.energy, sp.fit, "-", color="C3", label=f"{sp.model} fit")
+    ax.axvline(sp.peak_ev, color="C3", lw=0.6, ls=":")
+    ax.set_xlabel("energy (eV)")
+    ax.set_ylabel(f"intensity ({sp.unit}/eV)")
+    ax.set_title(f"peak {sp.peak_ev:.4f} eV ({sp.peak_nm:.1f} nm), FWHM {sp.fwhm_mev:.1f} meV",
+                 fontsize=9)
+    ax.legend(fontsize=7)
+
+
+def _trace_panels(ax: Any, axh: Any, r: ParticleResult) -> None:
+    tr = r.photons.trace
+    if tr is None or tr.total.size == 0:
+        ax.set_axis_off()
+        axh.set_axis_off()
+        return
+    t = tr.bin_edges_s[:-1]
+    ax.plot(t, tr.total, lw=0.4, color="C0")
+    b = r.photons.blinking
+    if b is not None:
+        per_bin = b.level_intensity * tr.bin_width_s
+        ax.hlines(per_bin, b.level_start, b.level_end, color="C1", lw=1.0, label="levels")
+        ax.axhline(b.threshold_rate * tr.bin_width_s, color="k", lw=0.6, ls="--",
+                   label="ON/OFF threshold")
+        ax.legend(fontsize=7, loc="upper right")
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel(f"counts / {tr.bin_width_s * 1e3:g} ms")
+    axh.hist(tr.total, bins=min(60, max(10, int(tr.total.max()) + 1)), orientation="horizontal",
+             color="C0")
+    axh.set_xlabel("bins")
+    axh.set_ylim(ax.get_ylim())
+    axh.tick_params(labelleft=False)
+
+
+def _decay_panel(ax: Any, r: ParticleResult) -> None:
+    d = r.photons.decay
+    if d is None:
+        ax.set_axis_off()
+        return
+    counts = d.counts.sum(axis=0)
+    centres = 0.5 * (d.bin_edges_s[1:] + d.bin_edges_s[:-1])
+    ax.semilogy(centres * 1e9, np.maximum(counts, 0.5), ".", ms=1.5, color="0.4", label="all")
+    fit = r.photons.lifetime_all
+    if fit is not None and fit.model.size:
+        sel = (centres >= fit.fit_start) & (centres <= fit.fit_stop)
+        n = min(int(sel.sum()), fit.model.size)
+        ax.semilogy(centres[sel][:n] * 1e9, fit.model[:n], color="C3",
+                    label=f"bi-exp fit, <τ>={fit.tau_intensity_mean * 1e9:.1f} ns")
+    if r.photons.lifetime_ns is not None:
+        ax.set_title(f"bright state τ = {r.photons.lifetime_ns:.1f} ± "
+                     f"{r.photons.lifetime_err_ns:.1f} ns", fontsize=9)
+    ax.set_xlabel("delay after sync (ns)")
+    ax.set_ylabel("counts")
+    ax.legend(fontsize=7)
+
+
+def _g2_panel(ax: Any, r: ParticleResult) -> None:
+    c = r.photons.correlation
+    if c is None:
+        ax.set_axis_off()
+        return
+    ax.plot(c.lags_s * 1e9, c.counts, lw=0.6, color="C2", label="all photons")
+    cg = r.photons.correlation_gated
+    if cg is not None:
+        ax.plot(cg.lags_s * 1e9, cg.counts, lw=0.6, color="C4", label="gated")
+    g = r.photons
+    title = "g2(0) = n/a"
+    if g.g2_zero is not None:
+        title = f"g2(0) = {g.g2_zero:.3f} ± {g.g2_zero_err:.3f}"
+        if g.g2_zero_gated is not None:
+            title += f", gated {g.g2_zero_gated:.3f}"
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("lag (ns)")
+    ax.set_ylabel("coincidences")
+    ax.legend(fontsize=7)
+
+
+def particle_figure(r: ParticleResult, path: str | Path) -> Path:
+    """Write the four-panel PNG of one particle: spectrum, trace + histogram, decay, g2."""
+    fig = plt.figure(figsize=(11, 7.5), dpi=100)
+    gs = fig.add_gridspec(2, 3, width_ratios=[3, 1, 3])
+    _spectrum_panel(fig.add_subplot(gs[0, 0:2]), r)
+    _g2_panel(fig.add_subplot(gs[0, 2]), r)
+    _trace_panels(fig.add_subplot(gs[1, 0]), fig.add_subplot(gs[1, 1]), r)
+    _decay_panel(fig.add_subplot(gs[1, 2]), r)
+    c = r.classification
+    verdict = "" if c is None else f" — {c.label} (p = {c.probability:.2f})"
+    fig.suptitle(f"{Path(r.file).name}{verdict}", fontsize=11)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def population_csv(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """Write one row per particle (the CSV_FIELDS columns)."""
+    path = Path(path)
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+        w.writeheader()
+        for rec in records:
+            c = rec.get("classification") or {}
+            row = {k: rec.get(k) for k in CSV_FIELDS}
+            row.update(label=c.get("label"), probability=c.get("probability"),
+                       p_dimer=c.get("p_dimer"), model=c.get("model"))
+            w.writerow(row)
+    return path
+
+
+def red_shift(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Mean peak energies of monomers and dimers and the mean red shift with its error (meV).
+
+    The error is the standard error of the difference of the two means.
+    """
+    def peaks(label: str) -> np.ndarray:
+        return np.array([r["peak_ev"] for r in records
+                         if r.get("peak_ev") is not None
+                         and (r.get("classification") or {}).get("label") == label], float)
+
+    mono, dim = peaks("monomer"), peaks("dimer")
+    out: dict[str, Any] = {"n_monomers": int(mono.size), "n_dimers": int(dim.size),
+                           "monomer_mean_ev": None, "dimer_mean_ev": None,
+                           "shift_mev": None, "shift_err_mev": None}
+    if mono.size:
+        out["monomer_mean_ev"] = float(mono.mean())
+    if dim.size:
+        out["dimer_mean_ev"] = float(dim.mean())
+    if mono.size >= 2 and dim.size >= 2:
+        out["shift_mev"] = float((mono.mean() - dim.mean()) * 1e3)
+        out["shift_err_mev"] = float(math.sqrt(mono.var(ddof=1) / mono.size
+                                               + dim.var(ddof=1) / dim.size) * 1e3)
+    return out
+
+
+def population_figure(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """Peak-energy histograms of monomers and dimers with the mean red shift."""
+    stats = red_shift(records)
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+    all_peaks = [r["peak_ev"] for r in records if r.get("peak_ev") is not None]
+    if all_peaks:
+        bins = np.linspace(min(all_peaks) - 0.005, max(all_peaks) + 0.005, 30)
+        for label, colour in (("monomer", "C0"), ("dimer", "C3")):
+            x = [r["peak_ev"] for r in records if r.get("peak_ev") is not None
+                 and (r.get("classification") or {}).get("label") == label]
+            if x:
+                ax.hist(x, bins=bins, alpha=0.6, color=colour, label=f"{label}s (n={len(x)})")
+                ax.axvline(float(np.mean(x)), color=colour, ls="--", lw=1)
+    title = "emission peak of single particles"
+    if stats["shift_mev"] is not None:
+        title += f": dimer red shift {stats['shift_mev']:.1f} ± {stats['shift_err_mev']:.1f} meV"
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("peak energy (eV)")
+    ax.set_ylabel("particles")
+    if all_peaks:
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no spectra", ha="center", va="center", transform=ax.transAxes)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
