@@ -309,3 +309,23 @@ def analyze_photons(source: Iterable[PhotonChunk] | Any,
     if timing.is_t3:
         out.flid = flid.result()
     return out
+
+
+def irf_from_file(path: Any, settings: AnalysisSettings | None = None) -> np.ndarray:
+    """A measured IRF (e.g. laser scatter off the cover glass) as counts on the decay bins.
+
+    The IRF recording is histogrammed exactly like a particle's decay (same detectors, same
+    bin width), so it can be passed as ``AnalysisSettings(irf=...)``.
+    """
+    import spad  # noqa: PLC0415 - spad imports analysis lazily; keep the spine import-light
+
+    s = settings or AnalysisSettings()
+    acc = DecayHistogram(s.decay_bin_s, s.detectors)
+    with spad.open(path) as reader:
+        for chunk in reader.chunks():
+            acc.update(chunk)
+    d = acc.result()
+    counts = d.counts.sum(axis=0).astype(np.float64)
+    if counts.sum() == 0:
+        raise ValueError(f"{path}: no photons on detectors {s.detectors} for an IRF")
+    return counts
