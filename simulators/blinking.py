@@ -14,7 +14,7 @@ from numba import njit
 
 from simulators.emitter import Emitter
 
-__all__ = ["Timeline", "sample_dwells", "derive_rng"]
+__all__ = ["Timeline", "sample_dwells", "derive_rng", "rng_state", "uniform"]
 
 _BATCH = 4096
 """Dwells drawn per batch."""
@@ -23,25 +23,59 @@ _BATCH = 4096
 def derive_rng(*key: int) -> np.random.Generator:
     """An independent generator for an integer key (seed, stream, index...).
 
-    Generators are passed into the compiled kernels (numba supports them), so no global
-    random state is involved and threads do not disturb each other.
+    No global random state is involved anywhere, so threads do not disturb each other and
+    every block of the simulation is reproducible on its own.
     """
     return np.random.default_rng(np.random.SeedSequence([int(k) for k in key]))
 
 
+def rng_state(rng: np.random.Generator) -> np.ndarray:
+    """A fresh xoshiro256+ state (4 x uint64) for :func:`uniform`, drawn from ``rng``."""
+    st = rng.integers(0, np.iinfo(np.uint64).max, 4, dtype=np.uint64, endpoint=True)
+    if not st.any():  # the one state xoshiro cannot leave
+        st[0] = 1
+    return st
+
+
+@njit(inline="always")
+def _rotl(x: np.uint64, k: int) -> np.uint64:
+    return (x << np.uint64(k)) | (x >> np.uint64(64 - k))
+
+
+@njit(inline="always")
+def uniform(s: np.ndarray) -> float:
+    """Uniform double in [0, 1) from the xoshiro256+ state ``s`` (advanced in place).
+
+    The compiled kernels draw from this inline generator (Blackman & Vigna): ~1 ns a number
+    against ~14 ns through a numpy Generator passed into numba, which matters at 10^7 photons
+    per second. Each kernel call gets its own state seeded from a numpy Generator.
+    """
+    s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
+    r = s0 + s3
+    t = s1 << np.uint64(17)
+    s2 ^= s0
+    s3 ^= s1
+    s1 ^= s2
+    s0 ^= s3
+    s2 ^= t
+    s3 = _rotl(s3, 45)
+    s[0], s[1], s[2], s[3] = s0, s1, s2, s3
+    return (r >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
 @njit(cache=True)
-def _powerlaw(rng: np.random.Generator, alpha: float, t_min: float, t_cut: float) -> float:
+def _powerlaw(rng: np.ndarray, alpha: float, t_min: float, t_cut: float) -> float:
     # Pareto draw, accepted with probability exp(-(t - t_min)/t_cut): exact for the truncated
     # law p(t) ~ t^-alpha exp(-t/t_cut), efficient while t_cut >> t_min.
     while True:
-        u = 1.0 - rng.random()
+        u = 1.0 - uniform(rng)
         t = t_min * u ** (-1.0 / (alpha - 1.0))
-        if t_cut == np.inf or rng.random() < math.exp(-(t - t_min) / t_cut):
+        if t_cut == np.inf or uniform(rng) < math.exp(-(t - t_min) / t_cut):
             return t
 
 
 @njit(cache=True)
-def _batch(rng: np.random.Generator, state: int, n: int, cum: np.ndarray, alpha: np.ndarray,
+def _batch(rng: np.ndarray, state: int, n: int, cum: np.ndarray, alpha: np.ndarray,
            t_min: np.ndarray, t_cut: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """``n`` dwells starting in ``state``: their states, durations and the state after them."""
     states = np.empty(n, np.int64)
@@ -51,7 +85,7 @@ def _batch(rng: np.random.Generator, state: int, n: int, cum: np.ndarray, alpha:
         states[i] = state
         dwells[i] = _powerlaw(rng, alpha[state], t_min[state], t_cut[state])
         if ns > 1:
-            u = rng.random()
+            u = uniform(rng)
             j = 0
             while j < ns - 1 and u >= cum[state, j]:
                 j += 1
@@ -62,7 +96,7 @@ def _batch(rng: np.random.Generator, state: int, n: int, cum: np.ndarray, alpha:
 def sample_dwells(alpha: float, t_min_s: float, t_cut_s: float | None, n: int,
                   seed: int) -> np.ndarray:
     """``n`` independent dwell times from a (truncated) power law, seconds."""
-    _, d, _ = _batch(derive_rng(seed), 0, n, np.ones((1, 1)), np.array([alpha]),
+    _, d, _ = _batch(rng_state(derive_rng(seed)), 0, n, np.ones((1, 1)), np.array([alpha]),
                   np.array([t_min_s]), np.array([np.inf if t_cut_s is None else t_cut_s]))
     return d
 
@@ -116,7 +150,7 @@ class Timeline:
             self._end = max(self._end, math.inf)
             return
         while self._end <= t_s:
-            rng = derive_rng(self.seed, *self.key, self._n_batches)
+            rng = rng_state(derive_rng(self.seed, *self.key, self._n_batches))
             states, dwells, nxt = _batch(rng, self._next_state, _BATCH, self._cum,
                                          self._alpha, self._tmin, self._tcut)
             ends = self._end + np.cumsum(dwells)

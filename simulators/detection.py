@@ -32,10 +32,10 @@ import numpy as np
 from numba import njit
 from scipy.special import ndtr
 
+from simulators.blinking import uniform
 from spad.photons import SYNC, Mode, Timing
 
-__all__ = ["Detection", "irf_quantiles", "dead_time_afterpulse", "merge_two", "quantise_t3",
-           "quantise_t2"]
+__all__ = ["Detection", "irf_quantiles", "dead_time_afterpulse", "quantise_t3", "quantise_t2"]
 
 _MAX_T3_BINS = 1 << 15
 """HydraHarp-family T3 records have a 15-bit dtime field."""
@@ -201,103 +201,94 @@ def irf_quantiles(det: Detection) -> np.ndarray:
 
 
 @njit(cache=True)
-def dead_time_afterpulse(rng: np.random.Generator, times: np.ndarray, horizon: float, last: float,
-                         pending: np.ndarray, n_pending: int, dead: float, p_ap: float,
-                         ap_tau: np.ndarray, ap_cum: np.ndarray, out: np.ndarray
-                         ) -> tuple[int, int, int, float, int]:
-    """One detector's dead time and afterpulsing over a block of sorted event times.
+def dead_time_afterpulse(rng: np.ndarray, times: np.ndarray, dets: np.ndarray, horizon: float,
+                         last: np.ndarray, pending: np.ndarray, n_pending: np.ndarray,
+                         dead: np.ndarray, p_ap: np.ndarray, ap_tau: np.ndarray,
+                         ap_cum: np.ndarray, out_t: np.ndarray, out_d: np.ndarray,
+                         n_ap: np.ndarray) -> tuple[int, int]:
+    """Dead time and afterpulsing of detectors 1 and 2 over a block of sorted events.
 
-    Processes ``times`` (sorted) and pending afterpulses in time order up to ``horizon``.
+    Events (and pending afterpulses) are taken in time order up to ``horizon``; the state
+    arrays are updated in place so the next block continues where this one stopped.
 
     Parameters
     ----------
     rng
-        Generator of this block's afterpulse draws.
-    times
-        Sorted arrival times, seconds (photons and dark counts).
+        xoshiro256+ state of this block's afterpulse draws.
+    times, dets
+        Sorted arrival times (seconds) and detectors (1, 2) of photons and dark counts.
     horizon
         Events at or after this time are left for the next block.
     last
-        Time of the last registered event (carried across blocks).
+        (2,) time of each detector's last registered event.
     pending, n_pending
-        Afterpulse times not yet registered (sorted), carried across blocks; ``pending`` has
-        room for more (afterpulses can only pile up a few deep).
-    dead, p_ap, ap_tau, ap_cum
-        Dead time, afterpulse probability, delay components and their cumulative weights.
-    out
-        Registered times are written here (room for ``times.size`` plus afterpulses needed).
+        (2, m) sorted afterpulse times awaiting registration per detector, and their counts
+        (a full queue drops further afterpulses; they can only pile up a few deep).
+    dead, p_ap
+        (2,) dead time and afterpulse probability per detector.
+    ap_tau, ap_cum
+        Afterpulse delay components (after the dead time) and their cumulative weights.
+    out_t, out_d
+        Registered events are written here, merged in time order.
+    n_ap
+        (2,) running count of registered afterpulses per detector.
 
     Returns
     -------
-    n_out, n_used, n_pending, last, n_afterpulses
-        Registered count, input events consumed (those before ``horizon``), the pending
-        queue length, the last registered time, and how many registered events were
-        afterpulses. Returns ``n_out = -1`` when ``out`` is too small.
+    n_out, n_used
+        Events registered, and input events consumed (those before ``horizon``); ``n_out`` is
+        -1 when the output buffers are too small (the state is then partly updated: call again
+        from a copy).
     """
     n = times.shape[0]
+    cap = out_t.shape[0]
+    m = pending.shape[1]
     i = 0
     n_out = 0
-    n_ap = 0
-    cap = out.shape[0]
     while True:
-        take_ap = n_pending > 0 and (i >= n or pending[0] <= times[i])
-        if take_ap:
-            t = pending[0]
-        elif i < n:
+        # Next event: the earliest of the input and the two afterpulse queues' heads.
+        src = -1
+        t = np.inf
+        if i < n:
             t = times[i]
-        else:
+        for k in range(2):
+            if n_pending[k] > 0 and pending[k, 0] < t:
+                t = pending[k, 0]
+                src = k
+        if t >= horizon or t == np.inf:
             break
-        if t >= horizon:
-            break
-        if take_ap:
-            for j in range(n_pending - 1):
-                pending[j] = pending[j + 1]
-            n_pending -= 1
+        if src >= 0:
+            dk = src
+            for j in range(n_pending[dk] - 1):
+                pending[dk, j] = pending[dk, j + 1]
+            n_pending[dk] -= 1
         else:
+            dk = dets[i] - 1
             i += 1
-        if t - last < dead:
+        if t - last[dk] < dead[dk]:
             continue
         if n_out >= cap:
-            return -1, i, n_pending, last, n_ap
-        out[n_out] = t
+            return -1, i
+        out_t[n_out] = t
+        out_d[n_out] = dk + 1
         n_out += 1
-        if take_ap:
-            n_ap += 1
-        last = t
-        if p_ap > 0 and rng.random() < p_ap:
-            u = rng.random()
-            k = 0
-            while k < ap_cum.shape[0] - 1 and u >= ap_cum[k]:
-                k += 1
-            ta = t + dead + ap_tau[k] * -math.log(1.0 - rng.random())
-            if n_pending < pending.shape[0]:
-                # Insert keeping the queue sorted.
-                j = n_pending
-                while j > 0 and pending[j - 1] > ta:
-                    pending[j] = pending[j - 1]
+        if src >= 0:
+            n_ap[dk] += 1
+        last[dk] = t
+        if p_ap[dk] > 0 and uniform(rng) < p_ap[dk]:
+            u = uniform(rng)
+            c = 0
+            while c < ap_cum.shape[0] - 1 and u >= ap_cum[c]:
+                c += 1
+            ta = t + dead[dk] - ap_tau[c] * math.log(1.0 - uniform(rng))
+            if n_pending[dk] < m:
+                j = n_pending[dk]  # insert keeping the queue sorted
+                while j > 0 and pending[dk, j - 1] > ta:
+                    pending[dk, j] = pending[dk, j - 1]
                     j -= 1
-                pending[j] = ta
-                n_pending += 1
-    return n_out, i, n_pending, last, n_ap
-
-
-@njit(cache=True)
-def merge_two(t1: np.ndarray, t2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Merge the sorted times of detectors 1 and 2: times and detector numbers."""
-    n1, n2 = t1.shape[0], t2.shape[0]
-    t = np.empty(n1 + n2, np.float64)
-    d = np.empty(n1 + n2, np.uint8)
-    i = j = 0
-    for k in range(n1 + n2):
-        if j >= n2 or (i < n1 and t1[i] <= t2[j]):
-            t[k] = t1[i]
-            d[k] = 1
-            i += 1
-        else:
-            t[k] = t2[j]
-            d[k] = 2
-            j += 1
-    return t, d
+                pending[dk, j] = ta
+                n_pending[dk] += 1
+    return n_out, i
 
 
 @njit(cache=True)

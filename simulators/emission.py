@@ -28,10 +28,11 @@ import math
 import numpy as np
 from numba import njit
 
+from simulators.blinking import uniform
 from simulators.detection import Detection
 from simulators.emitter import Emitter
 
-__all__ = ["EmissionTables", "emit_block", "insertion_sort", "merge_sorted"]
+__all__ = ["EmissionTables", "emit_block", "sort_events", "merge_events"]
 
 
 class EmissionTables:
@@ -75,57 +76,31 @@ class EmissionTables:
 
 
 @njit(cache=True)
-def _exp(rng: np.random.Generator, tau: float) -> float:
-    return -tau * math.log(1.0 - rng.random())
+def _exp(rng: np.ndarray, tau: float) -> float:
+    return -tau * math.log(1.0 - uniform(rng))
 
 
 @njit(cache=True)
-def _x_delay(rng: np.random.Generator, tau: np.ndarray, amp_cum: np.ndarray, s: int) -> float:
+def _x_delay(rng: np.ndarray, tau: np.ndarray, amp_cum: np.ndarray, s: int) -> float:
     k = 0
     if tau.shape[1] > 1:
-        u = rng.random()
+        u = uniform(rng)
         while k < tau.shape[1] - 1 and u >= amp_cum[s, k]:
             k += 1
     return _exp(rng, tau[s, k])
 
 
 @njit(cache=True)
-def _jitter(rng: np.random.Generator, q: np.ndarray) -> float:
-    x = rng.random() * (q.shape[0] - 1)
-    i = int(x)
-    f = x - i
-    return q[i] + f * (q[i + 1] - q[i])
-
-
-@njit(cache=True)
-def _put(rng: np.random.Generator, t: float, split: float, q: np.ndarray, off1: float, off2: float,
-         out1: np.ndarray, out2: np.ndarray, n: np.ndarray) -> bool:
-    # Beamsplitter, jitter and cable delay; False when the output is full.
-    if rng.random() < split:
-        if n[0] >= out1.shape[0]:
-            return False
-        out1[n[0]] = t + _jitter(rng, q) + off1
-        n[0] += 1
-    else:
-        if n[1] >= out2.shape[0]:
-            return False
-        out2[n[1]] = t + _jitter(rng, q) + off2
-        n[1] += 1
-    return True
-
-
-@njit(cache=True)
-def emit_block(rng: np.random.Generator, period: float, seg_pulse: np.ndarray,
-               seg_state: np.ndarray, p_prod: np.ndarray, outcome_cum: np.ndarray, tau: np.ndarray,
+def emit_block(rng: np.ndarray, period: float, seg_pulse: np.ndarray, seg_state: np.ndarray,
+               p_prod: np.ndarray, outcome_cum: np.ndarray, tau: np.ndarray,
                amp_cum: np.ndarray, bx_tau: float, split: float, q: np.ndarray,
-               off1: float, off2: float, out1: np.ndarray, out2: np.ndarray
-               ) -> tuple[int, int]:
-    """Detected photon times of one emitter over a block of pulses, per detector.
+               off1: float, off2: float, out_t: np.ndarray, out_d: np.ndarray) -> int:
+    """Detected photons of one emitter over a block of pulses: times and detectors.
 
     Parameters
     ----------
     rng
-        Generator of this block's draws.
+        xoshiro256+ state of this block's draws (:func:`simulators.blinking.rng_state`).
     period
         Laser period, seconds (pulse ``p`` fires at ``p * period``).
     seg_pulse
@@ -135,15 +110,17 @@ def emit_block(rng: np.random.Generator, period: float, seg_pulse: np.ndarray,
         :class:`EmissionTables` of the emitter.
     split, q, off1, off2
         Beamsplitter ratio to detector 1, jitter inverse-CDF table, cable delays.
-    out1, out2
-        Output buffers of photon times for detectors 1 and 2 (pulse order, not yet sorted).
+    out_t, out_d
+        Output buffers: photon times (pulse order, not yet sorted) and detectors (1 or 2).
 
     Returns
     -------
-    n1, n2
-        Photons written per detector; ``(-1, -1)`` when a buffer was too small.
+    int
+        Photons written; -1 when the buffers were too small.
     """
-    n = np.zeros(2, np.int64)
+    n = 0
+    cap = out_t.shape[0]
+    nq = q.shape[0] - 1
     for i in range(seg_state.shape[0]):
         s = seg_state[i]
         p = p_prod[s]
@@ -155,56 +132,73 @@ def emit_block(rng: np.random.Generator, period: float, seg_pulse: np.ndarray,
         while True:
             # Geometric gap (>= 1) to the next productive pulse.
             if p < 1.0:
-                gap = 1 + math.floor(math.log(1.0 - rng.random()) / log_q)
+                pulse += 1 + math.floor(math.log(1.0 - uniform(rng)) / log_q)
             else:
-                gap = 1
-            pulse += gap
+                pulse += 1
             if pulse >= end:
                 break
+            if n + 2 > cap:
+                return -1
             t0 = pulse * period
-            u = rng.random()
+            u = uniform(rng)
             code = 0
             while code < 3 and u >= outcome_cum[s, code]:
                 code += 1
             if code == 0:
-                ok = _put(rng, t0 + _x_delay(rng, tau, amp_cum, s), split, q, off1, off2,
-                          out1, out2, n)
+                t_bx = -1.0
+                t_x = t0 + _x_delay(rng, tau, amp_cum, s)
             else:
                 tb = _exp(rng, bx_tau)
-                ok = True
-                if code >= 2:
-                    ok = _put(rng, t0 + tb, split, q, off1, off2, out1, out2, n)
-                if code != 2 and ok:
-                    ok = _put(rng, t0 + tb + _x_delay(rng, tau, amp_cum, s), split, q, off1, off2,
-                              out1, out2, n)
-            if not ok:
-                return -1, -1
-    return n[0], n[1]
+                t_bx = t0 + tb if code >= 2 else -1.0
+                t_x = t0 + tb + _x_delay(rng, tau, amp_cum, s) if code != 2 else -1.0
+            for t in (t_bx, t_x):
+                if t < 0.0:
+                    continue
+                # Beamsplitter, jitter (inverse-CDF table, linear between points), cable delay.
+                x = uniform(rng) * nq
+                j = int(x)
+                jit = q[j] + (x - j) * (q[j + 1] - q[j]) if j < nq else q[nq]
+                if uniform(rng) < split:
+                    out_t[n] = t + jit + off1
+                    out_d[n] = 1
+                else:
+                    out_t[n] = t + jit + off2
+                    out_d[n] = 2
+                n += 1
+    return n
 
 
 @njit(cache=True)
-def insertion_sort(a: np.ndarray) -> None:
-    """Sort in place; O(n + inversions), for nearly sorted photon times."""
-    for i in range(1, a.shape[0]):
-        x = a[i]
+def sort_events(t: np.ndarray, d: np.ndarray) -> None:
+    """Sort times (and their detectors) in place; O(n + inversions), for nearly sorted data
+    such as photons in pulse order."""
+    for i in range(1, t.shape[0]):
+        x = t[i]
+        y = d[i]
         j = i - 1
-        while j >= 0 and a[j] > x:
-            a[j + 1] = a[j]
+        while j >= 0 and t[j] > x:
+            t[j + 1] = t[j]
+            d[j + 1] = d[j]
             j -= 1
-        a[j + 1] = x
+        t[j + 1] = x
+        d[j + 1] = y
 
 
 @njit(cache=True)
-def merge_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Merge two sorted float arrays."""
-    na, nb = a.shape[0], b.shape[0]
-    out = np.empty(na + nb, np.float64)
+def merge_events(ta: np.ndarray, da: np.ndarray, tb: np.ndarray, db: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Merge two sorted event streams (times and detectors)."""
+    na, nb = ta.shape[0], tb.shape[0]
+    t = np.empty(na + nb, np.float64)
+    d = np.empty(na + nb, np.uint8)
     i = j = 0
     for k in range(na + nb):
-        if j >= nb or (i < na and a[i] <= b[j]):
-            out[k] = a[i]
+        if j >= nb or (i < na and ta[i] <= tb[j]):
+            t[k] = ta[i]
+            d[k] = da[i]
             i += 1
         else:
-            out[k] = b[j]
+            t[k] = tb[j]
+            d[k] = db[j]
             j += 1
-    return out
+    return t, d

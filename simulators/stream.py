@@ -7,8 +7,9 @@
 ...     ...
 >>> sim.truth.expected_g2_zero, sim.truth.timeline(0)
 
-Internally photons are generated in fixed blocks of laser pulses (about 0.1 s); dead time,
-pending afterpulses and photons that spill into the next block are carried across blocks. Every
+Internally photons are generated in blocks of laser pulses (0.1 s, or fewer pulses for very
+bright emitters; fixed by the parameters); dead time, pending afterpulses and photons that spill
+into the next block are carried across blocks. Every
 random draw is seeded from (seed, stream, block), and the blinking timeline is drawn in batches
 of its own, so the photons depend only on the seed and the parameters: the same for any
 ``chunk_s``, any number of passes over :meth:`Simulation.chunks`, and in real-time mode.
@@ -19,22 +20,20 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy.signal import lfilter
 
-from simulators.blinking import Timeline, derive_rng
+from simulators.blinking import Timeline, derive_rng, rng_state
 from simulators.detection import (
     Detection,
     dead_time_afterpulse,
     irf_quantiles,
-    merge_two,
     quantise_t2,
     quantise_t3,
 )
-from simulators.emission import EmissionTables, emit_block, insertion_sort, merge_sorted
+from simulators.emission import EmissionTables, emit_block, merge_events, sort_events
 from simulators.emitter import Emitter, g2_zero
 from spad.photons import PhotonChunk, Timing
 
@@ -43,6 +42,9 @@ __all__ = ["simulate", "Simulation", "Truth", "record_type_for"]
 BLOCK_S = 0.1
 """Nominal length of an internal generation block, seconds (fixed: it must not depend on the
 caller's chunk size, or the photons would)."""
+
+BLOCK_PHOTONS = 1 << 17
+"""Most productive pulses expected in one block."""
 
 _BLINK, _EMIT, _DARK, _AFTER, _SPECTRAL = 1, 2, 3, 4, 5
 _PENDING = 64  # afterpulses awaiting registration, per detector
@@ -180,12 +182,19 @@ def _spectral_walk(e: Emitter, duration_s: float, rng: np.random.Generator
     return np.arange(n) * sd.step_s, e.peak_ev + x
 
 
-@dataclass
-class _DetState:
-    last: float = -math.inf
-    pending: np.ndarray | None = None
-    n_pending: int = 0
-    carry: np.ndarray | None = None
+class _ChainState:
+    """Detection-chain state carried from block to block."""
+
+    def __init__(self) -> None:
+        self.last = np.full(2, -np.inf)
+        self.pending = np.zeros((2, _PENDING))
+        self.n_pending = np.zeros(2, np.int64)
+        self.n_ap = np.zeros(2, np.int64)
+        self.carry_t = np.zeros(0)
+        self.carry_d = np.zeros(0, np.uint8)
+        # Reused emission buffers: fresh large arrays cost page faults on every block.
+        self.buf_t = np.zeros(0)
+        self.buf_d = np.zeros(0, np.uint8)
 
 
 class Simulation:
@@ -222,7 +231,12 @@ class Simulation:
         self.realtime = bool(realtime)
         self.period = 1.0 / self.emitters[0].rep_rate_hz
         self.timing: Timing = self.detection.timing(self.emitters[0].rep_rate_hz)
-        self.block_pulses = max(1, round(BLOCK_S / self.period))
+        # Blocks of ~0.1 s, or fewer pulses for bright emitters so a block's arrays stay small
+        # (a few MB, reused by the allocator). Fixed by the parameters, never by chunk_s.
+        p_max = sum(float(EmissionTables(e, self.detection).p_productive.max())
+                    for e in self.emitters)
+        self.block_pulses = max(1, min(round(BLOCK_S / self.period),
+                                       round(BLOCK_PHOTONS / max(p_max, 1e-12))))
         self.n_pulses = math.ceil(self.duration_s / self.period)
         self._timelines = [Timeline(e, self.seed, (_BLINK, i))
                            for i, e in enumerate(self.emitters)]
@@ -231,6 +245,8 @@ class Simulation:
         # Earliest a photon of pulse p can be registered, relative to p * period: blocks are
         # closed at their end plus this (<= 0) so that no later block can go back before it.
         self._min_shift = min(0.0, float(self._q[0]) + min(self.detection.offsets_s))
+        self._dead = np.asarray(self.detection.dead_time_s)
+        self._p_ap = np.asarray(self.detection.afterpulse_probability)
         w = np.asarray(self.detection.afterpulse_weights)
         self._ap_cum = np.cumsum(w) / w.sum()
         self._ap_tau = np.asarray(self.detection.afterpulse_tau_s)
@@ -240,17 +256,16 @@ class Simulation:
 
     # -- generation ---------------------------------------------------------------------------
 
-    def _block(self, b: int, states: list[_DetState]) -> tuple[np.ndarray, np.ndarray, float]:
+    def _block(self, b: int, st: _ChainState) -> tuple[np.ndarray, np.ndarray, float]:
         """Registered events (times, detectors) of block ``b``, and its horizon."""
         det = self.detection
         T = self.period
         pb0 = b * self.block_pulses
         pb1 = min(pb0 + self.block_pulses, self.n_pulses)
         t0, t1 = pb0 * T, pb1 * T
-        last_block = pb1 >= self.n_pulses
-        per_det: list[np.ndarray] = [np.zeros(0), np.zeros(0)]
+        ev_t, ev_d = st.carry_t, st.carry_d
         for i, (tl, tab) in enumerate(zip(self._timelines, self._tables, strict=True)):
-            starts, st = tl.segments(t0, t1)
+            starts, states = tl.segments(t0, t1)
             seg = np.empty(starts.size + 1, np.int64)
             seg[:-1] = np.clip(np.ceil(starts / T), pb0, pb1).astype(np.int64)
             seg[0] = pb0
@@ -258,59 +273,59 @@ class Simulation:
             mean = (pb1 - pb0) * float(tab.p_productive.max()) * 2
             cap = int(mean + 8 * math.sqrt(mean) + 64)
             while True:
-                rng = derive_rng(self.seed, _EMIT, i, b)
-                o1, o2 = np.empty(cap), np.empty(cap)
-                n1, n2 = emit_block(rng, T, seg, st, tab.p_productive, tab.outcome_cum,
-                                    tab.tau, tab.amp_cum, tab.bx_tau, det.split_ratio, self._q,
-                                    det.offsets_s[0], det.offsets_s[1], o1, o2)
-                if n1 >= 0:
+                if st.buf_t.size < cap:
+                    st.buf_t, st.buf_d = np.empty(cap), np.empty(cap, np.uint8)
+                rng = rng_state(derive_rng(self.seed, _EMIT, i, b))
+                n = emit_block(rng, T, seg, states, tab.p_productive, tab.outcome_cum, tab.tau,
+                               tab.amp_cum, tab.bx_tau, det.split_ratio, self._q,
+                               det.offsets_s[0], det.offsets_s[1], st.buf_t, st.buf_d)
+                if n >= 0:
                     break
                 cap *= 2
-            for d, (o, n) in enumerate(((o1, n1), (o2, n2))):
-                o = o[:n]
-                insertion_sort(o)
-                self.counts["photons"][d] += n
-                per_det[d] = o if per_det[d].size == 0 else merge_sorted(per_det[d], o)
-        horizon = self.duration_s if last_block else t1 + self._min_shift
-        out: list[np.ndarray] = []
-        for d in range(2):
-            rng = derive_rng(self.seed, _DARK, d, b)
-            nd = rng.poisson(det.dark_rate_hz[d] * (t1 - t0))
-            dark = np.sort(rng.uniform(t0, t1, nd))
-            self.counts["dark"][d] += nd
-            ev = merge_sorted(per_det[d], dark)
-            s = states[d]
-            if s.carry is not None and s.carry.size:
-                ev = merge_sorted(s.carry, ev)
-            reg = np.empty(ev.size + ev.size // 8 + _PENDING + 16)
-            while True:
-                # The kernel edits the queue in place: give it a copy so a retry (output
-                # buffer too small, practically never) starts from the same state.
-                pending = s.pending.copy()
-                res = dead_time_afterpulse(
-                    derive_rng(self.seed, _AFTER, d, b), ev, horizon, s.last, pending,
-                    s.n_pending, det.dead_time_s[d], det.afterpulse_probability[d],
-                    self._ap_tau, self._ap_cum, reg)
-                if res[0] >= 0:
-                    break
-                reg = np.empty(reg.size * 2)
-            n_out, n_used, s.n_pending, s.last, n_ap = res
-            s.pending = pending
-            s.carry = ev[n_used:]
-            self.counts["afterpulses"][d] += n_ap
-            self.counts["registered"][d] += n_out
-            out.append(reg[:n_out])
-        t, dd = merge_two(out[0], out[1])
-        keep = t < self.duration_s
-        return t[keep], dd[keep], horizon
+            pt, pd = st.buf_t[:n], st.buf_d[:n]
+            sort_events(pt, pd)
+            n1 = int(np.count_nonzero(pd == 1))
+            self.counts["photons"][0] += n1
+            self.counts["photons"][1] += n - n1
+            ev_t, ev_d = merge_events(ev_t, ev_d, pt, pd)  # copies out of the buffers
+        rng = derive_rng(self.seed, _DARK, b)
+        nd = rng.poisson(np.asarray(det.dark_rate_hz) * (t1 - t0))
+        if nd.sum():
+            dt = rng.uniform(t0, t1, int(nd.sum()))
+            dd = np.repeat(np.array([1, 2], np.uint8), nd)
+            order = np.argsort(dt, kind="stable")
+            ev_t, ev_d = merge_events(ev_t, ev_d, dt[order], dd[order])
+            self.counts["dark"][0] += int(nd[0])
+            self.counts["dark"][1] += int(nd[1])
+        horizon = self.duration_s if pb1 >= self.n_pulses else t1 + self._min_shift
+        size = ev_t.size + ev_t.size // 4 + 2 * _PENDING + 64
+        while True:
+            saved = (st.last.copy(), st.pending.copy(), st.n_pending.copy(), st.n_ap.copy())
+            out_t, out_d = np.empty(size), np.empty(size, np.uint8)
+            n_out, n_used = dead_time_afterpulse(
+                rng_state(derive_rng(self.seed, _AFTER, b)), ev_t, ev_d, horizon, st.last,
+                st.pending, st.n_pending, self._dead, self._p_ap, self._ap_tau, self._ap_cum,
+                out_t, out_d, st.n_ap)
+            if n_out >= 0:
+                break
+            st.last, st.pending, st.n_pending, st.n_ap = saved
+            size *= 2
+        st.carry_t, st.carry_d = ev_t[n_used:], ev_d[n_used:]
+        out_t, out_d = out_t[:n_out], out_d[:n_out]
+        keep = int(np.searchsorted(out_t, self.duration_s, side="left"))
+        return out_t[:keep], out_d[:keep], horizon
 
     def _events(self) -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
         """Registered events block by block, with each block's horizon."""
         self.counts = {k: [0, 0] for k in ("photons", "dark", "afterpulses", "registered")}
-        states = [_DetState(pending=np.zeros(_PENDING)) for _ in range(2)]
+        st = _ChainState()
         n_blocks = math.ceil(self.n_pulses / self.block_pulses)
         for b in range(n_blocks):
-            yield self._block(b, states)
+            t, d, horizon = self._block(b, st)
+            self.counts["afterpulses"] = [int(x) for x in st.n_ap]
+            self.counts["registered"][0] += int(np.count_nonzero(d == 1))
+            self.counts["registered"][1] += int(d.size - np.count_nonzero(d == 1))
+            yield t, d, horizon
 
     # -- output -------------------------------------------------------------------------------
 
