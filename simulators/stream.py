@@ -214,6 +214,16 @@ class Simulation:
         Duration covered by each yielded chunk, seconds (does not change the photons).
     realtime
         Sleep so that chunks come no faster than the wall clock.
+
+    Attributes
+    ----------
+    timing
+        :class:`~spad.photons.Timing` of the chunks (T3: sync period and bin; T2: tick).
+    truth
+        :class:`Truth` of the simulation (available before any photon is drawn).
+    counts
+        Running tallies per detector of the current pass: ``photons`` (detected before dead
+        time), ``dark``, ``afterpulses`` (registered) and ``registered`` events.
     """
 
     def __init__(self, emitters: Emitter | Sequence[Emitter], detection: Detection | None = None,
