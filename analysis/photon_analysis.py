@@ -12,7 +12,7 @@ run on the concatenated photons, so the same photons give the same numbers howev
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -181,6 +181,23 @@ def _gated(photons: PhotonList, pulse: dict[int, float], gate_s: float) -> Photo
                        photons.delays[keep].astype(np.uint16) if timing.is_t3 else None)
 
 
+def _gated_decay(photons: PhotonList, pulse: dict[int, float], gate_s: float,
+                 decay: Decay) -> Decay:
+    """Delay histograms of the gated photons (as :func:`_gated` keeps them), on ``decay``'s
+    bins: the peak shape of the gated correlation."""
+    counts = np.zeros_like(decay.counts)
+    delay_s = photons.delays * photons.delay_unit_s
+    factor = max(1, round(decay.bin_width_s / photons.delay_unit_s))
+    for row, det in enumerate(decay.detectors):
+        if det not in pulse:
+            continue
+        sel = (photons.detectors == det) & (delay_s >= pulse[det] + gate_s)
+        k = photons.delays[sel] // factor
+        k = k[(k >= 0) & (k < counts.shape[1])]
+        counts[row] = np.bincount(k, minlength=counts.shape[1])
+    return replace(decay, counts=counts)
+
+
 def _rebinned(decay: Decay) -> tuple[np.ndarray, np.ndarray]:
     """Sum of the detectors' decays, trimmed to the sync period."""
     counts = decay.counts.sum(axis=0).astype(np.float64)
@@ -292,7 +309,8 @@ def analyze_photons(source: Iterable[PhotonChunk] | Any,
     if corr is not None and period:
         out.correlation = corr.result()
         try:
-            g2 = pulsed_g2(out.correlation, dark_counts_hz=s.dark_counts_hz)
+            # the decay histograms give the peak shape: corrects the tails across windows
+            g2 = pulsed_g2(out.correlation, dark_counts_hz=s.dark_counts_hz, decay=out.decay)
             out.g2, out.g2_zero, out.g2_zero_err = g2, g2.g2, g2.g2_err
         except ValueError as exc:
             notes.append(f"g2 failed: {exc}")
@@ -302,7 +320,10 @@ def analyze_photons(source: Iterable[PhotonChunk] | Any,
             gated.update(_gated(photons, out.pulse_delay_s, s.gate_s))
             out.correlation_gated = gated.result()
             try:
-                g2g = pulsed_g2(out.correlation_gated, centre_lag_s=out.g2.centre_lag_s)
+                g2g = pulsed_g2(out.correlation_gated, centre_lag_s=out.g2.centre_lag_s,
+                                dark_counts_hz=s.dark_counts_hz,
+                                decay=_gated_decay(photons, out.pulse_delay_s, s.gate_s,
+                                                   out.decay))
                 out.g2_gated, out.g2_zero_gated, out.g2_zero_gated_err = g2g, g2g.g2, g2g.g2_err
             except ValueError as exc:
                 notes.append(f"gated g2 failed: {exc}")
