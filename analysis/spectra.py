@@ -894,6 +894,11 @@ def _params(model: lmfit.Model, kind: str, x: np.ndarray, bg: float,
             peaks: Sequence[tuple[float, float, float]]) -> lmfit.Parameters:
     """Start values and bounds; ``peaks`` are (centre, sigma, height)."""
     p = model.make_params()
+    # fwhm/height are derived (expression) parameters: evaluating them with asteval on every
+    # residual call costs more than the model itself, so the fit runs without them and
+    # :func:`_peak_summary` derives the FWHM and its error from the covariance.
+    for name in [n for n in p if n.endswith(("fwhm", "height"))]:
+        del p[name]
     p["bg_c"].set(value=bg)
     if p["bg_slope"].vary:
         p["bg_slope"].set(value=0.0)
@@ -1057,7 +1062,7 @@ def fit_spectrum(wavelength_m: np.ndarray, counts: np.ndarray,
                            "two_peaks_resolved": areas_ok})
         if supported and areas_ok:
             chosen, n_peaks = r2, 2
-    peaks = [_peak_summary(chosen.params, f"p{j}_") for j in range(1, n_peaks + 1)]
+    peaks = [_peak_summary(chosen, f"p{j}_", model) for j in range(1, n_peaks + 1)]
     peaks.sort(key=lambda pk: pk["peak_ev"])
     main = max(peaks, key=lambda pk: pk["area"])
     sigma = 1 / chosen.weights
@@ -1079,15 +1084,52 @@ def _stderr(par: lmfit.Parameter) -> float:
     return float(par.stderr) if par.stderr is not None else float("nan")
 
 
-def _peak_summary(params: lmfit.Parameters, pre: str) -> dict[str, Any]:
-    c, fw = params[pre + "center"], params[pre + "fwhm"]
+def _fwhm(kind: str, sigma: float, gamma: float) -> float:
+    """FWHM as lmfit's models define it (same rounded constants as their ``fwhm`` expressions)."""
+    if kind == "gaussian":
+        return GAUSSIAN_FWHM_FACTOR * sigma
+    if kind == "lorentzian":
+        return 2.0 * sigma
+    return 1.0692 * gamma + math.sqrt(0.8664 * gamma**2 + 5.545083 * sigma**2)
+
+
+GAUSSIAN_FWHM_FACTOR = float(f"{lmfit.models.GaussianModel.fwhm_factor:.7f}")
+
+
+def _fwhm_error(result: lmfit.model.ModelResult, pre: str, kind: str) -> float:
+    """Standard error of the FWHM from the covariance of sigma (and gamma), to first order."""
+    covar = result.covar
+    names = list(result.var_names or [])
+    if covar is None or pre + "sigma" not in names:
+        return float("nan")
+    s = result.params[pre + "sigma"].value
+    g = result.params[pre + "gamma"].value if kind == "voigt" else 0.0
+    idx = [names.index(pre + "sigma")]
+    if kind == "voigt":
+        root = math.sqrt(0.8664 * g**2 + 5.545083 * s**2)
+        grad = [5.545083 * s / root if root > 0 else 0.0]
+        if pre + "gamma" in names:
+            idx.append(names.index(pre + "gamma"))
+            grad.append(1.0692 + (0.8664 * g / root if root > 0 else 0.0))
+    else:
+        grad = [_fwhm(kind, 1.0, 0.0)]
+    gv = np.array(grad)
+    var = float(gv @ covar[np.ix_(idx, idx)] @ gv)
+    return math.sqrt(var) if var >= 0 else float("nan")
+
+
+def _peak_summary(result: lmfit.model.ModelResult, pre: str, kind: str) -> dict[str, Any]:
+    params = result.params
+    c = params[pre + "center"]
+    s = params[pre + "sigma"].value
+    g = params[pre + "gamma"].value if kind == "voigt" else 0.0
     e = float(c.value)
     e_err = _stderr(c)
     nm = HC_EV_M / e * 1e9
-    return {"peak_ev": e, "peak_nm": nm, "fwhm_mev": float(fw.value) * 1e3,
+    return {"peak_ev": e, "peak_nm": nm, "fwhm_mev": _fwhm(kind, s, g) * 1e3,
             "area": float(params[pre + "amplitude"].value),
             "errors": {"peak_ev": e_err, "peak_nm": nm / e * e_err,
-                       "fwhm_mev": _stderr(fw) * 1e3,
+                       "fwhm_mev": _fwhm_error(result, pre, kind) * 1e3,
                        "area": _stderr(params[pre + "amplitude"])}}
 
 
