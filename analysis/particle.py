@@ -64,6 +64,8 @@ class ParticleResult:
             "g2_zero_err": p["g2_zero_err"],
             "g2_zero_gated": p["g2_zero_gated"],
             "g2_zero_gated_err": p["g2_zero_gated_err"],
+            "g2_zero_raw": p["g2_zero_raw"],
+            "g2_zero_raw_err": p["g2_zero_raw_err"],
             "lifetime_ns": p["lifetime_ns"],
             "lifetime_err_ns": p["lifetime_err_ns"],
             "on_fraction": p["on_fraction"],

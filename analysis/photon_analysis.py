@@ -88,6 +88,8 @@ class PhotonAnalysis:
     g2_zero_err: float | None
     g2_zero_gated: float | None
     g2_zero_gated_err: float | None
+    g2_zero_raw: float | None           # plain centre/side window ratio (no tail correction)
+    g2_zero_raw_err: float | None
     lifetime_ns: float | None          # intensity-weighted, bright (ON) state
     lifetime_err_ns: float | None
     lifetime_all_ns: float | None      # intensity-weighted, whole decay (bi-exponential)
@@ -112,7 +114,8 @@ class PhotonAnalysis:
     notes: list[str] = field(default_factory=list)
 
     SCALARS = ("n_photons", "duration_s", "count_rate_cps", "mode", "sync_period_s", "g2_zero",
-               "g2_zero_err", "g2_zero_gated", "g2_zero_gated_err", "lifetime_ns",
+               "g2_zero_err", "g2_zero_gated", "g2_zero_gated_err", "g2_zero_raw",
+               "g2_zero_raw_err", "lifetime_ns",
                "lifetime_err_ns", "lifetime_all_ns", "on_fraction", "n_levels",
                "intermediate_fraction", "fano_factor", "bimodality_coefficient", "alpha_on",
                "alpha_off")
@@ -251,7 +254,8 @@ def analyze_photons(source: Iterable[PhotonChunk] | Any,
     out = PhotonAnalysis(
         n_photons=n, duration_s=duration, count_rate_cps=n / duration if duration else 0.0,
         mode=timing.mode, sync_period_s=timing.sync_period, g2_zero=None, g2_zero_err=None,
-        g2_zero_gated=None, g2_zero_gated_err=None, lifetime_ns=None, lifetime_err_ns=None,
+        g2_zero_gated=None, g2_zero_gated_err=None, g2_zero_raw=None, g2_zero_raw_err=None,
+        lifetime_ns=None, lifetime_err_ns=None,
         lifetime_all_ns=None, on_fraction=None, n_levels=None, intermediate_fraction=None,
         fano_factor=None, bimodality_coefficient=None, alpha_on=None, alpha_off=None,
         trace=tr, notes=notes)
@@ -312,6 +316,7 @@ def analyze_photons(source: Iterable[PhotonChunk] | Any,
             # the decay histograms give the peak shape: corrects the tails across windows
             g2 = pulsed_g2(out.correlation, dark_counts_hz=s.dark_counts_hz, decay=out.decay)
             out.g2, out.g2_zero, out.g2_zero_err = g2, g2.g2, g2.g2_err
+            out.g2_zero_raw, out.g2_zero_raw_err = g2.g2_raw, g2.g2_raw_err
         except ValueError as exc:
             notes.append(f"g2 failed: {exc}")
         if out.pulse_delay_s and out.g2 is not None:
