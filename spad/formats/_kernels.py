@@ -1,10 +1,11 @@
 """Compiled kernels behind :mod:`spad.formats.records`.
 
-Decoding runs in two parallel passes over blocks of records: :func:`count_blocks` counts, per
-block, the photons, markers, invalid records and overflow wraps (these do not depend on what came
-before the block); the caller turns the counts into per-block starting offsets (prefix sums) and
-:func:`decode_blocks` then decodes each block straight into its slice of preallocated output
-arrays. Both passes read the records once each; nothing is appended or copied afterwards.
+Decoding runs in two passes over blocks of records: :func:`count_range` counts, per block, the
+photons, markers, invalid records and overflow wraps (these do not depend on what came before
+the block); the caller turns the counts into per-block starting offsets (prefix sums) and
+:func:`decode_range` then decodes each block straight into its slice of preallocated output
+arrays. Both passes read the records once each; nothing is appended or copied afterwards. The
+kernels release the GIL, so the caller runs blocks on several threads.
 
 Record families (``family`` argument), all records little-endian uint32:
 
@@ -21,7 +22,7 @@ Record families (``family`` argument), all records little-endian uint32:
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 PH_T3 = 0
 PH_T2 = 1
@@ -93,42 +94,40 @@ def _count_hh(words, lo, hi, multi, t2):
     return n_ph, n_mk, (hi - lo) - n_ph - n_mk - n_rec_ofl, wraps
 
 
-@njit(cache=True, parallel=True)
-def count_blocks(words, bounds, family, multi):
-    """Count photons, markers, invalid records and overflow wraps in each block.
+@njit(cache=True, inline="always")
+def _count(words, lo, hi, family, multi):
+    if family == PH_T3:
+        return _count_ph_t3(words, lo, hi)
+    if family == PH_T2:
+        return _count_ph_t2(words, lo, hi)
+    if family == HH_T3:
+        return _count_hh(words, lo, hi, multi, False)
+    return _count_hh(words, lo, hi, multi, True)
+
+
+@njit(cache=True, nogil=True)
+def count_range(words, lo, hi, family, multi):
+    """Count photons, markers, invalid records and overflow wraps in ``words[lo:hi]``.
 
     Parameters
     ----------
     words
         uint32 records.
-    bounds
-        int64 block boundaries, ``len(bounds) = n_blocks + 1``.
+    lo, hi
+        The block.
     family, multi
         Record family and overflow style (see the module docstring).
 
     Returns
     -------
     counts
-        int64 array (n_blocks, 4): photons, markers, invalid records, wraps.
+        int64 array of 4: photons (with T2 syncs), markers, invalid records, wraps.
     """
-    nb = bounds.shape[0] - 1
-    counts = np.zeros((nb, N_COUNTS), dtype=np.int64)
-    for b in prange(nb):
-        lo = bounds[b]
-        hi = bounds[b + 1]
-        if family == PH_T3:
-            r = _count_ph_t3(words, lo, hi)
-        elif family == PH_T2:
-            r = _count_ph_t2(words, lo, hi)
-        elif family == HH_T3:
-            r = _count_hh(words, lo, hi, multi, False)
-        else:
-            r = _count_hh(words, lo, hi, multi, True)
-        counts[b, 0] = r[0]
-        counts[b, 1] = r[1]
-        counts[b, 2] = r[2]
-        counts[b, 3] = r[3]
-    return counts
+    r = _count(words, lo, hi, family, multi)
+    out = np.empty(N_COUNTS, dtype=np.int64)
+    for c in range(N_COUNTS):
+        out[c] = r[c]
+    return out
 
 
 @njit(cache=True, inline="always")
@@ -221,36 +220,37 @@ def _decode_hh_t2(words, lo, hi, wrap, multi, ofl, p, m, ts, det, mts, mch):
             m += 1
 
 
-@njit(cache=True, parallel=True)
-def decode_blocks(words, bounds, family, multi, wrap, ofl0, p0, m0, ts, det, nt, mts, mch):
-    """Decode each block into its slice of the output arrays.
+@njit(cache=True, inline="always")
+def _decode(words, lo, hi, family, multi, wrap, ofl, p, m, ts, det, nt, mts, mch):
+    if family == PH_T3:
+        _decode_ph_t3(words, lo, hi, wrap, ofl, p, m, ts, det, nt, mts, mch)
+    elif family == PH_T2:
+        _decode_ph_t2(words, lo, hi, wrap, ofl, p, m, ts, det, mts, mch)
+    elif family == HH_T3:
+        _decode_hh_t3(words, lo, hi, wrap, multi, ofl, p, m, ts, det, nt, mts, mch)
+    else:
+        _decode_hh_t2(words, lo, hi, wrap, multi, ofl, p, m, ts, det, mts, mch)
+
+
+@njit(cache=True, nogil=True)
+def decode_range(words, lo, hi, family, multi, wrap, ofl, p, m, ts, det, nt, mts, mch):
+    """Decode ``words[lo:hi]`` into the output arrays from photon ``p`` and marker ``m`` on.
 
     Parameters
     ----------
-    words, bounds, family, multi
-        As for :func:`count_blocks`.
+    words, lo, hi, family, multi
+        As for :func:`count_range`.
     wrap
         Timestamp ticks per overflow wrap.
-    ofl0, p0, m0
-        int64 per block: overflow correction (ticks), first photon index and first marker index
-        at the start of the block.
+    ofl
+        Overflow correction (ticks) at the start of the block.
+    p, m
+        Index of the block's first photon and first marker in the outputs.
     ts, det, nt, mts, mch
         Output timestamps (int64), detectors (uint8), nanotimes (uint16, ignored in T2),
         marker times (int64) and marker channels (uint8).
     """
-    nb = bounds.shape[0] - 1
-    for b in prange(nb):
-        lo = bounds[b]
-        hi = bounds[b + 1]
-        if family == PH_T3:
-            _decode_ph_t3(words, lo, hi, wrap, ofl0[b], p0[b], m0[b], ts, det, nt, mts, mch)
-        elif family == PH_T2:
-            _decode_ph_t2(words, lo, hi, wrap, ofl0[b], p0[b], m0[b], ts, det, mts, mch)
-        elif family == HH_T3:
-            _decode_hh_t3(words, lo, hi, wrap, multi, ofl0[b], p0[b], m0[b], ts, det, nt,
-                          mts, mch)
-        else:
-            _decode_hh_t2(words, lo, hi, wrap, multi, ofl0[b], p0[b], m0[b], ts, det, mts, mch)
+    _decode(words, lo, hi, family, multi, wrap, ofl, p, m, ts, det, nt, mts, mch)
 
 
 @njit(cache=True)

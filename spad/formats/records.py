@@ -25,10 +25,13 @@ records on channels 16-62 (and channel 0 in T3, where there is no sync record).
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from numba import config as numba_config
 
 from spad.formats import _kernels as k
 from spad.photons import PhotonChunk, Timing
@@ -145,16 +148,63 @@ def record_type(code_or_name: int | str | RecordType) -> RecordType:
     return rt
 
 
-# Blocks of at least this many records are decoded in parallel; smaller inputs are one block
-# (thread start-up costs more than it saves).
-_MIN_BLOCK = 1 << 16
+# Records per block: big enough that the per-call overhead (~10 us) is lost in the work,
+# small enough that a thread descheduled by a busy machine holds up the others briefly.
+_MIN_BLOCK = 1 << 18
+_BLOCKS_PER_THREAD = 8
+
+
+def _n_threads() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+_THREADS = _n_threads()
+_pool: ThreadPoolExecutor | None = None
+_pool_pid = 0
+_pool_lock = threading.Lock()
+
+
+def _helpers() -> ThreadPoolExecutor:
+    """The helper threads (created on first use, and again in a forked child)."""
+    global _pool, _pool_pid
+    with _pool_lock:
+        if _pool is None or _pool_pid != os.getpid():
+            _pool = ThreadPoolExecutor(_THREADS - 1, thread_name_prefix="spad-records")
+            _pool_pid = os.getpid()
+        return _pool
 
 
 def _bounds(n: int) -> np.ndarray:
-    threads = max(1, int(numba_config.NUMBA_NUM_THREADS))
-    # A few blocks per thread evens out blocks that hold more markers or invalid records.
-    n_blocks = max(1, min(4 * threads, n // _MIN_BLOCK))
+    block = max(_MIN_BLOCK, -(-n // (_BLOCKS_PER_THREAD * _THREADS)))
+    n_blocks = max(1, -(-n // block))
     return np.linspace(0, n, n_blocks + 1).astype(np.int64)
+
+
+def _run(task: Callable[[int], None], n_tasks: int) -> None:
+    """Run ``task(0) ... task(n_tasks - 1)`` on this thread and the helpers.
+
+    Tasks are handed out one at a time from a shared iterator rather than split up front, so
+    when another process keeps a helper off the CPU this thread simply does more of them.
+    """
+    n_help = min(_THREADS - 1, n_tasks - 1)
+    if n_help <= 0:
+        for i in range(n_tasks):
+            task(i)
+        return
+    todo = iter(range(n_tasks))   # next() on it is atomic under the GIL
+
+    def work() -> None:
+        for i in todo:
+            task(i)
+
+    pool = _helpers()
+    futures = [pool.submit(work) for _ in range(n_help)]
+    work()
+    for f in futures:
+        f.result()
 
 
 def _as_words(words: np.ndarray) -> np.ndarray:
@@ -226,21 +276,32 @@ class Decoder:
         w = _as_words(words)
         rt = self.rectype
         fam = rt.kernel
+        multi = rt.multi_wrap
         bounds = _bounds(w.shape[0])
-        counts = k.count_blocks(w, bounds, fam, rt.multi_wrap)
+        nb = bounds.shape[0] - 1
+        counts = np.empty((nb, k.N_COUNTS), dtype=np.int64)
+
+        def count(b: int) -> None:
+            counts[b] = k.count_range(w, bounds[b], bounds[b + 1], fam, multi)
+
+        _run(count, nb)
         # Per-block starting offsets: exclusive prefix sums of the counts.
-        starts = np.zeros((counts.shape[0] + 1, k.N_COUNTS), dtype=np.int64)
+        starts = np.zeros((nb + 1, k.N_COUNTS), dtype=np.int64)
         np.cumsum(counts, axis=0, out=starts[1:])
         n_ph, n_mk, n_inv, n_wr = (int(x) for x in starts[-1])
-        ofl0 = (starts[:-1, k.N_WRAPS] + self._wraps) * rt.wrap
         ts = np.empty(n_ph, dtype=np.int64)
         det = np.empty(n_ph, dtype=np.uint8)
         nt = np.empty(n_ph if rt.mode == "T3" else 0, dtype=np.uint16)
         mts = np.empty(n_mk, dtype=np.int64)
         mch = np.empty(n_mk, dtype=np.uint8)
-        k.decode_blocks(w, bounds, fam, rt.multi_wrap, rt.wrap, ofl0,
-                        starts[:-1, k.N_PHOTONS].copy(), starts[:-1, k.N_MARKERS].copy(),
-                        ts, det, nt, mts, mch)
+        ofl0 = (starts[:, k.N_WRAPS] + self._wraps) * rt.wrap
+
+        def fill(b: int) -> None:
+            k.decode_range(w, bounds[b], bounds[b + 1], fam, multi, rt.wrap, ofl0[b],
+                           starts[b, k.N_PHOTONS], starts[b, k.N_MARKERS],
+                           ts, det, nt, mts, mch)
+
+        _run(fill, nb)
         self._wraps += n_wr
         self._n_invalid += n_inv
         self._n_records += w.shape[0]

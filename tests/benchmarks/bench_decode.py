@@ -11,10 +11,12 @@ compilation) for ptufile's ``PtuFile.decode_records``, spad's one-shot :func:`de
 
 from __future__ import annotations
 
+import os
 import struct
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -72,13 +74,18 @@ def make_stream(n_records: int, seed: int = 1) -> tuple[np.ndarray, Timing]:
     return words[:n_records], timing
 
 
-def best_of(fn, repeats: int = REPEATS) -> float:
-    """Shortest wall time of ``repeats`` calls, in seconds."""
-    best = np.inf
+def best_of(fns: dict[str, Callable[[], object]], repeats: int = REPEATS) -> dict[str, float]:
+    """Shortest wall time of each function over ``repeats`` rounds, in seconds.
+
+    The functions take turns within each round so that load from other processes on the machine
+    hits all of them alike.
+    """
+    best = dict.fromkeys(fns, np.inf)
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
     return best
 
 
@@ -105,13 +112,15 @@ def main(n_records: int = 20_000_000) -> None:
                 for i in range(0, recs.shape[0], CHUNK):
                     dec.decode(recs[i:i + CHUNK])
 
-            t_ptu = best_of(lambda: ptu.decode_records(recs))
-            t_ours = best_of(lambda: decode(recs, RECTYPE, timing))
-            t_stream = best_of(stream)
+            t = best_of({"ptufile": lambda: ptu.decode_records(recs),
+                         "spad": lambda: decode(recs, RECTYPE, timing),
+                         "stream": stream})
+            t_ptu, t_ours, t_stream = t["ptufile"], t["spad"], t["stream"]
 
     n = recs.shape[0]
     print(f"{n} HydraHarp2T3 records, {100 * n_ofl / n:.1f} % overflow records, "
-          f"best of {REPEATS}")
+          f"best of {REPEATS} interleaved rounds, {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.1f}")
     print(f"ptufile decode_records:    {t_ptu * 1e3:7.1f} ms  {n / t_ptu / 1e6:6.0f} M records/s")
     print(f"spad decode (one shot):    {t_ours * 1e3:7.1f} ms  {n / t_ours / 1e6:6.0f} M records/s"
           f"  ratio {t_ptu / t_ours:.2f}x ptufile")
