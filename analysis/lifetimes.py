@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 import lmfit
 import numpy as np
+import scipy.fft
 from scipy.special import ndtr, xlogy
 
 from analysis.blinking import to_json_types
@@ -131,10 +132,20 @@ class LifetimeResult:
 
 
 _FWHM = 2 * np.sqrt(2 * np.log(2))
+# Function evaluations per free parameter (+1) of the first, capped LM pass in _fit.
+_FIRST_PASS_NFEV = 40
 
 
 class _Decay:
-    """Evaluates the model on a histogram's bins for given parameter values."""
+    """Evaluates the model on a histogram's bins for given parameter values.
+
+    A least-squares solver changes one parameter at a time while it builds its Jacobian by
+    finite differences, so most calls repeat most of the previous call's work. The last result
+    of every expensive piece is kept and reused while its inputs are unchanged: the IRF's FFT
+    (keyed by the Gaussian's centre and width), each lifetime's unconvolved component FFT (keyed
+    by lifetime and offset) and each convolved component (keyed by all of these). Changing only
+    amplitudes or the background then costs no FFT at all.
+    """
 
     def __init__(self, edges: np.ndarray, period: float, irf_kind: str,
                  irf: np.ndarray | None, t_exc: float | None) -> None:
@@ -146,42 +157,80 @@ class _Decay:
         n = self.n
         if irf_kind != "none":
             # Offsets of bin i from IRF bin j are (i - j) dt, i - j in [-(n-1), n-1]: one grid
-            # of 2n bins covers them all; the convolution is done by FFT.
+            # of 2n bins covers them all; the convolution is done by FFT. Only outputs n..2n-1
+            # of the linear convolution (length 3n - 1) are used, and a circular convolution of
+            # length >= 2n leaves exactly those uncorrupted, so 2n rounded up to a fast size is
+            # enough (not 3n rounded up to a power of two).
             self.grid = (np.arange(2 * n + 1) - n) * self.dt
-            self.nfft = 1 << int(np.ceil(np.log2(3 * n)))
+            self.nfft = scipy.fft.next_fast_len(2 * n, real=True)
         if irf_kind == "measured":
-            self.irf_fft = np.fft.rfft(irf, self.nfft)
+            self.irf_fft = scipy.fft.rfft(irf, self.nfft)
         self.t_exc = t_exc
+        # Gaussian IRF: mass between edge - dt/2 and edge + dt/2 of each bin's left edge; the
+        # right point of bin i is the left point of bin i + 1, so n + 1 CDF values suffice.
+        self._irf_points = edges - self.dt / 2
+        self._irf_key: tuple[float, float] | None = None
+        self._comp_fft: dict[int, tuple[tuple[float, float], np.ndarray]] = {}
+        self._row: dict[int, tuple[tuple[float, ...], np.ndarray]] = {}
 
     def gaussian_irf(self, center: float, sigma: float) -> np.ndarray:
         """Gaussian IRF mass placed at each bin's left edge (midpoint rule), wrapped by T
         when the histogram spans the whole period."""
-        e = self.edges[:-1]
-        half = self.dt / 2
+        p = self._irf_points
         mass = np.zeros(self.n)
         wraps = (-1, 0, 1) if self.n * self.dt >= 0.99 * self.period else (0,)
-        for p in wraps:
-            c = center + p * self.period
-            mass += ndtr((e + half - c) / sigma) - ndtr((e - half - c) / sigma)
+        for w in wraps:
+            c = center + w * self.period
+            # A copy more than 40 sigma beyond the bins puts exactly 0.0 in each of them (ndtr
+            # is then exactly 0 or 1 at both ends): skipping it leaves the sum unchanged.
+            if p[0] - c > 40 * sigma or c - p[-1] > 40 * sigma:
+                continue
+            mass += np.diff(ndtr((p - c) / sigma))
         return mass
+
+    def _irf_fft(self, center: float, sigma: float) -> np.ndarray:
+        if self.kind == "measured":
+            return self.irf_fft
+        key = (center, sigma)
+        if key != self._irf_key:
+            self._gauss_fft = scipy.fft.rfft(self.gaussian_irf(center, sigma), self.nfft)
+            self._irf_key = key
+        return self._gauss_fft
+
+    def _component(self, j: int, tau: float, shift: float, center: float, sigma: float
+                   ) -> np.ndarray:
+        """Component ``j`` (lifetime ``tau``) on the bins, reused if its inputs are unchanged."""
+        if self.kind == "none":
+            key: tuple[float, ...] = (tau,)
+        elif self.kind == "measured":
+            key = (tau, shift)
+        else:
+            key = (tau, center, sigma)
+        cached = self._row.get(j)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        n = self.n
+        if self.kind == "none":
+            row = periodic_decay_bins(self.edges - self.t_exc, tau, self.period)
+        else:
+            # Measured IRF: its photons sit at bin centres, moved by the shift.
+            offset = self.dt / 2 + shift if self.kind == "measured" else 0.0
+            ckey = (tau, offset)
+            c = self._comp_fft.get(j)
+            if c is None or c[0] != ckey:
+                comp = periodic_decay_bins(self.grid - offset, tau, self.period)
+                c = (ckey, scipy.fft.rfft(comp, self.nfft))
+                self._comp_fft[j] = c
+            full = scipy.fft.irfft(c[1] * self._irf_fft(center, sigma), self.nfft)
+            row = full[n:2 * n]
+        self._row[j] = (key, row)
+        return row
 
     def components(self, taus: np.ndarray, shift: float = 0.0, center: float = 0.0,
                    sigma: float = 1.0) -> np.ndarray:
         """Unit-area (per period) components on the bins, one row per lifetime."""
-        n = self.n
-        if self.kind == "none":
-            return np.stack([periodic_decay_bins(self.edges - self.t_exc, tau, self.period)
-                             for tau in taus])
-        # Measured IRF: its photons sit at bin centres, moved by the shift.
-        offset = self.dt / 2 + shift if self.kind == "measured" else 0.0
-        comp = np.stack([periodic_decay_bins(self.grid - offset, tau, self.period)
-                         for tau in taus])
-        if self.kind == "measured":
-            irf_fft = self.irf_fft
-        else:
-            irf_fft = np.fft.rfft(self.gaussian_irf(center, sigma), self.nfft)
-        full = np.fft.irfft(np.fft.rfft(comp, self.nfft, axis=1) * irf_fft, self.nfft, axis=1)
-        return full[:, n:2 * n]
+        return np.stack([self._component(j, float(tau), shift, center, sigma)
+                         for j, tau in enumerate(taus)])
 
 
 def _initial_tau(t: np.ndarray, y: np.ndarray, bg: float, period: float) -> float:
@@ -334,7 +383,26 @@ def _fit(model: _Decay, y: np.ndarray, e: np.ndarray, period: float, n_exp: int,
         return np.sign(ys - m) * np.sqrt(np.maximum(dev, 0.0))
 
     mini = lmfit.Minimizer(residual, params)
-    res = mini.minimize(method="leastsq")
+    nvary = sum(p.vary for p in params.values())
+    # A background at its bound 0 makes LM crawl: lmfit's bound transform has zero slope there,
+    # so each step moves it (and what it trades off against, e.g. a long tail) only a little,
+    # for thousands of evaluations. The first pass is therefore capped; a background left
+    # contributing less than 1 % of the total's Poisson noise is fixed at its bound and the
+    # rest refitted, which converges in a few steps to the same constrained optimum.
+    res = mini.minimize(method="leastsq", max_nfev=_FIRST_PASS_NFEV * (nvary + 1))
+    if background and res.params["bg"].value * n_fit < 0.01 * np.sqrt(ys.sum()):
+        res.params["bg"].set(value=0.0, vary=False)
+        res = mini.minimize(method="leastsq", params=res.params)
+        m = np.maximum(evaluate(res.params.valuesdict()), 1e-12)
+        if np.sum(1.0 - ys / m) < 0:
+            # the likelihood rises with the background after all (Karush-Kuhn-Tucker): free it
+            res.params["bg"].set(value=max(bg0, 1e-3), vary=True)
+            res = mini.minimize(method="leastsq", params=res.params)
+        else:
+            # fixed only for the optimiser: its uncertainty is still part of the errors
+            res.params["bg"].set(vary=True)
+    elif res.aborted:
+        res = mini.minimize(method="leastsq", params=res.params)
     if not res.success:
         # A poor start can leave LM in a corner; Nelder-Mead is slower but sturdier.
         res = mini.minimize(method="nelder", params=res.params)
@@ -354,7 +422,14 @@ def _summarise(params: lmfit.Parameters, evaluate: Any, ys: np.ndarray, n_exp: i
     jac = np.empty((m.size, len(free)))
     steps = np.empty(len(free))
     for i, k in enumerate(free):
-        h = 1e-5 * max(abs(v[k]), 1e-12) if not k.startswith(("shift", "center")) else 1e-3 * dt
+        if k.startswith(("shift", "center")):
+            h = 1e-3 * dt
+        elif k == "bg":
+            # the model is linear in bg: any step is exact, but one of ~1e-12 at a background
+            # near 0 vanishes in the rounding of counts of order 1e3
+            h = 1e-5 * max(abs(v[k]), 1.0)
+        else:
+            h = 1e-5 * max(abs(v[k]), 1e-12)
         steps[i] = h
         vp, vm = dict(v), dict(v)
         vp[k] += h
