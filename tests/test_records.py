@@ -346,3 +346,107 @@ def test_empty_input():
     c = decode(np.empty(0, np.uint32), "PicoHarpT3", T3)
     assert len(c) == 0 and len(c.marker_times) == 0
     assert len(encode(PhotonChunk(T2), "GenericT2")) == 0
+
+
+def test_read_only_records_from_a_buffer():
+    w = encode(PhotonChunk(T3, [1, 5000], [1, 2], [3, 4]), "HydraHarp2T3")
+    ro = np.frombuffer(w.tobytes(), dtype="<u4")
+    assert not ro.flags.writeable
+    assert decode(ro, "HydraHarp2T3", T3).timestamps.tolist() == [1, 5000]
+
+
+# ---------------------------------------------------------------- arbitrary words vs a reference
+
+def reference_decode(w: list[int], rt: RecordType):
+    """Record by record, as PicoQuant's Read_PTU.py, with spad's numbering and invalid rules."""
+    ofl, ph, mk, invalid = 0, [], [], 0
+    for r in w:
+        if rt.family == "PicoHarp":
+            ch = r >> 28
+            if rt.mode == "T3":
+                dtime, nsync = (r >> 16) & 0xFFF, r & 0xFFFF
+                if ch == 15:
+                    if dtime == 0:
+                        ofl += rt.wrap
+                    elif dtime <= 15:
+                        mk.append((ofl + nsync, dtime))
+                    else:
+                        invalid += 1
+                elif 1 <= ch <= 4:
+                    ph.append((ofl + nsync, ch, dtime))
+                else:
+                    invalid += 1
+            else:
+                t = r & 0x0FFFFFFF
+                if ch == 15:
+                    if t & 15 == 0:
+                        ofl += rt.wrap
+                    else:
+                        mk.append((ofl + t, t & 15))
+                elif ch <= 4:
+                    ph.append((ofl + t, ch, None))
+                else:
+                    invalid += 1
+            continue
+        special, ch = r >> 31, (r >> 25) & 63
+        f = r & (0x3FF if rt.mode == "T3" else 0x1FFFFFF)
+        dtime = (r >> 10) & 0x7FFF if rt.mode == "T3" else None
+        if not special:
+            ph.append((ofl + f, ch + 1, dtime))
+        elif ch == 63:
+            ofl += rt.wrap * (f if rt.multi_wrap and f else 1)
+        elif 1 <= ch <= 15:
+            mk.append((ofl + f, ch))
+        elif ch == 0 and rt.mode == "T2":
+            ph.append((ofl + f, SYNC, None))
+        else:
+            invalid += 1
+    return ph, mk, invalid
+
+
+def record_words(rt: RecordType):
+    """Any 32-bit word, with special/overflow/marker patterns drawn often."""
+    top = st.sampled_from([0xF, 0x0, 0x1, 0x4, 0x5] if rt.family == "PicoHarp"
+                          else [0x7F, 0x40, 0x41, 0x4F, 0x50, 0x00, 0x3F])
+    shift = 28 if rt.family == "PicoHarp" else 25
+    low = st.one_of(st.integers(0, 15), st.integers(0, (1 << shift) - 1))
+    return st.one_of(st.integers(0, 2**32 - 1),
+                     st.builds(lambda t, x: (t << shift) | x, top, low))
+
+
+@pytest.mark.parametrize("rt", ALL, ids=lambda rt: rt.name)
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_arbitrary_words_decode_as_the_reference(rt, data):
+    w = data.draw(st.lists(record_words(rt), max_size=60))
+    ph, mk, invalid = reference_decode(w, rt)
+    dec = Decoder(rt, timing_of(rt))
+    arr = np.array(w, dtype=np.uint32)
+    cut = data.draw(st.integers(0, len(w)))
+    c = PhotonChunk.concatenate([dec.decode(arr[:cut]), dec.decode(arr[cut:])])
+    assert c.timestamps.tolist() == [p[0] for p in ph]
+    assert c.detectors.tolist() == [p[1] for p in ph]
+    if rt.mode == "T3":
+        assert c.nanotimes.tolist() == [p[2] for p in ph]
+    assert c.marker_times.tolist() == [m[0] for m in mk]
+    assert c.marker_channels.tolist() == [m[1] for m in mk]
+    assert dec.n_invalid == invalid
+
+
+@pytest.mark.parametrize("name", ["PicoHarpT2", "GenericT3"])
+def test_arbitrary_words_in_parallel_blocks_match_small_chunks(name):
+    rt = record_type(name)
+    rng = np.random.default_rng(3)
+    w = rng.integers(0, 2**32, 800_000, dtype=np.uint32)
+    # Make a quarter of the records special ones, a third of those overflows.
+    special = rng.random(len(w)) < 0.25
+    top = np.uint32(0xF0000000 if rt.family == "PicoHarp" else 0xFE000000)
+    w[special] |= top
+    w[special & (rng.random(len(w)) < 0.3)] &= top
+    one = Decoder(rt, timing_of(rt))
+    whole = one.decode(w)
+    small = Decoder(rt, timing_of(rt))
+    parts = [small.decode(w[i:i + 50_000]) for i in range(0, len(w), 50_000)]
+    assert PhotonChunk.concatenate(parts).equals(whole)
+    assert (one.n_invalid, one.n_overflows) == (small.n_invalid, small.n_overflows)
+    assert one.n_invalid > 0 and len(whole.marker_times) > 0
