@@ -30,6 +30,7 @@ from typing import Any, Literal
 import lmfit
 import numpy as np
 import scipy.fft
+from numba import njit
 from scipy.special import ndtr, xlogy
 
 from analysis.blinking import to_json_types
@@ -495,6 +496,71 @@ def _summarise(params: lmfit.Parameters, evaluate: Any, ys: np.ndarray, n_exp: i
 
 # --- per-state decays ------------------------------------------------------------------------
 
+@njit(cache=True)
+def _bin_of(x: float, edges: np.ndarray) -> int:
+    """np.histogram's bin of ``x`` for these edges (-1 outside or NaN): edges[i] <= x <
+    edges[i + 1], the last bin closed. A guess from uniform spacing, then corrected against
+    the edges themselves, so the answer is exact for any increasing edges."""
+    n = edges.size - 1
+    if not (x >= edges[0] and x <= edges[n]):
+        return -1
+    k = int((x - edges[0]) / (edges[n] - edges[0]) * n)
+    k = min(max(k, 0), n - 1)
+    while k > 0 and x < edges[k]:
+        k -= 1
+    while k < n - 1 and x >= edges[k + 1]:
+        k += 1
+    return k
+
+
+@njit(cache=True)
+def _label_histograms(nanotimes: np.ndarray, labels: np.ndarray, edges: np.ndarray,
+                      n_labels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Histograms of the photons of dense labels 0..n_labels-1 (negative: left out), and
+    whether each label has any photon at all (in the bins or not)."""
+    hist = np.zeros((n_labels, edges.size - 1), dtype=np.int64)
+    seen = np.zeros(n_labels, dtype=np.bool_)
+    for i in range(nanotimes.size):
+        lab = labels[i]
+        if lab < 0:
+            continue
+        seen[lab] = True
+        k = _bin_of(nanotimes[i], edges)
+        if k >= 0:
+            hist[lab, k] += 1
+    return hist, seen
+
+
+@njit(cache=True)
+def _level_labels(times: np.ndarray, start: np.ndarray, end: np.ndarray,
+                  level_label: np.ndarray) -> np.ndarray:
+    """Label of the level holding each photon ([start, end), the last level closed), -1 if
+    none. The level index follows sorted times by stepping; a time that goes back (unsorted
+    input) is looked up by bisection, so the result never depends on the order."""
+    out = np.full(times.size, -1, dtype=np.int64)
+    n_lev = start.size
+    if n_lev == 0:
+        return out
+    j = -1  # index of the last level starting at or before the current time
+    for i in range(times.size):
+        t = times[i]
+        if j >= 0 and t < start[j]:
+            j = np.searchsorted(start, t, side="right") - 1
+        while j + 1 < n_lev and start[j + 1] <= t:
+            j += 1
+        if j < 0:
+            continue
+        if t < end[j] or (j == n_lev - 1 and t <= end[j]):
+            out[i] = level_label[j]
+    return out
+
+
+def _histograms_of(nanotimes: np.ndarray, dense: np.ndarray, keys: np.ndarray,
+                   edges: np.ndarray) -> dict[int, np.ndarray]:
+    hist, seen = _label_histograms(nanotimes, dense, edges, keys.size)
+    return {int(k): hist[i] for i, k in enumerate(keys) if seen[i]}
+
+
 def decay_histograms_by_label(nanotimes: np.ndarray, labels: np.ndarray, edges: np.ndarray
                               ) -> dict[int, np.ndarray]:
     """Decay histogram of the photons of each label.
@@ -512,8 +578,10 @@ def decay_histograms_by_label(nanotimes: np.ndarray, labels: np.ndarray, edges: 
     lab = np.asarray(labels, dtype=np.int64)
     if nt.shape != lab.shape:
         raise ValueError("nanotimes and labels must have equal lengths")
-    e = np.asarray(edges, dtype=np.float64)
-    return {int(k): np.histogram(nt[lab == k], e)[0] for k in np.unique(lab[lab >= 0])}
+    e = np.ascontiguousarray(edges, dtype=np.float64)
+    keys, dense = np.unique(lab, return_inverse=True)
+    first = int(np.searchsorted(keys, 0))  # negative labels get dense label < 0
+    return _histograms_of(nt, dense.reshape(-1) - first, keys[first:], e)
 
 
 def state_decay_histograms(times: np.ndarray, nanotimes: np.ndarray, edges: np.ndarray,
@@ -535,19 +603,20 @@ def state_decay_histograms(times: np.ndarray, nanotimes: np.ndarray, edges: np.n
     level_start, level_end, level_state
         Levels in time order and the state (e.g. 0 = OFF, 1 = ON, or a BIC group) of each.
     """
-    t = np.asarray(times, dtype=np.float64)
-    start = np.asarray(level_start, dtype=np.float64)
-    end = np.asarray(level_end, dtype=np.float64)
+    t = np.ascontiguousarray(times, dtype=np.float64)
+    start = np.ascontiguousarray(level_start, dtype=np.float64)
+    end = np.ascontiguousarray(level_end, dtype=np.float64)
     state = np.asarray(level_state, dtype=np.int64)
     if not (start.shape == end.shape == state.shape):
         raise ValueError("level_start, level_end and level_state must have equal lengths")
-    idx = np.searchsorted(start, t, side="right") - 1
-    valid = idx >= 0
-    inside = np.zeros(t.shape, dtype=bool)
-    inside[valid] = (t[valid] < end[idx[valid]]) | (
-        (idx[valid] == start.size - 1) & (t[valid] <= end[-1]))
-    labels = np.where(inside, state[np.clip(idx, 0, None)], -1)
-    return decay_histograms_by_label(nanotimes, labels, edges)
+    nt = np.ascontiguousarray(nanotimes, dtype=np.float64)
+    if nt.shape != t.shape:
+        raise ValueError("nanotimes and labels must have equal lengths")
+    # states to dense labels 0..k-1 per level (negative states: -1, left out)
+    keys = np.unique(state[state >= 0])
+    dense = np.where(state >= 0, np.searchsorted(keys, state), -1)
+    labels = _level_labels(t, start, end, dense)
+    return _histograms_of(nt, labels, keys, np.ascontiguousarray(edges, dtype=np.float64))
 
 
 def fit_states(times: np.ndarray, nanotimes: np.ndarray, edges: np.ndarray, period: float,

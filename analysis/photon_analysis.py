@@ -249,7 +249,12 @@ def analyze_photons(source: Iterable[PhotonChunk] | Any,
     photons = collector.result()
     tr = trace.result()
     n = int(photons.timestamps.size)
-    times = np.sort(photons.times_s()) if n else np.empty(0)
+    # Arrival times, computed and ordered once. A time-tag stream is already (nearly) in time
+    # order, and a stable sort (radix/timsort) of sorted data is ~50x cheaper than the default
+    # introsort, which gains nothing from order.
+    times_all = photons.times_s()
+    order_all = np.argsort(times_all, kind="stable")
+    times = times_all[order_all]
     duration = float(times[-1] - times[0]) if n > 1 else 0.0
     out = PhotonAnalysis(
         n_photons=n, duration_s=duration, count_rate_cps=n / duration if duration else 0.0,
@@ -290,10 +295,11 @@ def analyze_photons(source: Iterable[PhotonChunk] | Any,
             out.lifetime_all_ns = out.lifetime_all.tau_intensity_mean * 1e9
         except (ValueError, RuntimeError) as exc:
             notes.append(f"whole-decay fit failed: {exc}")
-        valid = photons.delays >= 0
-        order = np.argsort(photons.times_s()[valid], kind="stable")
-        t_sorted = photons.times_s()[valid][order]
-        d_sorted = (photons.delays[valid] * photons.delay_unit_s)[order]
+        # the photons with a delay (T2: not before the first sync), in time order
+        d_all = photons.delays[order_all]
+        valid = d_all >= 0
+        t_sorted = times[valid]
+        d_sorted = d_all[valid] * photons.delay_unit_s
         try:
             fits = fit_states(t_sorted, d_sorted, edges, period, blink.level_start,
                               blink.level_end, blink.level_on.astype(np.int64), n_exp=1, irf=irf)
