@@ -6,8 +6,10 @@ import json
 
 import numpy as np
 import pytest
+from scipy.stats import norm
 
 from analysis.lifetimes import (
+    _Decay,
     fit_decay,
     fit_states,
     fit_tail,
@@ -167,3 +169,98 @@ def test_result_serialises_and_bad_input_is_refused():
         fit_decay(counts, edges, 100 * NS, n_exp=4)
     with pytest.raises(ValueError, match="IRF"):
         fit_decay(counts, edges, 100 * NS, irf=np.ones(3))
+
+
+def _brute_components(edges, period, taus, irf_mass, offset):
+    """Model components by direct (not FFT) convolution: bin i gets sum_j irf_j times the decay
+    share of the bin (i - j) bins after IRF bin j."""
+    n = edges.size - 1
+    dt = edges[1] - edges[0]
+    out = np.zeros((len(taus), n))
+    for r, tau in enumerate(taus):
+        grid = (np.arange(2 * n + 1) - n) * dt - offset
+        comp = periodic_decay_bins(grid, tau, period)  # offset k - n bins at index k
+        for i in range(n):
+            out[r, i] = np.dot(irf_mass, comp[n + i - np.arange(n)])
+    return out
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "measured"])
+def test_model_components_equal_direct_convolution_after_cached_calls(kind):
+    # The model caches FFTs between calls and convolves on a 2n-point FFT: after a run of calls
+    # with changing parameters, each call must still equal a direct convolution.
+    rng = np.random.default_rng(11)
+    period, n = 50 * NS, 97
+    edges = np.linspace(0, period, n + 1)
+    irf = rng.random(n) ** 8
+    irf /= irf.sum()
+    model = _Decay(edges, period, kind, irf if kind == "measured" else None, None)
+    calls = [((3 * NS, 20 * NS), 0.0, 4 * NS, 0.3 * NS), ((3 * NS, 21 * NS), 0.0, 4 * NS, 0.3 * NS),
+             ((3 * NS, 21 * NS), 0.1 * NS, 4.2 * NS, 0.3 * NS),
+             ((3 * NS, 21 * NS), 0.1 * NS, 4.2 * NS, 0.5 * NS),
+             ((3 * NS, 20 * NS), 0.0, 4 * NS, 0.3 * NS)]
+    for taus, shift, centre, sigma in calls:
+        got = model.components(np.array(taus), shift=shift, center=centre, sigma=sigma)
+        if kind == "measured":
+            want = _brute_components(edges, period, taus, irf, model.dt / 2 + shift)
+        else:
+            mass = _Decay(edges, period, kind, None, None).gaussian_irf(centre, sigma)
+            want = _brute_components(edges, period, taus, mass, 0.0)
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-15)
+
+
+def test_gaussian_irf_mass_wraps_around_the_period():
+    period, n = 50 * NS, 500
+    edges = np.linspace(0, period, n + 1)
+    dt = edges[1] - edges[0]
+    mass = _Decay(edges, period, "gaussian", None, None).gaussian_irf(0.5 * NS, 0.4 * NS)
+    assert mass.sum() == pytest.approx(1.0, rel=1e-9)  # the part before 0 wraps to the end
+    left = edges[:-1]
+    want = sum(norm.cdf(left + dt / 2, c, 0.4 * NS) - norm.cdf(left - dt / 2, c, 0.4 * NS)
+               for c in (0.5 * NS - period, 0.5 * NS, 0.5 * NS + period))
+    np.testing.assert_allclose(mass, want, rtol=1e-9, atol=1e-15)
+
+
+def test_zero_background_is_fitted_at_its_bound_with_finite_errors():
+    # No background at all (the case where LM used to crawl along the bound bg = 0 for
+    # thousands of evaluations): the fit must end at bg ~ 0, succeed, give finite errors and
+    # recover both lifetimes, within 4 of their own errors.
+    rng = np.random.default_rng(12)
+    taus, fr = np.array([3 * NS, 25 * NS]), np.array([0.3, 0.7])
+    counts, edges, _ = simulate(rng, 300_000, taus, fr, 100 * NS, 800, bg=0.0)
+    r = fit_decay(counts, edges, 100 * NS, n_exp=2, irf="gaussian")
+    assert r.success
+    assert r.background * r.n_bins < 0.01 * np.sqrt(counts.sum()) + 4 * r.background_err
+    assert np.all(np.isfinite(r.tau_errs)) and np.isfinite(r.background_err)
+    assert r.background_err > 0
+    assert np.all(np.abs(r.taus - taus) < 4 * r.tau_errs)
+    # the optimum is a real one: the deviance per dof of Poisson counts is ~1 (sd sqrt(2/dof))
+    assert r.deviance_per_dof == pytest.approx(1.0, abs=5 * np.sqrt(2 / r.dof))
+
+
+def test_state_histograms_match_numpy_histogram_on_edges_and_unsorted_times():
+    # Delays on the bin edges (integer TCSPC bins times the unit), NaN, out of range, levels
+    # with gaps and negative states: same counts as a plain numpy reference, sorted or not.
+    rng = np.random.default_rng(13)
+    unit, factor, nb = 4e-12, 32, 100
+    edges = np.arange(nb + 1) * (factor * unit)
+    n = 50_000
+    nano = rng.integers(-10, nb * factor + 10, n) * unit
+    nano[:5] = np.nan
+    times = np.sort(rng.uniform(0, 10, n))
+    b = np.sort(rng.uniform(-0.5, 10.5, 30))
+    start, end = b[0::2], b[1::2]
+    state = rng.integers(-1, 3, 15) * 5
+    times[-1] = end[-1]  # the last level includes its end
+    idx = np.searchsorted(start, times, side="right") - 1
+    ok = idx >= 0
+    inside = np.zeros(n, bool)
+    inside[ok] = (times[ok] < end[idx[ok]]) | ((idx[ok] == 14) & (times[ok] <= end[-1]))
+    lab = np.where(inside, state[np.clip(idx, 0, None)], -1)
+    want = {int(k): np.histogram(nano[lab == k], edges)[0] for k in np.unique(lab[lab >= 0])}
+    perm = rng.permutation(n)
+    for t, d in ((times, nano), (times[perm], nano[perm])):
+        got = state_decay_histograms(t, d, edges, start, end, state)
+        assert got.keys() == want.keys()
+        for k in want:
+            np.testing.assert_array_equal(got[k], want[k])
