@@ -36,13 +36,19 @@ N_INVALID = 2
 N_WRAPS = 3
 N_COUNTS = 4
 
+# Array indices are kept unsigned in the hot loops: numba then emits no negative-index
+# wraparound code, which lets LLVM vectorise the counting loops and speeds up decoding about
+# 1.5x. (Beware: mixing uint64 with int64 arithmetic gives float64 in numba; only indices are
+# unsigned here.)
+_ONE = np.uint64(1)
+
 
 @njit(cache=True, inline="always")
 def _count_ph_t3(words, lo, hi):
     n_ph = 0
     n_mk = 0
     n_ofl = 0
-    for i in range(lo, hi):
+    for i in range(np.uint64(lo), np.uint64(hi)):
         w = words[i]
         ch = w >> 28
         dtime = (w >> 16) & 0xFFF
@@ -58,7 +64,7 @@ def _count_ph_t2(words, lo, hi):
     n_ph = 0
     n_mk = 0
     n_ofl = 0
-    for i in range(lo, hi):
+    for i in range(np.uint64(lo), np.uint64(hi)):
         w = words[i]
         ch = w >> 28
         sp = ch == 15
@@ -77,7 +83,7 @@ def _count_hh(words, lo, hi, multi, t2):
     n_mk = 0
     n_rec_ofl = 0
     wraps = 0
-    for i in range(lo, hi):
+    for i in range(np.uint64(lo), np.uint64(hi)):
         w = words[i]
         sp = w >> 31
         ch = (w >> 25) & 63
@@ -132,7 +138,9 @@ def count_range(words, lo, hi, family, multi):
 
 @njit(cache=True, inline="always")
 def _decode_ph_t3(words, lo, hi, wrap, ofl, p, m, ts, det, nt, mts, mch):
-    for i in range(lo, hi):
+    p = np.uint64(p)
+    m = np.uint64(m)
+    for i in range(np.uint64(lo), np.uint64(hi)):
         w = words[i]
         ch = w >> 28
         dtime = (w >> 16) & 0xFFF
@@ -143,17 +151,19 @@ def _decode_ph_t3(words, lo, hi, wrap, ofl, p, m, ts, det, nt, mts, mch):
             elif dtime <= 15:
                 mts[m] = ofl + nsync
                 mch[m] = dtime
-                m += 1
+                m += _ONE
         elif ch >= 1 and ch <= 4:
             ts[p] = ofl + nsync
             det[p] = ch
             nt[p] = dtime
-            p += 1
+            p += _ONE
 
 
 @njit(cache=True, inline="always")
 def _decode_ph_t2(words, lo, hi, wrap, ofl, p, m, ts, det, mts, mch):
-    for i in range(lo, hi):
+    p = np.uint64(p)
+    m = np.uint64(m)
+    for i in range(np.uint64(lo), np.uint64(hi)):
         w = words[i]
         ch = w >> 28
         t = w & 0x0FFFFFFF
@@ -166,16 +176,18 @@ def _decode_ph_t2(words, lo, hi, wrap, ofl, p, m, ts, det, mts, mch):
                 # reference reader does (an error of at most 15 ticks).
                 mts[m] = ofl + t
                 mch[m] = low
-                m += 1
+                m += _ONE
         elif ch <= 4:
             ts[p] = ofl + t
             det[p] = ch
-            p += 1
+            p += _ONE
 
 
 @njit(cache=True, inline="always")
 def _decode_hh_t3(words, lo, hi, wrap, multi, ofl, p, m, ts, det, nt, mts, mch):
-    for i in range(lo, hi):
+    p = np.uint64(p)
+    m = np.uint64(m)
+    for i in range(np.uint64(lo), np.uint64(hi)):
         w = words[i]
         nsync = w & 0x3FF
         ch = (w >> 25) & 63
@@ -183,7 +195,7 @@ def _decode_hh_t3(words, lo, hi, wrap, multi, ofl, p, m, ts, det, nt, mts, mch):
             ts[p] = ofl + nsync
             det[p] = ch + 1
             nt[p] = (w >> 10) & 0x7FFF
-            p += 1
+            p += _ONE
         elif ch == 63:
             if multi and nsync != 0:
                 ofl += wrap * nsync
@@ -192,19 +204,21 @@ def _decode_hh_t3(words, lo, hi, wrap, multi, ofl, p, m, ts, det, nt, mts, mch):
         elif ch >= 1 and ch <= 15:
             mts[m] = ofl + nsync
             mch[m] = ch
-            m += 1
+            m += _ONE
 
 
 @njit(cache=True, inline="always")
 def _decode_hh_t2(words, lo, hi, wrap, multi, ofl, p, m, ts, det, mts, mch):
-    for i in range(lo, hi):
+    p = np.uint64(p)
+    m = np.uint64(m)
+    for i in range(np.uint64(lo), np.uint64(hi)):
         w = words[i]
         t = w & 0x1FFFFFF
         ch = (w >> 25) & 63
         if (w >> 31) == 0:
             ts[p] = ofl + t
             det[p] = ch + 1
-            p += 1
+            p += _ONE
         elif ch == 63:
             if multi and t != 0:
                 ofl += wrap * t
@@ -213,11 +227,11 @@ def _decode_hh_t2(words, lo, hi, wrap, multi, ofl, p, m, ts, det, mts, mch):
         elif ch == 0:
             ts[p] = ofl + t
             det[p] = 0
-            p += 1
+            p += _ONE
         elif ch <= 15:
             mts[m] = ofl + t
             mch[m] = ch
-            m += 1
+            m += _ONE
 
 
 @njit(cache=True, inline="always")
