@@ -21,6 +21,11 @@ Invalid records are dropped and counted (:attr:`Decoder.n_invalid`) so that the 
 warn once; they are never turned into photons: PicoHarp channels 5-14 (and 0 in T3), PicoHarp T3
 marker records with bits above the 4 marker bits (``dtime > 15``), HydraHarp-family special
 records on channels 16-62 (and channel 0 in T3, where there is no sync record).
+
+Speed: :meth:`Decoder.decode` counts, then decodes, blocks of records with compiled kernels
+(``spad.formats._kernels``) on all CPUs, handing blocks out dynamically so that a busy machine
+slows it gracefully; ``tests/benchmarks/bench_decode.py`` measures it against ptufile. One
+Decoder or Encoder serves one stream from one thread at a time; separate ones may run at once.
 """
 
 from __future__ import annotations
