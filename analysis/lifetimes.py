@@ -634,3 +634,22 @@ def fit_states(times: np.ndarray, nanotimes: np.ndarray, edges: np.ndarray, peri
         out[s] = (fit_decay(h, edges, period, n_exp=n_exp, **fit_kwargs)
                   if h.sum() >= min_counts else None)
     return out
+
+
+def fit_decay_select(counts: np.ndarray, edges: np.ndarray, period: float, max_exp: int = 2,
+                     **fit_kwargs: Any) -> LifetimeResult:
+    """Fit 1 to ``max_exp`` exponentials and keep the model with the lowest AIC.
+
+    AIC = Poisson deviance + 2 × free parameters, so an extra component is kept only when it
+    explains the decay better than its cost (a fused dimer's bright state is often
+    multi-exponential, a monomer's is not). Keyword arguments go to :func:`fit_decay`.
+    """
+    best: LifetimeResult | None = None
+    best_aic = np.inf
+    for n in range(1, max_exp + 1):
+        r = fit_decay(counts, edges, period, n_exp=n, **fit_kwargs)
+        aic = r.deviance_per_dof * r.dof + 2 * (r.n_bins - r.dof)
+        if best is None or (r.success and np.isfinite(aic) and aic < best_aic):
+            best, best_aic = r, aic
+    assert best is not None
+    return best

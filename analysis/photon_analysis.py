@@ -30,7 +30,12 @@ from analysis.accumulators import (
 )
 from analysis.blinking import BlinkingResult, analyse_blinking, to_json_types
 from analysis.g2 import G2Result, pulsed_g2
-from analysis.lifetimes import LifetimeResult, fit_decay, fit_states
+from analysis.lifetimes import (
+    LifetimeResult,
+    fit_decay,
+    fit_decay_select,
+    state_decay_histograms,
+)
 from spad.photons import PhotonChunk
 
 
@@ -56,7 +61,8 @@ class AnalysisSettings:
     decay_bin_s
         Bin width of the decays fitted (rounded to whole TCSPC bins).
     irf
-        Measured IRF counts on the decay bins, or ``None`` to fit a Gaussian IRF.
+        Measured IRF counts on the decay bins, one row per detector (as
+        :func:`irf_from_file` gives) or already summed; ``None`` to fit a Gaussian IRF.
     dark_counts_hz
         Dark count rate per detector for the g2 background correction, if known.
     """
@@ -201,10 +207,25 @@ def _gated_decay(photons: PhotonList, pulse: dict[int, float], gate_s: float,
     return replace(decay, counts=counts)
 
 
-def _rebinned(decay: Decay) -> tuple[np.ndarray, np.ndarray]:
-    """Sum of the detectors' decays, trimmed to the sync period."""
-    counts = decay.counts.sum(axis=0).astype(np.float64)
-    return counts, decay.bin_edges_s
+def _alignment(decay: Decay, pulse: dict[int, float]) -> dict[int, int]:
+    """Bins by which each detector's decay is shifted to line up with the first detector's.
+
+    Cable delays differ between the APDs by up to nanoseconds; summing the decays without
+    aligning them smears the IRF and spoils the fit.
+    """
+    if not pulse:
+        return {}
+    ref = pulse.get(decay.detectors[0], next(iter(pulse.values())))
+    return {d: int(round((t - ref) / decay.bin_width_s)) for d, t in pulse.items()}
+
+
+def _aligned_sum(rows: np.ndarray, detectors: tuple[int, ...], shifts: dict[int, int],
+                 n_bins: int) -> np.ndarray:
+    """Sum of per-detector histograms over one period, each rolled by its shift (periodic)."""
+    total = np.zeros(n_bins, dtype=np.float64)
+    for det, row in zip(detectors, np.atleast_2d(rows), strict=True):
+        total += np.roll(np.asarray(row[:n_bins], dtype=np.float64), -shifts.get(det, 0))
+    return total
 
 
 def analyze_photons(source: Iterable[PhotonChunk] | Any,
@@ -286,10 +307,15 @@ def analyze_photons(source: Iterable[PhotonChunk] | Any,
         decay = decay_acc.result()
         out.decay = decay
         out.pulse_delay_s = _pulse_delays(decay)
-        counts, edges = _rebinned(decay)
-        inside = edges[1:] <= period + 1e-15
-        counts, edges = counts[inside], edges[:int(inside.sum()) + 1]
-        irf = "gaussian" if s.irf is None else np.asarray(s.irf)[:counts.size]
+        shifts = _alignment(decay, out.pulse_delay_s)
+        n_bins = int(np.count_nonzero(decay.bin_edges_s[1:] <= period + 1e-15))
+        edges = decay.bin_edges_s[:n_bins + 1]
+        counts = _aligned_sum(decay.counts, decay.detectors, shifts, n_bins)
+        irf: np.ndarray | str = "gaussian"
+        if s.irf is not None:
+            measured = np.asarray(s.irf, dtype=np.float64)
+            irf = (_aligned_sum(measured, decay.detectors, shifts, n_bins) if measured.ndim == 2
+                   else measured[:n_bins])
         try:
             out.lifetime_all = fit_decay(counts, edges, period, n_exp=2, irf=irf)
             out.lifetime_all_ns = out.lifetime_all.tau_intensity_mean * 1e9
@@ -299,11 +325,19 @@ def analyze_photons(source: Iterable[PhotonChunk] | Any,
         d_all = photons.delays[order_all]
         valid = d_all >= 0
         t_sorted = times[valid]
-        d_sorted = d_all[valid] * photons.delay_unit_s
+        # each photon's delay moved by its detector's alignment shift, wrapped into the period
+        det_all = photons.detectors[order_all][valid]
+        shift_s = np.zeros(256)
+        for det, k in shifts.items():
+            shift_s[det] = k * decay.bin_width_s
+        d_sorted = np.mod(d_all[valid] * photons.delay_unit_s - shift_s[det_all],
+                          edges[-1])
         try:
-            fits = fit_states(t_sorted, d_sorted, edges, period, blink.level_start,
-                              blink.level_end, blink.level_on.astype(np.int64), n_exp=1, irf=irf)
-            bright = fits.get(1)
+            hists = state_decay_histograms(t_sorted, d_sorted, edges, blink.level_start,
+                                           blink.level_end, blink.level_on.astype(np.int64))
+            on = hists.get(1)
+            bright = (fit_decay_select(on, edges, period, max_exp=2, irf=irf)
+                      if on is not None and on.sum() >= 200 else None)
             if bright is not None:
                 out.lifetime_bright = bright
                 out.lifetime_ns = bright.tau_intensity_mean * 1e9
@@ -347,7 +381,8 @@ def irf_from_file(path: Any, settings: AnalysisSettings | None = None) -> np.nda
     """A measured IRF (e.g. laser scatter off the cover glass) as counts on the decay bins.
 
     The IRF recording is histogrammed exactly like a particle's decay (same detectors, same
-    bin width), so it can be passed as ``AnalysisSettings(irf=...)``.
+    bin width), one row per detector, so it can be passed as ``AnalysisSettings(irf=...)`` and
+    is aligned between detectors like the particle's decays.
     """
     import spad  # noqa: PLC0415 - spad imports analysis lazily; keep the spine import-light
 
@@ -356,8 +391,7 @@ def irf_from_file(path: Any, settings: AnalysisSettings | None = None) -> np.nda
     with spad.open(path) as reader:
         for chunk in reader.chunks():
             acc.update(chunk)
-    d = acc.result()
-    counts = d.counts.sum(axis=0).astype(np.float64)
+    counts = acc.result().counts.astype(np.float64)
     if counts.sum() == 0:
         raise ValueError(f"{path}: no photons on detectors {s.detectors} for an IRF")
     return counts
