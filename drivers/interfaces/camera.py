@@ -14,11 +14,12 @@ Every failure is a :class:`spad.errors.DeviceError` naming the camera.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from types import TracebackType
+from abc import abstractmethod
 from typing import Literal
 
 import numpy as np
+
+from drivers.interfaces.base import Instrument
 
 ReadMode = Literal["fvb", "single_track", "multi_track", "image"]
 AcquisitionMode = Literal["single", "accum", "kinetic", "cont"]
@@ -28,25 +29,12 @@ READ_MODES: tuple[str, ...] = ("fvb", "single_track", "multi_track", "image")
 ACQUISITION_MODES: tuple[str, ...] = ("single", "accum", "kinetic", "cont")
 
 
-class CameraInterface(ABC):
+class CameraInterface(Instrument):
     """An (EM)CCD camera behind a spectrograph."""
 
     name: str = "camera"
     """Device name used in error messages."""
 
-    # -- connection -------------------------------------------------------------------------
-
-    @abstractmethod
-    def open(self) -> None:
-        """Connect to the camera (idempotent)."""
-
-    @abstractmethod
-    def close(self) -> None:
-        """Stop any acquisition and release the camera (idempotent)."""
-
-    @abstractmethod
-    def is_opened(self) -> bool:
-        """True while connected."""
 
     @abstractmethod
     def get_device_info(self) -> dict[str, object]:
@@ -171,10 +159,3 @@ class CameraInterface(ABC):
         self.wait_for_frame(timeout_s)
         return self.read_multiple_images()[0]
 
-    def __enter__(self) -> CameraInterface:
-        self.open()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()

@@ -8,10 +8,10 @@ failure (an impossible wavelength, an unknown grating, no answer) is a
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from dataclasses import dataclass
-from types import TracebackType
 
+from drivers.interfaces.base import Instrument
 from spad.optics import Spectrograph
 
 
@@ -34,23 +34,12 @@ class Grating:
     blaze: str = ""
 
 
-class SpectrographInterface(ABC):
+class SpectrographInterface(Instrument):
     """A scanning grating spectrograph with a camera at its exit port."""
 
     name: str = "spectrograph"
     """Device name used in error messages."""
 
-    @abstractmethod
-    def open(self) -> None:
-        """Connect (idempotent)."""
-
-    @abstractmethod
-    def close(self) -> None:
-        """Release the connection (idempotent)."""
-
-    @abstractmethod
-    def is_opened(self) -> bool:
-        """True while connected."""
 
     @abstractmethod
     def get_centre_wavelength(self) -> float:
@@ -91,10 +80,3 @@ class SpectrographInterface(ABC):
         return Spectrograph(groove_density_per_m=grating.groove_density_per_m,
                             focal_length_m=self.get_focal_length())
 
-    def __enter__(self) -> SpectrographInterface:
-        self.open()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
