@@ -24,7 +24,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(f"spad.commands.{name}").register(sub)
+    for prog, p in [("spad", parser), *((f"spad {n}", p) for n, p in sub.choices.items())]:
+        p.error = _one_line_error(prog)  # type: ignore[method-assign]
     return parser
+
+
+def _one_line_error(prog: str):  # noqa: ANN202
+    """argparse prints its usage block before an error; spad gives one line, exit code 2."""
+    def error(message: str) -> None:
+        print(f"{prog}: error: {message} (see '{prog} --help')", file=sys.stderr)
+        raise SystemExit(2)
+    return error
 
 
 def _warn_line(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001

@@ -59,14 +59,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="EMCCD exposure per frame (default 0.08 s)")
     p.add_argument("--em-gain", type=float, default=100.0, help="EM gain (default 100)")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
-
-    def one_line_error(message: str) -> None:
-        # argparse would print the usage block too; bad arguments get one line like every
-        # other spad error.
-        print(f"spad simulate: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-    p.error = one_line_error  # type: ignore[method-assign]
     p.set_defaults(func=run)
 
 
