@@ -7,6 +7,8 @@ import json
 
 import numpy as np
 import pytest
+from numba import njit
+from scipy.special import gammaln
 
 from analysis.blinking import (
     analyse_blinking,
@@ -18,6 +20,8 @@ from analysis.blinking import (
     mixture_threshold,
 )
 from analysis.changepoints import (
+    _adjacent_ahc,
+    _poisson_mixture_em,
     critical_value,
     find_change_points,
     group_levels,
@@ -195,3 +199,145 @@ def test_bad_input():
         fit_power_law(np.ones(3))
     with pytest.raises(ValueError, match="bin width"):
         bin_trace(np.arange(10.0), 0)
+
+
+# --- fast paths against the plain formulations they replace -----------------------------------
+# The references below are the straightforward versions the fast code replaced (O(L^2) rescan
+# of all neighbouring pairs; array EM; O(n^2) KS scan): the fast versions must give the same
+# merges, the same EM fit to rounding and the same KS choice.
+
+@njit
+def _ahc_plain(n, d, max_groups):
+    m = n.shape[0]
+    gn = n.astype(np.float64).copy()
+    gd = d.copy()
+    starts = np.arange(m)
+    g = m
+    labels = np.zeros((max_groups, m), dtype=np.int64)
+    while True:
+        if g <= max_groups:
+            for j in range(g):
+                stop = starts[j + 1] if j + 1 < g else m
+                for i in range(starts[j], stop):
+                    labels[g - 1, i] = j
+        if g == 1:
+            break
+        best = np.inf
+        bj = 0
+        for j in range(g - 1):
+            a_n, a_d, b_n, b_d = gn[j], gd[j], gn[j + 1], gd[j + 1]
+            s_n = a_n + b_n
+            s_d = a_d + b_d
+            cost = 0.0
+            if a_n > 0:
+                cost += a_n * np.log(a_n / a_d)
+            if b_n > 0:
+                cost += b_n * np.log(b_n / b_d)
+            if s_n > 0:
+                cost -= s_n * np.log(s_n / s_d)
+            if cost < best:
+                best = cost
+                bj = j
+        gn[bj] += gn[bj + 1]
+        gd[bj] += gd[bj + 1]
+        for j in range(bj + 1, g - 1):
+            gn[j] = gn[j + 1]
+            gd[j] = gd[j + 1]
+            starts[j] = starts[j + 1]
+        g -= 1
+    return labels
+
+
+def _em_plain(n, d, labels, n_groups, max_iter=100, tol=1e-9):
+    resp = np.zeros((n_groups, n.size))
+    resp[labels, np.arange(n.size)] = 1.0
+    log_fact = gammaln(n + 1.0)
+    total = d.sum()
+    loglik = -np.inf
+    for _ in range(max_iter):
+        t_g = resp @ d
+        n_g = resp @ n
+        keep = t_g > 0
+        resp, t_g, n_g = resp[keep], t_g[keep], n_g[keep]
+        inten = np.maximum(n_g / t_g, 1e-300)
+        prior = t_g / total
+        mu = inten[:, None] * d[None, :]
+        log_a = (np.log(prior)[:, None] + n[None, :] * np.log(np.maximum(mu, 1e-300)) - mu
+                 - log_fact[None, :])
+        top = log_a.max(axis=0)
+        log_norm = top + np.log(np.exp(log_a - top).sum(axis=0))
+        new_loglik = float(log_norm.sum())
+        resp = np.exp(log_a - log_norm)
+        if abs(new_loglik - loglik) <= tol * abs(new_loglik):
+            loglik = new_loglik
+            break
+        loglik = new_loglik
+    t_g = resp @ d
+    inten = (resp @ n) / np.maximum(t_g, 1e-300)
+    order = np.argsort(inten)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return inten[order], (t_g / total)[order], rank[np.argmax(resp, axis=0)], loglik
+
+
+def _random_levels(rng, m, ties):
+    """Photon counts and durations of m levels, sorted by intensity; with many exact ties."""
+    if ties:
+        n = rng.integers(0, 4, m).astype(np.float64)
+        d = rng.integers(1, 3, m).astype(np.float64)
+    else:
+        n = rng.integers(0, 400, m).astype(np.float64)
+        d = rng.uniform(1e-3, 0.2, m)
+    order = np.argsort(n / d, kind="stable")
+    return n[order], d[order]
+
+
+def test_heap_clustering_merges_as_the_plain_rescan():
+    rng = np.random.default_rng(30)
+    for trial in range(200):
+        n, d = _random_levels(rng, int(rng.integers(1, 150)), ties=trial % 3 == 0)
+        g = int(min(10, n.size))
+        np.testing.assert_array_equal(_adjacent_ahc(n, d, g), _ahc_plain(n, d, g))
+    # levels of a flickering stream: thousands of levels, real-valued costs
+    n = rng.poisson(rng.uniform(20, 600, 3000)).astype(np.float64) + 8
+    d = n / rng.choice([3e3, 8e3, 15e3, 25e3, 40e3], n.size) * rng.uniform(0.8, 1.2, n.size)
+    order = np.argsort(n / d, kind="stable")
+    np.testing.assert_array_equal(_adjacent_ahc(n[order], d[order], 10),
+                                  _ahc_plain(n[order], d[order], 10))
+
+
+def _assert_same_mixture(fast, plain):
+    """Equal mixtures to 1e-9. EM may leave two groups at one intensity (more groups than the
+    data hold): their order is then decided by rounding, so groups are matched as a set, and
+    each level's group by its intensity."""
+    inten_f, frac_f, lab_f, ll_f = fast
+    inten_p, frac_p, lab_p, ll_p = plain
+    assert inten_f.size == inten_p.size
+    assert ll_f == pytest.approx(ll_p, rel=1e-9)
+    np.testing.assert_allclose(inten_f, inten_p, rtol=1e-9)
+    unmatched = list(range(inten_p.size))
+    for i in range(inten_f.size):
+        j = next(j for j in unmatched if abs(inten_f[i] - inten_p[j]) <= 1e-9 * inten_p[j]
+                 and abs(frac_f[i] - frac_p[j]) <= 1e-9 * frac_p[j] + 1e-15)
+        unmatched.remove(j)
+    np.testing.assert_allclose(inten_f[lab_f], inten_p[lab_p], rtol=1e-9)
+
+
+def test_fast_em_equals_the_array_formulation():
+    rng = np.random.default_rng(31)
+    for trial in range(12):
+        m = int(rng.integers(2, 400))
+        rates = rng.choice([2e3, 9e3, 20e3, 45e3], m)
+        d = rng.uniform(5e-3, 0.3, m)
+        if trial == 0:
+            d[3] = np.finfo(float).tiny  # a zero-duration level (floor of mu)
+        n = rng.poisson(rates * d).astype(np.float64)
+        order = np.argsort(n / d, kind="stable")
+        g_max = min(8, m)
+        ahc = _adjacent_ahc(n[order], d[order], g_max)
+        for g in range(1, g_max + 1):
+            labels = np.empty(m, dtype=np.int64)
+            labels[order] = ahc[g - 1]
+            fast = _poisson_mixture_em(n, d, labels, g)
+            plain = _em_plain(n, d, labels, g)
+            _assert_same_mixture(fast, plain)
