@@ -11,6 +11,7 @@ from numba import njit
 from scipy.special import gammaln
 
 from analysis.blinking import (
+    _ks_scan,
     analyse_blinking,
     bimodality_coefficient,
     bin_trace,
@@ -341,3 +342,57 @@ def test_fast_em_equals_the_array_formulation():
             fast = _poisson_mixture_em(n, d, labels, g)
             plain = _em_plain(n, d, labels, g)
             _assert_same_mixture(fast, plain)
+
+
+@njit
+def _ks_scan_plain(t, resolution, min_tail):
+    n_all = t.shape[0]
+    half = 0.5 * resolution
+    suffix = np.zeros(n_all + 1)
+    for i in range(n_all - 1, -1, -1):
+        suffix[i] = suffix[i + 1] + np.log(t[i])
+    best_i, best_a, best_d = -1, np.nan, np.inf
+    i = 0
+    while i <= n_all - min_tail:
+        if i > 0 and t[i] == t[i - 1]:
+            i += 1
+            continue
+        n = n_all - i
+        x_eff = t[i] - half
+        s = suffix[i] - n * np.log(x_eff)
+        if s <= 0:
+            i += 1
+            continue
+        alpha = 1.0 + n / s
+        d = 0.0
+        j = i
+        while j < n_all:
+            k = j
+            while k + 1 < n_all and t[k + 1] == t[j]:
+                k += 1
+            before = (j - i) / n
+            after = (k + 1 - i) / n
+            p_after = 1.0 - ((t[j] + half) / x_eff) ** (1.0 - alpha)
+            p_before = 1.0 - ((t[j] - half) / x_eff) ** (1.0 - alpha) if j > i else 0.0
+            d = max(d, abs(after - p_after), abs(before - p_before))
+            j = k + 1
+        if d < best_d:
+            best_i, best_a, best_d = i, alpha, d
+        i += 1
+    return best_i, best_a, best_d
+
+
+def test_pruned_ks_scan_equals_the_full_scan():
+    rng = np.random.default_rng(32)
+    for trial in range(60):
+        size = int(rng.integers(10, 1500))
+        d = np.concatenate([pareto(rng, rng.uniform(1.3, 2.5), 2e-3, size),
+                            rng.uniform(2e-4, 2e-3, size // 4)])
+        resolution = 0.0
+        if trial % 2:
+            # dwells from a binned trace: many equal values, shifted t_min
+            resolution = 1e-3
+            d = np.maximum(np.round(d / resolution), 1) * resolution
+        t = np.sort(d)
+        min_tail = int(rng.integers(2, 12))
+        assert _ks_scan(t, resolution, min_tail) == _ks_scan_plain(t, resolution, min_tail)
