@@ -237,6 +237,9 @@ def critical_value(n: int | np.ndarray, confidence: float = 0.95, edge: int = ED
 
 # --- change-point search --------------------------------------------------------------------
 
+#: Longest window whose per-length tables are cached (3 x 8 x W^2 / 2 bytes: 50 MB at 2048).
+_TABLE_CACHE_MAX = 2048
+
 @njit(cache=True)
 def _find_change_points(t: np.ndarray, window: int, overlap: int, min_intervals: int,
                         edge: int, crit_n: np.ndarray, crit_v: np.ndarray) -> np.ndarray:
@@ -246,6 +249,15 @@ def _find_change_points(t: np.ndarray, window: int, overlap: int, min_intervals:
     e_w, s_w, w_w = _segment_tables(window, edge, h, h2)
     crit_w = np.interp(np.log(window), np.log(crit_n), crit_v)
     log_n = np.log(crit_n)
+    # Binary segmentation tests sub-segments of every length below the window, over and over:
+    # their N-dependent terms are computed once per length and kept (triangular storage,
+    # ~12 MB for the default window of 1000; longer windows recompute them, memory bound).
+    cache = window <= _TABLE_CACHE_MAX
+    size = (window + 1) * (window + 2) // 2 if cache else 1
+    e_c = np.empty(size)
+    s_c = np.empty(size)
+    w_c = np.empty(size)
+    crit_c = np.full(window + 1 if cache else 1, np.nan)  # NaN: length not seen yet
     found = np.empty(max(n_photons // max(edge, 1) + 1, 1), dtype=np.int64)
     n_found = 0
     stack_a = np.empty(4 * window + 8, dtype=np.int64)
@@ -269,6 +281,18 @@ def _find_change_points(t: np.ndarray, window: int, overlap: int, min_intervals:
             if b - a == window:
                 z, k = _segment_statistic(t, a, b, edge, e_w, s_w, w_w)
                 crit = crit_w
+            elif cache:
+                nn = b - a
+                off = nn * (nn + 1) // 2
+                if np.isnan(crit_c[nn]):
+                    e, s, w = _segment_tables(nn, edge, h, h2)
+                    e_c[off:off + nn + 1] = e
+                    s_c[off:off + nn + 1] = s
+                    w_c[off:off + nn + 1] = w
+                    crit_c[nn] = np.interp(np.log(nn), log_n, crit_v)
+                z, k = _segment_statistic(t, a, b, edge, e_c[off:off + nn + 1],
+                                          s_c[off:off + nn + 1], w_c[off:off + nn + 1])
+                crit = crit_c[nn]
             else:
                 e, s, w = _segment_tables(b - a, edge, h, h2)
                 z, k = _segment_statistic(t, a, b, edge, e, s, w)

@@ -396,3 +396,18 @@ def test_pruned_ks_scan_equals_the_full_scan():
         t = np.sort(d)
         min_tail = int(rng.integers(2, 12))
         assert _ks_scan(t, resolution, min_tail) == _ks_scan_plain(t, resolution, min_tail)
+
+
+def test_cached_segment_tables_give_the_same_change_points(monkeypatch):
+    # the compiled search keeps per-length tables; the interpreted one with the cache turned
+    # off computes them for every segment, as before the cache
+    import analysis.changepoints as cp
+
+    rng = np.random.default_rng(33)
+    t = piecewise_stream(rng, rng.choice([3e3, 12e3, 30e3], 12), rng.uniform(0.02, 0.08, 12))
+    fast = find_change_points(t, 0.95, window=400, overlap=100)
+    assert fast.size >= 5
+    monkeypatch.setattr(cp, "_TABLE_CACHE_MAX", 0)
+    grid, values = cp._critical_curve(0.95, 400, cp.EDGE)
+    plain = cp._find_change_points.py_func(t, 400, 100, 19, cp.EDGE, grid, values)  # 20 photons
+    np.testing.assert_array_equal(fast, plain)
