@@ -22,6 +22,7 @@ from analysis.blinking import (
 )
 from analysis.changepoints import (
     _adjacent_ahc,
+    _exp_nonpositive,
     _poisson_mixture_em,
     critical_value,
     find_change_points,
@@ -411,3 +412,17 @@ def test_cached_segment_tables_give_the_same_change_points(monkeypatch):
     grid, values = cp._critical_curve(0.95, 400, cp.EDGE)
     plain = cp._find_change_points.py_func(t, 400, 100, 19, cp.EDGE, grid, values)  # 20 photons
     np.testing.assert_array_equal(fast, plain)
+
+
+def test_vectorised_exp_matches_the_library_exp():
+    rng = np.random.default_rng(34)
+    x = -np.concatenate([rng.uniform(0, 760, 200_000), rng.uniform(0, 1e-3, 10_000),
+                         [0.0, 1e-300, 708.0, 708.5, 744.0, 745.0, 745.2, np.inf]])
+    y = x.copy()
+    _exp_nonpositive(y, np.empty(y.size, dtype=np.int64))
+    ref = np.exp(x)
+    normal = ref >= np.finfo(float).tiny
+    np.testing.assert_allclose(y[normal], ref[normal], rtol=1e-15, atol=0)
+    # subnormal results to the spacing of subnormals, zero where the library gives zero
+    np.testing.assert_allclose(y[~normal], ref[~normal], rtol=0, atol=1e-323)
+    assert y[-1] == 0.0
