@@ -1,17 +1,26 @@
 """Speed of change-point detection + level grouping and of IRF-convolved decay fits.
 
-Run: ``.venv/bin/python tests/benchmarks/bench_blinking_lifetimes.py``. Prints the best of a few
-runs after a warm-up call (numba compilation and critical values are one-off costs, printed
-separately).
+Run: ``.venv/bin/python tests/benchmarks/bench_blinking_lifetimes.py [particle.h5 ...]``. Prints
+the best of a few runs after a warm-up call (numba compilation and critical values are one-off
+costs, printed separately). Each file given (e.g. ``spad simulate --particle dimer --duration 60
+--seed 4 --vary -o /tmp/blink_d4.h5``) gets the CPU time of each stage of ``analyse_blinking``.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
 
-from analysis.changepoints import find_change_points, group_levels, levels_from_change_points
+from analysis.blinking import _ks_scan, analyse_blinking
+from analysis.changepoints import (
+    _adjacent_ahc,
+    _poisson_mixture_em,
+    find_change_points,
+    group_levels,
+    levels_from_change_points,
+)
 from analysis.lifetimes import fit_decay
 
 NS = 1e-9
@@ -24,6 +33,53 @@ def best_of(fn, repeat: int = 3) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return min(times)
+
+
+def best_cpu(fn, repeat: int = 3) -> float:
+    """Least CPU time (s) of a few calls: robust to other processes on the machine."""
+    times = []
+    for _ in range(repeat):
+        t0 = time.process_time()
+        fn()
+        times.append(time.process_time() - t0)
+    return min(times)
+
+
+def stages(path: str) -> None:
+    """CPU time of each stage of analyse_blinking on one particle's photons (all detectors)."""
+    import spad  # noqa: PLC0415 - only needed for files
+
+    with spad.open(path) as reader:
+        chunks = list(reader.chunks())
+    ts = np.concatenate([c.timestamps[c.detectors != 0] for c in chunks])
+    t = np.sort(ts * chunks[0].timing.timestamp_unit, kind="stable")
+    blink = analyse_blinking(t, 0.01, 0.99)  # warm-up (compilation, critical values)
+    cps = find_change_points(t, 0.99)
+    lv = levels_from_change_points(t, cps)
+    n = lv.n_photons.astype(np.float64)
+    d = np.maximum(lv.duration, np.finfo(float).tiny)
+    order = np.argsort(n / d, kind="stable")
+    ahc = _adjacent_ahc(n[order], d[order], 10)
+
+    def em() -> None:
+        for g in range(1, 11):
+            labels = np.empty(n.size, dtype=np.int64)
+            labels[order] = ahc[g - 1]
+            _poisson_mixture_em(n, d, labels, g)
+
+    dwells = [np.sort(blink.on_dwells), np.sort(blink.off_dwells)]
+    figures = {
+        "analyse_blinking": best_cpu(lambda: analyse_blinking(t, 0.01, 0.99)),
+        "find_change_points": best_cpu(lambda: find_change_points(t, 0.99)),
+        "group_levels": best_cpu(lambda: group_levels(lv, 10)),
+        "  clustering": best_cpu(lambda: _adjacent_ahc(n[order], d[order], 10)),
+        "  EM x10": best_cpu(em),
+        "KS t_min scan x2": best_cpu(lambda: [_ks_scan(x, 0.0, 10) for x in dwells]),
+    }
+    print(f"{path}: {t.size} photons, {len(lv)} levels, {blink.n_states} states, "
+          f"{dwells[0].size}/{dwells[1].size} ON/OFF dwells (CPU s, best of 3)")
+    for name, sec in figures.items():
+        print(f"  {name:22s} {sec:.3f}")
 
 
 def blinking_stream(rng: np.random.Generator, total: float = 60.0) -> np.ndarray:
@@ -80,4 +136,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    for arg in sys.argv[1:]:
+        stages(arg)
     main()
