@@ -177,3 +177,55 @@ def classify_session(results: Sequence[ParticleResult], reference_ev: float | No
             r.shift_mev = (ref - r.spectrum.peak_ev) * 1e3
         r.classification = clf.classify(r.features())
     return ref
+
+
+ANALYSIS_GROUP = "analysis"
+"""Group under ``/user`` where :func:`save_result` stores a particle's results."""
+
+
+def result_path(particle_file: str | Path) -> Path:
+    """Where a particle's results are stored: the file itself if it is HDF5 (Photon-HDF5
+    particle file), else its ``.user.h5`` sidecar (PTU, PT3, HT3 recordings stay untouched)."""
+    from spad.formats.photon_hdf5 import is_photon_hdf5
+    from spad.particle import sidecar_path
+
+    p = Path(particle_file)
+    return p if is_photon_hdf5(p) else sidecar_path(p)
+
+
+def save_result(result: ParticleResult) -> Path:
+    """Store the results of one particle under ``/user/analysis`` (replacing earlier ones).
+
+    Layout: ``summary/`` (the scalar fields of the JSON record, units in their names),
+    ``classification/`` (label, probability, p_dimer, model, ``evidence/``), ``trace/``
+    (``bin_edges_s``, ``counts`` per detector), ``decay/`` (``bin_edges_s``, ``counts``),
+    ``correlation/`` (``lags_s``, ``counts``), and ``result_json``: everything, as JSON text.
+    Nothing else in the file is touched.
+    """
+    import json
+
+    from spad.formats.photon_hdf5 import write_user_group
+
+    rec = result.record()
+    data: dict[str, Any] = {
+        "summary": {k: v for k, v in rec.items()
+                    if isinstance(v, int | float | str) and not isinstance(v, bool)},
+        "result_json": json.dumps({"record": rec, "photons": result.photons.to_dict(),
+                                   "spectrum": None if result.spectrum is None
+                                   else result.spectrum.to_dict()}),
+    }
+    c = rec["classification"]
+    if c is not None:
+        data["classification"] = {"label": c["label"], "probability": c["probability"],
+                                  "p_dimer": c["p_dimer"], "model": c["model"],
+                                  "evidence": dict(c["evidence"])}
+    p = result.photons
+    if p.trace is not None:
+        data["trace"] = {"bin_edges_s": p.trace.bin_edges_s, "counts": p.trace.counts}
+    if p.decay is not None:
+        data["decay"] = {"bin_edges_s": p.decay.bin_edges_s, "counts": p.decay.counts}
+    if p.correlation is not None:
+        data["correlation"] = {"lags_s": p.correlation.lags_s, "counts": p.correlation.counts}
+    target = result_path(result.file)
+    write_user_group(target, ANALYSIS_GROUP, data)
+    return target

@@ -28,6 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="print one JSON object per particle per line instead of a summary")
     p.add_argument("--report", metavar="DIR", type=Path,
                    help="write a PNG per particle, population.csv and population.png to DIR")
+    p.add_argument("--save", action="store_true",
+                   help="store each particle's results in /user/analysis of its file "
+                        "(PTU/PT3/HT3 recordings: in the FILE.user.h5 sidecar)")
     p.add_argument("--reference-ev", type=float, metavar="EV",
                    help="monomer reference peak energy (default: the session's monomers)")
     p.add_argument("--gate-ns", type=float, default=5.0,
@@ -139,6 +142,11 @@ def run(args: argparse.Namespace) -> int:
     records = [r.record() for r in results]
     for rec in records:
         print(json.dumps(rec) if args.json else _summary(rec), flush=True)
+    if args.save:
+        from analysis.particle import save_result
+
+        for r in results:
+            save_result(r)
     if args.report is not None:
         _write_report(args.report, results, records)
     return 1 if failed else 0
