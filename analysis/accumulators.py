@@ -687,8 +687,9 @@ class CrossCorrelation:
         if gate_s is not None and not (gate_s >= 0 and math.isfinite(gate_s)):
             raise ValueError(f"gate_s must be a non-negative number of seconds, not {gate_s!r}")
         for d in (det_a, det_b):
-            if not 0 < int(d) <= 255:
-                raise ValueError(f"photon detectors are numbered 1-255, not {d!r}")
+            # 0 is the sync input; a PicoHarp in T2 can have a detector wired to it.
+            if not 0 <= int(d) <= 255:
+                raise ValueError(f"detectors are numbered 0-255, not {d!r}")
         self.det_a, self.det_b = int(det_a), int(det_b)
         self.max_lag_periods = max_lag_periods
         self.max_lag_s = max_lag_s

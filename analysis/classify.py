@@ -33,6 +33,10 @@ MODEL_PATH = Path(__file__).parent / "data" / "classifier.json"
 
 LABELS = ("monomer", "dimer")
 
+OUT_OF_RANGE_Z = 5.0
+"""A feature further than this many (pooled) standard deviations from the calibration
+population's mean means the particle is unlike anything the model was fitted on: no verdict."""
+
 _TRANSFORMS = {
     # Lifetimes and Fano factors spread multiplicatively; logs make them closer to normal.
     "lifetime_ns": lambda v: math.log(max(v, 0.05)),
@@ -66,6 +70,11 @@ class LogisticModel:
             for name, m, s, w in zip(self.features, self.mean, self.scale, self.weights,
                                      strict=True)
         }
+
+    def outside(self, values: Mapping[str, float]) -> list[str]:
+        """Features whose value lies far outside the calibration population."""
+        return [name for name, m, s in zip(self.features, self.mean, self.scale, strict=True)
+                if abs(_transform(name, values[name]) - m) / s > OUT_OF_RANGE_Z]
 
     def probability(self, values: Mapping[str, float]) -> float:
         z = self.bias + sum(self.evidence(values).values())
@@ -136,6 +145,10 @@ class Classifier:
             return Classification("uncertain", 0.5, 0.5, {}, f"missing {', '.join(missing)}")
         p = model.probability(have)
         ev = model.evidence(have)
+        far = model.outside(have)
+        if far:
+            return Classification("uncertain", max(p, 1 - p), p, ev,
+                                  f"{name}; outside the calibrated range: {', '.join(far)}")
         likely, p_likely = ("dimer", p) if p >= 0.5 else ("monomer", 1.0 - p)
         label = likely if p_likely >= self.uncertain_below else "uncertain"
         return Classification(label, p_likely, p, ev, name)

@@ -29,14 +29,14 @@ from analysis.accumulators import (
     Trace,
 )
 from analysis.blinking import BlinkingResult, analyse_blinking, to_json_types
-from analysis.g2 import G2Result, pulsed_g2
+from analysis.g2 import CWG2, G2Result, cw_g2, pulsed_g2
 from analysis.lifetimes import (
     LifetimeResult,
     fit_decay,
     fit_decay_select,
     state_decay_histograms,
 )
-from spad.photons import PhotonChunk
+from spad.photons import SYNC, PhotonChunk
 
 
 @dataclass
@@ -65,6 +65,9 @@ class AnalysisSettings:
         :func:`irf_from_file` gives) or already summed; ``None`` to fit a Gaussian IRF.
     dark_counts_hz
         Dark count rate per detector for the g2 background correction, if known.
+    cw_max_lag_s, cw_bin_s
+        Correlation range and bin of g2(τ) when there is no laser period (continuous
+        excitation, or a detector on the sync input).
     """
 
     detectors: tuple[int, int] = (1, 2)
@@ -72,6 +75,8 @@ class AnalysisSettings:
     g2_max_lag_periods: float = 5.5
     g2_bin_s: float = 0.5e-9
     gate_s: float = 5e-9
+    cw_max_lag_s: float = 500e-9
+    cw_bin_s: float = 1e-9
     confidence: float = 0.99
     decay_bin_s: float = 0.128e-9
     irf: np.ndarray | None = None
@@ -113,6 +118,7 @@ class PhotonAnalysis:
     correlation_gated: Correlation | None = None
     g2: G2Result | None = None
     g2_gated: G2Result | None = None
+    g2_cw: CWG2 | None = None          # continuous excitation: normalised g2(τ)
     blinking: BlinkingResult | None = None
     lifetime_bright: LifetimeResult | None = None
     lifetime_all: LifetimeResult | None = None
@@ -142,7 +148,7 @@ class PhotonAnalysis:
         d["pulse_delay_s"] = {str(k): v for k, v in self.pulse_delay_s.items()}
         d["notes"] = list(self.notes)
         for name in ("trace", "decay", "correlation", "correlation_gated", "g2", "g2_gated",
-                     "flid"):
+                     "g2_cw", "flid"):
             obj = getattr(self, name)
             d[name] = None if obj is None else to_json_types(asdict(obj))
         for name in ("blinking", "lifetime_bright", "lifetime_all"):
@@ -252,14 +258,21 @@ def analyze_photons(source: Iterable[PhotonChunk] | Any,
     flid = FLIDHistogram(s.trace_bin_s, s.detectors)
     corr: CrossCorrelation | None = None
     timing = None
-    accs: list[Any] = [trace, collector, decay_acc]
+    pulsed = False
+    accs: list[Any] = [trace, collector]
     for chunk in _chunks_of(source):
         if timing is None:
             timing = chunk.timing
-            if timing.sync_period:
+            # A laser period is usable only if the sync input carries the laser, not a detector.
+            pulsed = bool(timing.sync_period) and SYNC not in s.detectors
+            if pulsed:
                 corr = CrossCorrelation(det_a, det_b, max_lag_periods=s.g2_max_lag_periods,
                                         bin_width_s=s.g2_bin_s)
-                accs.append(corr)
+                accs.append(decay_acc)
+            else:
+                corr = CrossCorrelation(det_a, det_b, max_lag_s=s.cw_max_lag_s,
+                                        bin_width_s=s.cw_bin_s)
+            accs.append(corr)
             if timing.is_t3:
                 accs.append(flid)
         for acc in accs:
@@ -302,7 +315,7 @@ def analyze_photons(source: Iterable[PhotonChunk] | Any,
     notes.extend(blink.notes)
 
     # Decays and lifetimes (need the laser period).
-    period = timing.sync_period
+    period = timing.sync_period if pulsed else None
     if period:
         decay = decay_acc.result()
         out.decay = decay
@@ -347,7 +360,8 @@ def analyze_photons(source: Iterable[PhotonChunk] | Any,
         except (ValueError, RuntimeError) as exc:
             notes.append(f"bright-state fit failed: {exc}")
     else:
-        notes.append("no laser period known: no decay, lifetime or pulsed g2")
+        notes.append("no laser period (no sync rate, or a detector on the sync input): "
+                     "no decay or lifetime; g2 is g2(τ) for continuous excitation")
 
     # Pulsed g2(0), raw and time-gated.
     if corr is not None and period:
@@ -372,6 +386,16 @@ def analyze_photons(source: Iterable[PhotonChunk] | Any,
                 out.g2_gated, out.g2_zero_gated, out.g2_zero_gated_err = g2g, g2g.g2, g2g.g2_err
             except ValueError as exc:
                 notes.append(f"gated g2 failed: {exc}")
+    elif corr is not None:
+        # Continuous excitation (or no usable sync): normalised g2(τ); g2(0) is the zero bin.
+        out.correlation = corr.result()
+        try:
+            cw = cw_g2(out.correlation)
+            k0 = int(np.argmin(np.abs(cw.lags_s)))
+            out.g2_cw = cw
+            out.g2_zero, out.g2_zero_err = float(cw.g2[k0]), float(cw.g2_err[k0])
+        except ValueError as exc:
+            notes.append(f"g2(τ) failed: {exc}")
     if timing.is_t3:
         out.flid = flid.result()
     return out

@@ -85,6 +85,16 @@ def test_ambiguous_particle_is_uncertain(clf: Classifier) -> None:
     assert strict.classify(mid).label == "uncertain"
 
 
+def test_far_outside_the_calibration_gives_no_verdict(clf: Classifier) -> None:
+    rows, _ = _population(2, 7)
+    r = dict(rows[1])
+    assert clf.classify(r).label == "dimer"
+    r["lifetime_ns"] = 900.0  # a micro-second "lifetime": not a QD the model has seen
+    c = clf.classify(r)
+    assert c.label == "uncertain"
+    assert "outside the calibrated range: lifetime_ns" in c.model
+
+
 def test_save_and_load_round_trip(clf: Classifier, tmp_path) -> None:
     p = tmp_path / "c.json"
     clf.save(p)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 import spad
@@ -63,3 +64,29 @@ def test_gate_setting_changes_gated_g2_only(v20_t3, result) -> None:
     wide = analyze_photons(spad.open(v20_t3), AnalysisSettings(gate_s=20e-9))
     assert wide.g2_zero == result.g2_zero
     assert wide.correlation_gated.n_a < result.correlation_gated.n_a
+
+
+def test_t2_without_sync_rate_analyses_what_it_can() -> None:
+    from tests.conftest import DATA
+
+    r = analyze_photons(spad.open(DATA / "picoquant-sample-data" / "v20_t2.ptu"))
+    assert r.mode == "T2" and r.n_photons == 305565
+    assert r.lifetime_ns is None and r.decay is None
+    assert any("no laser period" in n for n in r.notes)
+    assert r.on_fraction is not None
+
+
+def test_detector_on_the_sync_input_gives_cw_g2() -> None:
+    # v30_t2.ptu: a PicoHarp in T2 with the second detector on the sync input; the data README
+    # calls it a negative control with a bunching spike at zero delay.
+    from tests.conftest import DATA
+
+    r = analyze_photons(spad.open(DATA / "picoquant-sample-data" / "v30_t2.ptu"),
+                        AnalysisSettings(detectors=(0, 1)))
+    assert r.g2_cw is not None and r.lifetime_ns is None
+    assert r.g2_zero > 1.5 and r.g2_zero - 1 > 3 * r.g2_zero_err
+    # Intensity fluctuations on ms time scales lift the sub-microsecond plateau above 1
+    # (<I^2>/<I>^2); the spike at zero delay stands far above that plateau.
+    plateau = np.mean(r.g2_cw.g2[np.abs(r.g2_cw.lags_s) > 200e-9])
+    assert 0.9 < plateau < 1.5
+    assert r.g2_zero > 1.5 * plateau

@@ -38,6 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bin-ms", type=float, default=10.0,
                    help="intensity trace bin width (default 10 ms)")
     p.add_argument("--irf", metavar="FILE", help="measured IRF recording (time-tag file)")
+    p.add_argument("--detectors", type=int, nargs=2, default=(1, 2), metavar=("A", "B"),
+                   help="the two HBT detectors (default 1 2; 0 is the sync input, for a "
+                        "PicoHarp in T2 with a detector on it: then g2 is g2(τ), no lifetime)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                    help="worker processes (default: all cores)")
     p.add_argument("--scheduler", metavar="ADDRESS",
@@ -50,7 +53,11 @@ def _settings(args: argparse.Namespace) -> Any:
 
     if args.gate_ns < 0 or args.bin_ms <= 0:
         raise SpadError("--gate-ns must be >= 0 and --bin-ms > 0 (units: ns and ms)")
-    s = AnalysisSettings(gate_s=args.gate_ns * 1e-9, trace_bin_s=args.bin_ms * 1e-3)
+    a, b = args.detectors
+    if a == b or not (0 <= a <= 255 and 0 <= b <= 255):
+        raise SpadError(f"--detectors needs two different detector numbers 0-255, not {a} {b}")
+    s = AnalysisSettings(gate_s=args.gate_ns * 1e-9, trace_bin_s=args.bin_ms * 1e-3,
+                         detectors=(a, b))
     if args.irf:
         s.irf = irf_from_file(args.irf, s)
     return s
