@@ -16,8 +16,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+DEMO := out/demo
+
+# A small session at the microscope, on simulated instruments: three monomers and three fused
+# dimers, then the per-particle analysis, classification and report.
 demo: $(STAMP)
-	$(BIN)/spad info ../shared/data/real/picoquant-sample-data/v20_t3.ptu
+	mkdir -p $(DEMO)
+	for i in 1 2 3; do \
+	  $(BIN)/spad simulate --particle monomer --vary --seed $$i --duration 30 -o $(DEMO)/monomer_$$i.h5 --force || exit 1; \
+	  $(BIN)/spad simulate --particle dimer --vary --seed $$((i + 10)) --duration 30 -o $(DEMO)/dimer_$$i.h5 --force || exit 1; \
+	done
+	$(BIN)/spad analyze $(DEMO)/*.h5 --report $(DEMO)/report
 
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -n 2

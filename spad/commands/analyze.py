@@ -97,8 +97,9 @@ def _summary(rec: dict[str, Any]) -> str:
     c = rec["classification"] or {}
     lines = [
         f"{rec['file']}",
-        f"  verdict      {c.get('label', 'n/a')} (p = {f(c.get('probability'), '.2f')}, "
-        f"from {c.get('model', 'n/a')})",
+        f"  verdict      {c.get('label', 'n/a')} ("
+        + ("" if c.get("label") == "uncertain" else f"p = {f(c.get('probability'), '.2f')}, ")
+        + f"P(dimer) = {f(c.get('p_dimer'), '.2f')}, from {c.get('model', 'n/a')})",
         f"  photons      {rec['photons']} in {f(rec['duration_s'], '.1f')} s "
         f"({f(rec['count_rate_cps'], '.0f')} cps)",
         f"  g2(0)        {f(rec['g2_zero'], '.3f')} ± {f(rec['g2_zero_err'], '.3f')}   "
