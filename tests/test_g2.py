@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from analysis.accumulators import CrossCorrelation
 from analysis.g2 import cw_g2, find_peak_offset, pulsed_g2
 from spad.photons import PhotonChunk, Timing
+from tests.conftest import DATA
 
 PERIOD = 200e-9
 RES = 16e-12
 NBINS = 12500  # 200 ns / 16 ps
 T3 = Timing("T3", PERIOD, RES, PERIOD, NBINS)
-REAL = Path("/work/shared/data/real/picoquant-sample-data/v20_t3.ptu")
+REAL = DATA / "picoquant-sample-data" / "v20_t3.ptu"
 
 
 def emitter(rng, n_pulses, p1, p2, tau_x=20e-9, tau_bx=0.5e-9):
@@ -185,7 +184,6 @@ def test_cw_g2_poisson_and_antibunched():
     assert abs(np.mean(res.g2[far]) - np.mean(expected[far])) < 0.05
 
 
-@pytest.mark.skipif(not REAL.exists(), reason="real PicoQuant sample files not present")
 def test_real_file_single_emitter():
     import spad
 
