@@ -436,6 +436,17 @@ def _heap_less(cost: np.ndarray, left: np.ndarray, i: int, j: int) -> bool:
     return cost[i] < cost[j] or (cost[i] == cost[j] and left[i] < left[j])
 
 
+@njit(cache=True, inline="always")
+def _heap_swap(cost: np.ndarray, left: np.ndarray, right: np.ndarray, ver_l: np.ndarray,
+               ver_r: np.ndarray, i: int, j: int) -> None:
+    """Exchange heap entries ``i`` and ``j`` (one entry lives across the five arrays)."""
+    cost[i], cost[j] = cost[j], cost[i]
+    left[i], left[j] = left[j], left[i]
+    right[i], right[j] = right[j], right[i]
+    ver_l[i], ver_l[j] = ver_l[j], ver_l[i]
+    ver_r[i], ver_r[j] = ver_r[j], ver_r[i]
+
+
 @njit(cache=True)
 def _heap_push(cost: np.ndarray, left: np.ndarray, right: np.ndarray, ver_l: np.ndarray,
                ver_r: np.ndarray, size: int, c: float, lo: int, hi: int, vl: int,
@@ -446,11 +457,7 @@ def _heap_push(cost: np.ndarray, left: np.ndarray, right: np.ndarray, ver_l: np.
         p = (i - 1) // 2
         if not _heap_less(cost, left, i, p):
             break
-        cost[i], cost[p] = cost[p], cost[i]
-        left[i], left[p] = left[p], left[i]
-        right[i], right[p] = right[p], right[i]
-        ver_l[i], ver_l[p] = ver_l[p], ver_l[i]
-        ver_r[i], ver_r[p] = ver_r[p], ver_r[i]
+        _heap_swap(cost, left, right, ver_l, ver_r, i, p)
         i = p
     return size + 1
 
@@ -471,11 +478,7 @@ def _heap_pop(cost: np.ndarray, left: np.ndarray, right: np.ndarray, ver_l: np.n
             c += 1
         if not _heap_less(cost, left, c, i):
             break
-        cost[i], cost[c] = cost[c], cost[i]
-        left[i], left[c] = left[c], left[i]
-        right[i], right[c] = right[c], right[i]
-        ver_l[i], ver_l[c] = ver_l[c], ver_l[i]
-        ver_r[i], ver_r[c] = ver_r[c], ver_r[i]
+        _heap_swap(cost, left, right, ver_l, ver_r, i, c)
         i = c
     return size
 
