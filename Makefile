@@ -34,8 +34,11 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# Speed measurements (figures printed, nothing asserted). bench_analyze simulates 100
+# particles on its first run (~10 min), then reuses them.
 bench: $(STAMP)
-	$(BIN)/python -m pytest tests/benchmarks -q -s
+	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
+	for b in tests/benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info
