@@ -114,6 +114,8 @@ class PhotonAnalysis:
     pulse_delay_s: dict[int, float] = field(default_factory=dict)
     trace: Trace | None = None
     decay: Decay | None = None
+    decay_fitted: np.ndarray | None = None       # detectors summed after alignment, one period
+    decay_fitted_edges_s: np.ndarray | None = None
     correlation: Correlation | None = None
     correlation_gated: Correlation | None = None
     g2: G2Result | None = None
@@ -146,6 +148,9 @@ class PhotonAnalysis:
         """Everything as nested JSON types (arrays as lists)."""
         d = self.summary()
         d["pulse_delay_s"] = {str(k): v for k, v in self.pulse_delay_s.items()}
+        for name in ("decay_fitted", "decay_fitted_edges_s"):
+            v = getattr(self, name)
+            d[name] = None if v is None else v.tolist()
         d["notes"] = list(self.notes)
         for name in ("trace", "decay", "correlation", "correlation_gated", "g2", "g2_gated",
                      "g2_cw", "flid"):
@@ -324,6 +329,7 @@ def analyze_photons(source: Iterable[PhotonChunk] | Any,
         n_bins = int(np.count_nonzero(decay.bin_edges_s[1:] <= period + 1e-15))
         edges = decay.bin_edges_s[:n_bins + 1]
         counts = _aligned_sum(decay.counts, decay.detectors, shifts, n_bins)
+        out.decay_fitted, out.decay_fitted_edges_s = counts, edges
         irf: np.ndarray | str = "gaussian"
         if s.irf is not None:
             measured = np.asarray(s.irf, dtype=np.float64)

@@ -57,6 +57,8 @@ def _trace_panels(ax: Any, axh: Any, r: ParticleResult) -> None:
         ax.axhline(b.threshold_rate * tr.bin_width_s, color="k", lw=0.6, ls="--",
                    label="ON/OFF threshold")
         ax.legend(fontsize=7, loc="upper right")
+    # Short levels can have extreme rates; scale to the trace, not to them.
+    ax.set_ylim(0, 1.15 * max(float(tr.total.max()), 1.0))
     ax.set_xlabel("time (s)")
     ax.set_ylabel(f"counts / {tr.bin_width_s * 1e3:g} ms")
     axh.hist(tr.total, bins=min(60, max(10, int(tr.total.max()) + 1)), orientation="horizontal",
@@ -67,23 +69,25 @@ def _trace_panels(ax: Any, axh: Any, r: ParticleResult) -> None:
 
 
 def _decay_panel(ax: Any, r: ParticleResult) -> None:
-    d = r.photons.decay
-    if d is None:
+    p = r.photons
+    if p.decay_fitted is None or p.decay_fitted_edges_s is None:
         ax.set_axis_off()
         return
-    counts = d.counts.sum(axis=0)
-    centres = 0.5 * (d.bin_edges_s[1:] + d.bin_edges_s[:-1])
-    ax.semilogy(centres * 1e9, np.maximum(counts, 0.5), ".", ms=1.5, color="0.4", label="all")
-    fit = r.photons.lifetime_all
+    # The decay as fitted: both detectors summed after aligning their cable delays.
+    edges = p.decay_fitted_edges_s
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    ax.semilogy(centres * 1e9, np.maximum(p.decay_fitted, 0.5), ".", ms=1.5, color="0.4",
+                label="all photons")
+    fit = p.lifetime_all
     if fit is not None and fit.model.size:
         sel = (centres >= fit.fit_start) & (centres <= fit.fit_stop)
         n = min(int(sel.sum()), fit.model.size)
         ax.semilogy(centres[sel][:n] * 1e9, fit.model[:n], color="C3",
-                    label=f"bi-exp fit, <τ>={fit.tau_intensity_mean * 1e9:.1f} ns")
-    if r.photons.lifetime_ns is not None:
-        ax.set_title(f"bright state τ = {r.photons.lifetime_ns:.1f} ± "
-                     f"{r.photons.lifetime_err_ns:.1f} ns", fontsize=9)
-    ax.set_xlabel("delay after sync (ns)")
+                    label=f"{fit.n_exp}-exp fit, <τ>={fit.tau_intensity_mean * 1e9:.1f} ns")
+    if p.lifetime_ns is not None:
+        ax.set_title(f"bright state τ = {p.lifetime_ns:.2f} ± {p.lifetime_err_ns:.2f} ns",
+                     fontsize=9)
+    ax.set_xlabel("delay after the sync (ns, detectors aligned)")
     ax.set_ylabel("counts")
     ax.legend(fontsize=7)
 

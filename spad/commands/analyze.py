@@ -104,7 +104,7 @@ def _summary(rec: dict[str, Any]) -> str:
         f"({f(rec['count_rate_cps'], '.0f')} cps)",
         f"  g2(0)        {f(rec['g2_zero'], '.3f')} ± {f(rec['g2_zero_err'], '.3f')}   "
         f"gated {f(rec['g2_zero_gated'], '.3f')}",
-        f"  lifetime     {f(rec['lifetime_ns'], '.1f')} ± {f(rec['lifetime_err_ns'], '.1f')} ns"
+        f"  lifetime     {f(rec['lifetime_ns'], '.2f')} ± {f(rec['lifetime_err_ns'], '.2f')} ns"
         " (bright state)",
         f"  blinking     ON fraction {f(rec['on_fraction'], '.2f')}, {rec['n_levels']} levels, "
         f"alpha ON {f(rec['alpha_on'], '.2f')} OFF {f(rec['alpha_off'], '.2f')}",
