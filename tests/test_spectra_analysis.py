@@ -339,3 +339,37 @@ def test_cosmic_mask_matches_plain_formulation():
     assert want.sum() >= 12
     assert np.array_equal(mask, want)
     assert np.array_equal(cleaned, np.where(want, expected, frames))
+
+
+def test_median_sampled_matches_numpy():
+    """Exact on ties, sorted input (the sample then misses the middle) and every size."""
+    from analysis.spectra import _SAMPLE, _median_sampled
+
+    rng = np.random.default_rng(8)
+    buf, sample = np.empty(2000), np.empty(_SAMPLE)
+    for n in (1, 2, 511, 512, 513, 750, 751, 1999):
+        for x in (rng.integers(0, 3, n).astype(float), rng.exponential(size=n),
+                  np.sort(rng.normal(size=n)), np.sort(rng.normal(size=n))[::-1].copy(),
+                  rng.integers(-5, 400, n) * 0.5):
+            assert _median_sampled(x.copy(), buf, sample) == np.median(x), n
+
+
+@pytest.mark.parametrize("shape", ["gaussian", "lorentzian", "voigt"])
+def test_peak_model_matches_lmfit_lineshapes(shape):
+    """The hand-written peaks are lmfit's line shapes (same names, same values)."""
+    import lmfit
+
+    from analysis.spectra import _PeakFit
+
+    x = np.linspace(1.8, 2.2, 300)
+    per_ev = np.linspace(0.9, 1.1, 300)
+    fit = _PeakFit(shape, 2, "linear", x, per_ev, np.zeros_like(x))
+    p = fit.params(5.0, [(1.95, 0.02, 100.0), (2.05, 0.03, 50.0)])
+    p["bg_slope"].set(value=3.0)
+    want = (5.0 + 3.0 * (x - x.mean())) * per_ev
+    for pre in ("p1_", "p2_"):
+        kw = {k: p[pre + k].value for k in ("amplitude", "center", "sigma")}
+        if shape == "voigt":
+            kw["gamma"] = p[pre + "gamma"].value
+        want = want + getattr(lmfit.lineshapes, shape)(x, **kw)
+    assert np.allclose(fit.evaluate(p), want, rtol=1e-13, atol=0)
