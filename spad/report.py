@@ -60,7 +60,7 @@ def _trace_panels(ax: Any, axh: Any, r: ParticleResult) -> None:
     # Short levels can have extreme rates; scale to the trace, not to them.
     ax.set_ylim(0, 1.15 * max(float(tr.total.max()), 1.0))
     ax.set_xlabel("time (s)")
-    ax.set_ylabel(f"counts / {tr.bin_width_s * 1e3:g} ms")
+    ax.set_ylabel(f"counts / {tr.bin_width_s * 1e3:.3g} ms")
     axh.hist(tr.total, bins=min(60, max(10, int(tr.total.max()) + 1)), orientation="horizontal",
              color="C0")
     axh.set_xlabel("bins")
@@ -92,15 +92,28 @@ def _decay_panel(ax: Any, r: ParticleResult) -> None:
     ax.legend(fontsize=7)
 
 
+def _coarse(lags_s: np.ndarray, counts: np.ndarray, width_s: float) -> tuple[np.ndarray,
+                                                                             np.ndarray]:
+    """Sum adjacent lag bins to about ``width_s`` so sparse histograms stay readable."""
+    k = max(1, int(round(width_s / (lags_s[1] - lags_s[0])))) if lags_s.size > 1 else 1
+    n = counts.size // k * k
+    return lags_s[:n].reshape(-1, k).mean(axis=1), counts[:n].reshape(-1, k).sum(axis=1)
+
+
 def _g2_panel(ax: Any, r: ParticleResult) -> None:
     c = r.photons.correlation
     if c is None:
         ax.set_axis_off()
         return
-    ax.plot(c.lags_s * 1e9, c.counts, lw=0.6, color="C2", label="all photons")
+    # Display only: fewer than ~10 pairs per bin at the peaks reads as noise, so bins are
+    # summed to 2-8 ns depending on how many pairs there are.
+    width = 2e-9 if c.counts.sum() > 1e5 else 8e-9
+    lags, counts = _coarse(c.lags_s, c.counts, width)
+    ax.step(lags * 1e9, counts, where="mid", lw=0.6, color="C2", label="all photons")
     cg = r.photons.correlation_gated
     if cg is not None:
-        ax.plot(cg.lags_s * 1e9, cg.counts, lw=0.6, color="C4", label="gated")
+        lags, counts = _coarse(cg.lags_s, cg.counts, width)
+        ax.step(lags * 1e9, counts, where="mid", lw=0.6, color="C4", label="gated")
     g = r.photons
     title = "g2(0) = n/a"
     if g.g2_zero is not None:
@@ -109,7 +122,7 @@ def _g2_panel(ax: Any, r: ParticleResult) -> None:
             title += f", gated {g.g2_zero_gated:.3f}"
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("lag (ns)")
-    ax.set_ylabel("coincidences")
+    ax.set_ylabel(f"coincidences / {width * 1e9:g} ns")
     ax.legend(fontsize=7)
 
 
