@@ -450,14 +450,12 @@ def _flag_hits(frames: np.ndarray, med: np.ndarray, local: np.ndarray, sigma_pix
     n, n_rows, n_cols = frames.shape
     hits = np.zeros(frames.shape, dtype=np.bool_)
     cand = np.zeros(frames.shape, dtype=np.bool_)
-    expected = np.empty_like(frames)
     a = max(a, 1e-12)
     any_cand = False
     for f in range(n):
         for r in range(n_rows):
             for c in range(n_cols):
                 e = med[r, c] + local[f, r, c]
-                expected[f, r, c] = e
                 resid = frames[f, r, c] - e
                 sig = math.sqrt(a + b * max(max(level[r, c], e), 0.0))
                 sig = max(sig, sigma_pix[r, c])
@@ -480,7 +478,8 @@ def _flag_hits(frames: np.ndarray, med: np.ndarray, local: np.ndarray, sigma_pix
                             or (r < n_rows - 1 and hits[f, r + 1, c])):
                         mask[f, r, c] = True
                 if mask[f, r, c]:
-                    cleaned[f, r, c] = expected[f, r, c]
+                    # Recomputed rather than stored: a frame-sized array for a few pixels.
+                    cleaned[f, r, c] = med[r, c] + local[f, r, c]
     return cleaned, mask
 
 
@@ -1145,6 +1144,8 @@ def fit_spectrum(wavelength_m: np.ndarray, counts: np.ndarray,
     r2 = fit2(weights, r1) if compare else None
     ref = r2 if r2 is not None else r1
     weights = 1 / np.sqrt(np.maximum(var_from(ref.best_fit), 1e-300))
+    # Pass 2 searches over the starts again: starting it from pass 1's optima (5 fits
+    # instead of 8) lands misspecified two-peak fits (Lorentzian on real data) in other minima.
     r1 = fit1(weights)
     r2 = fit2(weights, r1) if compare else None
 
