@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 from analysis.accumulators import PhotonCollector  # noqa: E402
 from analysis.blinking import analyse_blinking  # noqa: E402
 from analysis.lifetimes import fit_decay, fit_states, state_decay_histograms  # noqa: E402
-from analysis.photon_analysis import _rebinned, analyze_photons  # noqa: E402
+from analysis.photon_analysis import analyze_photons  # noqa: E402
 from simulators.stream import simulate  # noqa: E402
 from spad.commands.simulate import build  # noqa: E402
 
@@ -51,9 +51,8 @@ def stages(photons: Any, res: Any) -> None:
     times = times_all[order]
     delays = pl.delays[order] * pl.delay_unit_s
     period = res.sync_period_s
-    counts, edges = _rebinned(res.decay)
-    inside = edges[1:] <= period + 1e-15
-    counts, edges = counts[inside], edges[:int(inside.sum()) + 1]
+    # the decay exactly as analyze_photons fitted it (detectors aligned, one period)
+    counts, edges = res.decay_fitted, res.decay_fitted_edges_s
     b = res.blinking
     on = b.level_on.astype(np.int64)
     figures = {
