@@ -254,7 +254,7 @@ def test_particle_spectrum_group_direct(tmp_path, monkeypatch):
 
 
 def test_particle_spectrum_round_trip(tmp_path):
-    particle = pytest.importorskip("spad.particle")
+    from spad import particle
     from spad.spectrum import SpectrumData
 
     src = SpectrumData(frames=np.arange(3 * 4 * 16, dtype=float).reshape(3, 4, 16),
