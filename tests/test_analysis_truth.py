@@ -78,3 +78,17 @@ def test_dwell_exponents_within_0_1_from_the_true_timeline():
     for s, law in enumerate(emitters.states):
         fit = fit_power_law(dwell[state == s], t_min=law.dwell.t_min_s)
         assert abs(fit.tpl_alpha - law.dwell.alpha) < 0.1, (s, fit.tpl_alpha, law.dwell.alpha)
+
+
+def test_dwell_exponents_from_a_long_trace_within_0_1():
+    """The whole pipeline (photons -> change points -> levels -> dwells -> MLE) on a 600 s trace.
+
+    The monomer's dwells are truncated power laws (ON: α 1.4, cutoff 5 s; OFF: α 1.6, cutoff
+    0.5 s); the reported exponents must come within 0.1 of them.
+    """
+    emitters, detection = build("monomer", 21)
+    sim = simulate(emitters, detection, 600.0, 21, chunk_s=5.0)
+    result = analyze_photons(sim.chunks())
+    alpha_on, alpha_off = sim.truth.alphas(0)
+    assert abs(result.alpha_on - alpha_on) < 0.1, (result.alpha_on, alpha_on)
+    assert abs(result.alpha_off - alpha_off) < 0.1, (result.alpha_off, alpha_off)
