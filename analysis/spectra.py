@@ -1125,10 +1125,14 @@ def fit_spectrum(wavelength_m: np.ndarray, counts: np.ndarray,
         hgt = max(float(np.max(peak1)), h0 / 2)
         resid = y - r1.best_fit
         j = int(np.argmax(ndimage.uniform_filter1d(resid, 5)))
+        # A start on the centre's bound (largest residual at the window edge) sits where
+        # lmfit's bound transform has zero gradient, and the fit from there is chaotic.
+        edge = 0.02 * (x[-1] - x[0])
+        xj = float(np.clip(x[j], x[0] + edge, x[-1] - edge))
         starts = [
             [(c - 0.6 * s, 0.7 * s, hgt / 2), (c + 0.6 * s, 0.7 * s, hgt / 2)],
             [(c - 1.2 * s, 0.6 * s, hgt / 2), (c + 1.2 * s, 0.6 * s, hgt / 2)],
-            [(c, s, hgt), (x[j], 0.5 * s, max(float(resid[j]), hgt / 10))],
+            [(c, s, hgt), (xj, 0.5 * s, max(float(resid[j]), hgt / 10))],
         ]
         best = None
         for st in starts:
