@@ -189,30 +189,29 @@ def _pulse_delays(decay: Decay) -> dict[int, float]:
     return out
 
 
-def _gated(photons: PhotonList, pulse: dict[int, float], gate_s: float) -> PhotonChunk:
-    """The photons arriving at least ``gate_s`` after their detector's excitation pulse."""
+def _gate_mask(photons: PhotonList, pulse: dict[int, float], gate_s: float) -> np.ndarray:
+    """Photons arriving at least ``gate_s`` after their own detector's excitation pulse."""
     delay_s = photons.delays * photons.delay_unit_s
     keep = np.zeros(photons.timestamps.shape, dtype=bool)
     for det, t0 in pulse.items():
-        sel = photons.detectors == det
-        keep |= sel & (delay_s >= t0 + gate_s)
+        keep |= (photons.detectors == det) & (delay_s >= t0 + gate_s)
+    return keep
+
+
+def _gated(photons: PhotonList, keep: np.ndarray) -> PhotonChunk:
+    """The photons selected by ``keep`` as a chunk of the stream."""
     timing = photons.timing
     return PhotonChunk(timing, photons.timestamps[keep], photons.detectors[keep],
                        photons.delays[keep].astype(np.uint16) if timing.is_t3 else None)
 
 
-def _gated_decay(photons: PhotonList, pulse: dict[int, float], gate_s: float,
-                 decay: Decay) -> Decay:
-    """Delay histograms of the gated photons (as :func:`_gated` keeps them), on ``decay``'s
-    bins: the peak shape of the gated correlation."""
+def _gated_decay(photons: PhotonList, keep: np.ndarray, decay: Decay) -> Decay:
+    """Delay histograms of the photons selected by ``keep``, on ``decay``'s bins: the peak
+    shape of the gated correlation."""
     counts = np.zeros_like(decay.counts)
-    delay_s = photons.delays * photons.delay_unit_s
     factor = max(1, round(decay.bin_width_s / photons.delay_unit_s))
     for row, det in enumerate(decay.detectors):
-        if det not in pulse:
-            continue
-        sel = (photons.detectors == det) & (delay_s >= pulse[det] + gate_s)
-        k = photons.delays[sel] // factor
+        k = photons.delays[keep & (photons.detectors == det)] // factor
         k = k[(k >= 0) & (k < counts.shape[1])]
         counts[row] = np.bincount(k, minlength=counts.shape[1])
     return replace(decay, counts=counts)
@@ -394,13 +393,13 @@ def analyze_photons(source: Iterable[PhotonChunk] | Any,
         if out.pulse_delay_s and out.g2 is not None:
             gated = CrossCorrelation(det_a, det_b, max_lag_periods=s.g2_max_lag_periods,
                                      bin_width_s=s.g2_bin_s)
-            gated.update(_gated(photons, out.pulse_delay_s, s.gate_s))
+            keep = _gate_mask(photons, out.pulse_delay_s, s.gate_s)
+            gated.update(_gated(photons, keep))
             out.correlation_gated = gated.result()
             try:
                 g2g = pulsed_g2(out.correlation_gated, centre_lag_s=out.g2.centre_lag_s,
                                 dark_counts_hz=s.dark_counts_hz,
-                                decay=_gated_decay(photons, out.pulse_delay_s, s.gate_s,
-                                                   out.decay))
+                                decay=_gated_decay(photons, keep, out.decay))
                 out.g2_gated, out.g2_zero_gated, out.g2_zero_gated_err = g2g, g2g.g2, g2g.g2_err
             except ValueError as exc:
                 notes.append(f"gated g2 failed: {exc}")
