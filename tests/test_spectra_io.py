@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import struct
-import sys
 from pathlib import Path
 
 import h5py
@@ -220,37 +218,6 @@ def test_csv_ambiguous_or_contradictory(tmp_path):
 
 
 # ------------------------------------------------------------------------------------ HDF5
-
-
-def _particle_file(path: Path, **attrs) -> np.ndarray:
-    rng = np.random.default_rng(3)
-    frames = rng.poisson(50, size=(4, 10, 64)).astype(np.uint16)
-    with h5py.File(path, "w") as f:
-        f.create_group("photon_data")
-        g = f.create_group("user/spectrum")
-        g["frames"] = frames
-        g["wavelength_m"] = np.linspace(600e-9, 660e-9, 64)
-        for k, v in attrs.items():
-            g.attrs[k] = v
-    return frames
-
-
-def test_particle_spectrum_group_direct(tmp_path, monkeypatch):
-    # The direct reader, used when spad.particle (the writer's own reader) is not installed.
-    monkeypatch.setitem(sys.modules, "spad.particle", None)
-    p = tmp_path / "particle.h5"
-    frames = _particle_file(p, exposure_s=0.08, em_gain=300.0, bias_adu=500.0,
-                            preamp_gain_e_per_adu=4.5,
-                            calibration=json.dumps({"method": "grating", "order": 1}),
-                            signal_rows=[3, 6], background_rows=[-1, -1])
-    d = open_spectrum(p)
-    assert np.array_equal(d.frames, frames)
-    assert d.frames.shape == (4, 10, 64) and d.is_image
-    assert d.exposure_s == 0.08 and d.em_gain == 300.0 and d.bias_adu == 500.0
-    assert d.preamp_gain_e_per_adu == 4.5
-    assert d.calibration == {"method": "grating", "order": 1}
-    assert d.signal_rows == (3, 6) and d.background_rows is None
-    assert d.wavelength_m[-1] == pytest.approx(660e-9)
 
 
 def test_particle_spectrum_round_trip(tmp_path):

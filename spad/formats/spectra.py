@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 import struct
 import xml.etree.ElementTree as ET
@@ -507,109 +506,25 @@ def _axis_unit(path: Path, axis: np.ndarray, name: str | None) -> str:
 # --------------------------------------------------------------------------------------------
 # Particle HDF5 (/user/spectrum)
 
-_SCALAR_FIELDS = ("exposure_s", "em_gain", "bias_adu", "preamp_gain_e_per_adu")
-
-
 def read_particle_spectrum(path: str | Path) -> SpectrumData:
     """Read the ``/user/spectrum`` group of a particle file (Photon-HDF5 + spectrum).
 
-    Uses ``spad.particle.read_spectrum_group`` (the writer's own reader) when that module is
-    there; otherwise reads the group directly: datasets ``frames`` and ``wavelength_m``;
-    ``exposure_s``, ``em_gain``, ``bias_adu``, ``preamp_gain_e_per_adu``, ``calibration`` (JSON
-    text, or a subgroup of attributes/datasets), ``signal_rows``, ``background_rows`` as group
-    attributes or datasets.
+    The layout is the one :mod:`spad.particle` writes; its own reader does the work.
     """
     import h5py
 
-    try:
-        from spad.particle import read_spectrum_group
-    except ImportError:
-        read_spectrum_group = None
+    from spad.particle import read_spectrum_group
 
     path = Path(path)
     try:
         with h5py.File(path, "r") as f:
-            if "user/spectrum" not in f:
-                raise FormatError(path, "HDF5 file has no /user/spectrum group")
-            if read_spectrum_group is not None:
-                data = read_spectrum_group(f, path)
-                if data is not None:
-                    data.source = str(path)
-                    data.metadata = {"format": "particle-hdf5", **data.metadata}
-                    return data
-            g = f["user/spectrum"]
-            if "frames" not in g:
-                raise FormatError(path, "/user/spectrum has no 'frames' dataset")
-            frames = np.asarray(g["frames"][()], dtype=np.float64)
-            wl = np.asarray(g["wavelength_m"][()], dtype=float) if "wavelength_m" in g else None
-            fields = {k: _h5_value(g, k) for k in
-                      (*_SCALAR_FIELDS, "calibration", "signal_rows", "background_rows",
-                       "source")}
-            metadata = {k: _plain(v) for k, v in g.attrs.items()
-                        if k not in fields or fields[k] is None}
+            data = read_spectrum_group(f, path)
     except FormatError:
         raise
     except (OSError, KeyError, ValueError, TypeError) as e:
         raise FormatError(path, f"unreadable particle file ({e})") from e
-    calibration = fields["calibration"]
-    if isinstance(calibration, str | bytes):
-        try:
-            calibration = json.loads(calibration)
-        except json.JSONDecodeError as e:
-            raise FormatError(path, f"/user/spectrum calibration is not JSON ({e})") from e
-    scalars = {k: (None if fields[k] is None else float(fields[k])) for k in _SCALAR_FIELDS}
-    try:
-        return SpectrumData(
-            frames=frames, wavelength_m=wl, exposure_s=scalars["exposure_s"],
-            em_gain=scalars["em_gain"] if scalars["em_gain"] is not None else 1.0,
-            bias_adu=_finite_or_none(scalars["bias_adu"]),
-            preamp_gain_e_per_adu=_finite_or_none(scalars["preamp_gain_e_per_adu"]),
-            calibration=dict(calibration or {}),
-            signal_rows=_rows(fields["signal_rows"]),
-            background_rows=_rows(fields["background_rows"]),
-            source=str(path), metadata={"format": "particle-hdf5", **metadata})
-    except ValueError as e:
-        raise FormatError(path, f"inconsistent /user/spectrum group: {e}") from e
-
-
-def _h5_value(group: Any, name: str) -> Any:
-    import h5py
-
-    if name in group.attrs:
-        return _plain(group.attrs[name])
-    if name in group:
-        item = group[name]
-        if isinstance(item, h5py.Group):
-            out = {k: _plain(v) for k, v in item.attrs.items()}
-            out.update({k: _plain(v[()]) for k, v in item.items()
-                        if isinstance(v, h5py.Dataset)})
-            return out
-        return _plain(item[()])
-    return None
-
-
-def _plain(value: Any) -> Any:
-    import h5py
-
-    if isinstance(value, h5py.Empty):  # how h5py stores None
-        return None
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _finite_or_none(x: float | None) -> float | None:
-    return None if x is None or not np.isfinite(x) else x
-
-
-def _rows(value: Any) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    v = list(np.ravel(value))
-    if len(v) != 2 or v[0] < 0:  # (-1, -1) or empty stands for "not set"
-        return None
-    return int(v[0]), int(v[1])
+    if data is None:
+        raise FormatError(path, "HDF5 file has no /user/spectrum group")
+    data.source = str(path)
+    data.metadata = {"format": "particle-hdf5", **data.metadata}
+    return data
