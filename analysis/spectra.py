@@ -245,20 +245,24 @@ def _select(a: np.ndarray, k: int) -> float:
     return a[k]
 
 
+@njit(cache=True, inline="always")
+def _max_left_of(a: np.ndarray, k: int) -> float:
+    """Largest of ``a[:k]``: after selecting rank ``k`` those are the values <= ``a[k]``, so
+    this is the lower middle of an even-sized median."""
+    lower = a[0]
+    for i in range(1, k):
+        if a[i] > lower:
+            lower = a[i]
+    return lower
+
+
 @njit(cache=True)
 def _median_inplace(a: np.ndarray) -> float:
     """Median as ``np.median`` gives it (mean of the middle two for an even count)."""
     n = a.size
     k = n // 2
     upper = _select(a, k)
-    if n % 2:
-        return upper
-    # After selection everything left of k is <= a[k]: the lower middle is their maximum.
-    lower = a[0]
-    for i in range(1, k):
-        if a[i] > lower:
-            lower = a[i]
-    return (lower + upper) / 2
+    return upper if n % 2 else (_max_left_of(a, k) + upper) / 2
 
 
 _SAMPLE = 128
@@ -303,14 +307,8 @@ def _median_sampled(a: np.ndarray, buf: np.ndarray, sample: np.ndarray) -> float
     part = buf[:m]
     k = k_hi - below
     upper = _select(part, k)
-    if n % 2:
-        return upper
-    # k >= 1 here (below <= k_hi - 1); the lower middle is the largest value left of k.
-    lower = part[0]
-    for i in range(1, k):
-        if part[i] > lower:
-            lower = part[i]
-    return (lower + upper) / 2
+    # k >= 1 here when n is even (below <= k_hi - 1)
+    return upper if n % 2 else (_max_left_of(part, k) + upper) / 2
 
 
 @njit(cache=True)
