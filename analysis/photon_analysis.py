@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+import spad
 from analysis.accumulators import (
     Correlation,
     CrossCorrelation,
@@ -425,8 +426,6 @@ def irf_from_file(path: Any, settings: AnalysisSettings | None = None) -> np.nda
     bin width), one row per detector, so it can be passed as ``AnalysisSettings(irf=...)`` and
     is aligned between detectors like the particle's decays.
     """
-    import spad  # noqa: PLC0415 - spad imports analysis lazily; keep the spine import-light
-
     s = settings or AnalysisSettings()
     acc = DecayHistogram(s.decay_bin_s, s.detectors)
     with spad.open(path) as reader:

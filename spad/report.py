@@ -159,17 +159,19 @@ def population_csv(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
     return path
 
 
+def _peaks(records: Sequence[dict[str, Any]], label: str) -> np.ndarray:
+    """Peak energies (eV) of the particles classified as ``label`` that have a spectrum."""
+    return np.array([r["peak_ev"] for r in records
+                     if r.get("peak_ev") is not None
+                     and (r.get("classification") or {}).get("label") == label], float)
+
+
 def red_shift(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Mean peak energies of monomers and dimers and the mean red shift with its error (meV).
 
     The error is the standard error of the difference of the two means.
     """
-    def peaks(label: str) -> np.ndarray:
-        return np.array([r["peak_ev"] for r in records
-                         if r.get("peak_ev") is not None
-                         and (r.get("classification") or {}).get("label") == label], float)
-
-    mono, dim = peaks("monomer"), peaks("dimer")
+    mono, dim = _peaks(records, "monomer"), _peaks(records, "dimer")
     out: dict[str, Any] = {"n_monomers": int(mono.size), "n_dimers": int(dim.size),
                            "monomer_mean_ev": None, "dimer_mean_ev": None,
                            "shift_mev": None, "shift_err_mev": None}
@@ -192,10 +194,9 @@ def population_figure(records: Sequence[dict[str, Any]], path: str | Path) -> Pa
     if all_peaks:
         bins = np.linspace(min(all_peaks) - 0.005, max(all_peaks) + 0.005, 30)
         for label, colour in (("monomer", "C0"), ("dimer", "C3")):
-            x = [r["peak_ev"] for r in records if r.get("peak_ev") is not None
-                 and (r.get("classification") or {}).get("label") == label]
-            if x:
-                ax.hist(x, bins=bins, alpha=0.6, color=colour, label=f"{label}s (n={len(x)})")
+            x = _peaks(records, label)
+            if x.size:
+                ax.hist(x, bins=bins, alpha=0.6, color=colour, label=f"{label}s (n={x.size})")
                 ax.axvline(float(np.mean(x)), color=colour, ls="--", lw=1)
     title = "emission peak of single particles"
     if stats["shift_mev"] is not None:
