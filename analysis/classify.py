@@ -9,7 +9,7 @@ The model is an L2-regularised logistic regression on standardised features, one
 feature set (with spectrum, photons only), so that a particle without a spectrum is classified with
 the confidence its photons allow rather than with imputed numbers. Each feature's contribution to
 the log-odds is reported as its evidence. Parameters are fitted on simulated populations by
-``analysis/calibrate_classifier.py`` and shipped as ``analysis/data/classifier.json``.
+``spad/app/calibrate.py`` and shipped as ``analysis/data/classifier.json``.
 """
 
 from __future__ import annotations

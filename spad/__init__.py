@@ -1,7 +1,10 @@
 """spad: single-particle fluorescence spectroscopy of quantum dots.
 
 The spine of the suite: the photon data model (:mod:`spad.photons`), time-tag file formats
-(:mod:`spad.formats`, entry point :func:`spad.open`), storage and the ``spad`` command line.
+(:mod:`spad.formats`, entry point :func:`spad.open`), the particle file (:mod:`spad.particle`),
+optics and the spectrum model. The spine imports nothing from ``analysis``, ``simulators``,
+``drivers`` or ``gui``; the application layer that wires them together (the ``spad`` command
+line, reports, acquisition) is :mod:`spad.app`, which ``import spad`` never loads.
 """
 
 from spad.errors import DeviceError, FormatError, SpadError

@@ -16,7 +16,7 @@ from analysis.blinking import fit_power_law
 from analysis.photon_analysis import AnalysisSettings, analyze_photons
 from simulators.blinking import Timeline
 from simulators.stream import simulate
-from spad.commands.simulate import build
+from spad.app.commands.simulate import build
 
 
 def run(particle: str, seed: int, duration_s: float):

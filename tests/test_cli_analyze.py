@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from spad.cli import main
+from spad.app.cli import main
 from tests.conftest import DATA
 
 FIELDS = {"file", "duration_s", "photons", "count_rate_cps", "g2_zero", "g2_zero_err",

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 import spad
-from spad.cli import main
-from spad.commands.convert import convert
-from spad.commands.info import si
+from spad.app.cli import main
+from spad.app.commands.convert import convert
+from spad.app.commands.info import si
 from spad.formats.photon_hdf5 import PhotonHdf5Reader, write_photon_hdf5
 from spad.photons import SYNC, PhotonChunk, Timing
 

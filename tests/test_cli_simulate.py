@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.optimize import curve_fit
 
-from spad.cli import main
+from spad.app.cli import main
 from spad.optics import spectrum_to_energy
 from spad.particle import read_particle
 

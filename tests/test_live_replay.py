@@ -9,7 +9,7 @@ from analysis.photon_analysis import analyze_photons
 from simulators.detection import Detection
 from simulators.emitter import monomer
 from simulators.tagger import SimulatedTagger
-from spad.acquisition import live_chunks
+from spad.app.acquisition import live_chunks
 from spad.formats.ptu import PtuWriter
 from spad.photons import PhotonChunk
 

@@ -281,7 +281,7 @@ def test_phconvert_output_matches_our_ptu_reader(tmp_path: Path) -> None:
 
 def test_converted_files_are_valid(tmp_path: Path) -> None:
     """What ``spad convert`` writes (4 detectors, provenance, the PicoQuant header in /user)."""
-    from spad.commands.convert import convert
+    from spad.app.commands.convert import convert
 
     out = tmp_path / "ht3.h5"
     with warnings.catch_warnings():

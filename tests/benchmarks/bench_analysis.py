@@ -27,7 +27,7 @@ from analysis.blinking import analyse_blinking  # noqa: E402
 from analysis.lifetimes import fit_decay, fit_states, state_decay_histograms  # noqa: E402
 from analysis.photon_analysis import analyze_photons  # noqa: E402
 from simulators.stream import simulate  # noqa: E402
-from spad.commands.simulate import build  # noqa: E402
+from spad.app.commands.simulate import build  # noqa: E402
 
 
 def _cpu(fn: Callable[[], Any]) -> float:

@@ -1,6 +1,6 @@
 """The ``spad`` command line.
 
-Each sub-command lives in its own module under :mod:`spad.commands` with a ``register(sub)``
+Each sub-command lives in its own module under :mod:`spad.app.commands` with a ``register(sub)``
 function that adds its parser and sets ``func``. Errors spad raises on purpose become one line on
 stderr and exit code 2; nothing is shown as a traceback.
 """
@@ -15,7 +15,7 @@ import warnings
 from spad.errors import SpadError
 
 COMMANDS = ["info", "convert", "simulate", "analyze"]
-"""Sub-command modules in :mod:`spad.commands`, in the order ``spad --help`` lists them."""
+"""Sub-command modules in :mod:`spad.app.commands`, in the order ``spad --help`` lists them."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="spad", description="Single-particle fluorescence spectroscopy of quantum dots.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        importlib.import_module(f"spad.commands.{name}").register(sub)
+        importlib.import_module(f"spad.app.commands.{name}").register(sub)
     for prog, p in [("spad", parser), *((f"spad {n}", p) for n, p in sub.choices.items())]:
         p.error = _one_line_error(prog)  # type: ignore[method-assign]
     return parser

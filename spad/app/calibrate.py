@@ -2,7 +2,7 @@
 
 Run from the repository root (takes ~10-20 min on 2 cores)::
 
-    .venv/bin/python -m analysis.calibrate_classifier --n-train 60 --n-test 60 --duration 60
+    .venv/bin/python -m spad.app.calibrate --n-train 60 --n-test 60 --duration 60
 
 For each particle it runs ``spad simulate --vary`` (particle-to-particle spread of peak energy,
 lifetime and brightness; dimers with necks of 5.6-6.3 nm, i.e. 25-30 meV red shift; detected
@@ -42,7 +42,7 @@ def _particle(args: tuple[str, int, float, str]) -> dict[str, Any]:
     """Simulate and analyse one particle; returns its features and truth."""
     kind, seed, duration, folder = args
     from analysis.particle import analyze_particle
-    from spad.cli import main as spad_main
+    from spad.app.cli import main as spad_main
     from spad.particle import read_particle
 
     rng = np.random.default_rng([seed, 77])
@@ -92,7 +92,7 @@ def confusion(truth: list[str], predicted: list[str]) -> dict[str, dict[str, int
 def evaluate(clf: Classifier, pop: list[dict[str, Any]]) -> dict[str, Any]:
     """Classify a population as ``spad analyze`` does; accuracy counts 'uncertain' as wrong."""
     from analysis.particle import classify_session
-    from spad.report import red_shift
+    from spad.app.report import red_shift
 
     results = [p["result"] for p in pop]
     truth = [p["kind"] for p in pop]
@@ -160,8 +160,8 @@ def main(argv: list[str] | None = None) -> int:
                                   PHOTON_FEATURES))
     report = evaluate(clf, test)
     clf.provenance = {
-        "script": "analysis/calibrate_classifier.py",
-        "command": "python -m analysis.calibrate_classifier " + " ".join(argv or sys.argv[1:]),
+        "script": "spad/app/calibrate.py",
+        "command": "python -m spad.app.calibrate " + " ".join(argv or sys.argv[1:]),
         "date": dt.date.today().isoformat(),
         "train": {"n_monomers": a.n_train, "n_dimers": a.n_train, "duration_s": a.duration,
                   "seeds": [1, 2 * a.n_train], "reference_ev": ref},

@@ -161,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _write_report(folder: Path, results: list[Any], records: list[dict[str, Any]]) -> None:
-    from spad.report import particle_figure, population_csv, population_figure, red_shift
+    from spad.app.report import particle_figure, population_csv, population_figure, red_shift
 
     folder.mkdir(parents=True, exist_ok=True)
     for r in results:
