@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import spad
 from spad.errors import FormatError
-from spad.formats import ptu
+from spad.formats import base, ptu
 from spad.formats.ptu import (
     TY_ANSISTRING,
     TY_FLOAT8,
@@ -354,7 +354,7 @@ def test_tdatetime_conversion() -> None:
     ("\0\0\0", None),
 ])
 def test_dates_as_written(text: str, iso: str | None) -> None:
-    assert ptu.parse_date(text) == iso
+    assert base.parse_date(text) == iso
 
 
 def _small_file(tmp_path: Path, name: str = "s.ptu") -> tuple[Path, PhotonChunk]:

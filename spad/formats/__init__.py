@@ -1,27 +1,34 @@
 """Time-tag file formats and :func:`open`, which picks the reader from a file's content.
 
+Every format is one row of :data:`FORMATS`: its name, how its first bytes are recognised, and
+the reader class (``"module:Class"``, imported only when a file of that kind is opened, so that
+``import spad`` stays light). The extension is never looked at. To add a format, write its
+reader (a :class:`spad.formats.base.RecordFileReader` subclass for a header followed by 32-bit
+TTTR records; copy :mod:`spad.formats.legacy`) and add its row here.
+
 =============  ==========================================  ===================================
 format         recognised by                               reader
 =============  ==========================================  ===================================
 PTU            ``b"PQTTTR\\0\\0"`` at byte 0                 :class:`spad.formats.ptu.PtuReader`
 PT3            ident ``"PicoHarp 300"`` at byte 0          :class:`spad.formats.legacy.LegacyReader`
 HT3            ident ``"HydraHarp"`` at byte 0             :class:`spad.formats.legacy.LegacyReader`
-Photon-HDF5    HDF5 signature at byte 0, 512, 1024, ...    ``spad.formats.photon_hdf5``
+Photon-HDF5    HDF5 signature at byte 0, 512, 1024, ...    ``photon_hdf5.PhotonHdf5Reader``
 =============  ==========================================  ===================================
-
-The extension is never looked at. Readers are imported lazily so that ``import spad`` stays
-light.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from spad.errors import FormatError
 from spad.formats.base import Reader
 
-__all__ = ["open", "detect", "Reader"]
+__all__ = ["open", "detect", "Reader", "FORMATS", "Format"]
 
 _PTU_MAGIC = b"PQTTTR\0\0"
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -66,29 +73,48 @@ def _describe(head: bytes, size: int) -> str:
     return f"starts with {sample!r}"
 
 
-def detect(path: str | os.PathLike[str]) -> str:
-    """The format of a time-tag file from its content: ``"PTU"``, ``"PT3"``, ``"HT3"`` or
-    ``"Photon-HDF5"``.
+def _legacy(kind: str) -> Callable[[bytes, BinaryIO, int], bool]:
+    def match(head: bytes, fh: BinaryIO, size: int) -> bool:
+        from spad.formats import legacy
 
-    Raises
-    ------
-    FormatError
-        The file does not exist, cannot be read, or is of none of these formats (the message
-        says what was found).
-    """
-    from spad.formats import legacy
+        return legacy.identify(head) == kind
+    return match
 
+
+def _photon_hdf5(head: bytes, fh: BinaryIO, size: int) -> bool:
+    return _hdf5_offset(fh, size) is not None
+
+
+@dataclass(frozen=True)
+class Format:
+    """One time-tag file format spad reads."""
+
+    name: str
+    """What :func:`detect` returns, e.g. ``"PTU"``."""
+    matches: Callable[[bytes, BinaryIO, int], bool]
+    """``matches(head, fh, size)``: the first 256 bytes, the open file and its size."""
+    reader: str
+    """``"module:Class"`` of the :class:`Reader`, imported when a file is opened."""
+
+
+FORMATS: tuple[Format, ...] = (
+    Format("PTU", lambda head, fh, size: head.startswith(_PTU_MAGIC),
+           "spad.formats.ptu:PtuReader"),
+    Format("PT3", _legacy("PT3"), "spad.formats.legacy:LegacyReader"),
+    Format("HT3", _legacy("HT3"), "spad.formats.legacy:LegacyReader"),
+    Format("Photon-HDF5", _photon_hdf5, "spad.formats.photon_hdf5:PhotonHdf5Reader"),
+)
+"""The formats, in the order they are tried (the HDF5 scan comes last: it is the slowest)."""
+
+
+def _detect(path: str | os.PathLike[str]) -> Format:
     try:
         size = os.path.getsize(path)
         with Path(path).open("rb") as fh:
             head = fh.read(256)
-            if head.startswith(_PTU_MAGIC):
-                return "PTU"
-            kind = legacy.identify(head)
-            if kind is not None:
-                return kind
-            if _hdf5_offset(fh, size) is not None:
-                return "Photon-HDF5"
+            for fmt in FORMATS:
+                if fmt.matches(head, fh, size):
+                    return fmt
     except IsADirectoryError:
         raise FormatError(path, "is a directory, not a time-tag file") from None
     except FileNotFoundError:
@@ -98,13 +124,26 @@ def detect(path: str | os.PathLike[str]) -> str:
     raise FormatError(path, f"not a time-tag file this version reads ({_describe(head, size)})")
 
 
+def detect(path: str | os.PathLike[str]) -> str:
+    """The format of a time-tag file from its content: the name of one of :data:`FORMATS`
+    (``"PTU"``, ``"PT3"``, ``"HT3"``, ``"Photon-HDF5"``).
+
+    Raises
+    ------
+    FormatError
+        The file does not exist, cannot be read, or is of none of these formats (the message
+        says what was found).
+    """
+    return _detect(path).name
+
+
 def open(path: str | os.PathLike[str]) -> Reader:  # noqa: A001 - the public entry point
     """Open a time-tag file, detecting its format from its content (never its extension).
 
     Parameters
     ----------
     path
-        A PTU, legacy PT3/HT3 or Photon-HDF5 file.
+        A file of any of the :data:`FORMATS`.
 
     Returns
     -------
@@ -125,23 +164,7 @@ def open(path: str | os.PathLike[str]) -> Reader:  # noqa: A001 - the public ent
     ...     for chunk in f.chunks():
     ...         ...
     """
-    kind = detect(path)
-    if kind == "PTU":
-        from spad.formats.ptu import PtuReader
-
-        return PtuReader(path)
-    if kind in ("PT3", "HT3"):
-        from spad.formats.legacy import LegacyReader
-
-        return LegacyReader(path)
-    try:
-        from spad.formats import photon_hdf5
-    except ModuleNotFoundError as exc:
-        if exc.name != "spad.formats.photon_hdf5":
-            raise
-        raise FormatError(path, "an HDF5 file, and Photon-HDF5 reading is not available in "
-                                "this installation") from None
-    if not photon_hdf5.is_photon_hdf5(path):
-        raise FormatError(path, "an HDF5 file but not Photon-HDF5 (no /photon_data group with "
-                                "timestamps)")
-    return photon_hdf5.PhotonHdf5Reader(path)
+    fmt = _detect(path)
+    module, cls = fmt.reader.split(":")
+    reader: type[Reader] = getattr(importlib.import_module(module), cls)
+    return reader(path)

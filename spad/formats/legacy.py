@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from spad.errors import FormatError
-from spad.formats.ptu import RecordFileReader, clean_text, count_records, parse_date, tcspc_bins
+from spad.formats.base import RecordFileReader, clean_text, count_records, parse_date, tcspc_bins
 from spad.photons import Meta, Timing
 
 PICOHARP_IDENT = "PicoHarp 300"

@@ -6,8 +6,8 @@ their tag, the value holding their length) ending with ``Header_End``, and then 
 as little-endian uint32 words. Records are decoded by :mod:`spad.formats.records`; this module
 reads and writes the container around them.
 
-The :class:`RecordFileReader` base class streams the record block of any PicoQuant container
-(PTU here, ``.pt3``/``.ht3`` in :mod:`spad.formats.legacy`) chunk by chunk with bounded memory.
+The record block is streamed by :class:`spad.formats.base.RecordFileReader`, shared with the
+legacy containers.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ import math
 import os
 import struct
 import uuid
-import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -27,7 +26,14 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from spad.errors import FormatError
-from spad.formats.base import DEFAULT_CHUNK_RECORDS, Reader
+from spad.formats.base import (
+    RecordFileReader,
+    clean_text,
+    count_records,
+    dtime_limit,
+    parse_date,
+    tcspc_bins,
+)
 from spad.photons import Measurement, Meta, PhotonChunk, Timing
 
 PTU_MAGIC = b"PQTTTR\0\0"
@@ -60,7 +66,7 @@ TAG_TCSPC_NUM_BINS = "Spad_TCSPCNumBins"
 
 
 # --------------------------------------------------------------------------------------------
-# Dates and small helpers shared with the legacy formats
+# Dates
 # --------------------------------------------------------------------------------------------
 
 def tdatetime_to_iso(days: float) -> str | None:
@@ -77,41 +83,6 @@ def tdatetime_to_iso(days: float) -> str | None:
 def iso_to_tdatetime(stamp: dt.datetime) -> float:
     """Days since 1899-12-30 (Delphi TDateTime) of a naive local ``datetime``."""
     return (stamp - _TDATETIME_EPOCH).total_seconds() / _SECONDS_PER_DAY
-
-
-_DATE_FORMATS = ("%d/%m/%y %H:%M:%S", "%d/%m/%Y %H:%M:%S", "%d.%m.%y %H:%M:%S",
-                 "%d.%m.%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S",
-                 "%a %b %d %H:%M:%S %Y", "%d/%m/%y %H:%M", "%d/%m/%Y %H:%M")
-
-
-def parse_date(text: str) -> str | None:
-    """ISO 8601 form of a date as PicoQuant software writes it, or the text as written.
-
-    Legacy headers hold strings such as ``"18/03/13 11:35:20"`` (day first, as the software's
-    German/British locale wrote them) or ``"18/03/2013 11:35:20"``. Unparseable text is returned
-    stripped but otherwise unchanged; empty text gives ``None``.
-    """
-    text = " ".join(text.replace("\0", " ").split())
-    if not text:
-        return None
-    for fmt in _DATE_FORMATS:
-        try:
-            return dt.datetime.strptime(text, fmt).isoformat()
-        except ValueError:
-            continue
-    return text
-
-
-def clean_text(raw: bytes, encoding: str = "windows-1252") -> str:
-    """Decode a fixed-width header string: cut at the first NUL, strip spaces."""
-    return raw.split(b"\0", 1)[0].decode(encoding, errors="replace").strip()
-
-
-def tcspc_bins(sync_period: float, resolution: float, dtime_limit: int) -> int:
-    """TCSPC bins spanning one sync period, bounded by what the dtime field can hold."""
-    # The small tolerance keeps an exact multiple (e.g. 200 ns / 50 ps) from counting one bin too
-    # many through floating-point noise.
-    return max(1, min(math.ceil(sync_period / resolution - 1e-6), int(dtime_limit)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -265,83 +236,6 @@ def encode_tag(ident: str, value: Any, typ: int, index: int = -1) -> bytes:
 
 
 # --------------------------------------------------------------------------------------------
-# Streaming reader shared by the PicoQuant containers
-# --------------------------------------------------------------------------------------------
-
-def count_records(path: object, size: int, data_offset: int, stated: int | None,
-                  record_bytes: int = 4) -> tuple[int, list[str]]:
-    """Records actually in the file, and warnings where the header disagrees with the file size.
-
-    The file size is the authority: PicoQuant software leaves the stated count at 0 when a
-    measurement is aborted and some tools write it wrong.
-    """
-    problems = []
-    available = size - data_offset
-    if available < 0:
-        raise FormatError(path, f"header ends at byte {data_offset}, past the end of the file "
-                                f"({size} bytes)")
-    n, partial = divmod(available, record_bytes)
-    if partial:
-        problems.append(f"file ends inside a record: dropped the last {partial} byte(s) "
-                        "(truncated file)")
-    if stated is None:
-        problems.append(f"header states no record count; the file holds {n} records")
-    elif stated != n:
-        problems.append(f"header states {stated} records but the file holds {n}; "
-                        f"reading {n}")
-    return n, problems
-
-
-class RecordFileReader(Reader):
-    """A PicoQuant container: a header then a block of 32-bit TTTR records.
-
-    Subclasses parse the header and call :meth:`_setup`. Records are read with
-    ``np.fromfile`` one chunk at a time, so memory stays bounded by the chunk size.
-    """
-
-    path: Path
-    data_offset: int
-    rectype: Any
-
-    def _setup(self, path: Path, meta: Meta, rectype: Any, data_offset: int,
-               problems: Iterable[str]) -> None:
-        self.path = path
-        self.meta = meta
-        self.rectype = rectype
-        self.data_offset = data_offset
-        for problem in problems:
-            self._warn(problem)
-
-    def _warn(self, problem: str) -> None:
-        """Record a tolerated problem in ``meta.warnings`` and warn about it once."""
-        if problem not in self.meta.warnings:
-            self.meta.warnings.append(problem)
-            warnings.warn(f"{self.path}: {problem}", UserWarning, stacklevel=3)
-
-    def chunks(self, n_records: int = DEFAULT_CHUNK_RECORDS) -> Iterator[PhotonChunk]:
-        """Yield the photons ``n_records`` file records at a time (see :class:`Reader`)."""
-        from spad.formats.records import Decoder
-
-        n_records = int(n_records)
-        if n_records < 1:
-            raise ValueError(f"n_records must be at least 1, not {n_records}")
-        decoder = Decoder(self.rectype, self.meta.timing)
-        remaining = self.meta.n_records
-        with open(self.path, "rb") as fh:
-            fh.seek(self.data_offset)
-            while remaining > 0:
-                count = min(n_records, remaining)
-                words = np.fromfile(fh, dtype="<u4", count=count)
-                if words.size != count:
-                    raise FormatError(self.path, "file became shorter while it was being read")
-                remaining -= count
-                yield decoder.decode(words.astype(np.uint32, copy=False))
-        if decoder.n_invalid:
-            self._warn(f"{decoder.n_invalid} record(s) are neither photon, sync, marker nor "
-                       "overflow; skipped")
-
-
-# --------------------------------------------------------------------------------------------
 # PTU reader
 # --------------------------------------------------------------------------------------------
 
@@ -365,11 +259,6 @@ def _positive_seconds(path: object, name: str, value: float | None) -> float | N
     if not (math.isfinite(value) and 0 < value < 1.0):
         raise FormatError(path, f"{name} = {value!r} s is not a plausible time resolution")
     return value
-
-
-def dtime_limit(rectype: Any) -> int:
-    """Number of distinct TCSPC delays a record type's dtime field holds."""
-    return 1 << int(rectype.nanotime_bits)
 
 
 class PtuReader(RecordFileReader):
