@@ -162,6 +162,7 @@ class LivePipeline:
         self._next = settings.update_s
         self._last_counts = self.counts.copy()
         self._last_t = 0.0
+        self.verdict_at_s: float | None = None
 
     @property
     def photons(self) -> int:
@@ -189,6 +190,14 @@ class LivePipeline:
 
     def update(self) -> dict[str, Any]:
         """Analyse and classify the photons so far; returns the :class:`LiveState` fields."""
+        out, gathered = self.begin_update()
+        if gathered is not None:
+            out.update(self.finish_update(gathered))
+        return out
+
+    def begin_update(self) -> tuple[dict[str, Any], Any]:
+        """The cheap half of :meth:`update` (counts, rates, a copy of the accumulators), done
+        in the thread that feeds; :meth:`finish_update` of the copy may run in another."""
         s = self.settings
         self._next = (math.floor(self.elapsed_s / s.update_s) + 1) * s.update_s
         dt = self.elapsed_s - self._last_t
@@ -196,19 +205,25 @@ class LivePipeline:
                   for d in np.flatnonzero(self.counts) if d != SYNC} if dt > 0 else {})
         self._last_counts, self._last_t = self.counts.copy(), self.elapsed_s
         out: dict[str, Any] = {"elapsed_s": self.elapsed_s, "photons": self.photons,
-                               "rates_hz": rates, "verdict_age_s": 0.0}
-        if self.acc.timing is None:
-            self.streak = 0
-            return out
-        photons = finish(self.acc.gather())
+                               "rates_hz": rates}
+        gathered = None if self.acc.timing is None else (self.elapsed_s, self.acc.gather())
+        return out, gathered
+
+    def finish_update(self, gathered: Any) -> dict[str, Any]:
+        """Analyse and classify a copy from :meth:`begin_update`; updates the streak of the
+        stop-when-sure rule."""
+        s = self.settings
+        at, g = gathered
+        photons = finish(g)
         c: Classification = self.classifier.classify(photons.features())
-        out.update(g2_zero=photons.g2_zero, g2_zero_err=photons.g2_zero_err, verdict=c.label,
-                   probability=c.probability, p_dimer=c.p_dimer, evidence=dict(c.evidence))
         sure = (s.until_confident is not None and c.label in ("monomer", "dimer")
                 and c.probability >= s.until_confident and photons.g2_zero_err is not None
                 and photons.g2_zero_err <= s.g2_err_max)
         self.streak = self.streak + 1 if sure else 0
-        return out
+        self.verdict_at_s = at
+        return {"g2_zero": photons.g2_zero, "g2_zero_err": photons.g2_zero_err,
+                "verdict": c.label, "probability": c.probability, "p_dimer": c.p_dimer,
+                "evidence": dict(c.evidence), "verdict_age_s": self.elapsed_s - at}
 
     def final(self, path: str | Path) -> ParticleResult:
         """The result of the whole particle: what ``spad analyze path`` gives."""
@@ -348,6 +363,7 @@ class Acquisition:
         self._set(status="running")
         stop_reason, error = "duration", None
         live = LivePipeline(s, self.classifier)
+        worker: threading.Thread | None = None
         decoder = Decoder(tagger.record_type, tagger.timing)
         last_flush = time.monotonic()
         try:
@@ -369,27 +385,38 @@ class Acquisition:
                 if decoder.n_invalid:
                     raise DeviceError(_device_name(tagger, "time tagger"),
                                       f"{decoder.n_invalid} invalid records in the stream")
+                chunk = None
                 if words.size:
                     chunk = decoder.decode(words)
                     if len(chunk):
                         rec.write_photons(chunk)
-                        live.feed(chunk)
-                if camera is not None:
-                    frames = self._device_call(camera, "camera", camera.read_multiple_images)
-                    if len(frames):
-                        rec.write_frames(frames, live.elapsed_s)
                 now = time.monotonic()
                 if now - last_flush >= s.flush_s:
                     rec.flush()
                     last_flush = now
+                if chunk is not None:
+                    live.feed(chunk)
+                if camera is not None:
+                    frames = self._device_call(camera, "camera", camera.read_multiple_images)
+                    if len(frames):
+                        rec.write_frames(frames, live.elapsed_s)
+                if live.confident:
+                    stop_reason = "confident"
+                    break
                 if live.due():
                     if spectrograph is not None:
                         self._check_spectrograph(spectrograph, acquisition["spectrograph"])
-                    self._set(frames=rec.n_frames, **live.update())
+                    fields, gathered = live.begin_update()
+                    if live.verdict_at_s is not None:
+                        fields["verdict_age_s"] = live.elapsed_s - live.verdict_at_s
+                    self._set(frames=rec.n_frames, **fields)
                     self._emit("progress")
-                    if live.confident:
-                        stop_reason = "confident"
-                        break
+                    # The fits run beside the recording, so a slow analysis never holds up
+                    # the FIFO reads or the flushes; an update due while one runs is skipped.
+                    if gathered is not None and (worker is None or not worker.is_alive()):
+                        worker = threading.Thread(target=self._verdict, args=(live, gathered),
+                                                  daemon=True)
+                        worker.start()
                 if live.elapsed_s >= s.duration_s:
                     break
         except DeviceError as exc:
@@ -410,6 +437,8 @@ class Acquisition:
             except (DeviceError, OSError):
                 pass
             rec.flush()
+            if worker is not None:
+                worker.join()
         n_photons, elapsed = live.photons, live.elapsed_s
         final = {"stop_reason": stop_reason, "error": error, "photons": n_photons,
                  "recorded_s": elapsed, "frames": rec.n_frames,
@@ -431,6 +460,16 @@ class Acquisition:
         self._outcome = Outcome(self.path, result, stop_reason, error, state)
         self._emit("finished", stop_reason)
         return self._outcome
+
+    def _verdict(self, live: LivePipeline, gathered: Any) -> None:
+        """Worker thread: the live analysis of one copy of the accumulators."""
+        try:
+            fields = live.finish_update(gathered)
+        except (ValueError, RuntimeError) as exc:  # too little data for some fit so far
+            self._emit("verdict", f"no verdict yet: {exc}")
+            return
+        self._set(**fields)
+        self._emit("verdict", fields["verdict"])
 
     def _check_spectrograph(self, spectrograph: Any, start: dict[str, Any]) -> None:
         """The spectrograph still answers and has not moved: a grating that turned during
