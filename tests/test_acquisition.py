@@ -169,7 +169,7 @@ def test_stop_and_abort_from_another_thread(tmp_path) -> None:
 
 def test_until_confident_stops_early(tmp_path) -> None:
     path = tmp_path / "p.h5"
-    with simulated_rig("dimer", seed=8, realtime=False, camera=False) as rig:
+    with simulated_rig("dimer", seed=8, realtime=True, camera=False) as rig:
         out = Acquisition(rig, AcquisitionSettings(duration_s=30.0, until_confident=0.9),
                           path=path).run()
     assert out.stop_reason == "confident"

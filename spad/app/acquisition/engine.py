@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import multiprocessing
 import queue
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -210,11 +212,14 @@ class LivePipeline:
         return out, gathered
 
     def finish_update(self, gathered: Any) -> dict[str, Any]:
-        """Analyse and classify a copy from :meth:`begin_update`; updates the streak of the
-        stop-when-sure rule."""
-        s = self.settings
+        """Analyse and classify a copy from :meth:`begin_update`."""
         at, g = gathered
-        photons = finish(g)
+        return self.classify(finish(g), at)
+
+    def classify(self, photons: Any, at: float) -> dict[str, Any]:
+        """The verdict fields for the analysis of the photons up to ``at`` (s); updates the
+        streak of the stop-when-sure rule."""
+        s = self.settings
         c: Classification = self.classifier.classify(photons.features())
         sure = (s.until_confident is not None and c.label in ("monomer", "dimer")
                 and c.probability >= s.until_confident and photons.g2_zero_err is not None
@@ -272,6 +277,7 @@ class Acquisition:
         if self.path.exists():
             raise FileExistsError(17, "file exists (choose another name)", str(self.path))
         self.classifier = classifier or load_classifier()
+        _analysis_pool().submit(_warm)     # the worker imports while the rig is set up
         self.events: queue.Queue[Event] = queue.Queue()
         self.interrupted = False
         self._aborted = False
@@ -363,7 +369,8 @@ class Acquisition:
         self._set(status="running")
         stop_reason, error = "duration", None
         live = LivePipeline(s, self.classifier)
-        worker: threading.Thread | None = None
+        pending: Future | None = None
+        pending_at = 0.0
         decoder = Decoder(tagger.record_type, tagger.timing)
         last_flush = time.monotonic()
         try:
@@ -411,12 +418,15 @@ class Acquisition:
                         fields["verdict_age_s"] = live.elapsed_s - live.verdict_at_s
                     self._set(frames=rec.n_frames, **fields)
                     self._emit("progress")
-                    # The fits run beside the recording, so a slow analysis never holds up
-                    # the FIFO reads or the flushes; an update due while one runs is skipped.
-                    if gathered is not None and (worker is None or not worker.is_alive()):
-                        worker = threading.Thread(target=self._verdict, args=(live, gathered),
-                                                  daemon=True)
-                        worker.start()
+                    # The fits run in another process: a slow analysis (numba holds the GIL)
+                    # never holds up the FIFO reads or the flushes. An update due while one
+                    # runs is skipped.
+                    if gathered is not None and pending is None:
+                        pending = _analysis_pool().submit(finish, gathered[1])
+                        pending_at = gathered[0]
+                if pending is not None and pending.done():
+                    self._verdict(live, pending, pending_at)
+                    pending = None
                 if live.elapsed_s >= s.duration_s:
                     break
         except DeviceError as exc:
@@ -437,8 +447,8 @@ class Acquisition:
             except (DeviceError, OSError):
                 pass
             rec.flush()
-            if worker is not None:
-                worker.join()
+            if pending is not None:
+                pending.cancel()
         n_photons, elapsed = live.photons, live.elapsed_s
         final = {"stop_reason": stop_reason, "error": error, "photons": n_photons,
                  "recorded_s": elapsed, "frames": rec.n_frames,
@@ -461,13 +471,14 @@ class Acquisition:
         self._emit("finished", stop_reason)
         return self._outcome
 
-    def _verdict(self, live: LivePipeline, gathered: Any) -> None:
-        """Worker thread: the live analysis of one copy of the accumulators."""
+    def _verdict(self, live: LivePipeline, done: Future, at: float) -> None:
+        """A live analysis has finished: classify it and publish the verdict."""
         try:
-            fields = live.finish_update(gathered)
+            photons = done.result()
         except (ValueError, RuntimeError) as exc:  # too little data for some fit so far
             self._emit("verdict", f"no verdict yet: {exc}")
             return
+        fields = live.classify(photons, at)
         self._set(**fields)
         self._emit("verdict", fields["verdict"])
 
@@ -525,6 +536,31 @@ class Acquisition:
                 "preamp_gain_e_per_adu": state["preamp_gain_e_per_adu"],
                 "calibration": calibration, "state": state,
                 "metadata": {"read_mode": state["read_mode"], "sensor": state["device_info"]}}
+
+
+_POOL: ProcessPoolExecutor | None = None
+
+
+def prepare() -> None:
+    """Start the live-analysis worker process now (it takes a few seconds to import), e.g. when
+    the application starts, so that the first particle's verdicts come from its first
+    seconds. Programs using the engine need the ``if __name__ == "__main__":`` guard of
+    :mod:`multiprocessing` (the worker is spawned, not forked: forking a process with running
+    device threads and open HDF5 files is unsafe)."""
+    _analysis_pool().submit(_warm)
+
+
+def _analysis_pool() -> ProcessPoolExecutor:
+    """One worker process for the live analyses, started on first use and kept for the next
+    particles (starting it costs the imports, ~1 s)."""
+    global _POOL
+    if _POOL is None:
+        _POOL = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    return _POOL
+
+
+def _warm() -> None:
+    """Nothing: the worker has imported the analysis (and loaded numba's cache) on the way."""
 
 
 def _tagger_state(tagger: Any) -> dict[str, Any]:

@@ -111,9 +111,11 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from spad.app.acquisition import Acquisition, Session
+    from spad.app.acquisition.engine import prepare
     from spad.app.commands.analyze import _summary
 
     settings = settings_from(args)
+    prepare()
     out = Path(args.output)
     as_file = out.suffix.lower() in (".h5", ".hdf5")
     if as_file and out.exists():
