@@ -138,6 +138,8 @@ class Outcome:
     stop_reason: str
     error: str | None
     state: LiveState
+    recording_wall_s: float = 0.0
+    """Wall time from the start to the file closed (before the final analysis)."""
 
 
 def _device_name(device: Any, fallback: str) -> str:
@@ -197,7 +199,7 @@ class LivePipeline:
             out.update(self.finish_update(gathered))
         return out
 
-    def begin_update(self) -> tuple[dict[str, Any], Any]:
+    def begin_update(self, gather: bool = True) -> tuple[dict[str, Any], Any]:
         """The cheap half of :meth:`update` (counts, rates, a copy of the accumulators), done
         in the thread that feeds; :meth:`finish_update` of the copy may run in another."""
         s = self.settings
@@ -208,7 +210,8 @@ class LivePipeline:
         self._last_counts, self._last_t = self.counts.copy(), self.elapsed_s
         out: dict[str, Any] = {"elapsed_s": self.elapsed_s, "photons": self.photons,
                                "rates_hz": rates}
-        gathered = None if self.acc.timing is None else (self.elapsed_s, self.acc.gather())
+        gathered = (None if self.acc.timing is None or not gather
+                    else (self.elapsed_s, self.acc.gather()))
         return out, gathered
 
     def finish_update(self, gathered: Any) -> dict[str, Any]:
@@ -369,6 +372,7 @@ class Acquisition:
         self._set(status="running")
         stop_reason, error = "duration", None
         live = LivePipeline(s, self.classifier)
+        wall0 = time.monotonic()
         pending: Future | None = None
         pending_at = 0.0
         decoder = Decoder(tagger.record_type, tagger.timing)
@@ -413,7 +417,7 @@ class Acquisition:
                 if live.due():
                     if spectrograph is not None:
                         self._check_spectrograph(spectrograph, acquisition["spectrograph"])
-                    fields, gathered = live.begin_update()
+                    fields, gathered = live.begin_update(gather=pending is None)
                     if live.verdict_at_s is not None:
                         fields["verdict_age_s"] = live.elapsed_s - live.verdict_at_s
                     self._set(frames=rec.n_frames, **fields)
@@ -454,6 +458,7 @@ class Acquisition:
                  "recorded_s": elapsed, "frames": rec.n_frames,
                  "end_time": datetime.now().astimezone().isoformat(timespec="milliseconds")}
         rec.close(final)
+        recording_wall_s = time.monotonic() - wall0
         result = None
         if not self._aborted and live.acc.timing is not None:
             result = live.final(self.path)
@@ -467,7 +472,7 @@ class Acquisition:
         if self.session is not None:
             self.session.log_end(self.name, self.path, final,
                                  None if result is None else result.record())
-        self._outcome = Outcome(self.path, result, stop_reason, error, state)
+        self._outcome = Outcome(self.path, result, stop_reason, error, state, recording_wall_s)
         self._emit("finished", stop_reason)
         return self._outcome
 
