@@ -16,7 +16,8 @@ Example (all keys, with their defaults where they have one)::
     mode = "T3"                    # "T2" or "T3"
     reference = "internal"         # reference clock: "internal" or "external" (10 MHz)
     sync_divider = 1
-    binning = 0                    # T3 bin = base resolution x 2**binning
+    binning = 3                    # T3 bin = base resolution x 2**binning (8 ps at 1 ps:
+                                   # 32768 bins then span 262 ns, a laser down to 3.8 MHz)
     sync_level_mv = 50.0           # CFD discriminator level (HydraHarp, PicoHarp) or
     sync_zero_cross_mv = 10.0      # edge-trigger level (MultiHarp; zero cross unused)
     input_levels_mv = [50.0, 50.0]
@@ -78,7 +79,7 @@ class TaggerSettings:
     mode: str = "T3"
     reference: str = "internal"
     sync_divider: int = 1
-    binning: int = 0
+    binning: int = 3
     sync_level_mv: float = 50.0
     sync_zero_cross_mv: float = 10.0
     input_levels_mv: tuple[float, ...] = (50.0, 50.0)
