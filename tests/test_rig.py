@@ -7,11 +7,11 @@ import json
 import pytest
 
 from drivers.interfaces import CameraInterface, SpectrographInterface, TimeTagger
+from simulators.acton import ActonPty
 from spad.app.cli import main
 from spad.app.rig import open_rig
 from spad.config import ConfigError, load_rig, parse_rig
 from spad.errors import DeviceError
-from simulators.acton import ActonPty
 from tests.picoquant_fake import Fake, build
 
 
