@@ -139,3 +139,13 @@ def test_spad_devices_bad_rig_is_one_line(tmp_path, capsys):
     assert main(["devices", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("spad: error: ") and "bogus" in err and "Traceback" not in err
+
+
+def test_readme_rig_example_is_a_valid_rig():
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    block = text.split("## Instruments and the rig file", 1)[1].split("```toml\n", 1)[1]
+    rig = parse_rig(block.split("```", 1)[0], "README.md")
+    assert rig.tagger.family == "hydraharp" and rig.camera.em_gain == 100.0
+    assert rig.spectrograph.port == "COM3"
