@@ -189,3 +189,19 @@ def test_impossible_settings_are_refused(libs, tmp_path):
             tagger.start(0.0)
     with pytest.raises(DeviceError, match=r"input\(s\) \[5\]"):
         HydraHarp(library=str(libs["hydraharp"]), detectors=[1, 5]).open()
+
+
+def test_live_chunks_from_the_driver_are_the_simulated_photons(libs, tmp_path, t3_words):
+    from spad.app.acquisition import live_chunks
+    from spad.photons import PhotonChunk
+
+    words, timing = t3_words
+    _fake(libs, "hydraharp", tmp_path, words)
+    with HydraHarp(library=str(libs["hydraharp"])) as tagger:
+        tagger.configure("T3", binning=4)
+        chunks = list(live_chunks(tagger, 10.0))
+    got = PhotonChunk.concatenate(chunks)
+    want = Decoder("HydraHarp2T3", timing).decode(words)
+    assert np.array_equal(got.timestamps, want.timestamps)
+    assert np.array_equal(got.nanotimes, want.nanotimes)
+    assert np.array_equal(got.detectors, want.detectors)

@@ -1,10 +1,12 @@
 """Acton SpectraPro spectrograph (SP-2150/2300/2500) behind :class:`SpectrographInterface`.
 
 Commands used (Acton SpectraPro manual, "Remote operation"): ``?NM`` (wavelength now),
-``<nm> GOTO`` (move and answer when there), ``<nm> >NM`` (start a move) polled with
-``MONO-?DONE`` (1 = done), ``MONO-STOP``, ``?GRATINGS`` (the turret, the active grating marked),
-``?GRATING``, ``<n> GRATING``, ``?TURRET``, ``MODEL`` and ``SERIAL``. Wavelengths are metres in
-the API and nanometres on the wire.
+``<nm> >NM`` (start a move) polled with ``MONO-?DONE`` (1 = done), ``MONO-STOP``,
+``?GRATINGS`` (the turret, the active grating marked), ``?GRATING``, ``<n> GRATING``,
+``?TURRET``, ``MODEL`` and ``SERIAL``. Wavelengths are metres in the API and nanometres on the
+wire. ``<nm> GOTO`` (move, answer when there) is not used for
+moves: while it waits, a pulled cable goes unnoticed until the move's timeout, whereas polling
+``MONO-?DONE`` notices it within one poll.
 
 The groove densities come from the controller (``?GRATINGS``); the focal length, inclusion
 angle and pixel size are calibration constants of the rig file and feed

@@ -268,6 +268,7 @@ class PicoQuantTagger(Instrument, TimeTagger):
         self._res_s = res.value * 1e-12
         self._config = cfg
         self._initialised_at = time.monotonic()
+        self._sync_rate = 0.0          # measured again (once) for the new settings
         return cfg
 
     @property
@@ -304,15 +305,20 @@ class PicoQuantTagger(Instrument, TimeTagger):
         self._call("GetWarningsText", text, w.value)
         return text.value.decode("ascii", "replace").strip()
 
-    @property
-    def timing(self) -> Timing:
-        if self._config.mode == "T2":
-            period = 1.0 / self._sync_rate if self._sync_rate > 0 else None
-            return Timing("T2", self._base_res_s, sync_period=period)
+    def _stream_sync_rate(self) -> float:
+        # Measured once per configuration, so the timing a decoder gets before start() is the
+        # timing of the records that follow.
         if self._sync_rate <= 0:
             self._sync_rate = self.sync_rate_hz()
-            if self._sync_rate <= 0:
-                raise DeviceError(self.name, "no sync signal: T3 needs the laser sync")
+        return self._sync_rate
+
+    @property
+    def timing(self) -> Timing:
+        rate = self._stream_sync_rate()
+        if self._config.mode == "T2":
+            return Timing("T2", self._base_res_s, sync_period=1.0 / rate if rate > 0 else None)
+        if rate <= 0:
+            raise DeviceError(self.name, "no sync signal: T3 needs the laser sync")
         eff = self._config.sync_divider / self._sync_rate
         nbins = max(1, math.ceil(eff / self._res_s - 1e-9))
         return Timing("T3", eff, nanotime_unit=self._res_s, sync_period=eff,
@@ -331,7 +337,7 @@ class PicoQuantTagger(Instrument, TimeTagger):
         if not 1 <= ms <= k.ACQTMAX_MS:
             raise DeviceError(self.name, f"measurement time {duration_s!r} s outside "
                                          f"1 ms..{k.ACQTMAX_MS / 3.6e6:g} h")
-        self._sync_rate = self.sync_rate_hz()
+        self._stream_sync_rate()
         self._call("StartMeas", int(round(ms)))
         self._running, self._finished = True, False
 

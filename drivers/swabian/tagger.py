@@ -163,6 +163,7 @@ class SwabianTagger(Instrument, TimeTagger):
         for i, ch in enumerate(self.detectors):
             self._guard("input delay", t.setInputDelay, ch, int(round(cfg.offset(i + 1) / PS)))
         self._config = cfg
+        self._sync_rate = 0.0          # measured again (once) for the new settings
         return cfg
 
     @property
@@ -172,6 +173,8 @@ class SwabianTagger(Instrument, TimeTagger):
     @property
     def timing(self) -> Timing:
         cfg = self._config
+        if self._sync_rate <= 0:       # once per configuration: decoder and records agree
+            self._sync_rate = self.sync_rate_hz()
         period = 1.0 / self._sync_rate if self._sync_rate > 0 else None
         if cfg.mode == "T2":
             return Timing("T2", PS, sync_period=period)
@@ -213,7 +216,6 @@ class SwabianTagger(Instrument, TimeTagger):
         if not (math.isfinite(duration_s) and duration_s > 0):
             raise DeviceError(self.name, f"measurement time must be positive seconds, not "
                                          f"{duration_s!r}")
-        self._sync_rate = self.sync_rate_hz()
         timing = self.timing
         self._encoder = Encoder(self.record_type, timing)
         self._t_origin: int | None = None
