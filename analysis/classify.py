@@ -2,8 +2,8 @@
 
 The evidence a scientist weighs (docs/physics.md): pulsed g2(0) (raw and time-gated), the
 bright-state lifetime, blinking statistics (ON fraction, number of intensity levels, time in
-intermediate levels, Fano factor) and, when a spectrum was recorded, the red shift of the emission peak against
-the session's monomers and its width.
+intermediate levels, Fano factor) and, when a spectrum was recorded, the red shift of the
+emission peak against the session's monomers and its width.
 
 The model is an L2-regularised logistic regression on standardised features, one model per
 feature set (with spectrum, photons only), so that a particle without a spectrum is classified with
