@@ -33,7 +33,7 @@ def test_identity_gratings_and_moves(sim):
         mono.set_centre_wavelength(700e-9)          # 100 nm at 400 nm/s on the 300 g/mm
         took = time.monotonic() - t0
         assert mono.get_centre_wavelength() == pytest.approx(700e-9, abs=1e-12)
-        assert 0.2 < took < 1.5
+        assert 0.2 < took < 3.0                       # finite speed; loose bound for busy CI
         assert "700.000 >NM" in sim.commands and "MONO-?DONE" in sim.commands
         mono.set_centre_wavelength(650e-9, wait=False)
         assert mono.is_moving()
