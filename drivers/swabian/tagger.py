@@ -237,7 +237,10 @@ class SwabianTagger(Instrument, TimeTagger):
         running = bool(self._guard("stream", stream.isRunning))
         buf = self._guard("stream", stream.getData)
         types = np.asarray(buf.getEventTypes())
-        if bool(buf.hasOverflows) or np.any(types != TAG):
+        overflow = getattr(buf, "hasOverflows", False)
+        if callable(overflow):          # a property in current releases, a method in some
+            overflow = overflow()
+        if bool(overflow) or np.any(types != TAG):
             missed = int(np.sum(buf.getMissedEvents()))
             self.close()
             raise DeviceError(self.name, f"overflow: the Time Tagger dropped events ({missed} "
