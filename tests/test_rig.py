@@ -119,7 +119,7 @@ def test_spad_devices_on_fake_library_and_pty(tmp_path, hhlib, capsys):
     out = capsys.readouterr().out
     assert "tagger (picoquant):" in out and "serial_number: 1021234" in out
     assert "count_rates_hz: [12345.0, 23456.0]" in out and "sync_rate_hz: 40000000.0" in out
-    assert "model: SP-2-300i" in out and "1: 300 g/mm 500NM" in out
+    assert "warnings: none" in out and "model: SP-2-300i" in out and "1: 300 g/mm 500NM" in out
     assert fake.calls()[-1] == "CloseDevice"
 
 

@@ -64,6 +64,9 @@ def _tagger(tagger: Any) -> dict[str, Any]:
                sync_divider=cfg.sync_divider, binning=cfg.binning,
                sync_rate_hz=tagger.sync_rate_hz(),
                count_rates_hz=[round(r, 1) for r in tagger.count_rates_hz()])
+    warnings = getattr(tagger, "warnings", None)
+    if callable(warnings):                  # PicoQuant: rates too high/low, divider, ...
+        out["warnings"] = warnings() or "none"
     return out
 
 
