@@ -77,7 +77,8 @@ class TimeTagger(Instrument):
 
     Subclasses implement the hardware (or simulation) calls; the order of use is
     :meth:`open` -> :meth:`configure` -> :meth:`start` -> :meth:`read` until ``None`` (or
-    :meth:`stop`) -> :meth:`close` (``with tagger:`` opens and closes). Problems with the device raise ``spad.errors.DeviceError``.
+    :meth:`stop`) -> :meth:`close` (``with tagger:`` opens and closes). Problems with the
+    device raise ``spad.errors.DeviceError``.
     """
 
     name: str = "time tagger"
