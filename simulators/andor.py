@@ -19,17 +19,27 @@ stalls at ``stall_c``), ``"acquisition_timeout"`` (no frame ever arrives), ``"di
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
-from pylablib.devices.Andor.AndorSDK2 import TCycleTimings, TDeviceInfo
-from pylablib.devices.Andor.atmcd32d_lib import AndorSDK2LibError
-from pylablib.devices.Andor.base import AndorError, AndorTimeoutError
-from pylablib.devices.interface.camera import TFrameInfo
 
 from drivers.interfaces.spectrograph import SpectrographInterface
 from simulators.emccd import Emccd
 from simulators.instruments import Scene, SimulatedCamera, WallClock
+
+
+def _pylablib() -> SimpleNamespace:
+    """pylablib's Andor exceptions and return types, imported when a stand-in is made (pylablib
+    is the optional "instruments" extra; importing this module does not need it)."""
+    from pylablib.devices.Andor.AndorSDK2 import TCycleTimings, TDeviceInfo
+    from pylablib.devices.Andor.atmcd32d_lib import AndorSDK2LibError
+    from pylablib.devices.Andor.base import AndorError, AndorTimeoutError
+    from pylablib.devices.interface.camera import TFrameInfo
+    return SimpleNamespace(TCycleTimings=TCycleTimings, TDeviceInfo=TDeviceInfo,
+                           AndorSDK2LibError=AndorSDK2LibError, AndorError=AndorError,
+                           AndorTimeoutError=AndorTimeoutError, TFrameInfo=TFrameInfo)
+
 
 FAULTS = ("temperature_not_reached", "acquisition_timeout", "disconnect")
 DRV_ERROR_ACK = 20013          # atmcd32d.h: "unable to communicate with card"
@@ -56,6 +66,7 @@ class SimulatedAndorSDK2Camera:
                  seed: int | None = None, cooling_rate_c_per_s: float = 20.0,
                  stabilise_s: float = 0.5, stall_c: float = -45.0) -> None:
         self.idx = idx
+        self._pl = _pylablib()
         self._cam = SimulatedCamera(scene, spectrograph, sensor, seed, WallClock(),
                                     cooling_rate_c_per_s, name="simulated iXon")
         self._cam.STABILISE_S = stabilise_s
@@ -89,9 +100,9 @@ class SimulatedAndorSDK2Camera:
 
     def _check(self, func: str) -> None:
         if self._handle is None:
-            raise AndorError("camera is not opened")
+            raise self._pl.AndorError("camera is not opened")
         if self.fault == "disconnect":
-            raise AndorSDK2LibError(func, DRV_ERROR_ACK)
+            raise self._pl.AndorSDK2LibError(func, DRV_ERROR_ACK)
 
     # -- connection -------------------------------------------------------------------------
 
@@ -110,9 +121,9 @@ class SimulatedAndorSDK2Camera:
     def is_opened(self) -> bool:
         return self._handle is not None
 
-    def get_device_info(self) -> TDeviceInfo:
+    def get_device_info(self) -> Any:
         self._check("GetHeadModel")
-        return TDeviceInfo("USB", "DU897_BV", 12345)
+        return self._pl.TDeviceInfo("USB", "DU897_BV", 12345)
 
     def get_detector_size(self) -> tuple[int, int]:
         self._check("GetDetector")
@@ -130,7 +141,7 @@ class SimulatedAndorSDK2Camera:
         try:
             return self._cam.set_exposure(max(exposure, 1e-5))
         except Exception as exc:  # noqa: BLE001 - the SDK reports every refusal as a code
-            raise AndorSDK2LibError("SetExposureTime", 20066) from exc   # DRV_P1INVALID
+            raise self._pl.AndorSDK2LibError("SetExposureTime", 20066) from exc   # DRV_P1INVALID
 
     def get_exposure(self) -> float:
         self._check("GetAcquisitionTimings")
@@ -142,7 +153,7 @@ class SimulatedAndorSDK2Camera:
         if advanced is not None:
             self._advanced = bool(advanced)
         if gain > (1000 if self._advanced else 300) or gain < 0:
-            raise AndorSDK2LibError("SetEMCCDGain", 20066)
+            raise self._pl.AndorSDK2LibError("SetEMCCDGain", 20066)
         self._cam.set_em_gain(max(1, gain))
 
     def get_EMCCD_gain(self) -> tuple[int, bool]:  # noqa: N802
@@ -155,11 +166,11 @@ class SimulatedAndorSDK2Camera:
         self._check("SetHSSpeed")
         if hsspeed is not None:
             if not 0 <= hsspeed < 4:
-                raise AndorSDK2LibError("SetHSSpeed", 20066)
+                raise self._pl.AndorSDK2LibError("SetHSSpeed", 20066)
             self._hsspeed = int(hsspeed)
         if preamp is not None:
             if not 0 <= preamp < 3:
-                raise AndorSDK2LibError("SetPreAmpGain", 20066)
+                raise self._pl.AndorSDK2LibError("SetPreAmpGain", 20066)
             self._preamp = int(preamp)
 
     def get_preamp(self) -> int:
@@ -242,7 +253,7 @@ class SimulatedAndorSDK2Camera:
         try:
             self._cam.setup_single_track_mode(center, width)
         except Exception as exc:  # noqa: BLE001
-            raise AndorSDK2LibError("SetSingleTrack", 20066) from exc
+            raise self._pl.AndorSDK2LibError("SetSingleTrack", 20066) from exc
         self._set_mode("single_track")
         return (center, width)
 
@@ -251,7 +262,7 @@ class SimulatedAndorSDK2Camera:
         try:
             self._cam.setup_multi_track_mode(number, height, offset)
         except Exception as exc:  # noqa: BLE001
-            raise AndorSDK2LibError("SetMultiTrack", 20066) from exc
+            raise self._pl.AndorSDK2LibError("SetMultiTrack", 20066) from exc
         self._set_mode("multi_track")
         return (number, height, offset, 0, 0)
 
@@ -262,11 +273,11 @@ class SimulatedAndorSDK2Camera:
         hend = w if hend is None else hend
         vend = h if vend is None else vend
         if (hend - hstart) % hbin or (vend - vstart) % vbin:
-            raise AndorSDK2LibError("SetImage", 20066)
+            raise self._pl.AndorSDK2LibError("SetImage", 20066)
         try:
             self._cam.set_roi(hstart, hend, vstart, vend)
         except Exception as exc:  # noqa: BLE001
-            raise AndorSDK2LibError("SetImage", 20066) from exc
+            raise self._pl.AndorSDK2LibError("SetImage", 20066) from exc
         self._image = (hstart, hend, vstart, vend, hbin, vbin)
         self._set_mode("image")
         return self._image
@@ -280,7 +291,7 @@ class SimulatedAndorSDK2Camera:
         self._check("SetAcquisitionMode")
         n = {"single": 1, "accum": self._accum, "kinetic": self._kinetic[0], "cont": 1}
         if mode not in n:
-            raise AndorSDK2LibError("SetAcquisitionMode", 20066)
+            raise self._pl.AndorSDK2LibError("SetAcquisitionMode", 20066)
         self._cam.set_acquisition_mode(mode, n[mode])
         self._acq_mode = mode
         return mode
@@ -304,14 +315,14 @@ class SimulatedAndorSDK2Camera:
                       close_time: Any = None) -> tuple:
         self._check("SetShutter")
         if mode not in ("auto", "open", "closed"):
-            raise AndorError(f"unknown shutter mode {mode!r}")
+            raise self._pl.AndorError(f"unknown shutter mode {mode!r}")
         self._shutter = mode
         return (mode, ttl_mode, open_time or 0, close_time or 0)
 
     def get_shutter(self) -> str:
         return self._shutter
 
-    def get_cycle_timings(self) -> TCycleTimings:
+    def get_cycle_timings(self) -> Any:
         self._check("GetAcquisitionTimings")
         cam = self._cam
         if cam._acq is not None:
@@ -319,7 +330,7 @@ class SimulatedAndorSDK2Camera:
         else:
             cycle = cam.get_exposure() + cam.sensor.n_columns / cam._pixel_rate + 1e-3
         kinetic = max(cycle, self._kinetic[1])
-        return TCycleTimings(cam.get_exposure(), cycle, kinetic)
+        return self._pl.TCycleTimings(cam.get_exposure(), cycle, kinetic)
 
     # -- acquisition ------------------------------------------------------------------------
 
@@ -358,10 +369,10 @@ class SimulatedAndorSDK2Camera:
                     return True
                 if not self._cam.acquisition_in_progress():
                     if error_on_stopped:
-                        raise AndorError("waiting for frames while the acquisition is stopped")
+                        raise self._pl.AndorError("waiting for frames while stopped")
                     return False
             if deadline is not None and time.monotonic() > deadline:
-                raise AndorTimeoutError("timeout while waiting for a new frame")
+                raise self._pl.AndorTimeoutError("timeout while waiting for a new frame")
             time.sleep(0.01)
 
     def read_multiple_images(self, rng: Any = None, peek: bool = False,
@@ -374,7 +385,7 @@ class SimulatedAndorSDK2Camera:
             acquired, unread = self._cam.get_frames_status()
             frames = self._cam.read_multiple_images()
             first = acquired - len(frames)
-            infos = [TFrameInfo(first + i) for i in range(len(frames))]
+            infos = [self._pl.TFrameInfo(first + i) for i in range(len(frames))]
             self._first_unread = acquired
         if frames.ndim == 2:                        # fvb / single track: one row per frame
             frames = frames[:, None, :]

@@ -69,6 +69,7 @@ def simulated_records(mode: str, duration_s: float = 0.2, binning: int = 4,
                       seed: int = 3) -> tuple[np.ndarray, Timing]:
     """HydraHarp v2 records of a simulated blinking dot at 20 MHz, and their timing."""
     tagger = SimulatedTagger(monomer(), Detection(), seed=seed)
+    tagger.open()
     tagger.configure(mode=mode, binning=binning if mode == "T3" else 0)
     tagger.start(duration_s)
     parts = []

@@ -58,7 +58,6 @@ from ctypes import byref, c_double, c_int
 
 import numpy as np
 
-from drivers.interfaces.base import Instrument
 from drivers.interfaces.tagger import TaggerConfig, TimeTagger
 from drivers.picoquant import constants as k
 from drivers.picoquant.errors import FifoOverrunError, PicoQuantError
@@ -69,7 +68,7 @@ from spad.photons import Mode, Timing
 __all__ = ["PicoQuantTagger", "HydraHarp", "MultiHarp", "PicoHarp", "FAMILIES"]
 
 
-class PicoQuantTagger(Instrument, TimeTagger):
+class PicoQuantTagger(TimeTagger):
     """Common flow of the three PicoQuant TTTR devices (see the module docstring).
 
     Parameters

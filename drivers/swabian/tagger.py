@@ -36,7 +36,6 @@ from typing import Any
 
 import numpy as np
 
-from drivers.interfaces.base import Instrument
 from drivers.interfaces.tagger import TaggerConfig, TimeTagger
 from drivers.swabian.api import load_api
 from spad.errors import DeviceError
@@ -47,7 +46,7 @@ TAG, ERROR, OVERFLOW_BEGIN, OVERFLOW_END, MISSED = 0, 1, 2, 3, 4
 PS = 1e-12
 
 
-class SwabianTagger(Instrument, TimeTagger):
+class SwabianTagger(TimeTagger):
     """A Swabian Time Tagger (see the module docstring).
 
     Parameters

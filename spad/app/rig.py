@@ -108,6 +108,7 @@ def open_tagger(s: TaggerSettings, *, seed: int = 0, realtime: bool = True) -> T
         from simulators.emitter import monomer
         from simulators.tagger import SimulatedTagger
         tagger = SimulatedTagger(monomer(rng=seed), Detection(), seed=seed, realtime=realtime)
+        tagger.open()
     try:
         tagger.configure(s.mode, s.sync_divider, s.binning, offsets, s.sync_offset_ns * 1e-9)
     except BaseException:
