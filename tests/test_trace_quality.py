@@ -15,7 +15,7 @@ from analysis.accumulators import PhotonCollector
 from analysis.blinking import analyse_blinking
 from analysis.bursts import photons_outside
 from analysis.lifetimes import durbin_watson_bounds, fit_decay
-from analysis.roi import bleach_end, parse_roi
+from analysis.roi import bleach_end, parse_roi, select_photons
 from simulators.detection import Detection
 from simulators.emitter import Emitter, PowerLaw, State
 from simulators.stream import simulate
@@ -197,3 +197,21 @@ def test_switching_rates_match_the_simulated_jumps():
     off_diag = ~np.eye(3, dtype=bool)
     assert np.all(np.abs(sw.rates_hz - want)[off_diag] < 3 * sw.rates_err_hz[off_diag] + 0.05)
     assert sw.total_rate_hz == pytest.approx(counts.sum() / time_s.sum(), rel=0.03)
+
+
+def test_selection_cuts_the_bleached_tail_and_the_bursts_and_obeys_a_manual_roi():
+    em, det = build("monomer", 6, vary=True)
+    sim = simulate(dataclasses.replace(em, bleach_s=12.0), det, 20.0, 6, chunk_s=1.0)
+    t = with_bursts(photon_times(sim), [(4.0, 0.01)], 4e5, seed=2)
+    sel = select_photons(t, 0.01, 0.99)
+    assert sel.roi_auto and abs(sel.roi_end_s - sim.truth.emission_end_s(0)) < 0.02
+    assert len(sel.blinking.bursts) == 1
+    assert int(sel.keep.sum()) == sel.blinking.n_photons
+    assert not np.any(sel.keep & (t >= sel.roi_end_s))
+    # by hand: that ROI, no automatic cut
+    manual = select_photons(t, 0.01, 0.99, roi=(1.0, 10.0))
+    assert not manual.roi_auto and (manual.roi_start_s, manual.roi_end_s) == (1.0, 10.0)
+    kept = t[manual.keep]
+    assert kept.min() >= 1.0 and kept.max() <= 10.0
+    with pytest.raises(ValueError, match="ROI"):
+        select_photons(t, 0.01, 0.99, roi=(30.0, 40.0))
