@@ -15,11 +15,13 @@ from analysis.accumulators import PhotonCollector
 from analysis.blinking import analyse_blinking
 from analysis.bursts import photons_outside
 from analysis.lifetimes import durbin_watson_bounds, fit_decay
+from analysis.photon_analysis import AnalysisSettings, analyze_photons
 from analysis.roi import bleach_end, parse_roi, select_photons
 from simulators.detection import Detection
 from simulators.emitter import Emitter, PowerLaw, State
 from simulators.stream import simulate
 from spad.app.commands.simulate import build
+from spad.photons import PhotonChunk
 
 NS = 1e-9
 
@@ -215,3 +217,70 @@ def test_selection_cuts_the_bleached_tail_and_the_bursts_and_obeys_a_manual_roi(
     assert kept.min() >= 1.0 and kept.max() <= 10.0
     with pytest.raises(ValueError, match="ROI"):
         select_photons(t, 0.01, 0.99, roi=(30.0, 40.0))
+
+
+# --- all of it through analyze_photons --------------------------------------------------------
+
+def _one_chunk_with_bursts(sim, bursts, rate_hz, seed):
+    """The whole simulated stream as one T3 chunk, with burst photons (random detector and
+    nanotime) added at the given (start, duration)."""
+    chunks = list(sim.chunks())
+    timing = chunks[0].timing
+    ts = np.concatenate([c.timestamps for c in chunks])
+    det = np.concatenate([c.detectors for c in chunks])
+    nt = np.concatenate([c.nanotimes for c in chunks])
+    rng = np.random.default_rng(seed)
+    for s, d in bursts:
+        n = int(rate_hz * d)
+        t = np.sort(rng.uniform(s, s + d, n))
+        ts = np.concatenate([ts, np.round(t / timing.timestamp_unit).astype(ts.dtype)])
+        det = np.concatenate([det, rng.integers(1, 3, n).astype(det.dtype)])
+        nt = np.concatenate([nt, rng.integers(0, int(timing.tcspc_num_bins), n)
+                             .astype(nt.dtype)])
+    order = np.argsort(ts, kind="stable")
+    return PhotonChunk(timing, ts[order], det[order], nt[order])
+
+
+@pytest.fixture(scope="module")
+def bleached_bursting():
+    em, det = build("monomer", 6, vary=True)
+    sim = simulate(dataclasses.replace(em, bleach_s=12.0), det, 20.0, 6, chunk_s=1.0)
+    chunk = _one_chunk_with_bursts(sim, [(3.0, 0.01), (8.0, 0.02)], 4e5, seed=3)
+    dark = float(np.mean(det.dark_rate_hz))
+    return sim.truth, chunk, dark
+
+
+def test_analyze_photons_cuts_the_tail_and_removes_the_bursts(bleached_bursting):
+    truth, chunk, dark = bleached_bursting
+    res = analyze_photons(chunk, AnalysisSettings(dark_counts_hz=dark))
+    end = truth.emission_end_s(0)
+    assert res.roi_source == "auto" and abs(res.roi_end_s - end) < 0.02
+    assert res.n_bursts == 2 and res.burst_photons >= 0.03 * 4e5
+    assert abs(res.on_fraction - truth.on_fraction(0, end)) < 0.05
+    assert res.n_photons == res.blinking.n_photons
+    assert res.duration_s == pytest.approx(res.roi_end_s - res.roi_start_s)
+    # the decays hold only the kept photons
+    assert int(res.decay.counts.sum()) <= res.n_photons
+    assert res.switching_rate_hz is not None and res.switching_rate_hz > 0
+    for fit in (res.lifetime_all, res.lifetime_bright):
+        assert fit.residuals.size == fit.n_bins and np.isfinite(fit.durbin_watson)
+    assert res.lifetime_durbin_watson == res.lifetime_bright.durbin_watson
+    rec = res.summary()
+    for key in ("roi_start_s", "roi_end_s", "roi_source", "n_bursts", "burst_photons",
+                "lifetime_chi2_reduced", "lifetime_durbin_watson", "lifetime_dw_bound_5pct",
+                "lifetime_dw_bound_1pct", "switching_rate_hz"):
+        assert rec[key] is not None, key
+    # without the cuts: the bleached tail counts as OFF, the bursts stay in
+    raw = analyze_photons(chunk, AnalysisSettings(dark_counts_hz=dark, auto_roi=False,
+                                                  remove_bursts=False))
+    assert raw.roi_source == "whole" and raw.n_bursts == 0
+    assert raw.on_fraction < res.on_fraction - 0.2
+    assert raw.n_photons > res.n_photons
+
+
+def test_analyze_photons_obeys_a_manual_roi(bleached_bursting):
+    truth, chunk, dark = bleached_bursting
+    res = analyze_photons(chunk, AnalysisSettings(dark_counts_hz=dark, roi=(1.0, 6.0)))
+    assert res.roi_source == "set" and (res.roi_start_s, res.roi_end_s) == (1.0, 6.0)
+    assert res.duration_s == pytest.approx(5.0)
+    assert res.blinking.level_start[0] >= 1.0 and res.blinking.level_end[-1] <= 6.0
