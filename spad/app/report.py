@@ -73,20 +73,22 @@ def _roi_marks(ax: Any, r: ParticleResult) -> None:
     p = r.photons
     tr = p.trace
     t0, t1 = float(tr.bin_edges_s[0]), float(tr.bin_edges_s[-1])
-    start, end = getattr(p, "roi_start_s", None), getattr(p, "roi_end_s", None)
-    if start is not None and start > t0:
-        ax.axvspan(t0, start, color="0.6", alpha=0.35, lw=0)
-    if end is not None and end < t1:
-        how = "auto" if getattr(p, "roi_auto", False) else "set"
-        ax.axvspan(end, t1, color="0.6", alpha=0.35, lw=0,
-                   label=f"outside ROI ({how}, ends {end:.2f} s)")
+    marked = False
+    if p.roi_source in ("set", "auto"):
+        label = f"outside ROI ({p.roi_source}: {p.roi_start_s:.2f}-{p.roi_end_s:.2f} s)"
+        if p.roi_start_s > t0:
+            ax.axvspan(t0, p.roi_start_s, color="0.6", alpha=0.35, lw=0, label=label)
+            label = None
+        if p.roi_end_s < t1:
+            ax.axvspan(p.roi_end_s, t1, color="0.6", alpha=0.35, lw=0, label=label)
+        marked = True
     b = p.blinking
     if b is not None and b.bursts is not None and len(b.bursts):
         for k, (bs, be) in enumerate(zip(b.bursts.start, b.bursts.end, strict=True)):
             ax.axvspan(bs, be, color="C3", alpha=0.5, lw=0,
                        label=f"{len(b.bursts)} burst(s) removed" if k == 0 else None)
-    if (start is not None and start > t0) or (end is not None and end < t1) or (
-            b is not None and b.bursts is not None and len(b.bursts)):
+        marked = True
+    if marked:
         ax.legend(fontsize=7, loc="upper right")
 
 
