@@ -19,8 +19,9 @@ Fit quality, for every fit: the Pearson chi-square per degree of freedom, the we
 ``(y - m) / sqrt(m)`` of the fitted bins, and the Durbin-Watson statistic of those residuals
 (sum of squared successive differences over sum of squares: 2 without serial correlation, lower
 when the model misses structure, e.g. a missing component or a wrong IRF). Its critical lower
-bounds at 5 % and 1 % come from the response surfaces of Turner (Appl. Econ. Lett. 27, 1495,
-2020, doi:10.1080/13504851.2019.1706908), ``d_L = 2 + b1/sqrt(n) + b2/n + b3/n^1.5 + b4/n^2``,
+bounds at 5 % and 1 % come from the response surfaces of P. Turner, "Critical values for the
+Durbin-Watson test in large samples" (Appl. Econ. Lett., 2020, doi:10.1080/13504851.2019.1706908),
+``d_L = 2 + b1/sqrt(n) + b2/n + b3/n^1.5 + b4/n^2``,
 with the coefficient sets Full SMS (Botha, van Heerden & Krüger, Biophys. Rep. 2024) assigns to
 one-, two- and three-exponential decay fits. A fit whose statistic lies below the 1 % bound has
 residuals correlated beyond chance.
