@@ -99,7 +99,8 @@ def looks_like_spc(head: bytes, fh: Any, size: int) -> bool:  # noqa: ANN401 - o
     if not _header_ok(word):
         return False
     fh.seek(4)
-    words = np.frombuffer(fh.read(4 * _SNIFF_RECORDS), dtype="<u4")
+    raw = fh.read(4 * _SNIFF_RECORDS)
+    words = np.frombuffer(raw[: len(raw) // 4 * 4], dtype="<u4")
     n_photons, ordered = event_order_ok(words)
     return ordered and n_photons >= _MIN_PHOTONS
 
