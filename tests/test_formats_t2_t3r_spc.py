@@ -109,6 +109,19 @@ def test_real_ht2_matches_ptufile(tmp_path: Path, name: str, code: int) -> None:
     assert_same_as_ptufile(wrapped, p.photons, p.meta.record_type)
 
 
+def test_real_ht3_version_1_matches_libpicoquant() -> None:
+    # a real format-1.0 HT3 file (HydraHarpT3 records); libpicoquant prints channel, sync
+    # count and the TCSPC time in ps (bins of 4 ps)
+    m = quietly(DATA / "v10.ht3")
+    assert (m.meta.format, m.meta.record_type) == ("HT3", "HydraHarpT3")
+    assert m.meta.resolution == pytest.approx(4e-12)
+    p = m.photons
+    ref = libpq("v10.ht3")
+    ours = np.c_[p.detectors.astype(np.int64) - 1, p.timestamps, p.nanotimes.astype(np.int64) * 4]
+    assert len(ours) == len(ref)
+    np.testing.assert_array_equal(ours, ref)
+
+
 # --------------------------------------------------------------------------------------------
 # PicoHarp .pt2, synthesised after PicoQuant's read_pt2.m layout (no real .pt2 small enough)
 # --------------------------------------------------------------------------------------------
