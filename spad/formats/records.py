@@ -17,13 +17,14 @@ PicoHarp T2        channel 0-4 -> detector 0-4     ch 15: low 4 bits 0 = one wra
 HydraHarp-family   channel c -> detector c + 1     special ch 63 = overflow (v1: one wrap;
 T3 / T2                                            others: time field wraps, 0 meaning 1);
                                                    ch 1-15 = marker c; T2 ch 0 = sync (det 0)
-TimeHarp200T3      valid records: route 0-3 ->       not valid + data bit 11: one wrap of 65536
-                   detector 1-4; time tag in the     clock ticks; otherwise marker bits = data
-                   100 ns clock, data = TCSPC bin    bits 0-2 (0: invalid)
-BH-SPC             not invalid: rout 0-15 ->         invalid + mtov (mark 0): bits 0-27 wraps of
-                   detector 1-16, nanotime =         4096; mtov on a photon or marker: one wrap
-                   4095 - adc (the TAC runs          first; invalid + mark: marker bits = rout
-                   photon-start, sync-stop)          (0: invalid); gap: data were lost before
+TimeHarp200T3      valid: route 0-3 -> detector    not valid + data bit 11: one wrap
+                   1-4; tag in its 100 ns clock,   of 65536 ticks; else marker bits =
+                   data = TCSPC bin                data bits 0-2 (0: invalid)
+BH-SPC             not invalid: rout 0-15 ->       invalid + mtov (mark 0): bits 0-27
+                   detector 1-16, nanotime =       = wraps of 4096; mtov on a photon
+                   4095 - adc (TAC runs photon-    or marker: one wrap first; invalid
+                   start, sync-stop)               + mark: marker bits = rout (0:
+                                                   invalid); gap: data lost before
 =================  ==============================  ============================================
 
 Invalid records are dropped and counted (:attr:`Decoder.n_invalid`) so that the file reader can
