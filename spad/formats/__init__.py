@@ -9,17 +9,18 @@ TTTR records; copy :mod:`spad.formats.legacy`) and add its row here.
 =============  ==========================================  ===================================
 format         recognised by                               reader
 =============  ==========================================  ===================================
-PTU            ``b"PQTTTR\\0\\0"`` at byte 0                 :class:`spad.formats.ptu.PtuReader`
-PT3, PT2      ident ``"PicoHarp 300"`` at byte 0, mode     :class:`spad.formats.legacy.LegacyReader`
-HT3, HT2      ident ``"HydraHarp"`` at byte 0, mode        :class:`spad.formats.legacy.LegacyReader`
-T3R           ident ``"TimeHarp 200"``, TTTR mode (2)      :class:`spad.formats.legacy.LegacyReader`
-Photon-HDF5   HDF5 signature at byte 0, 512, 1024, ...     ``photon_hdf5.PhotonHdf5Reader``
-SPC           no magic: header word and time-ordered       :class:`spad.formats.bh_spc.SpcReader`
-              records (:func:`spad.formats.bh_spc.looks_like_spc`); tried last
+PTU            ``b"PQTTTR\\0\\0"`` at byte 0               :class:`spad.formats.ptu.PtuReader`
+PT3, PT2       ident ``"PicoHarp 300"``, mode field        ``legacy.LegacyReader``
+HT3, HT2       ident ``"HydraHarp"``, mode field           ``legacy.LegacyReader``
+T3R            ident ``"TimeHarp 200"``, TTTR mode (2)     ``legacy.LegacyReader``
+Photon-HDF5    HDF5 signature at byte 0, 512, 1024, ...    ``photon_hdf5.PhotonHdf5Reader``
+SPC            no magic: header word and records in        ``bh_spc.SpcReader``
+               time order (``bh_spc.looks_like_spc``)
 =============  ==========================================  ===================================
 
-TimeHarp 200 files in histogram mode (``.thd``) hold histograms, not time tags: they are refused
-with a message saying so.
+Readers are in ``spad.formats.<module>``; SPC is tried last, after every format with a magic
+number. TimeHarp 200 files in histogram mode (``.thd``) hold histograms, not time tags: they
+are refused with a message saying so.
 """
 
 from __future__ import annotations
