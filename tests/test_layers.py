@@ -74,3 +74,19 @@ def test_offenders_detects_a_violation() -> None:
     """The check itself can fail: a module under a forbidden prefix is reported."""
     assert _offenders(["analysis.g2", "analysisx", "spad.photons"], ["analysis"]) == [
         "analysis.g2"]
+
+
+def test_sources_cite_nothing_outside_the_repository() -> None:
+    """Code cites papers, vendor documents or docs/, never a document that is not part of the
+    project, nor a path of somebody's machine."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    offenders = []
+    for folder in ("spad", "analysis", "simulators", "drivers", "gui", "docs"):
+        for path in (root / folder).rglob("*"):
+            if path.suffix in (".py", ".md") and path.is_file():
+                text = path.read_text(encoding="utf-8")
+                if "DOMAIN.md" in text or "/work/" in text:
+                    offenders.append(str(path.relative_to(root)))
+    assert offenders == []
