@@ -46,6 +46,15 @@ class ReplayTagger(TimeTagger):
     record_type = property(lambda self: self._src.record_type)
     running = property(lambda self: self._running)
 
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self._running = False
+
+    def is_opened(self) -> bool:
+        return True
+
     def configure(self, *a, **k):  # noqa: ANN002, ANN003, ANN201
         return self._src.configure(*a, **k)
 

@@ -217,7 +217,7 @@ class LivePipeline:
     def finish_update(self, gathered: Any) -> dict[str, Any]:
         """Analyse and classify a copy from :meth:`begin_update`."""
         at, g = gathered
-        return self.classify(finish(g), at)
+        return self.classify(finish(g, self.settings.analysis), at)
 
     def classify(self, photons: Any, at: float) -> dict[str, Any]:
         """The verdict fields for the analysis of the photons up to ``at`` (s); updates the
@@ -426,7 +426,7 @@ class Acquisition:
                     # never holds up the FIFO reads or the flushes. An update due while one
                     # runs is skipped.
                     if gathered is not None and pending is None:
-                        pending = _analysis_pool().submit(finish, gathered[1])
+                        pending = _analysis_pool().submit(finish, gathered[1], s.analysis)
                         pending_at = gathered[0]
                 if pending is not None and pending.done():
                     self._verdict(live, pending, pending_at)

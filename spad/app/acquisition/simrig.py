@@ -1,6 +1,9 @@
-"""The simulated rig, until ``spad.app.rig.open_rig`` provides it: a simulated HydraHarp
-looking at one simulated particle, and a simulated EMCCD behind a simulated spectrograph
-seeing the same particle's emission lines."""
+"""A simulated rig with a chosen particle in focus: a simulated HydraHarp looking at one
+simulated monomer, dimer or pair, and a simulated EMCCD behind a simulated spectrograph seeing
+the same particle's emission lines. (``spad.app.rig.open_rig(None)``, the default simulated
+rig of a rig file, has a fixed monomer and a camera that sees no particle; ``spad acquire``
+uses this one without ``--config`` so that ``--particle`` and ``--seed`` choose what is
+recorded.)"""
 
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ def simulated_rig(particle: str = "monomer", seed: int = 0, realtime: bool = Tru
 
     emitters, detection = build(particle, seed, None, vary, "T3", count_rate)
     tagger = SimulatedTagger(emitters, detection, seed=seed, realtime=realtime)
+    tagger.open()
     spectrograph = cam = None
     if camera:
         truth = Simulation(emitters, detection, 1.0, seed).truth

@@ -22,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, metavar="FILE|DIR",
                    help="particle file (.h5), or a session directory")
     p.add_argument("--config", metavar="RIG.TOML",
-                   help="rig configuration (default: the fully simulated rig)")
+                   help="rig file (see spad devices; default: a simulated rig with --particle "
+                        "in focus)")
     p.add_argument("--duration", type=float, default=60.0, metavar="S",
                    help="longest recording, s (default 60)")
     p.add_argument("--until-confident", type=float, metavar="P",
@@ -45,17 +46,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def open_rig(args: argparse.Namespace) -> Any:
-    """The rig to record with: ``spad.app.rig.open_rig(--config)`` once the drivers provide it,
-    else the simulated rig."""
-    try:
-        from spad.app.rig import open_rig as open_configured
-    except ImportError:
-        open_configured = None
+    """The rig to record with: ``spad.app.rig.open_rig(--config)``, or without ``--config`` the
+    simulated rig with ``--particle`` in focus."""
     if args.config is not None:
-        if open_configured is None:
-            raise SpadError(f"{args.config}: rig configuration files need spad.app.rig, which "
-                            "this installation does not have")
-        return open_configured(args.config)
+        from spad.app.rig import open_rig as open_configured
+
+        return open_configured(args.config, seed=args.seed, realtime=not args.fast)
     from spad.app.acquisition.simrig import simulated_rig
 
     return simulated_rig(args.particle, args.seed, realtime=not args.fast)

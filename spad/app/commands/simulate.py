@@ -11,6 +11,7 @@ truth goes to ``/user/ground_truth`` (see :mod:`spad.particle` for the layout).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -23,7 +24,8 @@ from spad.errors import SpadError
 
 PARTICLES = ("monomer", "dimer", "pair")
 SPECTRUM_S_DEFAULT = 120.0
-"""The experiment integrates a particle's spectrum over 120 s (DOMAIN.md §1)."""
+"""The experiment integrates a particle's spectrum over 120 s (docs/physics.md, "The
+experiment")."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -58,6 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--exposure", type=float, default=0.08, metavar="SECONDS",
                    help="EMCCD exposure per frame (default 0.08 s)")
     p.add_argument("--em-gain", type=float, default=100.0, help="EM gain (default 100)")
+    p.add_argument("--bleach-s", type=float, default=None, metavar="SECONDS",
+                   help="the particle photobleaches at this time (emits nothing after it)")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.set_defaults(func=run)
 
@@ -84,6 +88,8 @@ def _check(args: argparse.Namespace) -> None:
         bad(f"--spectrum-s must be >= 0 s, not {args.spectrum_s:g}")
     if not (math.isfinite(args.exposure) and 1e-4 <= args.exposure <= 60):
         bad(f"--exposure must be within 0.1 ms - 60 s, not {args.exposure:g}")
+    if args.bleach_s is not None and not (math.isfinite(args.bleach_s) and args.bleach_s >= 0):
+        bad(f"--bleach-s must be >= 0 s, not {args.bleach_s:g}")
     if not (1 <= args.em_gain <= 1000):
         bad(f"--em-gain must be within 1-1000, not {args.em_gain:g}")
     out = Path(args.output)
@@ -92,7 +98,8 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def build(particle: str, seed: int, neck_nm: float | None = None, vary: bool = False,
-          mode: str = "T3", count_rate: float | None = None) -> tuple[Any, Any]:
+          mode: str = "T3", count_rate: float | None = None,
+          bleach_s: float | None = None) -> tuple[Any, Any]:
     """Emitters and detection chain for one simulated particle.
 
     Returns
@@ -100,7 +107,8 @@ def build(particle: str, seed: int, neck_nm: float | None = None, vary: bool = F
     (emitters, detection)
         ``emitters`` is an Emitter or a pair of them; ``detection`` a
         :class:`simulators.detection.Detection` whose collection efficiency gives
-        ``count_rate`` (cps, both detectors) in the brightest state, if given.
+        ``count_rate`` (cps, both detectors) in the brightest state, if given. With
+        ``bleach_s`` every emitter photobleaches at that time.
     """
     from simulators.detection import Detection
     from simulators.emitter import dimer, monomer, pair
@@ -114,6 +122,10 @@ def build(particle: str, seed: int, neck_nm: float | None = None, vary: bool = F
         emitters = pair(rng=rng)
     else:
         raise SpadError(f"simulate: unknown particle {particle!r} (use {', '.join(PARTICLES)})")
+    if bleach_s is not None:
+        emitters = (tuple(dataclasses.replace(e, bleach_s=bleach_s) for e in emitters)
+                    if isinstance(emitters, tuple) else
+                    dataclasses.replace(emitters, bleach_s=bleach_s))
     detection = Detection(mode=mode)
     if count_rate is not None:
         ems = emitters if isinstance(emitters, tuple) else (emitters,)
@@ -148,6 +160,7 @@ def ground_truth(sim: Any, particle: str, neck_nm: float | None, spectrum: Any,
             "state_mean_lifetime_s": t.state_mean_lifetime_s(i),
             "state_intensity_hz": t.state_intensity_hz(i), "alphas": t.alphas(i),
             "fractions": t.fractions(i), "on_fraction": t.on_fraction(i),
+            "emission_end_s": t.emission_end_s(i),
             "timeline": {"start_s": np.asarray(start, dtype=float),
                          "state": np.asarray(state, dtype=np.int64),
                          "duration_s": np.asarray(dwell, dtype=float)},
@@ -175,7 +188,24 @@ def _json_default(obj: Any) -> Any:
     return str(obj)
 
 
-def run(args: argparse.Namespace) -> int:
+def simulate_particle(out: Path, particle: str, seed: int, duration_s: float, *,
+                      fmt: str = "h5", neck_nm: float | None = None, vary: bool = False,
+                      mode: str = "T3", count_rate: float | None = None,
+                      spectrum_s: float | None = None, exposure_s: float = 0.08,
+                      em_gain: float = 100.0, read_mode: str = "image", overwrite: bool = False,
+                      progress: bool = False, bleach_s: float | None = None
+                      ) -> tuple[Any, dict[str, Any], Any]:
+    """Simulate one particle and write its particle file (what ``spad simulate`` does).
+
+    Parameters are those of the command (see ``spad simulate --help``); ``spectrum_s`` None
+    means the duration, at most :data:`SPECTRUM_S_DEFAULT`.
+
+    Returns
+    -------
+    (written, truth, spectrum)
+        The writer's summary (:func:`spad.particle.write_particle`), the ground truth stored in
+        the file and the simulated spectrum (``None`` if none was recorded).
+    """
     from tqdm import tqdm
 
     from simulators.spectrum import SpectrumSetup, particle_lines, spectrum_from_truth
@@ -183,36 +213,46 @@ def run(args: argparse.Namespace) -> int:
     from spad.optics import HC_EV_M
     from spad.particle import write_particle
 
-    _check(args)
-    out = Path(args.output)
-    fmt = args.format or ("ptu" if out.suffix.lower() == ".ptu" else "h5")
-    emitters, detection = build(args.particle, args.seed, args.neck_nm, args.vary, args.mode,
-                                args.count_rate)
-    sim = simulate(emitters, detection, args.duration, args.seed, chunk_s=1.0)
+    emitters, detection = build(particle, seed, neck_nm, vary, mode, count_rate, bleach_s)
+    sim = simulate(emitters, detection, duration_s, seed, chunk_s=1.0)
     lines = particle_lines(sim.truth)
-    spectrum_s = (min(args.duration, SPECTRUM_S_DEFAULT) if args.spectrum_s is None
-                  else min(args.spectrum_s, args.duration))
+    spectrum_s = (min(duration_s, SPECTRUM_S_DEFAULT) if spectrum_s is None
+                  else min(spectrum_s, duration_s))
     spectrum = None
-    if spectrum_s >= args.exposure:
-        setup = SpectrumSetup(exposure_s=args.exposure, em_gain=args.em_gain,
-                              read_mode=args.read_mode)
+    if spectrum_s >= exposure_s:
+        setup = SpectrumSetup(exposure_s=exposure_s, em_gain=em_gain, read_mode=read_mode)
         spectrum = spectrum_from_truth(sim.truth, setup, duration_s=spectrum_s,
-                                       rng=np.random.default_rng([args.seed, 0x5EC7]))
-    truth = ground_truth(sim, args.particle, args.neck_nm, spectrum, lines)
+                                       rng=np.random.default_rng([seed, 0x5EC7]))
+    truth = ground_truth(sim, particle, neck_nm, spectrum, lines)
     peaks = [float(e.peak_ev) for e in sim.truth.emitters]
-    description = (f"simulated {args.particle}"
+    description = (f"simulated {particle}"
                    + (f" (neck {truth['neck_nm']:g} nm)" if truth["neck_nm"] is not None else "")
-                   + f", seed {args.seed}, {args.duration:g} s, spad simulate")
+                   + f", seed {seed}, {duration_s:g} s, spad simulate")
     fields: dict[str, Any] = {}
     if fmt == "h5":
         fields = {"excitation_wavelengths": [405e-9],
                   "detection_wavelengths": [HC_EV_M / float(np.mean(peaks))],
-                  "sample_name": f"simulated {args.particle}"}
-    chunks = tqdm(sim.chunks(), total=math.ceil(args.duration / sim.chunk_s), unit="s",
-                  desc="simulate", file=sys.stderr, leave=False,
-                  disable=not sys.stderr.isatty() or args.duration < 30)
+                  "sample_name": f"simulated {particle}"}
+    chunks = tqdm(sim.chunks(), total=math.ceil(duration_s / sim.chunk_s), unit="s",
+                  desc="simulate", file=sys.stderr, leave=False, disable=not progress)
     written = write_particle(out, chunks, sim.timing, spectrum, truth, format=fmt,
-                             description=description, overwrite=args.force, **fields)
+                             description=description, overwrite=overwrite, **fields)
+    return written, truth, spectrum
+
+
+def run(args: argparse.Namespace) -> int:
+    from spad.optics import HC_EV_M
+
+    _check(args)
+    out = Path(args.output)
+    fmt = args.format or ("ptu" if out.suffix.lower() == ".ptu" else "h5")
+    written, truth, spectrum = simulate_particle(
+        out, args.particle, args.seed, args.duration, fmt=fmt, neck_nm=args.neck_nm,
+        vary=args.vary, mode=args.mode, count_rate=args.count_rate, spectrum_s=args.spectrum_s,
+        exposure_s=args.exposure, em_gain=args.em_gain, read_mode=args.read_mode,
+        overwrite=args.force, progress=sys.stderr.isatty() and args.duration >= 30,
+        bleach_s=args.bleach_s)
+    peaks = [float(e["peak_ev"]) for e in truth["emitters"].values()]
     rate = written.n_photons / args.duration
     peak_text = "/".join(f"{p:.4f}" for p in peaks)
     nm_text = "/".join(f"{HC_EV_M / p * 1e9:.1f}" for p in peaks)
