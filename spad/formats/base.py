@@ -180,6 +180,9 @@ class RecordFileReader(Reader):
                     raise FormatError(self.path, "file became shorter while it was being read")
                 remaining -= count
                 yield decoder.decode(words.astype(np.uint32, copy=False))
+        self._decoder_warnings(decoder)
+
+    def _decoder_warnings(self, decoder: Any) -> None:
         if decoder.n_invalid:
             self._warn(f"{decoder.n_invalid} record(s) are neither photon, sync, marker nor "
                        "overflow; skipped")
@@ -187,3 +190,28 @@ class RecordFileReader(Reader):
             # never ignore a FIFO overrun: photons are missing at these places
             self._warn(f"{decoder.n_gaps} record(s) carry the GAP flag: the card's FIFO "
                        "overflowed and photons were lost just before them")
+
+    def read(self) -> Measurement:
+        """All photons and markers of the file, decoded straight into the final arrays.
+
+        The records are mapped from the file (no copy) and decoded in one call, whose count pass
+        sizes the output arrays exactly; reading chunk by chunk and concatenating would copy
+        every photon once more (about half of the time of a read).
+        """
+        from spad.formats.records import Decoder
+
+        decoder = Decoder(self.rectype, self.meta.timing)
+        n = self.meta.n_records
+        if n > 0:
+            try:
+                words = np.memmap(self.path, dtype="<u4", mode="r", offset=self.data_offset,
+                                  shape=(n,))
+            except ValueError:
+                raise FormatError(self.path, "file became shorter while it was being read"
+                                  ) from None
+        else:
+            words = np.zeros(0, np.uint32)
+        chunk = decoder.decode(words)
+        del words
+        self._decoder_warnings(decoder)
+        return Measurement(chunk, self.meta)
