@@ -405,7 +405,7 @@ class VerdictPanel(QtWidgets.QWidget):
             return
         colour = LABEL_COLOURS.get(label, (0, 0, 0))
         self.label.setText(f"{label}  (p = {fmt(probability, '.2f')})")
-        self.label.setStyleSheet("color: rgb(%d,%d,%d)" % colour)
+        self.label.setStyleSheet("color: rgb({},{},{})".format(*colour))
         self.detail.setText(f"P(dimer) = {fmt(p_dimer, '.2f')}; model: {model}"
                             + (f"\n{extra}" if extra else ""))
         ev = dict(evidence or {})
