@@ -254,10 +254,10 @@ def peaks_by_label(records: Sequence[dict[str, Any]]) -> dict[str, list[float]]:
     return out
 
 
-def trace_levels(r: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    """Levels of a particle as (start s, end s, counts per trace bin, BIC group)."""
-    b = r.photons.blinking
-    tr = r.photons.trace
+def trace_levels_of(p: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Levels of a :class:`PhotonAnalysis` as (start s, end s, counts per trace bin, group)."""
+    b = p.blinking
+    tr = p.trace
     if b is None or tr is None:
         return None
     return (np.asarray(b.level_start), np.asarray(b.level_end),

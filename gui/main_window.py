@@ -21,7 +21,7 @@ from gui.analysis_mode import (
     peaks_by_label,
     session_files,
     settings_from,
-    trace_levels,
+    trace_levels_of,
     write_report,
 )
 from gui.panels import (
@@ -312,18 +312,30 @@ class MainWindow(QtWidgets.QMainWindow):
         if r is None:
             self.status.setText(f"{Path(path).name}: not analysed yet")
             return
-        p = r.photons
+        self.show_photons(r.photons, Path(path).name)
+        tr = r.photons.trace
+        if tr is not None and tr.total.size:
+            self.trace.set_roi(float(tr.bin_edges_s[0]), float(tr.bin_edges_s[-1]))
+        self.spectrum.show_result(r.spectrum, r.shift_mev, r.reference_ev)
+        self.show_classification(r.classification, r.photons.notes + r.notes)
+
+    def show_photons(self, p: Any, name: str, window_s: float | None = None) -> None:
+        """Trace, levels, BIC, decay and g2 of a :class:`PhotonAnalysis`; with ``window_s``
+        only the last ``window_s`` seconds of the trace (rolling, live)."""
         tr = p.trace
         b = p.blinking
         if tr is not None and tr.total.size:
             thr = None if b is None else b.threshold_rate * tr.bin_width_s
-            self.trace.show_trace(tr.bin_edges_s[:-1], tr.total, tr.bin_width_s, thr)
-            self.trace.set_roi(float(tr.bin_edges_s[0]), float(tr.bin_edges_s[-1]))
-        lv = trace_levels(r)
+            t, counts = tr.bin_edges_s[:-1], tr.total
+            if window_s is not None:
+                keep = t >= t[-1] - window_s
+                t, counts = t[keep], counts[keep]
+            self.trace.show_trace(t, counts, tr.bin_width_s, thr)
+        lv = trace_levels_of(p)
         if lv is not None:
             self.trace.show_levels(*lv)
         self.trace.info.setText(
-            f"{Path(path).name}: {p.n_photons} photons in {p.duration_s:.1f} s "
+            f"{name}: {p.n_photons} photons in {p.duration_s:.1f} s "
             f"({p.count_rate_cps / 1e3:.1f} kcps), ON fraction "
             f"{'n/a' if p.on_fraction is None else format(p.on_fraction, '.2f')}")
         self.bic.show_bic(None if b is None else b.bic, p.n_levels)
@@ -336,14 +348,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.g2.show_g2(None if c is None else c.lags_s, None if c is None else c.counts,
                         None if cg is None else cg.counts, p.g2_zero, p.g2_zero_err,
                         p.g2_zero_gated, p.g2_zero_gated_err)
-        self.spectrum.show_result(r.spectrum, r.shift_mev, r.reference_ev)
-        cl = r.classification
-        notes = "; ".join(p.notes + r.notes)
+
+    def show_classification(self, cl: Any, notes: list[str]) -> None:
+        text = "; ".join(notes)
         if cl is None:
-            self.verdict.show_verdict(None, None, None, None, extra=notes)
+            self.verdict.show_verdict(None, None, None, None, extra=text)
         else:
             self.verdict.show_verdict(cl.label, cl.probability, cl.p_dimer, cl.evidence,
-                                      cl.model, notes)
+                                      cl.model, text)
 
     # -- export -----------------------------------------------------------------------------
 

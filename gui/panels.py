@@ -102,7 +102,8 @@ class SpectrumPanel(QtWidgets.QWidget):
         if sp is None:
             self.clear()
             return
-        self.plot.setLabel("left", f"intensity ({sp.unit} / eV)")
+        unit = {"e": "e⁻", "adu": "ADU"}.get(sp.unit, sp.unit)
+        self.plot.setLabel("left", f"intensity ({unit} / eV)")
         self.data.setData(sp.energy, sp.intensity)
         self.fit.setData(sp.energy, sp.fit)
         if math.isfinite(sp.peak_ev):
@@ -374,8 +375,8 @@ class VerdictPanel(QtWidgets.QWidget):
         self.detail = QtWidgets.QLabel("")
         self.detail.setWordWrap(True)
         self.plot = _plot()
-        self.plot.setMinimumHeight(190)
-        self.plot.setLabel("bottom", "contribution to the log-odds")
+        self.plot.setMinimumHeight(200)
+        self.plot.setLabel("bottom", "evidence: log-odds for dimer (< 0: monomer)")
         ax = self.plot.getPlotItem().getAxis("left")
         ax.setWidth(95)
         font = QtGui.QFont()
@@ -385,13 +386,10 @@ class VerdictPanel(QtWidgets.QWidget):
         self.bars = pg.BarGraphItem(x0=[], y=[], height=0.6, width=[], brush="k")
         self.plot.addItem(self.bars)
         self.plot.addLine(x=0, pen=pg.mkPen("k"))
-        caption = Info("evidence: each feature's contribution to the log-odds of dimer "
-                       "(> 0 favours dimer)")
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(self.label)
         lay.addWidget(self.detail)
-        lay.addWidget(caption)
         lay.addWidget(self.plot, 1)
 
     def show_verdict(self, label: str | None, probability: float | None,
@@ -429,7 +427,7 @@ class PeakHistogramPanel(QtWidgets.QWidget):
         self.plot = _plot("emission peaks")
         self.plot.setLabel("bottom", "peak energy (eV)")
         self.plot.setLabel("left", "particles")
-        self.plot.addLegend(offset=(-10, 10), labelTextSize="8pt")
+        self.plot.addLegend(offset=(10, 10), labelTextSize="8pt")
         self.items: list[Any] = []
         self.info = Info()
         _stack(self, self.info, self.plot)
