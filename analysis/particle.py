@@ -119,6 +119,17 @@ def analyze_particle(path: str | Path, spectrum_path: str | Path | None = None,
     with spad.open(path) as reader:
         photons = analyze_photons(reader, settings)
     result = ParticleResult(str(path), photons)
+    analyze_particle_spectrum(result, path, spectrum_path, spectrum_model)
+    return result
+
+
+def analyze_particle_spectrum(result: ParticleResult, path: str | Path,
+                              spectrum_path: str | Path | None = None,
+                              spectrum_model: str = "gaussian") -> None:
+    """Add the spectrum analysis to ``result`` (of the particle file ``path``): from
+    ``spectrum_path``, or the file's own ``/user/spectrum`` if it has one. A live acquisition
+    calls this on its finished file, so its result is the one ``spad analyze`` gives."""
+    path = Path(path)
     if spectrum_path is None and _has_spectrum_group(path):
         spectrum_path = path
     if spectrum_path is not None:
@@ -131,7 +142,6 @@ def analyze_particle(path: str | Path, spectrum_path: str | Path | None = None,
                 result.spectrum = analyze_spectrum(data, model=spectrum_model)
             except (ValueError, RuntimeError) as exc:
                 result.notes.append(f"spectrum fit failed: {exc}")
-    return result
 
 
 def session_reference_ev(results: Sequence[ParticleResult], classifier: Classifier) -> float | None:

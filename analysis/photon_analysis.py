@@ -37,7 +37,7 @@ from analysis.lifetimes import (
     fit_decay_select,
     state_decay_histograms,
 )
-from spad.photons import SYNC, PhotonChunk
+from spad.photons import SYNC, PhotonChunk, Timing
 
 
 @dataclass
@@ -251,6 +251,81 @@ def _aligned_sum(rows: np.ndarray, detectors: tuple[int, ...], shifts: dict[int,
     return total
 
 
+class PhotonAccumulators:
+    """The streaming half of :func:`analyze_photons`: every accumulator, fed chunk by chunk.
+
+    A live acquisition keeps one of these, feeds it each chunk as it arrives and calls
+    :meth:`result` whenever it wants the analysis of the data so far; a file replay feeds the
+    same chunks and gets the same result (``analyze_photons`` is exactly this).
+
+    Parameters
+    ----------
+    settings
+        Analysis choices; defaults as in :class:`AnalysisSettings`.
+    """
+
+    def __init__(self, settings: AnalysisSettings | None = None) -> None:
+        s = self.settings = settings or AnalysisSettings()
+        self.trace = IntensityTrace(s.trace_bin_s, s.detectors)
+        self.collector = PhotonCollector(s.detectors)
+        self.decay = DecayHistogram(s.decay_bin_s, s.detectors)
+        self.flid = FLIDHistogram(s.trace_bin_s, s.detectors)
+        self.correlation: CrossCorrelation | None = None
+        self.timing: Timing | None = None
+        self.pulsed = False
+        self._accs: list[Any] = [self.trace, self.collector]
+
+    def update(self, chunk: PhotonChunk) -> None:
+        """Add one chunk (chunks in time order, all of one timing)."""
+        s = self.settings
+        if self.timing is None:
+            self.timing = timing = chunk.timing
+            # A laser period is usable only if the sync input carries the laser, not a detector.
+            self.pulsed = bool(timing.sync_period) and SYNC not in s.detectors
+            det_a, det_b = s.detectors
+            if self.pulsed:
+                self.correlation = CrossCorrelation(
+                    det_a, det_b, max_lag_periods=s.g2_max_lag_periods, bin_width_s=s.g2_bin_s)
+                self._accs.append(self.decay)
+            else:
+                self.correlation = CrossCorrelation(det_a, det_b, max_lag_s=s.cw_max_lag_s,
+                                                    bin_width_s=s.cw_bin_s)
+            self._accs.append(self.correlation)
+            if timing.is_t3:
+                self._accs.append(self.flid)
+        for acc in self._accs:
+            acc.update(chunk)
+
+    def gather(self) -> _Gathered:
+        """What the accumulators hold now, as copies (cheap; the fits come later, in
+        :func:`finish`): a live acquisition takes this under its lock and analyses it while
+        the next chunks arrive."""
+        if self.timing is None:
+            raise ValueError("the photon source yielded no chunks")
+        corr = self.correlation
+        return _Gathered(self.settings, self.timing, self.pulsed, self.collector.result(),
+                         self.trace.result(),
+                         self.decay.result() if self.pulsed else None,
+                         None if corr is None else corr.result(),
+                         self.flid.result() if self.timing.is_t3 else None)
+
+    def result(self) -> PhotonAnalysis:
+        """Every analysis of the photons so far (the accumulators keep going)."""
+        return finish(self.gather())
+
+
+@dataclass
+class _Gathered:
+    settings: AnalysisSettings
+    timing: Timing
+    pulsed: bool
+    photons: PhotonList
+    trace: Trace
+    decay: Decay | None
+    correlation: Correlation | None
+    flid: Any
+
+
 def analyze_photons(source: Iterable[PhotonChunk] | Any,
                     settings: AnalysisSettings | None = None) -> PhotonAnalysis:
     """Run every photon analysis on one particle.
@@ -267,38 +342,21 @@ def analyze_photons(source: Iterable[PhotonChunk] | Any,
     -------
     PhotonAnalysis
     """
-    s = settings or AnalysisSettings()
-    det_a, det_b = s.detectors
-    trace = IntensityTrace(s.trace_bin_s, s.detectors)
-    collector = PhotonCollector(s.detectors)
-    decay_acc = DecayHistogram(s.decay_bin_s, s.detectors)
-    flid = FLIDHistogram(s.trace_bin_s, s.detectors)
-    corr: CrossCorrelation | None = None
-    timing = None
-    pulsed = False
-    accs: list[Any] = [trace, collector]
+    acc = PhotonAccumulators(settings)
     for chunk in _chunks_of(source):
-        if timing is None:
-            timing = chunk.timing
-            # A laser period is usable only if the sync input carries the laser, not a detector.
-            pulsed = bool(timing.sync_period) and SYNC not in s.detectors
-            if pulsed:
-                corr = CrossCorrelation(det_a, det_b, max_lag_periods=s.g2_max_lag_periods,
-                                        bin_width_s=s.g2_bin_s)
-                accs.append(decay_acc)
-            else:
-                corr = CrossCorrelation(det_a, det_b, max_lag_s=s.cw_max_lag_s,
-                                        bin_width_s=s.cw_bin_s)
-            accs.append(corr)
-            if timing.is_t3:
-                accs.append(flid)
-        for acc in accs:
-            acc.update(chunk)
-    if timing is None:
-        raise ValueError("the photon source yielded no chunks")
+        acc.update(chunk)
+    return acc.result()
+
+
+def finish(g: _Gathered) -> PhotonAnalysis:
+    """The whole-trace analyses (blinking, fits, g2) on what :meth:`PhotonAccumulators.gather`
+    returned."""
+    s = g.settings
+    det_a, det_b = s.detectors
+    timing, pulsed, corr = g.timing, g.pulsed, g.correlation
     notes: list[str] = []
-    photons = collector.result()
-    tr = trace.result()
+    photons = g.photons
+    tr = g.trace
     n = int(photons.timestamps.size)
     # Arrival times, computed and ordered once. A time-tag stream is already (nearly) in time
     # order, and a stable sort (radix/timsort) of sorted data is ~50x cheaper than the default
@@ -334,7 +392,7 @@ def analyze_photons(source: Iterable[PhotonChunk] | Any,
     # Decays and lifetimes (need the laser period).
     period = timing.sync_period if pulsed else None
     if period:
-        decay = decay_acc.result()
+        decay = g.decay
         out.decay = decay
         out.pulse_delay_s = _pulse_delays(decay)
         shifts = _alignment(decay, out.pulse_delay_s)
@@ -383,7 +441,7 @@ def analyze_photons(source: Iterable[PhotonChunk] | Any,
 
     # Pulsed g2(0), raw and time-gated.
     if corr is not None and period:
-        out.correlation = corr.result()
+        out.correlation = corr
         try:
             # the decay histograms give the peak shape: corrects the tails across windows
             g2 = pulsed_g2(out.correlation, dark_counts_hz=s.dark_counts_hz, decay=out.decay)
@@ -406,7 +464,7 @@ def analyze_photons(source: Iterable[PhotonChunk] | Any,
                 notes.append(f"gated g2 failed: {exc}")
     elif corr is not None:
         # Continuous excitation (or no usable sync): normalised g2(τ); g2(0) is the zero bin.
-        out.correlation = corr.result()
+        out.correlation = corr
         try:
             cw = cw_g2(out.correlation)
             k0 = int(np.argmin(np.abs(cw.lags_s)))
@@ -415,7 +473,7 @@ def analyze_photons(source: Iterable[PhotonChunk] | Any,
         except ValueError as exc:
             notes.append(f"g2(τ) failed: {exc}")
     if timing.is_t3:
-        out.flid = flid.result()
+        out.flid = g.flid
     return out
 
 

@@ -645,6 +645,11 @@ class PhotonHdf5Writer:
         Replace an existing file (default: refuse with ``FileExistsError``).
     compression
         HDF5 filter for the photon datasets (``"gzip"``, ``"lzf"`` or None).
+    swmr
+        Write the file in the HDF5 1.10 format so that :meth:`start_swmr` can switch it to
+        single-writer/multiple-reader mode: other programs may then open it read-only
+        (``h5py.File(path, "r", libver="latest", swmr=True)``) while photons are appended.
+        Groups and datasets (``user``, the spectrum's) must be created before that.
     """
 
     def __init__(self, path: str | os.PathLike[str], timing: Timing, *,
@@ -665,7 +670,8 @@ class PhotonHdf5Writer:
                  acquisition_duration: float | None = None,
                  user: Mapping[str, Any] | None = None,
                  overwrite: bool = False,
-                 compression: str | None = None) -> None:
+                 compression: str | None = None,
+                 swmr: bool = False) -> None:
         self.path = str(path)
         self.timing = timing
         lifetime = timing.is_t3 if lifetime is None else bool(lifetime)
@@ -694,7 +700,8 @@ class PhotonHdf5Writer:
                 raise ValueError(f"unknown provenance fields {sorted(unknown)}; "
                                  f"allowed: {_PROVENANCE_FIELDS}")
 
-        f = h5py.File(self.path, "w" if overwrite else "w-")
+        f = h5py.File(self.path, "w" if overwrite else "w-",
+                      **({"libver": "latest"} if swmr else {}))
         self._f = f
         try:
             self._write_header(description, lifetime, rates, excitation_wavelengths,
@@ -799,8 +806,24 @@ class PhotonHdf5Writer:
         c = mk.create_dataset("channels", shape=(0,), dtype=np.uint8, **opts)
         c.attrs["units"] = "marker channel (bit pattern as recorded)"
 
-    def write(self, chunk: PhotonChunk) -> None:
-        """Append a chunk (photons and markers) and flush the file."""
+    @property
+    def file(self) -> h5py.File:
+        """The open HDF5 file (to add groups before :meth:`start_swmr`)."""
+        return self._f
+
+    def start_swmr(self) -> None:
+        """Switch to SWMR mode (the writer must have been made with ``swmr=True``): from now
+        on the file can be read while it grows; no new group or dataset can be added."""
+        self._f.flush()
+        self._f.swmr_mode = True
+
+    def flush(self) -> None:
+        """Push everything written so far to the file on disk."""
+        self._f.flush()
+
+    def write(self, chunk: PhotonChunk, flush: bool = True) -> None:
+        """Append a chunk (photons and markers) and flush the file (unless ``flush`` is False:
+        then the caller calls :meth:`flush`, e.g. once per second at high rates)."""
         if self._closed:
             raise ValueError(f"{self.path}: writer is closed")
         if chunk.timing != self.timing:
@@ -828,7 +851,8 @@ class PhotonHdf5Writer:
             _append(self._f["user/markers/channels"], chunk.marker_channels)
         if self._fixed_duration is None and self._first is not None:
             self._f["acquisition_duration"][()] = self._span()
-        self._f.flush()
+        if flush:
+            self._f.flush()
 
     def _span(self) -> float:
         if self._first is None:
@@ -841,6 +865,10 @@ class PhotonHdf5Writer:
             return
         self._closed = True
         try:
+            if self._f.swmr_mode:
+                # SWMR forbids new datasets (the detectors table): reopen to finalise.
+                self._f.close()
+                self._f = h5py.File(self.path, "a", libver="latest")
             f = self._f
             f["acquisition_duration"][()] = (float(self._fixed_duration)
                                              if self._fixed_duration is not None

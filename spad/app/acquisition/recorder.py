@@ -1,0 +1,123 @@
+"""The particle file while it is recorded: photons and spectrum frames appended, SWMR.
+
+:class:`ParticleRecorder` creates the Photon-HDF5 particle file (layout in
+``docs/particle_file.md``) with everything known at the start — rig settings, camera and
+spectrograph state, start time under ``/user/acquisition``, the spectrum's calibration under
+``/user/spectrum`` — then switches the file to HDF5 SWMR mode: another program can open it
+read-only while photons and frames are appended, and what was flushed survives a crash
+(``kill -9``) with the file still valid. :meth:`ParticleRecorder.close` finalises it (detector
+table, stop reason, frame times).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from spad.formats.photon_hdf5 import PhotonHdf5Writer, write_user_group
+from spad.particle import LAYOUT, SPECTRUM_GROUP, storable
+from spad.photons import PhotonChunk, Timing
+
+ACQUISITION_GROUP = "acquisition"
+"""Group under ``/user`` with the rig settings, instrument states, start and stop."""
+
+
+class ParticleRecorder:
+    """One particle file being written.
+
+    Parameters
+    ----------
+    path
+        The new file (must not exist).
+    timing
+        Timing of the photon stream.
+    acquisition
+        Nested dict stored under ``/user/acquisition`` (settings, instrument states, start).
+    spectrum
+        ``None`` for no camera, else a dict with ``frame_shape`` (one frame), ``wavelength_m``,
+        ``exposure_s``, ``em_gain``, ``preamp_gain_e_per_adu``, ``bias_adu``, ``calibration``,
+        ``metadata``.
+    description
+        Photon-HDF5 ``/description``.
+    """
+
+    def __init__(self, path: str | Path, timing: Timing, acquisition: dict[str, Any],
+                 spectrum: dict[str, Any] | None = None, description: str = "") -> None:
+        self.path = Path(path)
+        self.n_frames = 0
+        self._acquisition = acquisition
+        self._w = PhotonHdf5Writer(self.path, timing, description=description, swmr=True,
+                                   excitation_wavelengths=[405e-9])
+        try:
+            f = self._w.file
+            write_user_group(f, ACQUISITION_GROUP, storable(acquisition))
+            self._frames = self._frame_times = None
+            if spectrum is not None:
+                shape = tuple(int(n) for n in spectrum["frame_shape"])
+                write_user_group(f, SPECTRUM_GROUP, storable({
+                    "layout": LAYOUT, "wavelength_m": spectrum.get("wavelength_m"),
+                    "exposure_s": spectrum.get("exposure_s"), "em_gain": spectrum.get("em_gain"),
+                    "bias_adu": spectrum.get("bias_adu"),
+                    "preamp_gain_e_per_adu": spectrum.get("preamp_gain_e_per_adu"),
+                    "calibration": spectrum.get("calibration") or {},
+                    "signal_rows": spectrum.get("signal_rows"),
+                    "background_rows": spectrum.get("background_rows"),
+                    "source": "spad acquire",
+                    "metadata": spectrum.get("metadata") or {}}))
+                g = f["user"][SPECTRUM_GROUP]
+                # One HDF5 chunk per frame, appended as frames arrive (SWMR allows growth only).
+                self._frames = g.create_dataset(
+                    "frames", shape=(0, *shape), maxshape=(None, *shape), dtype=np.uint16,
+                    chunks=(1, *shape), compression="gzip", compression_opts=4, shuffle=True)
+                self._frames.attrs["units"] = "ADU"
+                self._frames.attrs["axes"] = ("frame, row, column" if len(shape) == 2
+                                              else "frame, column")
+                self._frame_times = g.create_dataset(
+                    "frame_read_s", shape=(0,), maxshape=(None,), dtype=np.float64,
+                    chunks=(256,))
+                self._frame_times.attrs["description"] = (
+                    "time each frame was read, s after the start of the photon stream")
+                if spectrum.get("wavelength_m") is not None:
+                    g["wavelength_m"].attrs["units"] = "m"
+            self._w.start_swmr()
+        except BaseException:
+            self._w.abort()
+            raise
+
+    def write_photons(self, chunk: PhotonChunk) -> None:
+        """Append a chunk (not flushed yet: see :meth:`flush`)."""
+        self._w.write(chunk, flush=False)
+
+    def write_frames(self, frames: np.ndarray, read_s: float) -> None:
+        """Append spectrum frames (``(n, *frame_shape)``) read at ``read_s``."""
+        if self._frames is None or not len(frames):
+            return
+        n = self._frames.shape[0]
+        frames = np.clip(frames, 0, 65535).astype(np.uint16, copy=False)
+        self._frames.resize((n + len(frames), *self._frames.shape[1:]))
+        self._frames[n:] = frames
+        self._frame_times.resize((n + len(frames),))
+        self._frame_times[n:] = read_s
+        self.n_frames = n + len(frames)
+
+    def flush(self) -> None:
+        """Everything appended so far to disk (readers see it; a crash keeps it)."""
+        self._w.flush()
+
+    def close(self, final: dict[str, Any] | None = None) -> None:
+        """Finalise the file; ``final`` (stop reason, end time, error...) goes to
+        ``/user/acquisition/final`` (and as JSON text in ``final_json``)."""
+        self._w.close()
+        if final is not None:
+            with h5py.File(self.path, "a", libver="latest") as f:
+                write_user_group(f, ACQUISITION_GROUP, storable(
+                    {**self._acquisition, "final": final,
+                     "final_json": json.dumps(final, default=str)}))
+
+    def abort(self) -> None:
+        """Close without finalising (what was flushed stays)."""
+        self._w.abort()

@@ -1,0 +1,40 @@
+"""The simulated rig, until ``spad.app.rig.open_rig`` provides it: a simulated HydraHarp
+looking at one simulated particle, and a simulated EMCCD behind a simulated spectrograph
+seeing the same particle's emission lines."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import SimpleNamespace
+
+from spad.app.commands.simulate import build
+
+
+@contextmanager
+def simulated_rig(particle: str = "monomer", seed: int = 0, realtime: bool = True,
+                  count_rate: float | None = None, camera: bool = True,
+                  vary: bool = True) -> Iterator[SimpleNamespace]:
+    """``with simulated_rig("dimer", seed=3) as rig:`` -> ``rig.tagger``, ``rig.camera``,
+    ``rig.spectrograph`` (camera and spectrograph ``None`` with ``camera=False``)."""
+    from simulators.instruments import Scene, SimulatedCamera, SimulatedSpectrograph
+    from simulators.spectrum import particle_lines
+    from simulators.stream import Simulation
+    from simulators.tagger import SimulatedTagger
+
+    emitters, detection = build(particle, seed, None, vary, "T3", count_rate)
+    tagger = SimulatedTagger(emitters, detection, seed=seed, realtime=realtime)
+    spectrograph = cam = None
+    if camera:
+        truth = Simulation(emitters, detection, 1.0, seed).truth
+        spectrograph = SimulatedSpectrograph()
+        cam = SimulatedCamera(Scene(lines=particle_lines(truth)), spectrograph, seed=seed)
+        spectrograph.open()
+        cam.open()
+    try:
+        yield SimpleNamespace(tagger=tagger, camera=cam, spectrograph=spectrograph)
+    finally:
+        tagger.close()
+        for dev in (cam, spectrograph):
+            if dev is not None:
+                dev.close()
