@@ -83,9 +83,10 @@ class CameraPanel(QtWidgets.QWidget):
         self._bg_frames: list[np.ndarray] = []
         self.frames: deque[np.ndarray] = deque(maxlen=10)
         self.kept: list[np.ndarray] = []      # frames of the current particle's record
+        self._sum: np.ndarray | None = None
 
         self.view = pg.PlotWidget()
-        self.view.setMinimumSize(250, 180)
+        self.view.setMinimumSize(200, 120)
         self.view.setLabel("bottom", "column (pixel, dispersion →)")
         self.view.setLabel("left", "row (pixel)")
         self.image = pg.ImageItem(axisOrder="row-major")
@@ -199,8 +200,11 @@ class CameraPanel(QtWidgets.QWidget):
 
     def _resize_average(self, n: int) -> None:
         self.frames = deque(self.frames, maxlen=max(1, n))
+        self._sum = np.sum(self.frames, axis=0) if self.frames else None
 
-    def add_frame(self, frame: np.ndarray) -> None:
+    def add_frame(self, frame: np.ndarray, draw: bool = True) -> None:
+        """Take one frame (averaged with the last N) and, with ``draw``, redraw the image and
+        the track's spectrum (the live mode draws once per refresh, whatever arrived)."""
         frame = np.asarray(frame, dtype=np.float64)
         if self._taking_background:
             self._bg_frames.append(frame)
@@ -210,16 +214,30 @@ class CameraPanel(QtWidgets.QWidget):
                 self.subtract.setEnabled(True)
                 self.subtract.setChecked(True)
             return
+        if self._sum is None or self._sum.shape != frame.shape:
+            self._sum = np.zeros_like(frame)
+            self.frames.clear()
+        if len(self.frames) == self.frames.maxlen:
+            self._sum -= self.frames[0]           # running sum of the last N frames
         self.frames.append(frame)
+        self._sum += frame
         self.kept.append(frame)
         if len(self.kept) > 2000:      # bounded memory: a particle's record keeps its last frames
             del self.kept[0]
+        if draw:
+            self.draw()
+
+    def draw(self) -> None:
+        """Redraw the image (mean of the last N frames) and the spectrum of its track."""
+        if not self.frames:
+            return
         img = self.mean_frame()
-        self.image.setImage(img, autoLevels=True)
+        lo, hi = np.percentile(img[::4, ::4], (1.0, 99.9))  # robust contrast, noise clipped
+        self.image.setImage(img, autoLevels=False, levels=(lo, max(hi, lo + 1)))
         self.spectrum_from(img)
 
     def mean_frame(self) -> np.ndarray:
-        img = np.mean(self.frames, axis=0)
+        img = self._sum / len(self.frames)
         if self.subtract.isChecked() and self.background is not None \
                 and self.background.shape == img.shape:
             img = img - self.background

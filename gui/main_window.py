@@ -111,6 +111,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.scatter.picked.connect(self._pick)
         self.table.cellClicked.connect(lambda row, _c: self._pick(row))
         self._restore()
+        # matplotlib (report and red-shift statistics) takes seconds to import: once, at
+        # start, not in the middle of a recording
+        import spad.app.report  # noqa: F401
 
     # -- layout -----------------------------------------------------------------------------
 

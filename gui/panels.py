@@ -32,9 +32,16 @@ def fmt(value: Any, spec: str, unit: str = "") -> str:
     return format(value, spec) + (f" {unit}" if unit else "")
 
 
+def no_si_prefix(plot: pg.PlotItem) -> None:
+    """Units are in the labels: no automatic "(x0.001)" rescaling of the tick values."""
+    for name in ("left", "bottom"):
+        plot.getAxis(name).enableAutoSIPrefix(False)
+
+
 def _plot(title: str = "") -> pg.PlotWidget:
     w = pg.PlotWidget()
-    w.setMinimumSize(200, 150)
+    w.setMinimumSize(160, 110)
+    no_si_prefix(w.getPlotItem())
     w.showGrid(x=True, y=True, alpha=0.2)
     return w
 
@@ -153,6 +160,9 @@ class TracePanel(QtWidgets.QWidget):
         self.hist.getAxis("left").setStyle(showValues=False)
         self.hist.getAxis("left").setWidth(8)
         self.curve = self.trace.plot([], [], pen=pg.mkPen((31, 119, 180), width=1))
+        # long traces: draw at most ~ one point per pixel (peak-preserving)
+        self.curve.setDownsampling(auto=True, method="peak")
+        self.curve.setClipToView(True)
         self.hist_curve = self.hist.plot([], [], pen=pg.mkPen((31, 119, 180)),
                                          fillLevel=0, brush=(31, 119, 180, 100))
         self.threshold = pg.InfiniteLine(angle=0, pen=pg.mkPen("k", style=QtCore.Qt.DashLine),
@@ -258,9 +268,11 @@ class DecayPanel(QtWidgets.QWidget):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.glw = pg.GraphicsLayoutWidget()
-        self.glw.setMinimumSize(250, 180)
+        self.glw.setMinimumSize(200, 140)
         self.decay = self.glw.addPlot(row=0, col=0)
         self.resid = self.glw.addPlot(row=1, col=0)
+        no_si_prefix(self.decay)
+        no_si_prefix(self.resid)
         self.glw.ci.layout.setRowStretchFactor(0, 3)
         self.glw.ci.layout.setRowStretchFactor(1, 1)
         for plot in (self.decay, self.resid):   # equal axis widths keep the x axes aligned
@@ -375,8 +387,8 @@ class VerdictPanel(QtWidgets.QWidget):
         self.detail = QtWidgets.QLabel("")
         self.detail.setWordWrap(True)
         self.plot = _plot()
-        self.plot.setMinimumHeight(200)
-        self.plot.setLabel("bottom", "evidence: log-odds for dimer (< 0: monomer)")
+        self.plot.setMinimumHeight(150)
+        self.plot.setLabel("bottom", "log-odds for dimer")
         ax = self.plot.getPlotItem().getAxis("left")
         ax.setWidth(95)
         font = QtGui.QFont()
