@@ -262,7 +262,8 @@ class CameraPanel(QtWidgets.QWidget):
         wl = self.wavelengths_m(img.shape[1])
         if wl is None:
             return
-        energy, per_ev = spectrum_to_energy(wl, spec)
+        # counts per pixel -> per metre (pixel width in wavelength), then the Jacobian to eV
+        energy, per_ev = spectrum_to_energy(wl, spec / np.abs(np.gradient(wl)))
         self.spectrum_ready.emit(energy, per_ev)
 
     def spectrum_data(self) -> Any:

@@ -211,7 +211,6 @@ class LiveMode(QtCore.QObject):
         w.add_dock("Camera", self.camera, R)
         w.tabifyDockWidget(w.docks["Particles"], w.docks["Record"])
         w.tabifyDockWidget(w.docks["Record"], w.docks["Instruments"])
-        w.docks["Record"].raise_()
         w.splitDockWidget(w.docks["Camera"], w.docks["Spectrum"], QtCore.Qt.Vertical)
         w.tabifyDockWidget(w.docks["Levels"], w.docks["Session"])
         w.docks["Session"].raise_()
@@ -219,6 +218,9 @@ class LiveMode(QtCore.QObject):
             a = w.docks[name].toggleViewAction()
             a.setText(name)
             w.view_menu.addAction(a)
+        w.tabifyDockWidget(w.docks["Session"], w.docks["Population"])
+        w.docks["Session"].raise_()
+        w.resizeDocks([w.docks["Decay"]], [330], QtCore.Qt.Vertical)
         self.restore_settings(w.settings)
 
         self.instruments.error.connect(lambda m: w.show_error(m))
@@ -233,11 +235,16 @@ class LiveMode(QtCore.QObject):
         self.instruments.attach(getattr(rig, "camera", None), getattr(rig, "spectrograph", None),
                                 rig.tagger, self.lock)
         if getattr(rig, "camera", None) is not None:
+            # the camera settings of the last session (default: the engine's, 1 s at gain 100)
+            s = w.settings
+            self.instruments.exposure.setValue(float(s.value("camera/exposure_s", 1.0)))
+            self.instruments.em_gain.setValue(int(float(s.value("camera/em_gain", 100))))
             self.camera.attach(rig.camera, rig.spectrograph, self.lock)
             self.instruments.set_track(self.camera.track_rows()[0])
         self.timer = QtCore.QTimer(self)
         self.timer.setInterval(REFRESH_MS)
         self.timer.timeout.connect(self.update_display)
+        w.docks["Record"].raise_()
         w.status.setText(f"live on {getattr(rig.tagger, 'name', 'the rig')}: press Record")
 
     # -- settings ---------------------------------------------------------------------------
@@ -258,6 +265,8 @@ class LiveMode(QtCore.QObject):
         s.setValue("live/duration_s", r.duration.value())
         s.setValue("live/sure", r.sure.isChecked())
         s.setValue("live/sure_p", r.sure_p.value())
+        s.setValue("camera/exposure_s", self.instruments.exposure.value())
+        s.setValue("camera/em_gain", self.instruments.em_gain.value())
 
     # -- recording --------------------------------------------------------------------------
 

@@ -282,7 +282,7 @@ class DecayPanel(QtWidgets.QWidget):
         self.decay.showGrid(x=True, y=True, alpha=0.2)
         self.decay.hideAxis("bottom")
         self.resid.setXLink(self.decay)
-        self.resid.setLabel("bottom", "delay after the laser pulse (ns)")
+        self.resid.setLabel("bottom", "delay after the sync (ns)")
         self.resid.setLabel("left", "resid. (σ)")
         self.resid.addLine(y=0, pen=pg.mkPen((120, 120, 120)))
         self.data = self.decay.plot([], [], pen=None, symbol="o", symbolSize=2,
@@ -315,9 +315,15 @@ class DecayPanel(QtWidgets.QWidget):
             # Pearson residuals: (data - model) / sqrt(model), ~N(0, 1) for a good Poisson fit
             r = (y[sel][:n][ok] - m[ok]) / np.sqrt(m[ok])
             self.res_curve.setData(x[ok] * 1e9, r)
+            self.resid.show()
         else:
             self.fit.setData([], [])
             self.res_curve.setData([], [])
+            self.resid.hide()       # no fit, no residuals: the space goes to the decay
+        if self.resid.isVisible():
+            self.decay.hideAxis("bottom")
+        else:
+            self.decay.setLabel("bottom", "delay after the sync (ns)")
         self.info.setText(title)
 
 
