@@ -244,7 +244,7 @@ class LiveMode(QtCore.QObject):
         self.timer = QtCore.QTimer(self)
         self.timer.setInterval(REFRESH_MS)
         self.timer.timeout.connect(self.update_display)
-        w.docks["Record"].raise_()
+        QtCore.QTimer.singleShot(0, w.docks["Record"].raise_)   # once the window is laid out
         w.status.setText(f"live on {getattr(rig.tagger, 'name', 'the rig')}: press Record")
 
     # -- settings ---------------------------------------------------------------------------
@@ -318,6 +318,7 @@ class LiveMode(QtCore.QObject):
         r.set_running(True)
         self.instruments.set_busy(True)
         r.state.setText(f"recording {self.acq.name} → {self.acq.path}")
+        w.status.setText(f"recording {self.acq.name}…")
         self.stats.reset()
         self.acq.start()
         self.timer.start()

@@ -316,10 +316,12 @@ class DecayPanel(QtWidgets.QWidget):
             r = (y[sel][:n][ok] - m[ok]) / np.sqrt(m[ok])
             self.res_curve.setData(x[ok] * 1e9, r)
             self.resid.show()
+            self.resid.setMaximumHeight(16777215)
         else:
             self.fit.setData([], [])
             self.res_curve.setData([], [])
             self.resid.hide()       # no fit, no residuals: the space goes to the decay
+            self.resid.setMaximumHeight(0)
         if self.resid.isVisible():
             self.decay.hideAxis("bottom")
         else:
