@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install lint bench clean
+.PHONY: demo test install lint bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,13 +18,15 @@ install: $(STAMP)
 
 DEMO := out/demo
 
-# A small session at the microscope, on simulated instruments: three monomers and three fused
-# dimers, then the per-particle analysis, classification and report.
+# The main job at the microscope, on the simulated rig: acquire three monomers and three fused
+# dimers with `spad acquire` (photons + spectrum, live verdict, stopping each particle once the
+# verdict is sure or after 15 s) into a session directory, then analyse the session and write
+# the report.
 demo: $(STAMP)
-	mkdir -p $(DEMO)
+	rm -rf $(DEMO)
 	for i in 1 2 3; do \
-	  $(BIN)/spad simulate --particle monomer --vary --seed $$i --duration 30 -o $(DEMO)/monomer_$$i.h5 --force || exit 1; \
-	  $(BIN)/spad simulate --particle dimer --vary --seed $$((i + 10)) --duration 30 -o $(DEMO)/dimer_$$i.h5 --force || exit 1; \
+	  $(BIN)/spad acquire -o $(DEMO) --particle monomer --seed $$i --duration 15 --until-confident 0.95 --exposure 0.5 || exit 1; \
+	  $(BIN)/spad acquire -o $(DEMO) --particle dimer --seed $$((i + 10)) --duration 15 --until-confident 0.95 --exposure 0.5 || exit 1; \
 	done
 	$(BIN)/spad analyze $(DEMO)/*.h5 --report $(DEMO)/report
 
@@ -39,6 +41,10 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
 	for b in tests/benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# One hour of simulated acquisition at 2 M photons/s: resident memory and photons kept.
+soak: $(STAMP)
+	$(BIN)/python tests/benchmarks/soak_acquire.py --hours 1
 
 clean:
 	rm -rf $(VENV) build *.egg-info

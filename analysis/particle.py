@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
 import spad
 from analysis.classify import Classification, Classifier, load_classifier
 from analysis.photon_analysis import AnalysisSettings, PhotonAnalysis, analyze_photons
 from analysis.spectra import SpectrumResult, analyze_spectrum
+from spad.formats.photon_hdf5 import open_hdf5
 from spad.formats.spectra import open_spectrum
 
 MIN_REFERENCE_MONOMERS = 3
@@ -91,7 +91,7 @@ class ParticleResult:
 
 def _has_spectrum_group(path: Path) -> bool:
     try:
-        with h5py.File(path, "r") as f:
+        with open_hdf5(path) as f:
             return "user/spectrum" in f
     except OSError:
         return False

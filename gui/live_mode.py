@@ -66,17 +66,17 @@ def _display_acquisition_class() -> type:
 
     class DisplayAcquisition(Acquisition):
         """The engine, keeping the histograms of each live analysis for the display (the decay
-        and the coincidences; small arrays, copied in the acquisition thread)."""
+        and the coincidences of the copy the engine analyses; nothing is recomputed)."""
 
         display: Any = None
 
-        def _live_verdict(self, acc: Any, elapsed: float, streak: int) -> int:
-            if acc.timing is not None and acc.pulsed:
-                self.display = SimpleNamespace(
-                    decay=acc.decay.result(),
-                    correlation=None if acc.correlation is None else acc.correlation.result(),
-                    elapsed_s=elapsed)
-            return super()._live_verdict(acc, elapsed, streak)
+        def _verdict(self, live: Any, gathered: Any) -> None:
+            # runs in the engine's analysis thread, on its copy of the accumulators
+            at, g = gathered
+            if g.pulsed:
+                self.display = SimpleNamespace(decay=g.decay, correlation=g.correlation,
+                                               elapsed_s=at)
+            super()._verdict(live, gathered)
 
     return DisplayAcquisition
 

@@ -173,6 +173,22 @@ def _has_hdf5_signature(path: str | os.PathLike[str]) -> bool:
     return False
 
 
+def open_hdf5(path: str | os.PathLike[str]) -> h5py.File:
+    """Open an HDF5 file read-only, also one still being written or cut off while written.
+
+    A file written in SWMR mode (``spad acquire``) keeps HDF5's "open for write" mark until it is
+    closed; if the writer was killed the mark stays, and a plain read-only open refuses the file.
+    Such a file is opened in SWMR read mode instead, which HDF5 allows while a writer may be
+    active, and which reads everything the writer flushed.
+    """
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        if "already open for write" not in str(exc):
+            raise
+    return h5py.File(path, "r", libver="latest", swmr=True)
+
+
 def is_photon_hdf5(path: str | os.PathLike[str]) -> bool:
     """True if ``path`` is an HDF5 file with a ``/photon_data`` group.
 
@@ -187,7 +203,7 @@ def is_photon_hdf5(path: str | os.PathLike[str]) -> bool:
     except OSError:
         return False
     try:
-        with h5py.File(path, "r") as f:
+        with open_hdf5(path) as f:
             return isinstance(f.get("photon_data", getlink=False), h5py.Group)
     except (OSError, ValueError):
         return True
@@ -290,7 +306,7 @@ class PhotonHdf5Reader(Reader):
         if not _has_hdf5_signature(self.path):
             raise FormatError(self.path, "not an HDF5 file (no HDF5 signature)")
         try:
-            self._f = h5py.File(self.path, "r")
+            self._f = open_hdf5(self.path)
         except OSError as exc:
             raise FormatError(self.path, f"cannot open as HDF5 (truncated or corrupt): "
                                          f"{exc}") from None
@@ -452,6 +468,9 @@ class PhotonHdf5Reader(Reader):
         except (TypeError, ValueError) as exc:
             raise self._fail(f"bad timestamps_unit/tcspc_unit: {exc}") from None
         self._classify_detectors(warn)
+        if self._f.swmr_mode:
+            warn.append("the file was not closed by its writer (still being recorded, or the "
+                        "recording was cut off): read what was flushed")
 
         for field in ("acquisition_duration", "description", "setup", "identity"):
             if field not in f:
@@ -1021,7 +1040,7 @@ def read_user_group(h5file_or_path: h5py.File | str | os.PathLike[str], name: st
     """
     if isinstance(h5file_or_path, h5py.File):
         return _read_dict(h5file_or_path["user"][name])
-    with h5py.File(h5file_or_path, "r") as f:
+    with open_hdf5(h5file_or_path) as f:
         if f.get(f"user/{name}") is None:
             raise KeyError(f"{h5file_or_path}: no /user/{name} group")
         return _read_dict(f["user"][name])

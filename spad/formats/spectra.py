@@ -511,13 +511,13 @@ def read_particle_spectrum(path: str | Path) -> SpectrumData:
 
     The layout is the one :mod:`spad.particle` writes; its own reader does the work.
     """
-    import h5py
 
+    from spad.formats.photon_hdf5 import open_hdf5
     from spad.particle import read_spectrum_group
 
     path = Path(path)
     try:
-        with h5py.File(path, "r") as f:
+        with open_hdf5(path) as f:
             data = read_spectrum_group(f, path)
     except FormatError:
         raise

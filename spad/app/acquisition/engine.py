@@ -30,7 +30,7 @@ from analysis.photon_analysis import AnalysisSettings, PhotonAccumulators, finis
 from spad.app.acquisition.recorder import ParticleRecorder
 from spad.errors import DeviceError
 from spad.formats.records import Decoder
-from spad.photons import SYNC
+from spad.photons import SYNC, PhotonChunk
 
 STATUSES = ("idle", "running", "stopping", "done", "aborted", "failed")
 
@@ -140,6 +140,99 @@ class Outcome:
 
 def _device_name(device: Any, fallback: str) -> str:
     return str(getattr(device, "name", None) or fallback)
+
+
+class LivePipeline:
+    """Chunks in, live state out: the part of an acquisition that ``spad replay`` shares.
+
+    Feeds every chunk to :class:`PhotonAccumulators`, counts photons per detector, keeps the
+    stream's clock, and every ``update_s`` of recorded time analyses the photons so far and
+    classifies them (:meth:`update`).
+    """
+
+    def __init__(self, settings: AcquisitionSettings, classifier: Classifier | None = None
+                 ) -> None:
+        self.settings = settings
+        self.classifier = classifier or load_classifier()
+        self.acc = PhotonAccumulators(settings.analysis)
+        self.counts = np.zeros(256, np.int64)
+        self.elapsed_s = 0.0
+        self.streak = 0
+        self._t0: int | None = None
+        self._next = settings.update_s
+        self._last_counts = self.counts.copy()
+        self._last_t = 0.0
+        self.verdict_at_s: float | None = None
+
+    @property
+    def photons(self) -> int:
+        return int(self.counts.sum() - self.counts[SYNC])
+
+    def feed(self, chunk: PhotonChunk) -> None:
+        """Add a decoded chunk."""
+        if not len(chunk):
+            return
+        if self._t0 is None:
+            self._t0 = int(chunk.timestamps[0])
+        self.acc.update(chunk)
+        self.counts += np.bincount(chunk.detectors, minlength=256)
+        self.elapsed_s = (int(chunk.timestamps[-1]) - self._t0) * chunk.timing.timestamp_unit
+
+    def due(self) -> bool:
+        """True when an update of the live analysis is due."""
+        return self.elapsed_s >= self._next
+
+    @property
+    def confident(self) -> bool:
+        """The stop-when-sure rule is met."""
+        s = self.settings
+        return s.until_confident is not None and self.streak >= s.confident_updates
+
+    def update(self) -> dict[str, Any]:
+        """Analyse and classify the photons so far; returns the :class:`LiveState` fields."""
+        out, gathered = self.begin_update()
+        if gathered is not None:
+            out.update(self.finish_update(gathered))
+        return out
+
+    def begin_update(self) -> tuple[dict[str, Any], Any]:
+        """The cheap half of :meth:`update` (counts, rates, a copy of the accumulators), done
+        in the thread that feeds; :meth:`finish_update` of the copy may run in another."""
+        s = self.settings
+        self._next = (math.floor(self.elapsed_s / s.update_s) + 1) * s.update_s
+        dt = self.elapsed_s - self._last_t
+        rates = ({int(d): float(self.counts[d] - self._last_counts[d]) / dt
+                  for d in np.flatnonzero(self.counts) if d != SYNC} if dt > 0 else {})
+        self._last_counts, self._last_t = self.counts.copy(), self.elapsed_s
+        out: dict[str, Any] = {"elapsed_s": self.elapsed_s, "photons": self.photons,
+                               "rates_hz": rates}
+        gathered = None if self.acc.timing is None else (self.elapsed_s, self.acc.gather())
+        return out, gathered
+
+    def finish_update(self, gathered: Any) -> dict[str, Any]:
+        """Analyse and classify a copy from :meth:`begin_update`; updates the streak of the
+        stop-when-sure rule."""
+        s = self.settings
+        at, g = gathered
+        photons = finish(g)
+        c: Classification = self.classifier.classify(photons.features())
+        sure = (s.until_confident is not None and c.label in ("monomer", "dimer")
+                and c.probability >= s.until_confident and photons.g2_zero_err is not None
+                and photons.g2_zero_err <= s.g2_err_max)
+        self.streak = self.streak + 1 if sure else 0
+        self.verdict_at_s = at
+        return {"g2_zero": photons.g2_zero, "g2_zero_err": photons.g2_zero_err,
+                "verdict": c.label, "probability": c.probability, "p_dimer": c.p_dimer,
+                "evidence": dict(c.evidence), "verdict_age_s": self.elapsed_s - at}
+
+    def final(self, path: str | Path) -> ParticleResult:
+        """The result of the whole particle: what ``spad analyze path`` gives."""
+        from analysis.particle import analyze_particle_spectrum
+
+        result = ParticleResult(str(path), self.acc.result())
+        analyze_particle_spectrum(result, path)
+        classify_session([result], classifier=self.classifier)
+        return result
 
 
 class Acquisition:
@@ -269,15 +362,10 @@ class Acquisition:
                                description=f"particle {self.name}, spad acquire")
         self._set(status="running")
         stop_reason, error = "duration", None
-        acc = PhotonAccumulators(s.analysis)
+        live = LivePipeline(s, self.classifier)
+        worker: threading.Thread | None = None
         decoder = Decoder(tagger.record_type, tagger.timing)
-        unit = tagger.timing.timestamp_unit
-        counts = np.zeros(256, np.int64)
-        last_counts, last_t = counts.copy(), 0.0
-        t0: int | None = None
-        elapsed, next_update, streak = 0.0, s.update_s, 0
         last_flush = time.monotonic()
-        n_photons = 0
         try:
             try:
                 tagger.start(s.duration_s)
@@ -297,38 +385,39 @@ class Acquisition:
                 if decoder.n_invalid:
                     raise DeviceError(_device_name(tagger, "time tagger"),
                                       f"{decoder.n_invalid} invalid records in the stream")
+                chunk = None
                 if words.size:
                     chunk = decoder.decode(words)
                     if len(chunk):
-                        if t0 is None:
-                            t0 = int(chunk.timestamps[0])
                         rec.write_photons(chunk)
-                        acc.update(chunk)
-                        counts += np.bincount(chunk.detectors, minlength=256)
-                        elapsed = (int(chunk.timestamps[-1]) - t0) * unit
-                if camera is not None:
-                    frames = self._device_call(camera, "camera", camera.read_multiple_images)
-                    if len(frames):
-                        rec.write_frames(frames, elapsed)
                 now = time.monotonic()
                 if now - last_flush >= s.flush_s:
                     rec.flush()
                     last_flush = now
-                if elapsed >= next_update:
-                    next_update = (math.floor(elapsed / s.update_s) + 1) * s.update_s
-                    n_photons = int(counts.sum() - counts[SYNC])
-                    dt = elapsed - last_t
-                    rates = {d: float(counts[d] - last_counts[d]) / dt
-                             for d in np.flatnonzero(counts) if d != SYNC} if dt > 0 else {}
-                    last_counts, last_t = counts.copy(), elapsed
-                    self._set(elapsed_s=elapsed, photons=n_photons, rates_hz=rates,
-                              frames=rec.n_frames)
-                    streak = self._live_verdict(acc, elapsed, streak)
+                if chunk is not None:
+                    live.feed(chunk)
+                if camera is not None:
+                    frames = self._device_call(camera, "camera", camera.read_multiple_images)
+                    if len(frames):
+                        rec.write_frames(frames, live.elapsed_s)
+                if live.confident:
+                    stop_reason = "confident"
+                    break
+                if live.due():
+                    if spectrograph is not None:
+                        self._check_spectrograph(spectrograph, acquisition["spectrograph"])
+                    fields, gathered = live.begin_update()
+                    if live.verdict_at_s is not None:
+                        fields["verdict_age_s"] = live.elapsed_s - live.verdict_at_s
+                    self._set(frames=rec.n_frames, **fields)
                     self._emit("progress")
-                    if (s.until_confident is not None and streak >= s.confident_updates):
-                        stop_reason = "confident"
-                        break
-                if elapsed >= s.duration_s:
+                    # The fits run beside the recording, so a slow analysis never holds up
+                    # the FIFO reads or the flushes; an update due while one runs is skipped.
+                    if gathered is not None and (worker is None or not worker.is_alive()):
+                        worker = threading.Thread(target=self._verdict, args=(live, gathered),
+                                                  daemon=True)
+                        worker.start()
+                if live.elapsed_s >= s.duration_s:
                     break
         except DeviceError as exc:
             stop_reason, error = "device error", str(exc)
@@ -344,18 +433,20 @@ class Acquisition:
                         error = error or str(exc)
             try:
                 if camera is not None and error is None:
-                    rec.write_frames(camera.read_multiple_images(), elapsed)
+                    rec.write_frames(camera.read_multiple_images(), live.elapsed_s)
             except (DeviceError, OSError):
                 pass
             rec.flush()
-        n_photons = int(counts.sum() - counts[SYNC])
+            if worker is not None:
+                worker.join()
+        n_photons, elapsed = live.photons, live.elapsed_s
         final = {"stop_reason": stop_reason, "error": error, "photons": n_photons,
                  "recorded_s": elapsed, "frames": rec.n_frames,
                  "end_time": datetime.now().astimezone().isoformat(timespec="milliseconds")}
         rec.close(final)
         result = None
-        if not self._aborted and acc.timing is not None:
-            result = self._final_result(acc)
+        if not self._aborted and live.acc.timing is not None:
+            result = live.final(self.path)
         state = self._set(status="aborted" if self._aborted else "done", elapsed_s=elapsed,
                           photons=n_photons, frames=rec.n_frames, stop_reason=stop_reason)
         if result is not None and result.classification is not None:
@@ -369,6 +460,27 @@ class Acquisition:
         self._outcome = Outcome(self.path, result, stop_reason, error, state)
         self._emit("finished", stop_reason)
         return self._outcome
+
+    def _verdict(self, live: LivePipeline, gathered: Any) -> None:
+        """Worker thread: the live analysis of one copy of the accumulators."""
+        try:
+            fields = live.finish_update(gathered)
+        except (ValueError, RuntimeError) as exc:  # too little data for some fit so far
+            self._emit("verdict", f"no verdict yet: {exc}")
+            return
+        self._set(**fields)
+        self._emit("verdict", fields["verdict"])
+
+    def _check_spectrograph(self, spectrograph: Any, start: dict[str, Any]) -> None:
+        """The spectrograph still answers and has not moved: a grating that turned during
+        the recording would make the stored wavelength calibration wrong."""
+        name = _device_name(spectrograph, "spectrograph")
+        here = self._device_call(spectrograph, "spectrograph",
+                                 spectrograph.get_centre_wavelength)
+        if abs(here - start["centre_wavelength_m"]) > 0.05e-9:
+            raise DeviceError(name, f"centre wavelength moved during the recording "
+                                    f"({start['centre_wavelength_m'] * 1e9:.2f} -> "
+                                    f"{here * 1e9:.2f} nm)")
 
     def _device_call(self, device: Any, kind: str, fn: Callable[[], Any]) -> Any:
         """Call a device; a lost connection (OSError) becomes a DeviceError naming it."""
@@ -413,37 +525,6 @@ class Acquisition:
                 "preamp_gain_e_per_adu": state["preamp_gain_e_per_adu"],
                 "calibration": calibration, "state": state,
                 "metadata": {"read_mode": state["read_mode"], "sensor": state["device_info"]}}
-
-    def _live_verdict(self, acc: PhotonAccumulators, elapsed: float, streak: int) -> int:
-        """Analyse the photons so far and classify them (photon features: the spectrum's shift
-        needs the session's monomers). Returns the updated confident-update streak."""
-        s = self.settings
-        if acc.timing is None:
-            return 0
-        try:
-            photons = finish(acc.gather())
-        except ValueError as exc:  # too little data for an analysis yet
-            self._set(verdict="uncertain", probability=None, verdict_age_s=0.0, error=None)
-            self._emit("verdict", str(exc))
-            return 0
-        c: Classification = self.classifier.classify(photons.features())
-        self._set(g2_zero=photons.g2_zero, g2_zero_err=photons.g2_zero_err, verdict=c.label,
-                  probability=c.probability, p_dimer=c.p_dimer, evidence=dict(c.evidence),
-                  verdict_age_s=0.0)
-        self._emit("verdict", c.label)
-        sure = (s.until_confident is not None and c.label in ("monomer", "dimer")
-                and c.probability >= s.until_confident and photons.g2_zero_err is not None
-                and photons.g2_zero_err <= s.g2_err_max)
-        return streak + 1 if sure else 0
-
-    def _final_result(self, acc: PhotonAccumulators) -> ParticleResult:
-        """The same result as ``spad analyze`` on the finished file."""
-        from analysis.particle import analyze_particle_spectrum
-
-        result = ParticleResult(str(self.path), acc.result())
-        analyze_particle_spectrum(result, self.path)
-        classify_session([result], classifier=self.classifier)
-        return result
 
 
 def _tagger_state(tagger: Any) -> dict[str, Any]:
