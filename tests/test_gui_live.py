@@ -100,6 +100,7 @@ def test_closing_during_a_recording_finishes_the_file(qtbot, tmp_path):
 
     with simulated_rig("monomer", seed=2, realtime=True, camera=False) as rig:
         w = MainWindow(QtCore.QSettings(str(tmp_path / "gui.ini"), QtCore.QSettings.IniFormat))
+        qtbot.addWidget(w)
         lm = attach_live(w, rig=rig)
         lm.recorder.folder.setText(str(tmp_path / "session"))
         lm.recorder.duration.setValue(600.0)
