@@ -169,6 +169,11 @@ class CameraPanel(QtWidgets.QWidget):
 
     # -- acquisition ------------------------------------------------------------------------
 
+    def set_busy(self, busy: bool) -> None:
+        """While the engine records, it owns the camera: no acquisition from here."""
+        for w in (self.continuous, self.single, self.take_bg):
+            w.setEnabled(not busy)
+
     def _start(self, continuous: bool, n: int) -> None:
         if self.camera is None or (self.worker is not None and self.worker.isRunning()):
             return

@@ -317,6 +317,7 @@ class LiveMode(QtCore.QObject):
         self.camera.kept = []
         r.set_running(True)
         self.instruments.set_busy(True)
+        self.camera.set_busy(True)
         r.state.setText(f"recording {self.acq.name} → {self.acq.path}")
         w.status.setText(f"recording {self.acq.name}…")
         self.stats.reset()
@@ -361,6 +362,7 @@ class LiveMode(QtCore.QObject):
         self.timer.stop()
         self.recorder.set_running(False)
         self.instruments.set_busy(False)
+        self.camera.set_busy(False)
         self.recorder.name.clear()
         if outcome is None:
             return

@@ -8,7 +8,6 @@ start (``QSettings("spad", "spad gui")``).
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -390,6 +389,3 @@ class MainWindow(QtWidgets.QMainWindow):
         if out:
             self.status.setText(f"figure written to {particle_figure(self.results[path], out)}")
 
-
-def finite(v: Any) -> bool:
-    return v is not None and isinstance(v, int | float) and math.isfinite(v)
