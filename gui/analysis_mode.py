@@ -1,0 +1,264 @@
+"""Analysis of recorded particles: what ``spad analyze`` does, in a window.
+
+The particles of a session (files or a directory) are listed with check boxes; the checked
+ones, or all, are (re-)analysed in a background thread with the settings of the panel, exactly
+as the CLI does (:func:`analysis.particle.analyze_particle`, then
+:func:`analysis.particle.classify_session` over the whole session), so the window and
+``spad analyze`` give the same numbers for the same files. A region of interest dragged on the
+trace re-analyses that particle's photons inside it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PyQt5 import QtCore, QtWidgets
+
+import spad
+from spad.photons import PhotonChunk
+
+PARTICLE_SUFFIXES = (".h5", ".hdf5", ".ptu", ".pt3", ".ht3")
+"""Files picked up when a session directory is opened (``*.user.h5`` sidecars excluded)."""
+
+
+def session_files(folder: str | Path) -> list[Path]:
+    """The particle recordings of a session directory, sorted by name."""
+    out = []
+    for p in sorted(Path(folder).iterdir()):
+        if p.suffix.lower() in PARTICLE_SUFFIXES and not p.name.endswith(".user.h5") \
+                and not p.name.startswith("."):
+            out.append(p)
+    return out
+
+
+def cropped_chunks(path: str | Path, t0_s: float, t1_s: float) -> Iterator[PhotonChunk]:
+    """The photons of a recording that arrived within ``[t0_s, t1_s)`` (stream clock)."""
+    with spad.open(path) as reader:
+        for chunk in reader.chunks():
+            t = chunk.times_s()
+            yield chunk.select((t >= t0_s) & (t < t1_s))
+
+
+class AnalysisWorker(QtCore.QThread):
+    """Analyses particles off the GUI thread; stops between particles when interrupted.
+
+    Each job is ``(path, roi)`` with ``roi`` ``None`` (whole recording) or ``(t0_s, t1_s)``.
+    """
+
+    progress = QtCore.pyqtSignal(int, int, str)
+    result = QtCore.pyqtSignal(str, object)
+    failed = QtCore.pyqtSignal(str, str)
+
+    def __init__(self, jobs: Sequence[tuple[str, tuple[float, float] | None]], settings: Any,
+                 spectra: dict[str, Any] | None = None,
+                 parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self.jobs = list(jobs)
+        self.settings = settings
+        self.spectra = spectra or {}
+        self.interrupted = False
+
+    def run(self) -> None:
+        from analysis.particle import ParticleResult, analyze_particle
+        from analysis.photon_analysis import analyze_photons
+        from spad.errors import SpadError
+
+        n = len(self.jobs)
+        for i, (path, roi) in enumerate(self.jobs):
+            if self.interrupted:
+                break
+            self.progress.emit(i, n, path)
+            try:
+                if roi is None:
+                    r = analyze_particle(path, None, self.settings)
+                else:
+                    photons = analyze_photons(cropped_chunks(path, *roi), self.settings)
+                    r = ParticleResult(path, photons)
+                    old = self.spectra.get(path)
+                    if old is not None:  # the spectrum does not depend on the photon window
+                        r.spectrum, r.spectrum_file = old.spectrum, old.spectrum_file
+                    r.notes.append(f"photons of {roi[0]:.2f}-{roi[1]:.2f} s only")
+                self.result.emit(path, r)
+            except (SpadError, ValueError, OSError, RuntimeError) as exc:
+                text = str(exc)
+                self.failed.emit(path, text if text.startswith(path) else f"{path}: {text}")
+        self.progress.emit(n, n, "")
+
+
+TABLE_COLUMNS = (("file", "particle"), ("label", "verdict"), ("probability", "p"),
+                 ("g2_zero", "g2(0)"), ("g2_zero_err", "± g2"), ("lifetime_ns", "τ (ns)"),
+                 ("on_fraction", "ON frac."), ("n_levels", "states"), ("peak_ev", "peak (eV)"),
+                 ("fwhm_mev", "FWHM (meV)"), ("shift_mev", "shift (meV)"),
+                 ("count_rate_cps", "rate (cps)"))
+
+_FORMATS = {"probability": ".2f", "g2_zero": ".3f", "g2_zero_err": ".3f", "lifetime_ns": ".2f",
+            "on_fraction": ".2f", "n_levels": "d", "peak_ev": ".4f", "fwhm_mev": ".1f",
+            "shift_mev": "+.1f", "count_rate_cps": ".0f"}
+
+
+def record_cells(rec: dict[str, Any]) -> list[str]:
+    """The table row of one particle's record (``n/a`` for what was not measured)."""
+    from gui.panels import fmt
+
+    c = rec.get("classification") or {}
+    cells = []
+    for key, _ in TABLE_COLUMNS:
+        if key == "file":
+            cells.append(Path(rec["file"]).name)
+        elif key == "label":
+            cells.append(c.get("label") or "n/a")
+        elif key == "probability":
+            cells.append(fmt(c.get("probability"), ".2f"))
+        else:
+            cells.append(fmt(rec.get(key), _FORMATS[key]))
+    return cells
+
+
+class SessionTable(QtWidgets.QTableWidget):
+    """One row per particle with its results."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(0, len(TABLE_COLUMNS), parent)
+        self.setHorizontalHeaderLabels([h for _, h in TABLE_COLUMNS])
+        self.setEditTriggers(QtWidgets.QAbstractItemView.NoEditTriggers)
+        self.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectRows)
+        self.verticalHeader().setVisible(False)
+        self.horizontalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeToContents)
+
+    def show_records(self, records: Sequence[dict[str, Any]]) -> None:
+        self.setRowCount(len(records))
+        for i, rec in enumerate(records):
+            for j, text in enumerate(record_cells(rec)):
+                item = QtWidgets.QTableWidgetItem(text)
+                if j:
+                    item.setTextAlignment(QtCore.Qt.AlignRight | QtCore.Qt.AlignVCenter)
+                self.setItem(i, j, item)
+
+
+class ParticleList(QtWidgets.QWidget):
+    """The session's particles with check boxes, the analysis settings and the actions."""
+
+    selected = QtCore.pyqtSignal(str)
+    analyse = QtCore.pyqtSignal(str)   # "current", "checked" or "all"
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.list = QtWidgets.QListWidget()
+        self.list.setMinimumHeight(110)
+        self.list.currentItemChanged.connect(self._current)
+        self.bin_ms = QtWidgets.QDoubleSpinBox()
+        self.bin_ms.setRange(0.1, 1000.0)
+        self.bin_ms.setValue(10.0)
+        self.bin_ms.setSuffix(" ms")
+        self.gate_ns = QtWidgets.QDoubleSpinBox()
+        self.gate_ns.setRange(0.0, 100.0)
+        self.gate_ns.setValue(5.0)
+        self.gate_ns.setSuffix(" ns")
+        form = QtWidgets.QFormLayout()
+        form.addRow("trace bin", self.bin_ms)
+        form.addRow("g2 time gate", self.gate_ns)
+        buttons = QtWidgets.QHBoxLayout()
+        for text, what in (("Analyse", "current"), ("Checked", "checked"), ("All", "all")):
+            b = QtWidgets.QPushButton(text)
+            b.setToolTip(f"(re-)analyse the {what} particle{'s' if what != 'current' else ''} "
+                         "with these settings, in the background")
+            b.clicked.connect(lambda _=False, w=what: self.analyse.emit(w))
+            buttons.addWidget(b)
+        self.progress = QtWidgets.QProgressBar()
+        self.progress.setFormat("%v / %m")
+        self.progress.setValue(0)
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addWidget(self.list, 1)
+        lay.addLayout(form)
+        lay.addLayout(buttons)
+        lay.addWidget(self.progress)
+
+    def add_files(self, paths: Sequence[str | Path]) -> None:
+        have = set(self.paths())
+        for p in paths:
+            p = str(p)
+            if p in have:
+                continue
+            item = QtWidgets.QListWidgetItem(Path(p).name)
+            item.setData(QtCore.Qt.UserRole, p)
+            item.setToolTip(p)
+            item.setFlags(item.flags() | QtCore.Qt.ItemIsUserCheckable)
+            item.setCheckState(QtCore.Qt.Checked)
+            self.list.addItem(item)
+        if self.list.currentRow() < 0 and self.list.count():
+            self.list.setCurrentRow(0)
+
+    def paths(self, checked_only: bool = False) -> list[str]:
+        out = []
+        for i in range(self.list.count()):
+            item = self.list.item(i)
+            if not checked_only or item.checkState() == QtCore.Qt.Checked:
+                out.append(item.data(QtCore.Qt.UserRole))
+        return out
+
+    def current(self) -> str | None:
+        item = self.list.currentItem()
+        return None if item is None else item.data(QtCore.Qt.UserRole)
+
+    def set_current(self, path: str) -> None:
+        for i in range(self.list.count()):
+            if self.list.item(i).data(QtCore.Qt.UserRole) == path:
+                self.list.setCurrentRow(i)
+                return
+
+    def mark(self, path: str, label: str | None) -> None:
+        """Show the verdict next to the particle's name."""
+        for i in range(self.list.count()):
+            item = self.list.item(i)
+            if item.data(QtCore.Qt.UserRole) == path:
+                item.setText(Path(path).name + (f"  [{label}]" if label else ""))
+
+    def _current(self, item: QtWidgets.QListWidgetItem | None, *_: Any) -> None:
+        if item is not None:
+            self.selected.emit(item.data(QtCore.Qt.UserRole))
+
+
+def settings_from(bin_ms: float, gate_ns: float) -> Any:
+    """The photon-analysis settings of the panel (same defaults as ``spad analyze``)."""
+    from analysis.photon_analysis import AnalysisSettings
+
+    return AnalysisSettings(trace_bin_s=bin_ms * 1e-3, gate_s=gate_ns * 1e-9)
+
+
+def write_report(folder: Path, results: Sequence[Any]) -> Path:
+    """The files of ``spad analyze --report``: a PNG per particle, population.csv/.png/.json."""
+    from spad.app.report import particle_figure, population_csv, population_figure, red_shift
+
+    folder.mkdir(parents=True, exist_ok=True)
+    records = [r.record() for r in results]
+    for r in results:
+        particle_figure(r, folder / (Path(r.file).stem + ".png"))
+    population_csv(records, folder / "population.csv")
+    population_figure(records, folder / "population.png")
+    (folder / "population.json").write_text(json.dumps(red_shift(records), indent=1) + "\n")
+    return folder
+
+
+def peaks_by_label(records: Sequence[dict[str, Any]]) -> dict[str, list[float]]:
+    """Peak energies (eV) of the particles with a spectrum, by verdict."""
+    out: dict[str, list[float]] = {"monomer": [], "dimer": []}
+    for r in records:
+        label = (r.get("classification") or {}).get("label")
+        if r.get("peak_ev") is not None and label in out:
+            out[label].append(float(r["peak_ev"]))
+    return out
+
+
+def trace_levels_of(p: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Levels of a :class:`PhotonAnalysis` as (start s, end s, counts per trace bin, group)."""
+    b = p.blinking
+    tr = p.trace
+    if b is None or tr is None:
+        return None
+    return (np.asarray(b.level_start), np.asarray(b.level_end),
+            np.asarray(b.level_intensity) * tr.bin_width_s, np.asarray(b.level_state))

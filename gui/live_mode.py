@@ -1,0 +1,463 @@
+"""The live mode: record particles on the rig with the verdict updating as photons arrive.
+
+Each particle is one :class:`spad.app.acquisition.Acquisition` (the engine ``spad acquire``
+uses, docs/acquisition.md) running in its own thread; this module only wires it to the
+panels. A Qt timer (:data:`REFRESH_MS`) polls the engine's thread-safe snapshot and redraws, in
+the ScopeFoundry way (``update_display`` on a timer):
+
+- the rolling intensity trace and its histogram at every refresh, from the records the tagger
+  delivered since the last one (a tap on the tagger's ``read``, decoded and binned by the same
+  :class:`analysis.accumulators.IntensityTrace` the analysis uses);
+- the decay and the coincidence histogram at every live analysis of the engine (``update_s``),
+  with g2(0) ± error and the verdict with its evidence from the engine's live state;
+- the EMCCD frames the engine records (a tap on the camera's ``read_multiple_images``).
+
+Engine events come from the acquisition thread and are re-emitted as a Qt signal, so a device
+error reaches the status bar and a dialog on the GUI thread while the engine ends the
+recording cleanly with its data kept. Closing the window during a recording stops it cleanly
+(the file is finished and analysed) before the window goes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+from PyQt5 import QtCore, QtWidgets
+
+from gui.camera import CameraPanel
+from gui.instruments import InstrumentPanel
+from spad.errors import SpadError
+
+REFRESH_MS = 100
+"""Display refresh interval (10 Hz)."""
+
+ROLLING_S = 30.0
+"""Span of the rolling intensity trace, seconds."""
+
+
+class Tap:
+    """A device seen through a proxy: every attribute is the device's, and what ``method``
+    returns is also appended to ``sink`` (a deque; appends are thread-safe)."""
+
+    def __init__(self, device: Any, method: str, sink: deque) -> None:
+        self._device, self._method, self._sink = device, method, sink
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._device, name)
+        if name != self._method:
+            return attr
+
+        def tapped(*args: Any, **kwargs: Any) -> Any:
+            out = attr(*args, **kwargs)
+            if out is not None and len(out):
+                self._sink.append(out)
+            return out
+        return tapped
+
+
+def _display_acquisition_class() -> type:
+    from spad.app.acquisition import Acquisition
+
+    class DisplayAcquisition(Acquisition):
+        """The engine, keeping the histograms of each live analysis for the display (the decay
+        and the coincidences of the copy the engine analyses; nothing is recomputed)."""
+
+        display: Any = None
+
+        def _verdict(self, live: Any, gathered: Any) -> None:
+            # runs in the engine's analysis thread, on its copy of the accumulators
+            at, g = gathered
+            if g.pulsed:
+                self.display = SimpleNamespace(decay=g.decay, correlation=g.correlation,
+                                               elapsed_s=at)
+            super()._verdict(live, gathered)
+
+    return DisplayAcquisition
+
+
+class RecordPanel(QtWidgets.QWidget):
+    """Record / stop / abort a particle, with its name, notes and the stop-when-sure option."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.folder = QtWidgets.QLineEdit(str(Path.cwd() / "session"))
+        browse = QtWidgets.QPushButton("…")
+        browse.setMaximumWidth(30)
+        browse.clicked.connect(self._browse)
+        folder = QtWidgets.QHBoxLayout()
+        folder.addWidget(self.folder, 1)
+        folder.addWidget(browse)
+        self.name = QtWidgets.QLineEdit()
+        self.name.setPlaceholderText("next in the session (p001, p002, …)")
+        self.notes = QtWidgets.QPlainTextEdit()
+        self.notes.setPlaceholderText("notes on this particle (kept in the session log)")
+        self.notes.setMaximumHeight(50)
+        self.duration = QtWidgets.QDoubleSpinBox()
+        self.duration.setRange(1.0, 3600.0)
+        self.duration.setValue(60.0)
+        self.duration.setSuffix(" s")
+        self.sure = QtWidgets.QCheckBox("stop when sure, p ≥")
+        self.sure_p = QtWidgets.QDoubleSpinBox()
+        self.sure_p.setRange(0.51, 0.999)
+        self.sure_p.setDecimals(3)
+        self.sure_p.setSingleStep(0.01)
+        self.sure_p.setValue(0.95)
+        sure = QtWidgets.QHBoxLayout()
+        sure.addWidget(self.sure)
+        sure.addWidget(self.sure_p)
+        sure.addStretch(1)
+        form = QtWidgets.QFormLayout()
+        form.addRow("session", folder)
+        form.addRow("particle", self.name)
+        form.addRow("notes", self.notes)
+        form.addRow("longest", self.duration)
+        form.addRow("", sure)
+        self.record = QtWidgets.QPushButton("● Record")
+        self.stop = QtWidgets.QPushButton("■ Stop")
+        self.abort = QtWidgets.QPushButton("Abort")
+        self.stop.setToolTip("end now: the file is finished and analysed")
+        self.abort.setToolTip("end at once: the file keeps what was acquired, no analysis")
+        buttons = QtWidgets.QHBoxLayout()
+        for b in (self.record, self.stop, self.abort):
+            buttons.addWidget(b)
+        self.progress = QtWidgets.QProgressBar()
+        self.progress.setFormat("%p %")
+        self.state = QtWidgets.QLabel("idle")
+        self.state.setWordWrap(True)
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addLayout(form)
+        lay.addLayout(buttons)
+        lay.addWidget(self.progress)
+        lay.addWidget(self.state)
+        lay.addStretch(1)
+        self.set_running(False)
+
+    def _browse(self) -> None:
+        d = QtWidgets.QFileDialog.getExistingDirectory(self, "Session directory",
+                                                       self.folder.text())
+        if d:
+            self.folder.setText(d)
+
+    def set_running(self, running: bool) -> None:
+        self.record.setEnabled(not running)
+        self.stop.setEnabled(running)
+        self.abort.setEnabled(running)
+        for w in (self.folder, self.name, self.duration, self.sure, self.sure_p):
+            w.setEnabled(not running)
+
+
+class FrameStats:
+    """Refresh statistics of the live display: refreshes done, their cost, and dropped frames
+    (timer intervals missed because a refresh or the event loop took too long)."""
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self.reset()
+
+    def reset(self) -> None:
+        self.ticks: list[float] = []
+        self.costs: list[float] = []
+
+    def add(self, t: float, cost: float) -> None:
+        self.ticks.append(t)
+        self.costs.append(cost)
+
+    def summary(self) -> dict[str, float]:
+        t = np.asarray(self.ticks)
+        if t.size < 2:
+            return {"refreshes": int(t.size), "rate_hz": 0.0, "dropped": 0,
+                    "mean_cost_ms": 0.0, "max_cost_ms": 0.0}
+        gaps = np.diff(t)
+        dropped = int(np.sum(np.maximum(np.round(gaps / self.interval_s) - 1, 0)))
+        return {"refreshes": int(t.size), "rate_hz": float((t.size - 1) / (t[-1] - t[0])),
+                "dropped": dropped, "mean_cost_ms": float(np.mean(self.costs) * 1e3),
+                "max_cost_ms": float(np.max(self.costs) * 1e3)}
+
+
+class LiveMode(QtCore.QObject):
+    """Wires a rig and the acquisition engine to the main window's panels."""
+
+    engine_event = QtCore.pyqtSignal(object)
+
+    def __init__(self, window: Any, rig: Any, release: Any = None) -> None:
+        super().__init__(window)
+        self.window = window
+        self.rig = rig
+        self._release = release          # closes the rig when the window goes
+        self.lock = threading.Lock()
+        self.acq: Any = None
+        self.words: deque = deque()
+        self.frames: deque = deque(maxlen=8)
+        self.display_trace: Any = None
+        self.decoder: Any = None
+        self._shown_display: Any = None
+        self._shown_verdict: Any = None
+        self.stats = FrameStats(REFRESH_MS / 1e3)
+
+        self.instruments = InstrumentPanel()
+        self.camera = CameraPanel()
+        self.recorder = RecordPanel()
+        L, R = QtCore.Qt.LeftDockWidgetArea, QtCore.Qt.RightDockWidgetArea
+        w = window
+        w.add_dock("Record", self.recorder, L)
+        w.add_dock("Instruments", self.instruments, L)
+        w.add_dock("Camera", self.camera, R)
+        w.tabifyDockWidget(w.docks["Particles"], w.docks["Record"])
+        w.tabifyDockWidget(w.docks["Record"], w.docks["Instruments"])
+        w.splitDockWidget(w.docks["Camera"], w.docks["Spectrum"], QtCore.Qt.Vertical)
+        w.tabifyDockWidget(w.docks["Levels"], w.docks["Session"])
+        w.docks["Session"].raise_()
+        for name in ("Record", "Instruments", "Camera"):
+            a = w.docks[name].toggleViewAction()
+            a.setText(name)
+            w.view_menu.addAction(a)
+        w.tabifyDockWidget(w.docks["Session"], w.docks["Population"])
+        w.docks["Session"].raise_()
+        w.resizeDocks([w.docks["Decay"]], [330], QtCore.Qt.Vertical)
+        self.restore_settings(w.settings)
+
+        self.instruments.error.connect(lambda m: w.show_error(m))
+        self.camera.error.connect(lambda m: w.show_error(m))
+        self.camera.spectrum_ready.connect(w.spectrum.show_live)
+        self.camera.track.sigRegionChangeFinished.connect(
+            lambda: self.instruments.set_track(self.camera.track_rows()[0]))
+        self.recorder.record.clicked.connect(self.record)
+        self.recorder.stop.clicked.connect(self.stop)
+        self.recorder.abort.clicked.connect(self.abort)
+        self.engine_event.connect(self._on_event)
+        self.instruments.attach(getattr(rig, "camera", None), getattr(rig, "spectrograph", None),
+                                rig.tagger, self.lock)
+        if getattr(rig, "camera", None) is not None:
+            # the camera settings of the last session (default: the engine's, 1 s at gain 100)
+            s = w.settings
+            self.instruments.exposure.setValue(float(s.value("camera/exposure_s", 1.0)))
+            self.instruments.em_gain.setValue(int(float(s.value("camera/em_gain", 100))))
+            self.camera.attach(rig.camera, rig.spectrograph, self.lock)
+            self.instruments.set_track(self.camera.track_rows()[0])
+        self.timer = QtCore.QTimer(self)
+        self.timer.setInterval(REFRESH_MS)
+        self.timer.timeout.connect(self.update_display)
+        QtCore.QTimer.singleShot(0, w.docks["Record"].raise_)   # once the window is laid out
+        w.status.setText(f"live on {getattr(rig.tagger, 'name', 'the rig')}: press Record")
+
+    # -- settings ---------------------------------------------------------------------------
+
+    def restore_settings(self, s: QtCore.QSettings) -> None:
+        r = self.recorder
+        for key, setter, conv in (("live/folder", r.folder.setText, str),
+                                  ("live/duration_s", r.duration.setValue, float),
+                                  ("live/sure", r.sure.setChecked, lambda v: v in (True, "true")),
+                                  ("live/sure_p", r.sure_p.setValue, float)):
+            v = s.value(key)
+            if v is not None:
+                setter(conv(v))
+
+    def save_settings(self, s: QtCore.QSettings) -> None:
+        r = self.recorder
+        s.setValue("live/folder", r.folder.text())
+        s.setValue("live/duration_s", r.duration.value())
+        s.setValue("live/sure", r.sure.isChecked())
+        s.setValue("live/sure_p", r.sure_p.value())
+        s.setValue("camera/exposure_s", self.instruments.exposure.value())
+        s.setValue("camera/em_gain", self.instruments.em_gain.value())
+
+    # -- recording --------------------------------------------------------------------------
+
+    @property
+    def recording(self) -> bool:
+        return self.acq is not None and self.acq.snapshot().status in ("idle", "running",
+                                                                       "stopping")
+
+    def record(self) -> None:
+        """Start recording one particle into the session directory."""
+        from analysis.accumulators import IntensityTrace
+        from gui.analysis_mode import settings_from
+        from spad.app.acquisition import AcquisitionSettings, Session
+        from spad.formats.records import Decoder
+
+        if self.recording:
+            return
+        w = self.window
+        r = self.recorder
+        self.camera.stop()       # the engine takes the camera for the particle's spectrum
+        analysis = settings_from(w.particles.bin_ms.value(), w.particles.gate_ns.value())
+        try:
+            settings = AcquisitionSettings(
+                duration_s=r.duration.value(),
+                until_confident=r.sure_p.value() if r.sure.isChecked() else None,
+                exposure_s=self.instruments.exposure.value(),
+                em_gain=float(self.instruments.em_gain.value()),
+                read_mode="image", analysis=analysis)
+            session = Session(r.folder.text())
+            rig = SimpleNamespace(
+                tagger=Tap(self.rig.tagger, "read", self.words),
+                camera=None if getattr(self.rig, "camera", None) is None
+                else Tap(self.rig.camera, "read_multiple_images", self.frames),
+                spectrograph=getattr(self.rig, "spectrograph", None))
+            cls = _display_acquisition_class()
+            self.acq = cls(rig, settings, session=session, name=r.name.text().strip() or None)
+        except (SpadError, ValueError, OSError) as exc:
+            w.show_error(str(exc))
+            return
+        self.acq.add_callback(self.engine_event.emit)     # from the acquisition thread: queued
+        self.words.clear()
+        self.frames.clear()
+        tagger = self.rig.tagger
+        self.decoder = Decoder(tagger.record_type, tagger.timing)
+        self.display_trace = IntensityTrace(analysis.trace_bin_s, analysis.detectors)
+        self._shown_display = None
+        self._shown_verdict: Any = None
+        self.camera.kept = []
+        r.set_running(True)
+        self.instruments.set_busy(True)
+        self.camera.set_busy(True)
+        r.state.setText(f"recording {self.acq.name} → {self.acq.path}")
+        w.status.setText(f"recording {self.acq.name}…")
+        self.stats.reset()
+        self.acq.start()
+        self.timer.start()
+
+    def stop(self) -> None:
+        if self.acq is not None:
+            self.acq.stop()
+
+    def abort(self) -> None:
+        if self.acq is not None:
+            self.acq.abort()
+
+    def shutdown(self) -> None:
+        """Finish a recording in progress cleanly and release the rig (window closing)."""
+        self.timer.stop()
+        self.instruments.timer.stop()
+        self.camera.stop()
+        if self.acq is not None and self.recording:
+            self.window.status.setText("finishing the recording…")
+            self.acq.stop()
+            self.acq.wait(60)
+        if self._release is not None:
+            self._release()
+            self._release = None
+
+    # -- events and display -----------------------------------------------------------------
+
+    def _on_event(self, ev: Any) -> None:
+        w = self.window
+        if ev.kind == "error":
+            w.show_error(ev.message or ev.state.error or "device error")
+        elif ev.kind == "finished":
+            self._finished()
+
+    def _finished(self) -> None:
+        w = self.window
+        acq = self.acq
+        outcome = acq.wait(10)
+        self.update_display()
+        self.timer.stop()
+        self.recorder.set_running(False)
+        self.instruments.set_busy(False)
+        self.camera.set_busy(False)
+        self.recorder.name.clear()
+        if outcome is None:
+            return
+        s = outcome.state
+        text = (f"{acq.name}: {outcome.stop_reason} after {s.elapsed_s:.1f} s, {s.photons} "
+                f"photons → {outcome.path}")
+        if outcome.error:
+            text += f"; error: {outcome.error}"
+        self.recorder.state.setText(text)
+        if outcome.result is not None:
+            path = str(outcome.path)
+            w.results[path] = outcome.result
+            w.particles.add_files([path])
+            w.reclassify()
+            w.particles.set_current(path)
+            w.show_particle(path)
+        w.status.setText(text if not outcome.error else f"error: {outcome.error}")
+
+    def update_display(self) -> None:
+        """One refresh: drain what arrived, redraw (GUI thread, every REFRESH_MS)."""
+        t0 = time.perf_counter()
+        acq = self.acq
+        if acq is None:
+            return
+        w = self.window
+        state = acq.snapshot()
+        # the rolling trace from the records that arrived since the last refresh
+        while self.words:
+            words = self.words.popleft()
+            chunk = self.decoder.decode(words)
+            if len(chunk):
+                self.display_trace.update(chunk)
+        if self.display_trace is not None and self.decoder is not None:
+            try:
+                tr = self.display_trace.result()
+            except ValueError:
+                tr = None
+            if tr is not None and tr.total.size > 1:
+                # the last bin is still filling: leave it out
+                t, counts = tr.bin_edges_s[:-2], tr.total[:-1]
+                keep = t >= t[-1] - ROLLING_S
+                w.trace.show_trace(t[keep], counts[keep], tr.bin_width_s)
+        rates = ", ".join(f"D{d} {r / 1e3:.1f} kcps" for d, r in sorted(state.rates_hz.items()))
+        w.trace.info.setText(f"live: {state.elapsed_s:.1f} s, {state.photons} photons "
+                             f"({rates or 'no counts yet'})")
+        d = getattr(acq, "display", None)
+        if d is not None and d is not self._shown_display:
+            self._shown_display = d
+            dec = d.decay
+            if dec is not None:
+                w.decay.show_decay(dec.bin_edges_s, dec.counts.sum(axis=0), None,
+                                   f"live decay, detectors summed ({d.elapsed_s:.0f} s); "
+                                   "lifetime fit when the particle is finished")
+            c = d.correlation
+            if c is not None:
+                w.g2.show_g2(c.lags_s, c.counts, None, state.g2_zero, state.g2_zero_err)
+        shown = (state.verdict, state.probability, state.status)
+        if state.verdict is not None and shown != self._shown_verdict:
+            self._shown_verdict = shown
+            extra = (f"live, {state.elapsed_s:.0f} s recorded" if state.status == "running"
+                     else state.status)
+            w.verdict.show_verdict(state.verdict, state.probability, state.p_dimer,
+                                   state.evidence, "photons (live)", extra)
+        if self.frames:
+            while self.frames:
+                for f in self.frames.popleft():
+                    self.camera.add_frame(f, draw=False)
+            self.camera.draw()
+        dur = self.acq.settings.duration_s
+        self.recorder.progress.setValue(int(min(100, 100 * state.elapsed_s / dur)))
+        self.stats.add(t0, time.perf_counter() - t0)
+
+
+def open_rig(config: Path | None) -> tuple[Any, Any]:
+    """The rig of ``config`` (``spad.app.rig.open_rig``), or the simulated rig; returns the rig
+    and a function that releases it."""
+    if config is not None:
+        try:
+            from spad.app.rig import open_rig as _open
+        except ImportError:
+            raise SpadError(f"{config}: rig files need spad.app.rig, which this installation "
+                            "does not have yet") from None
+        cm = _open(config)
+    else:
+        from spad.app.acquisition.simrig import simulated_rig
+
+        cm = simulated_rig("monomer", seed=1, realtime=True)
+    rig = cm.__enter__() if hasattr(cm, "__enter__") else cm
+    return rig, (lambda: cm.__exit__(None, None, None)) if hasattr(cm, "__exit__") else None
+
+
+def attach_live(window: Any, config: Path | None = None, rig: Any = None) -> LiveMode:
+    """Put the live mode into ``window`` on the rig of ``config`` (or on ``rig``)."""
+    release = None
+    if rig is None:
+        rig, release = open_rig(config)
+    window.live = LiveMode(window, rig, release)
+    return window.live

@@ -1,0 +1,391 @@
+"""The main window: docked panels, menus, status bar, settings and layout kept in QSettings.
+
+The same panels serve both modes: in the analysis mode they show the selected recorded
+particle; in the live mode (:mod:`gui.live_mode`) they follow the acquisition. Every panel is a
+dock the user can move, stack or close; the arrangement and the settings come back at the next
+start (``QSettings("spad", "spad gui")``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PyQt5 import QtCore, QtWidgets
+
+from gui.analysis_mode import (
+    AnalysisWorker,
+    ParticleList,
+    SessionTable,
+    peaks_by_label,
+    session_files,
+    settings_from,
+    trace_levels_of,
+    write_report,
+)
+from gui.panels import (
+    BicPanel,
+    DecayPanel,
+    G2Panel,
+    PeakHistogramPanel,
+    ScatterPanel,
+    SpectrumPanel,
+    TracePanel,
+    VerdictPanel,
+    lifetime_title,
+)
+
+ORG, APP = "spad", "spad gui"
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    """The desktop app's window.
+
+    Parameters
+    ----------
+    settings
+        Where settings and layout are kept (default ``QSettings("spad", "spad gui")``; tests
+        pass a temporary INI file).
+    """
+
+    status_message = QtCore.pyqtSignal(str)
+
+    def __init__(self, settings: QtCore.QSettings | None = None) -> None:
+        super().__init__()
+        self.settings = settings or QtCore.QSettings(ORG, APP)
+        self.setWindowTitle("spad — single-particle spectroscopy")
+        self.results: dict[str, Any] = {}       # path -> ParticleResult, session order
+        self.reference_ev: float | None = None
+        self.worker: AnalysisWorker | None = None
+        self.errors: list[str] = []             # every error shown, newest last
+        self.live: Any = None                   # gui.live_mode.LiveMode when on a rig
+
+        self.particles = ParticleList()
+        self.trace = TracePanel()
+        self.bic = BicPanel()
+        self.spectrum = SpectrumPanel()
+        self.decay = DecayPanel()
+        self.g2 = G2Panel()
+        self.verdict = VerdictPanel()
+        self.scatter = ScatterPanel()
+        self.table = SessionTable()
+        self.peaks = PeakHistogramPanel()
+        session = QtWidgets.QWidget()
+        lay = QtWidgets.QVBoxLayout(session)
+        lay.setContentsMargins(2, 2, 2, 2)
+        split = QtWidgets.QSplitter(QtCore.Qt.Vertical)
+        split.addWidget(self.table)
+        split.addWidget(self.peaks)
+        lay.addWidget(split)
+        self.session_widget = session
+
+        self.setCentralWidget(self.trace)
+        self.setDockOptions(QtWidgets.QMainWindow.AllowTabbedDocks
+                            | QtWidgets.QMainWindow.AnimatedDocks)
+        self.docks: dict[str, QtWidgets.QDockWidget] = {}
+        L, R, B = (QtCore.Qt.LeftDockWidgetArea, QtCore.Qt.RightDockWidgetArea,
+                   QtCore.Qt.BottomDockWidgetArea)
+        self.add_dock("Particles", self.particles, L)
+        self.add_dock("Verdict", self.verdict, L)
+        self.add_dock("Spectrum", self.spectrum, R)
+        self.add_dock("g2", self.g2, R)
+        self.add_dock("Decay", self.decay, B)
+        self.add_dock("Levels", self.bic, B)
+        self.add_dock("Session", self.session_widget, B)
+        self.add_dock("Population", self.scatter, B)
+        self.tabifyDockWidget(self.docks["Session"], self.docks["Population"])
+        self.docks["Session"].raise_()
+        self.resizeDocks([self.docks["Particles"], self.docks["Spectrum"]], [340, 520],
+                         QtCore.Qt.Horizontal)
+        self.resizeDocks([self.docks["Decay"]], [400], QtCore.Qt.Vertical)
+
+        self._menus()
+        self.status = QtWidgets.QLabel("ready")
+        self.statusBar().addWidget(self.status, 1)
+        self.status_message.connect(self.status.setText)
+
+        self.particles.selected.connect(self.show_particle)
+        self.particles.analyse.connect(self.analyse)
+        self.trace.roi_changed.connect(self._roi)
+        self.scatter.picked.connect(self._pick)
+        self.table.cellClicked.connect(lambda row, _c: self._pick(row))
+        self._restore()
+        # matplotlib (report and red-shift statistics) takes seconds to import: once, at
+        # start, not in the middle of a recording
+        import spad.app.report  # noqa: F401
+
+    # -- layout -----------------------------------------------------------------------------
+
+    def add_dock(self, name: str, widget: QtWidgets.QWidget, area: Any) -> QtWidgets.QDockWidget:
+        dock = QtWidgets.QDockWidget(name, self)
+        dock.setObjectName(f"dock_{name}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        self.docks[name] = dock
+        return dock
+
+    def _menus(self) -> None:
+        m = self.menuBar().addMenu("&File")
+        for text, slot, key in (("Open &files…", self.open_files_dialog, "Ctrl+O"),
+                                ("Open session &directory…", self.open_dir_dialog, "Ctrl+D"),
+                                ("Export &table (CSV)…", self.export_csv_dialog, "Ctrl+E"),
+                                ("Export &report…", self.export_report_dialog, "Ctrl+R"),
+                                ("Export particle &figure…", self.export_figure_dialog, ""),
+                                ("&Quit", self.close, "Ctrl+Q")):
+            a = m.addAction(text, slot)
+            if key:
+                a.setShortcut(key)
+        self.view_menu = self.menuBar().addMenu("&View")
+        for name, dock in self.docks.items():
+            a = dock.toggleViewAction()
+            a.setText(name)
+            self.view_menu.addAction(a)
+
+    def _restore(self) -> None:
+        s = self.settings
+        geometry = s.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1600, 1000)
+        state = s.value("window/state")
+        if state is not None:
+            self.restoreState(state)
+        for box, key in ((self.particles.bin_ms, "analysis/bin_ms"),
+                         (self.particles.gate_ns, "analysis/gate_ns")):
+            v = s.value(key)
+            if v is not None:
+                box.setValue(float(v))
+
+    def save_settings(self) -> None:
+        s = self.settings
+        s.setValue("window/geometry", self.saveGeometry())
+        s.setValue("window/state", self.saveState())
+        s.setValue("analysis/bin_ms", self.particles.bin_ms.value())
+        s.setValue("analysis/gate_ns", self.particles.gate_ns.value())
+        if self.live is not None:
+            self.live.save_settings(s)
+        s.sync()
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
+        if self.live is not None:
+            self.live.shutdown()            # a recording in progress is finished cleanly
+        if self.worker is not None and self.worker.isRunning():
+            self.worker.interrupted = True
+            self.worker.wait()
+        self.save_settings()
+        super().closeEvent(event)
+
+    # -- errors -----------------------------------------------------------------------------
+
+    def show_error(self, message: str, dialog: bool = True) -> None:
+        """An error in the status bar and (unless told not to) in a dialog; the app goes on."""
+        self.errors.append(message)
+        self.status.setText(f"error: {message}")
+        if dialog:
+            box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Warning, "spad", message,
+                                        QtWidgets.QMessageBox.Ok, self)
+            box.setModal(False)
+            box.show()
+            self._last_dialog = box
+
+    # -- files ------------------------------------------------------------------------------
+
+    def open_files_dialog(self) -> None:
+        files, _ = QtWidgets.QFileDialog.getOpenFileNames(
+            self, "Open particle recordings", str(self.settings.value("paths/last", "")),
+            "Particle recordings (*.h5 *.hdf5 *.ptu *.pt3 *.ht3);;All files (*)")
+        if files:
+            self.open_paths(files)
+
+    def open_dir_dialog(self) -> None:
+        d = QtWidgets.QFileDialog.getExistingDirectory(
+            self, "Open session directory", str(self.settings.value("paths/last", "")))
+        if d:
+            self.open_paths([d])
+
+    def open_paths(self, paths: list[str | Path], analyse: bool = True) -> None:
+        """Add recordings (files or session directories) and analyse the new ones."""
+        files: list[Path] = []
+        for p in map(Path, paths):
+            if p.is_dir():
+                found = session_files(p)
+                if not found:
+                    self.show_error(f"{p}: no particle recordings (.h5, .ptu, .pt3, .ht3)")
+                files += found
+            elif p.exists():
+                files.append(p)
+            else:
+                self.show_error(f"{p}: no such file")
+        if not files:
+            return
+        self.settings.setValue("paths/last", str(files[0].parent))
+        new = [str(f) for f in files if str(f) not in self.results]
+        self.particles.add_files(files)
+        if analyse and new:
+            self.run_analysis([(f, None) for f in new])
+
+    # -- analysis ---------------------------------------------------------------------------
+
+    def analyse(self, which: str) -> None:
+        if which == "current":
+            paths = [p for p in [self.particles.current()] if p]
+        elif which == "checked":
+            paths = self.particles.paths(checked_only=True)
+        else:
+            paths = self.particles.paths()
+        if paths:
+            self.run_analysis([(p, None) for p in paths])
+
+    def run_analysis(self, jobs: list[tuple[str, tuple[float, float] | None]]) -> None:
+        """Analyse in the background; one batch at a time."""
+        if self.worker is not None and self.worker.isRunning():
+            self.status.setText("an analysis is already running: wait for it to finish")
+            return
+        s = settings_from(self.particles.bin_ms.value(), self.particles.gate_ns.value())
+        self.worker = AnalysisWorker(jobs, s, spectra=dict(self.results))
+        self.worker.progress.connect(self._progress)
+        self.worker.result.connect(self._result)
+        self.worker.failed.connect(lambda _p, msg: self.show_error(msg, dialog=False))
+        self.worker.finished.connect(self._batch_done)
+        self.particles.progress.setMaximum(len(jobs))
+        self.particles.progress.setValue(0)
+        self.worker.start()
+
+    def _progress(self, done: int, total: int, path: str) -> None:
+        self.particles.progress.setValue(done)
+        if path:
+            self.status.setText(f"analysing {Path(path).name} ({done + 1} of {total})…")
+
+    def _result(self, path: str, result: Any) -> None:
+        self.results[path] = result
+
+    def _batch_done(self) -> None:
+        self.reclassify()
+        n = len(self.results)
+        ref = ("no monomer reference (needs 3 confident monomers with spectra)"
+               if self.reference_ev is None else f"monomer reference {self.reference_ev:.4f} eV")
+        self.status.setText(f"{n} particle{'s' if n != 1 else ''} analysed; {ref}")
+        current = self.particles.current()
+        if current:
+            self.show_particle(current)
+
+    def reclassify(self) -> None:
+        """Shift and verdict of every particle against the whole session, as the CLI does."""
+        from analysis.particle import classify_session
+
+        order = [p for p in self.particles.paths() if p in self.results]
+        results = [self.results[p] for p in order]
+        self.reference_ev = classify_session(results) if results else None
+        records = [r.record() for r in results]
+        for p, rec in zip(order, records, strict=True):
+            self.particles.mark(p, (rec["classification"] or {}).get("label"))
+        self.show_session(records)
+
+    def records(self) -> list[dict[str, Any]]:
+        return [self.results[p].record() for p in self.particles.paths() if p in self.results]
+
+    def show_session(self, records: list[dict[str, Any]]) -> None:
+        from spad.app.report import red_shift
+
+        self.table.show_records(records)
+        self.scatter.show_records(records)
+        self.peaks.show_peaks(peaks_by_label(records), red_shift(records))
+
+    def _pick(self, index: int) -> None:
+        paths = [p for p in self.particles.paths() if p in self.results]
+        if 0 <= index < len(paths):
+            self.particles.set_current(paths[index])
+
+    def _roi(self, lo: float, hi: float) -> None:
+        path = self.particles.current()
+        if path is None or path not in self.results:
+            return
+        tr = self.results[path].photons.trace
+        if tr is not None and lo <= tr.bin_edges_s[0] + 1e-9 and hi >= tr.bin_edges_s[-1] - 1e-9:
+            roi = None    # the whole recording again
+        else:
+            roi = (lo, hi)
+        self.run_analysis([(path, roi)])
+
+    def show_particle(self, path: str) -> None:
+        """Draw one analysed particle in every panel."""
+        r = self.results.get(path)
+        if r is None:
+            self.status.setText(f"{Path(path).name}: not analysed yet")
+            return
+        self.show_photons(r.photons, Path(path).name)
+        tr = r.photons.trace
+        if tr is not None and tr.total.size:
+            self.trace.set_roi(float(tr.bin_edges_s[0]), float(tr.bin_edges_s[-1]))
+        self.spectrum.show_result(r.spectrum, r.shift_mev, r.reference_ev)
+        self.show_classification(r.classification, r.photons.notes + r.notes)
+
+    def show_photons(self, p: Any, name: str, window_s: float | None = None) -> None:
+        """Trace, levels, BIC, decay and g2 of a :class:`PhotonAnalysis`; with ``window_s``
+        only the last ``window_s`` seconds of the trace (rolling, live)."""
+        tr = p.trace
+        b = p.blinking
+        if tr is not None and tr.total.size:
+            thr = None if b is None else b.threshold_rate * tr.bin_width_s
+            t, counts = tr.bin_edges_s[:-1], tr.total
+            if window_s is not None:
+                keep = t >= t[-1] - window_s
+                t, counts = t[keep], counts[keep]
+            self.trace.show_trace(t, counts, tr.bin_width_s, thr)
+        lv = trace_levels_of(p)
+        if lv is not None:
+            self.trace.show_levels(*lv)
+        self.trace.info.setText(
+            f"{name}: {p.n_photons} photons in {p.duration_s:.1f} s "
+            f"({p.count_rate_cps / 1e3:.1f} kcps), ON fraction "
+            f"{'n/a' if p.on_fraction is None else format(p.on_fraction, '.2f')}")
+        self.bic.show_bic(None if b is None else b.bic, p.n_levels)
+        fit = p.lifetime_all
+        title = lifetime_title(fit, "all photons")
+        if p.lifetime_ns is not None:
+            title += f"; bright state ⟨τ⟩ = {p.lifetime_ns:.2f} ± {p.lifetime_err_ns:.2f} ns"
+        self.decay.show_decay(p.decay_fitted_edges_s, p.decay_fitted, fit, title)
+        c, cg = p.correlation, p.correlation_gated
+        self.g2.show_g2(None if c is None else c.lags_s, None if c is None else c.counts,
+                        None if cg is None else cg.counts, p.g2_zero, p.g2_zero_err,
+                        p.g2_zero_gated, p.g2_zero_gated_err)
+
+    def show_classification(self, cl: Any, notes: list[str]) -> None:
+        text = "; ".join(notes)
+        if cl is None:
+            self.verdict.show_verdict(None, None, None, None, extra=text)
+        else:
+            self.verdict.show_verdict(cl.label, cl.probability, cl.p_dimer, cl.evidence,
+                                      cl.model, text)
+
+    # -- export -----------------------------------------------------------------------------
+
+    def export_csv(self, path: str | Path) -> Path:
+        from spad.app.report import population_csv
+
+        return population_csv(self.records(), path)
+
+    def export_csv_dialog(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(
+            self, "Export table", str(self.settings.value("paths/last", "")), "CSV (*.csv)")
+        if path:
+            self.status.setText(f"table written to {self.export_csv(path)}")
+
+    def export_report_dialog(self) -> None:
+        d = QtWidgets.QFileDialog.getExistingDirectory(self, "Report directory")
+        if d:
+            results = [self.results[p] for p in self.particles.paths() if p in self.results]
+            self.status.setText(f"report written to {write_report(Path(d), results)}/")
+
+    def export_figure_dialog(self) -> None:
+        from spad.app.report import particle_figure
+
+        path = self.particles.current()
+        if path is None or path not in self.results:
+            return
+        out, _ = QtWidgets.QFileDialog.getSaveFileName(
+            self, "Export figure", str(Path(path).with_suffix(".png")), "PNG (*.png)")
+        if out:
+            self.status.setText(f"figure written to {particle_figure(self.results[path], out)}")
+
