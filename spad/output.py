@@ -24,7 +24,7 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["replacing", "check_writable", "user_os_error"]
+__all__ = ["replacing", "check_writable", "check_folder", "user_os_error"]
 
 
 def check_writable(target: str | os.PathLike[str], overwrite: bool = True) -> Path:
@@ -53,9 +53,26 @@ def check_writable(target: str | os.PathLike[str], overwrite: bool = True) -> Pa
     return target
 
 
+def check_folder(folder: str | os.PathLike[str]) -> Path:
+    """Fail early, naming ``folder``, if it cannot be created or written into."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(errno_mod.ENOTDIR, "exists and is not a folder", str(folder))
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(errno_mod.ENOTDIR, f"{existing} is not a folder", str(folder))
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(errno_mod.EACCES, f"no permission to write in {existing}",
+                              str(folder))
+    return folder
+
+
 def temporary_name(target: Path) -> Path:
-    """A fresh hidden name next to ``target`` (``.NAME.XXXXXXXX.part``)."""
-    return target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
+    """A fresh hidden name next to ``target`` (``.STEM.XXXXXXXX.part.EXT``: the extension is
+    kept, for writers that choose the format by it)."""
+    return target.with_name(f".{target.stem}.{secrets.token_hex(4)}.part{target.suffix}")
 
 
 def user_os_error(exc: OSError, names: dict[str, str]) -> OSError:

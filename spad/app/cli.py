@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import warnings
 
@@ -50,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         warnings.showwarning = _warn_line
         return int(args.func(args) or 0)
-    except SystemExit as exc:  # argparse (usage: 2, --help: 0)
-        return exc.code if isinstance(exc.code, int) else 2
+    except SystemExit:  # argparse: --help (0) and usage errors (2, one line already out)
+        raise
     except BaseException as exc:  # noqa: BLE001 - the contract covers every way out
         verdict = safe_output.error_line(exc)
         if verdict is None:  # a bug: show where
@@ -69,5 +70,20 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
 
 
+def console() -> None:
+    """The ``spad`` executable: :func:`main`, then exit with its code.
+
+    After an interruption everything that matters is already done (temporary files removed,
+    workers stopped) and the process leaves at once: the interpreter's own teardown after an
+    interrupted numba/HDF5 run can take a second or more.
+    """
+    code = main()
+    if code in (130, 143):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

@@ -45,10 +45,11 @@ import threading
 from typing import Any
 
 from spad.errors import SpadError
-from spad.output import check_writable, replacing, user_os_error
+from spad.output import check_folder, check_writable, replacing, user_os_error
 
 __all__ = ["install", "interrupted", "worker_init", "shutdown_pool", "error_line",
-           "Terminated", "replacing", "check_writable", "EXIT_OK", "EXIT_SOME_FAILED",
+           "Terminated", "replacing", "check_writable", "check_folder", "EXIT_OK",
+           "EXIT_SOME_FAILED",
            "EXIT_USAGE", "EXIT_BUG"]
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 70

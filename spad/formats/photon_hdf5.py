@@ -947,9 +947,19 @@ def _check_key(key: object) -> str:
 def _write_user(f: h5py.File, name: str, data: Mapping[str, Any]) -> None:
     _check_key(name)
     user = f.require_group("user")
+    # Written under a temporary name and moved into place, so an error or an interruption
+    # never leaves a half-written group (a complete old one stays until the new one is whole).
+    part = f".{name}.part"
+    if part in user:
+        del user[part]
+    try:
+        _write_dict(user.create_group(part), data)
+    except BaseException:
+        del user[part]
+        raise
     if name in user:
         del user[name]
-    _write_dict(user.create_group(name), data)
+    user.move(part, name)
 
 
 def _write_dict(group: h5py.Group, data: Mapping[str, Any]) -> None:
