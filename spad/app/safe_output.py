@@ -38,6 +38,7 @@ during the clean-up exits at once.
 
 from __future__ import annotations
 
+import _thread
 import os
 import signal
 import sys
@@ -62,12 +63,50 @@ class Terminated(KeyboardInterrupt):
     like Ctrl-C)."""
 
 
+_acknowledged = threading.Event()
+
+
 def _handler(signum: int, frame: Any) -> None:  # noqa: ARG001
     global _signal_received
-    if _signal_received is not None:  # a second signal during clean-up: stop now
+    if _signal_received is None:
+        _signal_received = signum
+        _acknowledged.clear()
+        threading.Thread(target=_watchdog, args=(signum,), daemon=True).start()
+    elif _acknowledged.is_set():  # a second signal while cleaning up: stop now
         os._exit(128 + _signal_received)
-    _signal_received = signum
     raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _watchdog(signum: int) -> None:
+    """Make sure an interruption ends the command.
+
+    The exception the handler raises can land where Python only reports and drops it (a
+    weakref callback, a ``__del__``): then the command would go on. If :func:`acknowledge`
+    has not been called after a second the signal is delivered again, and after three more
+    the process exits with the interruption's code.
+    """
+    if _acknowledged.wait(1.0):
+        return
+    _thread.interrupt_main(signum)
+    if _acknowledged.wait(3.0):
+        return
+    print("spad: interrupted", file=sys.stderr, flush=True)
+    os._exit(128 + signum)
+
+
+def _unraisable(info: Any) -> None:
+    """An interruption raised where Python can only drop it (weakref callback, ``__del__``):
+    deliver it again at once, without the "Exception ignored" report."""
+    if isinstance(info.exc_value, KeyboardInterrupt) and _signal_received is not None:
+        if not _acknowledged.is_set():  # from another thread: not inside this hook
+            threading.Timer(0.01, _thread.interrupt_main, (_signal_received,)).start()
+        return
+    sys.__unraisablehook__(info)
+
+
+def acknowledge() -> None:
+    """Called by the dispatcher once an interruption has reached it (see :func:`_watchdog`)."""
+    _acknowledged.set()
 
 
 def install() -> dict[int, Any]:
@@ -77,6 +116,7 @@ def install() -> dict[int, Any]:
     _signal_received = None
     if threading.current_thread() is not threading.main_thread():
         return {}
+    sys.unraisablehook = _unraisable
     return {s: signal.signal(s, _handler) for s in (signal.SIGINT, signal.SIGTERM)}
 
 
@@ -84,6 +124,8 @@ def restore(previous: dict[int, Any]) -> None:
     """Put back the handlers :func:`install` replaced."""
     for signum, handler in previous.items():
         signal.signal(signum, handler)
+    if previous:
+        sys.unraisablehook = sys.__unraisablehook__
 
 
 def interrupted(exc: BaseException | None = None) -> int | None:
@@ -129,6 +171,7 @@ def error_line(exc: BaseException) -> tuple[int, str] | None:
     (a bug: let the traceback show)."""
     code = interrupted(exc)
     if code is not None:
+        acknowledge()
         return code, "spad: interrupted" + (" (SIGTERM)" if code == 143 else "")
     if isinstance(exc, SpadError):
         return EXIT_USAGE, f"spad: error: {exc}"
