@@ -247,6 +247,22 @@ class Timeline:
         starts, _ = self._batch_arrays(b)
         return b * _BATCH + int(np.searchsorted(starts, t_end, side="left"))
 
+    def transitions(self, t_end: float) -> tuple[np.ndarray, np.ndarray]:
+        """Jumps between states within ``[0, t_end)`` and the time spent in each state, batch by
+        batch (bounded memory for any ``t_end``)."""
+        self.extend_to(t_end)
+        n = self._n_states
+        count = np.zeros((n, n), np.int64)
+        last = self._batch_of(t_end)
+        for b in range(last + 1):
+            starts, states = self._batch_arrays(b)
+            if b == last:
+                states = states[:int(np.searchsorted(starts, t_end, side="left"))]
+            np.add.at(count, (states[:-1], states[1:]), 1)
+            if b < last and states.size:
+                count[states[-1], self._b_state[b + 1]] += 1
+        return count, self.fractions(t_end) * t_end
+
     def fractions(self, t_end: float) -> np.ndarray:
         """Fraction of ``[0, t_end)`` spent in each state (from the batch index: exact, and
         without materialising the timeline)."""

@@ -19,6 +19,7 @@ for runs of a minute or more, and a run that would not fit on the disk is refuse
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -31,7 +32,8 @@ from spad.errors import SpadError
 
 PARTICLES = ("monomer", "dimer", "pair")
 SPECTRUM_S_DEFAULT = 120.0
-"""The experiment integrates a particle's spectrum over 120 s (docs: the acquisition protocol)."""
+"""The experiment integrates a particle's spectrum over 120 s (docs/physics.md, "The
+experiment")."""
 TRUTH_MAX_DWELLS = 1_000_000
 """Dwells of each emitter's timeline stored in the ground truth (16 MB); the rest is summarised."""
 TRUTH_MAX_STEPS = 1_000_000
@@ -78,6 +80,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--exposure", type=float, default=0.08, metavar="SECONDS",
                    help="EMCCD exposure per frame (default 0.08 s)")
     p.add_argument("--em-gain", type=float, default=100.0, help="EM gain (default 100)")
+    p.add_argument("--bleach-s", type=float, default=None, metavar="SECONDS",
+                   help="the particle photobleaches at this time (emits nothing after it)")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.set_defaults(func=run)
 
@@ -104,6 +108,8 @@ def _check(args: argparse.Namespace) -> None:
         bad(f"--spectrum-s must be >= 0 s, not {args.spectrum_s:g}")
     if not (math.isfinite(args.exposure) and 1e-4 <= args.exposure <= 60):
         bad(f"--exposure must be within 0.1 ms - 60 s, not {args.exposure:g}")
+    if args.bleach_s is not None and not (math.isfinite(args.bleach_s) and args.bleach_s >= 0):
+        bad(f"--bleach-s must be >= 0 s, not {args.bleach_s:g}")
     if not (1 <= args.em_gain <= 1000):
         bad(f"--em-gain must be within 1-1000, not {args.em_gain:g}")
     from spad.output import check_writable
@@ -117,7 +123,8 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def build(particle: str, seed: int, neck_nm: float | None = None, vary: bool = False,
-          mode: str = "T3", count_rate: float | None = None) -> tuple[Any, Any]:
+          mode: str = "T3", count_rate: float | None = None,
+          bleach_s: float | None = None) -> tuple[Any, Any]:
     """Emitters and detection chain for one simulated particle.
 
     Returns
@@ -125,7 +132,8 @@ def build(particle: str, seed: int, neck_nm: float | None = None, vary: bool = F
     (emitters, detection)
         ``emitters`` is an Emitter or a pair of them; ``detection`` a
         :class:`simulators.detection.Detection` whose collection efficiency gives
-        ``count_rate`` (cps, both detectors) in the brightest state, if given.
+        ``count_rate`` (cps, both detectors) in the brightest state, if given. With
+        ``bleach_s`` every emitter photobleaches at that time.
     """
     from simulators.detection import Detection
     from simulators.emitter import dimer, monomer, pair
@@ -139,6 +147,10 @@ def build(particle: str, seed: int, neck_nm: float | None = None, vary: bool = F
         emitters = pair(rng=rng)
     else:
         raise SpadError(f"simulate: unknown particle {particle!r} (use {', '.join(PARTICLES)})")
+    if bleach_s is not None:
+        emitters = (tuple(dataclasses.replace(e, bleach_s=bleach_s) for e in emitters)
+                    if isinstance(emitters, tuple) else
+                    dataclasses.replace(emitters, bleach_s=bleach_s))
     detection = Detection(mode=mode)
     if count_rate is not None:
         ems = emitters if isinstance(emitters, tuple) else (emitters,)
@@ -180,6 +192,7 @@ def ground_truth(sim: Any, particle: str, neck_nm: float | None, spectrum: Any,
             "state_mean_lifetime_s": t.state_mean_lifetime_s(i),
             "state_intensity_hz": t.state_intensity_hz(i), "alphas": t.alphas(i),
             "fractions": t.fractions(i), "on_fraction": t.on_fraction(i),
+            "emission_end_s": t.emission_end_s(i),
             "timeline": {"start_s": np.asarray(start, dtype=float),
                          "state": np.asarray(state, dtype=np.int64),
                          "duration_s": np.asarray(dwell, dtype=float),
@@ -249,7 +262,24 @@ def _json_default(obj: Any) -> Any:
     return str(obj)
 
 
-def run(args: argparse.Namespace) -> int:
+def simulate_particle(out: Path, particle: str, seed: int, duration_s: float, *,
+                      fmt: str = "h5", neck_nm: float | None = None, vary: bool = False,
+                      mode: str = "T3", count_rate: float | None = None,
+                      spectrum_s: float | None = None, exposure_s: float = 0.08,
+                      em_gain: float = 100.0, read_mode: str = "image", overwrite: bool = False,
+                      progress: bool = False, bleach_s: float | None = None
+                      ) -> tuple[Any, dict[str, Any], Any]:
+    """Simulate one particle and write its particle file (what ``spad simulate`` does).
+
+    Parameters are those of the command (see ``spad simulate --help``); ``spectrum_s`` None
+    means the duration, at most :data:`SPECTRUM_S_DEFAULT`.
+
+    Returns
+    -------
+    (written, truth, spectrum)
+        The writer's summary (:func:`spad.particle.write_particle`), the ground truth stored in
+        the file and the simulated spectrum (``None`` if none was recorded).
+    """
     import shutil
 
     from tqdm import tqdm
@@ -259,63 +289,73 @@ def run(args: argparse.Namespace) -> int:
     from spad.optics import HC_EV_M
     from spad.particle import write_particle
 
-    _check(args)
-    out = Path(args.output)
-    fmt = args.format or ("ptu" if out.suffix.lower() == ".ptu" else "h5")
-    emitters, detection = build(args.particle, args.seed, args.neck_nm, args.vary, args.mode,
-                                args.count_rate)
-    spectrum_s = (min(args.duration, SPECTRUM_S_DEFAULT) if args.spectrum_s is None
-                  else min(args.spectrum_s, args.duration))
-    setup = SpectrumSetup(exposure_s=args.exposure, em_gain=args.em_gain,
-                          read_mode=args.read_mode)
-    n_frames = int(spectrum_s / args.exposure + 1e-9) if spectrum_s >= args.exposure else 0
+    setup = SpectrumSetup(exposure_s=exposure_s, em_gain=em_gain, read_mode=read_mode)
+    spectrum_s = (min(duration_s, SPECTRUM_S_DEFAULT) if spectrum_s is None
+                  else min(spectrum_s, duration_s))
+    n_frames = int(spectrum_s / exposure_s + 1e-9) if spectrum_s >= exposure_s else 0
     rows = len(setup.readout().tracks)
     spectrum_bytes = 8.0 * n_frames * rows * setup.sensor.n_columns
     if spectrum_bytes > SPECTRUM_MAX_BYTES:
-        most = SPECTRUM_MAX_BYTES / (8.0 * rows * setup.sensor.n_columns) * args.exposure
+        most = SPECTRUM_MAX_BYTES / (8.0 * rows * setup.sensor.n_columns) * exposure_s
         raise SpadError(f"{out}: the spectrum series ({n_frames} frames of {rows} rows) would "
                         f"take {_size(spectrum_bytes)} of memory; use --spectrum-s {most:.0f} "
                         "or less, or a longer --exposure")
-    events, size = estimate(emitters, detection, args.duration, fmt, args.mode)
-    size += spectrum_bytes / 4 + 16 * TRUTH_MAX_DWELLS  # frames stored as 16-bit counts
+    emitters, detection = build(particle, seed, neck_nm, vary, mode, count_rate, bleach_s)
+    events, size = estimate(emitters, detection, duration_s, fmt, mode)
+    size += spectrum_bytes / 4 + min(16 * TRUTH_MAX_DWELLS, size)  # frames: 16-bit counts
     free = shutil.disk_usage(out.parent if str(out.parent) else ".").free
     if size * DISK_MARGIN > free:
         raise SpadError(f"{out}: about {_size(size)} of output ({events:.3g} photons in "
-                        f"{args.duration:g} s) would not fit in the {_size(free)} free on its "
+                        f"{duration_s:g} s) would not fit in the {_size(free)} free on its "
                         "disk; use a shorter --duration")
-    if args.duration >= 60:
+    if duration_s >= 60:
         print(f"spad simulate: about {events:.3g} photons, {_size(size)}, to {out}",
               file=sys.stderr)
-    sim = simulate(emitters, detection, args.duration, args.seed, chunk_s=1.0)
+    sim = simulate(emitters, detection, duration_s, seed, chunk_s=1.0)
     lines = particle_lines(sim.truth)
     spectrum = None
     if n_frames:
         spectrum = spectrum_from_truth(sim.truth, setup, duration_s=spectrum_s,
-                                       rng=np.random.default_rng([args.seed, 0x5EC7]))
+                                       rng=np.random.default_rng([seed, 0x5EC7]))
     truth: dict[str, Any] = {}
 
     def make_truth() -> dict[str, Any]:  # after the photons: the timeline is drawn by then
-        truth.update(ground_truth(sim, args.particle, args.neck_nm, spectrum, lines))
+        truth.update(ground_truth(sim, particle, neck_nm, spectrum, lines))
         return truth
 
     peaks = [float(e.peak_ev) for e in sim.truth.emitters]
-    neck = (6.0 if args.neck_nm is None else args.neck_nm) if args.particle == "dimer" else None
-    description = (f"simulated {args.particle}"
+    neck = (6.0 if neck_nm is None else neck_nm) if particle == "dimer" else None
+    description = (f"simulated {particle}"
                    + (f" (neck {neck:g} nm)" if neck is not None else "")
-                   + f", seed {args.seed}, {args.duration:g} s, spad simulate")
+                   + f", seed {seed}, {duration_s:g} s, spad simulate")
     fields: dict[str, Any] = {}
     if fmt == "h5":
         fields = {"excitation_wavelengths": [405e-9],
                   "detection_wavelengths": [HC_EV_M / float(np.mean(peaks))],
-                  "sample_name": f"simulated {args.particle}"}
-    chunks = tqdm(sim.chunks(), total=math.ceil(args.duration / sim.chunk_s), unit="s",
-                  desc="simulate", file=sys.stderr, leave=False,
-                  disable=not sys.stderr.isatty() or args.duration < 30)
+                  "sample_name": f"simulated {particle}"}
+    chunks = tqdm(sim.chunks(), total=math.ceil(duration_s / sim.chunk_s), unit="s",
+                  desc="simulate", file=sys.stderr, leave=False, disable=not progress)
     try:
         written = write_particle(out, chunks, sim.timing, spectrum, make_truth, format=fmt,
-                                 description=description, overwrite=args.force, **fields)
+                                 description=description, overwrite=overwrite, **fields)
     finally:
         chunks.close()
+    return written, truth, spectrum
+
+
+def run(args: argparse.Namespace) -> int:
+    from spad.optics import HC_EV_M
+
+    _check(args)
+    out = Path(args.output)
+    fmt = args.format or ("ptu" if out.suffix.lower() == ".ptu" else "h5")
+    written, truth, spectrum = simulate_particle(
+        out, args.particle, args.seed, args.duration, fmt=fmt, neck_nm=args.neck_nm,
+        vary=args.vary, mode=args.mode, count_rate=args.count_rate, spectrum_s=args.spectrum_s,
+        exposure_s=args.exposure, em_gain=args.em_gain, read_mode=args.read_mode,
+        overwrite=args.force, progress=sys.stderr.isatty() and args.duration >= 30,
+        bleach_s=args.bleach_s)
+    peaks = [float(e["peak_ev"]) for e in truth["emitters"].values()]
     rate = written.n_photons / args.duration
     peak_text = "/".join(f"{p:.4f}" for p in peaks)
     nm_text = "/".join(f"{HC_EV_M / p * 1e9:.1f}" for p in peaks)
