@@ -16,7 +16,7 @@ import warnings
 
 from spad.app import safe_output
 
-COMMANDS = ["info", "convert", "simulate", "analyze"]
+COMMANDS = ["info", "convert", "simulate", "analyze", "devices"]
 """Sub-command modules in :mod:`spad.app.commands`, in the order ``spad --help`` lists them."""
 
 
