@@ -297,7 +297,7 @@ class PhotonHdf5Reader(Reader):
         try:
             self._setup_streams()
             self.meta = self._read_meta()
-        except (KeyError, OSError, RuntimeError) as exc:
+        except (KeyError, OSError, RuntimeError, UnicodeDecodeError) as exc:
             self._f.close()
             raise FormatError(self.path, f"unreadable HDF5 content: {exc}") from None
         except BaseException:
@@ -368,6 +368,8 @@ class PhotonHdf5Reader(Reader):
         channel_ids: set[int] = set()
         if isinstance(specs, h5py.Group):
             for key in specs:
+                if isinstance(key, bytes):  # a name h5py cannot decode (a damaged file)
+                    key = key.decode("utf-8", "replace")
                 if key.startswith("non_photon_id"):
                     non_photon |= self._ids(specs[key].name)
                 elif "_ch" in key:  # spectral_chN, split_chN, polarization_chN
