@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install lint bench soak clean
+.PHONY: demo test install lint bench soak fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,12 @@ bench: $(STAMP)
 # One hour of simulated acquisition at 2 M photons/s: resident memory and photons kept.
 soak: $(STAMP)
 	$(BIN)/python tests/benchmarks/soak_acquire.py --hours 1
+
+# Fuzzing campaign of every reader and the CLI (tests/fuzz/fuzz.py), FUZZ_SECONDS per target;
+# inputs that break the contract land in tests/fuzz/corpus/ and are replayed by make test.
+FUZZ_SECONDS ?= 60
+fuzz: $(STAMP)
+	$(BIN)/python tests/fuzz/fuzz.py --seconds-per-target $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -84,7 +84,7 @@ class Truth:
         self.duration_s = duration_s
         self.seed = seed
         self._timelines = timelines
-        self._spectral: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._spectral: dict[int, SpectralWalk] = {}
         self.parameters: dict[str, Any] = {
             "emitters": [e.to_dict() for e in emitters], "detection": detection.to_dict(),
             "duration_s": duration_s, "seed": seed}
@@ -120,12 +120,20 @@ class Truth:
 
     # -- realised timeline --------------------------------------------------------------------
 
-    def timeline(self, i: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Emitter ``i``'s dwells within the run: start times (s), state indices, durations (s).
+    def timeline(self, i: int = 0, t_end: float | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Emitter ``i``'s dwells within ``[0, t_end)`` (default the whole run): start times
+        (s), state indices, durations (s).
 
-        The last dwell is cut at the end of the run (censored).
+        The last dwell is cut at ``t_end`` (censored). The arrays are materialised (16 bytes a
+        dwell): bound ``t_end`` for long runs; :meth:`n_dwells` counts without that.
         """
-        return self._timelines[i].dwells(self.duration_s)
+        t_end = self.duration_s if t_end is None else min(t_end, self.duration_s)
+        return self._timelines[i].dwells(t_end)
+
+    def n_dwells(self, i: int = 0, t_end: float | None = None) -> int:
+        """Number of emitter ``i``'s dwells starting within ``[0, t_end)`` (default the run)."""
+        return self._timelines[i].count(self.duration_s if t_end is None else t_end)
 
     def fractions(self, i: int = 0, t_end_s: float | None = None) -> np.ndarray:
         """Fraction of the run (or of ``[0, t_end_s)``) spent in each state."""
@@ -158,11 +166,7 @@ class Truth:
         spent in each state: the transition rate a -> b is ``count[a, b] / time[a]``.
         """
         t_end = self.duration_s if t_end_s is None else t_end_s
-        _, states, durations = self._timelines[i].dwells(t_end)
-        n = len(self.emitters[i].states)
-        count = np.zeros((n, n), np.int64)
-        np.add.at(count, (states[:-1], states[1:]), 1)
-        return count, np.bincount(states, weights=durations, minlength=n)
+        return self._timelines[i].transitions(t_end)  # batch by batch: bounded memory
 
     def on_states(self, i: int = 0) -> np.ndarray:
         """Mask of the "ON" states: quantum yield at least half the brightest state's."""
@@ -188,32 +192,99 @@ class Truth:
                    for i in range(len(self.emitters)))
         return rate + float(sum(self.detection.dark_rate_hz))
 
-    def spectral(self, i: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """Emitter ``i``'s emission peak energy over the run: times (s) and peak (eV).
+    def spectral(self, i: int = 0, t_end: float | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """Emitter ``i``'s emission peak energy over ``[0, t_end]``: times (s) and peak (eV).
 
-        Constant at ``peak_ev`` (two points) without spectral diffusion.
+        ``t_end`` defaults to the whole run (materialised: bound it for long runs). Constant at
+        ``peak_ev`` (two points) without spectral diffusion.
         """
+        return self._walk(i).values(self.duration_s if t_end is None else min(t_end,
+                                                                               self.duration_s))
+
+    def spectral_stats(self, i: int = 0) -> tuple[float, float]:
+        """Mean and standard deviation of emitter ``i``'s peak energy over the run, eV
+        (streamed over the trajectory: bounded memory for any duration)."""
+        return self._walk(i).stats(self.duration_s)
+
+    def _walk(self, i: int) -> SpectralWalk:
         if i not in self._spectral:
-            self._spectral[i] = _spectral_walk(self.emitters[i], self.duration_s,
-                                               derive_rng(self.seed, _SPECTRAL, i))
+            self._spectral[i] = SpectralWalk(self.emitters[i], self.seed, (_SPECTRAL, i))
         return self._spectral[i]
 
 
-def _spectral_walk(e: Emitter, duration_s: float, rng: np.random.Generator
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    sd = e.spectral_diffusion
-    if sd is None:
-        return np.array([0.0, duration_s]), np.full(2, e.peak_ev)
-    n = max(int(math.ceil(duration_s / sd.step_s)) + 1, 2)
-    # Exact discretisation of an Ornstein-Uhlenbeck walk: x_k = a x_(k-1) + noise; jumps add to
-    # the noise and then relax back with the walk.
-    a = math.exp(-sd.step_s / sd.correlation_s)
-    noise = rng.normal(0.0, sd.sd_ev * math.sqrt(1 - a * a), n)
-    noise[0] = rng.normal(0.0, sd.sd_ev)
-    jumps = rng.poisson(sd.jump_rate_hz * sd.step_s, n)
-    noise += np.sqrt(jumps) * rng.normal(0.0, sd.jump_sd_ev, n)  # sum of k normal jumps
-    x = lfilter([1.0], [1.0, -a], noise)
-    return np.arange(n) * sd.step_s, e.peak_ev + x
+class SpectralWalk:
+    """Spectral-diffusion trajectory of one emitter, drawn in fixed blocks of steps.
+
+    Block ``k`` is drawn from its own seed (seed, key, k); only the walk's value at each block
+    boundary is kept, so the trajectory over any stretch is reproduced on request and the
+    statistics over a run of any length take bounded memory. The walk does not depend on how
+    far it is drawn.
+    """
+
+    BLOCK = 1 << 16
+    """Steps per block (11 minutes at the default 10 ms step)."""
+
+    def __init__(self, emitter: Emitter, seed: int, key: tuple[int, ...]) -> None:
+        self.emitter = emitter
+        self.sd = emitter.spectral_diffusion
+        self.seed = int(seed)
+        self.key = key
+        self._x0: list[float] = []  # walk value before block k (block 0: drawn stationary)
+        self._last: tuple[int, np.ndarray] | None = None
+
+    def _block(self, k: int) -> np.ndarray:
+        """Offsets from ``peak_ev`` of block ``k`` (eV)."""
+        while len(self._x0) <= k:  # the value before each block needs the blocks before it
+            j = len(self._x0)
+            if j == 0:
+                self._x0.append(math.nan)
+            else:
+                self._x0.append(float(self._draw(j - 1)[-1]))
+        return self._draw(k)
+
+    def _draw(self, k: int) -> np.ndarray:
+        if self._last is not None and self._last[0] == k:
+            return self._last[1]
+        # Exact discretisation of an Ornstein-Uhlenbeck walk: x_k = a x_(k-1) + noise; jumps
+        # add to the noise and then relax back with the walk.
+        sd = self.sd
+        n = self.BLOCK
+        rng = derive_rng(self.seed, *self.key, k)
+        a = math.exp(-sd.step_s / sd.correlation_s)
+        noise = rng.normal(0.0, sd.sd_ev * math.sqrt(1 - a * a), n)
+        first = rng.normal(0.0, sd.sd_ev)
+        jumps = rng.poisson(sd.jump_rate_hz * sd.step_s, n)
+        if k == 0:
+            noise[0] = first  # the walk starts in its stationary distribution
+        noise += np.sqrt(jumps) * rng.normal(0.0, sd.jump_sd_ev, n)  # sum of k normal jumps
+        zi = np.array([a * self._x0[k]]) if k else np.zeros(1)
+        x = lfilter([1.0], [1.0, -a], noise, zi=zi)[0]
+        self._last = (k, x)
+        return x
+
+    def values(self, t_end: float) -> tuple[np.ndarray, np.ndarray]:
+        """Times (s) and peak energies (eV) of the steps in ``[0, t_end]`` (and one past)."""
+        e = self.emitter
+        if self.sd is None:
+            return np.array([0.0, t_end]), np.full(2, e.peak_ev)
+        n = max(int(math.ceil(t_end / self.sd.step_s)) + 1, 2)
+        x = np.concatenate([self._block(k) for k in range((n - 1) // self.BLOCK + 1)])[:n]
+        return np.arange(n) * self.sd.step_s, e.peak_ev + x
+
+    def stats(self, t_end: float) -> tuple[float, float]:
+        """Mean and standard deviation of the peak energy over ``[0, t_end]``, eV."""
+        e = self.emitter
+        if self.sd is None:
+            return float(e.peak_ev), 0.0
+        n = max(int(math.ceil(t_end / self.sd.step_s)) + 1, 2)
+        s1 = s2 = 0.0
+        for k in range((n - 1) // self.BLOCK + 1):
+            x = self._block(k)[:n - k * self.BLOCK]
+            s1 += float(x.sum())
+            s2 += float((x * x).sum())
+        mean = s1 / n
+        return float(e.peak_ev + mean), math.sqrt(max(s2 / n - mean * mean, 0.0))
 
 
 class _ChainState:

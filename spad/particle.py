@@ -29,7 +29,7 @@ write leaves no half file.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ import h5py
 import numpy as np
 
 from spad.errors import FormatError
+from spad.output import replacing
 from spad.photons import SYNC, Measurement, PhotonChunk, Timing
 from spad.spectrum import SpectrumData
 
@@ -108,14 +109,11 @@ def _chunks(photons: Measurement | PhotonChunk | Iterable[PhotonChunk]
     return photons
 
 
-def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.part")
-
-
 def write_particle(path: str | os.PathLike[str],
                    photons: Measurement | PhotonChunk | Iterable[PhotonChunk],
                    timing: Timing | None = None, spectrum: SpectrumData | None = None,
-                   truth: Mapping[str, Any] | None = None, *, format: str | None = None,  # noqa: A002
+                   truth: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
+                   *, format: str | None = None,  # noqa: A002
                    description: str = "", record_type: str | None = None,
                    overwrite: bool = False, **h5_fields: Any) -> Written:
     """Write one particle's photons, spectrum and truth.
@@ -134,7 +132,9 @@ def write_particle(path: str | os.PathLike[str],
     spectrum
         The particle's EMCCD frames, or ``None``.
     truth
-        Ground truth (nested dict of numbers, strings, arrays, lists, None), or ``None``.
+        Ground truth (nested dict of numbers, strings, arrays, lists, None), or ``None``, or a
+        function returning it, called after the photons are written (a simulation's truth is
+        complete only then).
     format
         ``"h5"`` or ``"ptu"``; default from the extension (``.ptu`` -> PTU, else Photon-HDF5).
     description
@@ -156,19 +156,16 @@ def write_particle(path: str | os.PathLike[str],
     if timing is None:
         raise ValueError("write_particle needs the timing of a stream of chunks")
     targets = [path] + ([sidecar_path(path)] if fmt == "ptu" else [])
-    if not overwrite:
-        for t in targets:
-            if t.exists():
-                raise FileExistsError(
-                    17, "file exists (choose another name, or overwrite: --force)", str(t))
-    tmps = [_tmp(t) for t in targets]
-    try:
+    # Temporary files renamed at the end (spad.output): an error or Ctrl-C leaves nothing.
+    with replacing(*targets, overwrite=overwrite) as tmps:
         if fmt == "h5":
             n, span = _write_h5_photons(tmps[0], photons, timing, description, h5_fields)
             user_file = tmps[0]
         else:
             n, span = _write_ptu_photons(tmps[0], photons, timing, description, record_type)
             user_file = tmps[1]
+        if callable(truth):  # computed once the photons are out (a streamed simulation)
+            truth = truth()
         with h5py.File(user_file, "a") as f:
             if fmt == "ptu":
                 f.attrs["spad_sidecar_of"] = path.name
@@ -177,12 +174,6 @@ def write_particle(path: str | os.PathLike[str],
                 write_spectrum_group(f, spectrum)
             if truth is not None:
                 write_truth_group(f, truth)
-        for tmp, target in zip(tmps, targets, strict=True):
-            os.replace(tmp, target)
-    except BaseException:
-        for tmp in tmps:
-            tmp.unlink(missing_ok=True)
-        raise
     return Written(targets, n, span)
 
 

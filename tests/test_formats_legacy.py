@@ -79,7 +79,8 @@ def test_real_ht3_decodes_like_ptufile(tmp_path: Path) -> None:
             encode_tag("Header_End", None, TY_EMPTY8)]
     wrapped = tmp_path / "wrapped.ptu"
     wrapped.write_bytes(b"PQTTTR\0\0" + b"1.0.00\0\0" + b"".join(tags) + raw)
-    rec = ptufile.PtuFile(wrapped).decode_records()
+    with ptufile.PtuFile(wrapped) as f:
+        rec = f.decode_records()
     ph = rec[rec["channel"] >= 0]
     ours = spad.open(HT3).read().photons
     assert len(ours) == len(ph) == 44141

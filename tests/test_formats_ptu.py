@@ -54,7 +54,8 @@ def ptufile_channel(rectype_name: str, detectors: np.ndarray) -> np.ndarray:
 
 
 def assert_same_as_ptufile(path: Path, photons: PhotonChunk, rectype_name: str) -> None:
-    rec = ptufile.PtuFile(path).decode_records()
+    with ptufile.PtuFile(path) as f:
+        rec = f.decode_records()
     is_photon = rec["channel"] >= 0
     ph = rec[is_photon]
     np.testing.assert_array_equal(ph["time"].astype(np.int64), photons.timestamps)
@@ -244,7 +245,8 @@ def test_writer_tags_and_patched_counts(tmp_path: Path) -> None:
                    creation_time=created) as w:
         for part in parts:
             w.write(part)
-    tags = ptufile.PtuFile(path).tags
+    with ptufile.PtuFile(path) as f:
+        tags = f.tags
     assert tags["CreatorSW_Name"] == "spad"
     assert tags["Measurement_Mode"] == 3
     assert tags["TTResultFormat_TTTRRecType"] == 0x01010304

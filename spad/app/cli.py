@@ -1,18 +1,20 @@
 """The ``spad`` command line.
 
 Each sub-command lives in its own module under :mod:`spad.app.commands` with a ``register(sub)``
-function that adds its parser and sets ``func``. Errors spad raises on purpose become one line on
-stderr and exit code 2; nothing is shown as a traceback.
+function that adds its parser and sets ``func``. :func:`main` keeps the error contract of
+:mod:`spad.app.safe_output` for every command: exit 0 ok, 1 some inputs failed, 2 bad usage or
+unusable input, 130/143 interrupted; one line ``spad: error: <file or device>: <problem>``.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import warnings
 
-from spad.errors import SpadError
+from spad.app import safe_output
 
 COMMANDS = ["info", "convert", "simulate", "analyze", "acquire", "replay", "devices", "gui"]
 """Sub-command modules in :mod:`spad.app.commands`, in the order ``spad --help`` lists them."""
@@ -42,23 +44,46 @@ def _warn_line(message, category, filename, lineno, file=None, line=None) -> Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 1 some inputs failed, 2 error)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    warnings.showwarning = _warn_line
+    """Run the CLI; returns the exit code (see :mod:`spad.app.safe_output`)."""
+    previous = safe_output.install()
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        warnings.showwarning = _warn_line
         return int(args.func(args) or 0)
-    except SpadError as exc:
-        print(f"spad: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        name = exc.filename if exc.filename is not None else ""
-        print(f"spad: error: {name}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("spad: interrupted", file=sys.stderr)
-        return 130
+    except SystemExit:  # argparse: --help (0) and usage errors (2, one line already out)
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the contract covers every way out
+        verdict = safe_output.error_line(exc)
+        if verdict is None:  # a bug: show where
+            import traceback
+
+            traceback.print_exc()
+            safe_output.print_error("spad: internal error (a bug, please report it with the "
+                                    "traceback above)")
+            return safe_output.EXIT_BUG
+        code, line = verdict
+        safe_output.print_error(line)
+        return code
+    finally:
+        safe_output.restore(previous)
+        sys.stdout.flush()
+
+
+def console() -> None:
+    """The ``spad`` executable: :func:`main`, then exit with its code.
+
+    After an interruption everything that matters is already done (temporary files removed,
+    workers stopped) and the process leaves at once: the interpreter's own teardown after an
+    interrupted numba/HDF5 run can take a second or more.
+    """
+    code = main()
+    if code in (130, 143):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

@@ -313,7 +313,7 @@ class PhotonHdf5Reader(Reader):
         try:
             self._setup_streams()
             self.meta = self._read_meta()
-        except (KeyError, OSError, RuntimeError) as exc:
+        except (KeyError, OSError, RuntimeError, UnicodeDecodeError) as exc:
             self._f.close()
             raise FormatError(self.path, f"unreadable HDF5 content: {exc}") from None
         except BaseException:
@@ -384,6 +384,8 @@ class PhotonHdf5Reader(Reader):
         channel_ids: set[int] = set()
         if isinstance(specs, h5py.Group):
             for key in specs:
+                if isinstance(key, bytes):  # a name h5py cannot decode (a damaged file)
+                    key = key.decode("utf-8", "replace")
                 if key.startswith("non_photon_id"):
                     non_photon |= self._ids(specs[key].name)
                 elif "_ch" in key:  # spectral_chN, split_chN, polarization_chN
@@ -995,9 +997,19 @@ def _check_key(key: object) -> str:
 def _write_user(f: h5py.File, name: str, data: Mapping[str, Any]) -> None:
     _check_key(name)
     user = f.require_group("user")
+    # Written under a temporary name and moved into place, so an error or an interruption
+    # never leaves a half-written group (a complete old one stays until the new one is whole).
+    part = f".{name}.part"
+    if part in user:
+        del user[part]
+    try:
+        _write_dict(user.create_group(part), data)
+    except BaseException:
+        del user[part]
+        raise
     if name in user:
         del user[name]
-    _write_dict(user.create_group(name), data)
+    user.move(part, name)
 
 
 def _write_dict(group: h5py.Group, data: Mapping[str, Any]) -> None:

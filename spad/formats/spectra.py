@@ -234,7 +234,12 @@ def read_spe(path: str | Path) -> SpectrumData:
             root = ET.fromstring(raw[xml_offset:].decode("utf-8"))
         except (ET.ParseError, UnicodeDecodeError) as e:
             raise FormatError(path, f"SPE 3.0 XML footer unreadable ({e})") from e
-        info = _spe3_footer(root, path)
+        try:
+            info = _spe3_footer(root, path)
+        except FormatError:
+            raise
+        except (ValueError, TypeError, KeyError, IndexError) as e:  # a number that is not one
+            raise FormatError(path, f"SPE 3.0 XML footer holds an unreadable value ({e})") from e
         xdim, ydim, n_frames = info["width"], info["height"], info["count"]
         dtype = info["dtype"]
         frame_stride = info["stride"]

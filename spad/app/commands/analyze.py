@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from spad.app import safe_output
+from spad.app.safe_output import check_folder, replacing
 from spad.errors import SpadError
 
 
@@ -87,20 +90,39 @@ def _one(path: str, spectrum: str | None, settings: Any) -> Any:
         return text if text.startswith(str(path)) else f"{path}: {text}"
 
 
-def _map(func: Callable[..., Any], jobs: list[tuple[str, str | None]], settings: Any,
-         args: argparse.Namespace) -> Iterable[Any]:
+@contextlib.contextmanager
+def _mapped(func: Callable[..., Any], jobs: list[tuple[str, str | None]], settings: Any,
+            args: argparse.Namespace) -> Iterator[Iterable[Any]]:
+    """``func`` over the jobs, in order: in this process, in worker processes, or on Dask.
+
+    Workers are always shut down when the block ends; on an error or an interruption they are
+    terminated rather than waited for.
+    """
+    paths, spectra = [j[0] for j in jobs], [j[1] for j in jobs]
     if args.scheduler:
         from dask.distributed import Client
 
-        client = Client(args.scheduler)
-        futures = client.map(func, [j[0] for j in jobs], [j[1] for j in jobs],
-                             [settings] * len(jobs), pure=False)
-        return client.gather(futures, asynchronous=False)
+        try:
+            client = Client(args.scheduler, timeout=10)
+        except (OSError, TimeoutError) as exc:
+            raise SpadError(f"{args.scheduler}: no Dask scheduler answers ({exc})") from None
+        try:
+            futures = client.map(func, paths, spectra, [settings] * len(jobs), pure=False)
+            yield (f.result() for f in futures)
+        finally:
+            client.close()
+        return
     if args.jobs <= 1 or len(jobs) == 1:
-        return (func(p, s, settings) for p, s in jobs)
-    pool = ProcessPoolExecutor(max_workers=min(args.jobs, len(jobs)))
-    return pool.map(func, [j[0] for j in jobs], [j[1] for j in jobs],
-                    [settings] * len(jobs), chunksize=1)
+        yield (func(p, s, settings) for p, s in jobs)
+        return
+    pool = ProcessPoolExecutor(max_workers=min(args.jobs, len(jobs)),
+                               initializer=safe_output.worker_init)
+    abort = True
+    try:
+        yield pool.map(func, paths, spectra, [settings] * len(jobs), chunksize=1)
+        abort = False
+    finally:
+        safe_output.shutdown_pool(pool, abort)
 
 
 def _summary(rec: dict[str, Any]) -> str:
@@ -154,16 +176,22 @@ def run(args: argparse.Namespace) -> int:
                         "give one per file, in order")
     settings = _settings(args)
     jobs = list(zip(files, spectra, strict=True))
+    if args.jobs < 1:
+        raise SpadError(f"--jobs must be at least 1, not {args.jobs}")
+    if args.report is not None:
+        check_folder(args.report)  # fail before the work, not after
     results, failed = [], 0
-    bar = tqdm(total=len(jobs), unit="file", disable=len(jobs) <= 3 or None, file=sys.stderr)
-    for out in _map(_one, jobs, settings, args):
-        bar.update()
-        if isinstance(out, str):
-            failed += 1
-            tqdm.write(f"spad: error: {out}", file=sys.stderr)
-        else:
-            results.append(out)
-    bar.close()
+    with (tqdm(total=len(jobs), unit="file", disable=len(jobs) <= 3 or None,
+               file=sys.stderr) as bar, _mapped(_one, jobs, settings, args) as outs):
+        for out in outs:
+            bar.update()
+            if isinstance(out, str):
+                failed += 1
+                tqdm.write(f"spad: error: {out}", file=sys.stderr)
+            else:
+                results.append(out)
+    if not results:  # nothing usable: that is bad input, not a partial batch
+        return safe_output.EXIT_USAGE
     classify_session(results, args.reference_ev)
     records = [r.record() for r in results]
     for rec in records:
@@ -175,16 +203,21 @@ def run(args: argparse.Namespace) -> int:
             save_result(r)
     if args.report is not None:
         _write_report(args.report, results, records)
-    return 1 if failed else 0
+    return safe_output.EXIT_SOME_FAILED if failed else safe_output.EXIT_OK
 
 
 def _write_report(folder: Path, results: list[Any], records: list[dict[str, Any]]) -> None:
     from spad.app.report import particle_figure, population_csv, population_figure, red_shift
 
     folder.mkdir(parents=True, exist_ok=True)
+    # Each file under a temporary name, renamed when whole (spad.output).
     for r in results:
-        particle_figure(r, folder / (Path(r.file).stem + ".png"))
-    population_csv(records, folder / "population.csv")
-    population_figure(records, folder / "population.png")
-    (folder / "population.json").write_text(json.dumps(red_shift(records), indent=1) + "\n")
+        with replacing(folder / (Path(r.file).stem + ".png")) as (tmp,):
+            particle_figure(r, tmp)
+    with replacing(folder / "population.csv") as (tmp,):
+        population_csv(records, tmp)
+    with replacing(folder / "population.png") as (tmp,):
+        population_figure(records, tmp)
+    with replacing(folder / "population.json") as (tmp,):
+        tmp.write_text(json.dumps(red_shift(records), indent=1) + "\n")
     print(f"report written to {folder}/", file=sys.stderr)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import secrets
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from tqdm import tqdm
 import spad
 from spad.errors import FormatError
 from spad.formats.photon_hdf5 import PhotonHdf5Writer
+from spad.output import check_writable, replacing
 from spad.photons import Meta
 
 EXTENSIONS = {".h5": "h5", ".hdf5": "h5", ".ptu": "ptu"}
@@ -134,9 +134,8 @@ def convert(src: str, out: str, fmt: str | None = None, record_type: str | None 
         raise FormatError(out, "--record-type applies to PTU output only")
     if os.path.exists(src) and _same_file(src, out):
         raise FormatError(out, "is the input file; refusing to overwrite it")
+    check_writable(out)  # before reading anything: a wrong OUT fails at once
     reader = spad.open(src)
-    tmp = None
-    writer = None
     try:
         meta = reader.meta
         if fmt == "ptu":
@@ -144,35 +143,35 @@ def convert(src: str, out: str, fmt: str | None = None, record_type: str | None 
             if RECORD_TYPES.get(record_type, meta.mode) != meta.mode:
                 raise FormatError(src, f"holds {meta.mode} data; record type {record_type} is "
                                        f"{RECORD_TYPES[record_type]}")
-        folder = os.path.dirname(os.path.abspath(out))
-        # A fresh hidden name next to OUT (same file system, so the final rename is atomic);
-        # the writer creates it, so it gets the usual permissions.
-        tmp = os.path.join(folder, f".{os.path.basename(out)}.{secrets.token_hex(4)}.part")
-        writer = _open_writer(fmt, tmp, meta, record_type)
-        total = meta.n_records
-        if progress is None:
-            progress = sys.stderr.isatty() and total >= PROGRESS_MIN_RECORDS
-        n_events = n_markers = 0
-        with tqdm(total=total, unit="rec", unit_scale=True, file=sys.stderr,
-                  disable=not progress, desc=os.path.basename(src), leave=False) as bar:
-            for chunk in reader.chunks(CHUNK_RECORDS):
-                writer.write(chunk)
-                n_events += len(chunk)
-                n_markers += int(chunk.marker_times.size)
-                # Every chunk but the last consumes exactly CHUNK_RECORDS file records.
-                bar.update(min(CHUNK_RECORDS, total - bar.n))
-        writer.close()
-        writer = None
-        os.replace(tmp, out)
-        tmp = None
+        # A hidden temporary file next to OUT, renamed over it at the end (spad.output).
+        with replacing(out) as (tmp,):
+            writer = _open_writer(fmt, str(tmp), meta, record_type)
+            try:
+                n_events, n_markers = _copy(reader, writer, meta, src, progress)
+            except BaseException:
+                getattr(writer, "abort", writer.close)()
+                raise
+            writer.close()
         return n_events, n_markers
     finally:
-        # Reached with writer/tmp set only on failure: drop the partial file, keep OUT.
-        if writer is not None:
-            getattr(writer, "abort", writer.close)()
-        if tmp is not None and os.path.exists(tmp):
-            os.remove(tmp)
         reader.close()
+
+
+def _copy(reader: Any, writer: Any, meta: Meta, src: str, progress: bool | None
+          ) -> tuple[int, int]:
+    total = meta.n_records
+    if progress is None:
+        progress = sys.stderr.isatty() and total >= PROGRESS_MIN_RECORDS
+    n_events = n_markers = 0
+    with tqdm(total=total, unit="rec", unit_scale=True, file=sys.stderr,
+              disable=not progress, desc=os.path.basename(src), leave=False) as bar:
+        for chunk in reader.chunks(CHUNK_RECORDS):
+            writer.write(chunk)
+            n_events += len(chunk)
+            n_markers += int(chunk.marker_times.size)
+            # Every chunk but the last consumes exactly CHUNK_RECORDS file records.
+            bar.update(min(CHUNK_RECORDS, total - bar.n))
+    return n_events, n_markers
 
 
 def run(args: argparse.Namespace) -> int:

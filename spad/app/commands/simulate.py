@@ -3,9 +3,17 @@
     spad simulate --particle monomer|dimer|pair --duration SECONDS --seed N -o FILE
                   [--format h5|ptu] [--neck-nm X] [--mode T3|T2] [--count-rate CPS] ...
 
-The photons stream from the simulator into the writer chunk by chunk (bounded memory), the
-EMCCD spectrum is rendered from the same blinking timeline and spectral trajectory, and the
-truth goes to ``/user/ground_truth`` (see :mod:`spad.particle` for the layout).
+The photons stream from the simulator into the writer chunk by chunk, the EMCCD spectrum is
+rendered from the same blinking timeline and spectral trajectory, and the truth goes to
+``/user/ground_truth`` (see :mod:`spad.particle` for the layout) once the photons are written.
+
+Memory does not depend on the duration: the blinking timeline is drawn batch by batch
+(:class:`simulators.blinking.Timeline`), and the stored truth is bounded: the timeline of each
+emitter up to its first ``TRUTH_MAX_DWELLS`` dwells and the spectral trajectory up to its first
+``TRUTH_MAX_STEPS`` steps (``timeline/complete`` and ``spectral/complete`` say whether that is
+the whole run); fractions, ON fraction, g2(0) and the spectral statistics always cover the whole
+run. Before starting, the output size is estimated from the stationary state fractions, printed
+for runs of a minute or more, and a run that would not fit on the disk is refused.
 """
 
 from __future__ import annotations
@@ -26,6 +34,18 @@ PARTICLES = ("monomer", "dimer", "pair")
 SPECTRUM_S_DEFAULT = 120.0
 """The experiment integrates a particle's spectrum over 120 s (docs/physics.md, "The
 experiment")."""
+TRUTH_MAX_DWELLS = 1_000_000
+"""Dwells of each emitter's timeline stored in the ground truth (16 MB); the rest is summarised."""
+TRUTH_MAX_STEPS = 1_000_000
+"""Steps of each emitter's spectral trajectory stored in the ground truth (~3 h at 10 ms)."""
+SPECTRUM_MAX_BYTES = 1 << 30
+"""Largest EMCCD series simulated in memory (the frames are rendered whole)."""
+BYTES_PER_EVENT = {("h5", "T3"): 11, ("h5", "T2"): 9, ("ptu", "T3"): 4, ("ptu", "T2"): 4}
+"""Bytes stored per photon: Photon-HDF5 timestamps (8) + detectors (1) (+ nanotimes (2));
+PTU: one 32-bit record."""
+DISK_MARGIN = 1.2
+"""Estimated size times this must fit in the free space (the count is a Poisson estimate and the
+stationary fractions are long-run averages)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -92,9 +112,14 @@ def _check(args: argparse.Namespace) -> None:
         bad(f"--bleach-s must be >= 0 s, not {args.bleach_s:g}")
     if not (1 <= args.em_gain <= 1000):
         bad(f"--em-gain must be within 1-1000, not {args.em_gain:g}")
-    out = Path(args.output)
-    if not out.parent.is_dir():
-        bad(f"{out.parent}: no such directory")
+    from spad.output import check_writable
+
+    check_writable(args.output, overwrite=args.force)
+    if args.format == "ptu" or (args.format is None
+                                and Path(args.output).suffix.lower() == ".ptu"):
+        from spad.particle import sidecar_path
+
+        check_writable(sidecar_path(args.output), overwrite=args.force)
 
 
 def build(particle: str, seed: int, neck_nm: float | None = None, vary: bool = False,
@@ -150,8 +175,15 @@ def ground_truth(sim: Any, particle: str, neck_nm: float | None, spectrum: Any,
     t = sim.truth
     emitters: dict[str, Any] = {}
     for i, e in enumerate(t.emitters):
-        start, state, dwell = t.timeline(i)
-        times, peak = t.spectral(i)
+        n_dwells = t.n_dwells(i)
+        end = t.duration_s
+        if n_dwells > TRUTH_MAX_DWELLS:
+            end = float(t.timeline(i, _dwell_start(t, i, TRUTH_MAX_DWELLS))[0][-1])
+        start, state, dwell = t.timeline(i, end)
+        sd = e.spectral_diffusion
+        spectral_end = (t.duration_s if sd is None
+                        else min(t.duration_s, (TRUTH_MAX_STEPS - 1) * sd.step_s))
+        times, peak = t.spectral(i, spectral_end)
         emitters[str(i)] = {
             "name": e.name, "peak_ev": float(e.peak_ev), "fwhm_ev": float(e.fwhm_ev),
             "state_names": t.state_names(i), "state_qy": t.state_qy(i),
@@ -163,9 +195,12 @@ def ground_truth(sim: Any, particle: str, neck_nm: float | None, spectrum: Any,
             "emission_end_s": t.emission_end_s(i),
             "timeline": {"start_s": np.asarray(start, dtype=float),
                          "state": np.asarray(state, dtype=np.int64),
-                         "duration_s": np.asarray(dwell, dtype=float)},
+                         "duration_s": np.asarray(dwell, dtype=float),
+                         "end_s": float(end), "n_dwells_run": int(n_dwells),
+                         "complete": bool(end >= t.duration_s)},
             "spectral": {"time_s": np.asarray(times, dtype=float),
-                         "peak_ev": np.asarray(peak, dtype=float)},
+                         "peak_ev": np.asarray(peak, dtype=float),
+                         "complete": bool(spectral_end >= t.duration_s)},
         }
     neck = (6.0 if neck_nm is None else neck_nm) if particle == "dimer" else None
     return {
@@ -178,6 +213,45 @@ def ground_truth(sim: Any, particle: str, neck_nm: float | None, spectrum: Any,
         "spectrum": spectral_truth(t, lines, spectrum),
         "parameters_json": json.dumps(t.parameters, default=_json_default),
     }
+
+
+def _dwell_start(truth: Any, i: int, n: int) -> float:
+    """Start time of emitter ``i``'s dwell number ``n`` (bisection on the dwell count)."""
+    lo, hi = 0.0, truth.duration_s
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if truth.n_dwells(i, mid) > n:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def estimate(emitters: Any, detection: Any, duration_s: float, fmt: str, mode: str
+             ) -> tuple[float, float]:
+    """Expected registered events and output bytes of a run, before drawing anything.
+
+    From the stationary state fractions of the dwell laws (the brightest state where a mean
+    dwell is infinite), plus dark counts.
+    """
+    ems = emitters if isinstance(emitters, tuple) else (emitters,)
+    rate = float(sum(detection.dark_rate_hz))
+    for e in ems:
+        bright = e.state_moments(detection.efficiency)[0] * e.rep_rate_hz
+        f = np.asarray(e.stationary_fractions(), dtype=float)
+        rate += float(f @ bright) if np.all(np.isfinite(f)) else float(bright.max())
+    events = rate * duration_s
+    if mode == "T2" and detection.t2_sync_events:  # every (divided) sync is an event too
+        events += duration_s * ems[0].rep_rate_hz / detection.sync_divider
+    return events, events * BYTES_PER_EVENT[(fmt, mode)]
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} PB"
 
 
 def _json_default(obj: Any) -> Any:
@@ -206,6 +280,8 @@ def simulate_particle(out: Path, particle: str, seed: int, duration_s: float, *,
         The writer's summary (:func:`spad.particle.write_particle`), the ground truth stored in
         the file and the simulated spectrum (``None`` if none was recorded).
     """
+    import shutil
+
     from tqdm import tqdm
 
     from simulators.spectrum import SpectrumSetup, particle_lines, spectrum_from_truth
@@ -213,20 +289,44 @@ def simulate_particle(out: Path, particle: str, seed: int, duration_s: float, *,
     from spad.optics import HC_EV_M
     from spad.particle import write_particle
 
-    emitters, detection = build(particle, seed, neck_nm, vary, mode, count_rate, bleach_s)
-    sim = simulate(emitters, detection, duration_s, seed, chunk_s=1.0)
-    lines = particle_lines(sim.truth)
+    setup = SpectrumSetup(exposure_s=exposure_s, em_gain=em_gain, read_mode=read_mode)
     spectrum_s = (min(duration_s, SPECTRUM_S_DEFAULT) if spectrum_s is None
                   else min(spectrum_s, duration_s))
+    n_frames = int(spectrum_s / exposure_s + 1e-9) if spectrum_s >= exposure_s else 0
+    rows = len(setup.readout().tracks)
+    spectrum_bytes = 8.0 * n_frames * rows * setup.sensor.n_columns
+    if spectrum_bytes > SPECTRUM_MAX_BYTES:
+        most = SPECTRUM_MAX_BYTES / (8.0 * rows * setup.sensor.n_columns) * exposure_s
+        raise SpadError(f"{out}: the spectrum series ({n_frames} frames of {rows} rows) would "
+                        f"take {_size(spectrum_bytes)} of memory; use --spectrum-s {most:.0f} "
+                        "or less, or a longer --exposure")
+    emitters, detection = build(particle, seed, neck_nm, vary, mode, count_rate, bleach_s)
+    events, size = estimate(emitters, detection, duration_s, fmt, mode)
+    size += spectrum_bytes / 4 + min(16 * TRUTH_MAX_DWELLS, size)  # frames: 16-bit counts
+    free = shutil.disk_usage(out.parent if str(out.parent) else ".").free
+    if size * DISK_MARGIN > free:
+        raise SpadError(f"{out}: about {_size(size)} of output ({events:.3g} photons in "
+                        f"{duration_s:g} s) would not fit in the {_size(free)} free on its "
+                        "disk; use a shorter --duration")
+    if duration_s >= 60:
+        print(f"spad simulate: about {events:.3g} photons, {_size(size)}, to {out}",
+              file=sys.stderr)
+    sim = simulate(emitters, detection, duration_s, seed, chunk_s=1.0)
+    lines = particle_lines(sim.truth)
     spectrum = None
-    if spectrum_s >= exposure_s:
-        setup = SpectrumSetup(exposure_s=exposure_s, em_gain=em_gain, read_mode=read_mode)
+    if n_frames:
         spectrum = spectrum_from_truth(sim.truth, setup, duration_s=spectrum_s,
                                        rng=np.random.default_rng([seed, 0x5EC7]))
-    truth = ground_truth(sim, particle, neck_nm, spectrum, lines)
+    truth: dict[str, Any] = {}
+
+    def make_truth() -> dict[str, Any]:  # after the photons: the timeline is drawn by then
+        truth.update(ground_truth(sim, particle, neck_nm, spectrum, lines))
+        return truth
+
     peaks = [float(e.peak_ev) for e in sim.truth.emitters]
+    neck = (6.0 if neck_nm is None else neck_nm) if particle == "dimer" else None
     description = (f"simulated {particle}"
-                   + (f" (neck {truth['neck_nm']:g} nm)" if truth["neck_nm"] is not None else "")
+                   + (f" (neck {neck:g} nm)" if neck is not None else "")
                    + f", seed {seed}, {duration_s:g} s, spad simulate")
     fields: dict[str, Any] = {}
     if fmt == "h5":
@@ -235,8 +335,11 @@ def simulate_particle(out: Path, particle: str, seed: int, duration_s: float, *,
                   "sample_name": f"simulated {particle}"}
     chunks = tqdm(sim.chunks(), total=math.ceil(duration_s / sim.chunk_s), unit="s",
                   desc="simulate", file=sys.stderr, leave=False, disable=not progress)
-    written = write_particle(out, chunks, sim.timing, spectrum, truth, format=fmt,
-                             description=description, overwrite=overwrite, **fields)
+    try:
+        written = write_particle(out, chunks, sim.timing, spectrum, make_truth, format=fmt,
+                                 description=description, overwrite=overwrite, **fields)
+    finally:
+        chunks.close()
     return written, truth, spectrum
 
 

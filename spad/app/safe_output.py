@@ -1,0 +1,189 @@
+"""The CLI's error contract: exit codes, one-line messages, interruption, safe output.
+
+Every ``spad`` command keeps one contract, enforced by :func:`spad.app.cli.main` with the
+helpers here (``tests/test_cli_contract.py`` runs every command against each class of bad
+input):
+
+==========  ==================================================================================
+exit code   meaning
+==========  ==================================================================================
+0           success
+1           some inputs failed while others succeeded (batch-like commands: ``analyze``)
+2           bad usage or unusable input (no such file, corrupt or foreign file, bad option,
+            output that cannot be written, not enough disk)
+130 / 143   interrupted by Ctrl-C (SIGINT) / SIGTERM
+70          internal error, a bug (the traceback is printed: please report it)
+==========  ==================================================================================
+
+Messages are one line on stderr, ``spad: error: <file or device>: <what is wrong>``, in the
+user's terms: no library internals, no temporary file names, no traceback.
+
+For a new command
+-----------------
+- raise :class:`spad.errors.SpadError` (``FormatError(path, problem)``,
+  ``DeviceError(device, problem)``) for anything the user can cause; an :class:`OSError` with
+  ``filename`` set is turned into the same one line;
+- write every output through :func:`replacing` (temporary file + rename: an error or an
+  interruption leaves no half-written output and never destroys an existing file), and check
+  the output is writable before long work (:func:`check_writable`);
+- start worker processes with ``initializer=worker_init`` (workers leave Ctrl-C to the main
+  process) and shut them down with :func:`shutdown_pool` in a ``finally``;
+- long compiled (numba) loops need nothing special: a signal that arrives inside one is
+  recognised afterwards (:func:`interrupted`), however the compiled code re-raised it.
+
+Signals: :func:`install` makes SIGTERM raise :class:`Terminated` (a KeyboardInterrupt) like
+Ctrl-C does, so ``finally`` blocks and :func:`replacing` clean up either way; a second signal
+during the clean-up exits at once.
+"""
+
+from __future__ import annotations
+
+import _thread
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+from spad.errors import SpadError
+from spad.output import check_folder, check_writable, replacing, user_os_error
+
+__all__ = ["install", "interrupted", "worker_init", "shutdown_pool", "error_line",
+           "Terminated", "replacing", "check_writable", "check_folder", "EXIT_OK",
+           "EXIT_SOME_FAILED",
+           "EXIT_USAGE", "EXIT_BUG"]
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 70
+
+_signal_received: int | None = None
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread on SIGTERM (a KeyboardInterrupt, so clean-up code treats it
+    like Ctrl-C)."""
+
+
+_acknowledged = threading.Event()
+
+
+def _handler(signum: int, frame: Any) -> None:  # noqa: ARG001
+    global _signal_received
+    if _signal_received is None:
+        _signal_received = signum
+        _acknowledged.clear()
+        threading.Thread(target=_watchdog, args=(signum,), daemon=True).start()
+    elif _acknowledged.is_set():  # a second signal while cleaning up: stop now
+        os._exit(128 + _signal_received)
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _watchdog(signum: int) -> None:
+    """Make sure an interruption ends the command.
+
+    The exception the handler raises can land where Python only reports and drops it (a
+    weakref callback, a ``__del__``): then the command would go on. If :func:`acknowledge`
+    has not been called after a second the signal is delivered again, and after three more
+    the process exits with the interruption's code.
+    """
+    if _acknowledged.wait(1.0):
+        return
+    _thread.interrupt_main(signum)
+    if _acknowledged.wait(3.0):
+        return
+    print("spad: interrupted", file=sys.stderr, flush=True)
+    os._exit(128 + signum)
+
+
+def _unraisable(info: Any) -> None:
+    """An interruption raised where Python can only drop it (weakref callback, ``__del__``):
+    deliver it again at once, without the "Exception ignored" report."""
+    if isinstance(info.exc_value, KeyboardInterrupt) and _signal_received is not None:
+        if not _acknowledged.is_set():  # from another thread: not inside this hook
+            threading.Timer(0.01, _thread.interrupt_main, (_signal_received,)).start()
+        return
+    sys.__unraisablehook__(info)
+
+
+def acknowledge() -> None:
+    """Called by the dispatcher once an interruption has reached it (see :func:`_watchdog`)."""
+    _acknowledged.set()
+
+
+def install() -> dict[int, Any]:
+    """Handle SIGINT and SIGTERM in the main thread (see the module docstring); returns the
+    previous handlers for :func:`restore` (nothing is changed outside the main thread)."""
+    global _signal_received
+    _signal_received = None
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    sys.unraisablehook = _unraisable
+    return {s: signal.signal(s, _handler) for s in (signal.SIGINT, signal.SIGTERM)}
+
+
+def restore(previous: dict[int, Any]) -> None:
+    """Put back the handlers :func:`install` replaced."""
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+    if previous:
+        sys.unraisablehook = sys.__unraisablehook__
+
+
+def interrupted(exc: BaseException | None = None) -> int | None:
+    """The exit code of an interruption (130 / 143), or ``None``.
+
+    True once a signal was received, or when ``exc`` is (or was caused by) a
+    KeyboardInterrupt: numba's dispatcher turns an interrupt inside compiled code into
+    ``SystemError: CPUDispatcher(...) returned a result with an exception set``.
+    """
+    if _signal_received is not None:
+        return 128 + _signal_received
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, KeyboardInterrupt):
+            return 143 if isinstance(exc, Terminated) else 130
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def worker_init() -> None:
+    """Initializer of worker processes: Ctrl-C goes to the whole process group, but only the
+    main process acts on it (it then stops the workers); SIGTERM ends a worker quietly."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def shutdown_pool(pool: Any, abort: bool) -> None:
+    """Shut a :class:`concurrent.futures.ProcessPoolExecutor` down, always.
+
+    ``abort`` (an error or an interruption in the main process): pending work is cancelled and
+    the workers are terminated instead of being waited for, so the command ends at once.
+    """
+    if abort:
+        # The executor has no public "terminate": its worker processes are in _processes.
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+def error_line(exc: BaseException) -> tuple[int, str] | None:
+    """Exit code and one-line message for an exception the contract covers, or ``None``
+    (a bug: let the traceback show)."""
+    code = interrupted(exc)
+    if code is not None:
+        acknowledge()
+        return code, "spad: interrupted" + (" (SIGTERM)" if code == 143 else "")
+    if isinstance(exc, SpadError):
+        return EXIT_USAGE, f"spad: error: {exc}"
+    if isinstance(exc, OSError):
+        exc = user_os_error(exc, {})
+        name = f"{exc.filename}: " if exc.filename is not None else ""
+        return EXIT_USAGE, f"spad: error: {name}{exc.strerror or exc}"
+    if isinstance(exc, MemoryError):
+        return EXIT_USAGE, "spad: error: out of memory"
+    return None
+
+
+def print_error(message: str) -> None:
+    """Print ``message`` on stderr as one line."""
+    print(message.replace("\n", " "), file=sys.stderr, flush=True)

@@ -1,0 +1,136 @@
+"""Write output files whole or not at all.
+
+Everything spad writes goes through :func:`replacing`: the data go to a hidden temporary file
+next to the target (same folder, so the final rename is atomic on every file system), and the
+temporary file is renamed over the target only once it is complete. An error, Ctrl-C or SIGTERM
+in between removes the temporary file and leaves an existing target untouched: nothing is ever
+half-written. Errors name the target, never the temporary file, in the user's words::
+
+    >>> with replacing("out.h5") as (tmp,):
+    ...     write_everything(tmp)          # out.h5 appears only if this returns
+
+    FileNotFoundError: [Errno 2] no such folder: /no/such/dir: '/no/such/dir/out.h5'
+
+The application layer (:mod:`spad.app.safe_output`) adds signal handling and the exit codes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno as errno_mod
+import os
+import re
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["replacing", "check_writable", "check_folder", "user_os_error"]
+
+
+def check_writable(target: str | os.PathLike[str], overwrite: bool = True) -> Path:
+    """Fail early, naming ``target``, if it cannot be written (before any work is done).
+
+    Raises
+    ------
+    FileNotFoundError, NotADirectoryError, PermissionError, IsADirectoryError, FileExistsError
+        With ``filename`` the target and a message in the user's terms.
+    """
+    target = Path(target)
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.exists():
+        raise FileNotFoundError(errno_mod.ENOENT, f"no such folder: {folder}", str(target))
+    if not folder.is_dir():
+        raise NotADirectoryError(errno_mod.ENOTDIR, f"{folder} is not a folder", str(target))
+    if target.is_dir():
+        raise IsADirectoryError(errno_mod.EISDIR, "is a folder, not a file", str(target))
+    if target.exists() and not overwrite:
+        raise FileExistsError(errno_mod.EEXIST,
+                              "file exists (choose another name, or overwrite: --force)",
+                              str(target))
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(errno_mod.EACCES, f"no permission to write in {folder}",
+                              str(target))
+    return target
+
+
+def check_folder(folder: str | os.PathLike[str]) -> Path:
+    """Fail early, naming ``folder``, if it cannot be created or written into."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(errno_mod.ENOTDIR, "exists and is not a folder", str(folder))
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(errno_mod.ENOTDIR, f"{existing} is not a folder", str(folder))
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(errno_mod.EACCES, f"no permission to write in {existing}",
+                              str(folder))
+    return folder
+
+
+def temporary_name(target: Path) -> Path:
+    """A fresh hidden name next to ``target`` (``.STEM.XXXXXXXX.part.EXT``: the extension is
+    kept, for writers that choose the format by it)."""
+    return target.with_name(f".{target.stem}.{secrets.token_hex(4)}.part{target.suffix}")
+
+
+def user_os_error(exc: OSError, names: dict[str, str]) -> OSError:
+    """``exc`` restated for the user: the target's name instead of a temporary one, the errno's
+    plain meaning instead of a library's internals (h5py puts them in the message)."""
+    code = exc.errno
+    if code is None:  # h5py: "Unable to ... (unable to open file: name = '...', errno = 28, ..."
+        m = re.search(r"errno = (\d+)", str(exc))
+        code = int(m.group(1)) if m else None
+    filename = str(exc.filename) if exc.filename is not None else None
+    for tmp, target in names.items():
+        if filename == tmp or (filename is None and tmp in str(exc)):
+            filename = target
+    if filename is None and len(names) == 1:
+        filename = next(iter(names.values()))
+    internals = bool(re.search(r"errno = \d+|\.part\b", str(exc.strerror)))  # h5py's text
+    if exc.errno is not None and exc.strerror and not internals:
+        text = exc.strerror  # already plain words
+    else:
+        text = os.strerror(code) if code else "cannot be written"
+    if code == errno_mod.ENOSPC:
+        text = "no space left on the disk"
+    return OSError(code or errno_mod.EIO, text, filename)
+
+
+@contextlib.contextmanager
+def replacing(*targets: str | os.PathLike[str], overwrite: bool = True) -> Iterator[list[Path]]:
+    """Temporary paths for ``targets``, renamed over them when the block ends without error.
+
+    Parameters
+    ----------
+    targets
+        The files to produce (all or none of them appear).
+    overwrite
+        Replace existing targets (default); ``False`` refuses with :class:`FileExistsError`
+        before anything is written.
+
+    Notes
+    -----
+    Any exception (including KeyboardInterrupt) removes the temporary files; an
+    :class:`OSError` is re-raised by :func:`user_os_error` so it names the target.
+    """
+    paths = [check_writable(t, overwrite) for t in targets]
+    tmps = [temporary_name(p) for p in paths]
+    names = {str(t): str(p) for t, p in zip(tmps, paths, strict=True)}
+    try:
+        yield tmps
+        for tmp, path in zip(tmps, paths, strict=True):
+            os.replace(tmp, path)
+    except OSError as exc:
+        _remove(tmps)
+        raise user_os_error(exc, names) from None
+    except BaseException:
+        _remove(tmps)
+        raise
+
+
+def _remove(paths: list[Path]) -> None:
+    for p in paths:
+        with contextlib.suppress(OSError):
+            p.unlink(missing_ok=True)
