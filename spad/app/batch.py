@@ -159,12 +159,12 @@ def analyze_file(path: str, settings: AnalysisSettings, known_hash: str | None =
 
     Returns
     -------
-    ``{"file", "size", "mtime_ns", "content_hash", "seconds", "finished_unix_s", "unchanged",
-    "error", "result"}``;
+    ``{"file", "size", "mtime_ns", "content_hash", "seconds", "cpu_seconds", "finished_unix_s",
+    "unchanged", "error", "result"}``;
     ``result`` is the pickled :func:`slim` result, ``error`` one line naming the file. Nothing
     is raised: a failing file must not stop the batch.
     """
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     out: dict[str, Any] = {"file": path, "size": None, "mtime_ns": None, "content_hash": None,
                            "unchanged": False, "error": None, "result": None}
     try:
@@ -181,6 +181,7 @@ def analyze_file(path: str, settings: AnalysisSettings, known_hash: str | None =
             else f"{type(exc).__name__}: {exc}"
         out["error"] = text if text.startswith(path) else f"{path}: {text}"
     out["seconds"] = time.perf_counter() - t0
+    out["cpu_seconds"] = time.process_time() - c0  # << seconds: the core was shared
     out["finished_unix_s"] = time.time()
     return out
 
@@ -191,9 +192,9 @@ class Journal:
     """Append-only JSON-lines store of finished files, ``OUT.journal``.
 
     Each line: ``file, size, mtime_ns, content_hash, settings_hash, code, seconds`` (task time
-    on the worker), ``finished_unix_s, error, result`` (base64 of the pickled slim result).
-    The latest line per (file, settings hash, code) counts. A line cut short by a kill is
-    skipped. One batch at a time: the journal is locked while open.
+    on the worker), ``cpu_seconds, finished_unix_s, error, result`` (base64 of the pickled
+    slim result). The latest line per (file, settings hash, code) counts. A line cut short by
+    a kill is skipped. One batch at a time: the journal is locked while open.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -637,7 +638,7 @@ def _stream(client: Any, todo: Iterable[tuple[str, str | None, Any]], settings: 
             res = fut.result()
         except Exception as exc:  # noqa: BLE001 - a worker died or the task was lost
             res = {"file": f, "size": None, "mtime_ns": None, "content_hash": None,
-                   "unchanged": False, "result": None, "seconds": 0.0,
+                   "unchanged": False, "result": None, "seconds": 0.0, "cpu_seconds": 0.0,
                    "finished_unix_s": time.time(),
                    "error": f"{f}: task failed on the cluster: {type(exc).__name__}: {exc}"}
         fut.release()
