@@ -17,7 +17,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from spad.app.batch import JOURNAL_SUFFIX, expand_inputs
+from analysis.schema import csv_columns
+from spad.app.batch import JOURNAL_SUFFIX, expand_inputs, table_columns
 from spad.app.cli import main
 from spad.errors import SpadError
 
@@ -41,10 +42,11 @@ def _corrupt(folder: Path) -> Path:
     return bad
 
 
-def _flat(rec: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in rec.items():
-        out.update(_flat(v, f"{prefix}{k}_") if isinstance(v, dict) else {prefix + k: v})
+def _flat(rec: dict) -> dict:
+    """A `spad analyze --json` record as a table row names it: the verdict unnested."""
+    out = {k: v for k, v in rec.items() if k != "classification"}
+    verdict = dict(rec["classification"])
+    out.update({f"evidence_{k}": v for k, v in verdict.pop("evidence").items()}, **verdict)
     return out
 
 
@@ -67,7 +69,12 @@ def test_local_cluster_corrupt_file_report_and_resume(survey, tmp_path, capsys) 
     err = capsys.readouterr().err
     assert code == 1  # one file failed, the rest went on
     assert f"spad: error: {bad}" in err and "Traceback" not in err
-    rows = {Path(r["file"]).name: r for r in pq.read_table(table).to_pylist()}
+    read = pq.read_table(table)
+    assert read.column_names == table_columns()
+    assert read.column_names[:len(csv_columns())] == list(csv_columns())
+    assert str(read.schema.field("photons").type) == "int64"
+    assert str(read.schema.field("spectrum_file").type) == "string"
+    rows = {Path(r["file"]).name: r for r in read.to_pylist()}
     assert len(rows) == 7
     assert rows["corrupt.h5"]["error"].startswith(str(bad))
     assert rows["corrupt.h5"]["g2_zero"] is None
@@ -83,7 +90,7 @@ def test_local_cluster_corrupt_file_report_and_resume(survey, tmp_path, capsys) 
         assert row["spad_version"] and len(row["content_hash"]) == 32
         for key, value in _flat(rec).items():
             assert row[key] == pytest.approx(value), key
-    labels = sorted(r["classification_label"] for r in rows.values() if r["error"] is None)
+    labels = sorted(r["label"] for r in rows.values() if r["error"] is None)
     assert labels == ["dimer"] * 3 + ["monomer"] * 3
 
     stats = json.loads((tmp_path / "report" / "survey.json").read_text())
@@ -114,7 +121,7 @@ def test_local_cluster_corrupt_file_report_and_resume(survey, tmp_path, capsys) 
     with table_csv.open() as f:
         csv_rows = list(csv.DictReader(f))
     assert len(csv_rows) == 6
-    assert {r["classification_label"] for r in csv_rows} == {"monomer", "dimer"}
+    assert {r["label"] for r in csv_rows} == {"monomer", "dimer"}
 
 
 def test_other_settings_are_analysed_again(survey, tmp_path, capsys) -> None:
@@ -160,7 +167,7 @@ def test_remote_scheduler_and_worker_processes(survey, tmp_path, capsys) -> None
         assert "2 analysed" in capsys.readouterr().err
         with table.open() as f:
             rows = list(csv.DictReader(f))
-        assert sorted(r["classification_label"] for r in rows) == ["dimer", "monomer"]
+        assert sorted(r["label"] for r in rows) == ["dimer", "monomer"]
     finally:
         for p in reversed(procs):
             p.terminate()

@@ -24,8 +24,9 @@ How it works
   streaming passes over it: the session's monomer reference peak energy
   (:func:`analysis.particle.session_reference_ev`), the columns, then the rows, each particle
   classified by :func:`analysis.particle.classify_session` exactly as ``spad analyze`` does.
-  The columns are the fields of ``ParticleResult.record()`` (``spad analyze --json``) with nested
-  objects flattened (``classification_label``, ``classification_evidence_g2_zero``, ...), then
+  The columns are those of :func:`table_columns`, declared by :mod:`analysis.schema`: every
+  field of ``ParticleResult.record()`` (``spad analyze --json``) with the verdict unnested
+  (``label``, ``probability``, ``p_dimer``, ``model``, ``evidence_g2_zero``, ...), then
   ``error``, ``content_hash``, ``settings_hash`` and ``spad_version``.
 """
 
@@ -291,14 +292,20 @@ class Journal:
 
 # --------------------------------------------------------------------------- the table
 
-def _flatten(rec: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in rec.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}_"))
-        else:
-            out[prefix + k] = v
-    return out
+def table_columns() -> list[str]:
+    """The table's columns, from :mod:`analysis.schema`: the population-table columns (file,
+    verdict, every scalar of the record), each feature's evidence, the notes, then
+    :data:`META_COLUMNS`."""
+    from analysis.schema import PHOTON_FEATURES, SPECTRUM_FEATURES, csv_columns
+
+    return [*csv_columns(), *(f"evidence_{n}" for n in PHOTON_FEATURES + SPECTRUM_FEATURES),
+            "notes", *META_COLUMNS]
+
+
+def _text_columns() -> set[str]:
+    from analysis.schema import FIELDS
+
+    return {f.name for f in FIELDS if f.unit == "text"} | set(META_COLUMNS)
 
 
 def _records(journal: Journal, entries: Sequence[tuple[int, dict[str, Any]]],
@@ -327,10 +334,27 @@ def _records(journal: Journal, entries: Sequence[tuple[int, dict[str, Any]]],
             yield e, None if r is None else r.record()
 
 
-def _row(entry: dict[str, Any], record: dict[str, Any] | None) -> dict[str, Any]:
-    row = _flatten(record) if record is not None else {"file": entry["file"]}
+def _row(entry: dict[str, Any], record: dict[str, Any] | None,
+         columns: Sequence[str]) -> dict[str, Any]:
+    """One table row: the record's fields, the verdict's fields and evidence unnested."""
+    from analysis.schema import CLASSIFICATION_FIELDS
+
+    row: dict[str, Any] = dict.fromkeys(columns)
+    row["file"] = entry["file"]
+    if record is not None:
+        verdict = record.get("classification") or {}
+        for k, v in record.items():
+            if k != "classification":
+                row[k] = v
+        for k in CLASSIFICATION_FIELDS:
+            row[k] = verdict.get(k)
+        for k, v in (verdict.get("evidence") or {}).items():
+            row[f"evidence_{k}"] = v
     row.update(error=entry["error"], content_hash=entry["content_hash"],
                settings_hash=entry["settings_hash"], spad_version=entry["code"].split("+")[0])
+    if len(row) != len(columns):  # a record field the schema does not declare
+        raise SpadError(f"record fields {sorted(set(row) - set(columns))} are not in "
+                        "analysis.schema")
     return row
 
 
@@ -432,20 +456,19 @@ def write_table(journal: Journal, entries: Sequence[tuple[int, dict[str, Any]]],
                     with contextlib.suppress(Exception):
                         yield journal.result(offset)
         reference_ev = session_reference_ev(stream(), clf)  # type: ignore[arg-type]
-    columns: dict[str, set[str]] = {}
+    # The columns are declared; whether a number column holds integers only is read off the
+    # data (photons, n_levels), and a column with no value at all is text or float by the schema.
+    names, text = table_columns(), _text_columns()
+    columns: dict[str, set[str]] = {c: ({"str"} if c in text else set()) for c in names}
     for e, rec in _records(journal, entries, reference_ev, clf):
-        for c, v in _row(e, rec).items():
-            kinds = columns.setdefault(c, set())
+        for c, v in _row(e, rec, names).items():
             if (k := _kind(v)) is not None:
-                kinds.add(k)
-    # the record's fields first, then the batch's own columns
-    for c in META_COLUMNS:  # text, even when no row has one
-        columns[c] = columns.pop(c, set()) | {"str"}
+                columns[c].add(k)
     writer = _TableWriter(out, columns)
     light: list[dict[str, Any]] = []
     try:
         for e, rec in _records(journal, entries, reference_ev, clf):
-            writer.write(_row(e, rec))
+            writer.write(_row(e, rec, names))
             light.append(_light(e, rec))
     finally:
         writer.close()
