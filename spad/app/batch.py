@@ -59,8 +59,9 @@ from spad.particle import SIDECAR_SUFFIX
 JOURNAL_SUFFIX = ".journal"
 """The journal of ``OUT`` is ``OUT.journal``, next to it."""
 
-PARTICLE_SUFFIXES = (".h5", ".hdf5", ".ptu", ".pt3", ".ht3")
-"""Files a directory argument contributes (sidecars ``*.user.h5`` excluded)."""
+PARTICLE_SUFFIXES = (".h5", ".hdf5", ".ptu", ".pt3", ".pt2", ".ht3", ".ht2", ".t3r", ".spc")
+"""Extensions a directory argument contributes (sidecars ``*.user.h5`` excluded): the time-tag
+formats of :data:`spad.formats.FORMATS`, which itself reads content, not extensions."""
 
 TABLE_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 
