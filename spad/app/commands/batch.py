@@ -65,7 +65,13 @@ def load_settings(path: Path | None) -> tuple[Any, float | None]:
         if values["irf"] is not None:  # relative to the settings file
             values["irf"] = str(path.parent / values["irf"])
     try:
-        ns = argparse.Namespace(**values)
+        # every other option of `spad analyze` at its default, read off its own parser
+        sub = argparse.ArgumentParser().add_subparsers()
+        from spad.app.commands import analyze
+
+        analyze.register(sub)
+        defaults = vars(sub.choices["analyze"].parse_args(["x"]))
+        ns = argparse.Namespace(**{**defaults, **values})
         ns.detectors = tuple(int(d) for d in values["detectors"])
         if len(ns.detectors) != 2:
             raise ValueError("detectors needs two numbers")
