@@ -14,7 +14,7 @@ import warnings
 
 from spad.errors import SpadError
 
-COMMANDS = ["info", "convert", "simulate", "analyze", "batch"]
+COMMANDS = ["info", "convert", "simulate", "analyze", "batch", "devices"]
 """Sub-command modules in :mod:`spad.app.commands`, in the order ``spad --help`` lists them."""
 
 
