@@ -261,3 +261,102 @@ def population_figure(records: Sequence[dict[str, Any]], path: str | Path) -> Pa
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+# The survey report of ``spad batch``: the whole population at once, from table fields only.
+
+SURVEY_CLASSES = ("monomer", "dimer", "uncertain")
+
+
+def _values(records: Sequence[dict[str, Any]], key: str, label: str) -> np.ndarray:
+    """Finite values of ``key`` of the particles classified as ``label``."""
+    x = np.array([r[key] for r in records if r.get(key) is not None
+                  and (r.get("classification") or {}).get("label") == label], float)
+    return x[np.isfinite(x)]
+
+
+def _distribution(x: np.ndarray, edges: np.ndarray) -> dict[str, Any]:
+    out: dict[str, Any] = {"n": int(x.size), "mean": None, "sd": None, "median": None,
+                           "counts": np.histogram(x, edges)[0].tolist()}
+    if x.size:
+        out.update(mean=float(x.mean()), median=float(np.median(x)))
+    if x.size >= 2:
+        out["sd"] = float(x.std(ddof=1))
+    return out
+
+
+def _edges(records: Sequence[dict[str, Any]], key: str, n: int = 30) -> np.ndarray:
+    x = np.array([r[key] for r in records if r.get(key) is not None], float)
+    x = x[np.isfinite(x)]
+    if not x.size:
+        return np.linspace(0.0, 1.0, n + 1)
+    lo, hi = float(x.min()), float(x.max())
+    pad = 0.02 * (hi - lo) or 0.01 * max(abs(hi), 1e-3)
+    return np.linspace(lo - pad, hi + pad, n + 1)
+
+
+def survey_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Population statistics of a survey (``survey.json`` of ``spad batch --report``).
+
+    ``records`` are table rows as dicts (at least ``file``, ``classification.label``,
+    ``peak_ev``, ``g2_zero``, ``lifetime_ns``, ``error``). Returns the verdict counts, the red
+    shift of :func:`red_shift` (mean dimer minus monomer peak energy and its standard error),
+    and per class the distribution (n, mean, sd, median, histogram counts on shared bin edges)
+    of the peak energy (eV), g2(0) and the bright-state lifetime (ns).
+    """
+    ok = [r for r in records if not r.get("error")]
+    counts = {c: sum((r.get("classification") or {}).get("label") == c for r in ok)
+              for c in SURVEY_CLASSES}
+    out: dict[str, Any] = {"files": len(records), "failed": len(records) - len(ok),
+                           "verdicts": counts, "red_shift": red_shift(ok)}
+    for key, name in (("peak_ev", "peak_energy_ev"), ("g2_zero", "g2_zero"),
+                      ("lifetime_ns", "lifetime_ns")):
+        edges = _edges(ok, key)
+        out[name] = {"bin_edges": edges.tolist(),
+                     **{c: _distribution(_values(ok, key, c), edges) for c in SURVEY_CLASSES}}
+    return out
+
+
+def survey_figure(records: Sequence[dict[str, Any]], path: str | Path,
+                  stats: dict[str, Any] | None = None) -> Path:
+    """Four panels: peak-energy histograms of monomers and dimers with the mean red shift ±
+    its standard error, g2(0) and lifetime distributions per class, verdict counts."""
+    stats = stats or survey_summary(records)
+    colours = {"monomer": "C0", "dimer": "C3", "uncertain": "0.5"}
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8), dpi=100)
+    panels = (("peak_energy_ev", "peak energy (eV)", ("monomer", "dimer")),
+              ("g2_zero", "g2(0)", SURVEY_CLASSES), ("lifetime_ns", "bright-state lifetime (ns)",
+                                                      SURVEY_CLASSES))
+    for ax, (name, xlabel, classes) in zip(axes.flat, panels, strict=False):
+        edges = np.asarray(stats[name]["bin_edges"])
+        shown = 0
+        for c in classes:
+            d = stats[name][c]
+            if d["n"]:
+                ax.stairs(d["counts"], edges, fill=True, alpha=0.5, color=colours[c],
+                          label=f"{c}s (n={d['n']})")
+                ax.axvline(d["mean"], color=colours[c], ls="--", lw=1)
+                shown += d["n"]
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("particles")
+        if shown:
+            ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "no values", ha="center", va="center", transform=ax.transAxes)
+    rs = stats["red_shift"]
+    title = "emission peak"
+    if rs["shift_mev"] is not None:
+        title += f": dimer red shift {rs['shift_mev']:.1f} ± {rs['shift_err_mev']:.1f} meV"
+    axes[0, 0].set_title(title, fontsize=10)
+    ax = axes[1, 1]
+    labels = [*SURVEY_CLASSES, "failed"]
+    values = [stats["verdicts"][c] for c in SURVEY_CLASSES] + [stats["failed"]]
+    bars = ax.bar(labels, values, color=[colours[c] for c in SURVEY_CLASSES] + ["k"])
+    ax.bar_label(bars)
+    ax.set_ylabel("particles")
+    ax.set_title(f"verdicts ({stats['files']} files)", fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
