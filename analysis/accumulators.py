@@ -495,15 +495,15 @@ class DecayHistogram:
 # --------------------------------------------------------------------------------------------
 
 # Persistent state of the correlation kernel, one int64 array so that it survives chunks
-_PREV, _SYNC, _HEAD, _COUNT, _NA, _NB, _FMAX = range(7)
+_PREV, _HEAD, _COUNT, _NA, _NB, _FMAX = range(6)
 
 
 @njit(cache=True)
-def _correlate(timestamps, detectors, nanotimes, t3, start, det_a, det_b, use_gate, gate,
-               period, hi, lo, width, state, ring_key, ring_fine, ring_b, hist):  # pragma: no cover
+def _correlate(timestamps, detectors, nanotimes, t3, start, det_a, det_b, period, hi, lo,
+               width, state, ring_key, ring_fine, ring_b, hist):  # pragma: no cover
     """One pass over a chunk: every a-b pair within the histogram is added to ``hist``.
 
-    Photons of detectors a and b (passing the gate) enter a ring buffer of the photons of the
+    Photons of detectors a and b enter a ring buffer of the photons of the
     last look-back window, which persists across chunks; each new photon is paired with those
     of the other detector in the ring. The lag ``t_b - t_a`` in fine units (T3 TCSPC bins, T2
     ticks) is ``(k_j - k_i) * period + f_j - f_i`` with k the timestamp and f the nanotime (T3;
@@ -523,7 +523,6 @@ def _correlate(timestamps, detectors, nanotimes, t3, start, det_a, det_b, use_ga
     mask = cap - 1
     auto = det_a == det_b
     prev = state[_PREV]
-    last_sync = state[_SYNC]
     head = state[_HEAD]
     count = state[_COUNT]
     n_a = state[_NA]
@@ -544,17 +543,11 @@ def _correlate(timestamps, detectors, nanotimes, t3, start, det_a, det_b, use_ga
         prev = k
         d = detectors[j]
         if d != det_a and d != det_b:
-            if d == 0:
-                last_sync = k
             continue
         if t3:
             f = np.int64(nanotimes[j])
-            if use_gate and f < gate:
-                continue
             key = k
         else:
-            if use_gate and (last_sync == NO_SYNC or k - last_sync < gate):
-                continue
             f = k
             key = np.int64(0)
         if count == cap:
@@ -597,7 +590,6 @@ def _correlate(timestamps, detectors, nanotimes, t3, start, det_a, det_b, use_ga
         if d == det_a:
             n_a += 1
     state[_PREV] = prev
-    state[_SYNC] = last_sync
     state[_HEAD] = head
     state[_COUNT] = count
     state[_NA] = n_a
@@ -623,13 +615,11 @@ class Correlation:
     det_a, det_b
         The detectors: a positive lag means the b photon came later.
     n_a, n_b
-        Photons of each detector that entered the correlation (after the gate).
+        Photons of each detector that entered the correlation.
     duration_s
         Span of the stream from its first to its last event.
     sync_period_s
         Laser period from the stream's timing, ``None`` if unknown.
-    gate_s
-        Photons with a delay after the pulse below this were dropped (``None``: no gate).
     """
 
     lags_s: np.ndarray
@@ -642,7 +632,6 @@ class Correlation:
     n_b: int
     duration_s: float
     sync_period_s: float | None
-    gate_s: float | None
 
 
 class CrossCorrelation:
@@ -663,10 +652,9 @@ class CrossCorrelation:
         Lag range in seconds (instead of ``max_lag_periods``).
     bin_width_s
         Lag bin width, rounded to whole fine units (T3 TCSPC bins, T2 ticks).
-    gate_s
-        Drop photons whose delay after the sync (T3 nanotime; T2 time since the last sync) is
-        below ``gate_s`` seconds (time gating against biexciton photons). The delay counts from
-        the sync, so include the position of the excitation pulse in the TCSPC window.
+
+    The time-gated correlation is this accumulator fed with the photons that pass the one time
+    gate of :func:`analysis.g2.gate_mask`.
 
     Notes
     -----
@@ -675,8 +663,7 @@ class CrossCorrelation:
     """
 
     def __init__(self, det_a: int = 1, det_b: int = 2, *, max_lag_periods: float | None = None,
-                 max_lag_s: float | None = None, bin_width_s: float = 1e-9,
-                 gate_s: float | None = None) -> None:
+                 max_lag_s: float | None = None, bin_width_s: float = 1e-9) -> None:
         if (max_lag_periods is None) == (max_lag_s is None):
             raise ValueError("give exactly one of max_lag_periods and max_lag_s")
         lag = max_lag_periods if max_lag_s is None else max_lag_s
@@ -684,8 +671,6 @@ class CrossCorrelation:
             raise ValueError(f"the maximum lag must be positive, not {lag!r}")
         if not (bin_width_s > 0 and math.isfinite(bin_width_s)):
             raise ValueError(f"bin_width_s must be positive, not {bin_width_s!r}")
-        if gate_s is not None and not (gate_s >= 0 and math.isfinite(gate_s)):
-            raise ValueError(f"gate_s must be a non-negative number of seconds, not {gate_s!r}")
         for d in (det_a, det_b):
             # 0 is the sync input; a PicoHarp in T2 can have a detector wired to it.
             if not 0 <= int(d) <= 255:
@@ -694,11 +679,10 @@ class CrossCorrelation:
         self.max_lag_periods = max_lag_periods
         self.max_lag_s = max_lag_s
         self.requested_bin_width_s = float(bin_width_s)
-        self.gate_s = gate_s
         self._stream = _Stream()
         self._hist = np.zeros(0, dtype=np.int64)
         self._extra_duration_s = 0.0  # durations of measurements merged in
-        self._state = np.array([NO_SYNC, NO_SYNC, 0, 0, 0, 0, 0], dtype=np.int64)
+        self._state = np.array([NO_SYNC, 0, 0, 0, 0, 0], dtype=np.int64)
         self._ring = (np.zeros(1024, dtype=np.int64), np.zeros(1024, dtype=np.int64),
                       np.zeros(1024, dtype=np.bool_))
 
@@ -721,7 +705,6 @@ class CrossCorrelation:
             # 100e-9 / 25e-12 is 3999.9999999999995 in floating point: snap to the whole
             # number so that integer lags stay exact (the error is < 1e-6 TCSPC bin per period)
             self._period = float(round(self._period))
-        self._gate = 0.0 if self.gate_s is None else self.gate_s / fine_unit
         self._hist = np.zeros(2 * self._m + 1, dtype=np.int64)
 
     def update(self, chunk: PhotonChunk) -> None:
@@ -738,7 +721,7 @@ class CrossCorrelation:
             stop, bad = _correlate(
                 chunk.timestamps, chunk.detectors,
                 chunk.nanotimes if t3 else chunk.timestamps, t3, start, self.det_a, self.det_b,
-                self.gate_s is not None, self._gate, self._period, hi, self._lo,
+                self._period, hi, self._lo,
                 float(self._width), self._state, *self._ring, self._hist)
             if bad >= 0:
                 raise ValueError(f"CrossCorrelation: timestamps go backwards at photon {bad} of "
@@ -770,7 +753,7 @@ class CrossCorrelation:
         return Correlation(k * w, edges, self._hist.copy(), w, self.det_a, self.det_b,
                            int(self._state[_NA]), int(self._state[_NB]),
                            self._stream.duration_s() + self._extra_duration_s,
-                           timing.sync_period, self.gate_s)
+                           timing.sync_period)
 
     def merge(self, other: CrossCorrelation) -> None:
         """Add the pairs of another measurement taken with the same settings.
@@ -778,7 +761,7 @@ class CrossCorrelation:
         The durations add, as for measurements recorded one after the other.
         """
         if (self._hist.shape != other._hist.shape or self._width != other._width
-                or self._fine_unit != other._fine_unit or self.gate_s != other.gate_s
+                or self._fine_unit != other._fine_unit
                 or (self.det_a, self.det_b) != (other.det_a, other.det_b)):
             raise ValueError("CrossCorrelation.merge: histograms with different settings")
         self._hist += other._hist
@@ -790,7 +773,7 @@ class CrossCorrelation:
         """The full state (parameters, histogram and the ring of pending photons)."""
         return {"kind": "CrossCorrelation", "det_a": self.det_a, "det_b": self.det_b,
                 "max_lag_periods": self.max_lag_periods, "max_lag_s": self.max_lag_s,
-                "bin_width_s": self.requested_bin_width_s, "gate_s": self.gate_s,
+                "bin_width_s": self.requested_bin_width_s,
                 "stream": self._stream.state(), "hist": self._hist.copy(),
                 "extra_duration_s": self._extra_duration_s, "state": self._state.copy(),
                 "ring_key": self._ring[0].copy(), "ring_fine": self._ring[1].copy(),
@@ -800,7 +783,7 @@ class CrossCorrelation:
     def from_dict(cls, d: dict[str, Any]) -> CrossCorrelation:
         """Rebuild an accumulator from :meth:`to_dict` (it can go on accumulating)."""
         self = cls(d["det_a"], d["det_b"], max_lag_periods=d["max_lag_periods"],
-                   max_lag_s=d["max_lag_s"], bin_width_s=d["bin_width_s"], gate_s=d["gate_s"])
+                   max_lag_s=d["max_lag_s"], bin_width_s=d["bin_width_s"])
         self._stream.restore(d["stream"])
         if self._stream.timing is not None:
             self._setup(self._stream.timing)

@@ -1,9 +1,9 @@
 """Monomer / dimer classification from per-particle features.
 
-The evidence a scientist weighs (DOMAIN.md §1): pulsed g2(0) (raw and time-gated), the bright-state
-lifetime, blinking statistics (ON fraction, number of intensity levels, time in intermediate
-levels, Fano factor) and, when a spectrum was recorded, the red shift of the emission peak against
-the session's monomers and its width.
+The evidence a scientist weighs (docs/physics.md): pulsed g2(0) (raw and time-gated), the
+bright-state lifetime, blinking statistics (ON fraction, number of intensity levels, time in
+intermediate levels, Fano factor) and, when a spectrum was recorded, the red shift of the
+emission peak against the session's monomers and its width.
 
 The model is an L2-regularised logistic regression on standardised features, one model per
 feature set (with spectrum, photons only), so that a particle without a spectrum is classified with
@@ -23,11 +23,10 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import minimize
 
-PHOTON_FEATURES: tuple[str, ...] = (
-    "g2_zero", "g2_zero_gated", "lifetime_ns", "on_fraction", "n_levels",
-    "intermediate_fraction", "fano_factor",
-)
-SPECTRUM_FEATURES: tuple[str, ...] = ("shift_mev", "fwhm_mev")
+from analysis.schema import PHOTON_FEATURES, SPECTRUM_FEATURES
+
+__all__ = ["PHOTON_FEATURES", "SPECTRUM_FEATURES", "Classification", "Classifier",
+           "LogisticModel", "fit_logistic", "load_classifier"]
 
 MODEL_PATH = Path(__file__).parent / "data" / "classifier.json"
 

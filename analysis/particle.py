@@ -19,6 +19,13 @@ import numpy as np
 import spad
 from analysis.classify import Classification, Classifier, load_classifier
 from analysis.photon_analysis import AnalysisSettings, PhotonAnalysis, analyze_photons
+from analysis.schema import (
+    BY_NAME,
+    CLASSIFICATION_FIELDS,
+    SPECTRUM_FEATURES,
+    Field,
+    record_fields,
+)
 from analysis.spectra import SpectrumResult, analyze_spectrum
 from spad.formats.spectra import open_spectrum
 
@@ -42,51 +49,36 @@ class ParticleResult:
     def features(self) -> dict[str, float | None]:
         """Classifier features (photon features, and spectral ones when there is a spectrum)."""
         f = self.photons.features()
-        f["shift_mev"] = self.shift_mev
-        f["fwhm_mev"] = self.spectrum.fwhm_mev if self.spectrum is not None else None
+        for name in SPECTRUM_FEATURES:
+            f[name] = self._value(BY_NAME[name])
         return f
 
+    def _value(self, f: Field) -> Any:
+        """The value of one schema field for this particle (``None`` where not measured)."""
+        if f.source == "file":
+            return self.file
+        if f.source == "photons":
+            return self.photons.summary()[f.key]
+        if f.source == "spectrum":
+            if self.spectrum is None:
+                return None
+            v = getattr(self.spectrum, f.key)
+        elif f.source == "classification":
+            v = None if self.classification is None else getattr(self.classification, f.key)
+        else:
+            v = getattr(self, f.key)
+        return None if isinstance(v, float) and not math.isfinite(v) else v
+
     def record(self) -> dict[str, Any]:
-        """The one-line JSON record of ``spad analyze --json`` (fields documented in README)."""
-        p = self.photons.summary()
-        sp = self.spectrum
+        """The one-line JSON record of ``spad analyze --json``: the record fields of
+        :mod:`analysis.schema` in order, then ``classification`` and ``notes``."""
+        rec = {f.name: self._value(f) for f in record_fields()}
         c = self.classification
-
-        def num(v: Any) -> Any:
-            return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v
-
-        return {
-            "file": self.file,
-            "duration_s": p["duration_s"],
-            "photons": p["n_photons"],
-            "count_rate_cps": p["count_rate_cps"],
-            "g2_zero": p["g2_zero"],
-            "g2_zero_err": p["g2_zero_err"],
-            "g2_zero_gated": p["g2_zero_gated"],
-            "g2_zero_gated_err": p["g2_zero_gated_err"],
-            "g2_zero_raw": p["g2_zero_raw"],
-            "g2_zero_raw_err": p["g2_zero_raw_err"],
-            "lifetime_ns": p["lifetime_ns"],
-            "lifetime_err_ns": p["lifetime_err_ns"],
-            "on_fraction": p["on_fraction"],
-            "n_levels": p["n_levels"],
-            "intermediate_fraction": p["intermediate_fraction"],
-            "fano_factor": p["fano_factor"],
-            "alpha_on": p["alpha_on"],
-            "alpha_off": p["alpha_off"],
-            "peak_ev": num(sp.peak_ev) if sp else None,
-            "peak_nm": num(sp.peak_nm) if sp else None,
-            "fwhm_mev": num(sp.fwhm_mev) if sp else None,
-            "peak_ev_err": num(sp.errors.get("peak_ev")) if sp else None,
-            "n_peaks": sp.n_peaks if sp else None,
-            "shift_mev": num(self.shift_mev),
-            "reference_ev": num(self.reference_ev),
-            "spectrum_file": self.spectrum_file,
-            "classification": None if c is None else {
-                "label": c.label, "probability": c.probability, "p_dimer": c.p_dimer,
-                "model": c.model, "evidence": c.evidence},
-            "notes": self.photons.notes + self.notes,
-        }
+        rec["classification"] = None if c is None else {
+            **{name: self._value(BY_NAME[name]) for name in CLASSIFICATION_FIELDS},
+            "evidence": c.evidence}
+        rec["notes"] = self.photons.notes + self.notes
+        return rec
 
 
 def _has_spectrum_group(path: Path) -> bool:

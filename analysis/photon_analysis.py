@@ -12,7 +12,7 @@ run on the concatenated photons, so the same photons give the same numbers howev
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,14 +30,15 @@ from analysis.accumulators import (
     Trace,
 )
 from analysis.blinking import BlinkingResult, PowerLawFit, analyse_blinking, to_json_types
-from analysis.g2 import CWG2, G2Result, cw_g2, pulsed_g2
+from analysis.g2 import CWG2, G2Result, cw_g2, gated_pulsed_g2, pulse_delays, pulsed_g2
 from analysis.lifetimes import (
     LifetimeResult,
     fit_decay,
     fit_decay_select,
     state_decay_histograms,
 )
-from spad.photons import SYNC, PhotonChunk
+from analysis.schema import BY_NAME, PHOTON_FEATURES, PHOTON_FIELDS
+from spad.photons import SYNC, PhotonChunk, Timing
 
 
 @dataclass
@@ -84,34 +85,21 @@ class AnalysisSettings:
     dark_counts_hz: float | None = None
 
 
+def _photon_values() -> dict[str, Any]:
+    return {f.key: None for f in PHOTON_FIELDS}
+
+
 @dataclass
 class PhotonAnalysis:
     """Everything read off one particle's photons.
 
-    Scalars first (what goes into tables), then the full results for figures.
+    The scalar results (what goes into tables) are the ``photons`` fields of
+    :mod:`analysis.schema`, read and set as attributes (``result.g2_zero``); they live in
+    ``values``, and a name the schema does not declare is an ordinary attribute error. The other
+    attributes are the full results, for figures.
     """
 
-    n_photons: int
-    duration_s: float
-    count_rate_cps: float
-    mode: str
-    sync_period_s: float | None
-    g2_zero: float | None
-    g2_zero_err: float | None
-    g2_zero_gated: float | None
-    g2_zero_gated_err: float | None
-    g2_zero_raw: float | None           # plain centre/side window ratio (no tail correction)
-    g2_zero_raw_err: float | None
-    lifetime_ns: float | None          # intensity-weighted, bright (ON) state
-    lifetime_err_ns: float | None
-    lifetime_all_ns: float | None      # intensity-weighted, whole decay (bi-exponential)
-    on_fraction: float | None
-    n_levels: int | None               # BIC-selected number of intensity states
-    intermediate_fraction: float | None
-    fano_factor: float | None
-    bimodality_coefficient: float | None
-    alpha_on: float | None             # dwell exponents of the preferred (truncated or pure)
-    alpha_off: float | None            # power law, maximum likelihood
+    values: dict[str, Any] = field(default_factory=_photon_values)
     pulse_delay_s: dict[int, float] = field(default_factory=dict)
     trace: Trace | None = None
     decay: Decay | None = None
@@ -128,22 +116,28 @@ class PhotonAnalysis:
     flid: Any = None
     notes: list[str] = field(default_factory=list)
 
-    SCALARS = ("n_photons", "duration_s", "count_rate_cps", "mode", "sync_period_s", "g2_zero",
-               "g2_zero_err", "g2_zero_gated", "g2_zero_gated_err", "g2_zero_raw",
-               "g2_zero_raw_err", "lifetime_ns",
-               "lifetime_err_ns", "lifetime_all_ns", "on_fraction", "n_levels",
-               "intermediate_fraction", "fano_factor", "bimodality_coefficient", "alpha_on",
-               "alpha_off")
+    def __getattr__(self, name: str) -> Any:
+        # only called when normal lookup fails: the schema's scalars
+        values = self.__dict__.get("values")
+        if values is not None and name in values:
+            return values[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        values = self.__dict__.get("values")
+        if values is not None and name in values:
+            values[name] = value
+        else:
+            object.__setattr__(self, name, value)
 
     def summary(self) -> dict[str, Any]:
-        """The scalar results as JSON types (NaN -> None)."""
-        return to_json_types({k: getattr(self, k) for k in self.SCALARS})
+        """The scalar results as JSON types (NaN -> None), keyed by attribute name."""
+        return to_json_types(dict(self.values))
 
     def features(self) -> dict[str, float | None]:
         """The photon features the classifier uses."""
         s = self.summary()
-        return {k: s.get(k) for k in ("g2_zero", "g2_zero_gated", "lifetime_ns", "on_fraction",
-                                      "n_levels", "intermediate_fraction", "fano_factor")}
+        return {k: s.get(BY_NAME[k].key) for k in PHOTON_FEATURES}
 
     def to_dict(self) -> dict[str, Any]:
         """Everything as nested JSON types (arrays as lists)."""
@@ -170,52 +164,6 @@ def _chunks_of(source: Any) -> Iterator[PhotonChunk]:
         yield from source.chunks()
     else:
         yield from source
-
-
-def _pulse_delays(decay: Decay) -> dict[int, float]:
-    """Delay of the excitation pulse after the sync per detector: the decay's rising edge.
-
-    The half-maximum point on the rise before the peak is robust to the long tail and to
-    the IRF shape; it differs per detector by the cable delays.
-    """
-    out: dict[int, float] = {}
-    for det, row in zip(decay.detectors, decay.counts, strict=True):
-        if row.sum() == 0:
-            continue
-        k = int(np.argmax(row))
-        half = row[k] / 2
-        below = np.nonzero(row[:k + 1] < half)[0]
-        j = int(below[-1]) + 1 if below.size else 0
-        out[int(det)] = float(decay.bin_edges_s[j])
-    return out
-
-
-def _gate_mask(photons: PhotonList, pulse: dict[int, float], gate_s: float) -> np.ndarray:
-    """Photons arriving at least ``gate_s`` after their own detector's excitation pulse."""
-    delay_s = photons.delays * photons.delay_unit_s
-    keep = np.zeros(photons.timestamps.shape, dtype=bool)
-    for det, t0 in pulse.items():
-        keep |= (photons.detectors == det) & (delay_s >= t0 + gate_s)
-    return keep
-
-
-def _gated(photons: PhotonList, keep: np.ndarray) -> PhotonChunk:
-    """The photons selected by ``keep`` as a chunk of the stream."""
-    timing = photons.timing
-    return PhotonChunk(timing, photons.timestamps[keep], photons.detectors[keep],
-                       photons.delays[keep].astype(np.uint16) if timing.is_t3 else None)
-
-
-def _gated_decay(photons: PhotonList, keep: np.ndarray, decay: Decay) -> Decay:
-    """Delay histograms of the photons selected by ``keep``, on ``decay``'s bins: the peak
-    shape of the gated correlation."""
-    counts = np.zeros_like(decay.counts)
-    factor = max(1, round(decay.bin_width_s / photons.delay_unit_s))
-    for row, det in enumerate(decay.detectors):
-        k = photons.delays[keep & (photons.detectors == det)] // factor
-        k = k[(k >= 0) & (k < counts.shape[1])]
-        counts[row] = np.bincount(k, minlength=counts.shape[1])
-    return replace(decay, counts=counts)
 
 
 def _alpha(fit: PowerLawFit | None) -> float | None:
@@ -251,9 +199,157 @@ def _aligned_sum(rows: np.ndarray, detectors: tuple[int, ...], shifts: dict[int,
     return total
 
 
+@dataclass
+class _Accumulated:
+    """What one pass over the stream leaves: the accumulators and the stream's timing."""
+
+    timing: Timing
+    pulsed: bool
+    trace: IntensityTrace
+    collector: PhotonCollector
+    decay: DecayHistogram
+    correlation: CrossCorrelation
+    flid: FLIDHistogram
+
+
+def accumulate(source: Iterable[PhotonChunk] | Any, s: AnalysisSettings) -> _Accumulated:
+    """Feed every chunk of ``source`` once to the streaming accumulators.
+
+    The correlation is pulsed (± ``g2_max_lag_periods`` periods) when the stream has a laser
+    period and the sync input carries the laser, else continuous (± ``cw_max_lag_s``).
+    """
+    det_a, det_b = s.detectors
+    trace = IntensityTrace(s.trace_bin_s, s.detectors)
+    collector = PhotonCollector(s.detectors)
+    decay = DecayHistogram(s.decay_bin_s, s.detectors)
+    flid = FLIDHistogram(s.trace_bin_s, s.detectors)
+    acc: _Accumulated | None = None
+    accs: list[Any] = []
+    for chunk in _chunks_of(source):
+        if acc is None:
+            timing = chunk.timing
+            # A laser period is usable only if the sync input carries the laser, not a detector.
+            pulsed = bool(timing.sync_period) and SYNC not in s.detectors
+            corr = (CrossCorrelation(det_a, det_b, max_lag_periods=s.g2_max_lag_periods,
+                                     bin_width_s=s.g2_bin_s) if pulsed else
+                    CrossCorrelation(det_a, det_b, max_lag_s=s.cw_max_lag_s,
+                                     bin_width_s=s.cw_bin_s))
+            acc = _Accumulated(timing, pulsed, trace, collector, decay, corr, flid)
+            accs = [trace, collector, *([decay] if pulsed else []), corr,
+                    *([flid] if timing.is_t3 else [])]
+        for a in accs:
+            a.update(chunk)
+    if acc is None:
+        raise ValueError("the photon source yielded no chunks")
+    return acc
+
+
+def blinking_step(out: PhotonAnalysis, times: np.ndarray, s: AnalysisSettings) -> None:
+    """Levels, states and dwell statistics of the intensity trace."""
+    blink = analyse_blinking(times, bin_width=s.trace_bin_s, confidence=s.confidence)
+    out.blinking = blink
+    out.on_fraction = blink.on_fraction
+    out.n_levels = blink.n_states
+    out.intermediate_fraction = blink.intermediate_fraction
+    out.fano_factor = blink.fano_factor
+    out.bimodality_coefficient = blink.bimodality_coefficient
+    out.alpha_on = _alpha(blink.on_fit)
+    out.alpha_off = _alpha(blink.off_fit)
+    out.notes.extend(blink.notes)
+
+
+def lifetime_step(out: PhotonAnalysis, acc: _Accumulated, photons: PhotonList,
+                  times: np.ndarray, order: np.ndarray, s: AnalysisSettings) -> None:
+    """Decays (detectors aligned for their cable delays) and lifetimes of the whole decay and
+    of the bright state. Needs the laser period."""
+    period = acc.timing.sync_period
+    decay = acc.decay.result()
+    out.decay = decay
+    out.pulse_delay_s = pulse_delays(decay)
+    shifts = _alignment(decay, out.pulse_delay_s)
+    n_bins = int(np.count_nonzero(decay.bin_edges_s[1:] <= period + 1e-15))
+    edges = decay.bin_edges_s[:n_bins + 1]
+    counts = _aligned_sum(decay.counts, decay.detectors, shifts, n_bins)
+    out.decay_fitted, out.decay_fitted_edges_s = counts, edges
+    irf: np.ndarray | str = "gaussian"
+    if s.irf is not None:
+        measured = np.asarray(s.irf, dtype=np.float64)
+        irf = (_aligned_sum(measured, decay.detectors, shifts, n_bins) if measured.ndim == 2
+               else measured[:n_bins])
+    try:
+        out.lifetime_all = fit_decay(counts, edges, period, n_exp=2, irf=irf)
+        out.lifetime_all_ns = out.lifetime_all.tau_intensity_mean * 1e9
+    except (ValueError, RuntimeError) as exc:
+        out.notes.append(f"whole-decay fit failed: {exc}")
+    # the photons with a delay (T2: not before the first sync), in time order
+    d_all = photons.delays[order]
+    valid = d_all >= 0
+    t_sorted = times[valid]
+    # each photon's delay moved by its detector's alignment shift, wrapped into the period
+    det_all = photons.detectors[order][valid]
+    shift_s = np.zeros(256)
+    for det, k in shifts.items():
+        shift_s[det] = k * decay.bin_width_s
+    d_sorted = np.mod(d_all[valid] * photons.delay_unit_s - shift_s[det_all], edges[-1])
+    blink = out.blinking
+    try:
+        hists = state_decay_histograms(t_sorted, d_sorted, edges, blink.level_start,
+                                       blink.level_end, blink.level_on.astype(np.int64))
+        on = hists.get(1)
+        bright = (fit_decay_select(on, edges, period, max_exp=2, irf=irf)
+                  if on is not None and on.sum() >= 200 else None)
+        if bright is not None:
+            out.lifetime_bright = bright
+            out.lifetime_ns = bright.tau_intensity_mean * 1e9
+            out.lifetime_err_ns = bright.tau_intensity_mean_err * 1e9
+        else:
+            out.notes.append("too few bright-state photons for a lifetime fit")
+    except (ValueError, RuntimeError) as exc:
+        out.notes.append(f"bright-state fit failed: {exc}")
+
+
+def pulsed_g2_step(out: PhotonAnalysis, acc: _Accumulated, photons: PhotonList,
+                   s: AnalysisSettings) -> None:
+    """Pulsed g2(0), raw and time-gated (the gate of :func:`analysis.g2.gate_mask`)."""
+    out.correlation = acc.correlation.result()
+    try:
+        # the decay histograms give the peak shape: corrects the tails across windows
+        g2 = pulsed_g2(out.correlation, dark_counts_hz=s.dark_counts_hz, decay=out.decay)
+        out.g2, out.g2_zero, out.g2_zero_err = g2, g2.g2, g2.g2_err
+        out.g2_zero_raw, out.g2_zero_raw_err = g2.g2_raw, g2.g2_raw_err
+    except ValueError as exc:
+        out.notes.append(f"g2 failed: {exc}")
+    if not out.pulse_delay_s or out.g2 is None:
+        return
+    try:
+        out.correlation_gated, g2g = gated_pulsed_g2(
+            photons, out.decay, out.pulse_delay_s, s.gate_s, det_a=s.detectors[0],
+            det_b=s.detectors[1], max_lag_periods=s.g2_max_lag_periods, bin_width_s=s.g2_bin_s,
+            centre_lag_s=out.g2.centre_lag_s, dark_counts_hz=s.dark_counts_hz)
+        out.g2_gated, out.g2_zero_gated, out.g2_zero_gated_err = g2g, g2g.g2, g2g.g2_err
+    except ValueError as exc:
+        out.notes.append(f"gated g2 failed: {exc}")
+
+
+def cw_g2_step(out: PhotonAnalysis, acc: _Accumulated) -> None:
+    """Continuous excitation (or no usable sync): normalised g2(τ); g2(0) is the zero bin."""
+    out.correlation = acc.correlation.result()
+    try:
+        cw = cw_g2(out.correlation)
+        k0 = int(np.argmin(np.abs(cw.lags_s)))
+        out.g2_cw = cw
+        out.g2_zero, out.g2_zero_err = float(cw.g2[k0]), float(cw.g2_err[k0])
+    except ValueError as exc:
+        out.notes.append(f"g2(τ) failed: {exc}")
+
+
 def analyze_photons(source: Iterable[PhotonChunk] | Any,
                     settings: AnalysisSettings | None = None) -> PhotonAnalysis:
     """Run every photon analysis on one particle.
+
+    The steps, each a function of this module: :func:`accumulate` (one pass over the stream),
+    :func:`blinking_step`, :func:`lifetime_step` (with a laser period), :func:`pulsed_g2_step`
+    or :func:`cw_g2_step`.
 
     Parameters
     ----------
@@ -268,154 +364,33 @@ def analyze_photons(source: Iterable[PhotonChunk] | Any,
     PhotonAnalysis
     """
     s = settings or AnalysisSettings()
-    det_a, det_b = s.detectors
-    trace = IntensityTrace(s.trace_bin_s, s.detectors)
-    collector = PhotonCollector(s.detectors)
-    decay_acc = DecayHistogram(s.decay_bin_s, s.detectors)
-    flid = FLIDHistogram(s.trace_bin_s, s.detectors)
-    corr: CrossCorrelation | None = None
-    timing = None
-    pulsed = False
-    accs: list[Any] = [trace, collector]
-    for chunk in _chunks_of(source):
-        if timing is None:
-            timing = chunk.timing
-            # A laser period is usable only if the sync input carries the laser, not a detector.
-            pulsed = bool(timing.sync_period) and SYNC not in s.detectors
-            if pulsed:
-                corr = CrossCorrelation(det_a, det_b, max_lag_periods=s.g2_max_lag_periods,
-                                        bin_width_s=s.g2_bin_s)
-                accs.append(decay_acc)
-            else:
-                corr = CrossCorrelation(det_a, det_b, max_lag_s=s.cw_max_lag_s,
-                                        bin_width_s=s.cw_bin_s)
-            accs.append(corr)
-            if timing.is_t3:
-                accs.append(flid)
-        for acc in accs:
-            acc.update(chunk)
-    if timing is None:
-        raise ValueError("the photon source yielded no chunks")
-    notes: list[str] = []
-    photons = collector.result()
-    tr = trace.result()
+    acc = accumulate(source, s)
+    photons = acc.collector.result()
     n = int(photons.timestamps.size)
     # Arrival times, computed and ordered once. A time-tag stream is already (nearly) in time
     # order, and a stable sort (radix/timsort) of sorted data is ~50x cheaper than the default
     # introsort, which gains nothing from order.
     times_all = photons.times_s()
-    order_all = np.argsort(times_all, kind="stable")
-    times = times_all[order_all]
+    order = np.argsort(times_all, kind="stable")
+    times = times_all[order]
     duration = float(times[-1] - times[0]) if n > 1 else 0.0
-    out = PhotonAnalysis(
-        n_photons=n, duration_s=duration, count_rate_cps=n / duration if duration else 0.0,
-        mode=timing.mode, sync_period_s=timing.sync_period, g2_zero=None, g2_zero_err=None,
-        g2_zero_gated=None, g2_zero_gated_err=None, g2_zero_raw=None, g2_zero_raw_err=None,
-        lifetime_ns=None, lifetime_err_ns=None,
-        lifetime_all_ns=None, on_fraction=None, n_levels=None, intermediate_fraction=None,
-        fano_factor=None, bimodality_coefficient=None, alpha_on=None, alpha_off=None,
-        trace=tr, notes=notes)
+    out = PhotonAnalysis(trace=acc.trace.result())
+    out.n_photons, out.duration_s = n, duration
+    out.count_rate_cps = n / duration if duration else 0.0
+    out.mode, out.sync_period_s = acc.timing.mode, acc.timing.sync_period
     if n < 100:
-        notes.append(f"only {n} photons on detectors {s.detectors}: nothing to analyse")
+        out.notes.append(f"only {n} photons on detectors {s.detectors}: nothing to analyse")
         return out
-
-    # Blinking: levels, states, dwell statistics.
-    blink = analyse_blinking(times, bin_width=s.trace_bin_s, confidence=s.confidence)
-    out.blinking = blink
-    out.on_fraction = blink.on_fraction
-    out.n_levels = blink.n_states
-    out.intermediate_fraction = blink.intermediate_fraction
-    out.fano_factor = blink.fano_factor
-    out.bimodality_coefficient = blink.bimodality_coefficient
-    out.alpha_on = _alpha(blink.on_fit)
-    out.alpha_off = _alpha(blink.off_fit)
-    notes.extend(blink.notes)
-
-    # Decays and lifetimes (need the laser period).
-    period = timing.sync_period if pulsed else None
-    if period:
-        decay = decay_acc.result()
-        out.decay = decay
-        out.pulse_delay_s = _pulse_delays(decay)
-        shifts = _alignment(decay, out.pulse_delay_s)
-        n_bins = int(np.count_nonzero(decay.bin_edges_s[1:] <= period + 1e-15))
-        edges = decay.bin_edges_s[:n_bins + 1]
-        counts = _aligned_sum(decay.counts, decay.detectors, shifts, n_bins)
-        out.decay_fitted, out.decay_fitted_edges_s = counts, edges
-        irf: np.ndarray | str = "gaussian"
-        if s.irf is not None:
-            measured = np.asarray(s.irf, dtype=np.float64)
-            irf = (_aligned_sum(measured, decay.detectors, shifts, n_bins) if measured.ndim == 2
-                   else measured[:n_bins])
-        try:
-            out.lifetime_all = fit_decay(counts, edges, period, n_exp=2, irf=irf)
-            out.lifetime_all_ns = out.lifetime_all.tau_intensity_mean * 1e9
-        except (ValueError, RuntimeError) as exc:
-            notes.append(f"whole-decay fit failed: {exc}")
-        # the photons with a delay (T2: not before the first sync), in time order
-        d_all = photons.delays[order_all]
-        valid = d_all >= 0
-        t_sorted = times[valid]
-        # each photon's delay moved by its detector's alignment shift, wrapped into the period
-        det_all = photons.detectors[order_all][valid]
-        shift_s = np.zeros(256)
-        for det, k in shifts.items():
-            shift_s[det] = k * decay.bin_width_s
-        d_sorted = np.mod(d_all[valid] * photons.delay_unit_s - shift_s[det_all],
-                          edges[-1])
-        try:
-            hists = state_decay_histograms(t_sorted, d_sorted, edges, blink.level_start,
-                                           blink.level_end, blink.level_on.astype(np.int64))
-            on = hists.get(1)
-            bright = (fit_decay_select(on, edges, period, max_exp=2, irf=irf)
-                      if on is not None and on.sum() >= 200 else None)
-            if bright is not None:
-                out.lifetime_bright = bright
-                out.lifetime_ns = bright.tau_intensity_mean * 1e9
-                out.lifetime_err_ns = bright.tau_intensity_mean_err * 1e9
-            else:
-                notes.append("too few bright-state photons for a lifetime fit")
-        except (ValueError, RuntimeError) as exc:
-            notes.append(f"bright-state fit failed: {exc}")
+    blinking_step(out, times, s)
+    if acc.pulsed:
+        lifetime_step(out, acc, photons, times, order, s)
+        pulsed_g2_step(out, acc, photons, s)
     else:
-        notes.append("no laser period (no sync rate, or a detector on the sync input): "
-                     "no decay or lifetime; g2 is g2(τ) for continuous excitation")
-
-    # Pulsed g2(0), raw and time-gated.
-    if corr is not None and period:
-        out.correlation = corr.result()
-        try:
-            # the decay histograms give the peak shape: corrects the tails across windows
-            g2 = pulsed_g2(out.correlation, dark_counts_hz=s.dark_counts_hz, decay=out.decay)
-            out.g2, out.g2_zero, out.g2_zero_err = g2, g2.g2, g2.g2_err
-            out.g2_zero_raw, out.g2_zero_raw_err = g2.g2_raw, g2.g2_raw_err
-        except ValueError as exc:
-            notes.append(f"g2 failed: {exc}")
-        if out.pulse_delay_s and out.g2 is not None:
-            gated = CrossCorrelation(det_a, det_b, max_lag_periods=s.g2_max_lag_periods,
-                                     bin_width_s=s.g2_bin_s)
-            keep = _gate_mask(photons, out.pulse_delay_s, s.gate_s)
-            gated.update(_gated(photons, keep))
-            out.correlation_gated = gated.result()
-            try:
-                g2g = pulsed_g2(out.correlation_gated, centre_lag_s=out.g2.centre_lag_s,
-                                dark_counts_hz=s.dark_counts_hz,
-                                decay=_gated_decay(photons, keep, out.decay))
-                out.g2_gated, out.g2_zero_gated, out.g2_zero_gated_err = g2g, g2g.g2, g2g.g2_err
-            except ValueError as exc:
-                notes.append(f"gated g2 failed: {exc}")
-    elif corr is not None:
-        # Continuous excitation (or no usable sync): normalised g2(τ); g2(0) is the zero bin.
-        out.correlation = corr.result()
-        try:
-            cw = cw_g2(out.correlation)
-            k0 = int(np.argmin(np.abs(cw.lags_s)))
-            out.g2_cw = cw
-            out.g2_zero, out.g2_zero_err = float(cw.g2[k0]), float(cw.g2_err[k0])
-        except ValueError as exc:
-            notes.append(f"g2(τ) failed: {exc}")
-    if timing.is_t3:
-        out.flid = flid.result()
+        out.notes.append("no laser period (no sync rate, or a detector on the sync input): "
+                         "no decay or lifetime; g2 is g2(τ) for continuous excitation")
+        cw_g2_step(out, acc)
+    if acc.timing.is_t3:
+        out.flid = acc.flid.result()
     return out
 
 

@@ -887,6 +887,11 @@ class SpectrumResult:
     source: str = ""
     info: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def peak_ev_err(self) -> float | None:
+        """Standard error of ``peak_ev`` (eV), ``None`` if the fit gave none."""
+        return self.errors.get("peak_ev")
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict (arrays as lists, NaN as None)."""
         return _jsonable(dataclasses.asdict(self))

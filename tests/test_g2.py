@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.accumulators import CrossCorrelation
-from analysis.g2 import cw_g2, find_peak_offset, pulsed_g2
+from analysis.accumulators import CrossCorrelation, DecayHistogram, PhotonCollector
+from analysis.g2 import cw_g2, find_peak_offset, gate_mask, pulse_delays, pulsed_g2
 from spad.photons import PhotonChunk, Timing
 from tests.conftest import DATA
 
@@ -60,6 +60,15 @@ def correlate(chunk, **kw):
     return acc
 
 
+def gated(chunk, gate_s):
+    """The photons of ``chunk`` that pass spad's one time gate (``gate_s`` after each
+    detector's own excitation pulse, located from its decay)."""
+    photons, decay = PhotonCollector((1, 2)), DecayHistogram(0.128e-9, (1, 2))
+    photons.update(chunk)
+    decay.update(chunk)
+    return chunk.select(gate_mask(photons.result(), pulse_delays(decay.result()), gate_s))
+
+
 @pytest.mark.parametrize("cable_b", [0.0, 37e-9, -81e-9])
 def test_pulsed_g2_known_value_and_peak_location(cable_b):
     rng = np.random.default_rng(20)
@@ -98,9 +107,9 @@ def test_gating_removes_biexciton_photons():
     ungated = pulsed_g2(correlate(chunk))
     assert abs(ungated.g2 - g2_truth(p1, p2)) < 4 * ungated.g2_err + 0.01
     # a 3 ns gate after the pulse (IRF at 1 ns) keeps ~e^-4 of the 0.5 ns biexciton photons
-    gated = pulsed_g2(correlate(chunk, gate_s=4e-9))
-    assert gated.g2 < 0.05
-    assert gated.g2 < ungated.g2 - 10 * ungated.g2_err
+    gated_g2 = pulsed_g2(correlate(gated(chunk, 3e-9)))
+    assert gated_g2.g2 < 0.05
+    assert gated_g2.g2 < ungated.g2 - 10 * ungated.g2_err
 
     # two independent emitters (g2 0.45 each) in one spot: (g + g + 2) / 4, gated ~ 1/2
     p_a, d_a = emitter(rng, 2_000_000, p1, p2)
@@ -108,8 +117,29 @@ def test_gating_removes_biexciton_photons():
     pair = to_chunk(rng, np.concatenate((p_a, p_b)), np.concatenate((d_a, d_b)))
     two = pulsed_g2(correlate(pair))
     assert abs(two.g2 - (2 * g2_truth(p1, p2) + 2) / 4) < 4 * two.g2_err + 0.01
-    two_gated = pulsed_g2(correlate(pair, gate_s=4e-9))
+    two_gated = pulsed_g2(correlate(gated(pair, 3e-9)))
     assert abs(two_gated.g2 - 0.5) < 4 * two_gated.g2_err + 0.01
+
+
+def test_gate_counts_from_each_detectors_pulse():
+    """The gate keeps a photon when its delay after the sync is at least its own detector's
+    pulse delay plus the gate; photons of other detectors and T2 photons before the first sync
+    (delay -1) never pass."""
+    from analysis.accumulators import PhotonList
+
+    rng = np.random.default_rng(5)
+    n = 5000
+    det = rng.integers(1, 4, n).astype(np.uint8)
+    delays = rng.integers(-1, 2000, n)
+    photons = PhotonList(np.arange(n), delays, det, 25e-12, T3)
+    pulse = {1: 2e-9, 2: 10e-9}
+    keep = gate_mask(photons, pulse, 5e-9)
+    expect = [d in pulse and k * 25e-12 >= pulse[d] + 5e-9 for d, k in zip(det, delays,
+                                                                            strict=True)]
+    np.testing.assert_array_equal(keep, expect)
+    assert 0 < keep.sum() < n
+    with pytest.raises(ValueError, match="gate_s"):
+        gate_mask(photons, pulse, -1e-9)
 
 
 def test_background_correction():

@@ -4,13 +4,13 @@ Run from the repository root (takes ~10-20 min on 2 cores)::
 
     .venv/bin/python -m spad.app.calibrate --n-train 60 --n-test 60 --duration 60
 
-For each particle it runs ``spad simulate --vary`` (particle-to-particle spread of peak energy,
-lifetime and brightness; dimers with necks of 5.6-6.3 nm, i.e. 25-30 meV red shift; detected
-rates 10-50 kcps) and the same :func:`analysis.particle.analyze_particle` that ``spad analyze``
-runs, fits the two logistic models of :mod:`analysis.classify` on the training population, then
-classifies the held-out population exactly as ``spad analyze`` does (session reference from the
-photon-only monomers) and writes the parameters with their provenance and held-out accuracy to
-``analysis/data/classifier.json``.
+For each particle it simulates what ``spad simulate --vary`` writes (particle-to-particle spread
+of peak energy, lifetime and brightness; dimers with necks of 5.6-6.3 nm, i.e. 25-30 meV red
+shift; detected rates 10-50 kcps) and the same :func:`analysis.particle.analyze_particle` that
+``spad analyze`` runs, fits the two logistic models of :mod:`analysis.classify` on the training
+population, then classifies the held-out population exactly as ``spad analyze`` does (session
+reference from the photon-only monomers) and writes the parameters with their provenance and
+held-out accuracy to ``analysis/data/classifier.json``.
 """
 
 from __future__ import annotations
@@ -42,25 +42,16 @@ def _particle(args: tuple[str, int, float, str]) -> dict[str, Any]:
     """Simulate and analyse one particle; returns its features and truth."""
     kind, seed, duration, folder = args
     from analysis.particle import analyze_particle
-    from spad.app.cli import main as spad_main
-    from spad.particle import read_particle
+    from spad.app.commands.simulate import simulate_particle
 
     rng = np.random.default_rng([seed, 77])
     rate = float(np.exp(rng.uniform(np.log(10e3), np.log(50e3))))
     path = Path(folder) / f"{kind}_{seed}.h5"
-    argv = ["simulate", "--particle", kind, "--duration", str(duration), "--seed", str(seed),
-            "--vary", "--count-rate", f"{rate:.0f}", "-o", str(path), "--force"]
-    if kind == "dimer":
-        argv += ["--neck-nm", f"{rng.uniform(5.6, 6.3):.2f}"]
-    import contextlib
-    import io
-
-    with contextlib.redirect_stdout(io.StringIO()):
-        code = spad_main(argv)
-    if code != 0:
-        raise RuntimeError(f"spad {' '.join(argv)} exited {code}")
+    neck = float(f"{rng.uniform(5.6, 6.3):.2f}") if kind == "dimer" else None
+    # the rate as the command line took it (whole cps), so populations stay as calibrated
+    _, truth, _ = simulate_particle(path, kind, seed, duration, neck_nm=neck, vary=True,
+                                    count_rate=float(f"{rate:.0f}"), overwrite=True)
     result = analyze_particle(path)
-    truth = read_particle(path).truth
     true_peak = float(np.mean([e["peak_ev"] for e in truth["emitters"].values()]))
     path.unlink()
     return {"kind": kind, "seed": seed, "rate": rate, "true_peak_ev": true_peak,

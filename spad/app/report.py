@@ -19,11 +19,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from analysis.particle import ParticleResult  # noqa: E402
+from analysis.schema import CLASSIFICATION_FIELDS, csv_columns  # noqa: E402
 
-CSV_FIELDS = ("file", "label", "probability", "p_dimer", "model", "duration_s", "photons",
-              "count_rate_cps", "g2_zero", "g2_zero_err", "g2_zero_gated", "lifetime_ns",
-              "lifetime_err_ns", "on_fraction", "n_levels", "alpha_on", "alpha_off", "peak_ev",
-              "peak_ev_err", "peak_nm", "fwhm_mev", "shift_mev")
+CSV_FIELDS = csv_columns()
+"""Columns of population.csv, derived from :mod:`analysis.schema`."""
 
 
 def _spectrum_panel(ax: Any, r: ParticleResult) -> None:
@@ -153,8 +152,7 @@ def population_csv(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
         for rec in records:
             c = rec.get("classification") or {}
             row = {k: rec.get(k) for k in CSV_FIELDS}
-            row.update(label=c.get("label"), probability=c.get("probability"),
-                       p_dimer=c.get("p_dimer"), model=c.get("model"))
+            row.update({k: c.get(k) for k in CLASSIFICATION_FIELDS})
             w.writerow(row)
     return path
 

@@ -23,7 +23,8 @@ from spad.errors import SpadError
 
 PARTICLES = ("monomer", "dimer", "pair")
 SPECTRUM_S_DEFAULT = 120.0
-"""The experiment integrates a particle's spectrum over 120 s (DOMAIN.md §1)."""
+"""The experiment integrates a particle's spectrum over 120 s (docs/physics.md, "The
+experiment")."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -175,7 +176,23 @@ def _json_default(obj: Any) -> Any:
     return str(obj)
 
 
-def run(args: argparse.Namespace) -> int:
+def simulate_particle(out: Path, particle: str, seed: int, duration_s: float, *,
+                      fmt: str = "h5", neck_nm: float | None = None, vary: bool = False,
+                      mode: str = "T3", count_rate: float | None = None,
+                      spectrum_s: float | None = None, exposure_s: float = 0.08,
+                      em_gain: float = 100.0, read_mode: str = "image", overwrite: bool = False,
+                      progress: bool = False) -> tuple[Any, dict[str, Any], Any]:
+    """Simulate one particle and write its particle file (what ``spad simulate`` does).
+
+    Parameters are those of the command (see ``spad simulate --help``); ``spectrum_s`` None
+    means the duration, at most :data:`SPECTRUM_S_DEFAULT`.
+
+    Returns
+    -------
+    (written, truth, spectrum)
+        The writer's summary (:func:`spad.particle.write_particle`), the ground truth stored in
+        the file and the simulated spectrum (``None`` if none was recorded).
+    """
     from tqdm import tqdm
 
     from simulators.spectrum import SpectrumSetup, particle_lines, spectrum_from_truth
@@ -183,36 +200,45 @@ def run(args: argparse.Namespace) -> int:
     from spad.optics import HC_EV_M
     from spad.particle import write_particle
 
-    _check(args)
-    out = Path(args.output)
-    fmt = args.format or ("ptu" if out.suffix.lower() == ".ptu" else "h5")
-    emitters, detection = build(args.particle, args.seed, args.neck_nm, args.vary, args.mode,
-                                args.count_rate)
-    sim = simulate(emitters, detection, args.duration, args.seed, chunk_s=1.0)
+    emitters, detection = build(particle, seed, neck_nm, vary, mode, count_rate)
+    sim = simulate(emitters, detection, duration_s, seed, chunk_s=1.0)
     lines = particle_lines(sim.truth)
-    spectrum_s = (min(args.duration, SPECTRUM_S_DEFAULT) if args.spectrum_s is None
-                  else min(args.spectrum_s, args.duration))
+    spectrum_s = (min(duration_s, SPECTRUM_S_DEFAULT) if spectrum_s is None
+                  else min(spectrum_s, duration_s))
     spectrum = None
-    if spectrum_s >= args.exposure:
-        setup = SpectrumSetup(exposure_s=args.exposure, em_gain=args.em_gain,
-                              read_mode=args.read_mode)
+    if spectrum_s >= exposure_s:
+        setup = SpectrumSetup(exposure_s=exposure_s, em_gain=em_gain, read_mode=read_mode)
         spectrum = spectrum_from_truth(sim.truth, setup, duration_s=spectrum_s,
-                                       rng=np.random.default_rng([args.seed, 0x5EC7]))
-    truth = ground_truth(sim, args.particle, args.neck_nm, spectrum, lines)
+                                       rng=np.random.default_rng([seed, 0x5EC7]))
+    truth = ground_truth(sim, particle, neck_nm, spectrum, lines)
     peaks = [float(e.peak_ev) for e in sim.truth.emitters]
-    description = (f"simulated {args.particle}"
+    description = (f"simulated {particle}"
                    + (f" (neck {truth['neck_nm']:g} nm)" if truth["neck_nm"] is not None else "")
-                   + f", seed {args.seed}, {args.duration:g} s, spad simulate")
+                   + f", seed {seed}, {duration_s:g} s, spad simulate")
     fields: dict[str, Any] = {}
     if fmt == "h5":
         fields = {"excitation_wavelengths": [405e-9],
                   "detection_wavelengths": [HC_EV_M / float(np.mean(peaks))],
-                  "sample_name": f"simulated {args.particle}"}
-    chunks = tqdm(sim.chunks(), total=math.ceil(args.duration / sim.chunk_s), unit="s",
-                  desc="simulate", file=sys.stderr, leave=False,
-                  disable=not sys.stderr.isatty() or args.duration < 30)
+                  "sample_name": f"simulated {particle}"}
+    chunks = tqdm(sim.chunks(), total=math.ceil(duration_s / sim.chunk_s), unit="s",
+                  desc="simulate", file=sys.stderr, leave=False, disable=not progress)
     written = write_particle(out, chunks, sim.timing, spectrum, truth, format=fmt,
-                             description=description, overwrite=args.force, **fields)
+                             description=description, overwrite=overwrite, **fields)
+    return written, truth, spectrum
+
+
+def run(args: argparse.Namespace) -> int:
+    from spad.optics import HC_EV_M
+
+    _check(args)
+    out = Path(args.output)
+    fmt = args.format or ("ptu" if out.suffix.lower() == ".ptu" else "h5")
+    written, truth, spectrum = simulate_particle(
+        out, args.particle, args.seed, args.duration, fmt=fmt, neck_nm=args.neck_nm,
+        vary=args.vary, mode=args.mode, count_rate=args.count_rate, spectrum_s=args.spectrum_s,
+        exposure_s=args.exposure, em_gain=args.em_gain, read_mode=args.read_mode,
+        overwrite=args.force, progress=sys.stderr.isatty() and args.duration >= 30)
+    peaks = [float(e["peak_ev"]) for e in truth["emitters"].values()]
     rate = written.n_photons / args.duration
     peak_text = "/".join(f"{p:.4f}" for p in peaks)
     nm_text = "/".join(f"{HC_EV_M / p * 1e9:.1f}" for p in peaks)

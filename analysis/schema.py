@@ -1,0 +1,174 @@
+"""The per-particle result fields, each declared once.
+
+Every quantity spad reports for a particle is one :class:`Field` of :data:`FIELDS`: its name,
+unit, description, where it comes from and whether the classifier uses it. Everything else is
+derived from this table:
+
+- the photon analysis' scalar results (:class:`analysis.photon_analysis.PhotonAnalysis` holds a
+  value for every ``photons`` field, and refuses any other name);
+- the JSON record of ``spad analyze --json`` (:func:`record_fields`, in table order);
+- the CSV columns of the report and of ``spad batch`` (:func:`csv_columns`);
+- the datasets under ``/user/analysis/summary`` of a particle file (the record's scalars);
+- the classifier's feature vectors (:data:`PHOTON_FEATURES`, :data:`SPECTRUM_FEATURES`);
+- the field table in README.md (:func:`markdown_table`; a test checks the README holds it).
+
+To add a quantity: add its row here, compute it in one named step of
+:func:`analysis.photon_analysis.analyze_photons` (or in :mod:`analysis.particle`), and run
+``python -m analysis.schema`` to print the README table.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Literal
+
+Source = Literal["file", "photons", "spectrum", "particle", "classification"]
+
+
+@dataclass(frozen=True)
+class Field:
+    """One per-particle result.
+
+    Attributes
+    ----------
+    name
+        Key in the JSON record, CSV column and HDF5 dataset name (units in the name).
+    unit
+        Unit of the value ("" for a number without unit, "text" for strings).
+    description
+        What it means, for the README's table.
+    source
+        Who computes it: ``photons`` (:class:`~analysis.photon_analysis.PhotonAnalysis`),
+        ``spectrum`` (:class:`~analysis.spectra.SpectrumResult`), ``particle``
+        (:class:`~analysis.particle.ParticleResult`), ``classification``, or ``file``.
+    attr
+        Attribute name on the source object, when it differs from ``name``.
+    feature
+        The classifier feature set that uses it (``photons`` or ``spectrum``), if any.
+    record
+        Whether it is in the JSON record (``False``: only in the full result, ``result_json``).
+    """
+
+    name: str
+    unit: str
+    description: str
+    source: Source
+    attr: str | None = None
+    feature: Literal["photons", "spectrum"] | None = None
+    record: bool = True
+
+    @property
+    def key(self) -> str:
+        """The attribute name on the source object."""
+        return self.attr or self.name
+
+
+_P, _S = "photons", "spectrum"
+
+FIELDS: tuple[Field, ...] = (
+    Field("file", "text", "the particle file", "file"),
+    Field("duration_s", "s", "span of the photon record", _P),
+    Field("photons", "", "photons on the two HBT detectors", _P, attr="n_photons"),
+    Field("count_rate_cps", "counts/s", "mean detected rate", _P),
+    Field("mode", "text", "T2 or T3", _P, record=False),
+    Field("sync_period_s", "s", "laser period, if the recording has one", _P, record=False),
+    Field("g2_zero", "", "pulsed g2(0): centre-peak area / side-peak area, zero-delay peak "
+          "located automatically, corrected for the decay tails that cross the ±T/2 windows "
+          "(peak shape from the measured decays of both detectors); without a laser period, "
+          "the normalised g2(τ) at τ = 0", _P, feature=_P),
+    Field("g2_zero_err", "", "Poisson standard error of `g2_zero`", _P),
+    Field("g2_zero_gated", "", "the same for photons arriving more than the gate after their "
+          "detector's excitation pulse (biexciton photons removed; `--gate-ns`)", _P,
+          feature=_P),
+    Field("g2_zero_gated_err", "", "standard error of `g2_zero_gated`", _P),
+    Field("g2_zero_raw", "", "the plain window ratio without the tail correction (what most "
+          "papers quote; for a single-exponential decay of lifetime τ at period T it is biased "
+          "upwards by about exp(-T/2τ))", _P),
+    Field("g2_zero_raw_err", "", "standard error of `g2_zero_raw`", _P),
+    Field("lifetime_ns", "ns", "intensity-weighted lifetime of the bright (ON) state: Poisson "
+          "maximum-likelihood fit with the IRF, one or two exponentials chosen by AIC, both "
+          "detectors' decays aligned for their cable delays", _P, feature=_P),
+    Field("lifetime_err_ns", "ns", "standard error of `lifetime_ns`", _P),
+    Field("lifetime_all_ns", "ns", "intensity-weighted lifetime of the whole decay "
+          "(bi-exponential)", _P, record=False),
+    Field("on_fraction", "", "fraction of trace bins above the ON/OFF threshold of the "
+          "two-state mixture", _P, feature=_P),
+    Field("n_levels", "", "number of intensity states selected by BIC after change-point "
+          "detection", _P, feature=_P),
+    Field("intermediate_fraction", "", "fraction of time in states between the dimmest and "
+          "the brightest", _P, feature=_P),
+    Field("fano_factor", "", "variance / mean of the binned counts", _P, feature=_P),
+    Field("bimodality_coefficient", "", "Sarle's bimodality coefficient of the binned counts",
+          _P, record=False),
+    Field("alpha_on", "", "exponent of the ON dwell-time distribution by maximum likelihood "
+          "(Clauset et al.; t_min by minimum KS distance; censored first and last dwells "
+          "dropped): of the power law with exponential cutoff when a likelihood-ratio test "
+          "prefers it (p < 0.05), else of the pure power law", _P),
+    Field("alpha_off", "", "the same for the OFF dwells", _P),
+    Field("peak_ev", "eV", "emission peak (fit in energy)", _S),
+    Field("peak_nm", "nm", "emission peak wavelength", _S),
+    Field("fwhm_mev", "meV", "line width (FWHM)", _S, feature=_S),
+    Field("peak_ev_err", "eV", "standard error of `peak_ev`", _S),
+    Field("n_peaks", "", "2 when a second line is statistically supported and resolved", _S),
+    Field("shift_mev", "meV", "red shift against the monomer reference (positive = to the "
+          "red)", "particle", feature=_S),
+    Field("reference_ev", "eV", "the monomer reference used (session median of photon-only "
+          "monomers, or `--reference-ev`)", "particle"),
+    Field("spectrum_file", "text", "where the spectrum came from", "particle"),
+    Field("label", "text", "`monomer`, `dimer` or `uncertain`", "classification"),
+    Field("probability", "", "probability of the label (for `uncertain`: of the likelier "
+          "class)", "classification"),
+    Field("p_dimer", "", "probability that the particle is a coupled dimer", "classification"),
+    Field("model", "text", "the classifier model used: `spectrum+photons` or `photons`",
+          "classification"),
+)
+"""Every per-particle result field, in the order of the JSON record."""
+
+BY_NAME = {f.name: f for f in FIELDS}
+
+PHOTON_FIELDS: tuple[Field, ...] = tuple(f for f in FIELDS if f.source == _P)
+"""The scalar results of the photon analysis."""
+
+PHOTON_FEATURES: tuple[str, ...] = tuple(f.name for f in FIELDS if f.feature == _P)
+"""Classifier features read off the photons."""
+
+SPECTRUM_FEATURES: tuple[str, ...] = tuple(f.name for f in FIELDS if f.feature == _S)
+"""Classifier features that need a spectrum (and the session's monomer reference)."""
+
+CLASSIFICATION_FIELDS: tuple[str, ...] = tuple(f.name for f in FIELDS
+                                               if f.source == "classification")
+"""Scalar fields of the verdict (the JSON record nests them, with ``evidence``, under
+``classification``)."""
+
+
+def record_fields() -> tuple[Field, ...]:
+    """The scalar fields of the JSON record, in order (``classification`` and ``notes``
+    follow them)."""
+    return tuple(f for f in FIELDS if f.record and f.source != "classification")
+
+
+def csv_columns() -> tuple[str, ...]:
+    """Columns of a population table: the file, the verdict, then every scalar of the record."""
+    rest = tuple(f.name for f in record_fields() if f.name != "file")
+    return ("file", *CLASSIFICATION_FIELDS, *rest)
+
+
+def markdown_table() -> str:
+    """The README's table of JSON fields."""
+    lines = ["| field | unit | meaning |", "|---|---|---|"]
+    for f in FIELDS:
+        if not f.record:
+            continue
+        name = f"`classification.{f.name}`" if f.source == "classification" else f"`{f.name}`"
+        unit = "" if f.unit in ("", "text") else f.unit
+        extra = " (classifier feature)" if f.feature else ""
+        lines.append(f"| {name} | {unit} | {f.description}{extra} |")
+    lines.append("| `classification.evidence` | | each feature's contribution to the log-odds of "
+                 "*dimer* |")
+    lines.append("| `notes` | | anything the analysis had to say about this particle |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(markdown_table() + "\n")
