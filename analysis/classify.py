@@ -89,20 +89,25 @@ class Classification:
     label
         ``"monomer"``, ``"dimer"`` or ``"uncertain"``.
     probability
-        Probability of the label (for ``"uncertain"``: of the likelier class).
+        Probability of the label (for ``"uncertain"`` below the threshold: of the likelier
+        class); ``None`` when the model cannot be applied (features missing, or outside the
+        range it was calibrated on: a probability it extrapolates is not one).
     p_dimer
-        Probability that the particle is a coupled dimer.
+        Probability that the particle is a coupled dimer (``None`` as ``probability``).
     evidence
         Contribution of each feature to the log-odds of *dimer* (positive favours dimer).
     model
-        Which model was used: ``"spectrum+photons"`` or ``"photons"``.
+        Which model was used: ``"spectrum+photons"``, ``"photons"`` or ``"none"``.
+    reason
+        Why the label is ``"uncertain"`` (empty for a verdict).
     """
 
     label: str
-    probability: float
-    p_dimer: float
+    probability: float | None
+    p_dimer: float | None
     evidence: dict[str, float] = field(default_factory=dict)
     model: str = "photons"
+    reason: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -141,16 +146,20 @@ class Classifier:
             model, name = self.photons_only, "photons"
         else:
             missing = [f for f in self.photons_only.features if f not in have]
-            return Classification("uncertain", 0.5, 0.5, {}, f"missing {', '.join(missing)}")
+            return Classification("uncertain", None, None, {}, "none",
+                                  f"missing {', '.join(missing)}")
         p = model.probability(have)
         ev = model.evidence(have)
         far = model.outside(have)
         if far:
-            return Classification("uncertain", max(p, 1 - p), p, ev,
-                                  f"{name}; outside the calibrated range: {', '.join(far)}")
+            return Classification("uncertain", None, None, ev, name,
+                                  f"outside the calibrated range: {', '.join(far)}")
         likely, p_likely = ("dimer", p) if p >= 0.5 else ("monomer", 1.0 - p)
-        label = likely if p_likely >= self.uncertain_below else "uncertain"
-        return Classification(label, p_likely, p, ev, name)
+        if p_likely >= self.uncertain_below:
+            return Classification(likely, p_likely, p, ev, name)
+        return Classification("uncertain", p_likely, p, ev, name,
+                              f"{likely} is likelier (p = {p_likely:.2f}) but below the "
+                              f"threshold {self.uncertain_below:g}")
 
 
 def fit_logistic(rows: Sequence[Mapping[str, float]], is_dimer: Sequence[bool],

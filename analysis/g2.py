@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from scipy.signal import fftconvolve
@@ -469,7 +470,15 @@ def pulsed_g2(correlation: Correlation | CrossCorrelation, sync_period_s: float 
         fractions = np.array([centre_row[windows.index(k)] if k in windows else np.nan
                               for k in (-1, 0, 1)])
         own = float(centre_row[0])
-        if own < 0.5:
+        # (h_a, h_b are one period each, from _quiet_first)
+        sig_share = min(_above_floor(h, period, w_d).sum() / max(h.sum(), 1.0)
+                        for h in (h_a, h_b))
+        if sig_share < 0.1:
+            # a flat delay histogram (no laser pulse in it): nothing to model the peaks with
+            own_sig, into_sig = 1.0, 0.0
+            note = (f"the delay histograms show no excitation pulse ({sig_share:.0%} of the "
+                    "photons above their floor): no tail correction")
+        if own < 0.5 and sig_share >= 0.1:
             trusted = False
             note = (f"the coincidence peaks overlap (a peak keeps {own:.0%} of its pairs in its "
                     "own window: decay long against the period): g2(0) from peak areas cannot "
@@ -488,6 +497,13 @@ def pulsed_g2(correlation: Correlation | CrossCorrelation, sync_period_s: float 
                         "g2(0) cannot be trusted")
             a0_c, side_c, cov_c = a0_fit, a_fit, cov
             corrections.append("leakage")
+            err_c = math.sqrt(max(cov[0, 0] - 2 * (a0_fit / a_fit) * cov[0, 1]
+                                  + (a0_fit / a_fit) ** 2 * cov[1, 1], 0.0)) / a_fit
+            if trusted and err_c > 3 * g2_raw_err + 0.05:
+                trusted = False
+                note = (f"the tail correction is ill-determined (error {err_c:.2g} against "
+                        f"{g2_raw_err:.2g} for the raw ratio): the corrected g2(0) is not "
+                        "given")
     g2_lc = a0_c / side_c
     var = (cov_c[0, 0] - 2 * g2_lc * cov_c[0, 1] + g2_lc ** 2 * cov_c[1, 1]) / side_c ** 2
     g2_lc_err = math.sqrt(max(var, 0.0))
@@ -663,34 +679,38 @@ def _selected_decay(photons: PhotonList, keep: np.ndarray, decay: Decay) -> Deca
     return replace(decay, counts=counts)
 
 
-def gated_pulsed_g2(photons: PhotonList, decay: Decay, pulse_delay_s: Mapping[int, float],
-                    gate_s: float, *, det_a: int, det_b: int, max_lag_periods: float,
-                    bin_width_s: float, centre_lag_s: float | None = None,
-                    dark_counts_hz: float | tuple[float, float] | None = None
-                    ) -> tuple[Correlation, G2Result]:
+def gated_pulsed_g2(photons: PhotonList, decay: Decay | None,
+                    pulse_delay_s: Mapping[int, float], gate_s: float, *, det_a: int,
+                    det_b: int, max_lag_s: float, bin_width_s: float, sync_period_s: float,
+                    centre_lag_s: float, **g2_options: Any
+                    ) -> tuple[Correlation, G2Result, float]:
     """Time-gated pulsed g2(0): the correlation of the photons passing :func:`gate_mask`, with
     the peak shape from their own decays.
 
     Parameters
     ----------
     photons, decay, pulse_delay_s, gate_s
-        The photons, their delay histograms, each detector's pulse delay and the gate.
-    det_a, det_b, max_lag_periods, bin_width_s
-        As for :class:`~analysis.accumulators.CrossCorrelation`.
-    centre_lag_s
-        The zero-delay peak found in the ungated correlation (gating thins the peaks).
-    dark_counts_hz
-        As for :func:`pulsed_g2`.
+        The photons, their delay histograms (``None``: no tail correction), each detector's
+        pulse delay and the gate.
+    det_a, det_b, max_lag_s, bin_width_s
+        As for :class:`~analysis.accumulators.CrossCorrelation` (the ungated correlation's).
+    sync_period_s, centre_lag_s
+        The laser period and the zero-delay peak of the ungated correlation (gating thins the
+        peaks, so they are not looked for again).
+    **g2_options
+        Passed to :func:`pulsed_g2` (background options).
 
     Returns
     -------
-    (Correlation, G2Result)
+    (Correlation, G2Result, kept_fraction)
+        ``kept_fraction``: share of the photons that pass the gate.
     """
     keep = gate_mask(photons, pulse_delay_s, gate_s)
-    acc = CrossCorrelation(det_a, det_b, max_lag_periods=max_lag_periods,
-                           bin_width_s=bin_width_s)
+    acc = CrossCorrelation(det_a, det_b, max_lag_s=max_lag_s, bin_width_s=bin_width_s)
     acc.update(_selected(photons, keep))
     correlation = acc.result()
-    g2 = pulsed_g2(correlation, centre_lag_s=centre_lag_s, dark_counts_hz=dark_counts_hz,
-                   decay=_selected_decay(photons, keep, decay))
-    return correlation, g2
+    kept = float(keep.mean()) if keep.size else 0.0
+    g2 = pulsed_g2(correlation, sync_period_s, centre_lag_s=centre_lag_s,
+                   decay=None if decay is None else _selected_decay(photons, keep, decay),
+                   **g2_options)
+    return correlation, g2, kept

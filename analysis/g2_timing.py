@@ -25,7 +25,7 @@ Both work on a :class:`~analysis.accumulators.Correlation` of any timing (T2 or 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -362,23 +362,20 @@ negative values; it means an over-corrected background or a wrong peak)."""
 
 
 def _rebin(c: Correlation, width_s: float) -> Correlation:
+    """Sum an odd number of bins, so that lag 0 stays a bin centre."""
     k = max(1, int(round(width_s / c.bin_width_s)))
+    k += 1 - k % 2
     if k == 1:
         return c
-    m = (c.counts.size - 1) // 2
-    half = m // k  # whole coarse bins on each side of the centre one
-    lo = m - half * k - (k - 1) // 2
+    m = (c.counts.size - 1) // 2  # index of lag 0
+    half = (m - (k - 1) // 2) // k  # whole coarse bins on each side of the centre one
+    lo = m - (k - 1) // 2 - half * k
     n = 2 * half + 1
-    if lo < 0:
-        half -= 1
-        lo = m - half * k - (k - 1) // 2
-        n = 2 * half + 1
     counts = c.counts[lo:lo + n * k].reshape(n, k).sum(axis=1)
     w = k * c.bin_width_s
-    lags = (np.arange(n) - half) * w + (lo + (k - 1) / 2 - (m - half * k)) * c.bin_width_s
+    lags = (np.arange(n) - half) * w
     edges = np.concatenate((lags - w / 2, [lags[-1] + w / 2]))
-    return Correlation(lags, edges, counts, w, c.det_a, c.det_b, c.n_a, c.n_b, c.duration_s,
-                       c.sync_period_s, c.gate_s)
+    return replace(c, lags_s=lags, bin_edges_s=edges, counts=counts, bin_width_s=w)
 
 
 def _overlap_bias(c: Correlation, period: float, centre: float) -> float:
@@ -450,6 +447,12 @@ def analyze_g2(correlation: Correlation, stated_period_s: float | None = None, *
     G2Analysis
     """
     notes: list[str] = []
+    for det, n in ((correlation.det_a, correlation.n_a), (correlation.det_b, correlation.n_b)):
+        if n == 0:
+            notes.append(f"no photons on detector {det}: no g2 (choose the two HBT detectors "
+                         "with --detectors)")
+            return G2Analysis("none", None, None, None, None, None, None, None, None,
+                              bool(stated_period_s), tuple(notes))
     comb = find_period(correlation)
     period, source, offset = None, None, None
     decay_usable = bool(stated_period_s)
@@ -525,38 +528,25 @@ MIN_GATED_PAIRS = 20.0
 """Fewest pairs per side peak for a gated g2(0)."""
 
 
-def gated_g2(correlation: Correlation, ungated: G2Analysis, *, kept_fraction: float,
-             decay: DecayInput | None = None,
-             background_hz: tuple[float, float] | None = None,
-             background_err_hz: tuple[float, float] = (0.0, 0.0),
-             background_source: str = "background") -> tuple[G2Result | None, list[str]]:
-    """Time-gated g2(0) on the grid of the ungated analysis.
+def check_gated(res: G2Result, kept_fraction: float) -> tuple[float | None, list[str]]:
+    """The gated g2(0) to report, or ``None`` with the reason.
 
-    Not given when the gate leaves fewer than :data:`MIN_GATED_PAIRS` pairs per side peak or
-    keeps under 5 % of the photons (a decay as short as the gate: what passes is background).
+    Not given when the gate keeps under 5 % of the photons (a decay about as short as the gate:
+    what passes is background), leaves fewer than :data:`MIN_GATED_PAIRS` pairs per side peak,
+    when the peak model is not trusted, or when it is forbidden (below zero by errors).
     """
     notes: list[str] = []
-    if ungated.excitation != "pulsed" or ungated.zero is None or ungated.period_s is None:
-        return None, notes
     if kept_fraction < 0.05:
         notes.append(f"the time gate keeps {kept_fraction:.1%} of the photons (decay about as "
                      "short as the gate): no gated g2(0)")
         return None, notes
-    try:
-        res = pulsed_g2(correlation, ungated.period_s, centre_lag_s=ungated.zero.lag_s,
-                        decay=decay if ungated.decay_usable else None,
-                        background_hz=background_hz, background_err_hz=background_err_hz,
-                        background_source=background_source)
-    except ValueError as exc:
-        notes.append(f"gated g2 failed: {exc}")
-        return None, notes
-    if float(np.mean(res.side_areas)) < MIN_GATED_PAIRS:
-        notes.append(f"the time gate leaves {np.mean(res.side_areas):.1f} pairs per side peak: "
-                     "no gated g2(0)")
+    mean_side = float(np.mean(res.side_areas)) if res.side_areas.size else 0.0
+    if mean_side < MIN_GATED_PAIRS:
+        notes.append(f"the time gate leaves {mean_side:.1f} pairs per side peak: no gated g2(0)")
         return None, notes
     if res.note:
         notes.append("gated: " + res.note)
-    return res, notes
+    return checked(res.g2, res.g2_err, "gated g2(0)", notes), notes
 
 
 def decay_floor_background(decay: Decay, period_s: float, duration_s: float,
@@ -589,4 +579,4 @@ def decay_floor_background(decay: Decay, period_s: float, duration_s: float,
 
 
 __all__ = ["find_period", "PeriodFit", "zero_peak", "ZeroPeak", "Z_PICK", "analyze_g2",
-           "G2Analysis", "gated_g2", "correlation_range", "decay_floor_background", "checked"]
+           "G2Analysis", "check_gated", "correlation_range", "decay_floor_background", "checked"]

@@ -210,6 +210,7 @@ def save_result(result: ParticleResult) -> Path:
     if c is not None:
         data["classification"] = {"label": c["label"], "probability": c["probability"],
                                   "p_dimer": c["p_dimer"], "model": c["model"],
+                                  "reason": c.get("reason", ""),
                                   "evidence": dict(c["evidence"])}
     p = result.photons
     if p.trace is not None:

@@ -30,7 +30,14 @@ from analysis.accumulators import (
     Trace,
 )
 from analysis.blinking import BlinkingResult, PowerLawFit, analyse_blinking, to_json_types
-from analysis.g2 import CWG2, G2Result, cw_g2, gated_pulsed_g2, pulse_delays, pulsed_g2
+from analysis.g2 import CWG2, G2Result, gated_pulsed_g2, pulse_delays
+from analysis.g2_timing import (
+    G2Analysis,
+    analyze_g2,
+    check_gated,
+    correlation_range,
+    decay_floor_background,
+)
 from analysis.lifetimes import (
     LifetimeResult,
     fit_decay,
@@ -51,10 +58,10 @@ class AnalysisSettings:
         The two HBT detectors (a, b) correlated for g2; their photons make the trace.
     trace_bin_s
         Bin width of the intensity trace and the FLID.
-    g2_max_lag_periods
-        Correlation range in laser periods on each side of zero.
-    g2_bin_s
-        Correlation bin width.
+    delay_s
+        Delay of detector b behind detector a (cable delays) if known: the zero-delay peak is
+        the coincidence peak nearest it (``spad analyze --delay-ns``); default found from the
+        data.
     gate_s
         Time gate after the excitation pulse for the gated g2(0): photons arriving earlier are
         dropped (most biexciton photons).
@@ -67,17 +74,16 @@ class AnalysisSettings:
         :func:`irf_from_file` gives) or already summed; ``None`` to fit a Gaussian IRF.
     dark_counts_hz
         Dark count rate per detector for the g2 background correction, if known.
-    cw_max_lag_s, cw_bin_s
-        Correlation range and bin of g2(τ) when there is no laser period (continuous
-        excitation, or a detector on the sync input).
+    cw_bin_s
+        Bin of g2(τ) when the correlogram has no periodic structure (continuous excitation).
+        The correlation's range and bin follow the timing
+        (:func:`analysis.g2_timing.correlation_range`).
     """
 
     detectors: tuple[int, int] = (1, 2)
     trace_bin_s: float = 0.010
-    g2_max_lag_periods: float = 5.5
-    g2_bin_s: float = 0.5e-9
+    delay_s: float | None = None
     gate_s: float = 5e-9
-    cw_max_lag_s: float = 500e-9
     cw_bin_s: float = 1e-9
     confidence: float = 0.99
     decay_bin_s: float = 0.128e-9
@@ -110,6 +116,7 @@ class PhotonAnalysis:
     g2: G2Result | None = None
     g2_gated: G2Result | None = None
     g2_cw: CWG2 | None = None          # continuous excitation: normalised g2(τ)
+    g2_analysis: G2Analysis | None = None  # period, zero-delay peak and how they were found
     blinking: BlinkingResult | None = None
     lifetime_bright: LifetimeResult | None = None
     lifetime_all: LifetimeResult | None = None
@@ -215,8 +222,9 @@ class _Accumulated:
 def accumulate(source: Iterable[PhotonChunk] | Any, s: AnalysisSettings) -> _Accumulated:
     """Feed every chunk of ``source`` once to the streaming accumulators.
 
-    The correlation is pulsed (± ``g2_max_lag_periods`` periods) when the stream has a laser
-    period and the sync input carries the laser, else continuous (± ``cw_max_lag_s``).
+    The correlation spans several laser periods (or 1 µs without a stated period, to find a
+    comb or show g2(τ)); decays are histogrammed when the stream states a laser period and the
+    sync input carries the laser.
     """
     det_a, det_b = s.detectors
     trace = IntensityTrace(s.trace_bin_s, s.detectors)
@@ -230,10 +238,8 @@ def accumulate(source: Iterable[PhotonChunk] | Any, s: AnalysisSettings) -> _Acc
             timing = chunk.timing
             # A laser period is usable only if the sync input carries the laser, not a detector.
             pulsed = bool(timing.sync_period) and SYNC not in s.detectors
-            corr = (CrossCorrelation(det_a, det_b, max_lag_periods=s.g2_max_lag_periods,
-                                     bin_width_s=s.g2_bin_s) if pulsed else
-                    CrossCorrelation(det_a, det_b, max_lag_s=s.cw_max_lag_s,
-                                     bin_width_s=s.cw_bin_s))
+            lag_s, width_s = correlation_range(timing.sync_period if pulsed else None)
+            corr = CrossCorrelation(det_a, det_b, max_lag_s=lag_s, bin_width_s=width_s)
             acc = _Accumulated(timing, pulsed, trace, collector, decay, corr, flid)
             accs = [trace, collector, *([decay] if pulsed else []), corr,
                     *([flid] if timing.is_t3 else [])]
@@ -308,39 +314,100 @@ def lifetime_step(out: PhotonAnalysis, acc: _Accumulated, photons: PhotonList,
         out.notes.append(f"bright-state fit failed: {exc}")
 
 
-def pulsed_g2_step(out: PhotonAnalysis, acc: _Accumulated, photons: PhotonList,
-                   s: AnalysisSettings) -> None:
-    """Pulsed g2(0), raw and time-gated (the gate of :func:`analysis.g2.gate_mask`)."""
-    out.correlation = acc.correlation.result()
-    try:
-        # the decay histograms give the peak shape: corrects the tails across windows
-        g2 = pulsed_g2(out.correlation, dark_counts_hz=s.dark_counts_hz, decay=out.decay)
-        out.g2, out.g2_zero, out.g2_zero_err = g2, g2.g2, g2.g2_err
-        out.g2_zero_raw, out.g2_zero_raw_err = g2.g2_raw, g2.g2_raw_err
-    except ValueError as exc:
-        out.notes.append(f"g2 failed: {exc}")
-    if not out.pulse_delay_s or out.g2 is None:
+def _honest_lifetime(out: PhotonAnalysis, period_s: float) -> None:
+    """Drop a bright-state lifetime physics or its error does not support (note why)."""
+    tau, err = out.lifetime_ns, out.lifetime_err_ns
+    if tau is None:
         return
+    why = None
+    if tau > period_s * 1e9:
+        why = f"longer than the laser period ({period_s * 1e9:.1f} ns)"
+    elif err is None or not np.isfinite(err) or err > tau:
+        why = "its standard error is larger than itself"
+    if why:
+        err_s = "nan" if err is None else f"{err:.3g}"
+        out.notes.append(f"bright-state lifetime {tau:.3g} +/- {err_s} ns not given: {why}")
+        out.lifetime_ns = out.lifetime_err_ns = None
+    if out.lifetime_all_ns is not None and out.lifetime_all_ns > period_s * 1e9:
+        out.notes.append(f"whole-decay lifetime {out.lifetime_all_ns:.3g} ns not given: longer "
+                         "than the laser period")
+        out.lifetime_all_ns = None
+
+
+def _background(out: PhotonAnalysis, acc: _Accumulated, s: AnalysisSettings
+                ) -> tuple[dict[str, Any], float | None]:
+    """Background options for :func:`~analysis.g2_timing.analyze_g2` and the total rate.
+
+    Given dark counts win; else the decay fit's flat floor (T3 with a laser period); else none.
+    """
+    det_a, det_b = s.detectors
+    if s.dark_counts_hz is not None:
+        b = (float(s.dark_counts_hz),) * 2
+        return {"background_hz": b, "background_source": "dark counts"}, sum(b)
+    fit = out.lifetime_all
+    # only a decay fit that was believed (its lifetime survived the checks) gives a floor
+    if (fit is None or out.decay is None or out.lifetime_all_ns is None
+            or not np.isfinite(fit.background)):
+        return {}, None
+    duration = acc.correlation.result().duration_s
+    b, db = decay_floor_background(out.decay, acc.timing.sync_period, duration,
+                                   float(fit.background), float(fit.background_err or 0.0),
+                                   out.decay.bin_width_s, det_a, det_b)
+    return ({"background_hz": b, "background_err_hz": db,
+             "background_source": "decay floor"}, sum(b))
+
+
+def g2_step(out: PhotonAnalysis, acc: _Accumulated, photons: PhotonList,
+            s: AnalysisSettings, background: dict[str, Any], background_cps: float | None,
+            ) -> None:
+    """g2 on any timing (:func:`analysis.g2_timing.analyze_g2`): pulsed peak areas when the
+    correlogram has a comb or the file a laser period, else g2(τ); then the time-gated g2(0)
+    on the same grid (the gate of :func:`analysis.g2.gate_mask`)."""
+    out.correlation = acc.correlation.result()
+    stated = acc.timing.sync_period if acc.pulsed else None
+    res = analyze_g2(out.correlation, stated, decay=out.decay if acc.pulsed else None,
+                     delay_s=s.delay_s, cw_bin_s=s.cw_bin_s, **background)
+    out.g2_analysis = res
+    out.notes.extend(res.notes)
+    out.g2_excitation, out.g2_period_s = res.excitation, res.period_s
+    out.g2_zero, out.g2_zero_err = res.g2_zero, res.g2_zero_err
+    out.g2_cw = res.cw
+    if res.pulsed is None:
+        return
+    g2 = res.pulsed
+    out.g2 = g2
+    out.g2_zero_delay_s = res.zero.lag_s if res.zero is not None else None
+    out.g2_zero_raw, out.g2_zero_raw_err = g2.g2_raw, g2.g2_raw_err
+    out.g2_correction = g2.correction
+    if background.get("background_source", "-") in g2.correction:
+        out.g2_background_cps = background_cps
+    if not out.pulse_delay_s or not res.decay_usable:
+        return
+    gated_bg = dict(background)
+    if "background_hz" in gated_bg:
+        # background passes the gate for the part of the period after it
+        period = res.period_s
+        frac = [max(0.0, period - out.pulse_delay_s.get(d, 0.0) - s.gate_s) / period
+                for d in s.detectors]
+        gated_bg["background_hz"] = tuple(b * f for b, f in
+                                          zip(gated_bg["background_hz"], frac, strict=True))
+        if "background_err_hz" in gated_bg:
+            gated_bg["background_err_hz"] = tuple(
+                e * f for e, f in zip(gated_bg["background_err_hz"], frac, strict=True))
+    lag_s, width_s = correlation_range(stated)
     try:
-        out.correlation_gated, g2g = gated_pulsed_g2(
+        out.correlation_gated, g2g, kept = gated_pulsed_g2(
             photons, out.decay, out.pulse_delay_s, s.gate_s, det_a=s.detectors[0],
-            det_b=s.detectors[1], max_lag_periods=s.g2_max_lag_periods, bin_width_s=s.g2_bin_s,
-            centre_lag_s=out.g2.centre_lag_s, dark_counts_hz=s.dark_counts_hz)
-        out.g2_gated, out.g2_zero_gated, out.g2_zero_gated_err = g2g, g2g.g2, g2g.g2_err
+            det_b=s.detectors[1], max_lag_s=lag_s, bin_width_s=width_s,
+            sync_period_s=res.period_s, centre_lag_s=g2.centre_lag_s, **gated_bg)
     except ValueError as exc:
         out.notes.append(f"gated g2 failed: {exc}")
-
-
-def cw_g2_step(out: PhotonAnalysis, acc: _Accumulated) -> None:
-    """Continuous excitation (or no usable sync): normalised g2(τ); g2(0) is the zero bin."""
-    out.correlation = acc.correlation.result()
-    try:
-        cw = cw_g2(out.correlation)
-        k0 = int(np.argmin(np.abs(cw.lags_s)))
-        out.g2_cw = cw
-        out.g2_zero, out.g2_zero_err = float(cw.g2[k0]), float(cw.g2_err[k0])
-    except ValueError as exc:
-        out.notes.append(f"g2(τ) failed: {exc}")
+        return
+    value, notes = check_gated(g2g, kept)
+    out.notes.extend(notes)
+    out.g2_gated = g2g
+    out.g2_zero_gated = value
+    out.g2_zero_gated_err = g2g.g2_err if value is not None else None
 
 
 def analyze_photons(source: Iterable[PhotonChunk] | Any,
@@ -348,8 +415,8 @@ def analyze_photons(source: Iterable[PhotonChunk] | Any,
     """Run every photon analysis on one particle.
 
     The steps, each a function of this module: :func:`accumulate` (one pass over the stream),
-    :func:`blinking_step`, :func:`lifetime_step` (with a laser period), :func:`pulsed_g2_step`
-    or :func:`cw_g2_step`.
+    :func:`blinking_step`, :func:`lifetime_step` (with a laser period the correlogram does not
+    contradict) and :func:`g2_step`.
 
     Parameters
     ----------
@@ -382,13 +449,26 @@ def analyze_photons(source: Iterable[PhotonChunk] | Any,
         out.notes.append(f"only {n} photons on detectors {s.detectors}: nothing to analyse")
         return out
     blinking_step(out, times, s)
+    background: dict[str, Any] = {}
+    background_cps = None
     if acc.pulsed:
-        lifetime_step(out, acc, photons, times, order, s)
-        pulsed_g2_step(out, acc, photons, s)
+        # the period decision first: a divided sync makes the delay histograms no decays
+        first = analyze_g2(acc.correlation.result(), acc.timing.sync_period)
+        if first.decay_usable:
+            lifetime_step(out, acc, photons, times, order, s)
+            _honest_lifetime(out, acc.timing.sync_period)
+            background, background_cps = _background(out, acc, s)
+        else:
+            out.decay = acc.decay.result()
+            out.notes.append("no lifetime: the file's sync period is not the laser's")
     else:
-        out.notes.append("no laser period (no sync rate, or a detector on the sync input): "
-                         "no decay or lifetime; g2 is g2(τ) for continuous excitation")
-        cw_g2_step(out, acc)
+        out.notes.append("no laser period in the file (no sync rate, or a detector on the sync "
+                         "input): no decay or lifetime")
+        if s.dark_counts_hz is not None:
+            background = {"background_hz": (float(s.dark_counts_hz),) * 2,
+                          "background_source": "dark counts"}
+            background_cps = 2 * float(s.dark_counts_hz)
+    g2_step(out, acc, photons, s, background, background_cps)
     if acc.timing.is_t3:
         out.flid = acc.flid.result()
     return out

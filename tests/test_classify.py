@@ -74,7 +74,7 @@ def test_photons_alone_use_the_photon_model(clf: Classifier) -> None:
 def test_missing_photon_features_give_uncertain(clf: Classifier) -> None:
     c = clf.classify({"g2_zero": 0.1})
     assert c.label == "uncertain"
-    assert "lifetime_ns" in c.model
+    assert "lifetime_ns" in c.reason and c.probability is None
 
 
 def test_ambiguous_particle_is_uncertain(clf: Classifier) -> None:
@@ -92,7 +92,8 @@ def test_far_outside_the_calibration_gives_no_verdict(clf: Classifier) -> None:
     r["lifetime_ns"] = 900.0  # a micro-second "lifetime": not a QD the model has seen
     c = clf.classify(r)
     assert c.label == "uncertain"
-    assert "outside the calibrated range: lifetime_ns" in c.model
+    assert "outside the calibrated range: lifetime_ns" in c.reason
+    assert c.probability is None and c.p_dimer is None
 
 
 def test_save_and_load_round_trip(clf: Classifier, tmp_path) -> None:

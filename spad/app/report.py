@@ -134,7 +134,8 @@ def particle_figure(r: ParticleResult, path: str | Path) -> Path:
     _trace_panels(fig.add_subplot(gs[1, 0]), fig.add_subplot(gs[1, 1]), r)
     _decay_panel(fig.add_subplot(gs[1, 2]), r)
     c = r.classification
-    verdict = "" if c is None else f" — {c.label} (p = {c.probability:.2f})"
+    verdict = ("" if c is None else f" — {c.label}" + (
+        "" if c.probability is None else f" (p = {c.probability:.2f})"))
     fig.suptitle(f"{Path(r.file).name}{verdict}", fontsize=11)
     fig.tight_layout()
     path = Path(path)
