@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[gui,instruments,test]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -37,7 +37,7 @@ lint: $(STAMP)
 # Speed measurements (figures printed, nothing asserted). bench_analyze simulates 100
 # particles on its first run (~10 min), then reuses them.
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
+	$(BIN)/python -m pip install --quiet -e ".[gui,instruments,test,bench]"
 	for b in tests/benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:

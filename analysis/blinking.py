@@ -1,6 +1,6 @@
 """Blinking of single emitters: ON/OFF threshold, intensity levels, dwell times, flicker metrics.
 
-Methods (DOMAIN.md §3):
+Methods (docs/methods.md, "Intensity trace and blinking"):
 
 - the ON/OFF threshold of a binned intensity trace comes from a two-component Poisson (or
   Gaussian) mixture fitted by EM to the counts per bin; the threshold is the count at which both

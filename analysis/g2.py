@@ -1,7 +1,7 @@
 """Second-order correlation g2 from a cross-correlation histogram.
 
 - :func:`pulsed_g2`: g2(0) under pulsed excitation, the area of the zero-delay peak over the mean
-  area of the side peaks, each integrated over +/- T/2 around the peak (DOMAIN.md section 3).
+  area of the side peaks, each integrated over +/- T/2 around the peak (docs/methods.md, "g2").
 - :func:`cw_g2`: normalised g2(tau) under continuous excitation.
 - :func:`gate_mask` and :func:`gated_pulsed_g2`: the time gate, defined here once (see below).
 

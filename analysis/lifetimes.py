@@ -1,6 +1,7 @@
 """Fluorescence decay fitting: multi-exponential decays under periodic excitation.
 
-Model (DOMAIN.md §3): counts in TCSPC bin i are
+Model (docs/methods.md, "Decays and lifetimes"; Maus et al., Anal. Chem. 73, 2078 (2001)):
+counts in TCSPC bin i are
 
     m_i = b + sum_j a_j * integral over bin i of (IRF (*) f_j)(t - s) dt,
     f_j(t) = exp(-(t mod T)/tau_j) / (tau_j (1 - exp(-T/tau_j))),

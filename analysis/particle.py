@@ -171,32 +171,15 @@ def classify_session(results: Sequence[ParticleResult], reference_ev: float | No
     return ref
 
 
-ANALYSIS_GROUP = "analysis"
-"""Group under ``/user`` where :func:`save_result` stores a particle's results."""
-
-
-def result_path(particle_file: str | Path) -> Path:
-    """Where a particle's results are stored: the file itself if it is HDF5 (Photon-HDF5
-    particle file), else its ``.user.h5`` sidecar (PTU, PT3, HT3 recordings stay untouched)."""
-    from spad.formats.photon_hdf5 import is_photon_hdf5
-    from spad.particle import sidecar_path
-
-    p = Path(particle_file)
-    return p if is_photon_hdf5(p) else sidecar_path(p)
-
-
 def save_result(result: ParticleResult) -> Path:
-    """Store the results of one particle under ``/user/analysis`` (replacing earlier ones).
+    """Store the results of one particle under ``/user/analysis`` of its particle file (or
+    sidecar), replacing earlier ones; the layout is :func:`spad.particle.write_analysis_group`'s.
 
-    Layout: ``summary/`` (the scalar fields of the JSON record, units in their names),
-    ``classification/`` (label, probability, p_dimer, model, ``evidence/``), ``trace/``
-    (``bin_edges_s``, ``counts`` per detector), ``decay/`` (``bin_edges_s``, ``counts``),
-    ``correlation/`` (``lags_s``, ``counts``), and ``result_json``: everything, as JSON text.
-    Nothing else in the file is touched.
+    Returns the file written.
     """
     import json
 
-    from spad.formats.photon_hdf5 import write_user_group
+    from spad.particle import write_analysis_group
 
     rec = result.record()
     data: dict[str, Any] = {
@@ -219,6 +202,4 @@ def save_result(result: ParticleResult) -> Path:
         data["decay"] = {"bin_edges_s": p.decay.bin_edges_s, "counts": p.decay.counts}
     if p.correlation is not None:
         data["correlation"] = {"lags_s": p.correlation.lags_s, "counts": p.correlation.counts}
-    target = result_path(result.file)
-    write_user_group(target, ANALYSIS_GROUP, data)
-    return target
+    return write_analysis_group(result.file, data)

@@ -1,4 +1,5 @@
-"""EMCCD noise model: photons on the chip to ADU frames (DOMAIN.md §4).
+"""EMCCD noise model: photons on the chip to ADU frames (docs/physics.md, "Instruments";
+Robbins & Hadwen, IEEE Trans. Electron Devices 50, 1227 (2003)).
 
 Per output pixel and frame:
 

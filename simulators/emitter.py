@@ -12,7 +12,7 @@ Nano Lett. 2011).
 Blinking is a semi-Markov process over :class:`State` objects, each with its own yield,
 (multi-exponential) decay and a power-law dwell-time law (:class:`PowerLaw`, optionally with an
 exponential cut-off). Presets :func:`monomer`, :func:`dimer` and :func:`pair` follow
-/work/shared/DOMAIN.md sections 1 and 5. All quantities are SI: seconds, Hz, eV.
+docs/physics.md ("Monomer or dimer", "Typical numbers"). All quantities are SI: seconds, Hz, eV.
 """
 
 from __future__ import annotations

@@ -215,7 +215,8 @@ def spectral_diffusion(n_frames: int, exposure_s: float, rms_ev: float, correlat
 
 @dataclass(frozen=True)
 class SpectrumSetup:
-    """Spectrograph, camera and acquisition settings (defaults as DOMAIN.md §1).
+    """Spectrograph, camera and acquisition settings (defaults as in docs/physics.md,
+    "The experiment").
 
     Parameters
     ----------

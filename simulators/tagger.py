@@ -68,6 +68,7 @@ class SimulatedTagger(TimeTagger):
         self._buffer = np.zeros(0, np.uint32)
         self._pos = 0
         self._running = False
+        self._opened = False
         self._last_rates = [0.0, 0.0]
         # Finest binning whose 15-bit TCSPC range still covers the laser period.
         bins = 1.0 / (self._rep_rate * self.base_resolution_s)
@@ -122,6 +123,8 @@ class SimulatedTagger(TimeTagger):
     # -- acquisition --------------------------------------------------------------------------
 
     def start(self, duration_s: float) -> None:
+        if not self._opened:
+            raise DeviceError(self.name, "not opened: call open() first, or use `with tagger:`")
         if self._running:
             raise DeviceError(self.name, "a measurement is already running")
         if not (duration_s > 0 and math.isfinite(duration_s)):
@@ -186,5 +189,12 @@ class SimulatedTagger(TimeTagger):
                     rate * (1 - s) + self._det.dark_rate_hz[1]]
         return list(self._last_rates)
 
+    def open(self) -> None:
+        self._opened = True
+
+    def is_opened(self) -> bool:
+        return self._opened
+
     def close(self) -> None:
         self.stop()
+        self._opened = False

@@ -11,7 +11,11 @@ Layout (Photon-HDF5 0.5, measurement_type ``"generic"``, valid for phconvert's c
   ``signal_rows``, ``background_rows`` (``[start, stop)`` frame rows, or None), ``source``,
   ``metadata/`` (read mode, tracks, sensor, frame start times ``frame_start_s``);
 - ``/user/ground_truth``: for simulated particles, what was simulated (state timeline,
-  parameters, expected g2(0), peak energies, shift...).
+  parameters, expected g2(0), peak energies, shift...);
+- ``/user/analysis``: the results of ``spad analyze --save`` (see
+  :func:`write_analysis_group`).
+
+This module owns the ``/user`` layout: every group under ``/user`` is written and read here.
 
 With PTU output the photons go to ``FILE.ptu`` and the ``/user`` groups to the sidecar
 ``FILE.user.h5`` (same ``/user/spectrum`` and ``/user/ground_truth`` layout, so one reader
@@ -42,6 +46,7 @@ SIDECAR_SUFFIX = ".user.h5"
 
 SPECTRUM_GROUP = "spectrum"
 TRUTH_GROUP = "ground_truth"
+ANALYSIS_GROUP = "analysis"
 LAYOUT = "spad particle 1"
 """Version tag stored as ``/user/spectrum/layout``."""
 
@@ -354,3 +359,34 @@ def read_particle(path: str | os.PathLike[str], photons: bool = True) -> Particl
         except OSError as exc:
             raise FormatError(user, f"cannot read the particle's /user groups: {exc}") from None
     return Particle(measurement, spectrum, truth, str(path))
+
+
+def analysis_path(particle_file: str | os.PathLike[str]) -> Path:
+    """Where a particle's results are stored: the file itself if it is HDF5 (a Photon-HDF5
+    particle file), else its ``.user.h5`` sidecar (PTU, PT3, HT3 recordings stay untouched)."""
+    from spad.formats.photon_hdf5 import is_photon_hdf5
+
+    p = Path(particle_file)
+    return p if is_photon_hdf5(p) else sidecar_path(p)
+
+
+def write_analysis_group(particle_file: str | os.PathLike[str], data: Mapping[str, Any]
+                         ) -> Path:
+    """Store one particle's analysis results under ``/user/analysis`` (replacing earlier ones).
+
+    Layout (what :func:`analysis.particle.save_result` passes): ``summary/`` (the scalar fields
+    of the JSON record, named with their units, as declared in ``analysis/schema.py``),
+    ``classification/`` (label, probability, p_dimer, model, ``evidence/``), ``trace/``
+    (``bin_edges_s``, ``counts`` per detector), ``decay/`` (``bin_edges_s``, ``counts``),
+    ``correlation/`` (``lags_s``, ``counts``), and ``result_json``: everything, as JSON text.
+    Nothing else in the file is touched.
+
+    Returns
+    -------
+    The file written (:func:`analysis_path`).
+    """
+    from spad.formats.photon_hdf5 import write_user_group
+
+    target = analysis_path(particle_file)
+    write_user_group(target, ANALYSIS_GROUP, data)
+    return target

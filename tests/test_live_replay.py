@@ -17,7 +17,7 @@ from spad.photons import PhotonChunk
 def test_live_analysis_equals_replay_of_the_recording(tmp_path) -> None:
     tagger = SimulatedTagger(monomer(), Detection(), seed=11, fifo_records=4096)
     path = tmp_path / "live.ptu"
-    with PtuWriter(path, tagger.record_type, tagger.timing) as writer:
+    with tagger, PtuWriter(path, tagger.record_type, tagger.timing) as writer:
         live = list(live_chunks(tagger, 3.0, sink=writer))
     assert len(live) > 10  # really streamed in many FIFO reads
     live_result = analyze_photons(iter(live))
@@ -31,5 +31,5 @@ def test_live_analysis_equals_replay_of_the_recording(tmp_path) -> None:
 
 def test_bad_duration_is_refused() -> None:
     tagger = SimulatedTagger(monomer(), Detection(), seed=1)
-    with pytest.raises(ValueError, match="duration_s"):
+    with tagger, pytest.raises(ValueError, match="duration_s"):
         next(live_chunks(tagger, 0.0))

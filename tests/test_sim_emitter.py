@@ -47,7 +47,8 @@ def test_pulse_moments_match_direct_enumeration() -> None:
 
 
 def test_two_equal_emitters_give_the_domain_formula() -> None:
-    # DOMAIN.md: (I1^2 g1 + I2^2 g2 + 2 I1 I2)/(I1+I2)^2 = 0.55 for equal emitters, g = 0.1.
+    # docs/physics.md, "Two emitters in one focus":
+    # (I1^2 g1 + I2^2 g2 + 2 I1 I2)/(I1+I2)^2 = 0.55 for equal emitters, g = 0.1.
     e = monomer(blinking=False, mean_excitations=1e-4, bx_qy_ratio=0.1)
     assert g2_zero([e, e]) == pytest.approx(0.55, abs=1e-3)
     # Unequal brightness: the formula with the single-emitter g2 values.

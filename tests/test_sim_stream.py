@@ -311,6 +311,7 @@ def test_bad_arguments() -> None:
 
 def test_simulated_tagger_t3_records_match_the_stream() -> None:
     tagger = SimulatedTagger(monomer(), seed=19, fifo_records=5000)
+    tagger.open()
     cfg = tagger.configure("T3", binning=5, offsets_s=(1e-9,))
     assert cfg.binning == 5 and tagger.timing.nanotime_unit == 32e-12
     tagger.start(0.5)
@@ -328,6 +329,10 @@ def test_simulated_tagger_t3_records_match_the_stream() -> None:
 
 def test_simulated_tagger_t2_records_syncs_and_stops() -> None:
     tagger = SimulatedTagger(monomer(), seed=20)
+    with pytest.raises(DeviceError, match="not opened"):
+        tagger.start(1.0)
+    tagger.open()
+    assert tagger.is_opened()
     tagger.configure("T2", sync_divider=16)
     assert tagger.record_type == "HydraHarp2T2"
     tagger.start(10.0)
@@ -344,6 +349,8 @@ def test_simulated_tagger_t2_records_syncs_and_stops() -> None:
         tagger.configure("T3", binning=0)  # 200 ns in 1 ps bins: beyond 15 bits
     with pytest.raises(DeviceError, match="start"):
         SimulatedTagger(monomer()).read()
+    tagger.close()
+    assert not tagger.is_opened()
 
 
 def test_encoder_accepts_stream_chunks_in_order() -> None:

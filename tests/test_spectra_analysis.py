@@ -291,7 +291,7 @@ def test_kinetic_series_end_to_end():
 def test_running_median_matches_ndimage():
     from scipy import ndimage
 
-    from analysis.spectra import _running_median
+    from analysis.spectrum_frames import _running_median
 
     rng = np.random.default_rng(5)
     for n in (1, 2, 6, 7, 40):
@@ -305,7 +305,7 @@ def test_running_median_matches_ndimage():
 
 
 def test_median_inplace_matches_numpy():
-    from analysis.spectra import _median_inplace
+    from analysis.spectrum_frames import _median_inplace
 
     rng = np.random.default_rng(6)
     for n in (1, 2, 3, 750, 751):
@@ -317,7 +317,7 @@ def test_cosmic_mask_matches_plain_formulation():
     """The numba pass gives the mask of the ndimage formulation it replaced."""
     from scipy import ndimage
 
-    from analysis.spectra import _neighbours, _noise_floor
+    from analysis.spectrum_frames import _neighbours, _noise_floor
 
     rng = np.random.default_rng(7)
     frames = rng.poisson(3.0, size=(40, 5, 60)).astype(float) * 20.0
@@ -343,7 +343,7 @@ def test_cosmic_mask_matches_plain_formulation():
 
 def test_median_sampled_matches_numpy():
     """Exact on ties, sorted input (the sample then misses the middle) and every size."""
-    from analysis.spectra import _SAMPLE, _median_sampled
+    from analysis.spectrum_frames import _SAMPLE, _median_sampled
 
     rng = np.random.default_rng(8)
     buf, sample = np.empty(2000), np.empty(_SAMPLE)
@@ -359,7 +359,7 @@ def test_peak_model_matches_lmfit_lineshapes(shape):
     """The hand-written peaks are lmfit's line shapes (same names, same values)."""
     import lmfit
 
-    from analysis.spectra import _PeakFit
+    from analysis.spectrum_fit import _PeakFit
 
     x = np.linspace(1.8, 2.2, 300)
     per_ev = np.linspace(0.9, 1.1, 300)

@@ -8,7 +8,7 @@ from typing import Self
 
 
 class Instrument(ABC):
-    """Base of the instrument interfaces (camera, spectrograph).
+    """Base of every instrument interface (camera, spectrograph, time tagger), real or simulated.
 
     ``with instrument:`` opens it and closes it again, also after an error, so a failed
     acquisition never leaves a device claimed.

@@ -1,8 +1,9 @@
 """The spectroscopy camera interface shared by the Andor iXon driver and the simulated EMCCD.
 
-Modelled on pylablib's ``AndorSDK2Camera`` (DOMAIN.md §4) so that the real driver is a thin
-wrapper, in the Qudi style of one abstract class per instrument kind. Units: seconds, degrees
-Celsius for the sensor temperature (what the camera reports), pixels for geometry, ADU for data.
+Modelled on pylablib's ``AndorSDK2Camera`` (pylablib docs, "Andor cameras") so that the real
+driver is a thin wrapper, in the Qudi style of one abstract class per instrument kind. Units:
+seconds, degrees Celsius for the sensor temperature (what the camera reports), pixels for
+geometry, ADU for data.
 
 Frames come out as numpy arrays, one per acquired frame, with columns along the spectrograph's
 dispersion axis: ``(n_columns,)`` in ``"fvb"`` and ``"single_track"`` modes, ``(n_tracks,

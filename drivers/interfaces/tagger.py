@@ -9,22 +9,22 @@ gives their units as a :class:`spad.photons.Timing`.
 
 Typical use::
 
-    tagger.configure(mode="T3", sync_divider=1, binning=4)   # 16 ps bins
-    tagger.start(duration_s=60.0)
-    while (records := tagger.read()) is not None:
-        sink(records)
-    tagger.close()
+    with tagger:                                           # open ... close
+        tagger.configure(mode="T3", sync_divider=1, binning=4)   # 16 ps bins
+        tagger.start(duration_s=60.0)
+        while (records := tagger.read()) is not None:
+            sink(records)
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import TracebackType
 
 import numpy as np
 
+from drivers.interfaces.base import Instrument
 from spad.photons import Mode, Timing
 
 __all__ = ["TaggerConfig", "TimeTagger"]
@@ -72,12 +72,13 @@ class TaggerConfig:
         return self.offsets_s[detector - 1] if detector <= len(self.offsets_s) else 0.0
 
 
-class TimeTagger(ABC):
+class TimeTagger(Instrument):
     """A time tagger producing raw TTTR records.
 
     Subclasses implement the hardware (or simulation) calls; the order of use is
-    :meth:`configure` -> :meth:`start` -> :meth:`read` until ``None`` (or :meth:`stop`) ->
-    :meth:`close`. Problems with the device raise ``spad.errors.DeviceError``.
+    :meth:`open` -> :meth:`configure` -> :meth:`start` -> :meth:`read` until ``None`` (or
+    :meth:`stop`) -> :meth:`close` (``with tagger:`` opens and closes). Problems with the
+    device raise ``spad.errors.DeviceError``.
     """
 
     name: str = "time tagger"
@@ -137,13 +138,3 @@ class TimeTagger(ABC):
     @abstractmethod
     def count_rates_hz(self) -> list[float]:
         """Current count rate of each detector input, Hz."""
-
-    def close(self) -> None:  # noqa: B027 - devices holding a handle override this
-        """Release the device (stops a running measurement)."""
-
-    def __enter__(self) -> TimeTagger:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()

@@ -29,7 +29,7 @@ def live_chunks(tagger: TimeTagger, duration_s: float, sink: ChunkSink | None = 
     Parameters
     ----------
     tagger
-        A configured time tagger (real or simulated).
+        An opened, configured time tagger (real or simulated).
     duration_s
         Measurement time in seconds.
     sink

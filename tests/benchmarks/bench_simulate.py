@@ -60,6 +60,7 @@ def bench_tagger(duration_s: float = 1.0) -> None:
 
     def run(seed: int, duration: float = duration_s) -> int:
         tagger = SimulatedTagger(bright, det, seed=seed)
+        tagger.open()
         tagger.configure("T3", binning=0)  # 1 ps bins: 12.5 ns period = 12500 bins
         tagger.start(duration)
         while tagger.read() is not None:
