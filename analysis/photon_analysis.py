@@ -258,6 +258,13 @@ def blinking_step(out: PhotonAnalysis, times: np.ndarray, s: AnalysisSettings) -
     out.n_levels = blink.n_states
     out.intermediate_fraction = blink.intermediate_fraction
     out.fano_factor = blink.fano_factor
+    counts = np.asarray(out.trace.counts, dtype=float).sum(axis=0) if out.trace is not None \
+        else np.zeros(0)
+    # drop the last, partial bin; Poisson noise adds the mean to the variance
+    counts = counts[:-1] if counts.size > 2 else counts
+    mean = float(counts.mean()) if counts.size else 0.0
+    out.intensity_excess_var = ((float(counts.var()) - mean) / mean ** 2 if mean > 0
+                                else None)
     out.bimodality_coefficient = blink.bimodality_coefficient
     out.alpha_on = _alpha(blink.on_fit)
     out.alpha_off = _alpha(blink.off_fit)

@@ -112,10 +112,17 @@ FIELDS: tuple[Field, ...] = (
     Field("on_fraction", "", "fraction of trace bins above the ON/OFF threshold of the "
           "two-state mixture", _P, feature=_P),
     Field("n_levels", "", "number of intensity states selected by BIC after change-point "
-          "detection", _P, feature=_P),
+          "detection (grows with the count rate and duration: reported, not a classifier "
+          "feature)", _P),
     Field("intermediate_fraction", "", "fraction of time in states between the dimmest and "
-          "the brightest", _P, feature=_P),
-    Field("fano_factor", "", "variance / mean of the binned counts", _P, feature=_P),
+          "the brightest (depends on how many levels the count rate resolves: not a classifier "
+          "feature)", _P),
+    Field("fano_factor", "", "variance / mean of the binned counts (grows with the count "
+          "rate: not a classifier feature)", _P),
+    Field("intensity_excess_var", "", "(variance - mean) / mean² of the binned counts: the "
+          "squared relative intensity fluctuation with the Poisson noise removed, the same at "
+          "any count rate for a given blinking pattern (0 for a steady emitter)", _P,
+          feature=_P),
     Field("bimodality_coefficient", "", "Sarle's bimodality coefficient of the binned counts",
           _P, record=False),
     Field("alpha_on", "", "exponent of the ON dwell-time distribution by maximum likelihood "
