@@ -111,6 +111,7 @@ class PhotonAnalysis:
     decay: Decay | None = None
     decay_fitted: np.ndarray | None = None       # detectors summed after alignment, one period
     decay_fitted_edges_s: np.ndarray | None = None
+    decay_bright: np.ndarray | None = None       # bright-state decay on the same bins (fitted)
     correlation: Correlation | None = None
     correlation_gated: Correlation | None = None
     g2: G2Result | None = None
@@ -150,7 +151,7 @@ class PhotonAnalysis:
         """Everything as nested JSON types (arrays as lists)."""
         d = self.summary()
         d["pulse_delay_s"] = {str(k): v for k, v in self.pulse_delay_s.items()}
-        for name in ("decay_fitted", "decay_fitted_edges_s"):
+        for name in ("decay_fitted", "decay_fitted_edges_s", "decay_bright"):
             v = getattr(self, name)
             d[name] = None if v is None else v.tolist()
         d["notes"] = list(self.notes)
@@ -312,6 +313,7 @@ def lifetime_step(out: PhotonAnalysis, acc: _Accumulated, photons: PhotonList,
         bright = (fit_decay_select(on, edges, period, max_exp=2, irf=irf)
                   if on is not None and on.sum() >= 200 else None)
         if bright is not None:
+            out.decay_bright = np.asarray(on, dtype=np.float64)
             out.lifetime_bright = bright
             out.lifetime_ns = bright.tau_intensity_mean * 1e9
             out.lifetime_err_ns = bright.tau_intensity_mean_err * 1e9

@@ -68,6 +68,8 @@ def _trace_panels(ax: Any, axh: Any, r: ParticleResult) -> None:
 
 
 def _decay_panel(ax: Any, r: ParticleResult) -> None:
+    """The bright-state decay and the fit whose lifetime is quoted, with its residuals below
+    (the whole decay in grey); without a bright-state fit, the whole decay and its fit."""
     p = r.photons
     if p.decay_fitted is None or p.decay_fitted_edges_s is None:
         ax.set_axis_off()
@@ -75,18 +77,35 @@ def _decay_panel(ax: Any, r: ParticleResult) -> None:
     # The decay as fitted: both detectors summed after aligning their cable delays.
     edges = p.decay_fitted_edges_s
     centres = 0.5 * (edges[1:] + edges[:-1])
-    ax.semilogy(centres * 1e9, np.maximum(p.decay_fitted, 0.5), ".", ms=1.5, color="0.4",
+    ax.semilogy(centres * 1e9, np.maximum(p.decay_fitted, 0.5), ".", ms=1.5, color="0.7",
                 label="all photons")
-    fit = p.lifetime_all
+    quoted = p.lifetime_bright is not None and p.decay_bright is not None
+    data = p.decay_bright if quoted else p.decay_fitted
+    fit = p.lifetime_bright if quoted else p.lifetime_all
+    if quoted:
+        ax.semilogy(centres * 1e9, np.maximum(data, 0.5), ".", ms=1.5, color="C0",
+                    label="bright state")
     if fit is not None and fit.model.size:
         sel = (centres >= fit.fit_start) & (centres <= fit.fit_stop)
         n = min(int(sel.sum()), fit.model.size)
-        ax.semilogy(centres[sel][:n] * 1e9, fit.model[:n], color="C3",
-                    label=f"{fit.n_exp}-exp fit, <τ>={fit.tau_intensity_mean * 1e9:.1f} ns")
-    if p.lifetime_ns is not None:
-        ax.set_title(f"bright state τ = {p.lifetime_ns:.2f} ± {p.lifetime_err_ns:.2f} ns",
-                     fontsize=9)
-    ax.set_xlabel("delay after the sync (ns, detectors aligned)")
+        x, model = centres[sel][:n], np.asarray(fit.model[:n], dtype=float)
+        what = "bright state" if quoted else "whole decay"
+        tau = (f"τ = {p.lifetime_ns:.2f} ± {p.lifetime_err_ns:.2f} ns" if quoted
+               and p.lifetime_ns is not None else
+               f"<τ> = {fit.tau_intensity_mean * 1e9:.1f} ns (not quoted)")
+        ax.semilogy(x * 1e9, model, color="C3", label=f"{what} {fit.n_exp}-exp fit, {tau}")
+        # residuals in standard errors, on an inset strip along the bottom
+        res_ax = ax.inset_axes((0.0, -0.42, 1.0, 0.22), sharex=ax)
+        resid = (data[sel][:n] - model) / np.sqrt(np.maximum(model, 1.0))
+        res_ax.plot(x * 1e9, resid, lw=0.5, color="C3")
+        res_ax.axhline(0, color="0.5", lw=0.5)
+        res_ax.set_ylabel("resid. (σ)", fontsize=7)
+        res_ax.tick_params(labelsize=7)
+        res_ax.set_xlabel("delay after the sync (ns, detectors aligned)")
+        ax.tick_params(labelbottom=False)
+        ax.set_title(f"{what}: {tau}", fontsize=9)
+    else:
+        ax.set_xlabel("delay after the sync (ns, detectors aligned)")
     ax.set_ylabel("counts")
     ax.legend(fontsize=7)
 
