@@ -29,6 +29,7 @@ def _population(n: int, seed: int) -> tuple[list[dict[str, float]], list[bool]]:
             "n_levels": float(rng.integers(4, 9) if dim else rng.integers(2, 6)),
             "intermediate_fraction": rng.uniform(0.5, 0.9),
             "fano_factor": rng.lognormal(3.0, 0.3),
+            "intensity_excess_var": rng.lognormal(-1.0 if dim else -2.0, 0.5),
             "shift_mev": rng.normal(28 if dim else 0, 25),
             "fwhm_mev": rng.normal(90 if dim else 70, 5),
         })
