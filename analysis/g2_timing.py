@@ -422,7 +422,8 @@ def analyze_g2(correlation: Correlation, stated_period_s: float | None = None, *
                decay: DecayInput | None = None, delay_s: float | None = None,
                background_hz: tuple[float, float] | None = None,
                background_err_hz: tuple[float, float] = (0.0, 0.0),
-               background_source: str = "background", cw_bin_s: float = 1e-9) -> G2Analysis:
+               background_source: str = "background", cw_bin_s: float = 1e-9,
+               lifetime_s: float | None = None) -> G2Analysis:
     """g2 on any timing: pulsed peak-area ratio when the correlogram has a comb, else g2(τ).
 
     Parameters
@@ -441,12 +442,19 @@ def analyze_g2(correlation: Correlation, stated_period_s: float | None = None, *
         :func:`~analysis.g2.pulsed_g2`).
     cw_bin_s
         Bin of the CW g2(τ).
+    lifetime_s
+        The decay's intensity-weighted lifetime, if fitted. With a period under three of them
+        the decays wrap into the next periods (over 5 % of the photons arrive after the next
+        sync), which the tail correction's peak shape does not model: no corrected g2(0).
 
     Returns
     -------
     G2Analysis
     """
     notes: list[str] = []
+    if decay is not None and isinstance(decay, Decay) and (
+            np.asarray(decay.counts).sum(axis=-1).min() <= 0):
+        decay = None  # no delays (a T2 stream without sync events): no peak shape
     for det, n in ((correlation.det_a, correlation.n_a), (correlation.det_b, correlation.n_b)):
         if n == 0:
             notes.append(f"no photons on detector {det}: no g2 (choose the two HBT detectors "
@@ -513,6 +521,11 @@ def analyze_g2(correlation: Correlation, stated_period_s: float | None = None, *
                           decay_usable, tuple(notes))
     if res.note:
         notes.append(res.note)
+    if lifetime_s is not None and res.trusted and period < 3 * lifetime_s:
+        notes.append(f"the decay ({lifetime_s * 1e9:.1f} ns) is not over within the laser "
+                     f"period ({period * 1e9:.1f} ns < 3 lifetimes): the coincidence peaks "
+                     "overlap and g2(0) from peak areas cannot be trusted (raw ratio kept)")
+        res = replace(res, g2=math.nan, g2_err=math.nan, trusted=False)
     if "leakage" not in res.correction and res.trusted:
         bias = _overlap_bias(correlation, period, zp.lag_s)
         if bias > max(0.02, res.g2_err):

@@ -375,7 +375,9 @@ def g2_step(out: PhotonAnalysis, acc: _Accumulated, photons: PhotonList,
     out.correlation = acc.correlation.result()
     stated = acc.timing.sync_period if acc.pulsed else None
     res = analyze_g2(out.correlation, stated, decay=out.decay if acc.pulsed else None,
-                     delay_s=s.delay_s, cw_bin_s=s.cw_bin_s, **background)
+                     delay_s=s.delay_s, cw_bin_s=s.cw_bin_s,
+                     lifetime_s=(None if out.lifetime_all_ns is None
+                                 else out.lifetime_all_ns * 1e-9), **background)
     out.g2_analysis = res
     out.notes.extend(res.notes)
     out.g2_excitation, out.g2_period_s = res.excitation, res.period_s
@@ -390,7 +392,7 @@ def g2_step(out: PhotonAnalysis, acc: _Accumulated, photons: PhotonList,
     out.g2_correction = g2.correction
     if background.get("background_source", "-") in g2.correction:
         out.g2_background_cps = background_cps
-    if not out.pulse_delay_s or not res.decay_usable:
+    if not out.pulse_delay_s or not res.decay_usable or not g2.trusted:
         return
     gated_bg = dict(background)
     if "background_hz" in gated_bg:

@@ -41,7 +41,7 @@ from analysis.classify import (
 SEED_OFFSET_TEST = 1_000_000
 
 
-MAX_PHOTONS = 120_000
+MAX_PHOTONS = 200_000
 """Photons per simulated particle at most: the duration is shortened for bright particles so a
 population runs in minutes (rate x duration above this is not covered)."""
 
@@ -159,6 +159,13 @@ def evaluate(clf: Classifier, pop: list[dict[str, Any]]) -> dict[str, Any]:
                                                                               strict=True)])),
                             "confusion": confusion(truth, pred), "reference_ev": ref}
     out["per_condition"] = per_condition(pop, pred)
+    reasons: dict[str, int] = {}
+    for r in results:
+        c = r.classification
+        if c is not None and c.reason:
+            key = c.reason.split(" (")[0] if "likelier" not in c.reason else "below threshold"
+            reasons[key] = reasons.get(key, 0) + 1
+    out["uncertain_reasons"] = reasons
     rs = red_shift([r.record() for r in results])
     mono = [p["true_peak_ev"] for p in pop if p["kind"] == "monomer"]
     dim = [p["true_peak_ev"] for p in pop if p["kind"] == "dimer"]
