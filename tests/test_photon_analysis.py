@@ -116,3 +116,11 @@ def test_detector_on_the_sync_input_pulsed_from_the_correlogram() -> None:
     assert r.g2_period_s == pytest.approx(12.539e-9, rel=1e-3)
     assert 0.9 < r.g2_zero < 1.4 and r.g2_zero_err < 0.1
     assert any("overlap" in n for n in r.notes)
+
+
+def test_real_single_emitter_is_classified_monomer(result) -> None:
+    """The shipped classifier calls the public single-emitter recording a monomer."""
+    from analysis.classify import load_classifier
+
+    c = load_classifier().classify(result.features())
+    assert c.label == "monomer", (c, result.features())
