@@ -15,7 +15,9 @@ Methods (docs/methods.md, "Intensity trace and blinking"):
   histogram;
 - metrics that tell bimodal blinking (monomers) from flickering between many levels (fused
   dimers): number of states by BIC, fraction of time in intermediate states, bimodality
-  coefficient of the intensity histogram, Fano factor of the binned counts.
+  coefficient of the intensity histogram, Fano factor of the binned counts;
+- photon bursts (:mod:`analysis.bursts`) are removed before the levels are grouped, and the
+  switching rates between the grouped states are counted (:mod:`analysis.switching`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import numpy as np
 from numba import njit
 from scipy import optimize, special, stats
 
+from analysis.bursts import Bursts, find_bursts, remove_bursts
 from analysis.changepoints import (
     Grouping,
     Levels,
@@ -35,6 +38,7 @@ from analysis.changepoints import (
     group_levels,
     levels_from_change_points,
 )
+from analysis.switching import SwitchingRates, switching_rates
 
 __all__ = [
     "MixtureFit", "PowerLawFit", "BlinkingResult", "bin_trace", "intensity_histogram",
@@ -541,6 +545,8 @@ class BlinkingResult:
     intermediate_fraction: float
     bimodality_coefficient: float
     fano_factor: float
+    bursts: Bursts | None = None          # removed photon bursts (None: not looked for)
+    switching: SwitchingRates | None = None
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -550,7 +556,7 @@ class BlinkingResult:
 
 def analyse_blinking(times: np.ndarray, bin_width: float = 0.01, confidence: float = 0.95,
                      method: Literal["poisson", "gaussian"] = "poisson", max_states: int = 10,
-                     min_dwells: int = 10) -> BlinkingResult:
+                     min_dwells: int = 10, bursts: bool = True) -> BlinkingResult:
     """Full blinking analysis of one particle's photon arrival times.
 
     Parameters
@@ -567,6 +573,9 @@ def analyse_blinking(times: np.ndarray, bin_width: float = 0.01, confidence: flo
         Largest number of intensity states considered by BIC.
     min_dwells
         Fewest dwells needed for a power-law fit (else the fit is ``None``).
+    bursts
+        Find photon bursts among the levels and remove them (:mod:`analysis.bursts`): their
+        photons leave the trace, the histogram and the levels; ``n_photons`` counts the rest.
 
     Returns
     -------
@@ -576,10 +585,18 @@ def analyse_blinking(times: np.ndarray, bin_width: float = 0.01, confidence: flo
     if t.ndim != 1 or t.size < 2:
         raise ValueError("need a 1-D array of at least two photon times")
     notes: list[str] = []
-    counts, _ = bin_trace(t, bin_width)
-    mix = mixture_threshold(counts, method)
     cps = find_change_points(t, confidence)
     levels: Levels = levels_from_change_points(t, cps)
+    found: Bursts | None = None
+    if bursts:
+        found = find_bursts(levels)
+        if len(found):
+            keep, levels = remove_bursts(t, levels, found)
+            t = t[keep]
+            notes.append(f"{len(found)} photon burst(s) removed ({int(found.n_photons.sum())} "
+                         f"photons, {float(np.sum(found.end - found.start)) * 1e3:.1f} ms)")
+    counts, _ = bin_trace(t, bin_width)
+    mix = mixture_threshold(counts, method)
     grouping: Grouping = group_levels(levels, max_states)
     thr_rate = mix.threshold / bin_width
     level_on = levels.intensity > thr_rate
@@ -601,11 +618,13 @@ def analyse_blinking(times: np.ndarray, bin_width: float = 0.01, confidence: flo
         n_photons=int(t.size), duration=float(t[-1] - t[0]), bin_width=float(bin_width),
         confidence=float(confidence), histogram=intensity_histogram(counts)[0], mixture=mix,
         threshold_rate=float(thr_rate), on_fraction=mix.on_fraction,
-        change_point_times=t[cps], level_start=levels.start, level_end=levels.end,
+        change_point_times=levels.start[1:], level_start=levels.start, level_end=levels.end,
         level_photons=levels.n_photons, level_intensity=levels.intensity,
         level_state=grouping.group_of_level, state_intensity=grouping.intensities,
         state_time_fraction=frac, bic=grouping.bic, level_on=level_on,
         on_dwells=on, off_dwells=off, on_fit=fit(on, "ON"), off_fit=fit(off, "OFF"),
         n_states=grouping.n_states, intermediate_fraction=inter,
         bimodality_coefficient=bimodality_coefficient(counts), fano_factor=fano_factor(counts),
+        bursts=found, switching=switching_rates(levels.start, levels.end,
+                                                grouping.group_of_level, grouping.n_states),
         notes=notes)

@@ -15,6 +15,17 @@ The IRF is either measured (an array on the same bins, loaded by the caller; a s
 fitted), a Gaussian with fitted centre and width, or absent (tail fit: the decay is fitted from a
 start time after the peak, excitation at the peak).
 
+Fit quality, for every fit: the Pearson chi-square per degree of freedom, the weighted residuals
+``(y - m) / sqrt(m)`` of the fitted bins, and the Durbin-Watson statistic of those residuals
+(sum of squared successive differences over sum of squares: 2 without serial correlation, lower
+when the model misses structure, e.g. a missing component or a wrong IRF). Its critical lower
+bounds at 5 % and 1 % come from the response surfaces of P. Turner, "Critical values for the
+Durbin-Watson test in large samples" (Appl. Econ. Lett., 2020, doi:10.1080/13504851.2019.1706908),
+``d_L = 2 + b1/sqrt(n) + b2/n + b3/n^1.5 + b4/n^2``,
+with the coefficient sets Full SMS (Botha, van Heerden & Krüger, Biophys. Rep. 2024) assigns to
+one-, two- and three-exponential decay fits. A fit whose statistic lies below the 1 % bound has
+residuals correlated beyond chance.
+
 Fitting is Poisson maximum likelihood: lmfit's Levenberg-Marquardt (``leastsq``) minimises the
 sum of squared signed deviance residuals ``sign(y - m) sqrt(2 (m - y + y ln(y/m)))``, which is the
 Poisson deviance, so the optimum is the maximum-likelihood estimate while keeping a
@@ -38,8 +49,39 @@ from analysis.blinking import to_json_types
 
 __all__ = [
     "LifetimeResult", "fit_decay", "fit_tail", "decay_histograms_by_label",
-    "state_decay_histograms", "fit_states", "periodic_decay_bins",
+    "state_decay_histograms", "fit_states", "periodic_decay_bins", "durbin_watson_bounds",
 ]
+
+
+#: Turner (2020) response-surface coefficients (b1, b2, b3, b4) of the Durbin-Watson lower bound
+#: at 5 % and 1 %, per number of exponentials, as Full SMS assigns them.
+_DW_COEFFS = {
+    1: ((-3.312097, -3.332536, -3.632166, 19.31135), (-4.642915, -4.052984, 5.966592, 14.91894)),
+    2: ((-3.447993, -4.229294, -28.91627, 80.00972), (-4.655069, -7.296073, -5.300441, 60.11130)),
+    3: ((-3.535331, -4.085190, -47.63654, 127.7127), (-4.675041, -8.518908, -15.25711, 96.32291)),
+}
+
+
+def durbin_watson_bounds(n_bins: int, n_exp: int) -> tuple[float, float]:
+    """Durbin-Watson lower critical bounds (5 %, 1 %) for a fit of ``n_bins`` bins.
+
+    Turner (2020) response surface ``2 + b1/sqrt(n) + b2/n + b3/n^1.5 + b4/n^2`` with the
+    coefficients for ``n_exp`` exponentials (see the module docstring).
+    """
+    n = float(n_bins)
+    if n < 2:
+        return float("nan"), float("nan")
+    out = []
+    for b1, b2, b3, b4 in _DW_COEFFS[int(min(max(n_exp, 1), 3))]:
+        out.append(2 + b1 / np.sqrt(n) + b2 / n + b3 / n ** 1.5 + b4 / n ** 2)
+    return float(out[0]), float(out[1])
+
+
+def durbin_watson(residuals: np.ndarray) -> float:
+    """Durbin-Watson statistic: sum of squared successive differences over sum of squares."""
+    r = np.asarray(residuals, dtype=np.float64)
+    ss = float(np.sum(r * r))
+    return float(np.sum(np.diff(r) ** 2) / ss) if r.size > 1 and ss > 0 else float("nan")
 
 
 def _period_cdf(u: np.ndarray, tau: float, period: float) -> np.ndarray:
@@ -90,10 +132,15 @@ class LifetimeResult:
         Fitted bins and degrees of freedom.
     deviance_per_dof, chi2_reduced
         Poisson deviance and Pearson chi-square per degree of freedom (~1 for a good fit).
+    durbin_watson, dw_bound_5pct, dw_bound_1pct
+        Durbin-Watson statistic of the weighted residuals and its lower critical bounds: below
+        a bound, the residuals are serially correlated at that significance (a poor model).
     success, message
         From the optimiser.
     model
         Fitted counts of the fitted bins.
+    residuals
+        Weighted residuals ``(counts - model) / sqrt(model)`` of the fitted bins.
     """
 
     n_exp: int
@@ -127,6 +174,15 @@ class LifetimeResult:
     success: bool
     message: str
     model: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
+    durbin_watson: float = float("nan")
+    dw_bound_5pct: float = float("nan")
+    dw_bound_1pct: float = float("nan")
+    residuals: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
+
+    @property
+    def residuals_correlated(self) -> bool:
+        """The Durbin-Watson statistic lies below its 1 % bound (a systematic misfit)."""
+        return bool(self.durbin_watson < self.dw_bound_1pct)
 
     def to_dict(self) -> dict[str, Any]:
         """All fields as JSON types (NaN -> None)."""
@@ -481,6 +537,8 @@ def _summarise(params: lmfit.Parameters, evaluate: Any, ys: np.ndarray, n_exp: i
     dof = max(ys.size - len(free), 1)
     dev = 2 * np.sum(m - ys + xlogy(ys, ys / m))
     chi2 = np.sum((ys - m) ** 2 / m)
+    resid = (ys - m) / np.sqrt(m)
+    dw5, dw1 = durbin_watson_bounds(ys.size, n_exp)
     return LifetimeResult(
         n_exp=n_exp, irf=kind, taus=taus, tau_errs=tau_e, amplitudes=amp, amplitude_errs=amp_e,
         intensity_fractions=frac, intensity_fraction_errs=frac_e, photons=ph, photon_errs=ph_e,
@@ -492,7 +550,8 @@ def _summarise(params: lmfit.Parameters, evaluate: Any, ys: np.ndarray, n_exp: i
         irf_fwhm=float(val[k + 5]), irf_fwhm_err=float(err[k + 5]),
         fit_start=float(start), fit_stop=float(stop), n_bins=int(ys.size), dof=int(dof),
         deviance_per_dof=float(dev / dof), chi2_reduced=float(chi2 / dof), success=success,
-        message=message, model=m)
+        message=message, model=m, durbin_watson=durbin_watson(resid), dw_bound_5pct=dw5,
+        dw_bound_1pct=dw1, residuals=resid)
 
 
 # --- per-state decays ------------------------------------------------------------------------

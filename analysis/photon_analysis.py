@@ -1,8 +1,9 @@
 """One entry point for the photon-stream analyses of one particle.
 
 :func:`analyze_photons` feeds every chunk of a source (a file reader, the simulator, a live
-tagger) to the streaming accumulators once, then runs the whole-trace analyses: blinking levels,
-lifetimes of the whole decay and of the bright state, pulsed g2(0) raw and time-gated. The result,
+tagger) to the streaming accumulators once, then runs the whole-trace analyses: the region of
+interest and photon-burst removal, blinking levels and switching rates, lifetimes of the whole
+decay and of the bright state (with fit quality), pulsed g2(0) raw and time-gated. The result,
 :class:`PhotonAnalysis`, serialises to JSON-ready dicts and into the particle HDF5 file.
 
 Live and replay share this code: the accumulators are chunk-invariant, and the whole-trace steps
@@ -12,7 +13,7 @@ run on the concatenated photons, so the same photons give the same numbers howev
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,7 @@ from analysis.lifetimes import (
     fit_decay_select,
     state_decay_histograms,
 )
+from analysis.roi import select_photons
 from analysis.schema import BY_NAME, PHOTON_FEATURES, PHOTON_FIELDS
 from spad.photons import SYNC, PhotonChunk, Timing
 
@@ -78,6 +80,15 @@ class AnalysisSettings:
         Bin of g2(τ) when the correlogram has no periodic structure (continuous excitation).
         The correlation's range and bin follow the timing
         (:func:`analysis.g2_timing.correlation_range`).
+    roi
+        Region of interest (start, end) in seconds on the recording's clock, either end
+        ``None`` for the trace's own (``spad analyze --roi START:END``); ``None``: all of it.
+    auto_roi
+        Without an end given, end the ROI where a bleached or dead tail begins
+        (:func:`analysis.roi.bleach_end`).
+    remove_bursts
+        Find photon bursts and remove their photons from every analysis
+        (:mod:`analysis.bursts`).
     """
 
     detectors: tuple[int, int] = (1, 2)
@@ -89,6 +100,9 @@ class AnalysisSettings:
     decay_bin_s: float = 0.128e-9
     irf: np.ndarray | None = None
     dark_counts_hz: float | None = None
+    roi: tuple[float | None, float | None] | None = None
+    auto_roi: bool = True
+    remove_bursts: bool = True
 
 
 def _photon_values() -> dict[str, Any]:
@@ -251,9 +265,72 @@ def accumulate(source: Iterable[PhotonChunk] | Any, s: AnalysisSettings) -> _Acc
     return acc
 
 
+def _subset(photons: PhotonList, keep: np.ndarray) -> PhotonList:
+    return PhotonList(photons.timestamps[keep], photons.delays[keep], photons.detectors[keep],
+                      photons.delay_unit_s, photons.timing)
+
+
+def _decay_of(photons: PhotonList, template: Decay) -> Decay:
+    """Delay histograms of ``photons`` on the bins of ``template`` (T2 delays included: they
+    are kept per photon, so no sync events are needed)."""
+    counts = np.zeros_like(template.counts)
+    factor = max(1, round(template.bin_width_s / photons.delay_unit_s))
+    for row, det in enumerate(template.detectors):
+        k = photons.delays[photons.detectors == det] // factor
+        k = k[(k >= 0) & (k < counts.shape[1])]
+        counts[row] = np.bincount(k, minlength=counts.shape[1])
+    return replace(template, counts=counts)
+
+
+def selection_step(out: PhotonAnalysis, acc: _Accumulated, photons: PhotonList,
+                   times: np.ndarray, order: np.ndarray, s: AnalysisSettings
+                   ) -> tuple[PhotonList, np.ndarray, np.ndarray]:
+    """Region of interest and photon bursts (:func:`analysis.roi.select_photons`), and the
+    blinking analysis of the photons kept.
+
+    When photons are left out, the decays, the correlation and the FLID are made again from the
+    kept photons (the trace stays whole, for the figure). Returns the kept photons, their
+    sorted times and the order that sorts them.
+    """
+    sel = select_photons(times, s.trace_bin_s, s.confidence, roi=s.roi,
+                         auto_roi=s.auto_roi, bursts=s.remove_bursts)
+    out.blinking = sel.blinking
+    out.roi_start_s, out.roi_end_s = sel.roi_start_s, sel.roi_end_s
+    out.roi_source = "set" if s.roi is not None else ("auto" if sel.roi_auto else "whole")
+    b = sel.blinking.bursts
+    out.n_bursts = 0 if b is None else len(b)
+    out.burst_photons = 0 if b is None else int(b.n_photons.sum())
+    if sel.roi_auto:
+        out.notes.append(f"dark tail from {sel.roi_end_s:.2f} s (bleached or dead) left out: "
+                         f"ROI {sel.roi_start_s:.2f}-{sel.roi_end_s:.2f} s")
+    if sel.keep.all():
+        return photons, times, order
+    keep = np.empty_like(sel.keep)
+    keep[order] = sel.keep  # back to the stream's order
+    kept = _subset(photons, keep)
+    if acc.pulsed:
+        out.decay = _decay_of(kept, acc.decay.result())
+    lag_s, width_s = correlation_range(acc.timing.sync_period if acc.pulsed else None)
+    corr = CrossCorrelation(*s.detectors, max_lag_s=lag_s, bin_width_s=width_s)
+    chunk = PhotonChunk(kept.timing, kept.timestamps, kept.detectors,
+                        kept.delays.astype(np.uint16) if kept.timing.is_t3 else None)
+    corr.update(chunk)
+    out.correlation = corr.result()
+    if acc.timing.is_t3:
+        flid = FLIDHistogram(s.trace_bin_s, s.detectors)
+        flid.update(chunk)
+        out.flid = flid.result()
+    t_kept = kept.times_s()
+    order_kept = np.argsort(t_kept, kind="stable")
+    return kept, t_kept[order_kept], order_kept
+
+
 def blinking_step(out: PhotonAnalysis, times: np.ndarray, s: AnalysisSettings) -> None:
-    """Levels, states and dwell statistics of the intensity trace."""
-    blink = analyse_blinking(times, bin_width=s.trace_bin_s, confidence=s.confidence)
+    """Levels, states, dwell statistics and switching rates of the intensity trace (of the
+    blinking analysis :func:`selection_step` made, else of ``times``)."""
+    blink = out.blinking or analyse_blinking(times, bin_width=s.trace_bin_s,
+                                             confidence=s.confidence,
+                                             bursts=s.remove_bursts)
     out.blinking = blink
     out.on_fraction = blink.on_fraction
     out.n_levels = blink.n_states
@@ -269,7 +346,16 @@ def blinking_step(out: PhotonAnalysis, times: np.ndarray, s: AnalysisSettings) -
     out.bimodality_coefficient = blink.bimodality_coefficient
     out.alpha_on = _alpha(blink.on_fit)
     out.alpha_off = _alpha(blink.off_fit)
+    out.switching_rate_hz = None if blink.switching is None else blink.switching.total_rate_hz
     out.notes.extend(blink.notes)
+
+
+def _fit_quality(out: PhotonAnalysis, fit: LifetimeResult, what: str) -> None:
+    """Say in the notes when a decay fit's residuals are serially correlated."""
+    if fit.residuals_correlated:
+        out.notes.append(f"{what} fit: residuals correlated (Durbin-Watson "
+                         f"{fit.durbin_watson:.3f} < 1 % bound {fit.dw_bound_1pct:.3f}, "
+                         f"chi2/dof {fit.chi2_reduced:.2f}): the model misses structure")
 
 
 def lifetime_step(out: PhotonAnalysis, acc: _Accumulated, photons: PhotonList,
@@ -277,7 +363,7 @@ def lifetime_step(out: PhotonAnalysis, acc: _Accumulated, photons: PhotonList,
     """Decays (detectors aligned for their cable delays) and lifetimes of the whole decay and
     of the bright state. Needs the laser period."""
     period = acc.timing.sync_period
-    decay = acc.decay.result()
+    decay = out.decay if out.decay is not None else acc.decay.result()
     out.decay = decay
     out.pulse_delay_s = pulse_delays(decay)
     shifts = _alignment(decay, out.pulse_delay_s)
@@ -293,6 +379,7 @@ def lifetime_step(out: PhotonAnalysis, acc: _Accumulated, photons: PhotonList,
     try:
         out.lifetime_all = fit_decay(counts, edges, period, n_exp=2, irf=irf)
         out.lifetime_all_ns = out.lifetime_all.tau_intensity_mean * 1e9
+        _fit_quality(out, out.lifetime_all, "whole-decay")
     except (ValueError, RuntimeError) as exc:
         out.notes.append(f"whole-decay fit failed: {exc}")
     # the photons with a delay (T2: not before the first sync), in time order
@@ -317,6 +404,11 @@ def lifetime_step(out: PhotonAnalysis, acc: _Accumulated, photons: PhotonList,
             out.lifetime_bright = bright
             out.lifetime_ns = bright.tau_intensity_mean * 1e9
             out.lifetime_err_ns = bright.tau_intensity_mean_err * 1e9
+            out.lifetime_chi2_reduced = bright.chi2_reduced
+            out.lifetime_durbin_watson = bright.durbin_watson
+            out.lifetime_dw_bound_5pct = bright.dw_bound_5pct
+            out.lifetime_dw_bound_1pct = bright.dw_bound_1pct
+            _fit_quality(out, bright, "bright-state decay")
         else:
             out.notes.append("too few bright-state photons for a lifetime fit")
     except (ValueError, RuntimeError) as exc:
@@ -358,7 +450,7 @@ def _background(out: PhotonAnalysis, acc: _Accumulated, s: AnalysisSettings
     if (fit is None or out.decay is None or out.lifetime_all_ns is None
             or not np.isfinite(fit.background)):
         return {}, None
-    duration = acc.correlation.result().duration_s
+    duration = out.correlation.duration_s if out.correlation is not None else out.duration_s
     b, db = decay_floor_background(out.decay, acc.timing.sync_period, duration,
                                    float(fit.background), float(fit.background_err or 0.0),
                                    out.decay.bin_width_s, det_a, det_b)
@@ -372,7 +464,8 @@ def g2_step(out: PhotonAnalysis, acc: _Accumulated, photons: PhotonList,
     """g2 on any timing (:func:`analysis.g2_timing.analyze_g2`): pulsed peak areas when the
     correlogram has a comb or the file a laser period, else g2(τ); then the time-gated g2(0)
     on the same grid (the gate of :func:`analysis.g2.gate_mask`)."""
-    out.correlation = acc.correlation.result()
+    if out.correlation is None:
+        out.correlation = acc.correlation.result()
     stated = acc.timing.sync_period if acc.pulsed else None
     res = analyze_g2(out.correlation, stated, decay=out.decay if acc.pulsed else None,
                      delay_s=s.delay_s, cw_bin_s=s.cw_bin_s,
@@ -459,18 +552,26 @@ def analyze_photons(source: Iterable[PhotonChunk] | Any,
     if n < 100:
         out.notes.append(f"only {n} photons on detectors {s.detectors}: nothing to analyse")
         return out
+    photons, times, order = selection_step(out, acc, photons, times, order, s)
+    n = int(times.size)
+    # what was analysed: the ROI's photons, bursts removed
+    out.n_photons, out.duration_s = n, out.roi_end_s - out.roi_start_s
+    out.count_rate_cps = n / out.duration_s if out.duration_s > 0 else 0.0
     blinking_step(out, times, s)
     background: dict[str, Any] = {}
     background_cps = None
     if acc.pulsed:
         # the period decision first: a divided sync makes the delay histograms no decays
-        first = analyze_g2(acc.correlation.result(), acc.timing.sync_period)
+        if out.correlation is None:
+            out.correlation = acc.correlation.result()
+        first = analyze_g2(out.correlation, acc.timing.sync_period)
         if first.decay_usable:
             lifetime_step(out, acc, photons, times, order, s)
             _honest_lifetime(out, acc.timing.sync_period)
             background, background_cps = _background(out, acc, s)
         else:
-            out.decay = acc.decay.result()
+            if out.decay is None:
+                out.decay = acc.decay.result()
             out.notes.append("no lifetime: the file's sync period is not the laser's")
     else:
         out.notes.append("no laser period in the file (no sync rate, or a detector on the sync "
@@ -480,7 +581,7 @@ def analyze_photons(source: Iterable[PhotonChunk] | Any,
                           "background_source": "dark counts"}
             background_cps = 2 * float(s.dark_counts_hz)
     g2_step(out, acc, photons, s, background, background_cps)
-    if acc.timing.is_t3:
+    if acc.timing.is_t3 and out.flid is None:
         out.flid = acc.flid.result()
     return out
 

@@ -68,9 +68,18 @@ _P, _S = "photons", "spectrum"
 
 FIELDS: tuple[Field, ...] = (
     Field("file", "text", "the particle file", "file"),
-    Field("duration_s", "s", "span of the photon record", _P),
-    Field("photons", "", "photons on the two HBT detectors", _P, attr="n_photons"),
+    Field("duration_s", "s", "span of the photon record analysed (the region of interest)", _P),
+    Field("photons", "", "photons on the two HBT detectors in the region of interest, photon "
+          "bursts removed", _P, attr="n_photons"),
     Field("count_rate_cps", "counts/s", "mean detected rate", _P),
+    Field("roi_start_s", "s", "start of the region of interest, on the recording's clock", _P),
+    Field("roi_end_s", "s", "end of the region of interest", _P),
+    Field("roi_source", "text", "`set` (`--roi`), `auto` (a bleached or dead tail was cut: a "
+          "trailing dark run of at least 1 s and twice the longest earlier OFF dwell) or "
+          "`whole`", _P),
+    Field("n_bursts", "", "photon bursts removed (levels above the dwell-weighted mean + 3 SD "
+          "intensity, shorter than 0.1 s, significant at Poisson p < 1e-6; Full SMS)", _P),
+    Field("burst_photons", "", "photons removed with the bursts", _P),
     Field("mode", "text", "T2 or T3", _P, record=False),
     Field("sync_period_s", "s", "laser period, if the recording has one", _P, record=False),
     Field("g2_excitation", "text", "`pulsed` (coincidence peaks: the file's laser period, or "
@@ -107,6 +116,13 @@ FIELDS: tuple[Field, ...] = (
           "detectors' decays aligned for their cable delays; null (with a note) when longer "
           "than the laser period or with a standard error larger than itself", _P, feature=_P),
     Field("lifetime_err_ns", "ns", "standard error of `lifetime_ns`", _P),
+    Field("lifetime_chi2_reduced", "", "Pearson chi-square per degree of freedom of that fit",
+          _P),
+    Field("lifetime_durbin_watson", "", "Durbin-Watson statistic of that fit's weighted "
+          "residuals (2: uncorrelated; below the bounds: the model misses structure)", _P),
+    Field("lifetime_dw_bound_5pct", "", "its 5 % lower critical bound (Turner 2020 response "
+          "surface, as in Full SMS)", _P),
+    Field("lifetime_dw_bound_1pct", "", "its 1 % lower critical bound", _P),
     Field("lifetime_all_ns", "ns", "intensity-weighted lifetime of the whole decay "
           "(bi-exponential)", _P, record=False),
     Field("on_fraction", "", "fraction of trace bins above the ON/OFF threshold of the "
@@ -130,6 +146,8 @@ FIELDS: tuple[Field, ...] = (
           "dropped): of the power law with exponential cutoff when a likelihood-ratio test "
           "prefers it (p < 0.05), else of the pure power law", _P),
     Field("alpha_off", "", "the same for the OFF dwells", _P),
+    Field("switching_rate_hz", "1/s", "jumps between the grouped intensity states per second "
+          "(per pair of states: `blinking.switching` in the full result)", _P),
     Field("peak_ev", "eV", "emission peak (fit in energy)", _S),
     Field("peak_nm", "nm", "emission peak wavelength", _S),
     Field("fwhm_mev", "meV", "line width (FWHM)", _S, feature=_S),

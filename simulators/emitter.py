@@ -173,6 +173,9 @@ class Emitter:
         Peak-energy wandering, or ``None``.
     initial_state
         Index of the state at t = 0.
+    bleach_s
+        Time (s) at which the emitter photobleaches: from then on it emits nothing (the
+        detectors still see dark counts and afterpulses). ``None``: it never bleaches.
     """
 
     name: str
@@ -186,6 +189,7 @@ class Emitter:
     fwhm_ev: float = 0.070
     spectral_diffusion: SpectralDiffusion | None = None
     initial_state: int = 0
+    bleach_s: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "states", tuple(self.states))
@@ -200,6 +204,8 @@ class Emitter:
             raise ValueError(f"emitter {self.name!r}: bx_lifetime_s must be positive seconds")
         if not 0 <= self.initial_state < n:
             raise ValueError(f"emitter {self.name!r}: initial_state out of range")
+        if self.bleach_s is not None and not (self.bleach_s >= 0 and math.isfinite(self.bleach_s)):
+            raise ValueError(f"emitter {self.name!r}: bleach_s must be >= 0 seconds or None")
         if not (self.peak_ev > 0 and self.fwhm_ev > 0):
             raise ValueError(f"emitter {self.name!r}: peak_ev and fwhm_ev must be positive eV")
         for s in self.states:

@@ -127,18 +127,52 @@ class Truth:
         """
         return self._timelines[i].dwells(self.duration_s)
 
-    def fractions(self, i: int = 0) -> np.ndarray:
-        """Fraction of the run spent in each state."""
-        return self._timelines[i].fractions(self.duration_s)
+    def fractions(self, i: int = 0, t_end_s: float | None = None) -> np.ndarray:
+        """Fraction of the run (or of ``[0, t_end_s)``) spent in each state."""
+        return self._timelines[i].fractions(self.duration_s if t_end_s is None else t_end_s)
+
+    def emission_end_s(self, i: int = 0) -> float:
+        """End of emitter ``i``'s useful emission: the run's end if it never bleaches, else
+        where the trailing dark stretch begins (the bleaching time, or the start of the OFF
+        dwell it bleached in).
+        """
+        b = self.emitters[i].bleach_s
+        if b is None or b >= self.duration_s:
+            return self.duration_s
+        starts, states, _ = self._timelines[i].dwells(b)
+        if starts.size == 0:
+            return 0.0
+        end = b
+        on = self.on_states(i)
+        k = starts.size - 1
+        while k >= 0 and not on[states[k]]:  # dark dwells right before bleaching
+            end = float(starts[k])
+            k -= 1
+        return float(end)
+
+    def transitions(self, i: int = 0, t_end_s: float | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """Jumps between emitter ``i``'s states within ``[0, t_end_s)`` (default: the run).
+
+        Returns the (n, n) count of jumps from state ``a`` to state ``b`` and the time (s)
+        spent in each state: the transition rate a -> b is ``count[a, b] / time[a]``.
+        """
+        t_end = self.duration_s if t_end_s is None else t_end_s
+        _, states, durations = self._timelines[i].dwells(t_end)
+        n = len(self.emitters[i].states)
+        count = np.zeros((n, n), np.int64)
+        np.add.at(count, (states[:-1], states[1:]), 1)
+        return count, np.bincount(states, weights=durations, minlength=n)
 
     def on_states(self, i: int = 0) -> np.ndarray:
         """Mask of the "ON" states: quantum yield at least half the brightest state's."""
         qy = self.state_qy(i)
         return qy >= 0.5 * qy.max()
 
-    def on_fraction(self, i: int = 0) -> float:
-        """Fraction of the run emitter ``i`` spent ON (see :meth:`on_states`)."""
-        return float(self.fractions(i)[self.on_states(i)].sum())
+    def on_fraction(self, i: int = 0, t_end_s: float | None = None) -> float:
+        """Fraction of the run (or of ``[0, t_end_s)``) emitter ``i`` spent ON (see
+        :meth:`on_states`)."""
+        return float(self.fractions(i, t_end_s)[self.on_states(i)].sum())
 
     def expected_on_fraction(self, i: int = 0) -> float:
         """Long-run ON fraction from the dwell laws (NaN if a mean dwell is infinite)."""
@@ -280,6 +314,9 @@ class Simulation:
             seg[:-1] = np.clip(np.ceil(starts / T), pb0, pb1).astype(np.int64)
             seg[0] = pb0
             seg[-1] = pb1
+            if tl.emitter.bleach_s is not None:
+                # Bleached: no pulse at or after the bleaching time excites it any more.
+                seg = np.minimum(seg, max(pb0, math.ceil(tl.emitter.bleach_s / T)))
             mean = (pb1 - pb0) * float(tab.p_productive.max()) * 2
             cap = int(mean + 8 * math.sqrt(mean) + 64)
             while True:

@@ -105,3 +105,29 @@ def test_spectrum_count_must_match_files(particles, capsys) -> None:
                  "--spectrum", str(particles["monomer"])])
     assert code == 2
     assert "--spectrum given 1 times for 2 files" in capsys.readouterr().err
+
+
+def test_bleached_tail_roi_and_real_emitter_fit_quality(tmp_path, capsys) -> None:
+    import h5py
+
+    path = tmp_path / "bleach.h5"
+    assert main(["simulate", "--particle", "monomer", "--duration", "12", "--seed", "6",
+                 "--bleach-s", "7", "-o", str(path)]) == 0
+    with h5py.File(path, "r") as f:
+        end = float(f["user/ground_truth/emitters/0/emission_end_s"][()])
+    real = DATA / "picoquant-sample-data" / "v20_t3.ptu"
+    capsys.readouterr()
+    assert main(["analyze", str(path), str(real), "--json", "--jobs", "1"]) == 0
+    sim, rec = _records(capsys)
+    assert sim["roi_source"] == "auto" and abs(sim["roi_end_s"] - end) < 0.05
+    assert sim["duration_s"] == pytest.approx(sim["roi_end_s"] - sim["roi_start_s"])
+    # the real single emitter: no burst, no dark tail, a decay fit without correlated residuals
+    assert rec["roi_source"] == "whole" and rec["n_bursts"] == 0
+    assert rec["lifetime_durbin_watson"] > rec["lifetime_dw_bound_5pct"]
+    assert 0.8 < rec["lifetime_chi2_reduced"] < 1.2
+    assert rec["switching_rate_hz"] > 0
+    assert main(["analyze", str(path), "--json", "--jobs", "1", "--roi", "1:5"]) == 0
+    (manual,) = _records(capsys)
+    assert manual["roi_source"] == "set" and manual["duration_s"] == pytest.approx(4.0)
+    assert main(["analyze", str(path), "--roi", "5:1"]) == 2
+    assert "--roi" in capsys.readouterr().err

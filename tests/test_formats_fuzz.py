@@ -162,7 +162,8 @@ def test_flips_in_critical_ptu_fields_are_caught(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------------
 
 PREFIXES = [b"", b"PQTTTR\0\0", b"PQTTTR\0\x001.0.00\0\0", b"HydraHarp\0\0\0\0\0\0\x002.0\0\0\0",
-            b"HydraHarp\0\0\0\0\0\0\x001.0\0\0\0", b"PicoHarp 300\0\0\0\x002.0\0\0\0"]
+            b"HydraHarp\0\0\0\0\0\0\x001.0\0\0\0", b"PicoHarp 300\0\0\0\x002.0\0\0\0",
+            b"TimeHarp 200\0\0\0\x005.0\0\0\0", b"\xf4\x01\x00\x80"]   # last: an SPC header word
 
 
 @FUZZ

@@ -167,9 +167,9 @@ def test_truncated_ht3_keeps_whole_records(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("changes, problem", [
     ({HH_VERSION: b"3.0\0\0\0"}, "format version '3.0'"),
-    ({HH_MODE: struct.pack("<i", 2)}, "T2 mode"),
     ({HH_MODE: struct.pack("<i", 0)}, "histogram"),
     ({HH_MODE: struct.pack("<i", 9)}, "MeasurementMode = 9"),
+    ({HH_MODE: struct.pack("<i", 1)}, "MeasurementMode = 1"),
     ({HH_RESOLUTION: struct.pack("<d", 0.0)}, "resolution"),
     ({HH_RESOLUTION: struct.pack("<d", float("nan"))}, "resolution"),
     ({HH_SYNCRATE: struct.pack("<i", 0)}, "sync rate"),
@@ -248,7 +248,6 @@ def test_pt3_round_trip(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("kw, problem", [
     ({"version": b"1.0"}, "PicoHarp file format version '1.0'"),
-    ({"mode": 2}, "T2 mode"),
     ({"sync_rate": 0}, "sync rate"),
     ({"resolution_ns": 0.0}, "resolution"),
 ])

@@ -14,7 +14,7 @@ import warnings
 
 from spad.errors import SpadError
 
-COMMANDS = ["info", "convert", "simulate", "analyze"]
+COMMANDS = ["info", "convert", "simulate", "analyze", "devices"]
 """Sub-command modules in :mod:`spad.app.commands`, in the order ``spad --help`` lists them."""
 
 

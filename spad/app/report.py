@@ -58,6 +58,7 @@ def _trace_panels(ax: Any, axh: Any, r: ParticleResult) -> None:
         ax.legend(fontsize=7, loc="upper right")
     # Short levels can have extreme rates; scale to the trace, not to them.
     ax.set_ylim(0, 1.15 * max(float(tr.total.max()), 1.0))
+    _roi_marks(ax, r)
     ax.set_xlabel("time (s)")
     ax.set_ylabel(f"counts / {tr.bin_width_s * 1e3:.3g} ms")
     axh.hist(tr.total, bins=min(60, max(10, int(tr.total.max()) + 1)), orientation="horizontal",
@@ -65,6 +66,53 @@ def _trace_panels(ax: Any, axh: Any, r: ParticleResult) -> None:
     axh.set_xlabel("bins")
     axh.set_ylim(ax.get_ylim())
     axh.tick_params(labelleft=False)
+
+
+def _roi_marks(ax: Any, r: ParticleResult) -> None:
+    """Grey out what the analyses left out: outside the ROI, and the photon bursts."""
+    p = r.photons
+    tr = p.trace
+    t0, t1 = float(tr.bin_edges_s[0]), float(tr.bin_edges_s[-1])
+    marked = False
+    if p.roi_source in ("set", "auto"):
+        label = f"outside ROI ({p.roi_source}: {p.roi_start_s:.2f}-{p.roi_end_s:.2f} s)"
+        if p.roi_start_s > t0:
+            ax.axvspan(t0, p.roi_start_s, color="0.6", alpha=0.35, lw=0, label=label)
+            label = None
+        if p.roi_end_s < t1:
+            ax.axvspan(p.roi_end_s, t1, color="0.6", alpha=0.35, lw=0, label=label)
+        marked = True
+    b = p.blinking
+    if b is not None and b.bursts is not None and len(b.bursts):
+        for k, (bs, be) in enumerate(zip(b.bursts.start, b.bursts.end, strict=True)):
+            ax.axvspan(bs, be, color="C3", alpha=0.5, lw=0,
+                       label=f"{len(b.bursts)} burst(s) removed" if k == 0 else None)
+        marked = True
+    if marked:
+        ax.legend(fontsize=7, loc="upper right")
+
+
+def _residual_panel(ax: Any, r: ParticleResult) -> None:
+    """Weighted residuals of the decay fit drawn above it (the bright-state fit whose lifetime
+    is quoted, else the whole decay's), with its fit-quality figures."""
+    p = r.photons
+    quoted = p.lifetime_bright is not None and p.decay_bright is not None
+    fit = p.lifetime_bright if quoted else p.lifetime_all
+    if fit is None or fit.residuals.size == 0 or p.decay_fitted_edges_s is None:
+        ax.set_axis_off()
+        return
+    edges = p.decay_fitted_edges_s
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    sel = (centres >= fit.fit_start) & (centres <= fit.fit_stop)
+    n = min(int(sel.sum()), fit.residuals.size)
+    ax.plot(centres[sel][:n] * 1e9, fit.residuals[:n], ".", ms=1, color="C3")
+    ax.axhline(0, color="k", lw=0.5)
+    flag = "  residuals correlated" if fit.residuals_correlated else ""
+    ax.text(0.01, 0.95, f"χ²/dof {fit.chi2_reduced:.2f}, Durbin-Watson {fit.durbin_watson:.2f} "
+            f"(5 % bound {fit.dw_bound_5pct:.2f}, 1 % {fit.dw_bound_1pct:.2f}){flag}",
+            transform=ax.transAxes, va="top", fontsize=6)
+    ax.set_xlabel("delay after the sync (ns, detectors aligned)")
+    ax.set_ylabel("residual (σ)", fontsize=7)
 
 
 def _decay_panel(ax: Any, r: ParticleResult) -> None:
@@ -94,19 +142,9 @@ def _decay_panel(ax: Any, r: ParticleResult) -> None:
                and p.lifetime_ns is not None else
                f"<τ> = {fit.tau_intensity_mean * 1e9:.1f} ns (not quoted)")
         ax.semilogy(x * 1e9, model, color="C3", label=f"{what} {fit.n_exp}-exp fit, {tau}")
-        # residuals in standard errors, on an inset strip along the bottom
-        res_ax = ax.inset_axes((0.0, -0.42, 1.0, 0.22), sharex=ax)
-        resid = (data[sel][:n] - model) / np.sqrt(np.maximum(model, 1.0))
-        res_ax.plot(x * 1e9, resid, lw=0.5, color="C3")
-        res_ax.axhline(0, color="0.5", lw=0.5)
-        res_ax.set_ylabel("resid. (σ)", fontsize=7)
-        res_ax.tick_params(labelsize=7)
-        res_ax.set_xlabel("delay after the sync (ns, detectors aligned)")
-        ax.tick_params(labelbottom=False)
         ax.set_title(f"{what}: {tau}", fontsize=9)
-    else:
-        ax.set_xlabel("delay after the sync (ns, detectors aligned)")
     ax.set_ylabel("counts")
+    ax.tick_params(labelbottom=False)
     ax.legend(fontsize=7)
 
 
@@ -145,13 +183,17 @@ def _g2_panel(ax: Any, r: ParticleResult) -> None:
 
 
 def particle_figure(r: ParticleResult, path: str | Path) -> Path:
-    """Write the four-panel PNG of one particle: spectrum, trace + histogram, decay, g2."""
+    """Write the four-panel PNG of one particle: spectrum, trace + histogram (ROI and bursts
+    marked), decay with the weighted residuals of its fit, g2."""
     fig = plt.figure(figsize=(11, 7.5), dpi=100)
     gs = fig.add_gridspec(2, 3, width_ratios=[3, 1, 3])
     _spectrum_panel(fig.add_subplot(gs[0, 0:2]), r)
     _g2_panel(fig.add_subplot(gs[0, 2]), r)
     _trace_panels(fig.add_subplot(gs[1, 0]), fig.add_subplot(gs[1, 1]), r)
-    _decay_panel(fig.add_subplot(gs[1, 2]), r)
+    sub = gs[1, 2].subgridspec(2, 1, height_ratios=[3, 1], hspace=0.05)
+    ax_decay = fig.add_subplot(sub[0])
+    _decay_panel(ax_decay, r)
+    _residual_panel(fig.add_subplot(sub[1], sharex=ax_decay), r)
     c = r.classification
     verdict = ("" if c is None else f" — {c.label}" + (
         "" if c.probability is None else f" (p = {c.probability:.2f})"))

@@ -9,11 +9,18 @@ TTTR records; copy :mod:`spad.formats.legacy`) and add its row here.
 =============  ==========================================  ===================================
 format         recognised by                               reader
 =============  ==========================================  ===================================
-PTU            ``b"PQTTTR\\0\\0"`` at byte 0                 :class:`spad.formats.ptu.PtuReader`
-PT3            ident ``"PicoHarp 300"`` at byte 0          :class:`spad.formats.legacy.LegacyReader`
-HT3            ident ``"HydraHarp"`` at byte 0             :class:`spad.formats.legacy.LegacyReader`
+PTU            ``b"PQTTTR\\0\\0"`` at byte 0               :class:`spad.formats.ptu.PtuReader`
+PT3, PT2       ident ``"PicoHarp 300"``, mode field        ``legacy.LegacyReader``
+HT3, HT2       ident ``"HydraHarp"``, mode field           ``legacy.LegacyReader``
+T3R            ident ``"TimeHarp 200"``, TTTR mode (2)     ``legacy.LegacyReader``
 Photon-HDF5    HDF5 signature at byte 0, 512, 1024, ...    ``photon_hdf5.PhotonHdf5Reader``
+SPC            no magic: header word and records in        ``bh_spc.SpcReader``
+               time order (``bh_spc.looks_like_spc``)
 =============  ==========================================  ===================================
+
+Readers are in ``spad.formats.<module>``; SPC is tried last, after every format with a magic
+number. TimeHarp 200 files in histogram mode (``.thd``) hold histograms, not time tags: they
+are refused with a message saying so.
 """
 
 from __future__ import annotations
@@ -44,7 +51,8 @@ _KNOWN_FOREIGN = (
     (b"%PDF", "a PDF document"),
     (b"PK\x03\x04", "a ZIP archive"),
     (b"\x1f\x8b", "a gzip-compressed file"),
-    (b"TimeHarp", "a legacy TimeHarp file (.thd/.t3r), which this version does not read"),
+    (b"TimeHarp", "a TimeHarp file not in TTTR mode (a .thd histogram file): it holds "
+                  "histograms, not time-tagged data"),
     (b"Andor Technology Multi-Channel File", "an Andor .sif spectrum, not time-tagged data"),
 )
 
@@ -77,8 +85,17 @@ def _legacy(kind: str) -> Callable[[bytes, BinaryIO, int], bool]:
     def match(head: bytes, fh: BinaryIO, size: int) -> bool:
         from spad.formats import legacy
 
-        return legacy.identify(head) == kind
+        if not head.startswith((b"PicoHarp", b"HydraHarp", b"TimeHarp")):
+            return False
+        fh.seek(0)      # the measurement mode lies past the first 256 bytes
+        return legacy.identify(fh.read(legacy.HEAD_BYTES)) == kind
     return match
+
+
+def _spc(head: bytes, fh: BinaryIO, size: int) -> bool:
+    from spad.formats import bh_spc
+
+    return bh_spc.looks_like_spc(head, fh, size)
 
 
 def _photon_hdf5(head: bytes, fh: BinaryIO, size: int) -> bool:
@@ -102,9 +119,15 @@ FORMATS: tuple[Format, ...] = (
            "spad.formats.ptu:PtuReader"),
     Format("PT3", _legacy("PT3"), "spad.formats.legacy:LegacyReader"),
     Format("HT3", _legacy("HT3"), "spad.formats.legacy:LegacyReader"),
+    Format("PT2", _legacy("PT2"), "spad.formats.legacy:LegacyReader"),
+    Format("HT2", _legacy("HT2"), "spad.formats.legacy:LegacyReader"),
+    Format("T3R", _legacy("T3R"), "spad.formats.legacy:LegacyReader"),
     Format("Photon-HDF5", _photon_hdf5, "spad.formats.photon_hdf5:PhotonHdf5Reader"),
+    # no magic number: recognised from its content, after every format that has one
+    Format("SPC", _spc, "spad.formats.bh_spc:SpcReader"),
 )
-"""The formats, in the order they are tried (the HDF5 scan comes last: it is the slowest)."""
+"""The formats, in the order they are tried (the formats with a magic number first, the HDF5
+scan after them, the content check of SPC files last)."""
 
 
 def _detect(path: str | os.PathLike[str]) -> Format:
@@ -126,7 +149,8 @@ def _detect(path: str | os.PathLike[str]) -> Format:
 
 def detect(path: str | os.PathLike[str]) -> str:
     """The format of a time-tag file from its content: the name of one of :data:`FORMATS`
-    (``"PTU"``, ``"PT3"``, ``"HT3"``, ``"Photon-HDF5"``).
+    (``"PTU"``, ``"PT3"``, ``"HT3"``, ``"PT2"``, ``"HT2"``, ``"T3R"``, ``"Photon-HDF5"``,
+    ``"SPC"``).
 
     Raises
     ------

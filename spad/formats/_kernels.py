@@ -14,6 +14,9 @@ Record families (``family`` argument), all records little-endian uint32:
 - ``HH_T3``: HydraHarp v1/v2, TimeHarp 260, MultiHarp T3: special 1 | channel 6 | dtime 15 |
   nsync 10.
 - ``HH_T2``: the same instruments in T2: special 1 | channel 6 | time 25.
+- ``TH_T3``: TimeHarp 200 (.t3r): reserved 1 | valid 1 | route 2 | data 12 | time tag 16.
+- ``BH_SPC``: Becker & Hickl SPC-130/134/140/150/160/830 FIFO: invalid 1 | mtov 1 | gap 1 |
+  mark 1 | adc 12 | rout 4 | macrotime 12.
 
 ``multi`` is true where an overflow record carries the number of wraps in its time field
 (0 meaning 1), false where every overflow record is one wrap.
@@ -28,13 +31,16 @@ PH_T3 = 0
 PH_T2 = 1
 HH_T3 = 2
 HH_T2 = 3
+TH_T3 = 4
+BH_SPC = 5
 
 # Columns of the per-block count table.
 N_PHOTONS = 0
 N_MARKERS = 1
 N_INVALID = 2
 N_WRAPS = 3
-N_COUNTS = 4
+N_GAPS = 4      # records flagged as following lost data (B&H FIFO overrun); 0 for other types
+N_COUNTS = 5
 
 # Array indices are kept unsigned in the hot loops: numba then emits no negative-index
 # wraparound code, which lets LLVM vectorise the counting loops and speeds up decoding about
@@ -56,7 +62,7 @@ def _count_ph_t3(words, lo, hi):
         n_ofl += sp & (dtime == 0)
         n_mk += sp & (dtime != 0) & (dtime <= 15)
         n_ph += (ch >= 1) & (ch <= 4)
-    return n_ph, n_mk, (hi - lo) - n_ph - n_mk - n_ofl, n_ofl
+    return n_ph, n_mk, (hi - lo) - n_ph - n_mk - n_ofl, n_ofl, 0
 
 
 @njit(cache=True, inline="always")
@@ -72,7 +78,7 @@ def _count_ph_t2(words, lo, hi):
         n_ofl += sp & (low == 0)
         n_mk += sp & (low != 0)
         n_ph += ch <= 4
-    return n_ph, n_mk, (hi - lo) - n_ph - n_mk - n_ofl, n_ofl
+    return n_ph, n_mk, (hi - lo) - n_ph - n_mk - n_ofl, n_ofl, 0
 
 
 @njit(cache=True, inline="always")
@@ -97,7 +103,47 @@ def _count_hh(words, lo, hi, multi, t2):
         n_mk += sp & (ch >= 1) & (ch <= 15)
     if not multi:
         wraps = n_rec_ofl
-    return n_ph, n_mk, (hi - lo) - n_ph - n_mk - n_rec_ofl, wraps
+    return n_ph, n_mk, (hi - lo) - n_ph - n_mk - n_rec_ofl, wraps, 0
+
+
+@njit(cache=True, inline="always")
+def _count_th_t3(words, lo, hi):
+    n_ph = 0
+    n_mk = 0
+    n_ofl = 0
+    for i in range(np.uint64(lo), np.uint64(hi)):
+        w = words[i]
+        valid = (w >> 30) & 1
+        data = (w >> 16) & 0xFFF
+        special = valid ^ 1
+        ofl = special & ((data >> 11) & 1)
+        n_ofl += ofl
+        n_mk += special & (ofl ^ 1) & ((data & 7) != 0)
+        n_ph += valid
+    return n_ph, n_mk, (hi - lo) - n_ph - n_mk - n_ofl, n_ofl, 0
+
+
+@njit(cache=True, inline="always")
+def _count_spc(words, lo, hi):
+    n_ph = 0
+    n_mk = 0
+    n_multi = 0
+    wraps = 0
+    gaps = 0
+    for i in range(np.uint64(lo), np.uint64(hi)):
+        w = words[i]
+        inv = w >> 31
+        mtov = (w >> 30) & 1
+        mark = (w >> 28) & 1
+        multi = inv & mtov & (mark ^ 1)
+        n_multi += multi
+        # an overflow-count record carries the number of wraps; a photon or marker with MTOV
+        # set follows exactly one wrap
+        wraps += multi * (w & 0xFFFFFFF) + (multi ^ 1) * mtov
+        gaps += (w >> 29) & 1
+        n_ph += inv ^ 1
+        n_mk += inv & mark & (((w >> 12) & 15) != 0)
+    return n_ph, n_mk, (hi - lo) - n_ph - n_mk - n_multi, wraps, gaps
 
 
 @njit(cache=True, inline="always")
@@ -108,6 +154,10 @@ def _count(words, lo, hi, family, multi):
         return _count_ph_t2(words, lo, hi)
     if family == HH_T3:
         return _count_hh(words, lo, hi, multi, False)
+    if family == TH_T3:
+        return _count_th_t3(words, lo, hi)
+    if family == BH_SPC:
+        return _count_spc(words, lo, hi)
     return _count_hh(words, lo, hi, multi, True)
 
 
@@ -127,7 +177,8 @@ def count_range(words, lo, hi, family, multi):
     Returns
     -------
     counts
-        int64 array of 4: photons (with T2 syncs), markers, invalid records, wraps.
+        int64 array of 5: photons (with T2 syncs), markers, invalid records, wraps, records
+        flagged as following lost data (``N_GAPS``).
     """
     r = _count(words, lo, hi, family, multi)
     out = np.empty(N_COUNTS, dtype=np.int64)
@@ -235,6 +286,54 @@ def _decode_hh_t2(words, lo, hi, wrap, multi, ofl, p, m, ts, det, mts, mch):
 
 
 @njit(cache=True, inline="always")
+def _decode_th_t3(words, lo, hi, wrap, ofl, p, m, ts, det, nt, mts, mch):
+    p = np.uint64(p)
+    m = np.uint64(m)
+    for i in range(np.uint64(lo), np.uint64(hi)):
+        w = words[i]
+        tag = w & 0xFFFF
+        data = (w >> 16) & 0xFFF
+        if (w >> 30) & 1:
+            ts[p] = ofl + tag
+            det[p] = ((w >> 28) & 3) + 1
+            nt[p] = data
+            p += _ONE
+        elif data & 0x800:
+            ofl += wrap
+        elif data & 7:
+            mts[m] = ofl + tag
+            mch[m] = data & 7
+            m += _ONE
+
+
+@njit(cache=True, inline="always")
+def _decode_spc(words, lo, hi, wrap, ofl, p, m, ts, det, nt, mts, mch):
+    p = np.uint64(p)
+    m = np.uint64(m)
+    for i in range(np.uint64(lo), np.uint64(hi)):
+        w = words[i]
+        inv = w >> 31
+        mtov = (w >> 30) & 1
+        mark = (w >> 28) & 1
+        if inv and mtov and not mark:
+            ofl += wrap * (w & 0xFFFFFFF)
+            continue
+        if mtov:
+            ofl += wrap
+        rout = (w >> 12) & 15
+        if not inv:
+            ts[p] = ofl + (w & 0xFFF)
+            det[p] = rout + 1
+            # the TAC runs photon-start / sync-stop: the ADC counts back from the next pulse
+            nt[p] = 4095 - ((w >> 16) & 0xFFF)
+            p += _ONE
+        elif mark and rout != 0:
+            mts[m] = ofl + (w & 0xFFF)
+            mch[m] = rout
+            m += _ONE
+
+
+@njit(cache=True, inline="always")
 def _decode(words, lo, hi, family, multi, wrap, ofl, p, m, ts, det, nt, mts, mch):
     if family == PH_T3:
         _decode_ph_t3(words, lo, hi, wrap, ofl, p, m, ts, det, nt, mts, mch)
@@ -242,6 +341,10 @@ def _decode(words, lo, hi, family, multi, wrap, ofl, p, m, ts, det, nt, mts, mch
         _decode_ph_t2(words, lo, hi, wrap, ofl, p, m, ts, det, mts, mch)
     elif family == HH_T3:
         _decode_hh_t3(words, lo, hi, wrap, multi, ofl, p, m, ts, det, nt, mts, mch)
+    elif family == TH_T3:
+        _decode_th_t3(words, lo, hi, wrap, ofl, p, m, ts, det, nt, mts, mch)
+    elif family == BH_SPC:
+        _decode_spc(words, lo, hi, wrap, ofl, p, m, ts, det, nt, mts, mch)
     else:
         _decode_hh_t2(words, lo, hi, wrap, multi, ofl, p, m, ts, det, mts, mch)
 

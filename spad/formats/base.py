@@ -137,7 +137,7 @@ def count_records(path: object, size: int, data_offset: int, stated: int | None,
 
 
 class RecordFileReader(Reader):
-    """A PicoQuant container: a header then a block of 32-bit TTTR records.
+    """A container of a header then a block of 32-bit TTTR records (PicoQuant, B&H SPC).
 
     Subclasses parse the header and call :meth:`_setup`. Records are read with
     ``np.fromfile`` one chunk at a time, so memory stays bounded by the chunk size.
@@ -183,3 +183,7 @@ class RecordFileReader(Reader):
         if decoder.n_invalid:
             self._warn(f"{decoder.n_invalid} record(s) are neither photon, sync, marker nor "
                        "overflow; skipped")
+        if decoder.n_gaps:
+            # never ignore a FIFO overrun: photons are missing at these places
+            self._warn(f"{decoder.n_gaps} record(s) carry the GAP flag: the card's FIFO "
+                       "overflowed and photons were lost just before them")

@@ -620,8 +620,9 @@ class PhotonHdf5Writer:
     lifetime
         Whether the file carries nanotimes; default: True for T3. Must agree with the timing.
     laser_repetition_rates
-        Laser repetition rate(s) in Hz. Default: ``1 / timing.sync_period`` (or the T3
-        timestamp unit). Unknown in T2 without a sync period: stored as NaN.
+        Laser repetition rate(s) in Hz. Default: ``1 / timing.sync_period``. Unknown without
+        a sync period (T2 without sync; B&H SPC files): stored as NaN, never guessed from the
+        timestamp unit, which in T3 is not always the laser period (TimeHarp 200, B&H SPC).
     excitation_wavelengths, detection_wavelengths
         Optional, in metres.
     detection_split_ch_ratios
@@ -677,7 +678,7 @@ class PhotonHdf5Writer:
         if any(d < 1 or d > 255 for ch in split for d in ch):
             raise ValueError("photon detector ids in split_channels must be 1..255")
         if laser_repetition_rates is None:
-            period = timing.sync_period or (timing.timestamp_unit if timing.is_t3 else None)
+            period = timing.sync_period
             rates = [1.0 / period if period else math.nan]
         else:
             rates = [float(r) for r in np.atleast_1d(laser_repetition_rates)]

@@ -437,6 +437,15 @@ class PtuWriter:
         if self.rectype.mode != timing.mode:
             raise ValueError(f"record type {self.rectype.name} is {self.rectype.mode}, "
                              f"the photons are {timing.mode}")
+        if timing.is_t3 and (timing.sync_period is None or not math.isclose(
+                timing.sync_period, timing.timestamp_unit, rel_tol=1e-6)):
+            # PTU T3 records count laser pulses; a TimeHarp 200 or B&H SPC macrotime counts a
+            # clock of its own, and writing it as sync counts would state a false laser rate
+            raise FormatError(
+                path, "cannot be written as PTU: the macrotime of these T3 photons counts a "
+                f"{timing.timestamp_unit:g} s clock"
+                f" that is not the laser sync (period {timing.sync_period or 'unknown'} s); PTU "
+                "T3 records count sync pulses: write Photon-HDF5 instead")
         self.path = Path(path)
         self.timing = timing
         self.n_records = 0

@@ -1,7 +1,9 @@
-"""PicoQuant TTTR records: decoding to photon arrays and encoding back, compiled and streaming.
+"""TTTR records: decoding to photon arrays and encoding back, compiled and streaming.
 
-The twelve record types of PicoQuant's PTU format (also found after the headers of .pt3/.ht3
-files) in four layouts. Semantics follow PicoQuant's reference reader ``Read_PTU.py`` with spad's
+The twelve record types of PicoQuant's PTU format (also found after the headers of .pt3/.ht3/
+.pt2/.ht2 files) in four layouts, plus two decode-only types of older instruments: the TimeHarp
+200 records of ``.t3r`` files and the Becker & Hickl SPC-130/134/140/150/160/830 FIFO records of
+``.spc`` files. Semantics follow PicoQuant's reference reader ``Read_PTU.py`` with spad's
 detector numbering (photon detectors from 1, T2 sync events as detector 0 = ``SYNC``):
 
 =================  ==============================  ============================================
@@ -15,12 +17,26 @@ PicoHarp T2        channel 0-4 -> detector 0-4     ch 15: low 4 bits 0 = one wra
 HydraHarp-family   channel c -> detector c + 1     special ch 63 = overflow (v1: one wrap;
 T3 / T2                                            others: time field wraps, 0 meaning 1);
                                                    ch 1-15 = marker c; T2 ch 0 = sync (det 0)
+TimeHarp200T3      valid: route 0-3 -> detector    not valid + data bit 11: one wrap
+                   1-4; tag in its 100 ns clock,   of 65536 ticks; else marker bits =
+                   data = TCSPC bin                data bits 0-2 (0: invalid)
+BH-SPC             not invalid: rout 0-15 ->       invalid + mtov (mark 0): bits 0-27
+                   detector 1-16, nanotime =       = wraps of 4096; mtov on a photon
+                   4095 - adc (TAC runs photon-    or marker: one wrap first; invalid
+                   start, sync-stop)               + mark: marker bits = rout (0:
+                                                   invalid); gap: data lost before
 =================  ==============================  ============================================
 
 Invalid records are dropped and counted (:attr:`Decoder.n_invalid`) so that the file reader can
 warn once; they are never turned into photons: PicoHarp channels 5-14 (and 0 in T3), PicoHarp T3
 marker records with bits above the 4 marker bits (``dtime > 15``), HydraHarp-family special
-records on channels 16-62 (and channel 0 in T3, where there is no sync record).
+records on channels 16-62 (and channel 0 in T3, where there is no sync record), B&H records
+flagged invalid that are neither overflow nor marker. B&H records with the GAP bit (the card's
+FIFO overflowed and photons were lost just before) are counted in :attr:`Decoder.n_gaps`.
+
+Sources: PicoQuant's ``Read_PTU.py`` and legacy demo readers; T. Bischof's ``libpicoquant``
+(``th_v50.h``, ``th_v50_tttr.c``) for the TimeHarp 200; W. Becker, *The bh TCSPC Handbook*
+("FIFO data files") for the SPC cards.
 
 Speed: :meth:`Decoder.decode` counts, then decodes, blocks of records with compiled kernels
 (``spad.formats._kernels``) on all CPUs, handing blocks out dynamically so that a busy machine
@@ -52,14 +68,15 @@ class RecordType:
     Attributes
     ----------
     code
-        ``TTResultFormat_TTTRRecType`` value, e.g. ``0x01010304``.
+        ``TTResultFormat_TTTRRecType`` value, e.g. ``0x01010304``; ``None`` for the types no
+        PTU file holds (TimeHarp 200, Becker & Hickl).
     name
         PicoQuant's name, e.g. ``"HydraHarp2T3"`` (MultiHarp records are ``"GenericT3/T2"``).
     mode
         ``"T2"`` or ``"T3"``.
     family
-        ``"PicoHarp"`` or ``"HydraHarp"`` (the layout shared by HydraHarp, TimeHarp 260 and
-        MultiHarp/generic records).
+        ``"PicoHarp"``, ``"HydraHarp"`` (the layout shared by HydraHarp, TimeHarp 260 and
+        MultiHarp/generic records), ``"TimeHarp200"`` or ``"BH-SPC"``.
     wrap
         Timestamp ticks (T3: syncs, T2: tagger ticks) added by one overflow.
     multi_wrap
@@ -72,7 +89,7 @@ class RecordType:
         Detector numbers (spad numbering) the type can hold; 0 is the sync in T2.
     """
 
-    code: int
+    code: int | None
     name: str
     mode: str
     family: str
@@ -86,6 +103,10 @@ class RecordType:
     @property
     def kernel(self) -> int:
         """Layout number used by the compiled kernels."""
+        if self.family == "TimeHarp200":
+            return k.TH_T3
+        if self.family == "BH-SPC":
+            return k.BH_SPC
         if self.family == "PicoHarp":
             return k.PH_T3 if self.mode == "T3" else k.PH_T2
         return k.HH_T3 if self.mode == "T3" else k.HH_T2
@@ -119,13 +140,22 @@ RECORD_TYPES: dict[int, RecordType] = {rt.code: rt for rt in (
 )}
 """All supported record types by ``TTResultFormat_TTTRRecType`` code."""
 
+DECODE_ONLY: dict[str, RecordType] = {rt.name: rt for rt in (
+    RecordType(None, "TimeHarp200T3", "T3", "TimeHarp200", 65536, False, 16, 12, 1, 4),
+    # an overflow-count record carries its number of wraps (in 28 bits, not the time field)
+    RecordType(None, "BH-SPC", "T3", "BH-SPC", 4096, True, 12, 12, 1, 16),
+)}
+"""Record types spad reads but does not write (no PTU record type code)."""
+
 _BY_NAME = {rt.name.lower(): rt for rt in RECORD_TYPES.values()}
+_BY_NAME.update({rt.name.lower(): rt for rt in DECODE_ONLY.values()})
 _BY_NAME["multiharpt3"] = RECORD_TYPES[0x00010307]
 _BY_NAME["multiharpt2"] = RECORD_TYPES[0x00010207]
 
 
 def record_type(code_or_name: int | str | RecordType) -> RecordType:
-    """Look up a record type by its code (``0x01010304``) or name (``"HydraHarp2T3"``).
+    """Look up a record type by its code (``0x01010304``) or name (``"HydraHarp2T3"``,
+    ``"TimeHarp200T3"``, ``"BH-SPC"``).
 
     Names are case-insensitive; ``"MultiHarpT3"``/``"MultiHarpT2"`` mean the generic types.
 
@@ -150,6 +180,13 @@ def record_type(code_or_name: int | str | RecordType) -> RecordType:
     rt = RECORD_TYPES.get(code)
     if rt is None:
         raise ValueError(f"unknown TTTR record type code 0x{code:08X}")
+    return rt
+
+
+def _writable(rt: RecordType) -> RecordType:
+    if rt.code is None:
+        raise ValueError(f"spad reads {rt.name} records but does not write them; write PTU "
+                         "(a PicoQuant record type) or Photon-HDF5 instead")
     return rt
 
 
@@ -248,7 +285,13 @@ class Decoder:
         self.timing = timing
         self._wraps = 0
         self._n_invalid = 0
+        self._n_gaps = 0
         self._n_records = 0
+
+    @property
+    def n_gaps(self) -> int:
+        """Records so far flagged as following lost data (B&H GAP bit: the FIFO overflowed)."""
+        return self._n_gaps
 
     @property
     def n_overflows(self) -> int:
@@ -293,7 +336,7 @@ class Decoder:
         # Per-block starting offsets: exclusive prefix sums of the counts.
         starts = np.zeros((nb + 1, k.N_COUNTS), dtype=np.int64)
         np.cumsum(counts, axis=0, out=starts[1:])
-        n_ph, n_mk, n_inv, n_wr = (int(x) for x in starts[-1])
+        n_ph, n_mk, n_inv, n_wr, n_gap = (int(x) for x in starts[-1])
         ts = np.empty(n_ph, dtype=np.int64)
         det = np.empty(n_ph, dtype=np.uint8)
         nt = np.empty(n_ph if rt.mode == "T3" else 0, dtype=np.uint16)
@@ -309,6 +352,7 @@ class Decoder:
         _run(fill, nb)
         self._wraps += n_wr
         self._n_invalid += n_inv
+        self._n_gaps += n_gap
         self._n_records += w.shape[0]
         return PhotonChunk(self.timing, ts, det, nt if rt.mode == "T3" else None, mts, mch)
 
@@ -349,7 +393,7 @@ class Encoder:
     """
 
     def __init__(self, rectype: RecordType | int | str, timing: Timing) -> None:
-        self.rectype = record_type(rectype)
+        self.rectype = _writable(record_type(rectype))
         _check_mode(self.rectype, timing)
         self.timing = timing
         self._wraps = 0

@@ -42,6 +42,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bin-ms", type=float, default=10.0,
                    help="intensity trace bin width (default 10 ms)")
     p.add_argument("--irf", metavar="FILE", help="measured IRF recording (time-tag file)")
+    p.add_argument("--roi", metavar="START:END",
+                   help="region of interest in seconds on the recording's clock (e.g. 0:25, "
+                        "5: or :20); default: all of it, ending where a bleached tail begins")
+    p.add_argument("--no-auto-roi", dest="auto_roi", action="store_false",
+                   help="keep a bleached or dead tail (do not end the ROI automatically)")
+    p.add_argument("--keep-bursts", dest="remove_bursts", action="store_false",
+                   help="keep photon bursts (short spikes far above the emitter's levels)")
     p.add_argument("--detectors", type=int, nargs=2, default=(1, 2), metavar=("A", "B"),
                    help="the two HBT detectors (default 1 2; 0 is the sync input, for a "
                         "PicoHarp in T2 with a detector on it: then g2 is g2(τ), no lifetime)")
@@ -54,6 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _settings(args: argparse.Namespace) -> Any:
     from analysis.photon_analysis import AnalysisSettings, irf_from_file
+    from analysis.roi import parse_roi
 
     if args.gate_ns < 0 or args.bin_ms <= 0:
         raise SpadError("--gate-ns must be >= 0 and --bin-ms > 0 (units: ns and ms)")
@@ -63,8 +71,14 @@ def _settings(args: argparse.Namespace) -> Any:
     delay = getattr(args, "delay_ns", None)
     if delay is not None and not abs(delay) < 1e6:
         raise SpadError(f"--delay-ns must be a number of nanoseconds, not {delay}")
+    try:
+        roi = parse_roi(args.roi) if args.roi else None
+    except ValueError as exc:
+        raise SpadError(f"--roi: {exc}") from None
     s = AnalysisSettings(gate_s=args.gate_ns * 1e-9, trace_bin_s=args.bin_ms * 1e-3,
-                         detectors=(a, b), delay_s=None if delay is None else delay * 1e-9)
+                         detectors=(a, b), roi=roi, auto_roi=args.auto_roi,
+                         remove_bursts=args.remove_bursts,
+                         delay_s=None if delay is None else delay * 1e-9)
     if args.irf:
         s.irf = irf_from_file(args.irf, s)
     return s
@@ -109,13 +123,18 @@ def _summary(rec: dict[str, Any]) -> str:
         + f"P(dimer) = {f(c.get('p_dimer'), '.2f')}, from {c.get('model', 'n/a')})"
         + (f"\n  why          {c['reason']}" if c.get("reason") else ""),
         f"  photons      {rec['photons']} in {f(rec['duration_s'], '.1f')} s "
-        f"({f(rec['count_rate_cps'], '.0f')} cps)",
+        f"({f(rec['count_rate_cps'], '.0f')} cps; ROI {f(rec['roi_start_s'], '.2f')}-"
+        f"{f(rec['roi_end_s'], '.2f')} s, {rec['roi_source']}; {rec['n_bursts']} burst(s) "
+        f"removed)",
         f"  g2(0)        {f(rec['g2_zero'], '.3f')} ± {f(rec['g2_zero_err'], '.3f')}   "
         f"gated {f(rec['g2_zero_gated'], '.3f')}",
         f"  lifetime     {f(rec['lifetime_ns'], '.2f')} ± {f(rec['lifetime_err_ns'], '.2f')} ns"
-        " (bright state)",
+        f" (bright state; chi2/dof {f(rec['lifetime_chi2_reduced'], '.2f')}, Durbin-Watson "
+        f"{f(rec['lifetime_durbin_watson'], '.3f')}, 5 % bound "
+        f"{f(rec['lifetime_dw_bound_5pct'], '.3f')})",
         f"  blinking     ON fraction {f(rec['on_fraction'], '.2f')}, {rec['n_levels']} levels, "
-        f"alpha ON {f(rec['alpha_on'], '.2f')} OFF {f(rec['alpha_off'], '.2f')}",
+        f"alpha ON {f(rec['alpha_on'], '.2f')} OFF {f(rec['alpha_off'], '.2f')}, switching "
+        f"{f(rec['switching_rate_hz'], '.1f')}/s",
     ]
     if rec["peak_ev"] is not None:
         lines.append(f"  spectrum     peak {rec['peak_ev']:.4f} eV "

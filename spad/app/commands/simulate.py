@@ -11,6 +11,7 @@ truth goes to ``/user/ground_truth`` (see :mod:`spad.particle` for the layout).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -59,6 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--exposure", type=float, default=0.08, metavar="SECONDS",
                    help="EMCCD exposure per frame (default 0.08 s)")
     p.add_argument("--em-gain", type=float, default=100.0, help="EM gain (default 100)")
+    p.add_argument("--bleach-s", type=float, default=None, metavar="SECONDS",
+                   help="the particle photobleaches at this time (emits nothing after it)")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.set_defaults(func=run)
 
@@ -85,6 +88,8 @@ def _check(args: argparse.Namespace) -> None:
         bad(f"--spectrum-s must be >= 0 s, not {args.spectrum_s:g}")
     if not (math.isfinite(args.exposure) and 1e-4 <= args.exposure <= 60):
         bad(f"--exposure must be within 0.1 ms - 60 s, not {args.exposure:g}")
+    if args.bleach_s is not None and not (math.isfinite(args.bleach_s) and args.bleach_s >= 0):
+        bad(f"--bleach-s must be >= 0 s, not {args.bleach_s:g}")
     if not (1 <= args.em_gain <= 1000):
         bad(f"--em-gain must be within 1-1000, not {args.em_gain:g}")
     out = Path(args.output)
@@ -93,7 +98,8 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def build(particle: str, seed: int, neck_nm: float | None = None, vary: bool = False,
-          mode: str = "T3", count_rate: float | None = None) -> tuple[Any, Any]:
+          mode: str = "T3", count_rate: float | None = None,
+          bleach_s: float | None = None) -> tuple[Any, Any]:
     """Emitters and detection chain for one simulated particle.
 
     Returns
@@ -101,7 +107,8 @@ def build(particle: str, seed: int, neck_nm: float | None = None, vary: bool = F
     (emitters, detection)
         ``emitters`` is an Emitter or a pair of them; ``detection`` a
         :class:`simulators.detection.Detection` whose collection efficiency gives
-        ``count_rate`` (cps, both detectors) in the brightest state, if given.
+        ``count_rate`` (cps, both detectors) in the brightest state, if given. With
+        ``bleach_s`` every emitter photobleaches at that time.
     """
     from simulators.detection import Detection
     from simulators.emitter import dimer, monomer, pair
@@ -115,6 +122,10 @@ def build(particle: str, seed: int, neck_nm: float | None = None, vary: bool = F
         emitters = pair(rng=rng)
     else:
         raise SpadError(f"simulate: unknown particle {particle!r} (use {', '.join(PARTICLES)})")
+    if bleach_s is not None:
+        emitters = (tuple(dataclasses.replace(e, bleach_s=bleach_s) for e in emitters)
+                    if isinstance(emitters, tuple) else
+                    dataclasses.replace(emitters, bleach_s=bleach_s))
     detection = Detection(mode=mode)
     if count_rate is not None:
         ems = emitters if isinstance(emitters, tuple) else (emitters,)
@@ -149,6 +160,7 @@ def ground_truth(sim: Any, particle: str, neck_nm: float | None, spectrum: Any,
             "state_mean_lifetime_s": t.state_mean_lifetime_s(i),
             "state_intensity_hz": t.state_intensity_hz(i), "alphas": t.alphas(i),
             "fractions": t.fractions(i), "on_fraction": t.on_fraction(i),
+            "emission_end_s": t.emission_end_s(i),
             "timeline": {"start_s": np.asarray(start, dtype=float),
                          "state": np.asarray(state, dtype=np.int64),
                          "duration_s": np.asarray(dwell, dtype=float)},
@@ -181,7 +193,8 @@ def simulate_particle(out: Path, particle: str, seed: int, duration_s: float, *,
                       mode: str = "T3", count_rate: float | None = None,
                       spectrum_s: float | None = None, exposure_s: float = 0.08,
                       em_gain: float = 100.0, read_mode: str = "image", overwrite: bool = False,
-                      progress: bool = False) -> tuple[Any, dict[str, Any], Any]:
+                      progress: bool = False, bleach_s: float | None = None
+                      ) -> tuple[Any, dict[str, Any], Any]:
     """Simulate one particle and write its particle file (what ``spad simulate`` does).
 
     Parameters are those of the command (see ``spad simulate --help``); ``spectrum_s`` None
@@ -200,7 +213,7 @@ def simulate_particle(out: Path, particle: str, seed: int, duration_s: float, *,
     from spad.optics import HC_EV_M
     from spad.particle import write_particle
 
-    emitters, detection = build(particle, seed, neck_nm, vary, mode, count_rate)
+    emitters, detection = build(particle, seed, neck_nm, vary, mode, count_rate, bleach_s)
     sim = simulate(emitters, detection, duration_s, seed, chunk_s=1.0)
     lines = particle_lines(sim.truth)
     spectrum_s = (min(duration_s, SPECTRUM_S_DEFAULT) if spectrum_s is None
@@ -237,7 +250,8 @@ def run(args: argparse.Namespace) -> int:
         out, args.particle, args.seed, args.duration, fmt=fmt, neck_nm=args.neck_nm,
         vary=args.vary, mode=args.mode, count_rate=args.count_rate, spectrum_s=args.spectrum_s,
         exposure_s=args.exposure, em_gain=args.em_gain, read_mode=args.read_mode,
-        overwrite=args.force, progress=sys.stderr.isatty() and args.duration >= 30)
+        overwrite=args.force, progress=sys.stderr.isatty() and args.duration >= 30,
+        bleach_s=args.bleach_s)
     peaks = [float(e["peak_ev"]) for e in truth["emitters"].values()]
     rate = written.n_photons / args.duration
     peak_text = "/".join(f"{p:.4f}" for p in peaks)

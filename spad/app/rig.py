@@ -1,0 +1,138 @@
+"""Opening the instruments a rig file names (the wiring of :mod:`spad.config` to the drivers).
+
+:func:`open_rig` is what acquisition, the GUI and ``spad devices`` call::
+
+    with open_rig("rig.toml") as rig:          # None: the default, fully simulated rig
+        rig.spectrograph.set_centre_wavelength(630e-9)
+        frame = rig.camera.snap()
+        rig.tagger.start(10.0)
+
+Each instrument is opened in turn (spectrograph, camera, tagger) and all are closed on leaving
+the block, also after an error; if one fails to open, those already open are closed and the
+:class:`~spad.errors.DeviceError` naming it propagates. Simulated back-ends come from
+:mod:`simulators.instruments` and :mod:`simulators.tagger`; real ones from ``drivers/``, imported
+only when the rig asks for them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from drivers.interfaces.camera import CameraInterface
+from drivers.interfaces.spectrograph import SpectrographInterface
+from drivers.interfaces.tagger import TimeTagger
+from spad.config import CameraSettings, Rig, SpectrographSettings, TaggerSettings, load_rig
+
+__all__ = ["Instruments", "open_rig", "open_spectrograph", "open_camera", "open_tagger"]
+
+
+@dataclass
+class Instruments:
+    """The open instruments of a rig, and the settings they were opened with."""
+
+    tagger: TimeTagger
+    camera: CameraInterface
+    spectrograph: SpectrographInterface
+    rig: Rig
+
+
+def open_spectrograph(s: SpectrographSettings) -> SpectrographInterface:
+    """Create and open the spectrograph of ``s``."""
+    if s.backend == "acton":
+        from drivers.acton import ActonSpectrograph
+        mono: SpectrographInterface = ActonSpectrograph(
+            s.port, link=s.link, timeout_s=s.timeout_s, focal_length_m=s.focal_length_m,
+            inclusion_angle_deg=s.inclusion_angle_deg, pixel_size_m=s.pixel_size_m)
+    else:
+        from simulators.instruments import SimulatedSpectrograph
+        mono = SimulatedSpectrograph(focal_length_m=s.focal_length_m)
+    mono.open()
+    return mono
+
+
+def open_camera(s: CameraSettings, spectrograph: SpectrographInterface | None = None
+                ) -> CameraInterface:
+    """Create and open the camera of ``s`` (a simulated one looks through ``spectrograph``)."""
+    if s.backend == "andor":
+        from drivers.andor import AndorCamera
+        cam: CameraInterface = AndorCamera(
+            s.index, temperature_c=s.temperature_c, exposure_s=s.exposure_s,
+            em_gain=s.em_gain, advanced_em_gain=s.advanced_em_gain, preamp=s.preamp,
+            hsspeed=s.hsspeed, sensitivity_e_per_adu=s.sensitivity_e_per_adu)
+        cam.open()
+        return cam
+    from simulators.instruments import SimulatedCamera
+    cam = SimulatedCamera(spectrograph=spectrograph)
+    cam.open()
+    try:
+        cam.set_exposure(s.exposure_s)
+        cam.set_em_gain(s.em_gain)
+        cam.set_temperature(s.temperature_c)
+        cam.set_read_mode("fvb")          # as the Andor driver opens: spectra, not images
+    except BaseException:
+        cam.close()
+        raise
+    return cam
+
+
+def open_tagger(s: TaggerSettings, *, seed: int = 0, realtime: bool = True) -> TimeTagger:
+    """Create, open and configure the time tagger of ``s``.
+
+    ``seed`` and ``realtime`` only concern the simulated tagger (a monomer in focus; records at
+    the pace of the wall clock unless ``realtime=False``).
+    """
+    offsets = tuple(x * 1e-9 for x in s.detector_offsets_ns)
+    if len(offsets) == 1:
+        offsets *= len(s.detectors)
+    if s.backend == "picoquant":
+        from drivers.picoquant import FAMILIES
+        tagger: Any = FAMILIES[s.family](
+            library=s.library or None, serial=s.serial, mode=s.mode, reference=s.reference,
+            sync_level_mv=s.sync_level_mv, sync_zero_cross_mv=s.sync_zero_cross_mv,
+            input_levels_mv=s.input_levels_mv or (50.0,),
+            input_zero_cross_mv=s.input_zero_cross_mv or (10.0,), detectors=s.detectors)
+        tagger.open()
+    elif s.backend == "swabian":
+        from drivers.swabian import SwabianTagger
+        tagger = SwabianTagger(serial=s.serial, detectors=s.detectors,
+                               sync_level_v=s.sync_level_mv / 1e3,
+                               input_levels_v=tuple(v / 1e3 for v in s.input_levels_mv)
+                               or (0.5,))
+        tagger.open()
+    else:
+        from simulators.detection import Detection
+        from simulators.emitter import monomer
+        from simulators.tagger import SimulatedTagger
+        tagger = SimulatedTagger(monomer(rng=seed), Detection(), seed=seed, realtime=realtime)
+        tagger.open()
+    try:
+        tagger.configure(s.mode, s.sync_divider, s.binning, offsets, s.sync_offset_ns * 1e-9)
+    except BaseException:
+        tagger.close()
+        raise
+    return tagger
+
+
+@contextmanager
+def open_rig(config_path: str | os.PathLike[str] | None = None, *, seed: int = 0,
+             realtime: bool = True) -> Iterator[Instruments]:
+    """Open every instrument of the rig file ``config_path`` (``None``: all simulated).
+
+    Yields
+    ------
+    Instruments
+        ``.tagger``, ``.camera``, ``.spectrograph`` (the drivers/interfaces types) and ``.rig``.
+    """
+    rig = load_rig(config_path)
+    with ExitStack() as stack:
+        mono = open_spectrograph(rig.spectrograph)
+        stack.callback(mono.close)
+        cam = open_camera(rig.camera, mono)
+        stack.callback(cam.close)
+        tagger = open_tagger(rig.tagger, seed=seed, realtime=realtime)
+        stack.callback(tagger.close)
+        yield Instruments(tagger, cam, mono, rig)
