@@ -115,19 +115,24 @@ class Classification:
 
 @dataclass
 class Classifier:
-    """Two logistic models, with and without spectral features, and the decision threshold."""
+    """Logistic models with and without spectral features, a fallback photon model without
+    the gated g2(0) (a gate that leaves too few coincidences at a few kcps), and the decision
+    threshold."""
 
     with_spectrum: LogisticModel
     photons_only: LogisticModel
     uncertain_below: float = 0.8
     provenance: dict = field(default_factory=dict)
+    ungated: LogisticModel | None = None
 
     @classmethod
     def load(cls, path: str | Path = MODEL_PATH) -> Classifier:
         """Load shipped (or re-fitted) parameters from JSON."""
         d = json.loads(Path(path).read_text())
+        ungated = d.get("ungated")
         return cls(LogisticModel(**d["with_spectrum"]), LogisticModel(**d["photons_only"]),
-                   d.get("uncertain_below", 0.8), d.get("provenance", {}))
+                   d.get("uncertain_below", 0.8), d.get("provenance", {}),
+                   LogisticModel(**ungated) if ungated else None)
 
     def save(self, path: str | Path = MODEL_PATH) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=1) + "\n")
@@ -136,7 +141,8 @@ class Classifier:
         """Classify one particle from its features (``None`` or NaN = not measured).
 
         Uses the spectrum model when every spectral and photon feature is present, the photon
-        model when the photon features are; otherwise the verdict is ``uncertain``.
+        model when the photon features are, the ungated photon model when only the gated g2(0)
+        is missing; otherwise the verdict is ``uncertain``.
         """
         have = {k: float(v) for k, v in features.items()
                 if v is not None and np.isfinite(float(v))}
@@ -144,6 +150,8 @@ class Classifier:
             model, name = self.with_spectrum, "spectrum+photons"
         elif all(f in have for f in self.photons_only.features):
             model, name = self.photons_only, "photons"
+        elif self.ungated is not None and all(f in have for f in self.ungated.features):
+            model, name = self.ungated, "photons without gate"
         else:
             missing = [f for f in self.photons_only.features if f not in have]
             return Classification("uncertain", None, None, {}, "none",

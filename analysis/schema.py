@@ -163,8 +163,8 @@ FIELDS: tuple[Field, ...] = (
           "of the likelier class); null when the model cannot be applied (missing features, or "
           "outside its calibrated range)", "classification"),
     Field("p_dimer", "", "probability that the particle is a coupled dimer", "classification"),
-    Field("model", "text", "the classifier model used: `spectrum+photons`, `photons` or "
-          "`none`", "classification"),
+    Field("model", "text", "the classifier model used: `spectrum+photons`, `photons`, "
+          "`photons without gate` (the gated g2(0) missing) or `none`", "classification"),
     Field("reason", "text", "why the label is `uncertain` (missing features, outside the "
           "calibrated range, or probability below the threshold); empty for a verdict",
           "classification"),

@@ -247,10 +247,13 @@ def main(argv: list[str] | None = None) -> int:
     y = [p["kind"] == "dimer" for p in train]
     both = PHOTON_FEATURES + SPECTRUM_FEATURES
     i_ph, i_sp = _complete(rows, PHOTON_FEATURES), _complete(rows, both)
+    ungated = tuple(f for f in PHOTON_FEATURES if f != "g2_zero_gated")
+    i_ug = _complete(rows, ungated)
     clf = Classifier(
         with_spectrum=fit_logistic([rows[i] for i in i_sp], [y[i] for i in i_sp], both),
         photons_only=fit_logistic([rows[i] for i in i_ph], [y[i] for i in i_ph],
-                                  PHOTON_FEATURES))
+                                  PHOTON_FEATURES),
+        ungated=fit_logistic([rows[i] for i in i_ug], [y[i] for i in i_ug], ungated))
     report = evaluate(clf, test)
     clf.provenance = {
         "script": "spad/app/calibrate.py",
