@@ -574,9 +574,11 @@ def decay_floor_background(decay: Decay, period_s: float, duration_s: float,
     the detectors in proportion to each one's counts in the quietest quarter of the period (its
     own floor, where dark counts differ).
     """
-    total = background_per_bin * period_s / bin_width_s / duration_s
-    total_err = background_per_bin_err * period_s / bin_width_s / duration_s
+    # photons are recorded only within the TCSPC range, which may be shorter than the period
     n = int(np.count_nonzero(decay.bin_edges_s[1:] <= period_s + 1e-15))
+    covered = min(period_s, float(decay.bin_edges_s[n]) - float(decay.bin_edges_s[0]))
+    total = background_per_bin * covered / bin_width_s / duration_s
+    total_err = background_per_bin_err * covered / bin_width_s / duration_s
     shares = []
     for det in (det_a, det_b):
         row = np.asarray(decay.counts[decay.detectors.index(det)][:n], dtype=float)

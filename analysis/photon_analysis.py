@@ -454,6 +454,12 @@ def _background(out: PhotonAnalysis, acc: _Accumulated, s: AnalysisSettings
     b, db = decay_floor_background(out.decay, acc.timing.sync_period, duration,
                                    float(fit.background), float(fit.background_err or 0.0),
                                    out.decay.bin_width_s, det_a, det_b)
+    rate = out.count_rate_cps or 0.0
+    if rate <= 0 or sum(b) > 0.5 * rate:
+        # mostly floor: no pulse stands out enough to separate signal from background
+        out.notes.append(f"the decay's flat floor is {sum(b) / max(rate, 1e-9):.0%} of the "
+                         "counts: no background correction of g2")
+        return {}, None
     return ({"background_hz": b, "background_err_hz": db,
              "background_source": "decay floor"}, sum(b))
 

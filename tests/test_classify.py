@@ -104,3 +104,16 @@ def test_save_and_load_round_trip(clf: Classifier, tmp_path) -> None:
     rows, _ = _population(6, 6)
     for r in rows:
         assert back.classify(r).p_dimer == pytest.approx(clf.classify(r).p_dimer, rel=1e-12)
+
+
+def test_missing_gated_g2_falls_back_to_the_ungated_model() -> None:
+    rows, y = _population(200, 3)
+    ungated = [f for f in PHOTON_FEATURES if f != "g2_zero_gated"]
+    c3 = Classifier(fit_logistic(rows, y, PHOTON_FEATURES + SPECTRUM_FEATURES),
+                    fit_logistic(rows, y, PHOTON_FEATURES),
+                    ungated=fit_logistic(rows, y, ungated))
+    r = dict(rows[1])
+    r["g2_zero_gated"] = None
+    c = c3.classify(r)
+    assert c.model == "photons without gate" and c.label == "dimer"
+    assert set(c.evidence) == set(ungated)
