@@ -56,8 +56,9 @@ class PeriodFit:
     n_peaks
         Peaks used in the fit.
     power_ratio
-        Spectral power at the harmonics over the power half-way between them (large for a comb,
-        ~1 for smooth structure).
+        Spectral power at the harmonics over the power half-way between them, or at the
+        fundamental over f0/2 and 3f0/2, whichever is larger (large for a comb, ~1 for smooth
+        structure).
     snr
         Power at the fundamental over the Poisson noise power.
     """
@@ -165,8 +166,13 @@ def find_period(correlation: Correlation, min_period_s: float | None = None,
         on = [_at(freqs, power, j * f0, half) for j in range(1, kmax + 1)]
         off = [_at(freqs, power, (j - 0.5) * f0, half) for j in range(1, kmax + 1)]
         ratio = float(np.mean(on) / max(np.mean(off), noise))
-        if ratio < 10.0:
+        # sparse combs of broad peaks (long decays, few pairs): their harmonics fade, and an
+        # emptied zero-delay peak adds broadband power; the line must still tower over the
+        # power half a fundamental either side (a smooth feature decreases through f0 / 2)
+        local = float(on[0] / max(off[0], _at(freqs, power, 1.5 * f0, half), noise))
+        if ratio < 10.0 and local < 5.0:
             continue
+        ratio = max(ratio, local)
         period = 1.0 / f0
         offset = _fold_offset(lags, counts, period)
         for _ in range(2):

@@ -439,7 +439,8 @@ def _background(out: PhotonAnalysis, acc: _Accumulated, s: AnalysisSettings
                 ) -> tuple[dict[str, Any], float | None]:
     """Background options for :func:`~analysis.g2_timing.analyze_g2` and the total rate.
 
-    Given dark counts win; else the decay fit's flat floor (T3 with a laser period); else none.
+    Given dark counts win; else the decay fit's flat floor (with a laser period and a decay);
+    else the dimmest intensity state when it is dark (:func:`_off_level_background`).
     """
     det_a, det_b = s.detectors
     if s.dark_counts_hz is not None:
@@ -449,7 +450,7 @@ def _background(out: PhotonAnalysis, acc: _Accumulated, s: AnalysisSettings
     # only a decay fit that was believed (its lifetime survived the checks) gives a floor
     if (fit is None or out.decay is None or out.lifetime_all_ns is None
             or not np.isfinite(fit.background)):
-        return {}, None
+        return _off_level_background(out, s)
     duration = out.correlation.duration_s if out.correlation is not None else out.duration_s
     b, db = decay_floor_background(out.decay, acc.timing.sync_period, duration,
                                    float(fit.background), float(fit.background_err or 0.0),
@@ -462,6 +463,34 @@ def _background(out: PhotonAnalysis, acc: _Accumulated, s: AnalysisSettings
         return {}, None
     return ({"background_hz": b, "background_err_hz": db,
              "background_source": "decay floor"}, sum(b))
+
+
+def _off_level_background(out: PhotonAnalysis, s: AnalysisSettings
+                          ) -> tuple[dict[str, Any], float | None]:
+    """Background from the dark OFF level, when there is no decay floor to read it from.
+
+    The dimmest intensity state is taken as uncorrelated background if it is dark (at most 30 %
+    of the brightest state's rate): detector dark counts and stray light dominate it. A
+    weakly emitting OFF state is counted with it, so the correction is an upper bound (g2(0)
+    comes out at most that much low); split between the detectors by their photon counts.
+    """
+    b = out.blinking
+    if (b is None or b.n_states < 2 or len(b.state_intensity) < 2
+            or not b.state_intensity[0] <= 0.3 * b.state_intensity[-1]):
+        return {}, None
+    total = float(b.state_intensity[0])
+    t_off = float(b.state_time_fraction[0]) * float(out.duration_s or 0.0)
+    if not (total > 0 and t_off > 0):
+        return {}, None
+    err = float(np.sqrt(total * t_off) / t_off)
+    c = out.correlation
+    share = (np.array([c.n_a, c.n_b], dtype=float) / max(c.n_a + c.n_b, 1)
+             if c is not None else np.array([0.5, 0.5]))
+    out.notes.append(f"g2 background from the dark OFF level ({total:.0f} cps over "
+                     f"{t_off:.1f} s): an upper bound, an emitting OFF state counts with it")
+    return ({"background_hz": tuple(float(x) for x in total * share),
+             "background_err_hz": tuple(float(x) for x in err * share),
+             "background_source": "off level"}, total)
 
 
 def g2_step(out: PhotonAnalysis, acc: _Accumulated, photons: PhotonList,
@@ -582,10 +611,9 @@ def analyze_photons(source: Iterable[PhotonChunk] | Any,
     else:
         out.notes.append("no laser period in the file (no sync rate, or a detector on the sync "
                          "input): no decay or lifetime")
-        if s.dark_counts_hz is not None:
-            background = {"background_hz": (float(s.dark_counts_hz),) * 2,
-                          "background_source": "dark counts"}
-            background_cps = 2 * float(s.dark_counts_hz)
+        if out.correlation is None:
+            out.correlation = acc.correlation.result()
+        background, background_cps = _background(out, acc, s)
     g2_step(out, acc, photons, s, background, background_cps)
     if acc.timing.is_t3 and out.flid is None:
         out.flid = acc.flid.result()

@@ -98,8 +98,9 @@ FIELDS: tuple[Field, ...] = (
     Field("g2_zero_err", "", "standard error of `g2_zero` (Poisson counts and the background "
           "estimate)", _P),
     Field("g2_correction", "text", "what `g2_zero` is corrected for: `none`, `leakage` (decay "
-          "tails), `decay floor` (background from the decay fit's flat floor), `dark counts` "
-          "(given), joined by `+`", _P),
+          "tails), `decay floor` (background from the decay fit's flat floor), `off level` "
+          "(from the dark OFF intensity level when there is no decay: an upper bound), "
+          "`dark counts` (given), joined by `+`", _P),
     Field("g2_background_cps", "counts/s", "uncorrelated background of both detectors "
           "subtracted from g2", _P),
     Field("g2_zero_gated", "", "the same for photons arriving more than the gate after their "
