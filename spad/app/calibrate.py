@@ -1,8 +1,8 @@
 """Fit the monomer/dimer classifier on simulated populations and test it on a held-out one.
 
-Run from the repository root (~15 min on 2 busy cores)::
+Run from the repository root (~4 min on 2 cores at load ~4)::
 
-    .venv/bin/python -m spad.app.calibrate --n-train 20 --n-test 20
+    .venv/bin/python -m spad.app.calibrate --n-train 80 --n-test 80
 
 For each particle it draws recording conditions spanning what labs record (:func:`conditions`:
 1-200 kcps, 5-300 s, 1-80 MHz, lifetimes 10-80 ns, background 0-20 %, IRF 30-500 ps, T2 and
