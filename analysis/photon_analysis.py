@@ -470,13 +470,17 @@ def _off_level_background(out: PhotonAnalysis, s: AnalysisSettings
     """Background from the dark OFF level, when there is no decay floor to read it from.
 
     The dimmest intensity state is taken as uncorrelated background if it is dark (at most 30 %
-    of the brightest state's rate): detector dark counts and stray light dominate it. A
+    of the brightest state's rate and a quarter of the mean rate) and lasts (at least 5 % of
+    the time): detector dark counts and stray light dominate it. A
     weakly emitting OFF state is counted with it, so the correction is an upper bound (g2(0)
     comes out at most that much low); split between the detectors by their photon counts.
     """
     b = out.blinking
     if (b is None or b.n_states < 2 or len(b.state_intensity) < 2
-            or not b.state_intensity[0] <= 0.3 * b.state_intensity[-1]):
+            or not b.state_intensity[0] <= 0.3 * b.state_intensity[-1]
+            or not b.state_intensity[0] <= 0.25 * float(out.count_rate_cps or 0.0)
+            or not b.state_time_fraction[0] >= 0.05):
+        # not a dark level that lasts: a brief dim level is no background measurement
         return {}, None
     total = float(b.state_intensity[0])
     t_off = float(b.state_time_fraction[0]) * float(out.duration_s or 0.0)
