@@ -89,20 +89,25 @@ class Classification:
     label
         ``"monomer"``, ``"dimer"`` or ``"uncertain"``.
     probability
-        Probability of the label (for ``"uncertain"``: of the likelier class).
+        Probability of the label (for ``"uncertain"`` below the threshold: of the likelier
+        class); ``None`` when the model cannot be applied (features missing, or outside the
+        range it was calibrated on: a probability it extrapolates is not one).
     p_dimer
-        Probability that the particle is a coupled dimer.
+        Probability that the particle is a coupled dimer (``None`` as ``probability``).
     evidence
         Contribution of each feature to the log-odds of *dimer* (positive favours dimer).
     model
-        Which model was used: ``"spectrum+photons"`` or ``"photons"``.
+        Which model was used: ``"spectrum+photons"``, ``"photons"`` or ``"none"``.
+    reason
+        Why the label is ``"uncertain"`` (empty for a verdict).
     """
 
     label: str
-    probability: float
-    p_dimer: float
+    probability: float | None
+    p_dimer: float | None
     evidence: dict[str, float] = field(default_factory=dict)
     model: str = "photons"
+    reason: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -110,19 +115,24 @@ class Classification:
 
 @dataclass
 class Classifier:
-    """Two logistic models, with and without spectral features, and the decision threshold."""
+    """Logistic models with and without spectral features, a fallback photon model without
+    the gated g2(0) (a gate that leaves too few coincidences at a few kcps), and the decision
+    threshold."""
 
     with_spectrum: LogisticModel
     photons_only: LogisticModel
     uncertain_below: float = 0.8
     provenance: dict = field(default_factory=dict)
+    ungated: LogisticModel | None = None
 
     @classmethod
     def load(cls, path: str | Path = MODEL_PATH) -> Classifier:
         """Load shipped (or re-fitted) parameters from JSON."""
         d = json.loads(Path(path).read_text())
+        ungated = d.get("ungated")
         return cls(LogisticModel(**d["with_spectrum"]), LogisticModel(**d["photons_only"]),
-                   d.get("uncertain_below", 0.8), d.get("provenance", {}))
+                   d.get("uncertain_below", 0.8), d.get("provenance", {}),
+                   LogisticModel(**ungated) if ungated else None)
 
     def save(self, path: str | Path = MODEL_PATH) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=1) + "\n")
@@ -131,7 +141,8 @@ class Classifier:
         """Classify one particle from its features (``None`` or NaN = not measured).
 
         Uses the spectrum model when every spectral and photon feature is present, the photon
-        model when the photon features are; otherwise the verdict is ``uncertain``.
+        model when the photon features are, the ungated photon model when only the gated g2(0)
+        is missing; otherwise the verdict is ``uncertain``.
         """
         have = {k: float(v) for k, v in features.items()
                 if v is not None and np.isfinite(float(v))}
@@ -139,18 +150,24 @@ class Classifier:
             model, name = self.with_spectrum, "spectrum+photons"
         elif all(f in have for f in self.photons_only.features):
             model, name = self.photons_only, "photons"
+        elif self.ungated is not None and all(f in have for f in self.ungated.features):
+            model, name = self.ungated, "photons without gate"
         else:
             missing = [f for f in self.photons_only.features if f not in have]
-            return Classification("uncertain", 0.5, 0.5, {}, f"missing {', '.join(missing)}")
+            return Classification("uncertain", None, None, {}, "none",
+                                  f"missing {', '.join(missing)}")
         p = model.probability(have)
         ev = model.evidence(have)
         far = model.outside(have)
         if far:
-            return Classification("uncertain", max(p, 1 - p), p, ev,
-                                  f"{name}; outside the calibrated range: {', '.join(far)}")
+            return Classification("uncertain", None, None, ev, name,
+                                  f"outside the calibrated range: {', '.join(far)}")
         likely, p_likely = ("dimer", p) if p >= 0.5 else ("monomer", 1.0 - p)
-        label = likely if p_likely >= self.uncertain_below else "uncertain"
-        return Classification(label, p_likely, p, ev, name)
+        if p_likely >= self.uncertain_below:
+            return Classification(likely, p_likely, p, ev, name)
+        return Classification("uncertain", p_likely, p, ev, name,
+                              f"{likely} is likelier (p = {p_likely:.2f}) but below the "
+                              f"threshold {self.uncertain_below:g}")
 
 
 def fit_logistic(rows: Sequence[Mapping[str, float]], is_dimer: Sequence[bool],

@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from scipy.signal import fftconvolve
@@ -83,6 +84,17 @@ class G2Result:
         -1, 0 and +1 (their sum is ~1; a short decay gives ~(0, 1, 0)); else ``None``.
     centre_area_fit, side_area_fit
         With the leakage correction: the solved centre and side-peak areas (pairs).
+    correction
+        What was corrected: ``"none"``, or ``"+"``-joined ``"leakage"`` (decay tails across the
+        windows) and the background source (``"rho"``, ``"dark counts"``, ``"floor"``, or the
+        caller's label of ``background_hz``, e.g. ``"decay floor"``).
+    background_pairs, background_pairs_err
+        With ``background_hz``: uncorrelated-background pairs expected per window.
+    trusted
+        False when the peak-shape model does not describe the windows or the peaks overlap too
+        much to separate: ``g2`` is NaN then and ``note`` says why (``g2_raw`` stands).
+    note
+        Why the corrected value is not given, or what limits it.
     """
 
     g2: float
@@ -99,6 +111,11 @@ class G2Result:
     peak_fractions: np.ndarray | None = None
     centre_area_fit: float | None = None
     side_area_fit: float | None = None
+    correction: str = "none"
+    background_pairs: float | None = None
+    background_pairs_err: float | None = None
+    trusted: bool = True
+    note: str = ""
 
 
 DecayInput = Decay | tuple[np.ndarray, np.ndarray, float]
@@ -126,6 +143,28 @@ def _decay_rows(decay: DecayInput, det_a: int, det_b: int
         raise ValueError("decay histograms must be two 1-D arrays of one length and a positive "
                          "bin width")
     return h_a, h_b, float(width)
+
+
+def _quiet_first(row: np.ndarray, period_s: float, bin_width_s: float
+                 ) -> tuple[np.ndarray, int]:
+    """One period of a delay histogram rolled to start at its quietest quarter, and the roll."""
+    n = max(1, min(row.size, int(round(period_s / bin_width_s))))
+    q = max(1, n // 4)
+    ring = np.concatenate((row[:n], row[:q]))
+    csum = np.concatenate(([0.0], np.cumsum(ring)))
+    start = int(np.argmin(csum[q:q + n] - csum[:n]))
+    return np.roll(row[:n], -start), start
+
+
+def _above_floor(row: np.ndarray, period_s: float, bin_width_s: float) -> np.ndarray:
+    """A delay histogram minus its flat floor: the mean of its quietest quarter period."""
+    n = max(1, min(row.size, int(round(period_s / bin_width_s))))
+    q = max(1, n // 4)
+    ring = np.concatenate((row[:n], row[:q]))
+    csum = np.concatenate(([0.0], np.cumsum(ring)))
+    floor = float(np.min(csum[q:q + n] - csum[:n])) / q
+    out = np.clip(row - floor, 0.0, None)
+    return out if out.sum() > 0 else row
 
 
 def delay_difference(decay: DecayInput, det_a: int = 1, det_b: int = 2
@@ -187,7 +226,8 @@ def solve_peak_areas(windows: np.ndarray, fractions_centre: np.ndarray,
 
     Window ``j`` holds ``W_j = A_0 c_j + A s_j`` counts, ``c_j`` the share of the centre peak
     and ``s_j`` the summed share of all side peaks (equal areas ``A``) that fall into it. The
-    weights are the Poisson variances ``max(W_j, 1)``.
+    weights are the Poisson variances of the model's expected counts (iterated from the
+    observed ones), so that with no leakage the areas are the plain window counts and mean.
 
     Returns
     -------
@@ -196,10 +236,14 @@ def solve_peak_areas(windows: np.ndarray, fractions_centre: np.ndarray,
     """
     w = np.asarray(windows, dtype=float)
     x = np.column_stack((fractions_centre, fractions_side))
-    inv_var = 1.0 / np.maximum(w, 1.0)
-    xtw = x.T * inv_var
-    cov = np.linalg.inv(xtw @ x)
-    a0, a = cov @ (xtw @ w)
+    var = np.maximum(w, 1.0)
+    for _ in range(3):
+        # observed counts as variances bias the areas low (a window that fluctuated down gets
+        # more weight); iterate with the model's expected counts instead
+        xtw = x.T / var
+        cov = np.linalg.inv(xtw @ x)
+        a0, a = cov @ (xtw @ w)
+        var = np.maximum(x @ np.array([a0, a]), 1.0)
     return float(a0), float(a), cov
 
 
@@ -249,7 +293,10 @@ def pulsed_g2(correlation: Correlation | CrossCorrelation, sync_period_s: float 
               rho: float | tuple[float, float] | None = None,
               dark_counts_hz: float | tuple[float, float] | None = None,
               floor: bool = False, floor_window: float = 0.1,
-              decay: DecayInput | None = None) -> G2Result:
+              decay: DecayInput | None = None,
+              background_hz: tuple[float, float] | None = None,
+              background_err_hz: tuple[float, float] = (0.0, 0.0),
+              background_source: str = "background") -> G2Result:
     """g2(0) under pulsed excitation: centre-peak area over the mean side-peak area.
 
     Each lag bin belongs to the peak whose centre is nearest (windows of +/- T/2); only peaks
@@ -282,7 +329,17 @@ def pulsed_g2(correlation: Correlation | CrossCorrelation, sync_period_s: float 
         The two detectors' delay histograms (of the photons that entered the correlation: for
         a gated correlation, of the gated photons). With them the peak areas are corrected
         for the tails that cross the windows (see the module notes); ``g2_raw`` stays the
-        plain window ratio. Not with ``floor``.
+        plain window ratio. Not with ``floor``. The correction is applied only where it
+        matters (a peak leaks more than 0.1 % out of its window) and is trusted only if the
+        model reproduces the window counts and each peak keeps at least half of its area in
+        its own window; otherwise ``trusted`` is False and ``g2`` NaN.
+    background_hz, background_err_hz
+        Uncorrelated background rates of detectors a and b (and their standard errors)
+        measured from the recording (e.g. the decay's flat floor). Each window then holds
+        ``B = (b_a r_b + r_a b_b - b_a b_b) T D`` background pairs (``r`` the detectors' mean
+        rates, ``D`` the duration), subtracted from the centre and the mean side area:
+        ``g2 = (A_0 - B) / (A - B)``. Unlike ``rho`` this keeps the blinking bunching of the
+        side peaks. ``background_source`` names it in ``correction``.
 
     Returns
     -------
@@ -299,8 +356,9 @@ def pulsed_g2(correlation: Correlation | CrossCorrelation, sync_period_s: float 
     if not period or not period > 0:
         raise ValueError("pulsed g2 needs the sync period: the stream's timing has none, "
                          "give sync_period_s")
-    if sum(x is not None and x is not False for x in (rho, dark_counts_hz, floor or None)) > 1:
-        raise ValueError("give at most one of rho, dark_counts_hz and floor")
+    if sum(x is not None and x is not False
+           for x in (rho, dark_counts_hz, floor or None, background_hz)) > 1:
+        raise ValueError("give at most one of rho, dark_counts_hz, floor and background_hz")
     if floor and decay is not None:
         raise ValueError("the floor estimate and the decay-based peak correction exclude each "
                          "other: the floor of long decays is their tails")
@@ -370,33 +428,108 @@ def pulsed_g2(correlation: Correlation | CrossCorrelation, sync_period_s: float 
 
     fractions = None
     a0_fit = a_fit = None
+    corrections: list[str] = []
+    trusted, note = True, ""
+    a0_c, side_c = float(a0), float(mean_side)  # areas after the leakage correction
+    cov_c = np.diag([max(a0, 1), total_side / len(sides) ** 2])
     if decay is not None:
         # Solve the windows for the true areas: W_j = A_0 c_j + A s_j (see solve_peak_areas)
-        edges_d, cdf = delay_difference(decay, c.det_a, c.det_b)
+        # Each detector's delays rolled within the period so that its quietest quarter comes
+        # first: a pulse that straddles the sync (cable delay near a multiple of T) would split
+        # Delta into two modes a period apart. Delta moves by a known constant, added back.
+        h_a, h_b, w_d = _decay_rows(decay, c.det_a, c.det_b)
+        (h_a, r_a), (h_b, r_b) = _quiet_first(h_a, period, w_d), _quiet_first(h_b, period, w_d)
+        shift_d = (r_b - r_a) * w_d
+        edges_d, cdf = delay_difference((h_a, h_b, w_d))
+        edges_d = edges_d + shift_d
+        # does the signal leak? Judged on the decays above their flat floor (dark counts and
+        # afterpulses spread evenly over all windows: no reason to correct a short decay)
+        edges_s, cdf_s = delay_difference((_above_floor(h_a, period, w_d),
+                                           _above_floor(h_b, period, w_d), w_d))
+        edges_s = edges_s + shift_d
         windows = [0, *sides]
         lo_w = np.array([c.bin_edges_s[np.flatnonzero(in_peak[n])[0]] for n in windows])
         hi_w = np.array([c.bin_edges_s[np.flatnonzero(in_peak[n])[-1] + 1] for n in windows])
+        # Peak k of Delta holds the pairs whose syncs are k apart; the one of the same pulse
+        # sits in the centre window. With a cable delay or a delay wrapped into the next sync
+        # that is not k = 0: label by where Delta's median falls.
+        median_delta = float(np.interp(0.5, cdf, edges_d))
+        k0 = int(round((centre - median_delta) / period))
         # every peak that can reach a used window: Delta spans the decay range on each side
         reach = int(math.ceil(max(abs(edges_d[0]), abs(edges_d[-1])) / period)) + 1
-        all_peaks = np.arange(min(windows) - reach, max(windows) + reach + 1)
+        all_peaks = np.arange(min(windows) + k0 - reach, max(windows) + k0 + reach + 1)
         m = peak_fractions(edges_d, cdf, lo_w, hi_w, all_peaks, period)
-        is_centre = all_peaks == 0
+        is_centre = all_peaks == k0
+        m_sig = peak_fractions(edges_s, cdf_s, lo_w, hi_w, all_peaks, period)
+        own_sig = float(m_sig[0, is_centre][0])
+        into_sig = float(m_sig[0, ~is_centre].sum())
         counts_w = np.array([areas[n] for n in windows], dtype=float)
-        a0_fit, a_fit, cov = solve_peak_areas(counts_w, m[:, is_centre][:, 0],
-                                              m[:, ~is_centre].sum(axis=1))
-        if a_fit <= 0:
-            raise ValueError("the side peaks are empty after the leakage correction")
-        g2_lc = a0_fit / a_fit
-        var = (cov[0, 0] - 2 * g2_lc * cov[0, 1] + g2_lc ** 2 * cov[1, 1]) / a_fit ** 2
-        g2_lc_err = math.sqrt(max(var, 0.0))
-        # share of one peak in its own window and in the windows either side
         centre_row = m[:, is_centre][:, 0]
+        side_row = m[:, ~is_centre].sum(axis=1)
+        # share of one peak in its own window and in the windows either side
         fractions = np.array([centre_row[windows.index(k)] if k in windows else np.nan
                               for k in (-1, 0, 1)])
-    else:
-        g2_lc, g2_lc_err = g2_raw, g2_raw_err
+        own = float(centre_row[0])
+        # (h_a, h_b are one period each, from _quiet_first)
+        sig_share = min(_above_floor(h, period, w_d).sum() / max(h.sum(), 1.0)
+                        for h in (h_a, h_b))
+        if sig_share < 0.1:
+            # a flat delay histogram (no laser pulse in it): nothing to model the peaks with
+            own_sig, into_sig = 1.0, 0.0
+            note = (f"the delay histograms show no excitation pulse ({sig_share:.0%} of the "
+                    "photons above their floor): no tail correction")
+        if own < 0.5 and sig_share >= 0.1:
+            trusted = False
+            note = (f"the coincidence peaks overlap (a peak keeps {own:.0%} of its pairs in its "
+                    "own window: decay long against the period): g2(0) from peak areas cannot "
+                    "be trusted")
+        elif 1.0 - own_sig > 1e-3 or into_sig > 1e-3:
+            a0_fit, a_fit, cov = solve_peak_areas(counts_w, centre_row, side_row)
+            expected = np.maximum(a0_fit * centre_row + a_fit * side_row, 1.0)
+            chi2 = float(np.sum((counts_w - expected) ** 2 / expected))
+            dof = max(1, len(windows) - 2)
+            if a_fit <= 0:
+                raise ValueError("the side peaks are empty after the leakage correction")
+            if chi2 > dof + 5.0 * math.sqrt(2.0 * dof) + 10.0:
+                trusted = False
+                note = (f"the decay's peak shape does not describe the coincidence windows "
+                        f"(chi2 {chi2:.0f} for {dof} degrees of freedom): the tail-corrected "
+                        "g2(0) cannot be trusted")
+            a0_c, side_c, cov_c = a0_fit, a_fit, cov
+            corrections.append("leakage")
+            err_c = math.sqrt(max(cov[0, 0] - 2 * (a0_fit / a_fit) * cov[0, 1]
+                                  + (a0_fit / a_fit) ** 2 * cov[1, 1], 0.0)) / a_fit
+            if trusted and err_c > 3 * g2_raw_err + 0.05:
+                trusted = False
+                note = (f"the tail correction is ill-determined (error {err_c:.2g} against "
+                        f"{g2_raw_err:.2g} for the raw ratio): the corrected g2(0) is not "
+                        "given")
+    g2_lc = a0_c / side_c
+    var = (cov_c[0, 0] - 2 * g2_lc * cov_c[0, 1] + g2_lc ** 2 * cov_c[1, 1]) / side_c ** 2
+    g2_lc_err = math.sqrt(max(var, 0.0))
 
-    if floor:
+    bg_pairs = bg_pairs_err = None
+    if background_hz is not None:
+        b = np.broadcast_to(np.asarray(background_hz, dtype=float), (2,))
+        db = np.broadcast_to(np.asarray(background_err_hz, dtype=float), (2,))
+        if c.duration_s <= 0 or c.n_a <= 0 or c.n_b <= 0:
+            raise ValueError("the correlation has no duration or counts for a background "
+                             "correction")
+        r = np.array([c.n_a, c.n_b]) / c.duration_s
+        b = np.clip(b, 0.0, r)
+        td = period * c.duration_s
+        bg_pairs = float((b[0] * r[1] + r[0] * b[1] - b[0] * b[1]) * td)
+        bg_pairs_err = float(math.hypot((r[1] - b[1]) * td * db[0], (r[0] - b[0]) * td * db[1]))
+        if side_c - bg_pairs <= 0:
+            raise ValueError("the background accounts for all side-peak pairs: no signal g2")
+        g2 = (a0_c - bg_pairs) / (side_c - bg_pairs)
+        d_side = side_c - bg_pairs
+        var = (cov_c[0, 0] - 2 * g2 * cov_c[0, 1] + g2 ** 2 * cov_c[1, 1]) / d_side ** 2
+        var += ((g2 - 1.0) / d_side * bg_pairs_err) ** 2
+        g2_err = math.sqrt(max(var, 0.0))
+        rho2 = max(0.0, 1.0 - bg_pairs / side_c)
+        corrections.append(background_source)
+    elif floor:
         # subtract the floor of each window (its own bin count) from its area
         f = {n: floor_per_bin * in_peak[n].sum() for n in [0, *sides]}
         sig_side = float(np.mean([areas[n] - f[n] for n in sides]))
@@ -404,13 +537,21 @@ def pulsed_g2(correlation: Correlation | CrossCorrelation, sync_period_s: float 
             raise ValueError("the side peaks do not rise above the floor")
         g2 = (a0 - f[0]) / sig_side
         g2_err = math.sqrt(max(a0, 1) + g2 ** 2 * total_side / len(sides) ** 2) / sig_side
+        corrections.append("floor")
     else:
         g2 = (g2_lc - (1.0 - rho2)) / rho2
         g2_err = g2_lc_err / rho2
+        if rho is not None:
+            corrections.append("rho")
+        elif dark_counts_hz is not None:
+            corrections.append("dark counts")
+    if not trusted:
+        g2 = g2_err = math.nan
     side_lags = centre + np.array(sides, dtype=float) * period
     return G2Result(float(g2), float(g2_err), float(g2_raw), float(g2_raw_err),
                     float(math.sqrt(rho2)), float(centre), a0, side_lags, side_areas,
-                    floor_per_bin, float(period), fractions, a0_fit, a_fit)
+                    floor_per_bin, float(period), fractions, a0_fit, a_fit,
+                    "+".join(corrections) or "none", bg_pairs, bg_pairs_err, trusted, note)
 
 
 @dataclass(frozen=True)
@@ -538,34 +679,38 @@ def _selected_decay(photons: PhotonList, keep: np.ndarray, decay: Decay) -> Deca
     return replace(decay, counts=counts)
 
 
-def gated_pulsed_g2(photons: PhotonList, decay: Decay, pulse_delay_s: Mapping[int, float],
-                    gate_s: float, *, det_a: int, det_b: int, max_lag_periods: float,
-                    bin_width_s: float, centre_lag_s: float | None = None,
-                    dark_counts_hz: float | tuple[float, float] | None = None
-                    ) -> tuple[Correlation, G2Result]:
+def gated_pulsed_g2(photons: PhotonList, decay: Decay | None,
+                    pulse_delay_s: Mapping[int, float], gate_s: float, *, det_a: int,
+                    det_b: int, max_lag_s: float, bin_width_s: float, sync_period_s: float,
+                    centre_lag_s: float, **g2_options: Any
+                    ) -> tuple[Correlation, G2Result, float]:
     """Time-gated pulsed g2(0): the correlation of the photons passing :func:`gate_mask`, with
     the peak shape from their own decays.
 
     Parameters
     ----------
     photons, decay, pulse_delay_s, gate_s
-        The photons, their delay histograms, each detector's pulse delay and the gate.
-    det_a, det_b, max_lag_periods, bin_width_s
-        As for :class:`~analysis.accumulators.CrossCorrelation`.
-    centre_lag_s
-        The zero-delay peak found in the ungated correlation (gating thins the peaks).
-    dark_counts_hz
-        As for :func:`pulsed_g2`.
+        The photons, their delay histograms (``None``: no tail correction), each detector's
+        pulse delay and the gate.
+    det_a, det_b, max_lag_s, bin_width_s
+        As for :class:`~analysis.accumulators.CrossCorrelation` (the ungated correlation's).
+    sync_period_s, centre_lag_s
+        The laser period and the zero-delay peak of the ungated correlation (gating thins the
+        peaks, so they are not looked for again).
+    **g2_options
+        Passed to :func:`pulsed_g2` (background options).
 
     Returns
     -------
-    (Correlation, G2Result)
+    (Correlation, G2Result, kept_fraction)
+        ``kept_fraction``: share of the photons that pass the gate.
     """
     keep = gate_mask(photons, pulse_delay_s, gate_s)
-    acc = CrossCorrelation(det_a, det_b, max_lag_periods=max_lag_periods,
-                           bin_width_s=bin_width_s)
+    acc = CrossCorrelation(det_a, det_b, max_lag_s=max_lag_s, bin_width_s=bin_width_s)
     acc.update(_selected(photons, keep))
     correlation = acc.result()
-    g2 = pulsed_g2(correlation, centre_lag_s=centre_lag_s, dark_counts_hz=dark_counts_hz,
-                   decay=_selected_decay(photons, keep, decay))
-    return correlation, g2
+    kept = float(keep.mean()) if keep.size else 0.0
+    g2 = pulsed_g2(correlation, sync_period_s, centre_lag_s=centre_lag_s,
+                   decay=None if decay is None else _selected_decay(photons, keep, decay),
+                   **g2_options)
+    return correlation, g2, kept

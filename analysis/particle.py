@@ -177,6 +177,11 @@ def classify_session(results: Sequence[ParticleResult], reference_ev: float | No
         if ref is not None and r.spectrum is not None and math.isfinite(r.spectrum.peak_ev):
             # positive = red shift (lower energy than the monomers)
             r.shift_mev = (ref - r.spectrum.peak_ev) * 1e3
+        elif ref is None and r.spectrum is not None:
+            r.notes.append("no red shift: no monomer reference (give --reference-ev, or analyse "
+                           f"at least {MIN_REFERENCE_MONOMERS} particles of the session "
+                           "together so that its monomers set it); classified without the "
+                           "spectrum")
         r.classification = clf.classify(r.features())
     return ref
 
@@ -203,6 +208,7 @@ def save_result(result: ParticleResult) -> Path:
     if c is not None:
         data["classification"] = {"label": c["label"], "probability": c["probability"],
                                   "p_dimer": c["p_dimer"], "model": c["model"],
+                                  "reason": c.get("reason", ""),
                                   "evidence": dict(c["evidence"])}
     p = result.photons
     if p.trace is not None:

@@ -31,7 +31,14 @@ from analysis.accumulators import (
     Trace,
 )
 from analysis.blinking import BlinkingResult, PowerLawFit, analyse_blinking, to_json_types
-from analysis.g2 import CWG2, G2Result, cw_g2, gated_pulsed_g2, pulse_delays, pulsed_g2
+from analysis.g2 import CWG2, G2Result, gated_pulsed_g2, pulse_delays
+from analysis.g2_timing import (
+    G2Analysis,
+    analyze_g2,
+    check_gated,
+    correlation_range,
+    decay_floor_background,
+)
 from analysis.lifetimes import (
     LifetimeResult,
     fit_decay,
@@ -53,10 +60,10 @@ class AnalysisSettings:
         The two HBT detectors (a, b) correlated for g2; their photons make the trace.
     trace_bin_s
         Bin width of the intensity trace and the FLID.
-    g2_max_lag_periods
-        Correlation range in laser periods on each side of zero.
-    g2_bin_s
-        Correlation bin width.
+    delay_s
+        Delay of detector b behind detector a (cable delays) if known: the zero-delay peak is
+        the coincidence peak nearest it (``spad analyze --delay-ns``); default found from the
+        data.
     gate_s
         Time gate after the excitation pulse for the gated g2(0): photons arriving earlier are
         dropped (most biexciton photons).
@@ -69,9 +76,10 @@ class AnalysisSettings:
         :func:`irf_from_file` gives) or already summed; ``None`` to fit a Gaussian IRF.
     dark_counts_hz
         Dark count rate per detector for the g2 background correction, if known.
-    cw_max_lag_s, cw_bin_s
-        Correlation range and bin of g2(τ) when there is no laser period (continuous
-        excitation, or a detector on the sync input).
+    cw_bin_s
+        Bin of g2(τ) when the correlogram has no periodic structure (continuous excitation).
+        The correlation's range and bin follow the timing
+        (:func:`analysis.g2_timing.correlation_range`).
     roi
         Region of interest (start, end) in seconds on the recording's clock, either end
         ``None`` for the trace's own (``spad analyze --roi START:END``); ``None``: all of it.
@@ -85,10 +93,8 @@ class AnalysisSettings:
 
     detectors: tuple[int, int] = (1, 2)
     trace_bin_s: float = 0.010
-    g2_max_lag_periods: float = 5.5
-    g2_bin_s: float = 0.5e-9
+    delay_s: float | None = None
     gate_s: float = 5e-9
-    cw_max_lag_s: float = 500e-9
     cw_bin_s: float = 1e-9
     confidence: float = 0.99
     decay_bin_s: float = 0.128e-9
@@ -119,11 +125,13 @@ class PhotonAnalysis:
     decay: Decay | None = None
     decay_fitted: np.ndarray | None = None       # detectors summed after alignment, one period
     decay_fitted_edges_s: np.ndarray | None = None
+    decay_bright: np.ndarray | None = None       # bright-state decay on the same bins (fitted)
     correlation: Correlation | None = None
     correlation_gated: Correlation | None = None
     g2: G2Result | None = None
     g2_gated: G2Result | None = None
     g2_cw: CWG2 | None = None          # continuous excitation: normalised g2(τ)
+    g2_analysis: G2Analysis | None = None  # period, zero-delay peak and how they were found
     blinking: BlinkingResult | None = None
     lifetime_bright: LifetimeResult | None = None
     lifetime_all: LifetimeResult | None = None
@@ -157,7 +165,7 @@ class PhotonAnalysis:
         """Everything as nested JSON types (arrays as lists)."""
         d = self.summary()
         d["pulse_delay_s"] = {str(k): v for k, v in self.pulse_delay_s.items()}
-        for name in ("decay_fitted", "decay_fitted_edges_s"):
+        for name in ("decay_fitted", "decay_fitted_edges_s", "decay_bright"):
             v = getattr(self, name)
             d[name] = None if v is None else v.tolist()
         d["notes"] = list(self.notes)
@@ -244,8 +252,9 @@ class PhotonAccumulators:
     whenever it wants (:meth:`gather` then :func:`finish`, possibly in another process); the
     same chunks give the same result however they are split.
 
-    The correlation is pulsed (± ``g2_max_lag_periods`` periods) when the stream has a laser
-    period and the sync input carries the laser, else continuous (± ``cw_max_lag_s``).
+    The correlation spans several laser periods (or 1 µs without a stated period, to find a
+    comb or show g2(τ)); decays are histogrammed when the stream states a laser period and the
+    sync input carries the laser.
     """
 
     def __init__(self, settings: AnalysisSettings | None = None) -> None:
@@ -269,10 +278,8 @@ class PhotonAccumulators:
             timing = chunk.timing
             # A laser period is usable only if the sync input carries the laser, not a detector.
             pulsed = bool(timing.sync_period) and SYNC not in s.detectors
-            corr = (CrossCorrelation(det_a, det_b, max_lag_periods=s.g2_max_lag_periods,
-                                     bin_width_s=s.g2_bin_s) if pulsed else
-                    CrossCorrelation(det_a, det_b, max_lag_s=s.cw_max_lag_s,
-                                     bin_width_s=s.cw_bin_s))
+            lag_s, width_s = correlation_range(timing.sync_period if pulsed else None)
+            corr = CrossCorrelation(det_a, det_b, max_lag_s=lag_s, bin_width_s=width_s)
             self.acc = _Accumulated(timing, pulsed, self.trace, self.collector, self.decay, corr,
                                     self.flid)
             self._accs = [self.trace, self.collector, *([self.decay] if pulsed else []), corr,
@@ -354,10 +361,8 @@ def selection_step(out: PhotonAnalysis, acc: _Accumulated, photons: PhotonList,
     kept = _subset(photons, keep)
     if acc.pulsed:
         out.decay = _decay_of(kept, acc.decay.result())
-    corr = CrossCorrelation(*s.detectors, **(
-        {"max_lag_periods": s.g2_max_lag_periods} if acc.pulsed
-        else {"max_lag_s": s.cw_max_lag_s}),
-        bin_width_s=s.g2_bin_s if acc.pulsed else s.cw_bin_s)
+    lag_s, width_s = correlation_range(acc.timing.sync_period if acc.pulsed else None)
+    corr = CrossCorrelation(*s.detectors, max_lag_s=lag_s, bin_width_s=width_s)
     chunk = PhotonChunk(kept.timing, kept.timestamps, kept.detectors,
                         kept.delays.astype(np.uint16) if kept.timing.is_t3 else None)
     corr.update(chunk)
@@ -382,6 +387,13 @@ def blinking_step(out: PhotonAnalysis, times: np.ndarray, s: AnalysisSettings) -
     out.n_levels = blink.n_states
     out.intermediate_fraction = blink.intermediate_fraction
     out.fano_factor = blink.fano_factor
+    counts = np.asarray(out.trace.counts, dtype=float).sum(axis=0) if out.trace is not None \
+        else np.zeros(0)
+    # drop the last, partial bin; Poisson noise adds the mean to the variance
+    counts = counts[:-1] if counts.size > 2 else counts
+    mean = float(counts.mean()) if counts.size else 0.0
+    out.intensity_excess_var = ((float(counts.var()) - mean) / mean ** 2 if mean > 0
+                                else None)
     out.bimodality_coefficient = blink.bimodality_coefficient
     out.alpha_on = _alpha(blink.on_fit)
     out.alpha_off = _alpha(blink.off_fit)
@@ -439,6 +451,7 @@ def lifetime_step(out: PhotonAnalysis, acc: _Accumulated, photons: PhotonList,
         bright = (fit_decay_select(on, edges, period, max_exp=2, irf=irf)
                   if on is not None and on.sum() >= 200 else None)
         if bright is not None:
+            out.decay_bright = np.asarray(on, dtype=np.float64)
             out.lifetime_bright = bright
             out.lifetime_ns = bright.tau_intensity_mean * 1e9
             out.lifetime_err_ns = bright.tau_intensity_mean_err * 1e9
@@ -453,41 +466,142 @@ def lifetime_step(out: PhotonAnalysis, acc: _Accumulated, photons: PhotonList,
         out.notes.append(f"bright-state fit failed: {exc}")
 
 
-def pulsed_g2_step(out: PhotonAnalysis, acc: _Accumulated, photons: PhotonList,
-                   s: AnalysisSettings) -> None:
-    """Pulsed g2(0), raw and time-gated (the gate of :func:`analysis.g2.gate_mask`)."""
+def _honest_lifetime(out: PhotonAnalysis, period_s: float) -> None:
+    """Drop a bright-state lifetime physics or its error does not support (note why)."""
+    tau, err = out.lifetime_ns, out.lifetime_err_ns
+    if tau is None:
+        return
+    why = None
+    if tau > period_s * 1e9:
+        why = f"longer than the laser period ({period_s * 1e9:.1f} ns)"
+    elif err is None or not np.isfinite(err) or err > tau:
+        why = "its standard error is larger than itself"
+    if why:
+        err_s = "nan" if err is None else f"{err:.3g}"
+        out.notes.append(f"bright-state lifetime {tau:.3g} +/- {err_s} ns not given: {why}")
+        out.lifetime_ns = out.lifetime_err_ns = None
+    if out.lifetime_all_ns is not None and out.lifetime_all_ns > period_s * 1e9:
+        out.notes.append(f"whole-decay lifetime {out.lifetime_all_ns:.3g} ns not given: longer "
+                         "than the laser period")
+        out.lifetime_all_ns = None
+
+
+def _background(out: PhotonAnalysis, acc: _Accumulated, s: AnalysisSettings
+                ) -> tuple[dict[str, Any], float | None]:
+    """Background options for :func:`~analysis.g2_timing.analyze_g2` and the total rate.
+
+    Given dark counts win; else the decay fit's flat floor (with a laser period and a decay);
+    else the dimmest intensity state when it is dark (:func:`_off_level_background`).
+    """
+    det_a, det_b = s.detectors
+    if s.dark_counts_hz is not None:
+        b = (float(s.dark_counts_hz),) * 2
+        return {"background_hz": b, "background_source": "dark counts"}, sum(b)
+    fit = out.lifetime_all
+    # only a decay fit that was believed (its lifetime survived the checks) gives a floor
+    if (fit is None or out.decay is None or out.lifetime_all_ns is None
+            or not np.isfinite(fit.background)):
+        return _off_level_background(out, s)
+    duration = out.correlation.duration_s if out.correlation is not None else out.duration_s
+    b, db = decay_floor_background(out.decay, acc.timing.sync_period, duration,
+                                   float(fit.background), float(fit.background_err or 0.0),
+                                   out.decay.bin_width_s, det_a, det_b)
+    rate = out.count_rate_cps or 0.0
+    if rate <= 0 or sum(b) > 0.5 * rate:
+        # mostly floor: no pulse stands out enough to separate signal from background
+        out.notes.append(f"the decay's flat floor is {sum(b) / max(rate, 1e-9):.0%} of the "
+                         "counts: no background correction of g2")
+        return {}, None
+    return ({"background_hz": b, "background_err_hz": db,
+             "background_source": "decay floor"}, sum(b))
+
+
+def _off_level_background(out: PhotonAnalysis, s: AnalysisSettings
+                          ) -> tuple[dict[str, Any], float | None]:
+    """Background from the dark OFF level, when there is no decay floor to read it from.
+
+    The dimmest intensity state is taken as uncorrelated background if it is dark (at most 30 %
+    of the brightest state's rate and a quarter of the mean rate) and lasts (at least 5 % of
+    the time): detector dark counts and stray light dominate it. A
+    weakly emitting OFF state is counted with it, so the correction is an upper bound (g2(0)
+    comes out at most that much low); split between the detectors by their photon counts.
+    """
+    b = out.blinking
+    if (b is None or b.n_states < 2 or len(b.state_intensity) < 2
+            or not b.state_intensity[0] <= 0.3 * b.state_intensity[-1]
+            or not b.state_intensity[0] <= 0.25 * float(out.count_rate_cps or 0.0)
+            or not b.state_time_fraction[0] >= 0.05):
+        # not a dark level that lasts: a brief dim level is no background measurement
+        return {}, None
+    total = float(b.state_intensity[0])
+    t_off = float(b.state_time_fraction[0]) * float(out.duration_s or 0.0)
+    if not (total > 0 and t_off > 0):
+        return {}, None
+    err = float(np.sqrt(total * t_off) / t_off)
+    c = out.correlation
+    share = (np.array([c.n_a, c.n_b], dtype=float) / max(c.n_a + c.n_b, 1)
+             if c is not None else np.array([0.5, 0.5]))
+    out.notes.append(f"g2 background from the dark OFF level ({total:.0f} cps over "
+                     f"{t_off:.1f} s): an upper bound, an emitting OFF state counts with it")
+    return ({"background_hz": tuple(float(x) for x in total * share),
+             "background_err_hz": tuple(float(x) for x in err * share),
+             "background_source": "off level"}, total)
+
+
+def g2_step(out: PhotonAnalysis, acc: _Accumulated, photons: PhotonList,
+            s: AnalysisSettings, background: dict[str, Any], background_cps: float | None,
+            ) -> None:
+    """g2 on any timing (:func:`analysis.g2_timing.analyze_g2`): pulsed peak areas when the
+    correlogram has a comb or the file a laser period, else g2(τ); then the time-gated g2(0)
+    on the same grid (the gate of :func:`analysis.g2.gate_mask`)."""
     if out.correlation is None:
         out.correlation = acc.correlation.result()
-    try:
-        # the decay histograms give the peak shape: corrects the tails across windows
-        g2 = pulsed_g2(out.correlation, dark_counts_hz=s.dark_counts_hz, decay=out.decay)
-        out.g2, out.g2_zero, out.g2_zero_err = g2, g2.g2, g2.g2_err
-        out.g2_zero_raw, out.g2_zero_raw_err = g2.g2_raw, g2.g2_raw_err
-    except ValueError as exc:
-        out.notes.append(f"g2 failed: {exc}")
-    if not out.pulse_delay_s or out.g2 is None:
+    stated = acc.timing.sync_period if acc.pulsed else None
+    res = analyze_g2(out.correlation, stated, decay=out.decay if acc.pulsed else None,
+                     delay_s=s.delay_s, cw_bin_s=s.cw_bin_s,
+                     lifetime_s=(None if out.lifetime_all_ns is None
+                                 else out.lifetime_all_ns * 1e-9), **background)
+    out.g2_analysis = res
+    out.notes.extend(res.notes)
+    out.g2_excitation, out.g2_period_s = res.excitation, res.period_s
+    out.g2_zero, out.g2_zero_err = res.g2_zero, res.g2_zero_err
+    out.g2_cw = res.cw
+    if res.pulsed is None:
         return
+    g2 = res.pulsed
+    out.g2 = g2
+    out.g2_zero_delay_s = res.zero.lag_s if res.zero is not None else None
+    out.g2_zero_raw, out.g2_zero_raw_err = g2.g2_raw, g2.g2_raw_err
+    out.g2_correction = g2.correction
+    if background.get("background_source", "-") in g2.correction:
+        out.g2_background_cps = background_cps
+    if not out.pulse_delay_s or not res.decay_usable or not g2.trusted:
+        return
+    gated_bg = dict(background)
+    if "background_hz" in gated_bg:
+        # background passes the gate for the part of the period after it
+        period = res.period_s
+        frac = [max(0.0, period - out.pulse_delay_s.get(d, 0.0) - s.gate_s) / period
+                for d in s.detectors]
+        gated_bg["background_hz"] = tuple(b * f for b, f in
+                                          zip(gated_bg["background_hz"], frac, strict=True))
+        if "background_err_hz" in gated_bg:
+            gated_bg["background_err_hz"] = tuple(
+                e * f for e, f in zip(gated_bg["background_err_hz"], frac, strict=True))
+    lag_s, width_s = correlation_range(stated)
     try:
-        out.correlation_gated, g2g = gated_pulsed_g2(
+        out.correlation_gated, g2g, kept = gated_pulsed_g2(
             photons, out.decay, out.pulse_delay_s, s.gate_s, det_a=s.detectors[0],
-            det_b=s.detectors[1], max_lag_periods=s.g2_max_lag_periods, bin_width_s=s.g2_bin_s,
-            centre_lag_s=out.g2.centre_lag_s, dark_counts_hz=s.dark_counts_hz)
-        out.g2_gated, out.g2_zero_gated, out.g2_zero_gated_err = g2g, g2g.g2, g2g.g2_err
+            det_b=s.detectors[1], max_lag_s=lag_s, bin_width_s=width_s,
+            sync_period_s=res.period_s, centre_lag_s=g2.centre_lag_s, **gated_bg)
     except ValueError as exc:
         out.notes.append(f"gated g2 failed: {exc}")
-
-
-def cw_g2_step(out: PhotonAnalysis, acc: _Accumulated) -> None:
-    """Continuous excitation (or no usable sync): normalised g2(τ); g2(0) is the zero bin."""
-    if out.correlation is None:
-        out.correlation = acc.correlation.result()
-    try:
-        cw = cw_g2(out.correlation)
-        k0 = int(np.argmin(np.abs(cw.lags_s)))
-        out.g2_cw = cw
-        out.g2_zero, out.g2_zero_err = float(cw.g2[k0]), float(cw.g2_err[k0])
-    except ValueError as exc:
-        out.notes.append(f"g2(τ) failed: {exc}")
+        return
+    value, notes = check_gated(g2g, kept)
+    out.notes.extend(notes)
+    out.g2_gated = g2g
+    out.g2_zero_gated = value
+    out.g2_zero_gated_err = g2g.g2_err if value is not None else None
 
 
 def analyze_photons(source: Iterable[PhotonChunk] | Any,
@@ -495,8 +609,8 @@ def analyze_photons(source: Iterable[PhotonChunk] | Any,
     """Run every photon analysis on one particle.
 
     The steps, each a function of this module: :func:`accumulate` (one pass over the stream),
-    :func:`selection_step` (ROI and bursts), :func:`blinking_step`, :func:`lifetime_step`
-    (with a laser period), :func:`pulsed_g2_step` or :func:`cw_g2_step`.
+    :func:`blinking_step`, :func:`lifetime_step` (with a laser period the correlogram does not
+    contradict) and :func:`g2_step`.
 
     Parameters
     ----------
@@ -538,13 +652,28 @@ def finish(acc: _Accumulated, s: AnalysisSettings) -> PhotonAnalysis:
     out.n_photons, out.duration_s = n, out.roi_end_s - out.roi_start_s
     out.count_rate_cps = n / out.duration_s if out.duration_s > 0 else 0.0
     blinking_step(out, times, s)
+    background: dict[str, Any] = {}
+    background_cps = None
     if acc.pulsed:
-        lifetime_step(out, acc, photons, times, order, s)
-        pulsed_g2_step(out, acc, photons, s)
+        # the period decision first: a divided sync makes the delay histograms no decays
+        if out.correlation is None:
+            out.correlation = acc.correlation.result()
+        first = analyze_g2(out.correlation, acc.timing.sync_period)
+        if first.decay_usable:
+            lifetime_step(out, acc, photons, times, order, s)
+            _honest_lifetime(out, acc.timing.sync_period)
+            background, background_cps = _background(out, acc, s)
+        else:
+            if out.decay is None:
+                out.decay = acc.decay.result()
+            out.notes.append("no lifetime: the file's sync period is not the laser's")
     else:
-        out.notes.append("no laser period (no sync rate, or a detector on the sync input): "
-                         "no decay or lifetime; g2 is g2(τ) for continuous excitation")
-        cw_g2_step(out, acc)
+        out.notes.append("no laser period in the file (no sync rate, or a detector on the sync "
+                         "input): no decay or lifetime")
+        if out.correlation is None:
+            out.correlation = acc.correlation.result()
+        background, background_cps = _background(out, acc, s)
+    g2_step(out, acc, photons, s, background, background_cps)
     if acc.timing.is_t3 and out.flid is None:
         out.flid = acc.flid.result()
     return out

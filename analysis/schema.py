@@ -82,22 +82,40 @@ FIELDS: tuple[Field, ...] = (
     Field("burst_photons", "", "photons removed with the bursts", _P),
     Field("mode", "text", "T2 or T3", _P, record=False),
     Field("sync_period_s", "s", "laser period, if the recording has one", _P, record=False),
-    Field("g2_zero", "", "pulsed g2(0): centre-peak area / side-peak area, zero-delay peak "
-          "located automatically, corrected for the decay tails that cross the ±T/2 windows "
-          "(peak shape from the measured decays of both detectors); without a laser period, "
-          "the normalised g2(τ) at τ = 0", _P, feature=_P),
-    Field("g2_zero_err", "", "Poisson standard error of `g2_zero`", _P),
+    Field("g2_excitation", "text", "`pulsed` (coincidence peaks: the file's laser period, or "
+          "a period found from the peaks when the file has no sync or a divided one) or `cw` "
+          "(no periodic structure: g2(τ))", _P),
+    Field("g2_period_s", "s", "laser period used for g2 (the file's sync period, or the "
+          "coincidence peaks' spacing)", _P),
+    Field("g2_zero_delay_s", "s", "lag of the zero-delay peak (the detectors' cable-delay "
+          "difference): the peak that stands out from its neighbours within ±4 periods, the "
+          "one given with `--delay-ns`, or else the one nearest lag 0", _P),
+    Field("g2_zero", "", "pulsed g2(0): zero-delay peak area / mean side-peak area over ±T/2 "
+          "windows, corrected for the decay tails that cross the windows where they do (peak "
+          "shape from both detectors' decays) and for the uncorrelated background measured in "
+          "the recording (see `g2_correction`); null where it cannot be trusted (see `notes`). "
+          "Without periodic peaks, the normalised g2(τ) at τ = 0", _P, feature=_P),
+    Field("g2_zero_err", "", "standard error of `g2_zero` (Poisson counts and the background "
+          "estimate)", _P),
+    Field("g2_correction", "text", "what `g2_zero` is corrected for: `none`, `leakage` (decay "
+          "tails), `decay floor` (background from the decay fit's flat floor), `off level` "
+          "(from the dark OFF intensity level when there is no decay: an upper bound), "
+          "`dark counts` (given), joined by `+`", _P),
+    Field("g2_background_cps", "counts/s", "uncorrelated background of both detectors "
+          "subtracted from g2", _P),
     Field("g2_zero_gated", "", "the same for photons arriving more than the gate after their "
-          "detector's excitation pulse (biexciton photons removed; `--gate-ns`)", _P,
+          "detector's excitation pulse (biexciton photons removed; `--gate-ns`); null when the "
+          "gate keeps under 5 % of the photons or under 20 pairs per side peak", _P,
           feature=_P),
     Field("g2_zero_gated_err", "", "standard error of `g2_zero_gated`", _P),
-    Field("g2_zero_raw", "", "the plain window ratio without the tail correction (what most "
+    Field("g2_zero_raw", "", "the plain window ratio without any correction (what most "
           "papers quote; for a single-exponential decay of lifetime τ at period T it is biased "
-          "upwards by about exp(-T/2τ))", _P),
+          "upwards by about exp(-T/2τ), and background pulls it towards 1)", _P),
     Field("g2_zero_raw_err", "", "standard error of `g2_zero_raw`", _P),
     Field("lifetime_ns", "ns", "intensity-weighted lifetime of the bright (ON) state: Poisson "
           "maximum-likelihood fit with the IRF, one or two exponentials chosen by AIC, both "
-          "detectors' decays aligned for their cable delays", _P, feature=_P),
+          "detectors' decays aligned for their cable delays; null (with a note) when longer "
+          "than the laser period or with a standard error larger than itself", _P, feature=_P),
     Field("lifetime_err_ns", "ns", "standard error of `lifetime_ns`", _P),
     Field("lifetime_chi2_reduced", "", "Pearson chi-square per degree of freedom of that fit",
           _P),
@@ -111,10 +129,17 @@ FIELDS: tuple[Field, ...] = (
     Field("on_fraction", "", "fraction of trace bins above the ON/OFF threshold of the "
           "two-state mixture", _P, feature=_P),
     Field("n_levels", "", "number of intensity states selected by BIC after change-point "
-          "detection", _P, feature=_P),
+          "detection (grows with the count rate and duration: reported, not a classifier "
+          "feature)", _P),
     Field("intermediate_fraction", "", "fraction of time in states between the dimmest and "
-          "the brightest", _P, feature=_P),
-    Field("fano_factor", "", "variance / mean of the binned counts", _P, feature=_P),
+          "the brightest (depends on how many levels the count rate resolves: not a classifier "
+          "feature)", _P),
+    Field("fano_factor", "", "variance / mean of the binned counts (grows with the count "
+          "rate: not a classifier feature)", _P),
+    Field("intensity_excess_var", "", "(variance - mean) / mean² of the binned counts: the "
+          "squared relative intensity fluctuation with the Poisson noise removed, the same at "
+          "any count rate for a given blinking pattern (0 for a steady emitter)", _P,
+          feature=_P),
     Field("bimodality_coefficient", "", "Sarle's bimodality coefficient of the binned counts",
           _P, record=False),
     Field("alpha_on", "", "exponent of the ON dwell-time distribution by maximum likelihood "
@@ -135,10 +160,14 @@ FIELDS: tuple[Field, ...] = (
           "monomers, or `--reference-ev`)", "particle"),
     Field("spectrum_file", "text", "where the spectrum came from", "particle"),
     Field("label", "text", "`monomer`, `dimer` or `uncertain`", "classification"),
-    Field("probability", "", "probability of the label (for `uncertain`: of the likelier "
-          "class)", "classification"),
+    Field("probability", "", "probability of the label (for `uncertain` below the threshold: "
+          "of the likelier class); null when the model cannot be applied (missing features, or "
+          "outside its calibrated range)", "classification"),
     Field("p_dimer", "", "probability that the particle is a coupled dimer", "classification"),
-    Field("model", "text", "the classifier model used: `spectrum+photons` or `photons`",
+    Field("model", "text", "the classifier model used: `spectrum+photons`, `photons`, "
+          "`photons without gate` (the gated g2(0) missing) or `none`", "classification"),
+    Field("reason", "text", "why the label is `uncertain` (missing features, outside the "
+          "calibrated range, or probability below the threshold); empty for a verdict",
           "classification"),
 )
 """Every per-particle result field, in the order of the JSON record."""

@@ -29,6 +29,7 @@ def _population(n: int, seed: int) -> tuple[list[dict[str, float]], list[bool]]:
             "n_levels": float(rng.integers(4, 9) if dim else rng.integers(2, 6)),
             "intermediate_fraction": rng.uniform(0.5, 0.9),
             "fano_factor": rng.lognormal(3.0, 0.3),
+            "intensity_excess_var": rng.lognormal(-1.0 if dim else -2.0, 0.5),
             "shift_mev": rng.normal(28 if dim else 0, 25),
             "fwhm_mev": rng.normal(90 if dim else 70, 5),
         })
@@ -74,7 +75,7 @@ def test_photons_alone_use_the_photon_model(clf: Classifier) -> None:
 def test_missing_photon_features_give_uncertain(clf: Classifier) -> None:
     c = clf.classify({"g2_zero": 0.1})
     assert c.label == "uncertain"
-    assert "lifetime_ns" in c.model
+    assert "lifetime_ns" in c.reason and c.probability is None
 
 
 def test_ambiguous_particle_is_uncertain(clf: Classifier) -> None:
@@ -92,7 +93,8 @@ def test_far_outside_the_calibration_gives_no_verdict(clf: Classifier) -> None:
     r["lifetime_ns"] = 900.0  # a micro-second "lifetime": not a QD the model has seen
     c = clf.classify(r)
     assert c.label == "uncertain"
-    assert "outside the calibrated range: lifetime_ns" in c.model
+    assert "outside the calibrated range: lifetime_ns" in c.reason
+    assert c.probability is None and c.p_dimer is None
 
 
 def test_save_and_load_round_trip(clf: Classifier, tmp_path) -> None:
@@ -102,3 +104,16 @@ def test_save_and_load_round_trip(clf: Classifier, tmp_path) -> None:
     rows, _ = _population(6, 6)
     for r in rows:
         assert back.classify(r).p_dimer == pytest.approx(clf.classify(r).p_dimer, rel=1e-12)
+
+
+def test_missing_gated_g2_falls_back_to_the_ungated_model() -> None:
+    rows, y = _population(200, 3)
+    ungated = [f for f in PHOTON_FEATURES if f != "g2_zero_gated"]
+    c3 = Classifier(fit_logistic(rows, y, PHOTON_FEATURES + SPECTRUM_FEATURES),
+                    fit_logistic(rows, y, PHOTON_FEATURES),
+                    ungated=fit_logistic(rows, y, ungated))
+    r = dict(rows[1])
+    r["g2_zero_gated"] = None
+    c = c3.classify(r)
+    assert c.model == "photons without gate" and c.label == "dimer"
+    assert set(c.evidence) == set(ungated)

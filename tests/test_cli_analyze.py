@@ -131,3 +131,17 @@ def test_bleached_tail_roi_and_real_emitter_fit_quality(tmp_path, capsys) -> Non
     assert manual["roi_source"] == "set" and manual["duration_s"] == pytest.approx(4.0)
     assert main(["analyze", str(path), "--roi", "5:1"]) == 2
     assert "--roi" in capsys.readouterr().err
+
+
+def test_delay_ns_picks_the_coincidence_peak(capsys) -> None:
+    """--delay-ns on the real single emitter: the peak nearest the given delay is the one the
+    data pick (-2.5 ns), and a delay one period (200 ns) away reads a side peak (~1)."""
+    real = str(DATA / "picoquant-sample-data" / "v20_t3.ptu")
+    assert main(["analyze", real, "--json", "--jobs", "1", "--delay-ns", "-2"]) == 0
+    near = _records(capsys)[0]
+    assert near["g2_zero_delay_s"] == pytest.approx(-2.5e-9, abs=0.5e-9)
+    assert near["g2_zero"] < 0.3
+    assert main(["analyze", real, "--json", "--jobs", "1", "--delay-ns", "198"]) == 0
+    side = _records(capsys)[0]
+    assert side["g2_zero_delay_s"] == pytest.approx(197.5e-9, abs=1e-9)
+    assert side["g2_zero_raw"] > 0.6

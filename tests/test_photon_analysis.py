@@ -24,16 +24,42 @@ def result(v20_t3):
     return analyze_photons(spad.open(v20_t3))
 
 
-def test_real_single_emitter(result) -> None:
+def raw_window_ratio(path, n_side=5):
+    """Centre-window pairs over mean side-window pairs (+/- T/2 windows), from the photon times
+    with numpy alone; the zero-delay lag is the difference of the two detectors' decay peaks."""
+    data = spad.open(path).read().photons
+    t_unit = data.timing.sync_period
+    res = data.timing.nanotime_unit
+    keep = (data.detectors == 1) | (data.detectors == 2)
+    times = data.timestamps[keep] * t_unit + data.nanotimes[keep] * res
+    det = data.detectors[keep]
+    peak = [np.argmax(np.bincount(data.nanotimes[keep][det == d].astype(np.int64)))
+            for d in (1, 2)]
+    centre = (peak[1] - peak[0]) * res
+    ta, tb = np.sort(times[det == 1]), np.sort(times[det == 2])
+    reach = (n_side + 1) * t_unit
+    lo, hi = np.searchsorted(tb, ta - reach), np.searchsorted(tb, ta + reach)
+    ia = np.repeat(np.arange(ta.size), hi - lo)
+    ib = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True)])
+    k = np.floor((tb[ib] - ta[ia] - centre) / t_unit + 0.5).astype(int)
+    centre_pairs = np.count_nonzero(k == 0)
+    side = [np.count_nonzero(k == n) for n in range(-n_side, n_side + 1) if n != 0]
+    return centre_pairs / np.mean(side)
+
+
+def test_real_single_emitter(result, v20_t3) -> None:
     # tests/data/README.md: a single blinking emitter, g2(0) ~ 0.15, ~35 ns decay.
     assert result.mode == "T3"
     assert result.n_photons == 77883
-    # The plain centre/side window ratio is the 0.15 quoted for this file. With a 35 ns decay
-    # at a 200 ns period the neighbouring peaks' tails put ~0.1 into the centre window; the
-    # corrected g2(0) removes that and agrees with 0.15 within two of its standard errors.
+    # The plain centre/side window ratio is the 0.15 quoted for this file, and matches the
+    # ratio computed here independently of spad's correlator. With a 39 ns decay at a 200 ns
+    # period the neighbouring peaks' tails put ~0.06 into the centre window, and the decay's
+    # flat floor (~670 cps of 7.8 kcps) another ~0.08; the corrected g2(0) removes both.
     assert result.g2_zero_raw == pytest.approx(0.15, abs=0.05)
-    assert result.g2_zero < result.g2_zero_raw
-    assert abs(result.g2_zero - 0.15) < 2 * result.g2_zero_err
+    assert result.g2_zero_raw == pytest.approx(raw_window_ratio(v20_t3), abs=0.01)
+    assert result.g2_excitation == "pulsed" and result.g2_correction == "leakage+decay floor"
+    assert 400 < result.g2_background_cps < 1000
+    assert -3 * result.g2_zero_err < result.g2_zero < result.g2_zero_raw
     assert result.g2_zero_err < 0.07
     assert 30 < result.lifetime_ns < 40
     assert result.lifetime_err_ns < 1.0
@@ -76,17 +102,27 @@ def test_t2_without_sync_rate_analyses_what_it_can() -> None:
     assert r.on_fraction is not None
 
 
-def test_detector_on_the_sync_input_gives_cw_g2() -> None:
-    # v30_t2.ptu: a PicoHarp in T2 with the second detector on the sync input; the data README
-    # calls it a negative control with a bunching spike at zero delay.
+def test_detector_on_the_sync_input_pulsed_from_the_correlogram() -> None:
+    # v30_t2.ptu: a PicoHarp in T2 with the second detector on the sync input, so the file
+    # states no laser period. Its correlogram is a comb of broad, overlapping peaks 12.54 ns
+    # apart (an ~80 MHz laser): read at lag 0 of a 1 ns g2(τ) it looked like a "bunching spike"
+    # 1.5x above the valleys. As pulsed peak areas it is g2(0) ~ 1.1 raw: no antibunching.
     from tests.conftest import DATA
 
     r = analyze_photons(spad.open(DATA / "picoquant-sample-data" / "v30_t2.ptu"),
                         AnalysisSettings(detectors=(0, 1)))
-    assert r.g2_cw is not None and r.lifetime_ns is None
-    assert r.g2_zero > 1.5 and r.g2_zero - 1 > 3 * r.g2_zero_err
-    # Intensity fluctuations on ms time scales lift the sub-microsecond plateau above 1
-    # (<I^2>/<I>^2); the spike at zero delay stands far above that plateau.
-    plateau = np.mean(r.g2_cw.g2[np.abs(r.g2_cw.lags_s) > 200e-9])
-    assert 0.9 < plateau < 1.5
-    assert r.g2_zero > 1.5 * plateau
+    assert r.lifetime_ns is None and r.g2_cw is None
+    assert r.g2_excitation == "pulsed"
+    assert r.g2_period_s == pytest.approx(12.539e-9, rel=1e-3)
+    assert 0.9 < r.g2_zero < 1.4 and r.g2_zero_err < 0.1
+    # its dimmest level (48 kcps for 0.1 s) is no dark background level: no correction
+    assert r.g2_correction == "none"
+    assert any("overlap" in n for n in r.notes)
+
+
+def test_real_single_emitter_is_classified_monomer(result) -> None:
+    """The shipped classifier calls the public single-emitter recording a monomer."""
+    from analysis.classify import load_classifier
+
+    c = load_classifier().classify(result.features())
+    assert c.label == "monomer", (c, result.features())

@@ -38,7 +38,8 @@ def test_record_csv_and_features_follow_the_schema() -> None:
     rec = result.record()
     assert list(rec) == [f.name for f in schema.record_fields()] + ["classification", "notes"]
     assert report.CSV_FIELDS == schema.csv_columns()
-    assert set(schema.csv_columns()) - {"label", "probability", "p_dimer", "model"} <= set(rec)
+    verdict = {"label", "probability", "p_dimer", "model", "reason"}
+    assert set(schema.csv_columns()) - verdict <= set(rec)
     assert classify.PHOTON_FEATURES == tuple(f.name for f in schema.FIELDS
                                              if f.feature == "photons")
     assert set(result.features()) == set(classify.PHOTON_FEATURES + classify.SPECTRUM_FEATURES)

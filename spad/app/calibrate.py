@@ -1,16 +1,19 @@
 """Fit the monomer/dimer classifier on simulated populations and test it on a held-out one.
 
-Run from the repository root (takes ~10-20 min on 2 cores)::
+Run from the repository root (~4 min on 2 cores at load ~4)::
 
-    .venv/bin/python -m spad.app.calibrate --n-train 60 --n-test 60 --duration 60
+    .venv/bin/python -m spad.app.calibrate --n-train 80 --n-test 80
 
-For each particle it simulates what ``spad simulate --vary`` writes (particle-to-particle spread
-of peak energy, lifetime and brightness; dimers with necks of 5.6-6.3 nm, i.e. 25-30 meV red
-shift; detected rates 10-50 kcps) and the same :func:`analysis.particle.analyze_particle` that
-``spad analyze`` runs, fits the two logistic models of :mod:`analysis.classify` on the training
+For each particle it draws recording conditions spanning what labs record (:func:`conditions`:
+1-200 kcps, 5-300 s, 1-80 MHz, lifetimes 10-80 ns, background 0-20 %, IRF 30-500 ps, T2 and
+T3), simulates the particle with the spread of ``spad simulate --vary`` (peak energy, lifetime,
+brightness; dimers with necks of 5.6-6.3 nm, i.e. 25-30 meV red shift), writes its particle
+file and runs the same :func:`analysis.particle.analyze_particle` that ``spad analyze`` runs,
+fits the two logistic models of :mod:`analysis.classify` on the training
 population, then classifies the held-out population exactly as ``spad analyze`` does (session
 reference from the photon-only monomers) and writes the parameters with their provenance and
-held-out accuracy to ``analysis/data/classifier.json``.
+held-out accuracy, overall and per condition (rate, duration, repetition rate, timing mode), to
+``analysis/data/classifier.json``.
 """
 
 from __future__ import annotations
@@ -38,24 +41,81 @@ from analysis.classify import (
 SEED_OFFSET_TEST = 1_000_000
 
 
-def _particle(args: tuple[str, int, float, str]) -> dict[str, Any]:
-    """Simulate and analyse one particle; returns its features and truth."""
-    kind, seed, duration, folder = args
-    from analysis.particle import analyze_particle
-    from spad.app.commands.simulate import simulate_particle
+MAX_PHOTONS = 200_000
+"""Photons per simulated particle at most: the duration is shortened for bright particles so a
+population runs in minutes (rate x duration above this is not covered)."""
 
-    rng = np.random.default_rng([seed, 77])
-    rate = float(np.exp(rng.uniform(np.log(10e3), np.log(50e3))))
+
+def conditions(rng: np.random.Generator) -> dict[str, Any]:
+    """Recording conditions drawn for one particle: what labs record.
+
+    Detected rate 1-200 kcps and duration 5-300 s (log-uniform; the duration cut to keep at
+    most :data:`MAX_PHOTONS`), repetition rate 1-80 MHz (log-uniform), bright-state lifetime
+    scaled to 10-80 ns, uncorrelated background 0-20 % of the counts (dark counts), IRF
+    (Gaussian jitter) 30-500 ps, T3 or (30 %) T2. T2 streams carry no sync events (a T2 file
+    with the sync of a MHz laser in it is hundreds of millions of records): no decay, so no
+    lifetime and no verdict from the photon model, which needs one.
+    """
+    rate = float(np.exp(rng.uniform(np.log(1e3), np.log(200e3))))
+    duration = float(np.exp(rng.uniform(np.log(5.0), np.log(300.0))))
+    duration = max(5.0, min(duration, MAX_PHOTONS / rate))
+    return {"rate_cps": rate, "duration_s": duration,
+            "rep_rate_hz": float(np.exp(rng.uniform(np.log(1e6), np.log(80e6)))),
+            "lifetime_ns": float(rng.uniform(10.0, 80.0)),
+            "background": float(rng.uniform(0.0, 0.2)),
+            "irf_fwhm_s": float(rng.uniform(30e-12, 500e-12)),
+            "mode": "T2" if rng.random() < 0.3 else "T3"}
+
+
+def build_particle(kind: str, seed: int, cond: dict[str, Any]) -> tuple[Any, Any]:
+    """Emitters and detection for one particle under ``cond`` (see :func:`conditions`)."""
+    import dataclasses
+
+    from simulators.detection import Detection
+    from simulators.emitter import dimer, monomer
+
+    rng = np.random.default_rng(seed)
+    neck = float(rng.uniform(5.6, 6.3)) if kind == "dimer" else None
+    e = monomer(rng=rng) if kind == "monomer" else dimer(neck, rng=rng)
+    # bright state's mean lifetime scaled to the drawn one (every state by the same factor)
+    tau_on = max(s.mean_lifetime_s for s in e.states)
+    f = cond["lifetime_ns"] * 1e-9 / tau_on
+    states = tuple(dataclasses.replace(s, lifetimes_s=tuple(t * f for t in s.lifetimes_s))
+                   for s in e.states)
+    e = dataclasses.replace(e, states=states, rep_rate_hz=cond["rep_rate_hz"])
+    period = 1.0 / cond["rep_rate_hz"]
+    d = Detection(mode=cond["mode"], jitter_fwhm_s=cond["irf_fwhm_s"],
+                  bin_s=max(16e-12, period / 30000))
+    bright = float(e.state_moments(d.efficiency)[0].max() * e.rep_rate_hz)
+    signal = cond["rate_cps"] * (1.0 - cond["background"])
+    collection = min(1.0, d.collection_efficiency * signal / bright)
+    dark = cond["rate_cps"] * cond["background"] / 2
+    return e, d.replace(collection_efficiency=collection, dark_rate_hz=dark)
+
+
+def _particle(args: tuple[str, int, float, str]) -> dict[str, Any]:
+    """Simulate and analyse one particle under drawn conditions; returns features and truth."""
+    kind, seed, _, folder = args
+    from analysis.particle import analyze_particle
+    from simulators.spectrum import SpectrumSetup, spectrum_from_truth
+    from simulators.stream import simulate
+    from spad.particle import write_particle
+
+    cond = conditions(np.random.default_rng([seed, 77]))
+    emitter, detection = build_particle(kind, seed, cond)
+    sim = simulate(emitter, detection, cond["duration_s"], seed, chunk_s=1.0)
+    spectrum = spectrum_from_truth(sim.truth, SpectrumSetup(exposure_s=0.08),
+                                   duration_s=min(cond["duration_s"], 10.0),
+                                   rng=np.random.default_rng([seed, 0x5EC7]))
     path = Path(folder) / f"{kind}_{seed}.h5"
-    neck = float(f"{rng.uniform(5.6, 6.3):.2f}") if kind == "dimer" else None
-    # the rate as the command line took it (whole cps), so populations stay as calibrated
-    _, truth, _ = simulate_particle(path, kind, seed, duration, neck_nm=neck, vary=True,
-                                    count_rate=float(f"{rate:.0f}"), overwrite=True)
+    write_particle(path, sim.chunks(), sim.timing, spectrum, {"particle": kind},
+                   description=f"calibration {kind} {seed}", overwrite=True)
     result = analyze_particle(path)
-    true_peak = float(np.mean([e["peak_ev"] for e in truth["emitters"].values()]))
     path.unlink()
-    return {"kind": kind, "seed": seed, "rate": rate, "true_peak_ev": true_peak,
-            "true_shift_ev": float(truth["red_shift_ev"]), "result": result}
+    return {"kind": kind, "seed": seed, "rate": cond["rate_cps"], "conditions": cond,
+            "true_peak_ev": float(emitter.peak_ev),
+            "true_shift_ev": float(2.0 - emitter.peak_ev) if kind == "dimer" else 0.0,
+            "result": result}
 
 
 def simulate_population(n_each: int, seed0: int, duration: float, workers: int,
@@ -98,6 +158,14 @@ def evaluate(clf: Classifier, pop: list[dict[str, Any]]) -> dict[str, Any]:
     out["with_spectrum"] = {"accuracy": float(np.mean([a == b for a, b in zip(truth, pred,
                                                                               strict=True)])),
                             "confusion": confusion(truth, pred), "reference_ev": ref}
+    out["per_condition"] = per_condition(pop, pred)
+    reasons: dict[str, int] = {}
+    for r in results:
+        c = r.classification
+        if c is not None and c.reason:
+            key = c.reason.split(" (")[0] if "likelier" not in c.reason else "below threshold"
+            reasons[key] = reasons.get(key, 0) + 1
+    out["uncertain_reasons"] = reasons
     rs = red_shift([r.record() for r in results])
     mono = [p["true_peak_ev"] for p in pop if p["kind"] == "monomer"]
     dim = [p["true_peak_ev"] for p in pop if p["kind"] == "dimer"]
@@ -106,6 +174,39 @@ def evaluate(clf: Classifier, pop: list[dict[str, Any]]) -> dict[str, Any]:
         "truth_same_particles_mev": (float(np.mean(mono)) - float(np.mean(dim))) * 1e3,
         "truth_configured_mean_mev": float(np.mean([p["true_shift_ev"] for p in pop
                                                     if p["kind"] == "dimer"])) * 1e3}
+    return out
+
+
+RATE_BINS_KCPS = (1, 5, 20, 60, 200)
+DURATION_BINS_S = (5, 20, 60, 300)
+REP_BINS_MHZ = (1, 5, 20, 80)
+
+
+def _bin(value: float, edges: tuple[float, ...]) -> str:
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        if value < hi or hi == edges[-1]:
+            return f"{lo:g}-{hi:g}"
+    return f">{edges[-1]:g}"
+
+
+def per_condition(pop: list[dict[str, Any]], pred: list[str]) -> dict[str, Any]:
+    """Accuracy, share of verdicts (not ``uncertain``) and accuracy of the verdicts, per rate
+    bin, duration bin, repetition-rate bin and timing mode."""
+    keys = {"rate_kcps": lambda c: _bin(c["rate_cps"] / 1e3, RATE_BINS_KCPS),
+            "duration_s": lambda c: _bin(c["duration_s"], DURATION_BINS_S),
+            "rep_rate_mhz": lambda c: _bin(c["rep_rate_hz"] / 1e6, REP_BINS_MHZ),
+            "mode": lambda c: c["mode"]}
+    out: dict[str, Any] = {}
+    for name, key in keys.items():
+        groups: dict[str, list[tuple[str, str]]] = {}
+        for p, label in zip(pop, pred, strict=True):
+            groups.setdefault(key(p["conditions"]), []).append((p["kind"], label))
+        out[name] = {
+            g: {"n": len(v), "accuracy": float(np.mean([t == q for t, q in v])),
+                "verdicts": float(np.mean([q != "uncertain" for _, q in v])),
+                "verdict_accuracy": (float(np.mean([t == q for t, q in v if q != "uncertain"]))
+                                     if any(q != "uncertain" for _, q in v) else None)}
+            for g, v in sorted(groups.items())}
     return out
 
 
@@ -130,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n-train", type=int, default=60, help="monomers (and dimers) to train on")
     ap.add_argument("--n-test", type=int, default=60, help="monomers (and dimers) held out")
-    ap.add_argument("--duration", type=float, default=60.0, help="seconds per particle")
+    ap.add_argument("--duration", type=float, default=0.0,
+                    help="unused: each particle's duration is drawn (see conditions())")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=MODEL_PATH)
     a = ap.parse_args(argv)
@@ -145,17 +247,21 @@ def main(argv: list[str] | None = None) -> int:
     y = [p["kind"] == "dimer" for p in train]
     both = PHOTON_FEATURES + SPECTRUM_FEATURES
     i_ph, i_sp = _complete(rows, PHOTON_FEATURES), _complete(rows, both)
+    ungated = tuple(f for f in PHOTON_FEATURES if f != "g2_zero_gated")
+    i_ug = _complete(rows, ungated)
     clf = Classifier(
         with_spectrum=fit_logistic([rows[i] for i in i_sp], [y[i] for i in i_sp], both),
         photons_only=fit_logistic([rows[i] for i in i_ph], [y[i] for i in i_ph],
-                                  PHOTON_FEATURES))
+                                  PHOTON_FEATURES),
+        ungated=fit_logistic([rows[i] for i in i_ug], [y[i] for i in i_ug], ungated))
     report = evaluate(clf, test)
     clf.provenance = {
         "script": "spad/app/calibrate.py",
         "command": "python -m spad.app.calibrate " + " ".join(argv or sys.argv[1:]),
         "date": dt.date.today().isoformat(),
-        "train": {"n_monomers": a.n_train, "n_dimers": a.n_train, "duration_s": a.duration,
-                  "seeds": [1, 2 * a.n_train], "reference_ev": ref},
+        "train": {"n_monomers": a.n_train, "n_dimers": a.n_train,
+                  "conditions": conditions.__doc__.split("\n\n")[1].strip(),
+                  "max_photons": MAX_PHOTONS, "seeds": [1, 2 * a.n_train], "reference_ev": ref},
         "held_out": report,
     }
     clf.save(a.out)

@@ -93,9 +93,11 @@ def _roi_marks(ax: Any, r: ParticleResult) -> None:
 
 
 def _residual_panel(ax: Any, r: ParticleResult) -> None:
-    """Weighted residuals of the decay fit drawn above it, with its fit-quality figures."""
+    """Weighted residuals of the decay fit drawn above it (the bright-state fit whose lifetime
+    is quoted, else the whole decay's), with its fit-quality figures."""
     p = r.photons
-    fit = p.lifetime_all
+    quoted = p.lifetime_bright is not None and p.decay_bright is not None
+    fit = p.lifetime_bright if quoted else p.lifetime_all
     if fit is None or fit.residuals.size == 0 or p.decay_fitted_edges_s is None:
         ax.set_axis_off()
         return
@@ -114,6 +116,8 @@ def _residual_panel(ax: Any, r: ParticleResult) -> None:
 
 
 def _decay_panel(ax: Any, r: ParticleResult) -> None:
+    """The bright-state decay and the fit whose lifetime is quoted, with its residuals below
+    (the whole decay in grey); without a bright-state fit, the whole decay and its fit."""
     p = r.photons
     if p.decay_fitted is None or p.decay_fitted_edges_s is None:
         ax.set_axis_off()
@@ -121,17 +125,24 @@ def _decay_panel(ax: Any, r: ParticleResult) -> None:
     # The decay as fitted: both detectors summed after aligning their cable delays.
     edges = p.decay_fitted_edges_s
     centres = 0.5 * (edges[1:] + edges[:-1])
-    ax.semilogy(centres * 1e9, np.maximum(p.decay_fitted, 0.5), ".", ms=1.5, color="0.4",
+    ax.semilogy(centres * 1e9, np.maximum(p.decay_fitted, 0.5), ".", ms=1.5, color="0.7",
                 label="all photons")
-    fit = p.lifetime_all
+    quoted = p.lifetime_bright is not None and p.decay_bright is not None
+    data = p.decay_bright if quoted else p.decay_fitted
+    fit = p.lifetime_bright if quoted else p.lifetime_all
+    if quoted:
+        ax.semilogy(centres * 1e9, np.maximum(data, 0.5), ".", ms=1.5, color="C0",
+                    label="bright state")
     if fit is not None and fit.model.size:
         sel = (centres >= fit.fit_start) & (centres <= fit.fit_stop)
         n = min(int(sel.sum()), fit.model.size)
-        ax.semilogy(centres[sel][:n] * 1e9, fit.model[:n], color="C3",
-                    label=f"{fit.n_exp}-exp fit, <τ>={fit.tau_intensity_mean * 1e9:.1f} ns")
-    if p.lifetime_ns is not None:
-        ax.set_title(f"bright state τ = {p.lifetime_ns:.2f} ± {p.lifetime_err_ns:.2f} ns",
-                     fontsize=9)
+        x, model = centres[sel][:n], np.asarray(fit.model[:n], dtype=float)
+        what = "bright state" if quoted else "whole decay"
+        tau = (f"τ = {p.lifetime_ns:.2f} ± {p.lifetime_err_ns:.2f} ns" if quoted
+               and p.lifetime_ns is not None else
+               f"<τ> = {fit.tau_intensity_mean * 1e9:.1f} ns (not quoted)")
+        ax.semilogy(x * 1e9, model, color="C3", label=f"{what} {fit.n_exp}-exp fit, {tau}")
+        ax.set_title(f"{what}: {tau}", fontsize=9)
     ax.set_ylabel("counts")
     ax.tick_params(labelbottom=False)
     ax.legend(fontsize=7)
@@ -184,7 +195,8 @@ def particle_figure(r: ParticleResult, path: str | Path) -> Path:
     _decay_panel(ax_decay, r)
     _residual_panel(fig.add_subplot(sub[1], sharex=ax_decay), r)
     c = r.classification
-    verdict = "" if c is None else f" — {c.label} (p = {c.probability:.2f})"
+    verdict = ("" if c is None else f" — {c.label}" + (
+        "" if c.probability is None else f" (p = {c.probability:.2f})"))
     fig.suptitle(f"{Path(r.file).name}{verdict}", fontsize=11)
     fig.tight_layout()
     path = Path(path)

@@ -38,6 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="monomer reference peak energy (default: the session's monomers)")
     p.add_argument("--gate-ns", type=float, default=5.0,
                    help="time gate after the pulse for the gated g2(0) (default 5 ns)")
+    p.add_argument("--delay-ns", type=float, metavar="NS",
+                   help="delay of detector B behind detector A (cable delays), if known: g2(0) "
+                        "is read at the coincidence peak nearest it (default: the peak that "
+                        "stands out within ±4 periods, else the one nearest 0)")
     p.add_argument("--bin-ms", type=float, default=10.0,
                    help="intensity trace bin width (default 10 ms)")
     p.add_argument("--irf", metavar="FILE", help="measured IRF recording (time-tag file)")
@@ -67,13 +71,17 @@ def _settings(args: argparse.Namespace) -> Any:
     a, b = args.detectors
     if a == b or not (0 <= a <= 255 and 0 <= b <= 255):
         raise SpadError(f"--detectors needs two different detector numbers 0-255, not {a} {b}")
+    delay = getattr(args, "delay_ns", None)
+    if delay is not None and not abs(delay) < 1e6:
+        raise SpadError(f"--delay-ns must be a number of nanoseconds, not {delay}")
     try:
         roi = parse_roi(args.roi) if args.roi else None
     except ValueError as exc:
         raise SpadError(f"--roi: {exc}") from None
     s = AnalysisSettings(gate_s=args.gate_ns * 1e-9, trace_bin_s=args.bin_ms * 1e-3,
                          detectors=(a, b), roi=roi, auto_roi=args.auto_roi,
-                         remove_bursts=args.remove_bursts)
+                         remove_bursts=args.remove_bursts,
+                         delay_s=None if delay is None else delay * 1e-9)
     if args.irf:
         s.irf = irf_from_file(args.irf, s)
     return s
@@ -134,7 +142,8 @@ def _summary(rec: dict[str, Any]) -> str:
         f"{rec['file']}",
         f"  verdict      {c.get('label', 'n/a')} ("
         + ("" if c.get("label") == "uncertain" else f"p = {f(c.get('probability'), '.2f')}, ")
-        + f"P(dimer) = {f(c.get('p_dimer'), '.2f')}, from {c.get('model', 'n/a')})",
+        + f"P(dimer) = {f(c.get('p_dimer'), '.2f')}, from {c.get('model', 'n/a')})"
+        + (f"\n  why          {c['reason']}" if c.get("reason") else ""),
         f"  photons      {rec['photons']} in {f(rec['duration_s'], '.1f')} s "
         f"({f(rec['count_rate_cps'], '.0f')} cps; ROI {f(rec['roi_start_s'], '.2f')}-"
         f"{f(rec['roi_end_s'], '.2f')} s, {rec['roi_source']}; {rec['n_bursts']} burst(s) "
