@@ -3,6 +3,8 @@ from the photon simulator (Swabian's own virtual tagger needs a licence from a d
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 
@@ -54,12 +56,16 @@ class FakeStream:
     def __init__(self, api, tagger, n_max_events, channels):
         self.api, self.channels = api, list(channels)
         self.pos, self.running = 0, False
+        self.until = 0.0
 
     def startFor(self, duration_ps):  # noqa: N802
+        # Like the real stream, it runs for the whole duration (delivering nothing once its
+        # events are used up) unless the loaded events are all it was started for.
         self.running = True
+        self.until = time.monotonic() + duration_ps * 1e-12 if self.api.hold else 0.0
 
     def isRunning(self):  # noqa: N802
-        return self.running and self.pos < self.api.ts.size
+        return self.running and (self.pos < self.api.ts.size or time.monotonic() < self.until)
 
     def stop(self):
         self.running = False
@@ -99,6 +105,7 @@ class FakeTimeTaggerAPI:
         self.per_read = per_read
         self.unplugged = False
         self.overflow_after = None
+        self.hold = False  # keep running until the requested duration has passed
         self.freed = []
 
     def createTimeTagger(self, serial=""):  # noqa: N802

@@ -84,6 +84,7 @@ def test_overflow_stops_with_a_clear_error(events):
 
 def test_unplugged_mid_run_reported_within_2s(events):
     api = _api(events, per_read=10)
+    api.hold = True  # still running when the cable is pulled, however fast the reads are
     with SwabianTagger(api=api) as tagger:
         tagger.configure("T2")
         tagger.start(60.0)
