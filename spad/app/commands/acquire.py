@@ -109,13 +109,16 @@ def run(args: argparse.Namespace) -> int:
     from spad.app.acquisition import Acquisition, Session
     from spad.app.acquisition.engine import prepare
     from spad.app.commands.analyze import _summary
+    from spad.output import check_folder, check_writable
 
     settings = settings_from(args)
-    prepare()
     out = Path(args.output)
     as_file = out.suffix.lower() in (".h5", ".hdf5")
     if as_file and out.exists():
         raise SpadError(f"{out}: file exists (choose another name)")
+    # before any instrument is touched: an output that cannot be written is one clear line
+    check_writable(out) if as_file else check_folder(out)
+    prepare()
     with open_rig(args) as rig:
         if as_file:
             acq = Acquisition(rig, settings, path=out, name=args.name)
