@@ -21,19 +21,6 @@ from PyQt5 import QtCore, QtWidgets
 import spad
 from spad.photons import PhotonChunk
 
-PARTICLE_SUFFIXES = (".h5", ".hdf5", ".ptu", ".pt3", ".ht3")
-"""Files picked up when a session directory is opened (``*.user.h5`` sidecars excluded)."""
-
-
-def session_files(folder: str | Path) -> list[Path]:
-    """The particle recordings of a session directory, sorted by name."""
-    out = []
-    for p in sorted(Path(folder).iterdir()):
-        if p.suffix.lower() in PARTICLE_SUFFIXES and not p.name.endswith(".user.h5") \
-                and not p.name.startswith("."):
-            out.append(p)
-    return out
-
 
 def cropped_chunks(path: str | Path, t0_s: float, t1_s: float) -> Iterator[PhotonChunk]:
     """The photons of a recording that arrived within ``[t0_s, t1_s)`` (stream clock)."""

@@ -18,7 +18,6 @@ from gui.analysis_mode import (
     ParticleList,
     SessionTable,
     peaks_by_label,
-    session_files,
     settings_from,
     trace_levels_of,
     write_report,
@@ -34,6 +33,7 @@ from gui.panels import (
     VerdictPanel,
     lifetime_title,
 )
+from spad.particle import PARTICLE_SUFFIXES, particle_files
 
 ORG, APP = "spad", "spad gui"
 
@@ -209,9 +209,9 @@ class MainWindow(QtWidgets.QMainWindow):
         files: list[Path] = []
         for p in map(Path, paths):
             if p.is_dir():
-                found = session_files(p)
+                found = particle_files(p)
                 if not found:
-                    self.show_error(f"{p}: no particle recordings (.h5, .ptu, .pt3, .ht3)")
+                    self.show_error(f"{p}: no particle recordings ({', '.join(PARTICLE_SUFFIXES)})")
                 files += found
             elif p.exists():
                 files.append(p)

@@ -45,6 +45,10 @@ from spad.spectrum import SpectrumData
 SIDECAR_SUFFIX = ".user.h5"
 """Suffix replacing ``.ptu`` for the spectrum + truth sidecar of a PTU particle file."""
 
+PARTICLE_SUFFIXES = (".h5", ".hdf5", ".ptu", ".pt3", ".pt2", ".ht3", ".ht2", ".t3r", ".spc")
+"""Extensions of particle recordings picked up from a directory (sidecars excluded): the
+time-tag formats of :data:`spad.formats.FORMATS`, which itself reads content, not extensions."""
+
 SPECTRUM_GROUP = "spectrum"
 TRUTH_GROUP = "ground_truth"
 ANALYSIS_GROUP = "analysis"
@@ -90,6 +94,15 @@ def sidecar_path(ptu_path: str | os.PathLike[str]) -> Path:
     """The sidecar of a PTU particle file: ``FILE.ptu`` -> ``FILE.user.h5``."""
     p = Path(ptu_path)
     return p.with_name(p.stem + SIDECAR_SUFFIX)
+
+
+def particle_files(folder: str | os.PathLike[str], recursive: bool = False) -> list[Path]:
+    """The particle recordings in a directory (a session), sorted; ``*.user.h5`` sidecars and
+    hidden files excluded."""
+    found = Path(folder).rglob("*") if recursive else Path(folder).iterdir()
+    return sorted(p for p in found
+                  if p.is_file() and p.suffix.lower() in PARTICLE_SUFFIXES
+                  and not p.name.endswith(SIDECAR_SUFFIX) and not p.name.startswith("."))
 
 
 def _format_of(path: Path, fmt: str | None) -> str:

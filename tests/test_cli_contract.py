@@ -83,6 +83,10 @@ INPUT_ARGS = {
     "analyze": lambda f, out: ["analyze", str(f), "--jobs", "1"],
     "simulate": None,  # reads no input file; its bad inputs are options and outputs (below)
     "devices": lambda f, out: ["devices", "--config", str(f)],
+    "replay": lambda f, out: ["replay", str(f)],
+    "batch": lambda f, out: ["batch", str(f), "--out", str(out.with_suffix(".csv"))],
+    "acquire": lambda f, out: ["acquire", "--config", str(f), "-o", str(out)],
+    "gui": lambda f, out: ["gui", str(f)],
 }
 OUTPUT_ARGS = {
     "convert": lambda good, out: ["convert", str(good), str(out)],
@@ -90,6 +94,7 @@ OUTPUT_ARGS = {
                                    "-o", str(out)],
     "analyze": lambda good, out: ["analyze", str(good), "--jobs", "1", "--report",
                                   str(out)],
+    "acquire": lambda good, out: ["acquire", "--duration", "1", "--fast", "-o", str(out)],
 }
 BAD_OPTION = {
     "info": ["info", "--bogus"],
@@ -97,6 +102,10 @@ BAD_OPTION = {
     "simulate": ["simulate", "-o", "x.h5", "--duration", "-1"],
     "analyze": ["analyze", "a.ptu", "--bin-ms", "0"],
     "devices": ["devices", "--bogus"],
+    "replay": ["replay", "a.ptu", "--speed", "0"],
+    "batch": ["batch", "a.ptu", "--out", "table.txt"],
+    "acquire": ["acquire", "-o", "x.h5", "--duration", "-1"],
+    "gui": ["gui", "--bogus"],
 }
 
 
@@ -111,11 +120,17 @@ def test_every_command_is_covered() -> None:
 @pytest.mark.parametrize("command", [c for c in INPUT_ARGS if INPUT_ARGS[c]])
 def test_unusable_input_exits_2_with_one_line(command: str, kind: str, bad_inputs: dict,
                                               tmp_path: Path, capsys) -> None:
-    if command == "devices" and kind == "empty":
-        pytest.skip("an empty rig file is valid TOML: spad devices then lists the default rig")
+    if command in ("devices", "acquire") and kind == "empty":
+        pytest.skip("an empty rig file is valid TOML: the default (simulated) rig")
     f = bad_inputs[kind]
     out = tmp_path / "out.h5"
     code, err = run(INPUT_ARGS[command](f, out), capsys)
+    if command == "batch":
+        # a survey keeps going past bad files: its progress lines and its table (which names
+        # each failed file and why, so that a rerun retries them) are its output
+        err = [line for line in err if not line.startswith("spad batch:")]
+        check_error(code, err, 2, f)
+        return
     check_error(code, err, 2, f)
     assert not out.exists() and not list(tmp_path.iterdir())
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
+import gc
 import glob
 import hashlib
 import json
@@ -44,6 +45,7 @@ import os
 import pickle
 import sys
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -54,14 +56,10 @@ import spad
 from analysis.particle import ParticleResult, analyze_particle
 from analysis.photon_analysis import AnalysisSettings
 from spad.errors import SpadError
-from spad.particle import SIDECAR_SUFFIX
+from spad.particle import PARTICLE_SUFFIXES, SIDECAR_SUFFIX, particle_files
 
 JOURNAL_SUFFIX = ".journal"
 """The journal of ``OUT`` is ``OUT.journal``, next to it."""
-
-PARTICLE_SUFFIXES = (".h5", ".hdf5", ".ptu", ".pt3", ".pt2", ".ht3", ".ht2", ".t3r", ".spc")
-"""Extensions a directory argument contributes (sidecars ``*.user.h5`` excluded): the time-tag
-formats of :data:`spad.formats.FORMATS`, which itself reads content, not extensions."""
 
 TABLE_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 
@@ -87,8 +85,7 @@ def expand_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[str]:
         if any(c in item for c in "*?[") and not os.path.exists(item):
             paths = sorted(glob.glob(item, recursive=True))
         elif os.path.isdir(item):
-            paths = sorted(str(p) for p in Path(item).rglob("*")
-                           if p.is_file() and p.suffix.lower() in PARTICLE_SUFFIXES)
+            paths = [str(p) for p in particle_files(item, recursive=True)]
         elif os.path.exists(item):
             paths = [item]
         else:
@@ -676,3 +673,9 @@ def _close_client(client: Any) -> None:
     client.close()
     if cluster is not None:
         cluster.close()
+    # distributed/tornado leave a few sockets of the closed cluster to the garbage collector;
+    # collect them here, quietly, rather than at a random later moment as "unclosed socket"
+    # noise on stderr in the middle of some other output
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()

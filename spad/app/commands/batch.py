@@ -99,4 +99,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"spad batch: {s.files} files: {s.analysed} analysed{speed}, {s.up_to_date} up to "
           f"date, {s.failed} failed; "
           f"table {s.table}" + (f", report {s.report}/" if s.report else ""), file=sys.stderr)
+    # as spad analyze: every file unusable is bad input (2); some of them, a partial run (1)
+    if s.failed and s.failed == s.files:
+        return 2
     return 1 if s.failed else 0

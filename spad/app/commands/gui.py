@@ -25,10 +25,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    for f in args.files:
-        if not Path(f).exists():
+def check_recordings(paths: list[str]) -> None:
+    """Refuse, before the window opens, a FILE that is no recording or a directory without
+    any: one line on the command line rather than an empty window."""
+    import spad
+    from spad.particle import PARTICLE_SUFFIXES, particle_files
+
+    for f in map(Path, paths):
+        if f.is_dir():
+            if not particle_files(f):
+                raise SpadError(f"{f}: no particle recordings ({', '.join(PARTICLE_SUFFIXES)})")
+        elif not f.exists():
             raise SpadError(f"{f}: no such file or directory")
+        else:
+            with spad.open(f):  # reads and checks the header; FormatError names the file
+                pass
+
+
+def run(args: argparse.Namespace) -> int:
+    check_recordings(args.files)
     if args.config is not None and not args.config.is_file():
         raise SpadError(f"{args.config}: no such rig configuration file")
     try:
