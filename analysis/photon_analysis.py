@@ -126,6 +126,10 @@ class PhotonAnalysis:
     decay_fitted: np.ndarray | None = None       # detectors summed after alignment, one period
     decay_fitted_edges_s: np.ndarray | None = None
     decay_bright: np.ndarray | None = None       # bright-state decay on the same bins (fitted)
+    # per intensity state of the level grouping (0 = dimmest): decay on the same bins, and its
+    # fit where the state has enough photons (None otherwise); for figures, not for the table
+    state_decays: dict[int, np.ndarray] = field(default_factory=dict)
+    state_lifetimes: dict[int, LifetimeResult | None] = field(default_factory=dict)
     correlation: Correlation | None = None
     correlation_gated: Correlation | None = None
     g2: G2Result | None = None
@@ -464,6 +468,36 @@ def lifetime_step(out: PhotonAnalysis, acc: _Accumulated, photons: PhotonList,
             out.notes.append("too few bright-state photons for a lifetime fit")
     except (ValueError, RuntimeError) as exc:
         out.notes.append(f"bright-state fit failed: {exc}")
+    _state_decays(out, t_sorted, d_sorted, edges, period, irf)
+
+
+STATE_FIT_MIN_PHOTONS = 1000
+"""Photons a state's decay needs for its fit to be shown: below it a 1-2 exponential fit on a
+few hundred bins is noise."""
+
+
+def _state_decays(out: PhotonAnalysis, t_sorted: np.ndarray, d_sorted: np.ndarray,
+                  edges: np.ndarray, period: float, irf: np.ndarray | str) -> None:
+    """Decay and fit of each intensity state of the level grouping (what Full SMS shows per
+    group): a dimmer state with a shorter lifetime is the charged (trion) state of
+    fluorescence-lifetime-intensity correlation (Galland et al., Nature 479, 203 (2011))."""
+    blink = out.blinking
+    if blink is None or blink.level_state.size == 0:
+        return
+    try:
+        hists = state_decay_histograms(t_sorted, d_sorted, edges, blink.level_start,
+                                       blink.level_end, blink.level_state.astype(np.int64))
+    except ValueError:
+        return
+    for state, counts in sorted(hists.items()):
+        out.state_decays[state] = np.asarray(counts, dtype=np.float64)
+        fit = None
+        if counts.sum() >= STATE_FIT_MIN_PHOTONS:
+            try:
+                fit = fit_decay_select(counts, edges, period, max_exp=2, irf=irf)
+            except (ValueError, RuntimeError):
+                fit = None  # the figure shows the decay without a fit
+        out.state_lifetimes[state] = fit
 
 
 def _honest_lifetime(out: PhotonAnalysis, period_s: float) -> None:
