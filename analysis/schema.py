@@ -48,6 +48,8 @@ class Field:
         The classifier feature set that uses it (``photons`` or ``spectrum``), if any.
     record
         Whether it is in the JSON record (``False``: only in the full result, ``result_json``).
+    label
+        A short name for figures (the GUI's evidence bars); every classifier feature has one.
     """
 
     name: str
@@ -57,6 +59,7 @@ class Field:
     attr: str | None = None
     feature: Literal["photons", "spectrum"] | None = None
     record: bool = True
+    label: str = ""
 
     @property
     def key(self) -> str:
@@ -94,7 +97,8 @@ FIELDS: tuple[Field, ...] = (
           "windows, corrected for the decay tails that cross the windows where they do (peak "
           "shape from both detectors' decays) and for the uncorrelated background measured in "
           "the recording (see `g2_correction`); null where it cannot be trusted (see `notes`). "
-          "Without periodic peaks, the normalised g2(τ) at τ = 0", _P, feature=_P),
+          "Without periodic peaks, the normalised g2(τ) at τ = 0", _P, feature=_P,
+          label="g2(0)"),
     Field("g2_zero_err", "", "standard error of `g2_zero` (Poisson counts and the background "
           "estimate)", _P),
     Field("g2_correction", "text", "what `g2_zero` is corrected for: `none`, `leakage` (decay "
@@ -106,7 +110,7 @@ FIELDS: tuple[Field, ...] = (
     Field("g2_zero_gated", "", "the same for photons arriving more than the gate after their "
           "detector's excitation pulse (biexciton photons removed; `--gate-ns`); null when the "
           "gate keeps under 5 % of the photons or under 20 pairs per side peak", _P,
-          feature=_P),
+          feature=_P, label="g2(0) gated"),
     Field("g2_zero_gated_err", "", "standard error of `g2_zero_gated`", _P),
     Field("g2_zero_raw", "", "the plain window ratio without any correction (what most "
           "papers quote; for a single-exponential decay of lifetime τ at period T it is biased "
@@ -115,7 +119,8 @@ FIELDS: tuple[Field, ...] = (
     Field("lifetime_ns", "ns", "intensity-weighted lifetime of the bright (ON) state: Poisson "
           "maximum-likelihood fit with the IRF, one or two exponentials chosen by AIC, both "
           "detectors' decays aligned for their cable delays; null (with a note) when longer "
-          "than the laser period or with a standard error larger than itself", _P, feature=_P),
+          "than the laser period or with a standard error larger than itself", _P, feature=_P,
+          label="lifetime"),
     Field("lifetime_err_ns", "ns", "standard error of `lifetime_ns`", _P),
     Field("lifetime_chi2_reduced", "", "Pearson chi-square per degree of freedom of that fit",
           _P),
@@ -127,7 +132,7 @@ FIELDS: tuple[Field, ...] = (
     Field("lifetime_all_ns", "ns", "intensity-weighted lifetime of the whole decay "
           "(bi-exponential)", _P, record=False),
     Field("on_fraction", "", "fraction of trace bins above the ON/OFF threshold of the "
-          "two-state mixture", _P, feature=_P),
+          "two-state mixture", _P, feature=_P, label="ON fraction"),
     Field("n_levels", "", "number of intensity states selected by BIC after change-point "
           "detection (grows with the count rate and duration: reported, not a classifier "
           "feature)", _P),
@@ -139,7 +144,7 @@ FIELDS: tuple[Field, ...] = (
     Field("intensity_excess_var", "", "(variance - mean) / mean² of the binned counts: the "
           "squared relative intensity fluctuation with the Poisson noise removed, the same at "
           "any count rate for a given blinking pattern (0 for a steady emitter)", _P,
-          feature=_P),
+          feature=_P, label="intensity var."),
     Field("bimodality_coefficient", "", "Sarle's bimodality coefficient of the binned counts",
           _P, record=False),
     Field("alpha_on", "", "exponent of the ON dwell-time distribution by maximum likelihood "
@@ -151,11 +156,11 @@ FIELDS: tuple[Field, ...] = (
           "(per pair of states: `blinking.switching` in the full result)", _P),
     Field("peak_ev", "eV", "emission peak (fit in energy)", _S),
     Field("peak_nm", "nm", "emission peak wavelength", _S),
-    Field("fwhm_mev", "meV", "line width (FWHM)", _S, feature=_S),
+    Field("fwhm_mev", "meV", "line width (FWHM)", _S, feature=_S, label="FWHM"),
     Field("peak_ev_err", "eV", "standard error of `peak_ev`", _S),
     Field("n_peaks", "", "2 when a second line is statistically supported and resolved", _S),
     Field("shift_mev", "meV", "red shift against the monomer reference (positive = to the "
-          "red)", "particle", feature=_S),
+          "red)", "particle", feature=_S, label="red shift"),
     Field("reference_ev", "eV", "the monomer reference used (session median of photon-only "
           "monomers, or `--reference-ev`)", "particle"),
     Field("spectrum_file", "text", "where the spectrum came from", "particle"),

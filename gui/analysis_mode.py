@@ -19,6 +19,7 @@ import numpy as np
 from PyQt5 import QtCore, QtWidgets
 
 import spad
+from gui.panels import lifetime_title
 from spad.photons import PhotonChunk
 
 
@@ -238,6 +239,32 @@ def peaks_by_label(records: Sequence[dict[str, Any]]) -> dict[str, list[float]]:
         label = (r.get("classification") or {}).get("label")
         if r.get("peak_ev") is not None and label in out:
             out[label].append(float(r["peak_ev"]))
+    return out
+
+
+def decay_sources(p: Any) -> list[tuple[str, Any, Any, Any, str]]:
+    """The decays of a :class:`PhotonAnalysis` the Decay panel offers, each ``(name, edges_s,
+    counts, fit, title)``: all photons, the bright state, and each intensity state of the
+    level grouping (brightest first) with its fit where it has enough photons."""
+    edges = p.decay_fitted_edges_s
+    title = lifetime_title(p.lifetime_all, "all photons")
+    if p.lifetime_ns is not None:
+        title += f"; bright state ⟨τ⟩ = {p.lifetime_ns:.2f} ± {p.lifetime_err_ns:.2f} ns"
+    out = [("all photons", edges, p.decay_fitted, p.lifetime_all, title)]
+    if p.decay_bright is not None:
+        out.append(("bright (ON) state", edges, p.decay_bright, p.lifetime_bright,
+                    lifetime_title(p.lifetime_bright, "bright (ON) state")))
+    b = p.blinking
+    for state in sorted(p.state_decays, reverse=True):
+        counts = p.state_decays[state]
+        rate = float(b.state_intensity[state]) / 1e3 if b is not None else float("nan")
+        share = float(b.state_time_fraction[state]) * 100 if b is not None else float("nan")
+        name = f"state {state + 1}: {rate:.1f} kcps, {share:.0f} % of the time"
+        fit = p.state_lifetimes.get(state)
+        label = f"{name}, {int(counts.sum())} photons"
+        out.append((name, edges, counts, fit,
+                    lifetime_title(fit, label) if fit is not None
+                    else f"{label}: too few photons for a fit"))
     return out
 
 

@@ -17,6 +17,7 @@ from gui.analysis_mode import (
     AnalysisWorker,
     ParticleList,
     SessionTable,
+    decay_sources,
     peaks_by_label,
     settings_from,
     trace_levels_of,
@@ -31,7 +32,6 @@ from gui.panels import (
     SpectrumPanel,
     TracePanel,
     VerdictPanel,
-    lifetime_title,
 )
 from spad.particle import PARTICLE_SUFFIXES, particle_files
 
@@ -341,11 +341,7 @@ class MainWindow(QtWidgets.QMainWindow):
             f"({p.count_rate_cps / 1e3:.1f} kcps), ON fraction "
             f"{'n/a' if p.on_fraction is None else format(p.on_fraction, '.2f')}")
         self.bic.show_bic(None if b is None else b.bic, p.n_levels)
-        fit = p.lifetime_all
-        title = lifetime_title(fit, "all photons")
-        if p.lifetime_ns is not None:
-            title += f"; bright state ⟨τ⟩ = {p.lifetime_ns:.2f} ± {p.lifetime_err_ns:.2f} ns"
-        self.decay.show_decay(p.decay_fitted_edges_s, p.decay_fitted, fit, title)
+        self.decay.show_decays(decay_sources(p))
         c, cg = p.correlation, p.correlation_gated
         self.g2.show_g2(None if c is None else c.lags_s, None if c is None else c.counts,
                         None if cg is None else cg.counts, p.g2_zero, p.g2_zero_err,

@@ -16,6 +16,8 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt5 import QtCore, QtGui, QtWidgets
 
+from analysis.schema import BY_NAME
+
 pg.setConfigOptions(antialias=False, background="w", foreground="k")
 
 LABEL_COLOURS = {"monomer": (31, 119, 180), "dimer": (214, 39, 40), "uncertain": (127, 127, 127)}
@@ -56,13 +58,19 @@ class Info(QtWidgets.QLabel):
         self.setContentsMargins(4, 0, 4, 0)
 
 
-def _stack(widget: QtWidgets.QWidget, info: QtWidgets.QLabel, *plots: QtWidgets.QWidget) -> None:
+def _stack(widget: QtWidgets.QWidget, *items: QtWidgets.QWidget) -> None:
+    """Lay out ``items`` top to bottom: the leading labels and controls at their size, the last
+    (the plot) taking the room left."""
     lay = QtWidgets.QVBoxLayout(widget)
     lay.setContentsMargins(0, 0, 0, 0)
     lay.setSpacing(1)
-    lay.addWidget(info)
-    for p in plots:
-        lay.addWidget(p, 1)
+    *head, plot = items
+    for w in head:
+        if isinstance(w, QtWidgets.QComboBox):  # a list at its own width, not stretched
+            lay.addWidget(w, 0, QtCore.Qt.AlignLeft)
+        else:
+            lay.addWidget(w)
+    lay.addWidget(plot, 1)
 
 
 def coarse(lags_s: np.ndarray, counts: np.ndarray, width_s: float) -> tuple[np.ndarray,
@@ -166,7 +174,12 @@ class TracePanel(QtWidgets.QWidget):
         self.hist_curve = self.hist.plot([], [], pen=pg.mkPen((31, 119, 180)),
                                          fillLevel=0, brush=(31, 119, 180, 100))
         self.threshold = pg.InfiniteLine(angle=0, pen=pg.mkPen("k", style=QtCore.Qt.DashLine),
-                                         label="ON/OFF", labelOpts={"position": 0.02})
+                                         label="ON/OFF threshold",
+                                         # right end, above the line, on white: readable over
+                                         # the trace and never under the axis
+                                         labelOpts={"position": 0.98, "color": "k",
+                                                    "fill": (255, 255, 255, 210),
+                                                    "anchors": [(1, 1), (1, 1)]})
         self.hist_threshold = pg.InfiniteLine(angle=0, pen=pg.mkPen("k",
                                                                     style=QtCore.Qt.DashLine))
         for plot, line in ((self.trace, self.threshold), (self.hist, self.hist_threshold)):
@@ -290,7 +303,34 @@ class DecayPanel(QtWidgets.QWidget):
         self.fit = self.decay.plot([], [], pen=pg.mkPen((214, 39, 40), width=2))
         self.res_curve = self.resid.plot([], [], pen=pg.mkPen((90, 90, 90)))
         self.info = Info()
-        _stack(self, self.info, self.glw)
+        # which decay: all photons, the bright state, or one intensity state of the grouping
+        self.choice = QtWidgets.QComboBox()
+        self.choice.setSizeAdjustPolicy(QtWidgets.QComboBox.AdjustToContents)
+        self.choice.setToolTip("the decay shown: all photons, the bright (ON) state, or one "
+                               "intensity state of the level grouping (Levels panel)")
+        self.choice.hide()
+        self.choice.currentIndexChanged.connect(self._choose)
+        self._sources: list[tuple[np.ndarray | None, np.ndarray | None, Any, str]] = []
+        _stack(self, self.choice, self.info, self.glw)
+
+    def show_decays(self, sources: list[tuple[str, np.ndarray | None, np.ndarray | None, Any,
+                                              str]]) -> None:
+        """Offer several decays, each ``(name, edges_s, counts, fit, title)``; the one chosen in
+        the panel's list is drawn (the same name as before stays chosen)."""
+        before = self.choice.currentText()
+        self._sources = [src[1:] for src in sources]
+        self.choice.blockSignals(True)
+        self.choice.clear()
+        self.choice.addItems([src[0] for src in sources])
+        names = [src[0] for src in sources]
+        self.choice.setCurrentIndex(names.index(before) if before in names else 0)
+        self.choice.blockSignals(False)
+        self.choice.setVisible(len(sources) > 1)
+        self._choose(self.choice.currentIndex())
+
+    def _choose(self, index: int) -> None:
+        if 0 <= index < len(self._sources):
+            self.show_decay(*self._sources[index])
 
     def show_decay(self, edges_s: np.ndarray | None, counts: np.ndarray | None,
                    fit: Any = None, title: str = "") -> None:
@@ -375,13 +415,6 @@ class G2Panel(QtWidgets.QWidget):
         self.info.setText(title)
 
 
-FEATURE_NAMES = {
-    "g2_zero": "g2(0)", "g2_zero_gated": "g2(0) gated", "lifetime_ns": "lifetime",
-    "on_fraction": "ON fraction", "n_levels": "levels", "intermediate_fraction": "intermediate",
-    "fano_factor": "Fano factor", "shift_mev": "red shift", "fwhm_mev": "FWHM",
-}
-
-
 class VerdictPanel(QtWidgets.QWidget):
     """Monomer / dimer / uncertain with its probability and each feature's evidence."""
 
@@ -408,8 +441,15 @@ class VerdictPanel(QtWidgets.QWidget):
         self.plot.addLine(x=0, pen=pg.mkPen("k"))
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
+        # the notes can run to many lines: they scroll, so that the evidence plot keeps the
+        # room its feature labels need (pyqtgraph drops labels that do not fit)
+        scroll = QtWidgets.QScrollArea()
+        scroll.setWidget(self.detail)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QtWidgets.QFrame.NoFrame)
+        scroll.setMaximumHeight(4 * self.detail.fontMetrics().lineSpacing() + 6)
         lay.addWidget(self.label)
-        lay.addWidget(self.detail)
+        lay.addWidget(scroll)
         lay.addWidget(self.plot, 1)
 
     def show_verdict(self, label: str | None, probability: float | None,
@@ -434,7 +474,8 @@ class VerdictPanel(QtWidgets.QWidget):
                    for v in vals]
         self.bars.setOpts(x0=np.minimum(vals, 0), y=y, width=np.abs(vals), brushes=brushes)
         ax = self.plot.getPlotItem().getAxis("left")
-        ax.setTicks([[(i, FEATURE_NAMES.get(n, n)) for i, n in enumerate(names)]])
+        ax.setTicks([[(i, (BY_NAME[n].label if n in BY_NAME else "") or n)
+                      for i, n in enumerate(names)]])
         if names:
             self.plot.setYRange(-0.7, len(names) - 0.3, padding=0)
 

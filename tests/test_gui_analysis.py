@@ -63,6 +63,30 @@ def test_replay_shows_the_same_results_as_spad_analyze(qtbot, window, session_di
     assert f"{rec['peak_ev']:.4f} eV" in window.spectrum.info.text()
 
 
+def test_decay_of_each_intensity_state(qtbot, window, session_dir):
+    """The Decay panel offers the decay of every state of the level grouping, with its fit."""
+    window.open_paths([session_dir / "dimer.h5"])
+    _wait_idle(qtbot, window)
+    p = window.results[str(session_dir / "dimer.h5")].photons
+    panel = window.decay
+    names = [panel.choice.itemText(i) for i in range(panel.choice.count())]
+    assert names[:2] == ["all photons", "bright (ON) state"]
+    states = [n for n in names if n.startswith("state ")]
+    assert len(states) == len(p.state_decays) == p.n_levels >= 2
+    # choosing a state draws that state's decay, and its fit when it has one
+    brightest = max(p.state_decays)
+    panel.choice.setCurrentIndex(names.index(states[0]))
+    y = panel.data.yData  # the data as given (getData is log10 on a log axis)
+    counts = p.state_decays[brightest]
+    assert y.sum() == pytest.approx(counts[counts > 0].sum())
+    fit = p.state_lifetimes[brightest]
+    assert fit is not None and "⟨τ⟩" in panel.info.text()
+    assert f"{fit.tau_intensity_mean * 1e9:.2f}" in panel.info.text()
+    # the photons of all states are the photons inside the levels: the whole decay at most
+    total = sum(c.sum() for c in p.state_decays.values())
+    assert 0.9 * p.decay_fitted.sum() <= total <= p.decay_fitted.sum()
+
+
 def test_export_table_and_roi_reanalysis(qtbot, window, session_dir, tmp_path):
     path = str(session_dir / "monomer.h5")
     window.open_paths([path])

@@ -52,3 +52,11 @@ def test_photon_analysis_holds_exactly_the_declared_scalars() -> None:
     assert out.summary()["g2_zero"] == 0.1 and out.values["g2_zero"] == 0.1
     with pytest.raises(AttributeError):
         _ = out.not_a_declared_field
+
+
+def test_every_classifier_feature_has_a_short_label() -> None:
+    """The GUI's evidence bars name each feature by its label (a missing one showed no name)."""
+    from analysis.schema import BY_NAME, PHOTON_FEATURES, SPECTRUM_FEATURES
+
+    for name in PHOTON_FEATURES + SPECTRUM_FEATURES:
+        assert 0 < len(BY_NAME[name].label) <= 14, name
