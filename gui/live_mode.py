@@ -61,26 +61,6 @@ class Tap:
         return tapped
 
 
-def _display_acquisition_class() -> type:
-    from spad.app.acquisition import Acquisition
-
-    class DisplayAcquisition(Acquisition):
-        """The engine, keeping the histograms of each live analysis for the display (the decay
-        and the coincidences of the copy the engine analyses; nothing is recomputed)."""
-
-        display: Any = None
-
-        def _verdict(self, live: Any, gathered: Any) -> None:
-            # runs in the engine's analysis thread, on its copy of the accumulators
-            at, g = gathered
-            if g.pulsed:
-                self.display = SimpleNamespace(decay=g.decay, correlation=g.correlation,
-                                               elapsed_s=at)
-            super()._verdict(live, gathered)
-
-    return DisplayAcquisition
-
-
 class RecordPanel(QtWidgets.QWidget):
     """Record / stop / abort a particle, with its name, notes and the stop-when-sure option."""
 
@@ -279,7 +259,7 @@ class LiveMode(QtCore.QObject):
         """Start recording one particle into the session directory."""
         from analysis.accumulators import IntensityTrace
         from gui.analysis_mode import settings_from
-        from spad.app.acquisition import AcquisitionSettings, Session
+        from spad.app.acquisition import Acquisition, AcquisitionSettings, Session
         from spad.formats.records import Decoder
 
         if self.recording:
@@ -301,8 +281,8 @@ class LiveMode(QtCore.QObject):
                 camera=None if getattr(self.rig, "camera", None) is None
                 else Tap(self.rig.camera, "read_multiple_images", self.frames),
                 spectrograph=getattr(self.rig, "spectrograph", None))
-            cls = _display_acquisition_class()
-            self.acq = cls(rig, settings, session=session, name=r.name.text().strip() or None)
+            self.acq = Acquisition(rig, settings, session=session,
+                                   name=r.name.text().strip() or None)
         except (SpadError, ValueError, OSError) as exc:
             w.show_error(str(exc))
             return
@@ -408,15 +388,17 @@ class LiveMode(QtCore.QObject):
         rates = ", ".join(f"D{d} {r / 1e3:.1f} kcps" for d, r in sorted(state.rates_hz.items()))
         w.trace.info.setText(f"live: {state.elapsed_s:.1f} s, {state.photons} photons "
                              f"({rates or 'no counts yet'})")
-        d = getattr(acq, "display", None)
-        if d is not None and d is not self._shown_display:
-            self._shown_display = d
-            dec = d.decay
+        # the histograms of the engine's last live analysis (drawn once each)
+        g = acq.gathered
+        if g is not None and g is not self._shown_display:
+            self._shown_display = g
+            at_s, acc = g
+            dec = acc.decay.result() if acc.pulsed else None
             if dec is not None:
-                w.decay.show_decay(dec.bin_edges_s, dec.counts.sum(axis=0), None,
-                                   f"live decay, detectors summed ({d.elapsed_s:.0f} s); "
-                                   "lifetime fit when the particle is finished")
-            c = d.correlation
+                w.decay.show_decays([("all photons", dec.bin_edges_s, dec.counts.sum(axis=0),
+                                      None, f"live decay, detectors summed ({at_s:.0f} s); "
+                                      "lifetime fit when the particle is finished")])
+            c = acc.correlation.result()
             if c is not None:
                 w.g2.show_g2(c.lags_s, c.counts, None, state.g2_zero, state.g2_zero_err)
         shown = (state.verdict, state.probability, state.status)
@@ -440,11 +422,8 @@ def open_rig(config: Path | None) -> tuple[Any, Any]:
     """The rig of ``config`` (``spad.app.rig.open_rig``), or the simulated rig; returns the rig
     and a function that releases it."""
     if config is not None:
-        try:
-            from spad.app.rig import open_rig as _open
-        except ImportError:
-            raise SpadError(f"{config}: rig files need spad.app.rig, which this installation "
-                            "does not have yet") from None
+        from spad.app.rig import open_rig as _open
+
         cm = _open(config)
     else:
         from spad.app.acquisition.simrig import simulated_rig

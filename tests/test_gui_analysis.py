@@ -92,7 +92,8 @@ def test_export_table_and_roi_reanalysis(qtbot, window, session_dir, tmp_path):
     window.open_paths([path])
     _wait_idle(qtbot, window)
     out = window.export_csv(tmp_path / "table.csv")
-    rows = list(csv.DictReader(out.open()))
+    with out.open() as f:
+        rows = list(csv.DictReader(f))
     assert len(rows) == 1 and rows[0]["file"] == path
     assert rows[0]["label"] in ("monomer", "dimer", "uncertain")
     whole = window.results[path].photons.n_photons

@@ -56,8 +56,14 @@ def test_record_a_particle_see_the_verdict_export_the_table(qtbot, live, tmp_pat
     assert w.verdict.label.text().startswith(label)
     assert label == "dimer"            # a simulated dimer, 3 s at ~40 kcps
     assert live.stats.summary()["refreshes"] > 0
+    # the recording ended as asked (not in an error), and the display had the engine's live
+    # histograms to draw (a GUI subclass of the engine once broke on a changed private hook)
+    assert live.acq.snapshot().status == "done"
+    at_s, acc = live.acq.gathered
+    assert 0 < at_s <= 3.0 and acc.correlation.result().counts.sum() > 0
     out = w.export_csv(tmp_path / "table.csv")
-    rows = list(csv.DictReader(out.open()))
+    with out.open() as f:
+        rows = list(csv.DictReader(f))
     assert [r["label"] for r in rows] == [label]
     with h5py.File(paths[0], "r") as f:
         assert f["photon_data/timestamps"].shape[0] >= result.photons.n_photons > 0

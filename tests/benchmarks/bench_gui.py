@@ -43,8 +43,9 @@ def bright_rig(rate_hz: float) -> SimpleNamespace:
     if collection > 1:
         raise SystemExit(f"{rate_hz:g} counts/s is out of reach of the simulated dot")
     det = det.replace(collection_efficiency=collection)
-    return SimpleNamespace(tagger=SimulatedTagger(dot, det, seed=1, realtime=True),
-                           camera=None, spectrograph=None)
+    tagger = SimulatedTagger(dot, det, seed=1, realtime=True)
+    tagger.open()  # instruments are opened before use, as open_rig does
+    return SimpleNamespace(tagger=tagger, camera=None, spectrograph=None)
 
 
 class PacedTagger:
@@ -141,6 +142,7 @@ def main() -> None:
     print(f"refreshes {st['refreshes']}, rate {st['rate_hz']:.1f} Hz, dropped frames "
           f"{st['dropped']}, refresh cost mean {st['mean_cost_ms']:.1f} ms, "
           f"max {st['max_cost_ms']:.1f} ms")
+    print(f"ended: {state.status}; {state.stop_reason or ''} {state.error or ''}")
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
 
 

@@ -289,6 +289,10 @@ class Acquisition:
         self._state = LiveState(path=str(self.path))
         self._thread: threading.Thread | None = None
         self._outcome: Outcome | None = None
+        # (recorded s, results of the accumulators) of the last live analysis handed to the
+        # worker: the decay and coincidences a display draws, without recomputing them.
+        # Replaced whole (one assignment), so any thread reads a consistent pair.
+        self.gathered: tuple[float, Any] | None = None
 
     # -- control (any thread) -------------------------------------------------------------
 
@@ -428,6 +432,7 @@ class Acquisition:
                     if gathered is not None and pending is None:
                         pending = _analysis_pool().submit(finish, gathered[1], s.analysis)
                         pending_at = gathered[0]
+                        self.gathered = gathered
                 if pending is not None and pending.done():
                     self._verdict(live, pending, pending_at)
                     pending = None
