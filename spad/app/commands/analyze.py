@@ -161,7 +161,8 @@ def _summary(rec: dict[str, Any]) -> str:
     if rec["peak_ev"] is not None:
         lines.append(f"  spectrum     peak {rec['peak_ev']:.4f} eV "
                      f"({f(rec['peak_nm'], '.1f')} nm), FWHM {f(rec['fwhm_mev'], '.1f')} meV, "
-                     f"shift {f(rec['shift_mev'], '+.1f')} meV")
+                     "shift " + ("n/a" if rec["shift_mev"] is None
+                                 else f"{rec['shift_mev']:+.1f} meV"))
     else:
         lines.append("  spectrum     none")
     for note in rec["notes"]:
