@@ -236,6 +236,9 @@ class _Accumulated:
     decay: DecayHistogram
     correlation: CrossCorrelation
     flid: FLIDHistogram
+    # a T2 stream whose sync input was seen not to be periodic (a detector, not the laser):
+    # the fraction of sync intervals at a multiple of their median
+    sync_periodic_fraction: float | None = None
 
 
 class _Frozen:
@@ -282,10 +285,13 @@ class PhotonAccumulators:
             timing = chunk.timing
             # A laser period is usable only if the sync input carries the laser, not a detector.
             pulsed = bool(timing.sync_period) and SYNC not in s.detectors
+            periodic = sync_periodic_fraction(chunk) if pulsed and not timing.is_t3 else None
+            if periodic is not None and periodic < SYNC_PERIODIC_MIN:
+                pulsed = False  # a T2 file with a detector on the sync input: no laser clock
             lag_s, width_s = correlation_range(timing.sync_period if pulsed else None)
             corr = CrossCorrelation(det_a, det_b, max_lag_s=lag_s, bin_width_s=width_s)
             self.acc = _Accumulated(timing, pulsed, self.trace, self.collector, self.decay, corr,
-                                    self.flid)
+                                    self.flid, periodic)
             self._accs = [self.trace, self.collector, *([self.decay] if pulsed else []), corr,
                           *([self.flid] if timing.is_t3 else [])]
         for a in self._accs:
@@ -301,13 +307,35 @@ class PhotonAccumulators:
                             _Frozen(a.collector.result()),
                             _Frozen(a.decay.result() if a.pulsed else None),
                             _Frozen(a.correlation.result()),
-                            _Frozen(a.flid.result() if a.timing.is_t3 else None))
+                            _Frozen(a.flid.result() if a.timing.is_t3 else None),
+                            a.sync_periodic_fraction)
 
     def result(self) -> PhotonAnalysis:
         """Every analysis of the photons so far (the accumulators keep going)."""
         if self.acc is None:
             raise ValueError("the photon source yielded no chunks")
         return finish(self.acc, self.settings)
+
+
+SYNC_PERIODIC_MIN = 0.8
+"""Share of sync intervals at a multiple of their median for the sync to count as a laser
+clock. A laser's are all at one period (or a multiple, with a divider or a missed edge) within
+the jitter; a detector's are exponential (~2 % fall within 1 % of a multiple)."""
+
+
+def sync_periodic_fraction(chunk: PhotonChunk, min_events: int = 50) -> float | None:
+    """The share of a T2 chunk's sync intervals within 1 % of a multiple of their median, or
+    ``None`` when the chunk holds too few sync events to tell."""
+    t = chunk.timestamps[chunk.detectors == SYNC]
+    if t.size < min_events:
+        return None
+    d = np.diff(t).astype(np.float64)
+    med = float(np.median(d))
+    if med <= 0:
+        return 0.0
+    r = d / med
+    k = np.round(r)
+    return float(np.mean((k >= 1) & (np.abs(r - k) <= 0.01 * k)))
 
 
 def accumulate(source: Iterable[PhotonChunk] | Any, s: AnalysisSettings) -> _Accumulated:
@@ -702,8 +730,14 @@ def finish(acc: _Accumulated, s: AnalysisSettings) -> PhotonAnalysis:
                 out.decay = acc.decay.result()
             out.notes.append("no lifetime: the file's sync period is not the laser's")
     else:
-        out.notes.append("no laser period in the file (no sync rate, or a detector on the sync "
-                         "input): no decay or lifetime")
+        if acc.sync_periodic_fraction is not None:
+            out.notes.append(f"the sync input is not periodic (only "
+                             f"{acc.sync_periodic_fraction:.0%} of its intervals are a multiple "
+                             "of their median): it carries no laser, likely a detector; no "
+                             "decay or lifetime (to correlate it, give it with --detectors 0 N)")
+        else:
+            out.notes.append("no laser period in the file (no sync rate, or a detector on the "
+                             "sync input): no decay or lifetime")
         if out.correlation is None:
             out.correlation = acc.correlation.result()
         background, background_cps = _background(out, acc, s)

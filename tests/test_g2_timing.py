@@ -193,3 +193,38 @@ def test_background_from_the_off_level_without_a_decay():
     assert r.g2_zero_raw > truth + 0.1
     # an upper-bound correction: at most the OFF state's own emission too low
     assert truth - 3 * r.g2_zero_err - 0.05 < r.g2_zero < r.g2_zero_raw
+
+
+def test_t2_sync_input_carrying_a_detector_is_no_laser_clock():
+    """A T2 file whose sync input is an APD (PicoQuant's v30_t2.ptu sample: 70 kHz of
+    exponential intervals) has no laser period: no decay or lifetime (was an 11 µs 'lifetime'),
+    while a T2 stream with the laser on the sync input stays pulsed."""
+    from analysis.photon_analysis import (
+        SYNC_PERIODIC_MIN,
+        AnalysisSettings,
+        analyze_photons,
+        sync_periodic_fraction,
+    )
+
+    sim = laser(5e6, mode="T2", duration_s=0.5, t2_sync_events=True)
+    chunk = sim.run()
+    assert chunk.timing.sync_period and (chunk.detectors == 0).sum() > 1000
+    assert sync_periodic_fraction(chunk) > 0.99
+    # the same stream with Poisson events on the sync input at the stated rate
+    rng = np.random.default_rng(3)
+    photons = chunk.detectors != 0
+    unit = chunk.timing.timestamp_unit
+    span = int(chunk.timestamps[-1] - chunk.timestamps[0])
+    n_sync = int(span * unit / chunk.timing.sync_period / 70)  # a 70 kHz-like APD
+    fake = np.sort(rng.integers(chunk.timestamps[0], chunk.timestamps[-1], n_sync))
+    ts = np.concatenate([chunk.timestamps[photons], fake])
+    det = np.concatenate([chunk.detectors[photons], np.zeros(n_sync, np.uint8)])
+    order = np.argsort(ts, kind="stable")
+    apd = PhotonChunk(chunk.timing, ts[order], det[order], None)
+    assert sync_periodic_fraction(apd) < 0.1 < SYNC_PERIODIC_MIN
+    out = analyze_photons([apd], AnalysisSettings())
+    assert out.lifetime_ns is None and out.lifetime_all is None and out.decay is None
+    assert any("sync input is not periodic" in n for n in out.notes)
+    pulsed = analyze_photons([chunk], AnalysisSettings())
+    assert pulsed.decay is not None
+    assert not any("sync input is not periodic" in n for n in pulsed.notes)

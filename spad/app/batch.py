@@ -497,8 +497,10 @@ def open_client(scheduler: str | None, workers: int | None) -> Any:
             raise SpadError(f"{scheduler}: cannot reach the Dask scheduler ({exc})") from None
     n = workers or os.cpu_count() or 1
     # One thread per worker: the analysis is numpy/numba bound, so processes, not threads.
+    # The scheduler serves HTTP (health, metrics) even without a dashboard, on port 8787 unless
+    # told otherwise: a free port on localhost, so that two batches never warn about 8787.
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR)
+                           dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
     return Client(cluster)
 
 
@@ -577,6 +579,12 @@ def run_batch(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
         n_workers = 0
         interrupted = False
         if todo:
+            # distributed leaves sockets of its connections to the garbage collector, which
+            # may run at any moment of the batch; their "unclosed socket" ResourceWarnings
+            # (ignored by Python's default filters, errors in the test suite) are not ours
+            quiet = warnings.catch_warnings()
+            quiet.__enter__()
+            warnings.simplefilter("ignore", ResourceWarning)
             client = open_client(scheduler, workers)
             try:
                 threads = sum(client.nthreads().values()) or 1
@@ -606,6 +614,7 @@ def run_batch(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
                 bar.close()
             finally:
                 _close_client(client)
+                quiet.__exit__(None, None, None)
         entries = [journal.lookup(f, shash, code) for f in files]
         if interrupted:  # the table of what finished, then stop as asked
             done = [e for e in entries if e is not None]
@@ -673,9 +682,6 @@ def _close_client(client: Any) -> None:
     client.close()
     if cluster is not None:
         cluster.close()
-    # distributed/tornado leave a few sockets of the closed cluster to the garbage collector;
-    # collect them here, quietly, rather than at a random later moment as "unclosed socket"
-    # noise on stderr in the middle of some other output
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
+    # what distributed left to the garbage collector goes now, while its ResourceWarnings are
+    # ignored (see run_batch), not at a random later moment in some other output
+    gc.collect()
