@@ -223,3 +223,31 @@ def test_over_budget_without_a_second_read_is_null_with_a_note(monkeypatch):
     whole = analyze_photons(src, AnalysisSettings(dark_counts_hz=dark))
     assert again.to_dict()["g2_zero"] == whole.to_dict()["g2_zero"]
     assert again.on_fraction == whole.on_fraction
+
+
+def test_live_acquisition_past_the_budget_ends_as_spad_analyze(tmp_path, monkeypatch):
+    """A live acquisition of more photons than the budget keeps none of them beyond it; its
+    final result reads the recorded file again and is what ``spad analyze`` gives."""
+    from analysis.particle import analyze_particle, classify_session
+    from spad.app.acquisition import Acquisition, AcquisitionSettings
+    from spad.app.acquisition.simrig import simulated_rig
+
+    def analyze(path):
+        r = analyze_particle(path)
+        classify_session([r])
+        return r.record()
+
+    monkeypatch.setattr(photon_analysis, "PHOTON_BUDGET", 20_000)
+    monkeypatch.setattr(windowed, "WINDOW_PHOTONS", 30_000)
+    path = tmp_path / "p.h5"
+    with simulated_rig("dimer", seed=5, realtime=False, camera=False) as rig:
+        acq = Acquisition(rig, AcquisitionSettings(duration_s=3.0), path=path)
+        out = acq.run()
+    live = out.result.record()
+    assert live["photons"] > 20_000
+    assert any("read the source again in windows" in n for n in live["notes"])
+    assert live == analyze(path)
+    monkeypatch.undo()
+    whole = analyze(path)
+    assert ({k: v for k, v in live.items() if k != "notes"}
+            == {k: v for k, v in whole.items() if k != "notes"})
