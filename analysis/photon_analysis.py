@@ -61,12 +61,13 @@ PHOTON_BUDGET = 20_000_000
 """Most photons of one particle analysed in memory at once; above it the whole-trace steps run
 in windows over the source (:mod:`analysis.windowed`).
 
-Why this number: the in-memory path costs ~50 bytes a photon at its peak (11 kept, plus the
-sorted times, their order and the blinking analysis's temporaries; measured with
-``tests/benchmarks/bench_memory.py``), so 2·10^7 photons stay near 1 GB with the rest of the
-process, inside the 2 GB goal. That is 11 minutes at 30 kcps, longer than any ordinary
-single-particle measurement, whose results therefore do not change; a longer recording pays
-for bounded memory with several reads of its file."""
+Why this number: the in-memory path costs ~55 bytes a photon at its peak (11 kept, plus the
+sorted times, their order and the temporaries of the blinking and bright-state steps):
+``tests/benchmarks/bench_memory.py --photons 2e7`` measured 1.36 GB peak resident for
+``spad analyze`` (~0.24 GB of it the process itself), inside the 2 GB goal. That is 11
+minutes at 30 kcps, longer than any ordinary single-particle measurement, whose results
+therefore do not change; a longer recording pays for bounded memory with several reads of its
+file (and gets the same numbers)."""
 
 
 @dataclass
@@ -509,10 +510,13 @@ def _state_histograms(photons: PhotonList, times: np.ndarray, order: np.ndarray,
     # the photons with a delay (T2: not before the first sync), in time order
     d_all = photons.delays[order]
     valid = d_all >= 0
-    t_sorted = times[valid]
+    if valid.all():
+        # every photon has a delay (always in T3): no whole-length copies of the times
+        t_sorted, det_all = times, photons.detectors[order]
+    else:
+        t_sorted, det_all, d_all = times[valid], photons.detectors[order][valid], d_all[valid]
     # each photon's delay moved by its detector's alignment shift, wrapped into the period
-    det_all = photons.detectors[order][valid]
-    d_sorted = np.mod(d_all[valid] * photons.delay_unit_s - shift_s[det_all], edges[-1])
+    d_sorted = np.mod(d_all * photons.delay_unit_s - shift_s[det_all], edges[-1])
     return state_decay_histograms(t_sorted, d_sorted, edges, blink.level_start,
                                   blink.level_end, blink.level_on.astype(np.int64))
 
