@@ -61,9 +61,9 @@ PHOTON_BUDGET = 20_000_000
 """Most photons of one particle analysed in memory at once; above it the whole-trace steps run
 in windows over the source (:mod:`analysis.windowed`).
 
-Why this number: the in-memory path costs ~55 bytes a photon at its peak (11 kept, plus the
+Why this number: the in-memory path costs ~50 bytes a photon at its peak (11 kept, plus the
 sorted times, their order and the temporaries of the blinking and bright-state steps):
-``tests/benchmarks/bench_memory.py --photons 2e7`` measured 1.36 GB peak resident for
+``tests/benchmarks/bench_memory.py --photons 2e7`` measured 1.21 GB peak resident for
 ``spad analyze`` (~0.24 GB of it the process itself), inside the 2 GB goal. That is 11
 minutes at 30 kcps, longer than any ordinary single-particle measurement, whose results
 therefore do not change; a longer recording pays for bounded memory with several reads of its
