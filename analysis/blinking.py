@@ -44,6 +44,7 @@ __all__ = [
     "MixtureFit", "PowerLawFit", "BlinkingResult", "bin_trace", "intensity_histogram",
     "mixture_threshold", "dwell_times", "dwell_times_from_trace", "fit_power_law",
     "bimodality_coefficient", "fano_factor", "analyse_blinking", "to_json_types",
+    "blinking_from_levels", "burst_note", "add_to_bins",
 ]
 
 
@@ -98,9 +99,24 @@ def bin_trace(times: np.ndarray, bin_width: float, start: float | None = None,
     if n_bins < 1:
         raise ValueError(f"the span {t1 - t0:g} s is shorter than one bin of {bin_width:g} s")
     edges = t0 + bin_width * np.arange(n_bins + 1)
-    idx = np.floor((t - t0) / bin_width).astype(np.int64)
-    idx = idx[(idx >= 0) & (idx < n_bins)]
-    return np.bincount(idx, minlength=n_bins).astype(np.int64), edges
+    counts = np.zeros(n_bins, dtype=np.int64)
+    add_to_bins(t, t0, float(bin_width), counts)
+    return counts, edges
+
+
+@njit(cache=True)
+def add_to_bins(t: np.ndarray, t0: float, bin_width: float, counts: np.ndarray
+                ) -> None:  # pragma: no cover - compiled
+    """counts[floor((t - t0) / bin_width)] += 1 for the times inside the bins.
+
+    The same arithmetic as ``np.floor((t - t0) / bin_width)`` element by element, without its
+    three whole-length temporaries; also used on a stream in pieces (:mod:`analysis.windowed`).
+    """
+    n_bins = counts.shape[0]
+    for i in range(t.shape[0]):
+        k = np.int64(np.floor((t[i] - t0) / bin_width))
+        if 0 <= k < n_bins:
+            counts[k] += 1
 
 
 def intensity_histogram(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -593,9 +609,27 @@ def analyse_blinking(times: np.ndarray, bin_width: float = 0.01, confidence: flo
         if len(found):
             keep, levels = remove_bursts(t, levels, found)
             t = t[keep]
-            notes.append(f"{len(found)} photon burst(s) removed ({int(found.n_photons.sum())} "
-                         f"photons, {float(np.sum(found.end - found.start)) * 1e3:.1f} ms)")
+            notes.append(burst_note(found))
     counts, _ = bin_trace(t, bin_width)
+    return blinking_from_levels(levels, found, counts, int(t.size), float(t[-1] - t[0]),
+                                bin_width, confidence, method, max_states, min_dwells, notes)
+
+
+def burst_note(found: Bursts) -> str:
+    """The note saying which bursts were removed."""
+    return (f"{len(found)} photon burst(s) removed ({int(found.n_photons.sum())} "
+            f"photons, {float(np.sum(found.end - found.start)) * 1e3:.1f} ms)")
+
+
+def blinking_from_levels(levels: Levels, found: Bursts | None, counts: np.ndarray,
+                         n_photons: int, duration: float, bin_width: float,
+                         confidence: float, method: Literal["poisson", "gaussian"] = "poisson",
+                         max_states: int = 10, min_dwells: int = 10,
+                         notes: list[str] | None = None) -> BlinkingResult:
+    """The rest of :func:`analyse_blinking` once the levels (bursts removed) and the binned
+    trace of the photons kept are known: threshold, states, dwells, fits, metrics. Needs no
+    photons, so a stream analysed in pieces (:mod:`analysis.windowed`) ends here too."""
+    notes = [] if notes is None else notes
     mix = mixture_threshold(counts, method)
     grouping: Grouping = group_levels(levels, max_states)
     thr_rate = mix.threshold / bin_width
@@ -615,7 +649,7 @@ def analyse_blinking(times: np.ndarray, bin_width: float = 0.01, confidence: flo
     frac = grouping.time_fractions
     inter = float(frac[1:-1].sum()) if grouping.n_states > 2 else 0.0
     return BlinkingResult(
-        n_photons=int(t.size), duration=float(t[-1] - t[0]), bin_width=float(bin_width),
+        n_photons=int(n_photons), duration=float(duration), bin_width=float(bin_width),
         confidence=float(confidence), histogram=intensity_histogram(counts)[0], mixture=mix,
         threshold_rate=float(thr_rate), on_fraction=mix.on_fraction,
         change_point_times=levels.start[1:], level_start=levels.start, level_end=levels.end,

@@ -242,7 +242,15 @@ _TABLE_CACHE_MAX = 2048
 
 @njit(cache=True)
 def _find_change_points(t: np.ndarray, window: int, overlap: int, min_intervals: int,
-                        edge: int, crit_n: np.ndarray, crit_v: np.ndarray) -> np.ndarray:
+                        edge: int, crit_n: np.ndarray, crit_v: np.ndarray,
+                        final: bool = True) -> tuple[np.ndarray, int]:
+    """Change points of ``t`` (sorted indices) and the photon where the search would go on.
+
+    With ``final`` False, ``t`` is only the beginning of the stream: the search stops before a
+    window that the photons so far do not fill, and returns where it stopped; fed again from
+    there with more photons it goes on exactly as it would have on the whole stream (each
+    window's tests see only that window's photons).
+    """
     n_photons = t.shape[0]
     h, h2 = _harmonics(window + 1)
     # Most tests are on whole windows: their N-dependent terms are computed once.
@@ -264,6 +272,8 @@ def _find_change_points(t: np.ndarray, window: int, overlap: int, min_intervals:
     stack_b = np.empty(4 * window + 8, dtype=np.int64)
     start = 0
     while True:
+        if not final and start + window > n_photons - 1:
+            break  # the next window is not full yet: more photons will come
         end = min(start + window, n_photons - 1)
         if end - start < min_intervals:
             break
@@ -310,13 +320,13 @@ def _find_change_points(t: np.ndarray, window: int, overlap: int, min_intervals:
                 stack_a[depth + 1] = c
                 stack_b[depth + 1] = b
                 depth += 2
-        if end == n_photons - 1:
+        if final and end == n_photons - 1:
             break
         # The segment after the last change point was cut short by the window: test it again
         # with more photons. Without a change point, step on keeping an overlap so that a change
         # near the window's end is seen with photons on both sides.
         start = last if last > start else end - overlap
-    return np.sort(found[:n_found])
+    return np.sort(found[:n_found]), start
 
 
 def find_change_points(times: np.ndarray, confidence: float = 0.95, window: int = 1000,
@@ -347,7 +357,7 @@ def find_change_points(times: np.ndarray, confidence: float = 0.95, window: int 
     t = np.ascontiguousarray(times, dtype=np.float64)
     if t.ndim != 1:
         raise ValueError("photon times must be a 1-D array of seconds")
-    if t.size > 1 and np.any(np.diff(t) < 0):
+    if t.size > 1 and _first_decrease(t) >= 0:
         raise ValueError("photon times must be sorted in time")
     if not 0 <= overlap < window:
         raise ValueError(f"overlap ({overlap}) must lie in [0, window = {window})")
@@ -359,7 +369,17 @@ def find_change_points(times: np.ndarray, confidence: float = 0.95, window: int 
     grid, values = _critical_curve(float(confidence), int(window), int(edge))
     return _find_change_points(t, int(window), int(overlap), min_intervals, int(edge),
                                np.ascontiguousarray(grid, dtype=np.float64),
-                               np.ascontiguousarray(values, dtype=np.float64))
+                               np.ascontiguousarray(values, dtype=np.float64), True)[0]
+
+
+@njit(cache=True)
+def _first_decrease(t: np.ndarray) -> int:  # pragma: no cover - compiled
+    """Index of the first value below its predecessor (-1 if sorted): no whole-length
+    temporaries, unlike ``np.diff(t) < 0``."""
+    for i in range(1, t.shape[0]):
+        if t[i] < t[i - 1]:
+            return i
+    return -1
 
 
 @dataclass

@@ -8,12 +8,19 @@ decay and of the bright state (with fit quality), pulsed g2(0) raw and time-gate
 
 Live and replay share this code: the accumulators are chunk-invariant, and the whole-trace steps
 run on the concatenated photons, so the same photons give the same numbers however they arrive.
+
+Memory: up to :data:`PHOTON_BUDGET` photons are held and analysed at once. Beyond it the
+collector lets the photons go, and the whole-trace steps read the source again in windows
+(:mod:`analysis.windowed`): the same numbers, several reads of the file, memory bounded by a
+window. A source that cannot be read again (a generator, a live stream) gets the streaming
+results only, and the whole-trace ones are null with a note saying why.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -27,6 +34,7 @@ from analysis.accumulators import (
     FLIDHistogram,
     IntensityTrace,
     PhotonCollector,
+    PhotonCount,
     PhotonList,
     Trace,
 )
@@ -48,6 +56,18 @@ from analysis.lifetimes import (
 from analysis.roi import select_photons
 from analysis.schema import BY_NAME, PHOTON_FEATURES, PHOTON_FIELDS
 from spad.photons import SYNC, PhotonChunk, Timing
+
+PHOTON_BUDGET = 20_000_000
+"""Most photons of one particle analysed in memory at once; above it the whole-trace steps run
+in windows over the source (:mod:`analysis.windowed`).
+
+Why this number: the in-memory path costs ~50 bytes a photon at its peak (11 kept, plus the
+sorted times, their order and the temporaries of the blinking and bright-state steps):
+``tests/benchmarks/bench_memory.py --photons 2e7`` measured 1.21 GB peak resident for
+``spad analyze`` (~0.24 GB of it the process itself), inside the 2 GB goal. That is 11
+minutes at 30 kcps, longer than any ordinary single-particle measurement, whose results
+therefore do not change; a longer recording pays for bounded memory with several reads of its
+file (and gets the same numbers)."""
 
 
 @dataclass
@@ -267,7 +287,8 @@ class PhotonAccumulators:
     def __init__(self, settings: AnalysisSettings | None = None) -> None:
         s = self.settings = settings or AnalysisSettings()
         self.trace = IntensityTrace(s.trace_bin_s, s.detectors)
-        self.collector = PhotonCollector(s.detectors)
+        # the budget is read here, not at import, so that tests can lower it
+        self.collector = PhotonCollector(s.detectors, limit=PHOTON_BUDGET)
         self.decay = DecayHistogram(s.decay_bin_s, s.detectors)
         self.flid = FLIDHistogram(s.trace_bin_s, s.detectors)
         self.acc: _Accumulated | None = None
@@ -310,11 +331,14 @@ class PhotonAccumulators:
                             _Frozen(a.flid.result() if a.timing.is_t3 else None),
                             a.sync_periodic_fraction)
 
-    def result(self) -> PhotonAnalysis:
-        """Every analysis of the photons so far (the accumulators keep going)."""
+    def result(self, reread: Callable[[], Iterable[PhotonChunk]] | None = None
+               ) -> PhotonAnalysis:
+        """Every analysis of the photons so far (the accumulators keep going); ``reread``
+        gives the same photons again if they were more than :data:`PHOTON_BUDGET` (see
+        :func:`finish`)."""
         if self.acc is None:
             raise ValueError("the photon source yielded no chunks")
-        return finish(self.acc, self.settings)
+        return finish(self.acc, self.settings, reread)
 
 
 SYNC_PERIODIC_MIN = 0.8
@@ -377,15 +401,7 @@ def selection_step(out: PhotonAnalysis, acc: _Accumulated, photons: PhotonList,
     """
     sel = select_photons(times, s.trace_bin_s, s.confidence, roi=s.roi,
                          auto_roi=s.auto_roi, bursts=s.remove_bursts)
-    out.blinking = sel.blinking
-    out.roi_start_s, out.roi_end_s = sel.roi_start_s, sel.roi_end_s
-    out.roi_source = "set" if s.roi is not None else ("auto" if sel.roi_auto else "whole")
-    b = sel.blinking.bursts
-    out.n_bursts = 0 if b is None else len(b)
-    out.burst_photons = 0 if b is None else int(b.n_photons.sum())
-    if sel.roi_auto:
-        out.notes.append(f"dark tail from {sel.roi_end_s:.2f} s (bleached or dead) left out: "
-                         f"ROI {sel.roi_start_s:.2f}-{sel.roi_end_s:.2f} s")
+    _selection_fields(out, sel, s)
     if sel.keep.all():
         return photons, times, order
     keep = np.empty_like(sel.keep)
@@ -405,20 +421,37 @@ def selection_step(out: PhotonAnalysis, acc: _Accumulated, photons: PhotonList,
         out.flid = flid.result()
     t_kept = kept.times_s()
     order_kept = np.argsort(t_kept, kind="stable")
-    return kept, t_kept[order_kept], order_kept
+    t_kept.sort(kind="stable")  # the values of t_kept[order_kept], without another array
+    return kept, t_kept, order_kept
 
 
-def blinking_step(out: PhotonAnalysis, times: np.ndarray, s: AnalysisSettings) -> None:
+def _selection_fields(out: PhotonAnalysis, sel: Any, s: AnalysisSettings) -> None:
+    """The ROI, burst and blinking fields of a selection (:class:`analysis.roi.Selection` or
+    :class:`analysis.windowed.WindowedSelection`)."""
+    out.blinking = sel.blinking
+    out.roi_start_s, out.roi_end_s = sel.roi_start_s, sel.roi_end_s
+    out.roi_source = "set" if s.roi is not None else ("auto" if sel.roi_auto else "whole")
+    b = sel.blinking.bursts
+    out.n_bursts = 0 if b is None else len(b)
+    out.burst_photons = 0 if b is None else int(b.n_photons.sum())
+    if sel.roi_auto:
+        out.notes.append(f"dark tail from {sel.roi_end_s:.2f} s (bleached or dead) left out: "
+                         f"ROI {sel.roi_start_s:.2f}-{sel.roi_end_s:.2f} s")
+
+
+def blinking_step(out: PhotonAnalysis, times: np.ndarray | None, s: AnalysisSettings) -> None:
     """Levels, states, dwell statistics and switching rates of the intensity trace (of the
     blinking analysis :func:`selection_step` made, else of ``times``)."""
-    blink = out.blinking or analyse_blinking(times, bin_width=s.trace_bin_s,
-                                             confidence=s.confidence,
-                                             bursts=s.remove_bursts)
+    blink = out.blinking
+    if blink is None and times is not None:
+        blink = analyse_blinking(times, bin_width=s.trace_bin_s, confidence=s.confidence,
+                                 bursts=s.remove_bursts)
     out.blinking = blink
-    out.on_fraction = blink.on_fraction
-    out.n_levels = blink.n_states
-    out.intermediate_fraction = blink.intermediate_fraction
-    out.fano_factor = blink.fano_factor
+    if blink is not None:
+        out.on_fraction = blink.on_fraction
+        out.n_levels = blink.n_states
+        out.intermediate_fraction = blink.intermediate_fraction
+        out.fano_factor = blink.fano_factor
     counts = np.asarray(out.trace.counts, dtype=float).sum(axis=0) if out.trace is not None \
         else np.zeros(0)
     # drop the last, partial bin; Poisson noise adds the mean to the variance
@@ -426,6 +459,8 @@ def blinking_step(out: PhotonAnalysis, times: np.ndarray, s: AnalysisSettings) -
     mean = float(counts.mean()) if counts.size else 0.0
     out.intensity_excess_var = ((float(counts.var()) - mean) / mean ** 2 if mean > 0
                                 else None)
+    if blink is None:
+        return
     out.bimodality_coefficient = blink.bimodality_coefficient
     out.alpha_on = _alpha(blink.on_fit)
     out.alpha_off = _alpha(blink.off_fit)
@@ -441,8 +476,9 @@ def _fit_quality(out: PhotonAnalysis, fit: LifetimeResult, what: str) -> None:
                          f"chi2/dof {fit.chi2_reduced:.2f}): the model misses structure")
 
 
-def lifetime_step(out: PhotonAnalysis, acc: _Accumulated, photons: PhotonList,
-                  times: np.ndarray, order: np.ndarray, s: AnalysisSettings) -> None:
+def lifetime_step(out: PhotonAnalysis, acc: _Accumulated,
+                  photons: PhotonList | Any, times: np.ndarray | None,
+                  order: np.ndarray | None, s: AnalysisSettings) -> None:
     """Decays (detectors aligned for their cable delays) and lifetimes of the whole decay and
     of the bright state. Needs the laser period."""
     period = acc.timing.sync_period
@@ -465,20 +501,21 @@ def lifetime_step(out: PhotonAnalysis, acc: _Accumulated, photons: PhotonList,
         _fit_quality(out, out.lifetime_all, "whole-decay")
     except (ValueError, RuntimeError) as exc:
         out.notes.append(f"whole-decay fit failed: {exc}")
-    # the photons with a delay (T2: not before the first sync), in time order
-    d_all = photons.delays[order]
-    valid = d_all >= 0
-    t_sorted = times[valid]
-    # each photon's delay moved by its detector's alignment shift, wrapped into the period
-    det_all = photons.detectors[order][valid]
     shift_s = np.zeros(256)
     for det, k in shifts.items():
         shift_s[det] = k * decay.bin_width_s
-    d_sorted = np.mod(d_all[valid] * photons.delay_unit_s - shift_s[det_all], edges[-1])
     blink = out.blinking
+    if photons is None or blink is None:
+        out.notes.append("no bright-state lifetime: the photons could not be read again to "
+                         "sort them by intensity level")
+        return
     try:
-        hists = state_decay_histograms(t_sorted, d_sorted, edges, blink.level_start,
-                                       blink.level_end, blink.level_on.astype(np.int64))
+        if isinstance(photons, PhotonList):
+            hists = _state_histograms(photons, times, order, shift_s, edges, blink)
+        else:  # analysis.windowed.WindowedPhotons: a pass over the source
+            hists = photons.state_decay_histograms(shift_s, edges, blink.level_start,
+                                                   blink.level_end,
+                                                   blink.level_on.astype(np.int64))
         on = hists.get(1)
         bright = (fit_decay_select(on, edges, period, max_exp=2, irf=irf)
                   if on is not None and on.sum() >= 200 else None)
@@ -526,6 +563,24 @@ def _state_decays(out: PhotonAnalysis, t_sorted: np.ndarray, d_sorted: np.ndarra
             except (ValueError, RuntimeError):
                 fit = None  # the figure shows the decay without a fit
         out.state_lifetimes[state] = fit
+
+
+def _state_histograms(photons: PhotonList, times: np.ndarray, order: np.ndarray,
+                      shift_s: np.ndarray, edges: np.ndarray, blink: BlinkingResult
+                      ) -> dict[int, np.ndarray]:
+    """Decay histograms of the ON and OFF levels' photons (in memory)."""
+    # the photons with a delay (T2: not before the first sync), in time order
+    d_all = photons.delays[order]
+    valid = d_all >= 0
+    if valid.all():
+        # every photon has a delay (always in T3): no whole-length copies of the times
+        t_sorted, det_all = times, photons.detectors[order]
+    else:
+        t_sorted, det_all, d_all = times[valid], photons.detectors[order][valid], d_all[valid]
+    # each photon's delay moved by its detector's alignment shift, wrapped into the period
+    d_sorted = np.mod(d_all * photons.delay_unit_s - shift_s[det_all], edges[-1])
+    return state_decay_histograms(t_sorted, d_sorted, edges, blink.level_start,
+                                  blink.level_end, blink.level_on.astype(np.int64))
 
 
 def _honest_lifetime(out: PhotonAnalysis, period_s: float) -> None:
@@ -610,7 +665,8 @@ def _off_level_background(out: PhotonAnalysis, s: AnalysisSettings
              "background_source": "off level"}, total)
 
 
-def g2_step(out: PhotonAnalysis, acc: _Accumulated, photons: PhotonList,
+def g2_step(out: PhotonAnalysis, acc: _Accumulated,
+            photons: PhotonList | Any,
             s: AnalysisSettings, background: dict[str, Any], background_cps: float | None,
             ) -> None:
     """g2 on any timing (:func:`analysis.g2_timing.analyze_g2`): pulsed peak areas when the
@@ -639,6 +695,9 @@ def g2_step(out: PhotonAnalysis, acc: _Accumulated, photons: PhotonList,
         out.g2_background_cps = background_cps
     if not out.pulse_delay_s or not res.decay_usable or not g2.trusted:
         return
+    if photons is None:
+        out.notes.append("no gated g2(0): the photons could not be read again to gate them")
+        return
     gated_bg = dict(background)
     if "background_hz" in gated_bg:
         # background passes the gate for the part of the period after it
@@ -652,8 +711,10 @@ def g2_step(out: PhotonAnalysis, acc: _Accumulated, photons: PhotonList,
                 e * f for e, f in zip(gated_bg["background_err_hz"], frac, strict=True))
     lag_s, width_s = correlation_range(stated)
     try:
-        out.correlation_gated, g2g, kept = gated_pulsed_g2(
-            photons, out.decay, out.pulse_delay_s, s.gate_s, det_a=s.detectors[0],
+        gate = (partial(gated_pulsed_g2, photons) if isinstance(photons, PhotonList)
+                else photons.gated_pulsed_g2)
+        out.correlation_gated, g2g, kept = gate(
+            out.decay, out.pulse_delay_s, s.gate_s, det_a=s.detectors[0],
             det_b=s.detectors[1], max_lag_s=lag_s, bin_width_s=width_s,
             sync_period_s=res.period_s, centre_lag_s=g2.centre_lag_s, **gated_bg)
     except ValueError as exc:
@@ -678,7 +739,9 @@ def analyze_photons(source: Iterable[PhotonChunk] | Any,
     ----------
     source
         A reader (anything with ``.chunks()``), an iterable of time-ordered PhotonChunks, or one
-        PhotonChunk.
+        PhotonChunk. More than :data:`PHOTON_BUDGET` photons are analysed by reading a reader
+        again (:mod:`analysis.windowed`); an iterable cannot be, and gets the streaming results
+        only (see :func:`finish`).
     settings
         Analysis choices; defaults as in :class:`AnalysisSettings`.
 
@@ -687,19 +750,46 @@ def analyze_photons(source: Iterable[PhotonChunk] | Any,
     PhotonAnalysis
     """
     s = settings or AnalysisSettings()
-    return finish(accumulate(source, s), s)
+    reread: Callable[[], Iterable[PhotonChunk]] | None = None
+    if isinstance(source, PhotonChunk):
+        reread = partial(iter, (source,))
+    elif hasattr(source, "chunks"):
+        reread = source.chunks
+    return finish(accumulate(source, s), s, reread)
 
 
-def finish(acc: _Accumulated, s: AnalysisSettings) -> PhotonAnalysis:
-    """The whole-trace steps on what the accumulators gathered (see :func:`analyze_photons`)."""
-    photons = acc.collector.result()
+def finish(acc: _Accumulated, s: AnalysisSettings,
+           reread: Callable[[], Iterable[PhotonChunk]] | None = None) -> PhotonAnalysis:
+    """The whole-trace steps on what the accumulators gathered (see :func:`analyze_photons`).
+
+    Parameters
+    ----------
+    acc
+        The accumulators after the pass over the source.
+    s
+        Analysis choices.
+    reread
+        Gives the source's chunks again from the beginning (a reader's ``chunks``): used when
+        the collector held more than :data:`PHOTON_BUDGET` photons and let them go. Without
+        it, such a recording gets the streaming results (trace, decays, correlation and g2,
+        FLID, whole-decay lifetime) and null for what needs the photons (blinking, ROI, bursts,
+        bright-state lifetime, gated g2), with a note.
+    """
+    collected = acc.collector.result()
+    if isinstance(collected, PhotonCount):
+        # imported here: analysis.windowed builds on this module's steps
+        from analysis.windowed import finish_over_budget
+
+        return finish_over_budget(acc, s, collected, reread)
+    photons = collected
     n = int(photons.timestamps.size)
     # Arrival times, computed and ordered once. A time-tag stream is already (nearly) in time
     # order, and a stable sort (radix/timsort) of sorted data is ~50x cheaper than the default
-    # introsort, which gains nothing from order.
-    times_all = photons.times_s()
-    order = np.argsort(times_all, kind="stable")
-    times = times_all[order]
+    # introsort, which gains nothing from order. The times are sorted in place (the values of
+    # times[order]): one whole-length array less.
+    times = photons.times_s()
+    order = np.argsort(times, kind="stable")
+    times.sort(kind="stable")
     duration = float(times[-1] - times[0]) if n > 1 else 0.0
     out = PhotonAnalysis(trace=acc.trace.result())
     out.n_photons, out.duration_s = n, duration
@@ -713,6 +803,14 @@ def finish(acc: _Accumulated, s: AnalysisSettings) -> PhotonAnalysis:
     # what was analysed: the ROI's photons, bursts removed
     out.n_photons, out.duration_s = n, out.roi_end_s - out.roi_start_s
     out.count_rate_cps = n / out.duration_s if out.duration_s > 0 else 0.0
+    _steps(out, acc, s, photons, times, order)
+    return out
+
+
+def _steps(out: PhotonAnalysis, acc: _Accumulated, s: AnalysisSettings,
+           photons: PhotonList | Any, times: np.ndarray | None,
+           order: np.ndarray | None) -> None:
+    """Blinking, lifetimes and g2 once the photons analysed are chosen."""
     blinking_step(out, times, s)
     background: dict[str, Any] = {}
     background_cps = None
@@ -744,7 +842,6 @@ def finish(acc: _Accumulated, s: AnalysisSettings) -> PhotonAnalysis:
     g2_step(out, acc, photons, s, background, background_cps)
     if acc.timing.is_t3 and out.flid is None:
         out.flid = acc.flid.result()
-    return out
 
 
 def irf_from_file(path: Any, settings: AnalysisSettings | None = None) -> np.ndarray:

@@ -148,7 +148,9 @@ def select_photons(times: np.ndarray, bin_width: float, confidence: float,
     if int(in_roi.sum()) < 2:
         raise ValueError(f"the ROI {start:g}-{end:g} s holds fewer than two photons "
                          f"(photons from {t[0]:g} to {t[-1]:g} s)")
-    blink = analyse_blinking(t[in_roi], bin_width, confidence, bursts=bursts)
+    # all of the trace (the usual case): no copy of the times
+    blink = analyse_blinking(t if in_roi.all() else t[in_roi], bin_width, confidence,
+                             bursts=bursts)
     auto = False
     if hi is None and auto_roi:
         cut = bleach_end(blink.level_start, blink.level_end, blink.level_intensity,

@@ -31,6 +31,17 @@ def cropped_chunks(path: str | Path, t0_s: float, t1_s: float) -> Iterator[Photo
             yield chunk.select((t >= t0_s) & (t < t1_s))
 
 
+class CroppedSource:
+    """The photons of a recording within ``[t0_s, t1_s)`` as a source that can be read again
+    (``.chunks()``, like a reader)."""
+
+    def __init__(self, path: str | Path, t0_s: float, t1_s: float) -> None:
+        self.path, self.t0_s, self.t1_s = path, t0_s, t1_s
+
+    def chunks(self) -> Iterator[PhotonChunk]:
+        return cropped_chunks(self.path, self.t0_s, self.t1_s)
+
+
 class AnalysisWorker(QtCore.QThread):
     """Analyses particles off the GUI thread; stops between particles when interrupted.
 
@@ -64,7 +75,9 @@ class AnalysisWorker(QtCore.QThread):
                 if roi is None:
                     r = analyze_particle(path, None, self.settings)
                 else:
-                    photons = analyze_photons(cropped_chunks(path, *roi), self.settings)
+                    # an object with .chunks(), so that a long recording can be read again
+                    # (analysis.windowed) instead of held
+                    photons = analyze_photons(CroppedSource(path, *roi), self.settings)
                     r = ParticleResult(path, photons)
                     old = self.spectra.get(path)
                     if old is not None:  # the spectrum does not depend on the photon window

@@ -152,6 +152,12 @@ class LivePipeline:
     Feeds every chunk to :class:`PhotonAccumulators`, counts photons per detector, keeps the
     stream's clock, and every ``update_s`` of recorded time analyses the photons so far and
     classifies them (:meth:`update`).
+
+    Memory is bounded: the accumulators keep at most
+    :data:`analysis.photon_analysis.PHOTON_BUDGET` photons. Past that, the live updates have
+    the streaming results only (trace, decays, g2; the blinking, the bright-state lifetime and
+    the gated g2 are null, with a note, so the verdict is "uncertain": the classifier needs
+    them), and :meth:`final` reads the recorded file again for the whole-trace analyses.
     """
 
     def __init__(self, settings: AcquisitionSettings, classifier: Classifier | None = None
@@ -234,10 +240,20 @@ class LivePipeline:
                 "evidence": dict(c.evidence), "verdict_age_s": self.elapsed_s - at}
 
     def final(self, path: str | Path) -> ParticleResult:
-        """The result of the whole particle: what ``spad analyze path`` gives."""
+        """The result of the whole particle: what ``spad analyze path`` gives.
+
+        Beyond :data:`analysis.photon_analysis.PHOTON_BUDGET` photons the accumulators kept
+        only their count, and the whole-trace analyses read the recorded file ``path`` again
+        in windows, as ``spad analyze`` does."""
+        import spad
         from analysis.particle import analyze_particle_spectrum
 
-        result = ParticleResult(str(path), self.acc.result())
+        if self.acc.collector.overflowed:
+            with spad.open(path) as reader:
+                photons = self.acc.result(reread=reader.chunks)
+        else:
+            photons = self.acc.result()
+        result = ParticleResult(str(path), photons)
         analyze_particle_spectrum(result, path)
         classify_session([result], classifier=self.classifier)
         return result
