@@ -509,9 +509,12 @@ def lifetime_step(out: PhotonAnalysis, acc: _Accumulated,
         out.notes.append("no bright-state lifetime: the photons could not be read again to "
                          "sort them by intensity level")
         return
+    in_memory: tuple[np.ndarray, np.ndarray] | None = None
     try:
         if isinstance(photons, PhotonList):
-            hists = _state_histograms(photons, times, order, shift_s, edges, blink)
+            in_memory = _sorted_delays(photons, times, order, shift_s, edges)
+            hists = state_decay_histograms(*in_memory, edges, blink.level_start,
+                                           blink.level_end, blink.level_on.astype(np.int64))
         else:  # analysis.windowed.WindowedPhotons: a pass over the source
             hists = photons.state_decay_histograms(shift_s, edges, blink.level_start,
                                                    blink.level_end,
@@ -533,7 +536,9 @@ def lifetime_step(out: PhotonAnalysis, acc: _Accumulated,
             out.notes.append("too few bright-state photons for a lifetime fit")
     except (ValueError, RuntimeError) as exc:
         out.notes.append(f"bright-state fit failed: {exc}")
-    _state_decays(out, t_sorted, d_sorted, edges, period, irf)
+    if in_memory is not None:
+        # in memory only: above PHOTON_BUDGET it would be one more pass over the whole file
+        _state_decays(out, *in_memory, edges, period, irf)
 
 
 STATE_FIT_MIN_PHOTONS = 1000
@@ -565,10 +570,10 @@ def _state_decays(out: PhotonAnalysis, t_sorted: np.ndarray, d_sorted: np.ndarra
         out.state_lifetimes[state] = fit
 
 
-def _state_histograms(photons: PhotonList, times: np.ndarray, order: np.ndarray,
-                      shift_s: np.ndarray, edges: np.ndarray, blink: BlinkingResult
-                      ) -> dict[int, np.ndarray]:
-    """Decay histograms of the ON and OFF levels' photons (in memory)."""
+def _sorted_delays(photons: PhotonList, times: np.ndarray, order: np.ndarray,
+                   shift_s: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Arrival times and aligned delays (s) of the photons that have a delay, in time order
+    (in memory)."""
     # the photons with a delay (T2: not before the first sync), in time order
     d_all = photons.delays[order]
     valid = d_all >= 0
@@ -578,9 +583,7 @@ def _state_histograms(photons: PhotonList, times: np.ndarray, order: np.ndarray,
     else:
         t_sorted, det_all, d_all = times[valid], photons.detectors[order][valid], d_all[valid]
     # each photon's delay moved by its detector's alignment shift, wrapped into the period
-    d_sorted = np.mod(d_all * photons.delay_unit_s - shift_s[det_all], edges[-1])
-    return state_decay_histograms(t_sorted, d_sorted, edges, blink.level_start,
-                                  blink.level_end, blink.level_on.astype(np.int64))
+    return t_sorted, np.mod(d_all * photons.delay_unit_s - shift_s[det_all], edges[-1])
 
 
 def _honest_lifetime(out: PhotonAnalysis, period_s: float) -> None:
