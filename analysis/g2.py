@@ -39,7 +39,8 @@ from typing import Any
 import numpy as np
 from scipy.signal import fftconvolve
 
-from analysis.accumulators import Correlation, CrossCorrelation, Decay, PhotonList
+from analysis.accumulators import Correlation, CrossCorrelation, Decay
+from analysis.photon_collector import PhotonList
 from spad.photons import PhotonChunk
 
 

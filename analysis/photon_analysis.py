@@ -33,9 +33,6 @@ from analysis.accumulators import (
     DecayHistogram,
     FLIDHistogram,
     IntensityTrace,
-    PhotonCollector,
-    PhotonCount,
-    PhotonList,
     Trace,
 )
 from analysis.blinking import BlinkingResult, PowerLawFit, analyse_blinking, to_json_types
@@ -53,6 +50,7 @@ from analysis.lifetimes import (
     fit_decay_select,
     state_decay_histograms,
 )
+from analysis.photon_collector import PhotonCollector, PhotonCount, PhotonList
 from analysis.roi import select_photons
 from analysis.schema import BY_NAME, PHOTON_FEATURES, PHOTON_FIELDS
 from spad.photons import SYNC, PhotonChunk, Timing

@@ -3,7 +3,7 @@ windows of time-ordered photons.
 
 :func:`analysis.photon_analysis.finish` keeps every photon of a particle when there are at most
 :data:`analysis.photon_analysis.PHOTON_BUDGET` of them. Above that the collector lets them go
-(:class:`analysis.accumulators.PhotonCount`), the streaming accumulators (trace, decays,
+(:class:`analysis.photon_collector.PhotonCount`), the streaming accumulators (trace, decays,
 correlation, FLID) stay as they are, and what needs the photons again is done here in passes
 over the source, each holding one window of at most :data:`WINDOW_PHOTONS` photons:
 
@@ -36,7 +36,6 @@ from analysis.accumulators import (
     CrossCorrelation,
     Decay,
     FLIDHistogram,
-    PhotonCount,
     _Stream,
 )
 from analysis.blinking import (
@@ -63,6 +62,7 @@ from analysis.photon_analysis import (
     _selection_fields,
     _steps,
 )
+from analysis.photon_collector import PhotonCount
 from analysis.roi import bleach_end
 from spad.photons import PhotonChunk, Timing
 
@@ -87,7 +87,7 @@ class Window:
     order
         For each sorted photon, its position in the stream-order arrays below.
     timestamps, delays, detectors
-        The photons in the stream's order (delays as :class:`~analysis.accumulators.PhotonList`
+        The photons in the stream's order (delays as :class:`~analysis.photon_collector.PhotonList`
         has them).
     """
 
@@ -119,7 +119,7 @@ class PhotonWindows:
         Called once per pass: returns the source's chunks from the beginning (a reader's
         ``chunks``).
     detectors
-        Detectors whose photons are taken (as :class:`~analysis.accumulators.PhotonCollector`).
+        Detectors whose photons are taken (as :class:`~analysis.photon_collector.PhotonCollector`).
     size
         Photons per window (default :data:`WINDOW_PHOTONS`, read when the passes run).
     """

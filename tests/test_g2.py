@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.accumulators import CrossCorrelation, DecayHistogram, PhotonCollector
+from analysis.accumulators import CrossCorrelation, DecayHistogram
 from analysis.g2 import cw_g2, find_peak_offset, gate_mask, pulse_delays, pulsed_g2
+from analysis.photon_collector import PhotonCollector
 from spad.photons import PhotonChunk, Timing
 from tests.conftest import DATA
 
@@ -125,7 +126,7 @@ def test_gate_counts_from_each_detectors_pulse():
     """The gate keeps a photon when its delay after the sync is at least its own detector's
     pulse delay plus the gate; photons of other detectors and T2 photons before the first sync
     (delay -1) never pass."""
-    from analysis.accumulators import PhotonList
+    from analysis.photon_collector import PhotonList
 
     rng = np.random.default_rng(5)
     n = 5000

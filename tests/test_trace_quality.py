@@ -11,11 +11,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from analysis.accumulators import PhotonCollector
 from analysis.blinking import analyse_blinking
 from analysis.bursts import photons_outside
 from analysis.lifetimes import durbin_watson_bounds, fit_decay
 from analysis.photon_analysis import AnalysisSettings, analyze_photons
+from analysis.photon_collector import PhotonCollector
 from analysis.roi import bleach_end, parse_roi, select_photons
 from simulators.detection import Detection
 from simulators.emitter import Emitter, PowerLaw, State

@@ -14,10 +14,10 @@ import pytest
 import analysis.photon_analysis as photon_analysis
 import analysis.windowed as windowed
 import spad
-from analysis.accumulators import PhotonCollector, PhotonCount, PhotonList
 from analysis.changepoints import find_change_points
 from analysis.classify import load_classifier
 from analysis.photon_analysis import AnalysisSettings, PhotonAccumulators, analyze_photons
+from analysis.photon_collector import PhotonCollector, PhotonCount, PhotonList
 from analysis.windowed import ChangePointStream
 from simulators.stream import simulate
 from spad.app.commands.simulate import build
