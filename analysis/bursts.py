@@ -135,15 +135,21 @@ def remove_bursts(times: np.ndarray, levels: Levels, bursts: Bursts
     start = tk[new_first].copy()
     end = np.append(start[1:], tk[-1])
     n_ph = np.diff(np.append(new_first, tk.size)).astype(np.int64)
+    give_burst_time(levels, good, start, end)
+    return keep, Levels(start=start, end=end, n_photons=n_ph, first_photon=new_first)
+
+
+def give_burst_time(levels: Levels, good: np.ndarray, start: np.ndarray,
+                    end: np.ndarray) -> None:
+    """A burst between two kept levels: its time goes to the brighter one (the later level
+    starts at the burst's start instead of at its first photon after the burst). ``good`` are
+    the kept levels' indices in ``levels``; ``start`` and ``end`` (theirs) change in place."""
     inten = levels.intensity
-    # a burst between two kept levels: its time goes to the brighter one (the later level
-    # starts at the burst's start instead of at its first photon after the burst)
     for j in range(1, good.size):
         a, b = good[j - 1], good[j]
         if b - a > 1 and inten[b] > inten[a]:
             start[j] = levels.start[a + 1]
             end[j - 1] = start[j]
-    return keep, Levels(start=start, end=end, n_photons=n_ph, first_photon=new_first)
 
 
 def photons_outside(times: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:

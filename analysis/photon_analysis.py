@@ -254,8 +254,9 @@ class _Accumulated:
     decay: DecayHistogram
     correlation: CrossCorrelation
     flid: FLIDHistogram
-    # a T2 stream whose sync input was seen not to be periodic (a detector, not the laser):
-    # the fraction of sync intervals at a multiple of their median
+    # T2 with a stated sync: the share of the sync intervals at a multiple of their median
+    # (below SYNC_PERIODIC_MIN the sync input carries a detector, not the laser); None: not
+    # checked (T3, no stated sync, or too few sync events)
     sync_periodic_fraction: float | None = None
 
 
@@ -829,9 +830,10 @@ def _steps(out: PhotonAnalysis, acc: _Accumulated, s: AnalysisSettings,
                 out.decay = acc.decay.result()
             out.notes.append("no lifetime: the file's sync period is not the laser's")
     else:
-        if acc.sync_periodic_fraction is not None:
+        periodic = acc.sync_periodic_fraction
+        if periodic is not None and periodic < SYNC_PERIODIC_MIN:
             out.notes.append(f"the sync input is not periodic (only "
-                             f"{acc.sync_periodic_fraction:.0%} of its intervals are a multiple "
+                             f"{periodic:.0%} of its intervals are a multiple "
                              "of their median): it carries no laser, likely a detector; no "
                              "decay or lifetime (to correlate it, give it with --detectors 0 N)")
         else:

@@ -44,7 +44,7 @@ from analysis.blinking import (
     blinking_from_levels,
     burst_note,
 )
-from analysis.bursts import Bursts, find_bursts, photons_outside
+from analysis.bursts import Bursts, find_bursts, give_burst_time, photons_outside
 from analysis.changepoints import (
     EDGE,
     Levels,
@@ -330,12 +330,7 @@ def _without_bursts(levels: Levels, last_photon_s: np.ndarray, n: int, found: Bu
     t_last = float(last_photon_s[good[-1]])
     end = np.append(start[1:], t_last)
     n_ph = np.diff(np.append(new_first, n_kept)).astype(np.int64)
-    inten = levels.intensity
-    for j in range(1, good.size):
-        a, b = good[j - 1], good[j]
-        if b - a > 1 and inten[b] > inten[a]:
-            start[j] = levels.start[a + 1]
-            end[j - 1] = start[j]
+    give_burst_time(levels, good, start, end)
     return (Levels(start=start, end=end, n_photons=n_ph, first_photon=new_first),
             first[is_burst], last[is_burst], n_kept, t_last)
 

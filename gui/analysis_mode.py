@@ -267,12 +267,11 @@ def decay_sources(p: Any) -> list[tuple[str, Any, Any, Any, str]]:
     if p.decay_bright is not None:
         out.append(("bright (ON) state", edges, p.decay_bright, p.lifetime_bright,
                     lifetime_title(p.lifetime_bright, "bright (ON) state")))
-    b = p.blinking
+    b = p.blinking  # state decays exist only with a level grouping
     for state in sorted(p.state_decays, reverse=True):
         counts = p.state_decays[state]
-        rate = float(b.state_intensity[state]) / 1e3 if b is not None else float("nan")
-        share = float(b.state_time_fraction[state]) * 100 if b is not None else float("nan")
-        name = f"state {state + 1}: {rate:.1f} kcps, {share:.0f} % of the time"
+        name = (f"state {state + 1}: {b.state_intensity[state] / 1e3:.1f} kcps, "
+                f"{b.state_time_fraction[state] * 100:.0f} % of the time")
         fit = p.state_lifetimes.get(state)
         label = f"{name}, {int(counts.sum())} photons"
         out.append((name, edges, counts, fit,

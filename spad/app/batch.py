@@ -579,14 +579,7 @@ def run_batch(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
         n_workers = 0
         interrupted = False
         if todo:
-            # distributed leaves sockets of its connections to the garbage collector, which
-            # may run at any moment of the batch; their "unclosed socket" ResourceWarnings
-            # (ignored by Python's default filters, errors in the test suite) are not ours
-            quiet = warnings.catch_warnings()
-            quiet.__enter__()
-            warnings.simplefilter("ignore", ResourceWarning)
-            client = open_client(scheduler, workers)
-            try:
+            with cluster_client(scheduler, workers) as client:
                 threads = sum(client.nthreads().values()) or 1
                 n_workers = len(client.nthreads())
                 bar = tqdm(total=len(files), initial=up_to_date, unit="file", file=sys.stderr,
@@ -612,9 +605,6 @@ def run_batch(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
                 except KeyboardInterrupt:
                     interrupted = True
                 bar.close()
-            finally:
-                _close_client(client)
-                quiet.__exit__(None, None, None)
         entries = [journal.lookup(f, shash, code) for f in files]
         if interrupted:  # the table of what finished, then stop as asked
             done = [e for e in entries if e is not None]
@@ -677,11 +667,23 @@ def _stream(client: Any, todo: Iterable[tuple[str, str | None, Any]], settings: 
         yield res, hit
 
 
-def _close_client(client: Any) -> None:
-    cluster = getattr(client, "cluster", None)
-    client.close()
-    if cluster is not None:
-        cluster.close()
-    # what distributed left to the garbage collector goes now, while its ResourceWarnings are
-    # ignored (see run_batch), not at a random later moment in some other output
-    gc.collect()
+@contextlib.contextmanager
+def cluster_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
+    """:func:`open_client`, closed (with its LocalCluster) on the way out.
+
+    distributed leaves sockets of its connections to the garbage collector, which may run at
+    any moment of the batch; their "unclosed socket" ResourceWarnings (ignored by Python's
+    default filters, errors in the test suite) are not ours, and are ignored meanwhile. What is
+    left is collected on the way out, not at a random later moment in some other output.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        client = open_client(scheduler, workers)
+        try:
+            yield client
+        finally:
+            cluster = getattr(client, "cluster", None)
+            client.close()
+            if cluster is not None:
+                cluster.close()
+            gc.collect()
