@@ -800,6 +800,10 @@ class CrossCorrelation:
 # FLID
 # --------------------------------------------------------------------------------------------
 
+FLID_MAX_BINS = 512
+"""Most bins on each axis of a FLID histogram (count and mean delay); wider bins beyond."""
+
+
 @njit(cache=True)
 def _flid_hist(n, s, count_bin, delay_bin, hist):  # pragma: no cover - compiled
     """2-D histogram of (n // count_bin, floor(s / n / delay_bin)) over bins with n > 0.
@@ -863,6 +867,9 @@ class FLIDHistogram:
         Bin width of the mean-delay axis, rounded to whole native delay units (default 100 ps).
     count_bin
         Bin width of the count axis in photons.
+
+    Either axis is widened by a whole factor where it would have more than
+    :data:`FLID_MAX_BINS` bins; the result's edges and ``delay_bin_s`` give the widths used.
     """
 
     def __init__(self, bin_width_s: float, detectors: Sequence[int] = (1, 2),
@@ -923,15 +930,23 @@ class FLIDHistogram:
             span = int(math.ceil(timing.sync_period / unit))
         with np.errstate(invalid="ignore", divide="ignore"):
             mean_max = int((full_s // np.maximum(full_n, 1)).max()) if full_n.size else 0
-        n_delay = max(-(-span // self._delay_bin), mean_max // self._delay_bin + 1)
-        n_count = n_max // self.count_bin + 1
+        # Both axes are widened by whole factors to at most FLID_MAX_BINS bins: at 2 M
+        # photons/s a 10 ms bin holds ~20,000 photons, and a 1 MHz laser's period is 10,000
+        # delay bins of 100 ps; one bin per value would make a histogram of hundreds of MB.
+        count_bin = max(self.count_bin, -(-(n_max + 1) // FLID_MAX_BINS))
+        delay_bin = self._delay_bin
+        n_delay = max(-(-span // delay_bin), mean_max // delay_bin + 1)
+        if n_delay > FLID_MAX_BINS:
+            delay_bin *= -(-n_delay // FLID_MAX_BINS)
+            n_delay = max(-(-span // delay_bin), mean_max // delay_bin + 1)
+        n_count = n_max // count_bin + 1
         hist = np.zeros((n_count, n_delay), dtype=np.int64)
-        _flid_hist(full_n, full_s, self.count_bin, self._delay_bin, hist)
+        _flid_hist(full_n, full_s, count_bin, delay_bin, hist)
         w_s = self._width * timing.timestamp_unit
         edges = (first + np.arange(n.shape[0] + 1)) * (self._width * 1.0) * timing.timestamp_unit
-        return FLID(hist, np.arange(n_count + 1) * self.count_bin,
-                    np.arange(n_delay + 1) * (self._delay_bin * unit), edges, n, mean,
-                    w_s, self._delay_bin * unit, self._dropped)
+        return FLID(hist, np.arange(n_count + 1) * count_bin,
+                    np.arange(n_delay + 1) * (delay_bin * unit), edges, n, mean,
+                    w_s, delay_bin * unit, self._dropped)
 
     def to_dict(self) -> dict[str, Any]:
         """The full state as a dict of plain values and arrays."""

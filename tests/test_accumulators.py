@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from analysis.accumulators import (
+    FLID_MAX_BINS,
     CrossCorrelation,
     DecayHistogram,
     FLIDHistogram,
@@ -326,6 +327,32 @@ def test_flid_separates_two_states():
     assert bright.sum() == 5
     assert np.mean(got.mean_delay_s[bright]) > 5 * np.mean(got.mean_delay_s[~bright])
     rows, cols = np.nonzero(got.histogram)
+    counts = got.count_edges[rows]
     # in the 2-D histogram bright bins sit at long, dim bins at short mean delays
-    assert got.delay_edges_s[cols[rows > 2000]].min() > 15e-9
-    assert got.delay_edges_s[cols[rows < 2000] + 1].max() < 5e-9
+    assert got.delay_edges_s[cols[counts > 2000]].min() > 15e-9
+    assert got.delay_edges_s[cols[counts < 2000] + 1].max() < 5e-9
+
+
+def test_flid_axes_widen_to_at_most_max_bins():
+    # ~20,000 photons per bin and a 1 us period in 25 ps units: one bin per count and per
+    # 100 ps would be 20,000 x 10,000 bins; both axes widen by whole factors instead
+    rng = np.random.default_rng(12)
+    n = 400_000
+    timing = Timing("T3", 1e-6, sync_period=1e-6, nanotime_unit=25e-12,
+                    tcspc_num_bins=40_000)
+    ns = np.sort(rng.integers(0, 20_000, n))
+    chunk = PhotonChunk(timing, ns, np.ones(n, dtype=np.uint8),
+                        rng.integers(0, 40_000, n))
+    got = feed(FLIDHistogram(1e-3, detectors=(1,)), [chunk])
+    assert got.histogram.shape[0] <= FLID_MAX_BINS and got.histogram.shape[1] <= FLID_MAX_BINS
+    assert got.histogram.sum() == np.count_nonzero(got.counts_per_bin[:-1])
+    count_bin = got.count_edges[1] - got.count_edges[0]
+    assert count_bin > 1 and got.count_edges[-1] > got.counts_per_bin[:-1].max()
+    assert got.delay_bin_s > 100e-12 and got.delay_edges_s[-1] >= 1e-6 - got.delay_bin_s
+    # every full bin lands where its count and mean delay say
+    full = got.counts_per_bin[:-1]
+    i = full // count_bin
+    j = np.floor(got.mean_delay_s[:-1] / got.delay_bin_s + 1e-9).astype(int)
+    ref = np.zeros_like(got.histogram)
+    np.add.at(ref, (i, j), 1)
+    np.testing.assert_array_equal(got.histogram, ref)

@@ -47,6 +47,24 @@ def test_live_result_equals_spad_analyze_and_replay_with_any_chunking(tmp_path) 
     assert pipe.final(path).record() == live
 
 
+def test_compressed_recording_holds_the_same_photons_in_fewer_bytes(tmp_path) -> None:
+    paths = {}
+    for compress in (False, True):
+        paths[compress] = tmp_path / f"p{int(compress)}.h5"
+        with simulated_rig("monomer", seed=4, realtime=False, camera=False) as rig:
+            out = Acquisition(rig, AcquisitionSettings(duration_s=2.0, compress=compress),
+                              path=paths[compress]).run()
+        assert out.error is None
+    with h5py.File(paths[False]) as plain, h5py.File(paths[True]) as packed:
+        for name in ("timestamps", "detectors", "nanotimes"):
+            a, b = plain[f"photon_data/{name}"], packed[f"photon_data/{name}"]
+            assert a.compression is None and b.compression == "gzip" and b.shuffle
+            np.testing.assert_array_equal(a[:], b[:])
+        assert packed["photon_data/timestamps"].id.get_storage_size() < (
+            0.5 * plain["photon_data/timestamps"].id.get_storage_size())
+    assert _analyze(paths[True])["photons"] == _analyze(paths[False])["photons"]
+
+
 def test_session_names_files_and_logs_start_and_end(tmp_path) -> None:
     session = Session(tmp_path / "s")
     with simulated_rig("monomer", seed=2, realtime=False, camera=False) as rig:

@@ -666,7 +666,10 @@ class PhotonHdf5Writer:
     overwrite
         Replace an existing file (default: refuse with ``FileExistsError``).
     compression
-        HDF5 filter for the photon datasets (``"gzip"``, ``"lzf"`` or None).
+        HDF5 filter for the photon datasets: ``"gzip"`` (level 1, after the byte shuffle:
+        about 3 bytes per photon instead of 11 at ~10 M photons/s per core, and readable by
+        any HDF5 library), ``"lzf"`` (h5py's own filter, faster, slightly larger, read only
+        where the filter is installed) or None.
     swmr
         Write the file in the HDF5 1.10 format so that :meth:`start_swmr` can switch it to
         single-writer/multiple-reader mode: other programs may then open it read-only
@@ -761,7 +764,12 @@ class PhotonHdf5Writer:
         _put(f, "acquisition_duration", float(self._fixed_duration or 0.0))
 
         pd = _group(f, "photon_data")
-        opts = dict(maxshape=(None,), chunks=(_DATASET_CHUNK,), compression=compression)
+        opts: dict[str, Any] = dict(maxshape=(None,), chunks=(_DATASET_CHUNK,))
+        if compression is not None:
+            # the shuffle groups the bytes of the timestamps by significance: the high ones
+            # hardly change, and then compress to almost nothing
+            opts.update(compression=compression, shuffle=True,
+                        compression_opts=1 if compression == "gzip" else None)
         for name, dtype in (("timestamps", np.int64), ("detectors", np.uint8),
                             *((("nanotimes", np.uint16),) if timing.is_t3 else ())):
             ds = pd.create_dataset(name, shape=(0,), dtype=dtype, **opts)

@@ -85,8 +85,9 @@ class ReplayTagger(TimeTagger):
         return self._src.count_rates_hz()
 
 
-def _records(n: int) -> tuple[TimeTagger, np.ndarray]:
-    with simulated_rig("dimer", seed=1, realtime=False, camera=False, vary=False) as rig:
+def _records(n: int, count_rate: float | None = None) -> tuple[TimeTagger, np.ndarray]:
+    with simulated_rig("dimer", seed=1, realtime=False, camera=False, vary=False,
+                       count_rate=count_rate) as rig:
         tagger = rig.tagger
         tagger.start(1e6)
         parts, total = [], 0

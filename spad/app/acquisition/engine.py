@@ -58,6 +58,10 @@ class AcquisitionSettings:
     exposure_s, em_gain, read_mode
         Camera settings of the spectrum series (``read_mode`` of
         :data:`drivers.interfaces.camera.READ_MODES`).
+    compress
+        Compress the photons in the file (HDF5 gzip level 1 after the byte shuffle: ~3 bytes
+        per photon instead of 11, for ~0.2 core at 2 M photons/s). For long, bright
+        recordings: an hour at 2 M photons/s is 79 GB uncompressed, 22 GB compressed.
     analysis
         The photon analysis settings (as ``spad analyze`` takes them).
     """
@@ -71,6 +75,7 @@ class AcquisitionSettings:
     exposure_s: float = 1.0
     em_gain: float = 100.0
     read_mode: str = "single_track"
+    compress: bool = False
     analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
 
     def __post_init__(self) -> None:
@@ -388,7 +393,8 @@ class Acquisition:
         if self.session is not None:
             self.session.log_start(self.name, self.path, acquisition)
         rec = ParticleRecorder(self.path, tagger.timing, acquisition, spectrum,
-                               description=f"particle {self.name}, spad acquire")
+                               description=f"particle {self.name}, spad acquire",
+                               compression="gzip" if s.compress else None)
         self._set(status="running")
         stop_reason, error = "duration", None
         live = LivePipeline(s, self.classifier)

@@ -43,15 +43,18 @@ class ParticleRecorder:
         ``metadata``.
     description
         Photon-HDF5 ``/description``.
+    compression
+        HDF5 filter of the photon datasets (see :class:`PhotonHdf5Writer`).
     """
 
     def __init__(self, path: str | Path, timing: Timing, acquisition: dict[str, Any],
-                 spectrum: dict[str, Any] | None = None, description: str = "") -> None:
+                 spectrum: dict[str, Any] | None = None, description: str = "",
+                 compression: str | None = None) -> None:
         self.path = Path(path)
         self.n_frames = 0
         self._acquisition = acquisition
         self._w = PhotonHdf5Writer(self.path, timing, description=description, swmr=True,
-                                   excitation_wavelengths=[405e-9])
+                                   excitation_wavelengths=[405e-9], compression=compression)
         try:
             f = self._w.file
             write_user_group(f, ACQUISITION_GROUP, storable(acquisition))
