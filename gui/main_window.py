@@ -76,6 +76,7 @@ class MainWindow(QtWidgets.QMainWindow):
         split = QtWidgets.QSplitter(QtCore.Qt.Vertical)
         split.addWidget(self.table)
         split.addWidget(self.peaks)
+        split.setSizes([200, 200])     # the table and the histogram share the height
         lay.addWidget(split)
         self.session_widget = session
 
@@ -309,7 +310,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self.run_analysis([(path, roi)])
 
     def show_particle(self, path: str) -> None:
-        """Draw one analysed particle in every panel."""
+        """Draw one analysed particle in every panel (not while a particle is recorded: the
+        panels show the live views then, and mixing in another particle's levels, fits or
+        verdict would mislead)."""
+        if self.live is not None and self.live.recording:
+            self.status.setText(f"recording: {Path(path).name} is shown when the recording "
+                                "ends")
+            return
         r = self.results.get(path)
         if r is None:
             self.status.setText(f"{Path(path).name}: not analysed yet")

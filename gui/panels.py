@@ -137,9 +137,15 @@ class SpectrumPanel(QtWidgets.QWidget):
         self.info.setText(title)
 
     def show_live(self, energy_ev: np.ndarray, intensity: np.ndarray, unit: str = "ADU") -> None:
-        """A raw live spectrum (no fit yet)."""
+        """A raw live spectrum (no fit yet): a fit, peak or reference of a particle shown
+        before is cleared, as it does not belong to these data."""
         self.plot.setLabel("left", f"intensity ({unit} / eV)")
         self.data.setData(energy_ev, intensity)
+        self.fit.setData([], [])
+        self.peak.hide()
+        self.reference.hide()
+        self.info.setText("live spectrum: peak, FWHM and red shift when the particle is "
+                          "finished")
 
 
 class TracePanel(QtWidgets.QWidget):
@@ -236,6 +242,14 @@ class TracePanel(QtWidgets.QWidget):
                                    pen=pg.mkPen(GROUP_COLOURS[g % len(GROUP_COLOURS)], width=3))
             self.levels.append(item)
 
+    def clear_particle(self) -> None:
+        """Take away what belonged to the particle shown before (levels, threshold, ROI)."""
+        self.show_levels(np.empty(0), np.empty(0), np.empty(0))
+        for line in (self.threshold, self.hist_threshold):
+            line.hide()
+        if self.roi is not None:
+            self.roi.hide()
+
     def set_roi(self, lo: float, hi: float) -> None:
         if self.roi is None:
             return
@@ -281,13 +295,17 @@ class DecayPanel(QtWidgets.QWidget):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.glw = pg.GraphicsLayoutWidget()
-        self.glw.setMinimumSize(200, 140)
+        # tall enough for the decay on a log scale and its residuals, each with a readable
+        # axis label (below ~260 px their labels overlap)
+        self.glw.setMinimumSize(200, 260)
         self.decay = self.glw.addPlot(row=0, col=0)
         self.resid = self.glw.addPlot(row=1, col=0)
         no_si_prefix(self.decay)
         no_si_prefix(self.resid)
         self.glw.ci.layout.setRowStretchFactor(0, 3)
         self.glw.ci.layout.setRowStretchFactor(1, 1)
+        # the residuals' plot carries the x axis and its label: never squeezed below them
+        self.resid.setMinimumHeight(100)
         for plot in (self.decay, self.resid):   # equal axis widths keep the x axes aligned
             plot.getAxis("left").setWidth(55)
         self.decay.setLogMode(y=True)
@@ -311,6 +329,9 @@ class DecayPanel(QtWidgets.QWidget):
         self.choice.hide()
         self.choice.currentIndexChanged.connect(self._choose)
         self._sources: list[tuple[np.ndarray | None, np.ndarray | None, Any, str]] = []
+        # a fit's title often takes two lines: room for them from the start, since a dock
+        # does not grow when its label wraps later (the plots below would be clipped)
+        self.info.setMinimumHeight(2 * self.info.fontMetrics().lineSpacing() + 4)
         _stack(self, self.choice, self.info, self.glw)
 
     def show_decays(self, sources: list[tuple[str, np.ndarray | None, np.ndarray | None, Any,
@@ -385,7 +406,7 @@ class G2Panel(QtWidgets.QWidget):
         super().__init__(parent)
         self.plot = _plot("g2")
         self.plot.setLabel("bottom", "lag τ (ns)")
-        self.plot.setLabel("left", "coincidences / bin")
+        self.plot.setLabel("left", "coinc. / bin")
         self.plot.addLegend(offset=(-10, 10), labelTextSize="8pt")
         self.raw = self.plot.plot([], [], pen=pg.mkPen((44, 160, 44), width=1), name="all photons")
         self.gated = self.plot.plot([], [], pen=pg.mkPen((148, 103, 189), width=1), name="gated")
@@ -408,7 +429,8 @@ class G2Panel(QtWidgets.QWidget):
             self.gated.setData(lg * 1e9, cg)
         else:
             self.gated.setData([], [])
-        self.plot.setLabel("left", f"coincidences / {width * 1e9:g} ns")
+        # short: the g2 dock is low, and a longer label is clipped by the plot's height
+        self.plot.setLabel("left", f"coinc. / {width * 1e9:g} ns")
         title = f"g2(0) = {fmt(g2, '.3f')} ± {fmt(g2_err, '.3f')}"
         if g2_gated is not None:
             title += f",  gated {fmt(g2_gated, '.3f')} ± {fmt(g2_gated_err, '.3f')}"
@@ -488,7 +510,8 @@ class PeakHistogramPanel(QtWidgets.QWidget):
         self.plot = _plot("emission peaks")
         self.plot.setLabel("bottom", "peak energy (eV)")
         self.plot.setLabel("left", "particles")
-        self.plot.addLegend(offset=(10, 10), labelTextSize="8pt")
+        # one row, top left, above the bars (see show_peaks' y range)
+        self.plot.addLegend(offset=(10, 5), labelTextSize="8pt", colCount=2)
         self.items: list[Any] = []
         self.info = Info()
         _stack(self, self.info, self.plot)
@@ -502,6 +525,7 @@ class PeakHistogramPanel(QtWidgets.QWidget):
         if legend is not None:
             legend.clear()
         every = [p for v in peaks.values() for p in v]
+        top = 0
         if every:
             bins = np.linspace(min(every) - 0.005, max(every) + 0.005, 25)
             for label in ("monomer", "dimer"):
@@ -509,6 +533,7 @@ class PeakHistogramPanel(QtWidgets.QWidget):
                 if x.size == 0:
                     continue
                 h, e = np.histogram(x, bins=bins)
+                top = max(top, int(h.max()))
                 c = LABEL_COLOURS[label]
                 item = pg.PlotDataItem(e, h, stepMode="center", fillLevel=0,
                                        brush=(*c, 110), pen=pg.mkPen(c),
@@ -527,6 +552,10 @@ class PeakHistogramPanel(QtWidgets.QWidget):
         else:
             title += ": no spectra yet"
         self.info.setText(title)
+        self.plot.setVisible(bool(every))  # empty axes (0-1 eV) would only mislead
+        if top:
+            # room above the bars for the legend, which sits top left
+            self.plot.setYRange(0, 1.8 * top, padding=0)
 
 
 SCATTER_FEATURES = {

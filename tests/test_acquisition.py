@@ -188,9 +188,13 @@ def test_stop_and_abort_from_another_thread(tmp_path) -> None:
 def test_until_confident_stops_early(tmp_path) -> None:
     path = tmp_path / "p.h5"
     with simulated_rig("dimer", seed=8, realtime=True, camera=False) as rig:
-        out = Acquisition(rig, AcquisitionSettings(duration_s=30.0, until_confident=0.9),
-                          path=path).run()
+        acq = Acquisition(rig, AcquisitionSettings(duration_s=30.0, until_confident=0.9),
+                          path=path)
+        out = acq.run()
     assert out.stop_reason == "confident"
+    # the last live analysis is published for a display (fits, threshold, gated g2)
+    at_s, photons = acq.analysed
+    assert 0 < at_s <= out.state.elapsed_s and photons.lifetime_all is not None
     assert out.state.elapsed_s < 30 and out.result.classification.label == "dimer"
 
 

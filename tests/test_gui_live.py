@@ -61,6 +61,16 @@ def test_record_a_particle_see_the_verdict_export_the_table(qtbot, live, tmp_pat
     assert live.acq.snapshot().status == "done"
     at_s, acc = live.acq.gathered
     assert 0 < at_s <= 3.0 and acc.correlation.result().counts.sum() > 0
+    # a live analysis draws its decay fit and the ON/OFF threshold (this fast recording may
+    # end before the worker's first analysis does: one is made here from the same histograms)
+    from analysis.photon_analysis import finish
+
+    p = finish(acc, live.acq.settings.analysis)
+    assert p.lifetime_all is not None
+    live._show_analysis(at_s, p)
+    assert w.decay.info.text().startswith(f"live ({at_s:.0f} s)")
+    assert len(w.decay.fit.getData()[0]) > 0
+    assert live._threshold == pytest.approx(p.blinking.threshold_rate * p.trace.bin_width_s)
     out = w.export_csv(tmp_path / "table.csv")
     with out.open() as f:
         rows = list(csv.DictReader(f))

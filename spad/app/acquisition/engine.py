@@ -314,6 +314,9 @@ class Acquisition:
         # worker: the decay and coincidences a display draws, without recomputing them.
         # Replaced whole (one assignment), so any thread reads a consistent pair.
         self.gathered: tuple[float, Any] | None = None
+        # (recorded s, PhotonAnalysis) of the last live analysis that finished: the fits,
+        # threshold and gated g2 a display draws. Replaced whole, like ``gathered``.
+        self.analysed: tuple[float, Any] | None = None
 
     # -- control (any thread) -------------------------------------------------------------
 
@@ -510,6 +513,7 @@ class Acquisition:
         except (ValueError, RuntimeError) as exc:  # too little data for some fit so far
             self._emit("verdict", f"no verdict yet: {exc}")
             return
+        self.analysed = (at, photons)
         fields = live.classify(photons, at)
         self._set(**fields)
         self._emit("verdict", fields["verdict"])
