@@ -32,10 +32,12 @@ segment after it was cut short by the window) or, if none was found, ``overlap``
 window's end.
 
 Levels between change points are grouped into intensity states by agglomerative hierarchical
-clustering followed by expectation-maximisation of a Poisson mixture over levels, and the number
-of states is the one of maximal Bayesian information criterion
-``BIC = 2 ln L - (2G - 1) ln J - J ln N`` (J change points, N photons), as in Watkins & Yang and
-Full SMS.
+clustering followed by expectation-maximisation of a Poisson mixture over levels, scored by the
+Bayesian information criterion ``BIC = 2 ln L - (2G - 1) ln J - J ln N`` (J change points,
+N photons) of Watkins & Yang and Full SMS. The number of states is not the BIC's argmax, as there,
+but the fewest states whose BIC is within :data:`BIC_MARGIN` of the maximum
+(:func:`choose_n_states`): on a clear ON/OFF trace the BIC is flat past two states and its argmax
+picks a spurious third or fourth state by noise.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from scipy.special import gammaln
 
 __all__ = [
     "Levels", "Grouping", "critical_value", "simulate_critical_values", "find_change_points",
-    "levels_from_change_points", "group_levels",
+    "levels_from_change_points", "group_levels", "choose_n_states", "BIC_MARGIN",
 ]
 
 # --- critical values ------------------------------------------------------------------------
@@ -723,6 +725,47 @@ def _poisson_mixture_em(n: np.ndarray, d: np.ndarray, labels: np.ndarray, n_grou
     return inten[order], (t_g / total)[order], rank[np.argmax(resp, axis=0)], float(loglik)
 
 
+BIC_MARGIN = 10.0
+"""How far below the maximum BIC the chosen number of states may lie (see :func:`choose_n_states`).
+
+The BIC here is on the scale 2 ln L - k ln n, so the BIC difference of two numbers of states
+approximates twice the log of their Bayes factor (Schwarz's approximation), which is the scale of
+Kass & Raftery's table of evidence (J. Am. Stat. Assoc. 90, 773 (1995)): 2 ln B of 0-2 is "not
+worth more than a bare mention", 2-6 "positive", 6-10 "strong", above 10 "very strong". Extra
+states are kept only on very strong evidence."""
+
+
+def choose_n_states(bic: np.ndarray, margin: float = BIC_MARGIN) -> int:
+    """The fewest states whose BIC is within ``margin`` of the maximum.
+
+    Extra intensity groups that each take over a few short levels (whose intensities are off by
+    Poisson noise or because they straddle an unresolved switch) raise the likelihood about as
+    much as their penalty costs, so past the true number of states the BIC is flat to within a
+    few units and its argmax is decided by noise. More states are taken only when they beat every
+    fewer-state grouping by more than ``margin``: with :data:`BIC_MARGIN` = 10, "very strong"
+    evidence on the scale of Kass & Raftery (J. Am. Stat. Assoc. 90, 773 (1995)).
+
+    Parameters
+    ----------
+    bic
+        BIC for 1, 2, ... states (index G - 1), larger is better; non-finite entries are skipped.
+    margin
+        Largest BIC shortfall from the maximum that a smaller number of states may have; 0 gives
+        the argmax.
+
+    Returns
+    -------
+    int
+        Number of states G (1-based); 1 when no entry is finite.
+    """
+    b = np.asarray(bic, dtype=np.float64)
+    ok = np.isfinite(b)
+    if not ok.any():
+        return 1
+    within = ok & (b >= b[ok].max() - margin)
+    return int(np.flatnonzero(within)[0]) + 1
+
+
 @dataclass
 class Grouping:
     """Intensity states found by grouping levels.
@@ -730,7 +773,8 @@ class Grouping:
     Attributes
     ----------
     n_states
-        Number of states of maximal BIC.
+        Number of states: the fewest whose BIC is within :data:`BIC_MARGIN` of the maximum
+        (:func:`choose_n_states`), less any group the EM emptied.
     group_of_level
         State of each level, 0 = dimmest.
     intensities
@@ -748,13 +792,15 @@ class Grouping:
     bic: np.ndarray = field(default_factory=lambda: np.empty(0))
 
 
-def group_levels(levels: Levels, max_groups: int = 10) -> Grouping:
+def group_levels(levels: Levels, max_groups: int = 10,
+                 bic_margin: float = BIC_MARGIN) -> Grouping:
     """Group levels into intensity states and choose their number by BIC.
 
     Agglomerative clustering (merging the pair of neighbouring groups in intensity that loses
     least likelihood; for one-dimensional intensities merging non-neighbours is never the
     better choice in practice and costs O(G^3)), then EM of a Poisson mixture over levels for each
-    number of groups up to ``max_groups``, then the BIC of Watkins & Yang.
+    number of groups up to ``max_groups``, then the BIC of Watkins & Yang; the number of states
+    is the fewest whose BIC is within ``bic_margin`` of the maximum (:func:`choose_n_states`).
 
     Parameters
     ----------
@@ -762,6 +808,9 @@ def group_levels(levels: Levels, max_groups: int = 10) -> Grouping:
         Levels from :func:`levels_from_change_points`.
     max_groups
         Largest number of states considered.
+    bic_margin
+        BIC shortfall from the maximum that a smaller number of states may have and still be
+        chosen (:data:`BIC_MARGIN`; 0: the argmax of Watkins & Yang and Full SMS).
     """
     if len(levels) == 0:
         raise ValueError("no levels to group")
@@ -786,6 +835,5 @@ def group_levels(levels: Levels, max_groups: int = 10) -> Grouping:
         g_eff = inten.size  # EM may empty a group
         bic[g - 1] = 2 * loglik - (2 * g_eff - 1) * np.log(j) - j * np.log(total_photons)
         fits.append((inten, frac, lab))
-    best = int(np.argmax(bic))
-    inten, frac, lab = fits[best]
+    inten, frac, lab = fits[choose_n_states(bic, bic_margin) - 1]
     return Grouping(int(inten.size), lab, inten, frac, bic)

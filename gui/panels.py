@@ -16,6 +16,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt5 import QtCore, QtGui, QtWidgets
 
+from analysis.changepoints import BIC_MARGIN
 from analysis.schema import BY_NAME
 
 pg.setConfigOptions(antialias=False, background="w", foreground="k")
@@ -286,7 +287,8 @@ class BicPanel(QtWidgets.QWidget):
         self.curve.setData(g[ok], b[ok])
         if n_states is not None and 1 <= n_states <= b.size and ok[n_states - 1]:
             self.best.setData([n_states], [b[n_states - 1]])
-        self.info.setText(f"level grouping: {n_states} states (max BIC)")
+        self.info.setText(f"level grouping: {n_states} states (fewest within "
+                          f"{BIC_MARGIN:g} of max BIC)")
 
 
 class DecayPanel(QtWidgets.QWidget):
