@@ -44,6 +44,7 @@ from analysis.g2_timing import (
     correlation_range,
     decay_floor_background,
 )
+from analysis.level_decays import LevelDecays, level_decays, sorted_delays, state_decays
 from analysis.lifetimes import (
     LifetimeResult,
     fit_decay,
@@ -107,6 +108,11 @@ class AnalysisSettings:
     remove_bursts
         Find photon bursts and remove their photons from every analysis
         (:mod:`analysis.bursts`).
+    max_level_fits
+        Fit the decays of up to this many single resolved levels, those with the most photons
+        (:func:`analysis.level_decays.level_decays`; the desktop app's Decay panel). 0, the
+        default of ``spad analyze`` and the live analysis: none, as each costs a fit and no
+        table field depends on them.
     """
 
     detectors: tuple[int, int] = (1, 2)
@@ -121,6 +127,7 @@ class AnalysisSettings:
     roi: tuple[float | None, float | None] | None = None
     auto_roi: bool = True
     remove_bursts: bool = True
+    max_level_fits: int = 0
 
 
 def _photon_values() -> dict[str, Any]:
@@ -148,6 +155,8 @@ class PhotonAnalysis:
     # fit where the state has enough photons (None otherwise); for figures, not for the table
     state_decays: dict[int, np.ndarray] = field(default_factory=dict)
     state_lifetimes: dict[int, LifetimeResult | None] = field(default_factory=dict)
+    # per single resolved level, when asked (AnalysisSettings.max_level_fits): for figures
+    level_decays: LevelDecays | None = None
     correlation: Correlation | None = None
     correlation_gated: Correlation | None = None
     g2: G2Result | None = None
@@ -511,7 +520,7 @@ def lifetime_step(out: PhotonAnalysis, acc: _Accumulated,
     in_memory: tuple[np.ndarray, np.ndarray] | None = None
     try:
         if isinstance(photons, PhotonList):
-            in_memory = _sorted_delays(photons, times, order, shift_s, edges)
+            in_memory = sorted_delays(photons, times, order, shift_s, edges)
             hists = state_decay_histograms(*in_memory, edges, blink.level_start,
                                            blink.level_end, blink.level_on.astype(np.int64))
         else:  # analysis.windowed.WindowedPhotons: a pass over the source
@@ -537,52 +546,12 @@ def lifetime_step(out: PhotonAnalysis, acc: _Accumulated,
         out.notes.append(f"bright-state fit failed: {exc}")
     if in_memory is not None:
         # in memory only: above PHOTON_BUDGET it would be one more pass over the whole file
-        _state_decays(out, *in_memory, edges, period, irf)
-
-
-STATE_FIT_MIN_PHOTONS = 1000
-"""Photons a state's decay needs for its fit to be shown: below it a 1-2 exponential fit on a
-few hundred bins is noise."""
-
-
-def _state_decays(out: PhotonAnalysis, t_sorted: np.ndarray, d_sorted: np.ndarray,
-                  edges: np.ndarray, period: float, irf: np.ndarray | str) -> None:
-    """Decay and fit of each intensity state of the level grouping (what Full SMS shows per
-    group): a dimmer state with a shorter lifetime is the charged (trion) state of
-    fluorescence-lifetime-intensity correlation (Galland et al., Nature 479, 203 (2011))."""
-    blink = out.blinking
-    if blink is None or blink.level_state.size == 0:
-        return
-    try:
-        hists = state_decay_histograms(t_sorted, d_sorted, edges, blink.level_start,
-                                       blink.level_end, blink.level_state.astype(np.int64))
-    except ValueError:
-        return
-    for state, counts in sorted(hists.items()):
-        out.state_decays[state] = np.asarray(counts, dtype=np.float64)
-        fit = None
-        if counts.sum() >= STATE_FIT_MIN_PHOTONS:
-            try:
-                fit = fit_decay_select(counts, edges, period, max_exp=2, irf=irf)
-            except (ValueError, RuntimeError):
-                fit = None  # the figure shows the decay without a fit
-        out.state_lifetimes[state] = fit
-
-
-def _sorted_delays(photons: PhotonList, times: np.ndarray, order: np.ndarray,
-                   shift_s: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Arrival times and aligned delays (s) of the photons that have a delay, in time order
-    (in memory)."""
-    # the photons with a delay (T2: not before the first sync), in time order
-    d_all = photons.delays[order]
-    valid = d_all >= 0
-    if valid.all():
-        # every photon has a delay (always in T3): no whole-length copies of the times
-        t_sorted, det_all = times, photons.detectors[order]
-    else:
-        t_sorted, det_all, d_all = times[valid], photons.detectors[order][valid], d_all[valid]
-    # each photon's delay moved by its detector's alignment shift, wrapped into the period
-    return t_sorted, np.mod(d_all * photons.delay_unit_s - shift_s[det_all], edges[-1])
+        out.state_decays, out.state_lifetimes = state_decays(
+            *in_memory, edges, period, irf, blink.level_start, blink.level_end,
+            blink.level_state)
+        if s.max_level_fits > 0:
+            out.level_decays = level_decays(*in_memory, edges, period, irf, blink.level_start,
+                                            blink.level_end, max_levels=s.max_level_fits)
 
 
 def _honest_lifetime(out: PhotonAnalysis, period_s: float) -> None:

@@ -1,7 +1,7 @@
 """Screenshot of the analysis mode for the README (offscreen, no display needed).
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python docs/screenshot_analysis.py SESSION_DIR OUT.png \
-        [--particle NAME] [--decay INDEX]
+        [--particle NAME] [--decay INDEX | --decay TEXT]
 
 Opens the session in the desktop app, waits for the analysis, selects a particle and one of
 the decays the Decay panel offers, and saves the window. Look at the picture: labels, units,
@@ -25,7 +25,9 @@ def main() -> None:
     ap.add_argument("session", type=Path)
     ap.add_argument("out", type=Path)
     ap.add_argument("--particle", default="monomer_1.h5")
-    ap.add_argument("--decay", type=int, default=0, help="index in the Decay panel's list")
+    ap.add_argument("--decay", default="0",
+                    help="index in the Decay panel's list, or the start of a name in it (the "
+                         "first match: 'level 12', 'state 2')")
     ap.add_argument("--size", default="1700x1050")
     a = ap.parse_args()
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
@@ -42,7 +44,11 @@ def main() -> None:
         for _ in range(20):
             app.processEvents()
         w.particles.set_current(str(a.session / a.particle))
-        w.decay.choice.setCurrentIndex(a.decay)
+        choice = w.decay.choice
+        names = [choice.itemText(i) for i in range(choice.count())]
+        index = (int(a.decay) if a.decay.isdigit()
+                 else next(i for i, n in enumerate(names) if n.startswith(a.decay)))
+        choice.setCurrentIndex(index)
         for _ in range(20):
             app.processEvents()
         w.grab().save(str(a.out))

@@ -159,9 +159,22 @@ class ParticleList(QtWidgets.QWidget):
         self.gate_ns.setRange(0.0, 100.0)
         self.gate_ns.setValue(5.0)
         self.gate_ns.setSuffix(" ns")
+        # spad analyze's defaults (--no-auto-roi and --keep-bursts uncheck them)
+        self.auto_roi = QtWidgets.QCheckBox("end at a bleached tail")
+        self.auto_roi.setChecked(True)
+        self.auto_roi.setToolTip("end the region of interest automatically where a bleached or "
+                                 "dead tail begins (spad analyze's default; --no-auto-roi "
+                                 "unchecks it)")
+        self.remove_bursts = QtWidgets.QCheckBox("remove photon bursts")
+        self.remove_bursts.setChecked(True)
+        self.remove_bursts.setToolTip("leave out the photons of short bursts far above the "
+                                      "emitter's levels (spad analyze's default; --keep-bursts "
+                                      "unchecks it)")
         form = QtWidgets.QFormLayout()
         form.addRow("trace bin", self.bin_ms)
         form.addRow("g2 time gate", self.gate_ns)
+        form.addRow("auto ROI", self.auto_roi)
+        form.addRow("bursts", self.remove_bursts)
         buttons = QtWidgets.QHBoxLayout()
         for text, what in (("Analyse", "current"), ("Checked", "checked"), ("All", "all")):
             b = QtWidgets.QPushButton(text)
@@ -224,11 +237,20 @@ class ParticleList(QtWidgets.QWidget):
             self.selected.emit(item.data(QtCore.Qt.UserRole))
 
 
-def settings_from(bin_ms: float, gate_ns: float) -> Any:
-    """The photon-analysis settings of the panel (same defaults as ``spad analyze``)."""
+def settings_from(bin_ms: float, gate_ns: float, auto_roi: bool = True,
+                  remove_bursts: bool = True) -> Any:
+    """The photon-analysis settings of the panel, as ``spad analyze`` makes them from its
+    options (``--bin-ms``, ``--gate-ns``, ``--no-auto-roi``, ``--keep-bursts``; the same
+    defaults).
+
+    The one addition: the decays of up to :data:`analysis.level_decays.MAX_LEVEL_FITS` single
+    levels are fitted for the Decay panel; no field of the record depends on them.
+    """
+    from analysis.level_decays import MAX_LEVEL_FITS
     from analysis.photon_analysis import AnalysisSettings
 
-    return AnalysisSettings(trace_bin_s=bin_ms * 1e-3, gate_s=gate_ns * 1e-9)
+    return AnalysisSettings(trace_bin_s=bin_ms * 1e-3, gate_s=gate_ns * 1e-9, auto_roi=auto_roi,
+                            remove_bursts=remove_bursts, max_level_fits=MAX_LEVEL_FITS)
 
 
 def write_report(folder: Path, results: Sequence[Any]) -> Path:
@@ -255,10 +277,11 @@ def peaks_by_label(records: Sequence[dict[str, Any]]) -> dict[str, list[float]]:
     return out
 
 
-def decay_sources(p: Any) -> list[tuple[str, Any, Any, Any, str]]:
+def decay_sources(p: Any) -> list[tuple[str, Any, Any, Any, str | None]]:
     """The decays of a :class:`PhotonAnalysis` the Decay panel offers, each ``(name, edges_s,
-    counts, fit, title)``: all photons, the bright state, and each intensity state of the
-    level grouping (brightest first) with its fit where it has enough photons."""
+    counts, fit, title)``: all photons, the bright state, each intensity state of the level
+    grouping (brightest first) with its fit where it has enough photons, and the single levels
+    that were fitted (time order) under a heading (title ``None``) saying which they are."""
     edges = p.decay_fitted_edges_s
     title = lifetime_title(p.lifetime_all, "all photons")
     if p.lifetime_ns is not None:
@@ -277,6 +300,34 @@ def decay_sources(p: Any) -> list[tuple[str, Any, Any, Any, str]]:
         out.append((name, edges, counts, fit,
                     lifetime_title(fit, label) if fit is not None
                     else f"{label}: too few photons for a fit"))
+    out += _level_sources(p, edges)
+    return out
+
+
+def _level_sources(p: Any, edges: Any) -> list[tuple[str, Any, Any, Any, str | None]]:
+    """The fitted single levels of :func:`decay_sources`, after a heading."""
+    from analysis.level_decays import FIT_MIN_PHOTONS
+
+    ld, b = p.level_decays, p.blinking
+    if ld is None or b is None or not b.level_start.size:
+        return []
+    enough = f"≥ {FIT_MIN_PHOTONS:,} photons"
+    if not ld.decays:
+        heading = f"— no single level has {enough} —"
+    elif ld.n_skipped:
+        heading = (f"— single levels: the {len(ld.decays)} with the most photons, of "
+                   f"{ld.n_enough} with {enough} —")
+    else:
+        heading = f"— single levels with {enough} ({len(ld.decays)}) —"
+    out: list[tuple[str, Any, Any, Any, str | None]] = [(heading, None, None, None, None)]
+    for i, counts in ld.decays.items():
+        t0, t1 = float(b.level_start[i]), float(b.level_end[i])
+        name = (f"level {i + 1}: {t0:.2f}-{t1:.2f} s, {b.level_intensity[i] / 1e3:.1f} kcps "
+                f"(state {int(b.level_state[i]) + 1})")
+        label = f"{name}, {int(counts.sum())} photons"
+        fit = ld.fits.get(i)
+        out.append((name, edges, counts, fit, lifetime_title(fit, label) if fit is not None
+                    else f"{label}: the fit failed"))
     return out
 
 

@@ -20,6 +20,7 @@ recording cleanly with its data kept. Closing the window during a recording stop
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import deque
@@ -269,7 +270,6 @@ class LiveMode(QtCore.QObject):
     def record(self) -> None:
         """Start recording one particle into the session directory."""
         from analysis.accumulators import IntensityTrace
-        from gui.analysis_mode import settings_from
         from spad.app.acquisition import Acquisition, AcquisitionSettings, Session
         from spad.formats.records import Decoder
 
@@ -278,7 +278,9 @@ class LiveMode(QtCore.QObject):
         w = self.window
         r = self.recorder
         self.camera.stop()       # the engine takes the camera for the particle's spectrum
-        analysis = settings_from(w.particles.bin_ms.value(), w.particles.gate_ns.value())
+        # the window's analysis settings, without the single-level decay fits: ~50 fits at
+        # every live update (each second) would hold the verdict back for seconds
+        analysis = dataclasses.replace(w.run_settings(), max_level_fits=0)
         try:
             settings = AcquisitionSettings(
                 duration_s=r.duration.value(),
@@ -386,7 +388,8 @@ class LiveMode(QtCore.QObject):
         """Draw a live :class:`~analysis.photon_analysis.PhotonAnalysis` of the photons up to
         ``at_s`` (recorded s)."""
         w = self.window
-        w.decay.show_decays([(name, edges, counts, fit, f"live ({at_s:.0f} s): {title}")
+        w.decay.show_decays([(name, edges, counts, fit,
+                              None if title is None else f"live ({at_s:.0f} s): {title}")
                              for name, edges, counts, fit, title in decay_sources(p)])
         c, cg = p.correlation, p.correlation_gated
         w.g2.show_g2(None if c is None else c.lags_s, None if c is None else c.counts,

@@ -157,6 +157,11 @@ class MainWindow(QtWidgets.QMainWindow):
             v = s.value(key)
             if v is not None:
                 box.setValue(float(v))
+        for check, key in ((self.particles.auto_roi, "analysis/auto_roi"),
+                           (self.particles.remove_bursts, "analysis/remove_bursts")):
+            v = s.value(key)
+            if v is not None:  # an INI file gives the text "true"/"false", the registry a bool
+                check.setChecked(str(v).lower() == "true")
 
     def save_settings(self) -> None:
         s = self.settings
@@ -164,6 +169,8 @@ class MainWindow(QtWidgets.QMainWindow):
         s.setValue("window/state", self.saveState())
         s.setValue("analysis/bin_ms", self.particles.bin_ms.value())
         s.setValue("analysis/gate_ns", self.particles.gate_ns.value())
+        s.setValue("analysis/auto_roi", self.particles.auto_roi.isChecked())
+        s.setValue("analysis/remove_bursts", self.particles.remove_bursts.isChecked())
         if self.live is not None:
             self.live.save_settings(s)
         s.sync()
@@ -243,8 +250,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.worker is not None and self.worker.isRunning():
             self.status.setText("an analysis is already running: wait for it to finish")
             return
-        s = settings_from(self.particles.bin_ms.value(), self.particles.gate_ns.value())
-        self.worker = AnalysisWorker(jobs, s, spectra=dict(self.results))
+        self.worker = AnalysisWorker(jobs, self.run_settings(), spectra=dict(self.results))
         self.worker.progress.connect(self._progress)
         self.worker.result.connect(self._result)
         self.worker.failed.connect(lambda _p, msg: self.show_error(msg, dialog=False))
@@ -252,6 +258,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.particles.progress.setMaximum(len(jobs))
         self.particles.progress.setValue(0)
         self.worker.start()
+
+    def run_settings(self) -> Any:
+        """The :class:`~analysis.photon_analysis.AnalysisSettings` of the Particles panel."""
+        pl = self.particles
+        return settings_from(pl.bin_ms.value(), pl.gate_ns.value(), pl.auto_roi.isChecked(),
+                             pl.remove_bursts.isChecked())
 
     def _progress(self, done: int, total: int, path: str) -> None:
         self.particles.progress.setValue(done)

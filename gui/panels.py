@@ -326,25 +326,32 @@ class DecayPanel(QtWidgets.QWidget):
         # which decay: all photons, the bright state, or one intensity state of the grouping
         self.choice = QtWidgets.QComboBox()
         self.choice.setSizeAdjustPolicy(QtWidgets.QComboBox.AdjustToContents)
-        self.choice.setToolTip("the decay shown: all photons, the bright (ON) state, or one "
-                               "intensity state of the level grouping (Levels panel)")
+        self.choice.setToolTip("the decay shown: all photons, the bright (ON) state, one "
+                               "intensity state of the level grouping (Levels panel), or one "
+                               "single resolved level (the steps on the trace)")
+        self.choice.setMaxVisibleItems(30)
         self.choice.hide()
         self.choice.currentIndexChanged.connect(self._choose)
-        self._sources: list[tuple[np.ndarray | None, np.ndarray | None, Any, str]] = []
+        # None for a heading of the list (not a decay)
+        self._sources: list[tuple[np.ndarray | None, np.ndarray | None, Any, str] | None] = []
         # a fit's title often takes two lines: room for them from the start, since a dock
         # does not grow when its label wraps later (the plots below would be clipped)
         self.info.setMinimumHeight(2 * self.info.fontMetrics().lineSpacing() + 4)
         _stack(self, self.choice, self.info, self.glw)
 
     def show_decays(self, sources: list[tuple[str, np.ndarray | None, np.ndarray | None, Any,
-                                              str]]) -> None:
+                                              str | None]]) -> None:
         """Offer several decays, each ``(name, edges_s, counts, fit, title)``; the one chosen in
-        the panel's list is drawn (the same name as before stays chosen)."""
+        the panel's list is drawn (the same name as before stays chosen). An entry whose title
+        is ``None`` is a heading of the list: shown, not selectable."""
         before = self.choice.currentText()
-        self._sources = [src[1:] for src in sources]
+        self._sources = [None if src[4] is None else src[1:] for src in sources]
         self.choice.blockSignals(True)
         self.choice.clear()
         self.choice.addItems([src[0] for src in sources])
+        for i, src in enumerate(self._sources):
+            if src is None:
+                self.choice.model().item(i).setEnabled(False)
         names = [src[0] for src in sources]
         self.choice.setCurrentIndex(names.index(before) if before in names else 0)
         self.choice.blockSignals(False)
@@ -353,7 +360,9 @@ class DecayPanel(QtWidgets.QWidget):
 
     def _choose(self, index: int) -> None:
         if 0 <= index < len(self._sources):
-            self.show_decay(*self._sources[index])
+            src = self._sources[index]
+            if src is not None:
+                self.show_decay(*src)
 
     def show_decay(self, edges_s: np.ndarray | None, counts: np.ndarray | None,
                    fit: Any = None, title: str = "") -> None:
@@ -393,12 +402,19 @@ class DecayPanel(QtWidgets.QWidget):
 
 
 def lifetime_title(fit: Any, label: str) -> str:
-    """Lifetimes of a fit, its intensity-weighted mean and χ²/dof for a panel title."""
+    """Lifetimes of a fit, its intensity-weighted mean and its quality (χ²/dof, and the
+    Durbin-Watson statistic against its 5 % bound: below it the residuals are correlated) for
+    a panel title."""
     if fit is None:
         return f"{label}: no fit"
     taus = ", ".join(f"{t * 1e9:.2f}" for t in fit.taus)
+    dw = fmt(getattr(fit, "durbin_watson", None), ".2f")
+    bound = getattr(fit, "dw_bound_5pct", None)
+    if dw != "n/a" and fmt(bound, ".2f") != "n/a":
+        dw += f" (5 % bound {bound:.2f})"
     return (f"{label}: τ = {taus} ns, ⟨τ⟩ = {fit.tau_intensity_mean * 1e9:.2f} ± "
-            f"{fit.tau_intensity_mean_err * 1e9:.2f} ns, χ²/dof = {fmt(fit.chi2_reduced, '.2f')}")
+            f"{fit.tau_intensity_mean_err * 1e9:.2f} ns, χ²/dof = {fmt(fit.chi2_reduced, '.2f')}, "
+            f"Durbin-Watson {dw}")
 
 
 class G2Panel(QtWidgets.QWidget):

@@ -87,6 +87,105 @@ def test_decay_of_each_intensity_state(qtbot, window, session_dir):
     assert 0.9 * p.decay_fitted.sum() <= total <= p.decay_fitted.sum()
 
 
+def test_decay_of_each_single_level(qtbot, window, session_dir):
+    """The Decay panel offers each fitted single level, under a heading, with its fit."""
+    from analysis.level_decays import MAX_LEVEL_FITS
+
+    window.open_paths([session_dir / "dimer.h5"])
+    _wait_idle(qtbot, window)
+    p = window.results[str(session_dir / "dimer.h5")].photons
+    ld, b = p.level_decays, p.blinking
+    assert ld is not None and 0 < len(ld.decays) <= MAX_LEVEL_FITS
+    panel = window.decay
+    names = [panel.choice.itemText(i) for i in range(panel.choice.count())]
+    (heading,) = [i for i, n in enumerate(names) if n.startswith("— ")]
+    assert "single levels" in names[heading] and "1,000 photons" in names[heading]
+    if ld.n_skipped:
+        assert f"of {ld.n_enough}" in names[heading]
+    assert not panel.choice.model().item(heading).isEnabled()   # a heading, not a decay
+    levels = names[heading + 1:]
+    assert len(levels) == len(ld.decays) and all(n.startswith("level ") for n in levels)
+    # the level with the most photons: its decay, its fit and the fit's quality
+    i = max(ld.decays, key=lambda k: ld.photons[k])
+    name = next(n for n in levels if n.startswith(f"level {i + 1}: "))
+    assert f"{b.level_start[i]:.2f}-{b.level_end[i]:.2f} s" in name
+    panel.choice.setCurrentIndex(names.index(name))
+    assert panel.data.yData.sum() == pytest.approx(ld.decays[i].sum())
+    fit = ld.fits[i]
+    text = panel.info.text()
+    assert f"⟨τ⟩ = {fit.tau_intensity_mean * 1e9:.2f}" in text
+    assert f"χ²/dof = {fit.chi2_reduced:.2f}" in text
+    assert f"Durbin-Watson {fit.durbin_watson:.2f}" in text
+    assert 0 < panel.res_curve.yData.size <= fit.model.size   # the normalised residuals
+    # choosing the heading keeps the decay shown
+    panel.choice.setCurrentIndex(heading)
+    assert panel.info.text() == text
+
+
+@pytest.fixture(scope="module")
+def bleached_bursting_file(tmp_path_factory):
+    """A monomer that bleaches at 6 s, with two photon bursts added, as a particle file."""
+    import dataclasses
+
+    import numpy as np
+
+    from simulators.stream import simulate
+    from spad.app.commands.simulate import build
+    from spad.particle import write_particle
+    from spad.photons import PhotonChunk
+
+    em, det = build("monomer", 6, vary=True)
+    chunks = list(simulate(dataclasses.replace(em, bleach_s=6.0), det, 9.0, 6,
+                           chunk_s=1.0).chunks())
+    timing = chunks[0].timing
+    ts = np.concatenate([c.timestamps for c in chunks])
+    dets = np.concatenate([c.detectors for c in chunks])
+    nt = np.concatenate([c.nanotimes for c in chunks])
+    rng = np.random.default_rng(3)
+    for start, width in ((2.0, 0.01), (4.0, 0.02)):     # 4e5 cps: far above the emitter
+        n = int(4e5 * width)
+        t = np.sort(rng.uniform(start, start + width, n))
+        ts = np.concatenate([ts, np.round(t / timing.timestamp_unit).astype(ts.dtype)])
+        dets = np.concatenate([dets, rng.integers(1, 3, n).astype(dets.dtype)])
+        nt = np.concatenate([nt, rng.integers(0, int(timing.tcspc_num_bins), n)
+                             .astype(nt.dtype)])
+    order = np.argsort(ts, kind="stable")
+    path = tmp_path_factory.mktemp("bursts") / "bleached.h5"
+    write_particle(path, PhotonChunk(timing, ts[order], dets[order], nt[order]))
+    return path
+
+
+def test_auto_roi_and_burst_removal_settable_as_spad_analyze(qtbot, window,
+                                                             bleached_bursting_file, capsys):
+    """Unchecked, the window gives ``spad analyze --no-auto-roi --keep-bursts``; checked again
+    (the CLI's defaults: automatic ROI, bursts removed), ``spad analyze FILE``."""
+    path = str(bleached_bursting_file)
+
+    def cli(*options: str) -> dict:
+        capsys.readouterr()
+        assert spad_main(["analyze", path, "--json", "--jobs", "1", *options]) == 0
+        (line,) = capsys.readouterr().out.splitlines()
+        return json.loads(line)
+
+    pl = window.particles
+    assert pl.auto_roi.isChecked() and pl.remove_bursts.isChecked()  # the CLI's defaults
+    pl.auto_roi.setChecked(False)
+    pl.remove_bursts.setChecked(False)
+    window.open_paths([path])
+    _wait_idle(qtbot, window)
+    (kept,) = [json.loads(json.dumps(r)) for r in window.records()]
+    assert kept == cli("--no-auto-roi", "--keep-bursts")
+    assert kept["roi_source"] == "whole" and kept["n_bursts"] == 0
+    pl.auto_roi.setChecked(True)
+    pl.remove_bursts.setChecked(True)
+    window.analyse("all")
+    _wait_idle(qtbot, window)
+    (cut,) = [json.loads(json.dumps(r)) for r in window.records()]
+    assert cut == cli()
+    assert cut["roi_source"] == "auto" and abs(cut["roi_end_s"] - 6.0) < 0.1
+    assert cut["n_bursts"] == 2 and cut["photons"] < kept["photons"]
+
+
 def test_export_table_and_roi_reanalysis(qtbot, window, session_dir, tmp_path):
     path = str(session_dir / "monomer.h5")
     window.open_paths([path])
@@ -123,11 +222,15 @@ def test_layout_and_settings_are_remembered(qtbot, tmp_path):
     w = MainWindow(settings)
     qtbot.addWidget(w)
     w.particles.bin_ms.setValue(20.0)
+    w.particles.auto_roi.setChecked(False)
     w.docks["Levels"].hide()
     w.close()
     w2 = MainWindow(QtCore.QSettings(str(tmp_path / "gui.ini"), QtCore.QSettings.IniFormat))
     qtbot.addWidget(w2)
     assert w2.particles.bin_ms.value() == 20.0
+    assert not w2.particles.auto_roi.isChecked() and w2.particles.remove_bursts.isChecked()
+    s = w2.run_settings()
+    assert (s.trace_bin_s, s.auto_roi, s.remove_bursts) == (0.020, False, True)
     assert w2.docks["Levels"].isHidden()
 
 
