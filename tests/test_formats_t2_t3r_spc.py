@@ -172,7 +172,7 @@ def test_real_t3r_meta() -> None:
     assert m.timing.timestamp_unit == pytest.approx(100e-9)     # TTTRGlobClock = 100 ns
     assert m.resolution == pytest.approx(70.237e-12)
     assert m.sync_rate == 4999168 and m.timing.sync_period == pytest.approx(1 / 4999168)
-    assert m.timing.tcspc_num_bins == 2848                      # 200 ns / 70.237 ps
+    assert m.timing.tcspc_num_bins == 4096       # the converter's range (reverse start-stop)
     assert m.n_records == 86997 and m.acquisition_time == 60.0
     assert m.creation_time == "2003-09-08T12:51:43"             # written "08/09/03 12:51:43"
     assert m.tags["StopAfter"] == 9344 and m.tags["HardwareVersion"] == "2.4"
@@ -185,8 +185,9 @@ def test_real_t3r_matches_libpicoquant_and_phconvert() -> None:
     p = quietly(T3R).photons
     assert len(p) == 85571 and set(np.unique(p.detectors)) == {1}
     ref = libpq("v50.t3r")                                      # its first 100 photons
+    # both references give the raw (reverse start-stop) bin; spad gives 4095 - bin
     np.testing.assert_array_equal(np.c_[p.detectors.astype(np.int64) - 1, p.timestamps,
-                                        p.nanotimes][:len(ref)], ref)
+                                        4095 - p.nanotimes.astype(np.int64)][:len(ref)], ref)
     ts, _, nt, meta = phconvert.pqreader.load_t3r(str(T3R))
     assert meta["timestamps_unit"] == pytest.approx(100e-9)
     # phconvert returns every record; valid photons have bit 30 set. It also counts every
@@ -196,9 +197,23 @@ def test_real_t3r_matches_libpicoquant_and_phconvert() -> None:
     valid = (raw >> 30) & 1 == 1
     markers_before = np.cumsum(~valid & ((raw >> 27) & 1 == 0))[valid]
     np.testing.assert_array_equal(ts[valid] - 65536 * markers_before, p.timestamps)
-    np.testing.assert_array_equal(nt[valid], p.nanotimes)
+    np.testing.assert_array_equal(nt[valid], 4095 - p.nanotimes.astype(np.int64))
     m = quietly(T3R).photons
     assert m.marker_channels.tolist() == [7] and m.marker_times.tolist() == [4]
+
+
+def test_real_t3r_decay_runs_forward() -> None:
+    # reverse start-stop: the raw bins of this real TimeHarp 200 recording rise slowly to a
+    # sharp edge (a decay read backwards); spad's nanotimes rise sharply at the laser pulse
+    # and then decay, like those of any other TCSPC device
+    nt = quietly(T3R).photons.nanotimes
+    h = np.convolve(np.bincount(nt, minlength=4096), np.ones(8), "same")  # 0.56 ns bins
+    peak = int(np.argmax(h))
+    ns = round(1e-9 / 70.237e-12)                                # bins per ns
+    assert h[peak - 2 * ns] < 0.1 * h[peak]                      # rise within 2 ns
+    assert h[peak + 2 * ns] > 0.5 * h[peak]                      # a decay of ns, not an edge
+    after = h[peak:peak + 60 * ns:5 * ns]                        # then it falls, 60 ns on
+    assert np.all(np.diff(after) < 0) and after[-1] < 0.2 * h[peak]
 
 
 @pytest.mark.parametrize("n", [1000, 4096, 100_000])
@@ -254,7 +269,7 @@ def test_t3r_routing_markers_and_invalid_records(tmp_path: Path) -> None:
     with pytest.warns(UserWarning) as caught:
         p = spad.open(path).read().photons
     assert any("1 record(s) are neither" in str(w.message) for w in caught)
-    assert p.detectors.tolist() == [3, 4] and p.nanotimes.tolist() == [100, 4095]
+    assert p.detectors.tolist() == [3, 4] and p.nanotimes.tolist() == [4095 - 100, 0]
     assert p.timestamps.tolist() == [10, 65536 + 40]
     assert p.marker_times.tolist() == [65536 + 20] and p.marker_channels.tolist() == [5]
 

@@ -296,7 +296,9 @@ def _decode_th_t3(words, lo, hi, wrap, ofl, p, m, ts, det, nt, mts, mch):
         if (w >> 30) & 1:
             ts[p] = ofl + tag
             det[p] = ((w >> 28) & 3) + 1
-            nt[p] = data
+            # reverse start-stop: the photon starts the TAC, the next sync stops it, so the
+            # bin counts back from the laser pulse (see spad.formats.records)
+            nt[p] = 4095 - data
             p += _ONE
         elif data & 0x800:
             ofl += wrap

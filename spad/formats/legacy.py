@@ -317,8 +317,9 @@ class LegacyReader(RecordFileReader):
             if not 0 < clock < 1e-3:
                 raise FormatError(path, f"header field TTTRGlobClock = "
                                         f"{fields['TTTRGlobClock']} ns is zero or implausible")
-            timing = Timing("T3", clock, res_s, period,
-                            tcspc_bins(period, res_s, 1 << rectype.nanotime_bits))
+            # reverse start-stop bins (spad.formats.records) are referenced to the end of the
+            # converter's range, not to the sync: any of its bins can hold a photon
+            timing = Timing("T3", clock, res_s, period, 1 << rectype.nanotime_bits)
             n_channels = max(1, fields["RoutingChannels"])
             mode = "T3"
             problems.append(

@@ -19,7 +19,8 @@ T3 / T2                                            others: time field wraps, 0 m
                                                    ch 1-15 = marker c; T2 ch 0 = sync (det 0)
 TimeHarp200T3      valid: route 0-3 -> detector    not valid + data bit 11: one wrap
                    1-4; tag in its 100 ns clock,   of 65536 ticks; else marker bits =
-                   data = TCSPC bin                data bits 0-2 (0: invalid)
+                   nanotime = 4095 - data (TAC     data bits 0-2 (0: invalid)
+                   runs photon-start, sync-stop)
 BH-SPC             not invalid: rout 0-15 ->       invalid + mtov (mark 0): bits 0-27
                    detector 1-16, nanotime =       = wraps of 4096; mtov on a photon
                    4095 - adc (TAC runs photon-    or marker: one wrap first; invalid
@@ -37,6 +38,17 @@ FIFO overflowed and photons were lost just before) are counted in :attr:`Decoder
 Sources: PicoQuant's ``Read_PTU.py`` and legacy demo readers; T. Bischof's ``libpicoquant``
 (``th_v50.h``, ``th_v50_tttr.c``) for the TimeHarp 200; W. Becker, *The bh TCSPC Handbook*
 ("FIFO data files") for the SPC cards.
+
+Reverse start-stop: the TimeHarp 200 and the SPC cards start their time-to-amplitude
+converter with the photon and stop it with the next laser pulse, so that the TAC runs only for
+detected photons at high repetition rates. The raw bin then counts back from the laser pulse;
+spad stores ``4095 - bin`` so that a decay rises at small nanotimes and decays towards large
+ones, as from any other TCSPC device. ``libpicoquant`` and phconvert return the raw TimeHarp
+bin; the public PicoQuant sample ``v50.t3r`` shows the reversal (its raw histogram rises
+slowly to a sharp edge at the high bins, a decay read backwards; see
+``tests/test_formats_t2_t3r_spc.py``).
+The reversed bins are referenced to the end of the TAC range, not to the sync, so the
+reader's TCSPC range is the converter's 4096 bins, not the sync period.
 
 Speed: :meth:`Decoder.decode` counts, then decodes, blocks of records with compiled kernels
 (``spad.formats._kernels``) on all CPUs, handing blocks out dynamically so that a busy machine
