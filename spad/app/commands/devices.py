@@ -47,9 +47,13 @@ def _spectrograph(mono: Any) -> dict[str, Any]:
 
 def _camera(cam: Any) -> dict[str, Any]:
     out = _info(cam)
-    w, h = cam.get_detector_size()
-    out.update(detector=f"{w} x {h}", pixel_size_um=round(cam.get_pixel_size() * 1e6, 3),
-               temperature_c=round(cam.get_temperature(), 1),
+    # the size and pixel pitch, unless the device's own info already gave them
+    if "n_rows" not in out:
+        w, h = cam.get_detector_size()
+        out["detector"] = f"{w} x {h}"
+    if "pixel_size_m" not in out:
+        out["pixel_size_m"] = cam.get_pixel_size()
+    out.update(temperature_c=round(cam.get_temperature(), 1),
                temperature_status=cam.get_temperature_status(),
                exposure_s=cam.get_exposure(), em_gain=cam.get_em_gain())
     return out
