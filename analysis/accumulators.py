@@ -22,6 +22,8 @@ Conventions
 - Results are frozen dataclasses of plain numpy arrays, units in the attribute names.
 - Chunks of one stream must share one :class:`~spad.photons.Timing`; timestamps must not go
   backwards (a ``ValueError`` says which).
+- The compiled kernels release the GIL (``nogil``): at the microscope the acquisition thread
+  feeds them while the GUI thread draws.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def _row_table(detectors: Sequence[int]) -> np.ndarray:
     return table
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _t2_delays(timestamps, detectors, last_sync):  # pragma: no cover - compiled
     """Ticks since the last sync event per event (-1 for syncs and before the first sync)."""
     n = timestamps.shape[0]
@@ -92,7 +94,7 @@ def _t2_delays(timestamps, detectors, last_sync):  # pragma: no cover - compiled
     return out, s
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _first_decrease(timestamps, previous):  # pragma: no cover - compiled
     """Index of the first timestamp below its predecessor (-1 if in order)."""
     last = previous
@@ -189,7 +191,7 @@ class _TimeBins:
         self.first_bin, self.data = new_lo, grown
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _selected_range(timestamps, detectors, rows, width):  # pragma: no cover - compiled
     """Smallest and largest time bin of the selected photons (hi < lo when none)."""
     lo = np.iinfo(np.int64).max
@@ -204,7 +206,7 @@ def _selected_range(timestamps, detectors, rows, width):  # pragma: no cover - c
     return lo, hi
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _fill_trace(timestamps, detectors, rows, width, first_bin, counts):  # pragma: no cover
     for i in range(timestamps.shape[0]):
         r = rows[detectors[i]]
@@ -212,7 +214,7 @@ def _fill_trace(timestamps, detectors, rows, width, first_bin, counts):  # pragm
             counts[r, timestamps[i] // width - first_bin] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _fill_flid(timestamps, detectors, delays, rows, width, first_bin, acc):  # pragma: no cover
     """acc[0] = photons with a delay per bin, acc[1] = sum of their delays; returns dropped."""
     dropped = 0
@@ -343,7 +345,7 @@ class IntensityTrace:
 # TCSPC decay histograms
 # --------------------------------------------------------------------------------------------
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _fill_decay(detectors, delays, rows, factor, hist):  # pragma: no cover - compiled
     """Histogram delays // factor per row; returns (photons without delay, out of range)."""
     no_delay = 0
@@ -498,7 +500,7 @@ class DecayHistogram:
 _PREV, _HEAD, _COUNT, _NA, _NB, _FMAX = range(6)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _correlate(timestamps, detectors, nanotimes, t3, start, det_a, det_b, period, hi, lo,
                width, state, ring_key, ring_fine, ring_b, hist):  # pragma: no cover
     """One pass over a chunk: every a-b pair within the histogram is added to ``hist``.
@@ -804,7 +806,7 @@ FLID_MAX_BINS = 512
 """Most bins on each axis of a FLID histogram (count and mean delay); wider bins beyond."""
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _flid_hist(n, s, count_bin, delay_bin, hist):  # pragma: no cover - compiled
     """2-D histogram of (n // count_bin, floor(s / n / delay_bin)) over bins with n > 0.
 
