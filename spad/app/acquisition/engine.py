@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import multiprocessing
+import os
 import queue
 import threading
 import time
@@ -591,8 +592,16 @@ def _analysis_pool() -> ProcessPoolExecutor:
     particles (starting it costs the imports, ~1 s)."""
     global _POOL
     if _POOL is None:
-        _POOL = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        _POOL = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                    initializer=_lower_priority)
     return _POOL
+
+
+def _lower_priority() -> None:
+    """The worker yields the CPU to the recording and the display: on a busy machine the file
+    and the views come first, the live verdict after them (it waits, nothing is lost)."""
+    if hasattr(os, "nice"):
+        os.nice(10)
 
 
 def _warm() -> None:
