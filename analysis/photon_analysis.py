@@ -31,11 +31,11 @@ from analysis.accumulators import (
     CrossCorrelation,
     Decay,
     DecayHistogram,
-    FLIDHistogram,
     IntensityTrace,
     Trace,
 )
 from analysis.blinking import BlinkingResult, PowerLawFit, analyse_blinking, to_json_types
+from analysis.flid import FLIDHistogram
 from analysis.g2 import CWG2, G2Result, gated_pulsed_g2, pulse_delays
 from analysis.g2_timing import (
     G2Analysis,

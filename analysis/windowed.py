@@ -31,13 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis.accumulators import (
-    Correlation,
-    CrossCorrelation,
-    Decay,
-    FLIDHistogram,
-    _Stream,
-)
+from analysis.accumulators import Correlation, CrossCorrelation, Decay, _Stream
 from analysis.blinking import (
     BlinkingResult,
     add_to_bins,
@@ -52,6 +46,7 @@ from analysis.changepoints import (
     _find_change_points,
     _first_decrease,
 )
+from analysis.flid import FLIDHistogram
 from analysis.g2 import G2Result, pulsed_g2
 from analysis.g2_timing import correlation_range
 from analysis.lifetimes import state_decay_histograms

@@ -3,7 +3,7 @@
 Layout (Photon-HDF5 0.5, measurement_type ``"generic"``, valid for phconvert's checker):
 
 - ``/photon_data``, ``/setup``, ``/identity``, ... : the photon stream, written by
-  :class:`spad.formats.photon_hdf5.PhotonHdf5Writer` (markers under ``/user/markers``);
+  :class:`spad.formats.photon_hdf5_writer.PhotonHdf5Writer` (markers under ``/user/markers``);
 - ``/user/spectrum``: the EMCCD frames and everything needed to read them (see
   :func:`write_spectrum_group`): ``frames`` (ADU, ``(n_frames, [n_rows,] n_columns)``, gzip),
   ``wavelength_m``, ``exposure_s``, ``em_gain``, ``bias_adu``, ``preamp_gain_e_per_adu``,
@@ -157,7 +157,7 @@ def write_particle(path: str | os.PathLike[str],
     overwrite
         Replace existing files (default: refuse with FileExistsError).
     **h5_fields
-        Further keyword arguments of :class:`spad.formats.photon_hdf5.PhotonHdf5Writer`
+        Further keyword arguments of :class:`spad.formats.photon_hdf5_writer.PhotonHdf5Writer`
         (e.g. ``split_channels``, ``excitation_wavelengths``, ``sample_name``).
     """
     path = Path(path)
@@ -200,7 +200,7 @@ def _count(chunk: PhotonChunk, first: float | None) -> tuple[int, float | None, 
 
 def _write_h5_photons(tmp: Path, photons: Any, timing: Timing, description: str,
                       fields: dict[str, Any]) -> tuple[int, float]:
-    from spad.formats.photon_hdf5 import PhotonHdf5Writer
+    from spad.formats.photon_hdf5_writer import PhotonHdf5Writer
 
     n, first, last = 0, None, None
     writer = PhotonHdf5Writer(tmp, timing, description=description, overwrite=True, **fields)
@@ -234,7 +234,7 @@ def _write_ptu_photons(tmp: Path, photons: Any, timing: Timing, description: str
 
 def write_spectrum_group(f: h5py.File, spectrum: SpectrumData) -> None:
     """Store ``spectrum`` under ``/user/spectrum`` of an open, writable HDF5 file."""
-    from spad.formats.photon_hdf5 import write_user_group
+    from spad.formats.photon_hdf5_writer import write_user_group
 
     def rows(r: tuple[int, int] | None) -> np.ndarray | None:
         return None if r is None else np.asarray(r, dtype=np.int64)
@@ -318,7 +318,7 @@ def storable(obj: Any) -> Any:
 
 def write_truth_group(f: h5py.File, truth: Mapping[str, Any]) -> None:
     """Store the ground truth under ``/user/ground_truth``."""
-    from spad.formats.photon_hdf5 import write_user_group
+    from spad.formats.photon_hdf5_writer import write_user_group
 
     write_user_group(f, TRUTH_GROUP, storable(dict(truth)))
 
@@ -389,7 +389,7 @@ def write_analysis_group(particle_file: str | os.PathLike[str], data: Mapping[st
     -------
     The file written (:func:`analysis_path`).
     """
-    from spad.formats.photon_hdf5 import write_user_group
+    from spad.formats.photon_hdf5_writer import write_user_group
 
     target = analysis_path(particle_file)
     write_user_group(target, ANALYSIS_GROUP, data)

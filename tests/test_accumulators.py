@@ -5,13 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.accumulators import (
-    FLID_MAX_BINS,
-    CrossCorrelation,
-    DecayHistogram,
-    FLIDHistogram,
-    IntensityTrace,
-)
+from analysis.accumulators import CrossCorrelation, DecayHistogram, IntensityTrace
+from analysis.flid import FLID_MAX_BINS, FLIDHistogram
 from spad.photons import SYNC, PhotonChunk, Timing
 
 # T3: 100 ns sync period, 25 ps TCSPC bins -> exactly 4000 bins per period

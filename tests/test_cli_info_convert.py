@@ -16,7 +16,8 @@ import spad
 from spad.app.cli import main
 from spad.app.commands.convert import convert
 from spad.app.commands.info import si
-from spad.formats.photon_hdf5 import PhotonHdf5Reader, write_photon_hdf5
+from spad.formats.photon_hdf5 import PhotonHdf5Reader
+from spad.formats.photon_hdf5_writer import write_photon_hdf5
 from spad.photons import SYNC, PhotonChunk, Timing
 
 DATA = Path(__file__).parent / "data" / "picoquant-sample-data"

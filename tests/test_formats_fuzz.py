@@ -232,7 +232,7 @@ def test_extension_is_ignored(tmp_path: Path) -> None:
 
 
 def test_photon_hdf5_is_dispatched_and_damage_is_caught(tmp_path: Path) -> None:
-    from spad.formats.photon_hdf5 import write_photon_hdf5
+    from spad.formats.photon_hdf5_writer import write_photon_hdf5
 
     data, _ = small_ptu()
     m = read_quietly(_write(tmp_path / "src.ptu", data))

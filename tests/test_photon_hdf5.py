@@ -12,11 +12,9 @@ import numpy as np
 import pytest
 
 from spad.errors import FormatError
-from spad.formats.photon_hdf5 import (
-    PhotonHdf5Reader,
+from spad.formats.photon_hdf5 import PhotonHdf5Reader, is_photon_hdf5, read_user_group
+from spad.formats.photon_hdf5_writer import (
     PhotonHdf5Writer,
-    is_photon_hdf5,
-    read_user_group,
     write_photon_hdf5,
     write_user_group,
 )
@@ -162,7 +160,7 @@ def test_crash_keeps_flushed_chunks(tmp_path: Path) -> None:
     code = f"""
 import os, numpy as np
 from spad.photons import PhotonChunk, Timing
-from spad.formats.photon_hdf5 import PhotonHdf5Writer
+from spad.formats.photon_hdf5_writer import PhotonHdf5Writer
 t = Timing("T3", 2e-7, 6.4e-11, 2e-7, 3125)
 w = PhotonHdf5Writer({str(path)!r}, t)
 for k in range(3):

@@ -110,7 +110,7 @@ def _seed_ht3(tmp: Path) -> bytes:
 
 
 def _seed_h5(tmp: Path) -> bytes:
-    from spad.formats.photon_hdf5 import PhotonHdf5Writer
+    from spad.formats.photon_hdf5_writer import PhotonHdf5Writer
     from spad.photons import PhotonChunk, Timing
 
     rng = np.random.default_rng(3)

@@ -18,7 +18,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from spad.formats.photon_hdf5 import PhotonHdf5Writer, write_user_group
+from spad.formats.photon_hdf5_writer import PhotonHdf5Writer, write_user_group
 from spad.particle import LAYOUT, SPECTRUM_GROUP, storable
 from spad.photons import PhotonChunk, Timing
 

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 import spad
 from spad.errors import FormatError
-from spad.formats.photon_hdf5 import PhotonHdf5Writer
+from spad.formats.photon_hdf5_writer import PhotonHdf5Writer
 from spad.output import check_writable, replacing
 from spad.photons import Meta
 
