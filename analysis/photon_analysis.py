@@ -326,9 +326,11 @@ class PhotonAccumulators:
         for a in self._accs:
             a.update(chunk)
 
-    def gather(self) -> _Accumulated:
+    def gather(self, flid: bool = True) -> _Accumulated:
         """The results so far, as copies that :func:`finish` takes like the accumulators
-        (cheap: the fits come later; picklable, for a worker process)."""
+        (cheap: the fits come later; picklable, for a worker process). ``flid=False`` leaves
+        the FLID out (``None`` in the analysis): per time bin it is as large as the trace, and
+        no verdict or live view needs it."""
         a = self.acc
         if a is None:
             raise ValueError("the photon source yielded no chunks")
@@ -336,7 +338,7 @@ class PhotonAccumulators:
                             _Frozen(a.collector.result()),
                             _Frozen(a.decay.result() if a.pulsed else None),
                             _Frozen(a.correlation.result()),
-                            _Frozen(a.flid.result() if a.timing.is_t3 else None),
+                            _Frozen(a.flid.result() if a.timing.is_t3 and flid else None),
                             a.sync_periodic_fraction)
 
     def result(self, reread: Callable[[], Iterable[PhotonChunk]] | None = None
@@ -423,7 +425,8 @@ def selection_step(out: PhotonAnalysis, acc: _Accumulated, photons: PhotonList,
                         kept.delays.astype(np.uint16) if kept.timing.is_t3 else None)
     corr.update(chunk)
     out.correlation = corr.result()
-    if acc.timing.is_t3:
+    left_out = isinstance(acc.flid, _Frozen) and acc.flid.value is None  # gather(flid=False)
+    if acc.timing.is_t3 and not left_out:
         flid = FLIDHistogram(s.trace_bin_s, s.detectors)
         flid.update(chunk)
         out.flid = flid.result()

@@ -11,6 +11,7 @@ import pytest
 
 import spad
 from analysis.particle import analyze_particle, classify_session
+from analysis.photon_analysis import finish
 from spad.app.acquisition import Acquisition, AcquisitionSettings, Session
 from spad.app.acquisition.engine import LivePipeline
 from spad.app.acquisition.simrig import simulated_rig
@@ -45,6 +46,11 @@ def test_live_result_equals_spad_analyze_and_replay_with_any_chunking(tmp_path) 
             pipe.update()
         i += n
     assert pipe.final(path).record() == live
+    # live updates leave the FLID out (it grows with the recording like the trace); the
+    # final result has it
+    _, (_, gathered) = pipe.begin_update()
+    assert gathered.flid.result() is None and finish(gathered, pipe.settings.analysis).flid is None
+    assert pipe.final(path).photons.flid is not None
 
 
 def test_compressed_recording_holds_the_same_photons_in_fewer_bytes(tmp_path) -> None:

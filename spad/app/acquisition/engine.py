@@ -222,8 +222,11 @@ class LivePipeline:
         self._last_counts, self._last_t = self.counts.copy(), self.elapsed_s
         out: dict[str, Any] = {"elapsed_s": self.elapsed_s, "photons": self.photons,
                                "rates_hz": rates}
+        # without the FLID: each update copies the whole trace's per-bin arrays (to the worker
+        # and back), which grows with the recording; the FLID would double it for nothing
+        # live (the final result has it)
         gathered = (None if self.acc.timing is None or not gather
-                    else (self.elapsed_s, self.acc.gather()))
+                    else (self.elapsed_s, self.acc.gather(flid=False)))
         return out, gathered
 
     def finish_update(self, gathered: Any) -> dict[str, Any]:
