@@ -186,9 +186,11 @@ class _TimeBins:
         new_hi = max(hi, self.first_bin + n - 1)
         if new_lo == self.first_bin and new_hi == self.first_bin + n - 1:
             return
-        # grow geometrically at the end so that a long stream costs amortised O(1) per bin
+        # grow geometrically at the end so that a long stream costs amortised O(1) per bin;
+        # by half, not double: at most half the array is slack (an hour of 10 ms bins is
+        # 360,000 of them, held for as long as the recording lasts)
         if new_hi > self.first_bin + n - 1:
-            new_hi = max(new_hi, self.first_bin + 2 * n - 1)
+            new_hi = max(new_hi, self.first_bin + n + n // 2)
         grown = np.zeros((self.data.shape[0], new_hi - new_lo + 1), dtype=self.data.dtype)
         grown[:, self.first_bin - new_lo:self.first_bin - new_lo + n] = self.data
         self.first_bin, self.data = new_lo, grown

@@ -493,6 +493,7 @@ class Acquisition:
                  "end_time": datetime.now().astimezone().isoformat(timespec="milliseconds")}
         rec.close(final)
         recording_wall_s = time.monotonic() - wall0
+        self._set(status="stopping")   # the file is closed; the final analysis runs
         result = None
         if not self._aborted and live.acc.timing is not None:
             result = live.final(self.path)
