@@ -127,31 +127,18 @@ def bleached_bursting_file(tmp_path_factory):
     """A monomer that bleaches at 6 s, with two photon bursts added, as a particle file."""
     import dataclasses
 
-    import numpy as np
-
     from simulators.stream import simulate
     from spad.app.commands.simulate import build
     from spad.particle import write_particle
-    from spad.photons import PhotonChunk
+    from tests.conftest import chunk_with_bursts
 
     em, det = build("monomer", 6, vary=True)
     chunks = list(simulate(dataclasses.replace(em, bleach_s=6.0), det, 9.0, 6,
                            chunk_s=1.0).chunks())
-    timing = chunks[0].timing
-    ts = np.concatenate([c.timestamps for c in chunks])
-    dets = np.concatenate([c.detectors for c in chunks])
-    nt = np.concatenate([c.nanotimes for c in chunks])
-    rng = np.random.default_rng(3)
-    for start, width in ((2.0, 0.01), (4.0, 0.02)):     # 4e5 cps: far above the emitter
-        n = int(4e5 * width)
-        t = np.sort(rng.uniform(start, start + width, n))
-        ts = np.concatenate([ts, np.round(t / timing.timestamp_unit).astype(ts.dtype)])
-        dets = np.concatenate([dets, rng.integers(1, 3, n).astype(dets.dtype)])
-        nt = np.concatenate([nt, rng.integers(0, int(timing.tcspc_num_bins), n)
-                             .astype(nt.dtype)])
-    order = np.argsort(ts, kind="stable")
+    # 4e5 cps: far above the emitter
+    chunk = chunk_with_bursts(chunks, [(2.0, 0.01), (4.0, 0.02)], 4e5, seed=3)
     path = tmp_path_factory.mktemp("bursts") / "bleached.h5"
-    write_particle(path, PhotonChunk(timing, ts[order], dets[order], nt[order]))
+    write_particle(path, chunk)
     return path
 
 

@@ -21,7 +21,7 @@ from simulators.detection import Detection
 from simulators.emitter import Emitter, PowerLaw, State
 from simulators.stream import simulate
 from spad.app.commands.simulate import build
-from spad.photons import PhotonChunk
+from tests.conftest import chunk_with_bursts
 
 NS = 1e-9
 
@@ -221,31 +221,11 @@ def test_selection_cuts_the_bleached_tail_and_the_bursts_and_obeys_a_manual_roi(
 
 # --- all of it through analyze_photons --------------------------------------------------------
 
-def _one_chunk_with_bursts(sim, bursts, rate_hz, seed):
-    """The whole simulated stream as one T3 chunk, with burst photons (random detector and
-    nanotime) added at the given (start, duration)."""
-    chunks = list(sim.chunks())
-    timing = chunks[0].timing
-    ts = np.concatenate([c.timestamps for c in chunks])
-    det = np.concatenate([c.detectors for c in chunks])
-    nt = np.concatenate([c.nanotimes for c in chunks])
-    rng = np.random.default_rng(seed)
-    for s, d in bursts:
-        n = int(rate_hz * d)
-        t = np.sort(rng.uniform(s, s + d, n))
-        ts = np.concatenate([ts, np.round(t / timing.timestamp_unit).astype(ts.dtype)])
-        det = np.concatenate([det, rng.integers(1, 3, n).astype(det.dtype)])
-        nt = np.concatenate([nt, rng.integers(0, int(timing.tcspc_num_bins), n)
-                             .astype(nt.dtype)])
-    order = np.argsort(ts, kind="stable")
-    return PhotonChunk(timing, ts[order], det[order], nt[order])
-
-
 @pytest.fixture(scope="module")
 def bleached_bursting():
     em, det = build("monomer", 6, vary=True)
     sim = simulate(dataclasses.replace(em, bleach_s=12.0), det, 20.0, 6, chunk_s=1.0)
-    chunk = _one_chunk_with_bursts(sim, [(3.0, 0.01), (8.0, 0.02)], 4e5, seed=3)
+    chunk = chunk_with_bursts(sim.chunks(), [(3.0, 0.01), (8.0, 0.02)], 4e5, seed=3)
     dark = float(np.mean(det.dark_rate_hz))
     return sim.truth, chunk, dark
 
