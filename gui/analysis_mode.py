@@ -145,6 +145,7 @@ class ParticleList(QtWidgets.QWidget):
 
     selected = QtCore.pyqtSignal(str)
     analyse = QtCore.pyqtSignal(str)   # "current", "checked" or "all"
+    roi_typed = QtCore.pyqtSignal(float, float)   # start, end (s) for the selected particle
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -170,7 +171,14 @@ class ParticleList(QtWidgets.QWidget):
         self.remove_bursts.setToolTip("leave out the photons of short bursts far above the "
                                       "emitter's levels (spad analyze's default; --keep-bursts "
                                       "unchecks it)")
+        self.roi = QtWidgets.QLineEdit()
+        self.roi.setPlaceholderText("start:end (s), Enter")
+        self.roi.setToolTip("region of interest of the selected particle, as spad analyze "
+                            "--roi START:END (or drag its edges on the trace); Enter "
+                            "re-analyses the particle inside it")
+        self.roi.returnPressed.connect(self._roi_typed)
         form = QtWidgets.QFormLayout()
+        form.addRow("ROI", self.roi)
         form.addRow("trace bin", self.bin_ms)
         form.addRow("g2 time gate", self.gate_ns)
         form.addRow("auto ROI", self.auto_roi)
@@ -191,6 +199,25 @@ class ParticleList(QtWidgets.QWidget):
         lay.addLayout(form)
         lay.addLayout(buttons)
         lay.addWidget(self.progress)
+
+    def show_roi(self, start_s: float | None, end_s: float | None) -> None:
+        """The selected particle's region of interest in the ROI box."""
+        self.roi.setStyleSheet("")
+        self.roi.setText("" if start_s is None or end_s is None
+                         else f"{start_s:.2f}:{end_s:.2f}")
+
+    def _roi_typed(self) -> None:
+        try:
+            lo, hi = (float(v) for v in self.roi.text().split(":"))
+        except ValueError:
+            lo = hi = float("nan")
+        if not (0 <= lo < hi):   # NaN fails too
+            # not a region: say so where it was typed, keep the particle as it is
+            self.roi.setStyleSheet("border: 1px solid red")
+            self.roi.setToolTip("type START:END in seconds, START < END, e.g. 0:25.5")
+            return
+        self.roi.setStyleSheet("")
+        self.roi_typed.emit(lo, hi)
 
     def add_files(self, paths: Sequence[str | Path]) -> None:
         have = set(self.paths())

@@ -108,6 +108,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.particles.selected.connect(self.show_particle)
         self.particles.analyse.connect(self.analyse)
         self.trace.roi_changed.connect(self._roi)
+        self.particles.roi_typed.connect(self._roi)
         self.scatter.picked.connect(self._pick)
         self.table.cellClicked.connect(lambda row, _c: self._pick(row))
         self._restore()
@@ -334,6 +335,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.status.setText(f"{Path(path).name}: not analysed yet")
             return
         self.show_photons(r.photons, Path(path).name)
+        self.particles.show_roi(r.photons.roi_start_s, r.photons.roi_end_s)
         tr = r.photons.trace
         if tr is not None and tr.total.size:
             self.trace.set_roi(float(tr.bin_edges_s[0]), float(tr.bin_edges_s[-1]))

@@ -190,6 +190,19 @@ def test_export_table_and_roi_reanalysis(qtbot, window, session_dir, tmp_path):
     assert 0 < part.photons.n_photons < whole
     assert part.photons.duration_s < 1.01
     assert any("1.00-2.00 s" in n for n in part.notes)
+    # typed, as spad analyze --roi START:END; a bad entry changes nothing
+    window.particles.set_current(path)
+    pl = window.particles
+    pl.roi.setText("2.5 to 4")
+    pl.roi.returnPressed.emit()
+    assert "red" in pl.roi.styleSheet() and window.worker.isFinished()
+    pl.roi.setText("2.5:4")
+    pl.roi.returnPressed.emit()
+    _wait_idle(qtbot, window)
+    typed = window.results[path]
+    assert any("2.50-4.00 s" in n for n in typed.notes) and typed.photons.duration_s < 1.51
+    window.show_particle(path)
+    assert pl.roi.text() == f"{typed.photons.roi_start_s:.2f}:{typed.photons.roi_end_s:.2f}"
 
 
 def test_bad_file_is_reported_and_the_app_goes_on(qtbot, window, session_dir, tmp_path):
