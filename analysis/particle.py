@@ -133,7 +133,8 @@ def analyze_particle_spectrum(result: ParticleResult, path: str | Path,
             try:
                 result.spectrum = analyze_spectrum(data, model=spectrum_model)
             except (ValueError, RuntimeError) as exc:
-                result.notes.append(f"spectrum fit failed: {exc}")
+                result.notes.append(f"no spectrum: {exc}" if data.n_frames == 0
+                                    else f"spectrum fit failed: {exc}")
 
 
 def session_reference_ev(results: Sequence[ParticleResult], classifier: Classifier) -> float | None:

@@ -118,6 +118,10 @@ def reduce_spectrum(data: SpectrumData, cosmic_threshold: float = 8.0,
     if data.wavelength_m is None:
         raise FormatError(data.source or None,
                           "spectrum has no wavelength calibration; calibrate it first")
+    if data.n_frames == 0:
+        # a recording that ended before the camera's first exposure did: nothing to reduce
+        # (numpy would make NaNs, and a fit of them a peak that was never measured)
+        raise ValueError("no spectrum frames were recorded")
     d = subtract_bias(data, bias_adu=bias_adu, dark=dark)
     frames = d.frames
     n_cosmic = 0

@@ -254,7 +254,11 @@ def write_spectrum_group(f: h5py.File, spectrum: SpectrumData) -> None:
     g = f["user"][SPECTRUM_GROUP]
     frames = np.asarray(spectrum.frames)
     # One HDF5 chunk per frame: frames compress well (noise around a bias) and read per frame.
+    # Extendable along the frames, as a recording writes them: this also takes a series of
+    # zero frames (a recording that ended before the first exposure), which a fixed-size
+    # dataset cannot hold in frame-sized chunks.
     ds = g.create_dataset("frames", data=frames, chunks=(1,) + frames.shape[1:],
+                          maxshape=(None,) + frames.shape[1:],
                           compression="gzip", compression_opts=4, shuffle=True)
     ds.attrs["units"] = "ADU"
     ds.attrs["axes"] = "frame, row, column" if frames.ndim == 3 else "frame, column"

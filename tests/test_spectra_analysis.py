@@ -373,3 +373,28 @@ def test_peak_model_matches_lmfit_lineshapes(shape):
             kw["gamma"] = p[pre + "gamma"].value
         want = want + getattr(lmfit.lineshapes, shape)(x, **kw)
     assert np.allclose(fit.evaluate(p), want, rtol=1e-13, atol=0)
+
+
+def test_no_frames_is_no_spectrum_not_a_peak():
+    # a recording that ended before the camera's first exposure: the file has a calibrated
+    # spectrum group with zero frames; numpy would turn it into NaNs and a fit into a peak
+    empty = SpectrumData(frames=np.zeros((0, 512), dtype=np.uint16), wavelength_m=WL,
+                         exposure_s=1.0, em_gain=100.0)
+    with pytest.raises(ValueError, match="no spectrum frames"):
+        analyze_spectrum(empty)
+
+
+def test_particle_file_without_frames_says_so(tmp_path):
+    from analysis.particle import analyze_particle
+    from simulators.stream import simulate
+    from spad.app.commands.simulate import build
+    from spad.particle import write_particle
+
+    em, det = build("monomer", 1)
+    path = tmp_path / "no_frames.h5"
+    empty = SpectrumData(frames=np.zeros((0, 512), dtype=np.uint16), wavelength_m=WL,
+                         exposure_s=1.0, em_gain=100.0)
+    write_particle(path, simulate(em, det, 2.0, 1).run(), spectrum=empty)
+    r = analyze_particle(path)
+    assert r.spectrum is None
+    assert "no spectrum: no spectrum frames were recorded" in r.notes
