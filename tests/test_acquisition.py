@@ -226,3 +226,20 @@ def test_cli_acquire_refuses_an_existing_file_and_bad_probability(tmp_path, caps
     assert "file exists" in capsys.readouterr().err
     assert main(["acquire", "-o", str(tmp_path / "y.h5"), "--until-confident", "2"]) == 2
     assert "probability" in capsys.readouterr().err
+
+
+def test_events_queue_is_bounded_and_keeps_the_latest(tmp_path, monkeypatch) -> None:
+    # a program that follows snapshot() or the callbacks and never reads acq.events must not
+    # grow by an event a second for as long as it records
+    from spad.app.acquisition import engine
+
+    monkeypatch.setattr(engine, "EVENTS_KEPT", 10)
+    with simulated_rig("monomer", seed=2, realtime=False, camera=False) as rig:
+        acq = Acquisition(rig, AcquisitionSettings(duration_s=2.0, update_s=0.001),
+                          path=tmp_path / "p.h5")
+        acq.run()
+    events = []
+    while not acq.events.empty():
+        events.append(acq.events.get_nowait())
+    assert len(events) == 10
+    assert events[-1].kind == "finished" and events[0].kind == "progress"

@@ -30,8 +30,9 @@ What happens
 - Every ``update_s`` (default 1 s) of recorded time the photons so far are analysed and
   classified: the live state's g2(0) ± error and verdict (label, probability, evidence) and an
   ``Event("progress")`` / ``Event("verdict")`` on :attr:`Acquisition.events` (a
-  :class:`queue.Queue`) and to every callback of :meth:`Acquisition.add_callback` (called from
-  the acquisition thread: a GUI re-emits them as Qt signals).
+  :class:`queue.Queue` of the last 1000) and to every callback of
+  :meth:`Acquisition.add_callback` (called from the acquisition thread: a GUI re-emits them as
+  Qt signals).
 - ``until_confident=P`` ends the particle once the verdict's probability has been >= P for
   ``confident_updates`` consecutive updates with the g2(0) error <= ``g2_err_max``.
 - Any device fault (a :class:`spad.errors.DeviceError` from a driver: FIFO overrun, sync lost,

@@ -11,6 +11,7 @@ stream's own clock (the last timestamp), so a replay at any speed takes the same
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import multiprocessing
@@ -36,6 +37,9 @@ from spad.formats.records import Decoder
 from spad.photons import SYNC, PhotonChunk
 
 STATUSES = ("idle", "running", "stopping", "done", "aborted", "failed")
+
+EVENTS_KEPT = 1000
+"""Most events :attr:`Acquisition.events` holds; past that the oldest is dropped."""
 
 
 @dataclass
@@ -306,7 +310,9 @@ class Acquisition:
             raise FileExistsError(17, "file exists (choose another name)", str(self.path))
         self.classifier = classifier or load_classifier()
         _analysis_pool().submit(_warm)     # the worker imports while the rig is set up
-        self.events: queue.Queue[Event] = queue.Queue()
+        # bounded: a program that follows the callbacks or snapshot() and never reads the
+        # queue must not grow by two events a second for as long as it records
+        self.events: queue.Queue[Event] = queue.Queue(EVENTS_KEPT)
         self.interrupted = False
         self._aborted = False
         self._callbacks: list[Callable[[Event], None]] = []
@@ -367,7 +373,11 @@ class Acquisition:
 
     def _emit(self, kind: str, message: str = "") -> None:
         ev = Event(kind, self.snapshot(), message)
-        self.events.put(ev)
+        if self.events.full():
+            # the oldest goes (only this thread puts): a reader behind wants the latest
+            with contextlib.suppress(queue.Empty):
+                self.events.get_nowait()
+        self.events.put_nowait(ev)
         for fn in self._callbacks:
             fn(ev)
 
