@@ -243,3 +243,15 @@ def test_events_queue_is_bounded_and_keeps_the_latest(tmp_path, monkeypatch) -> 
         events.append(acq.events.get_nowait())
     assert len(events) == 10
     assert events[-1].kind == "finished" and events[0].kind == "progress"
+
+
+def test_mmap_threshold_is_fixed_on_glibc() -> None:
+    # spad's CLI (and so `spad acquire`, `spad gui`) fixes glibc's mmap threshold, so that the
+    # copies a long recording makes of its growing arrays do not pile up in the heap
+    import platform
+    import sys
+
+    from spad.app.memory import fix_mmap_threshold
+
+    expected = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert fix_mmap_threshold() is expected

@@ -14,7 +14,7 @@ import os
 import sys
 import warnings
 
-from spad.app import safe_output
+from spad.app import memory, safe_output
 
 COMMANDS = ["info", "convert", "simulate", "analyze", "batch", "acquire", "replay", "devices",
             "gui"]
@@ -47,6 +47,8 @@ def _warn_line(message, category, filename, lineno, file=None, line=None) -> Non
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (see :mod:`spad.app.safe_output`)."""
     previous = safe_output.install()
+    # a recording or a GUI runs for hours: keep freed large arrays from staying resident
+    memory.fix_mmap_threshold()
     try:
         parser = build_parser()
         args = parser.parse_args(argv)

@@ -34,6 +34,7 @@ from bench_acquire import ReplayTagger, _records  # noqa: E402
 
 from simulators.tagger import FIFO_RECORDS  # noqa: E402
 from spad.app.acquisition import Acquisition, AcquisitionSettings  # noqa: E402
+from spad.app.memory import fix_mmap_threshold  # noqa: E402
 from spad.formats.records import Decoder, encode  # noqa: E402
 
 OVERFLOW = np.uint32((1 << 31) | (63 << 25) | 1)
@@ -106,6 +107,8 @@ def main() -> None:
     ap.add_argument("--dir", default=None, help="folder of the file (default: a temporary one)")
     args = ap.parse_args()
     print(f"load: {os.getloadavg()}")
+    # as `spad acquire` and `spad gui` do (spad.app.cli.main)
+    print(f"glibc mmap threshold fixed: {fix_mmap_threshold()}")
     source, block = block_at(args.rate)
     total = int(args.hours * 3600 * args.rate)
     tagger = LoopTagger(source, block, args.rate, total)

@@ -607,15 +607,19 @@ def _analysis_pool() -> ProcessPoolExecutor:
     global _POOL
     if _POOL is None:
         _POOL = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                    initializer=_lower_priority)
+                                    initializer=_worker_start)
     return _POOL
 
 
-def _lower_priority() -> None:
+def _worker_start() -> None:
     """The worker yields the CPU to the recording and the display: on a busy machine the file
-    and the views come first, the live verdict after them (it waits, nothing is lost)."""
+    and the views come first, the live verdict after them (it waits, nothing is lost). Its
+    freed arrays go back to the system (:mod:`spad.app.memory`)."""
+    from spad.app.memory import fix_mmap_threshold
+
     if hasattr(os, "nice"):
         os.nice(10)
+    fix_mmap_threshold()
 
 
 def _warm() -> None:

@@ -1,0 +1,36 @@
+"""Keep the memory of a long recording from creeping up: a fixed glibc mmap threshold.
+
+glibc serves each allocation above a threshold (128 kB by default) with a mapping of its own,
+returned to the system as soon as it is freed. The threshold is dynamic, though: whenever such
+a block is freed it rises to that block's size (up to 32 MB on 64-bit systems), and later
+blocks up to that size come from the heap instead (glibc's ``mallopt(3)`` manual page,
+``M_MMAP_THRESHOLD``). A live acquisition makes, every second, copies of arrays that grow with
+the recording (its intensity trace and the histograms a display draws), each a little larger
+than the last: from the heap, which cannot reuse the smaller blocks freed before, and grows by
+a fraction of a MB a minute. Fixing the threshold with ``mallopt`` also switches the dynamic
+adjustment off, so those copies are mapped and unmapped and the resident memory stays flat.
+
+Elsewhere than Linux with glibc (macOS, Windows, musl) this does nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+
+M_MMAP_THRESHOLD = -3
+"""``mallopt`` parameter number of the mmap threshold (glibc's ``malloc.h``)."""
+
+MMAP_THRESHOLD_BYTES = 128 * 1024
+"""glibc's default threshold, kept but no longer raised."""
+
+
+def fix_mmap_threshold(threshold_bytes: int = MMAP_THRESHOLD_BYTES) -> bool:
+    """Fix glibc's mmap threshold for this process; ``True`` if it was set."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):    # not glibc
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, int(threshold_bytes)))
