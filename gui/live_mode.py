@@ -307,7 +307,7 @@ class LiveMode(QtCore.QObject):
         self.display_trace = IntensityTrace(analysis.trace_bin_s, analysis.detectors)
         self._shown_display = None
         self._shown_analysis: Any = None
-        self._threshold: float | None = None
+        self._threshold_rate: float | None = None
         self._shown_verdict: Any = None
         self.camera.kept = []
         # the views showed the particle selected before: nothing of it stays on screen
@@ -395,9 +395,8 @@ class LiveMode(QtCore.QObject):
         w.g2.show_g2(None if c is None else c.lags_s, None if c is None else c.counts,
                      None if cg is None else cg.counts, p.g2_zero, p.g2_zero_err,
                      p.g2_zero_gated, p.g2_zero_gated_err)
-        b, tr = p.blinking, p.trace
-        self._threshold = (None if b is None or tr is None
-                           else float(b.threshold_rate * tr.bin_width_s))
+        # the threshold as a rate: the rolling trace's bins give it in counts per bin
+        self._threshold_rate = None if p.blinking is None else float(p.blinking.threshold_rate)
 
     def update_display(self) -> None:
         """One refresh: drain what arrived, redraw (GUI thread, every REFRESH_MS)."""
@@ -422,7 +421,9 @@ class LiveMode(QtCore.QObject):
                 # the last bin is still filling: leave it out
                 t, counts = tr.bin_edges_s[:-2], tr.total[:-1]
                 keep = t >= t[-1] - ROLLING_S
-                w.trace.show_trace(t[keep], counts[keep], tr.bin_width_s, self._threshold)
+                thr = (None if self._threshold_rate is None
+                       else self._threshold_rate * tr.bin_width_s)
+                w.trace.show_trace(t[keep], counts[keep], tr.bin_width_s, thr)
         rates = ", ".join(f"D{d} {r / 1e3:.1f} kcps" for d, r in sorted(state.rates_hz.items()))
         w.trace.info.setText(f"live: {state.elapsed_s:.1f} s, {state.photons} photons "
                              f"({rates or 'no counts yet'})")

@@ -70,7 +70,7 @@ def test_record_a_particle_see_the_verdict_export_the_table(qtbot, live, tmp_pat
     live._show_analysis(at_s, p)
     assert w.decay.info.text().startswith(f"live ({at_s:.0f} s)")
     assert len(w.decay.fit.getData()[0]) > 0
-    assert live._threshold == pytest.approx(p.blinking.threshold_rate * p.trace.bin_width_s)
+    assert live._threshold_rate == pytest.approx(p.blinking.threshold_rate)
     out = w.export_csv(tmp_path / "table.csv")
     with out.open() as f:
         rows = list(csv.DictReader(f))

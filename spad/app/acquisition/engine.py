@@ -469,7 +469,7 @@ class Acquisition:
                     # never holds up the FIFO reads or the flushes. An update due while one
                     # runs is skipped.
                     if gathered is not None and pending is None:
-                        pending = _analysis_pool().submit(finish, gathered[1], s.analysis)
+                        pending = _analysis_pool().submit(live_finish, gathered[1], s.analysis)
                         pending_at = gathered[0]
                         self.gathered = gathered
                 if pending is not None and pending.done():
@@ -609,6 +609,15 @@ def _analysis_pool() -> ProcessPoolExecutor:
         _POOL = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
                                     initializer=_worker_start)
     return _POOL
+
+
+def live_finish(gathered: Any, settings: AnalysisSettings) -> Any:
+    """:func:`~analysis.photon_analysis.finish` for a live update, in the worker: the analysis
+    comes back without its intensity trace, which grows with the recording and which neither
+    the verdict nor a live view needs from it (a display bins its own rolling trace)."""
+    photons = finish(gathered, settings)
+    photons.trace = None
+    return photons
 
 
 def _worker_start() -> None:
