@@ -47,7 +47,7 @@ def _warn_line(message, category, filename, lineno, file=None, line=None) -> Non
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (see :mod:`spad.app.safe_output`)."""
     previous = safe_output.install()
-    # a recording or a GUI runs for hours: keep freed large arrays from staying resident
+    # a recording or a GUI runs for hours: freed large arrays go back to the system
     memory.fix_mmap_threshold()
     try:
         parser = build_parser()
