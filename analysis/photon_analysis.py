@@ -262,7 +262,7 @@ class _Accumulated:
     collector: PhotonCollector
     decay: DecayHistogram
     correlation: CrossCorrelation
-    flid: FLIDHistogram
+    flid: FLIDHistogram | None   # None: left out (a live update, see PhotonAccumulators.gather)
     # T2 with a stated sync: the share of the sync intervals at a multiple of their median
     # (below SYNC_PERIODIC_MIN the sync input carries a detector, not the laser); None: not
     # checked (T3, no stated sync, or too few sync events)
@@ -338,7 +338,8 @@ class PhotonAccumulators:
                             _Frozen(a.collector.result()),
                             _Frozen(a.decay.result() if a.pulsed else None),
                             _Frozen(a.correlation.result()),
-                            _Frozen(a.flid.result() if a.timing.is_t3 and flid else None),
+                            (_Frozen(a.flid.result() if a.timing.is_t3 else None) if flid
+                             else None),
                             a.sync_periodic_fraction)
 
     def result(self, reread: Callable[[], Iterable[PhotonChunk]] | None = None
@@ -425,8 +426,7 @@ def selection_step(out: PhotonAnalysis, acc: _Accumulated, photons: PhotonList,
                         kept.delays.astype(np.uint16) if kept.timing.is_t3 else None)
     corr.update(chunk)
     out.correlation = corr.result()
-    left_out = isinstance(acc.flid, _Frozen) and acc.flid.value is None  # gather(flid=False)
-    if acc.timing.is_t3 and not left_out:
+    if acc.timing.is_t3 and acc.flid is not None:
         flid = FLIDHistogram(s.trace_bin_s, s.detectors)
         flid.update(chunk)
         out.flid = flid.result()
@@ -815,7 +815,7 @@ def _steps(out: PhotonAnalysis, acc: _Accumulated, s: AnalysisSettings,
             out.correlation = acc.correlation.result()
         background, background_cps = _background(out, acc, s)
     g2_step(out, acc, photons, s, background, background_cps)
-    if acc.timing.is_t3 and out.flid is None:
+    if acc.timing.is_t3 and out.flid is None and acc.flid is not None:
         out.flid = acc.flid.result()
 
 

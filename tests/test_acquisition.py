@@ -49,7 +49,7 @@ def test_live_result_equals_spad_analyze_and_replay_with_any_chunking(tmp_path) 
     # live updates leave the FLID out (it grows with the recording like the trace); the
     # final result has it
     _, (_, gathered) = pipe.begin_update()
-    assert gathered.flid.result() is None and finish(gathered, pipe.settings.analysis).flid is None
+    assert gathered.flid is None and finish(gathered, pipe.settings.analysis).flid is None
     assert pipe.final(path).photons.flid is not None
 
 
