@@ -31,13 +31,8 @@ from numba import njit
 from scipy import optimize, special, stats
 
 from analysis.bursts import Bursts, find_bursts, remove_bursts
-from analysis.changepoints import (
-    Grouping,
-    Levels,
-    find_change_points,
-    group_levels,
-    levels_from_change_points,
-)
+from analysis.changepoints import Levels, find_change_points, levels_from_change_points
+from analysis.level_grouping import Grouping, group_levels
 from analysis.switching import SwitchingRates, switching_rates
 
 __all__ = [

@@ -16,7 +16,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt5 import QtCore, QtGui, QtWidgets
 
-from analysis.changepoints import BIC_MARGIN
+from analysis.level_grouping import BIC_MARGIN
 from analysis.schema import BY_NAME
 
 pg.setConfigOptions(antialias=False, background="w", foreground="k")

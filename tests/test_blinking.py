@@ -21,15 +21,17 @@ from analysis.blinking import (
     mixture_threshold,
 )
 from analysis.changepoints import (
+    critical_value,
+    find_change_points,
+    levels_from_change_points,
+)
+from analysis.level_grouping import (
     BIC_MARGIN,
     _adjacent_ahc,
     _exp_nonpositive,
     _poisson_mixture_em,
     choose_n_states,
-    critical_value,
-    find_change_points,
     group_levels,
-    levels_from_change_points,
 )
 from analysis.photon_collector import PhotonCollector
 from simulators.detection import Detection

@@ -14,13 +14,8 @@ import time
 import numpy as np
 
 from analysis.blinking import _ks_scan, analyse_blinking
-from analysis.changepoints import (
-    _adjacent_ahc,
-    _poisson_mixture_em,
-    find_change_points,
-    group_levels,
-    levels_from_change_points,
-)
+from analysis.changepoints import find_change_points, levels_from_change_points
+from analysis.level_grouping import _adjacent_ahc, _poisson_mixture_em, group_levels
 from analysis.lifetimes import fit_decay
 
 NS = 1e-9
