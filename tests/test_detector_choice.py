@@ -1,0 +1,110 @@
+"""The two HBT detectors read off the recording when the user did not choose them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import spad
+from analysis.detector_choice import choose_detectors, detectors_for_file
+from analysis.photon_analysis import AnalysisSettings
+from spad.photons import PhotonChunk, Timing
+from tests.conftest import DATA
+
+PQ = DATA / "picoquant-sample-data"
+NOTE = "detectors 0 and 1 correlated: detector 2 recorded nothing"
+
+
+def _first_chunk(path: Path) -> PhotonChunk:
+    with spad.open(path) as reader:
+        return next(reader.chunks())
+
+
+def _t2_chunk(sync_ticks: np.ndarray, photons: dict[int, int], seed: int = 1) -> PhotonChunk:
+    """A T2 stream (1 ps ticks, 1 MHz stated sync) of the sync events ``sync_ticks`` and
+    uniformly spread photons, ``photons[detector]`` of each, over the same span."""
+    rng = np.random.default_rng(seed)
+    end = int(sync_ticks[-1]) if sync_ticks.size else 10**12
+    ts = [sync_ticks.astype(np.int64)]
+    det = [np.zeros(sync_ticks.size, np.uint8)]
+    for d, n in photons.items():
+        ts.append(np.sort(rng.integers(0, end, n)))
+        det.append(np.full(n, d, np.uint8))
+    t, dd = np.concatenate(ts), np.concatenate(det)
+    order = np.argsort(t, kind="stable")
+    return PhotonChunk(Timing("T2", 1e-12, sync_period=1e-6), t[order], dd[order])
+
+
+def _laser_sync(n: int = 200_000) -> np.ndarray:
+    return np.arange(n, dtype=np.int64) * 1_000_000   # every 1 µs, on the dot
+
+
+# --------------------------------------------------------------------------- the rule
+
+def test_sync_input_carrying_a_detector_is_chosen() -> None:
+    # v30_t2.ptu: a PicoHarp in T2 with the second APD on the sync input
+    (a, b), note = choose_detectors(_first_chunk(PQ / "v30_t2.ptu"), (1, 2))
+    assert (a, b) == (0, 1)
+    assert note is not None and note.startswith(NOTE) and "--detectors A B" in note
+
+
+@pytest.mark.parametrize("name", ["v20.ht3", "v20_t3.ptu", "v20_t2.ptu", "v50.t3r"])
+def test_configured_pair_kept(name: str) -> None:
+    """Both configured detectors recorded (v20.ht3 has channels 1-4, v20_t3.ptu 1-2), or
+    fewer than two channels did (v20_t2.ptu, v50.t3r: channel 1 only): (1, 2) stays, and the
+    settings are the very object given, so the analysis is the one of before."""
+    chunk = _first_chunk(PQ / name)
+    assert choose_detectors(chunk, (1, 2)) == ((1, 2), None)
+    s = AnalysisSettings()
+    assert detectors_for_file(PQ / name, s) == (s, [])
+    assert detectors_for_file(PQ / name, s)[0] is s
+
+
+def test_periodic_laser_sync_is_never_chosen() -> None:
+    sync = _laser_sync()
+    # the sync holds by far the most events, but it is the laser's clock
+    chunk = _t2_chunk(sync, {1: 5000, 3: 4000})
+    assert choose_detectors(chunk, (1, 2))[0] == (1, 3)
+    # with one detector besides the laser clock, nothing to choose: the configured pair stays
+    assert choose_detectors(_t2_chunk(sync, {1: 5000}), (1, 2)) == ((1, 2), None)
+    # a laser clock with a missed edge now and then (multiples of the period) is still one
+    dropped = np.delete(sync, np.arange(0, sync.size, 7))
+    assert choose_detectors(_t2_chunk(dropped, {1: 5000, 3: 4000}), (1, 2))[0] == (1, 3)
+    # too few sync events to tell a clock from a detector: not counted
+    assert choose_detectors(_t2_chunk(sync[:40], {1: 30}), (1, 2)) == ((1, 2), None)
+
+
+def test_sync_input_with_photons_is_counted() -> None:
+    # the same numbers of events as the laser clock, at random (exponential) intervals
+    rng = np.random.default_rng(4)
+    sync = np.cumsum(rng.exponential(1e6, 200_000)).astype(np.int64)
+    chunk = _t2_chunk(sync, {1: 5000, 3: 4000})
+    (a, b), note = choose_detectors(chunk, (1, 2))
+    assert (a, b) == (0, 1)   # the two with the most events, in increasing order
+    assert note.startswith("detectors 0 and 1 correlated: detector 2 recorded nothing")
+    # both configured ones silent: both named
+    (a, b), note = choose_detectors(_t2_chunk(sync, {3: 5000, 4: 4000}), (1, 2))
+    assert (a, b) == (0, 3) and "detectors 1 and 2 recorded nothing" in note
+
+
+def test_empty_recording_keeps_the_configured_pair() -> None:
+    empty = _t2_chunk(np.zeros(0, np.int64), {})
+    assert choose_detectors(empty, (1, 2)) == ((1, 2), None)
+    assert choose_detectors(None, (1, 2)) == ((1, 2), None)
+
+
+def test_chosen_detectors_never_override_a_choice() -> None:
+    s = AnalysisSettings(auto_detectors=False)
+    assert detectors_for_file(PQ / "v30_t2.ptu", s)[0] is s
+
+
+def test_a_per_detector_irf_is_dropped_with_the_detectors() -> None:
+    per_detector = AnalysisSettings(irf=np.ones((2, 8)))
+    s, notes = detectors_for_file(PQ / "v30_t2.ptu", per_detector)
+    assert s.detectors == (0, 1) and s.irf is None
+    assert len(notes) == 2 and "IRF" in notes[1] and "detectors 1 and 2" in notes[1]
+    summed = AnalysisSettings(irf=np.ones(8))   # already summed: not tied to detectors
+    s, notes = detectors_for_file(PQ / "v30_t2.ptu", summed)
+    assert s.detectors == (0, 1) and s.irf is summed.irf and len(notes) == 1
