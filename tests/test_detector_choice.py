@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,9 @@ import pytest
 
 import spad
 from analysis.detector_choice import choose_detectors, detectors_for_file
+from analysis.particle import analyze_particle
 from analysis.photon_analysis import AnalysisSettings
+from spad.app.cli import main
 from spad.photons import PhotonChunk, Timing
 from tests.conftest import DATA
 
@@ -39,6 +42,10 @@ def _t2_chunk(sync_ticks: np.ndarray, photons: dict[int, int], seed: int = 1) ->
 
 def _laser_sync(n: int = 200_000) -> np.ndarray:
     return np.arange(n, dtype=np.int64) * 1_000_000   # every 1 µs, on the dot
+
+
+def _records(capsys: pytest.CaptureFixture[str]) -> list[dict]:
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
 
 
 # --------------------------------------------------------------------------- the rule
@@ -108,3 +115,77 @@ def test_a_per_detector_irf_is_dropped_with_the_detectors() -> None:
     summed = AnalysisSettings(irf=np.ones(8))   # already summed: not tied to detectors
     s, notes = detectors_for_file(PQ / "v30_t2.ptu", summed)
     assert s.detectors == (0, 1) and s.irf is summed.irf and len(notes) == 1
+
+
+# --------------------------------------------------------------------------- end to end
+
+@pytest.fixture(scope="module")
+def v30_records() -> dict[str, dict]:
+    """``spad analyze v30_t2.ptu --json`` without and with ``--detectors 0 1``."""
+    import contextlib
+    import io
+
+    out = {}
+    for key, argv in (("auto", ["analyze", "--json"]), ("given", ["analyze", "--json",
+                                                                  "--detectors", "0", "1"])):
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            assert main([argv[0], str(PQ / "v30_t2.ptu"), *argv[1:]]) == 0
+        out[key] = json.loads(buf.getvalue())
+    return out
+
+
+def test_v30_t2_gets_a_g2_and_the_note(v30_records) -> None:
+    rec = v30_records["auto"]
+    assert rec["g2_zero"] == pytest.approx(1.14, abs=0.05) and rec["g2_zero_err"] < 0.1
+    assert rec["notes"][0].startswith(NOTE)
+    assert not any("no photons on detector" in n for n in rec["notes"])
+
+
+def test_chosen_detectors_give_the_numbers_of_the_same_pair_given(v30_records) -> None:
+    auto, given = dict(v30_records["auto"]), v30_records["given"]
+    assert auto.pop("notes")[1:] == given.pop("notes")
+    assert auto == given
+
+
+def test_explicit_detectors_are_kept(capsys) -> None:
+    assert main(["analyze", str(PQ / "v30_t2.ptu"), "--json", "--detectors", "1", "2"]) == 0
+    rec = _records(capsys)[0]
+    assert rec["g2_zero"] is None
+    assert any("no photons on detector 2" in n for n in rec["notes"])
+    assert not any("correlated" in n for n in rec["notes"])
+
+
+def test_v20_t2_still_has_no_g2(capsys) -> None:
+    assert main(["analyze", str(PQ / "v20_t2.ptu"), "--json"]) == 0
+    rec = _records(capsys)[0]
+    assert rec["g2_zero"] is None
+    assert any("no photons on detector 2: no g2" in n for n in rec["notes"])
+    assert not any("correlated" in n for n in rec["notes"])
+
+
+def test_batch_settings_choose_only_when_detectors_left_out(tmp_path) -> None:
+    from spad.app.commands.batch import load_settings
+
+    assert load_settings(None)[0].auto_detectors
+    f = tmp_path / "s.json"
+    f.write_text('{"detectors": [1, 2]}')
+    s = load_settings(f)[0]
+    assert s.detectors == (1, 2) and not s.auto_detectors
+
+
+def test_periodic_laser_sync_file_correlates_its_two_detectors(tmp_path) -> None:
+    """A HydraHarp T2 file with the laser on the sync input and the APDs on channels 1 and 3
+    (detector 2 unwired): those two are correlated, never the sync."""
+    from spad.formats.ptu import PtuWriter
+
+    chunk = _t2_chunk(_laser_sync(1_000_000), {1: 20_000, 3: 15_000})
+    path = tmp_path / "laser_sync.ptu"
+    with PtuWriter(path, "HydraHarp2T2", chunk.timing) as w:
+        w.write(chunk)
+    r = analyze_particle(path)
+    assert r.photons.n_photons > 0
+    assert r.photons.notes[0].startswith(
+        "detectors 1 and 3 correlated: detector 2 recorded nothing")
+    assert r.photons.correlation is not None
+    assert r.photons.correlation.counts.sum() > 0
