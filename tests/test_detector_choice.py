@@ -121,13 +121,15 @@ def test_a_per_detector_irf_is_dropped_with_the_detectors() -> None:
 
 @pytest.fixture(scope="module")
 def v30_records() -> dict[str, dict]:
-    """``spad analyze v30_t2.ptu --json`` without and with ``--detectors 0 1``."""
+    """``spad analyze v30_t2.ptu --json`` without and with ``--detectors 0 1``, and
+    ``spad replay`` of it."""
     import contextlib
     import io
 
     out = {}
     for key, argv in (("auto", ["analyze", "--json"]), ("given", ["analyze", "--json",
-                                                                  "--detectors", "0", "1"])):
+                                                                  "--detectors", "0", "1"]),
+                      ("replay", ["replay", "--json"])):
         buf = io.StringIO()
         with contextlib.redirect_stdout(buf):
             assert main([argv[0], str(PQ / "v30_t2.ptu"), *argv[1:]]) == 0
@@ -146,6 +148,10 @@ def test_chosen_detectors_give_the_numbers_of_the_same_pair_given(v30_records) -
     auto, given = dict(v30_records["auto"]), v30_records["given"]
     assert auto.pop("notes")[1:] == given.pop("notes")
     assert auto == given
+
+
+def test_replay_ends_with_the_result_of_spad_analyze(v30_records) -> None:
+    assert v30_records["replay"] == v30_records["auto"]
 
 
 def test_explicit_detectors_are_kept(capsys) -> None:
