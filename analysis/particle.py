@@ -17,6 +17,7 @@ import numpy as np
 
 import spad
 from analysis.classify import Classification, Classifier, load_classifier
+from analysis.detector_choice import detectors_for_file
 from analysis.photon_analysis import AnalysisSettings, PhotonAnalysis, analyze_photons
 from analysis.schema import (
     BY_NAME,
@@ -103,13 +104,17 @@ def analyze_particle(path: str | Path, spectrum_path: str | Path | None = None,
         Spectrum file (.sif, .spe, .csv, particle file). Default: the particle file's own
         ``/user/spectrum`` group if it has one.
     settings
-        Photon analysis settings.
+        Photon analysis settings; unless the detectors were chosen, the file's own pair where
+        the configured one recorded nothing (:func:`analysis.detector_choice.detectors_for_file`,
+        said in the notes).
     spectrum_model
         Line shape fitted to the spectrum (``gaussian``, ``lorentzian``, ``voigt``).
     """
     path = Path(path)
+    settings, notes = detectors_for_file(path, settings)
     with spad.open(path) as reader:
         photons = analyze_photons(reader, settings)
+    photons.notes[:0] = notes   # first: the other notes speak of these detectors
     result = ParticleResult(str(path), photons)
     analyze_particle_spectrum(result, path, spectrum_path, spectrum_model)
     return result

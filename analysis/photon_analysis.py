@@ -77,6 +77,12 @@ class AnalysisSettings:
     ----------
     detectors
         The two HBT detectors (a, b) correlated for g2; their photons make the trace.
+    auto_detectors
+        The user did not choose the detectors: a recording is analysed with the pair read off
+        its first chunk where ``detectors`` recorded nothing
+        (:func:`analysis.detector_choice.detectors_for_file`, with a note). ``spad analyze
+        --detectors`` sets it False; a live acquisition's detectors come from the rig and are
+        never changed.
     trace_bin_s
         Bin width of the intensity trace and the FLID.
     delay_s
@@ -116,6 +122,7 @@ class AnalysisSettings:
     """
 
     detectors: tuple[int, int] = (1, 2)
+    auto_detectors: bool = True
     trace_bin_s: float = 0.010
     delay_s: float | None = None
     gate_s: float = 5e-9

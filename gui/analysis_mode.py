@@ -62,6 +62,7 @@ class AnalysisWorker(QtCore.QThread):
         self.interrupted = False
 
     def run(self) -> None:
+        from analysis.detector_choice import detectors_for_file
         from analysis.particle import ParticleResult, analyze_particle
         from analysis.photon_analysis import analyze_photons
         from spad.errors import SpadError
@@ -75,9 +76,12 @@ class AnalysisWorker(QtCore.QThread):
                 if roi is None:
                     r = analyze_particle(path, None, self.settings)
                 else:
+                    # the detectors of the whole recording (its first chunk), as spad analyze
+                    settings, notes = detectors_for_file(path, self.settings)
                     # an object with .chunks(), so that a long recording can be read again
                     # (analysis.windowed) instead of held
-                    photons = analyze_photons(CroppedSource(path, *roi), self.settings)
+                    photons = analyze_photons(CroppedSource(path, *roi), settings)
+                    photons.notes[:0] = notes
                     r = ParticleResult(path, photons)
                     old = self.spectra.get(path)
                     if old is not None:  # the spectrum does not depend on the photon window

@@ -242,3 +242,23 @@ def test_cli_knows_the_command_without_importing_qt():
             "print('PyQt5' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_detectors_chosen_as_spad_analyze_also_for_a_region(qtbot, window, capsys):
+    """A recording whose second detector is on the sync input: the window correlates the
+    detectors ``spad analyze`` chooses, for the whole recording and for a region of it."""
+    from tests.conftest import DATA
+
+    path = str(DATA / "picoquant-sample-data" / "v30_t2.ptu")
+    window.open_paths([path])
+    _wait_idle(qtbot, window)
+    assert spad_main(["analyze", path, "--json"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    assert json.loads(json.dumps(window.records()[0])) == cli
+    assert cli["notes"][0].startswith("detectors 0 and 1 correlated")
+    window.trace.roi.setRegion((1.0, 4.0))
+    window.trace.roi.sigRegionChangeFinished.emit(window.trace.roi)
+    _wait_idle(qtbot, window)
+    part = window.results[path]
+    assert part.photons.notes[0] == cli["notes"][0]
+    assert part.photons.g2_zero is not None and part.photons.duration_s < 3.01

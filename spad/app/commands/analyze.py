@@ -52,9 +52,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="keep a bleached or dead tail (do not end the ROI automatically)")
     p.add_argument("--keep-bursts", dest="remove_bursts", action="store_false",
                    help="keep photon bursts (short spikes far above the emitter's levels)")
-    p.add_argument("--detectors", type=int, nargs=2, default=(1, 2), metavar=("A", "B"),
-                   help="the two HBT detectors (default 1 2; 0 is the sync input, for a "
-                        "PicoHarp in T2 with a detector on it: then g2 is g2(τ), no lifetime)")
+    p.add_argument("--detectors", type=int, nargs=2, default=None, metavar=("A", "B"),
+                   help="the two HBT detectors (default 1 2, or where either recorded nothing "
+                        "at the start of the file the two channels that recorded the most, "
+                        "with a note; 0 is the sync input, for a PicoHarp in T2 with a "
+                        "detector on it: then g2 is g2(τ), no lifetime)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                    help="worker processes (default: all cores)")
     p.add_argument("--scheduler", metavar="ADDRESS",
@@ -68,7 +70,7 @@ def _settings(args: argparse.Namespace) -> Any:
 
     if args.gate_ns < 0 or args.bin_ms <= 0:
         raise SpadError("--gate-ns must be >= 0 and --bin-ms > 0 (units: ns and ms)")
-    a, b = args.detectors
+    a, b = args.detectors or AnalysisSettings.detectors
     if a == b or not (0 <= a <= 255 and 0 <= b <= 255):
         raise SpadError(f"--detectors needs two different detector numbers 0-255, not {a} {b}")
     delay = getattr(args, "delay_ns", None)
@@ -79,8 +81,8 @@ def _settings(args: argparse.Namespace) -> Any:
     except ValueError as exc:
         raise SpadError(f"--roi: {exc}") from None
     s = AnalysisSettings(gate_s=args.gate_ns * 1e-9, trace_bin_s=args.bin_ms * 1e-3,
-                         detectors=(a, b), roi=roi, auto_roi=args.auto_roi,
-                         remove_bursts=args.remove_bursts,
+                         detectors=(a, b), auto_detectors=args.detectors is None, roi=roi,
+                         auto_roi=args.auto_roi, remove_bursts=args.remove_bursts,
                          delay_s=None if delay is None else delay * 1e-9)
     if args.irf:
         s.irf = irf_from_file(args.irf, s)

@@ -10,9 +10,10 @@ from typing import Any
 
 from spad.errors import SpadError
 
-SETTINGS_KEYS = {"gate_ns": 5.0, "bin_ms": 10.0, "irf": None, "detectors": [1, 2],
+SETTINGS_KEYS = {"gate_ns": 5.0, "bin_ms": 10.0, "irf": None, "detectors": None,
                  "reference_ev": None}
-"""Keys of a ``--settings`` file and their defaults: the options of ``spad analyze``."""
+"""Keys of a ``--settings`` file and their defaults: the options of ``spad analyze``
+(``detectors`` ``None``: as ``spad analyze`` without ``--detectors``)."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -72,9 +73,10 @@ def load_settings(path: Path | None) -> tuple[Any, float | None]:
         analyze.register(sub)
         defaults = vars(sub.choices["analyze"].parse_args(["x"]))
         ns = argparse.Namespace(**{**defaults, **values})
-        ns.detectors = tuple(int(d) for d in values["detectors"])
-        if len(ns.detectors) != 2:
-            raise ValueError("detectors needs two numbers")
+        if values["detectors"] is not None:
+            ns.detectors = tuple(int(d) for d in values["detectors"])
+            if len(ns.detectors) != 2:
+                raise ValueError("detectors needs two numbers")
         ns.gate_ns, ns.bin_ms = float(ns.gate_ns), float(ns.bin_ms)
         ref = None if values["reference_ev"] is None else float(values["reference_ev"])
     except (TypeError, ValueError) as exc:

@@ -29,12 +29,18 @@ def replay(path: str, speed: float | None = None, settings: Any = None,
            on_update: Any = None) -> tuple[Any, float | None]:
     """Feed ``path``'s chunks to a :class:`LivePipeline`; returns the final
     :class:`ParticleResult` and the recorded time at which ``--until-confident`` would have
-    stopped (``None`` if never)."""
+    stopped (``None`` if never). The detectors are chosen as ``spad analyze`` chooses them
+    (:func:`analysis.detector_choice.detectors_for_file`)."""
+    import dataclasses
+
     import spad
+    from analysis.detector_choice import detectors_for_file
     from spad.app.acquisition import AcquisitionSettings
     from spad.app.acquisition.engine import LivePipeline, LiveState
 
-    live = LivePipeline(settings or AcquisitionSettings())
+    settings = settings or AcquisitionSettings()
+    analysis, notes = detectors_for_file(path, settings.analysis)
+    live = LivePipeline(dataclasses.replace(settings, analysis=analysis))
     confident_at = None
     start = time.monotonic()
     with spad.open(path) as reader:
@@ -53,7 +59,9 @@ def replay(path: str, speed: float | None = None, settings: Any = None,
                     on_update(state)
     if live.acc.timing is None:
         raise SpadError(f"{path}: no photons to replay")
-    return live.final(path), confident_at
+    result = live.final(path)
+    result.photons.notes[:0] = notes   # where spad analyze puts them
+    return result, confident_at
 
 
 def run(args: argparse.Namespace) -> int:
