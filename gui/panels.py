@@ -467,6 +467,7 @@ class VerdictPanel(QtWidgets.QWidget):
         self.label.setFont(f)
         self.detail = QtWidgets.QLabel("")
         self.detail.setWordWrap(True)
+        self.detail.setAlignment(QtCore.Qt.AlignLeft | QtCore.Qt.AlignTop)
         self.plot = _plot()
         self.plot.setMinimumHeight(150)
         self.plot.setLabel("bottom", "log-odds for dimer")
@@ -487,7 +488,8 @@ class VerdictPanel(QtWidgets.QWidget):
         scroll.setWidget(self.detail)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QtWidgets.QFrame.NoFrame)
-        scroll.setMaximumHeight(4 * self.detail.fontMetrics().lineSpacing() + 6)
+        # whole lines: a part of the fifth line showing reads as text cut off
+        scroll.setFixedHeight(4 * self.detail.fontMetrics().lineSpacing())
         lay.addWidget(self.label)
         lay.addWidget(scroll)
         lay.addWidget(self.plot, 1)
