@@ -627,6 +627,12 @@ def blinking_from_levels(levels: Levels, found: Bursts | None, counts: np.ndarra
     notes = [] if notes is None else notes
     mix = mixture_threshold(counts, method)
     grouping: Grouping = group_levels(levels, max_states)
+    if grouping.n_states >= max_states and len(levels) > max_states:
+        # the BIC beats every smaller number of states and would rise further: no handful of
+        # discrete levels describes the intensity (drift, several emitters, a grey continuum)
+        notes.append(f"intensity states: the BIC still rises at {max_states} states, the most "
+                     "tried: the intensity is not a few discrete levels (drift, several "
+                     "emitters?); the number of states is a lower bound")
     thr_rate = mix.threshold / bin_width
     level_on = levels.intensity > thr_rate
     on, off = dwell_times(level_on, levels.start, levels.end)

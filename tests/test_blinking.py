@@ -171,6 +171,24 @@ def test_three_well_separated_simulated_states_stay_three():
         assert b.intermediate_fraction > 0.2  # the grey state holds its share of the time
 
 
+def test_a_trace_of_more_states_than_tried_says_the_count_is_a_lower_bound():
+    # twelve well-separated rates (a drifting or multi-emitter trace): the BIC still rises
+    # at the most states tried, so n_states is a floor and a note says so
+    rng = np.random.default_rng(21)
+    rates = np.repeat(np.geomspace(2e3, 60e3, 12), 3)
+    t = piecewise_stream(rng, rng.permutation(rates), np.full(rates.size, 0.4))
+    b = analyse_blinking(t, 0.01, 0.99, max_states=6)
+    assert b.n_states == 6
+    assert any("lower bound" in n for n in b.notes), b.notes
+    # fifteen states tried on the same trace: no ceiling reached, no note
+    many = analyse_blinking(t, 0.01, 0.99, max_states=15)
+    assert 6 < many.n_states < 15
+    assert not any("lower bound" in n for n in many.notes), many.notes
+    # and a clear ON/OFF trace never gets it
+    on_off = piecewise_stream(rng, np.tile([40e3, 1e3], 10), np.full(20, 0.5))
+    assert not any("lower bound" in n for n in analyse_blinking(on_off, 0.01, 0.99).notes)
+
+
 def test_power_law_exponent_recovered():
     rng = np.random.default_rng(14)
     for alpha in (1.5, 2.2):
