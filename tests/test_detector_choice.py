@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -62,11 +63,15 @@ def test_configured_pair_kept(name: str) -> None:
     """Both configured detectors recorded (v20.ht3 has channels 1-4, v20_t3.ptu 1-2), or
     fewer than two channels did (v20_t2.ptu, v50.t3r: channel 1 only): (1, 2) stays, and the
     settings are the very object given, so the analysis is the one of before."""
-    chunk = _first_chunk(PQ / name)
-    assert choose_detectors(chunk, (1, 2)) == ((1, 2), None)
-    s = AnalysisSettings()
-    assert detectors_for_file(PQ / name, s) == (s, [])
-    assert detectors_for_file(PQ / name, s)[0] is s
+    # the public .t3r is truncated and counts a 100 ns clock: its reader warns of both
+    expect = (pytest.warns(UserWarning) if name.endswith(".t3r")
+              else contextlib.nullcontext())
+    with expect:
+        chunk = _first_chunk(PQ / name)
+        assert choose_detectors(chunk, (1, 2)) == ((1, 2), None)
+        s = AnalysisSettings()
+        assert detectors_for_file(PQ / name, s) == (s, [])
+        assert detectors_for_file(PQ / name, s)[0] is s
 
 
 def test_periodic_laser_sync_is_never_chosen() -> None:
