@@ -37,12 +37,12 @@ from analysis.accumulators import (
 from analysis.blinking import BlinkingResult, PowerLawFit, analyse_blinking, to_json_types
 from analysis.flid import FLIDHistogram
 from analysis.g2 import CWG2, G2Result, gated_pulsed_g2, pulse_delays
+from analysis.g2_background import g2_background
 from analysis.g2_timing import (
     G2Analysis,
     analyze_g2,
     check_gated,
     correlation_range,
-    decay_floor_background,
 )
 from analysis.level_decays import LevelDecays, level_decays, sorted_delays, state_decays
 from analysis.lifetimes import (
@@ -584,68 +584,6 @@ def _honest_lifetime(out: PhotonAnalysis, period_s: float) -> None:
         out.lifetime_all_ns = None
 
 
-def _background(out: PhotonAnalysis, acc: _Accumulated, s: AnalysisSettings
-                ) -> tuple[dict[str, Any], float | None]:
-    """Background options for :func:`~analysis.g2_timing.analyze_g2` and the total rate.
-
-    Given dark counts win; else the decay fit's flat floor (with a laser period and a decay);
-    else the dimmest intensity state when it is dark (:func:`_off_level_background`).
-    """
-    det_a, det_b = s.detectors
-    if s.dark_counts_hz is not None:
-        b = (float(s.dark_counts_hz),) * 2
-        return {"background_hz": b, "background_source": "dark counts"}, sum(b)
-    fit = out.lifetime_all
-    # only a decay fit that was believed (its lifetime survived the checks) gives a floor
-    if (fit is None or out.decay is None or out.lifetime_all_ns is None
-            or not np.isfinite(fit.background)):
-        return _off_level_background(out, s)
-    duration = out.correlation.duration_s if out.correlation is not None else out.duration_s
-    b, db = decay_floor_background(out.decay, acc.timing.sync_period, duration,
-                                   float(fit.background), float(fit.background_err or 0.0),
-                                   out.decay.bin_width_s, det_a, det_b)
-    rate = out.count_rate_cps or 0.0
-    if rate <= 0 or sum(b) > 0.5 * rate:
-        # mostly floor: no pulse stands out enough to separate signal from background
-        out.notes.append(f"the decay's flat floor is {sum(b) / max(rate, 1e-9):.0%} of the "
-                         "counts: no background correction of g2")
-        return {}, None
-    return ({"background_hz": b, "background_err_hz": db,
-             "background_source": "decay floor"}, sum(b))
-
-
-def _off_level_background(out: PhotonAnalysis, s: AnalysisSettings
-                          ) -> tuple[dict[str, Any], float | None]:
-    """Background from the dark OFF level, when there is no decay floor to read it from.
-
-    The dimmest intensity state is taken as uncorrelated background if it is dark (at most 30 %
-    of the brightest state's rate and a quarter of the mean rate) and lasts (at least 5 % of
-    the time): detector dark counts and stray light dominate it. A
-    weakly emitting OFF state is counted with it, so the correction is an upper bound (g2(0)
-    comes out at most that much low); split between the detectors by their photon counts.
-    """
-    b = out.blinking
-    if (b is None or b.n_states < 2 or len(b.state_intensity) < 2
-            or not b.state_intensity[0] <= 0.3 * b.state_intensity[-1]
-            or not b.state_intensity[0] <= 0.25 * float(out.count_rate_cps or 0.0)
-            or not b.state_time_fraction[0] >= 0.05):
-        # not a dark level that lasts: a brief dim level is no background measurement
-        return {}, None
-    total = float(b.state_intensity[0])
-    t_off = float(b.state_time_fraction[0]) * float(out.duration_s or 0.0)
-    if not (total > 0 and t_off > 0):
-        return {}, None
-    err = float(np.sqrt(total * t_off) / t_off)
-    c = out.correlation
-    share = (np.array([c.n_a, c.n_b], dtype=float) / max(c.n_a + c.n_b, 1)
-             if c is not None else np.array([0.5, 0.5]))
-    out.notes.append(f"g2 background from the dark OFF level ({total:.0f} cps over "
-                     f"{t_off:.1f} s): an upper bound, an emitting OFF state counts with it")
-    return ({"background_hz": tuple(float(x) for x in total * share),
-             "background_err_hz": tuple(float(x) for x in err * share),
-             "background_source": "off level"}, total)
-
-
 def g2_step(out: PhotonAnalysis, acc: _Accumulated,
             photons: PhotonList | Any,
             s: AnalysisSettings, background: dict[str, Any], background_cps: float | None,
@@ -803,7 +741,7 @@ def _steps(out: PhotonAnalysis, acc: _Accumulated, s: AnalysisSettings,
         if first.decay_usable:
             lifetime_step(out, acc, photons, times, order, s)
             _honest_lifetime(out, acc.timing.sync_period)
-            background, background_cps = _background(out, acc, s)
+            background, background_cps = g2_background(out, acc.timing.sync_period, s)
         else:
             if out.decay is None:
                 out.decay = acc.decay.result()
@@ -820,7 +758,7 @@ def _steps(out: PhotonAnalysis, acc: _Accumulated, s: AnalysisSettings,
                              "sync input): no decay or lifetime")
         if out.correlation is None:
             out.correlation = acc.correlation.result()
-        background, background_cps = _background(out, acc, s)
+        background, background_cps = g2_background(out, acc.timing.sync_period, s)
     g2_step(out, acc, photons, s, background, background_cps)
     if acc.timing.is_t3 and out.flid is None and acc.flid is not None:
         out.flid = acc.flid.result()
