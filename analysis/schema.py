@@ -134,8 +134,9 @@ FIELDS: tuple[Field, ...] = (
     Field("on_fraction", "", "fraction of trace bins above the ON/OFF threshold of the "
           "two-state mixture", _P, feature=_P, label="ON fraction"),
     Field("n_levels", "", "number of intensity states after change-point detection: the "
-          "fewest whose BIC is within 10 of the maximum (grows with the count rate and "
-          "duration: reported, not a classifier feature)", _P),
+          "fewest whose BIC is within 10 of the maximum, of up to 10 tried (10: a lower bound, "
+          "with a note; grows with the count rate and duration: reported, not a classifier "
+          "feature)", _P),
     Field("intermediate_fraction", "", "fraction of time in states between the dimmest and "
           "the brightest (depends on how many levels the count rate resolves: not a classifier "
           "feature)", _P),
