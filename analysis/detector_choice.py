@@ -21,7 +21,12 @@ from pathlib import Path
 import numpy as np
 
 import spad
-from analysis.photon_analysis import SYNC_PERIODIC_MIN, AnalysisSettings, sync_periodic_fraction
+from analysis.photon_analysis import (
+    SYNC_PERIODIC_MIN,
+    AnalysisSettings,
+    irf_from_file,
+    sync_periodic_fraction,
+)
 from spad.photons import SYNC, PhotonChunk
 
 
@@ -93,8 +98,10 @@ def detectors_for_file(path: str | Path, settings: AnalysisSettings | None = Non
     settings
         ``settings`` itself when the detectors stay (or were given), else a copy with the
         detectors of :func:`choose_detectors`. A measured IRF histogrammed per detector
-        (:func:`analysis.photon_analysis.irf_from_file`) belongs to the configured detectors and
-        is dropped then (the fit falls back to a Gaussian IRF), with a note.
+        (:func:`analysis.photon_analysis.irf_from_file`) belongs to the configured detectors:
+        it is histogrammed again from its recording (``irf_path``) on the chosen ones, or,
+        without a recording or without photons of those detectors in it, dropped with a note
+        (the fit falls back to a Gaussian IRF).
     notes
         The notes to add to the particle's (empty when nothing changed).
     """
@@ -112,7 +119,13 @@ def detectors_for_file(path: str | Path, settings: AnalysisSettings | None = Non
     irf = s.irf
     if irf is not None and np.ndim(irf) == 2:
         irf = None
-        notes.append(f"the measured IRF, histogrammed on detectors {_names(list(s.detectors))}, "
-                     "is not used: the lifetime fits a Gaussian IRF (give --detectors with "
-                     "--irf)")
+        try:
+            if s.irf_path is not None:
+                irf = irf_from_file(s.irf_path, replace(s, detectors=chosen))
+        except ValueError:   # the IRF recording has no photons on the chosen detectors
+            pass
+        if irf is None:
+            notes.append(f"the measured IRF, histogrammed on detectors "
+                         f"{_names(list(s.detectors))}, is not used: the lifetime fits a "
+                         "Gaussian IRF (give --detectors with --irf)")
     return replace(s, detectors=chosen, irf=irf), notes

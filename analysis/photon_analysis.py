@@ -99,6 +99,10 @@ class AnalysisSettings:
     irf
         Measured IRF counts on the decay bins, one row per detector (as
         :func:`irf_from_file` gives) or already summed; ``None`` to fit a Gaussian IRF.
+    irf_path
+        The recording ``irf`` was histogrammed from (``spad analyze --irf``), so that a file
+        whose detectors are chosen from the data gets the IRF of those detectors
+        (:func:`analysis.detector_choice.detectors_for_file`).
     dark_counts_hz
         Dark count rate per detector for the g2 background correction, if known.
     cw_bin_s
@@ -130,6 +134,7 @@ class AnalysisSettings:
     confidence: float = 0.99
     decay_bin_s: float = 0.128e-9
     irf: np.ndarray | None = None
+    irf_path: str | None = None
     dark_counts_hz: float | None = None
     roi: tuple[float | None, float | None] | None = None
     auto_roi: bool = True

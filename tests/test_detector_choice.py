@@ -12,7 +12,7 @@ import pytest
 import spad
 from analysis.detector_choice import choose_detectors, detectors_for_file
 from analysis.particle import analyze_particle
-from analysis.photon_analysis import AnalysisSettings
+from analysis.photon_analysis import AnalysisSettings, irf_from_file
 from spad.app.cli import main
 from spad.photons import PhotonChunk, Timing
 from tests.conftest import DATA
@@ -120,6 +120,51 @@ def test_a_per_detector_irf_is_dropped_with_the_detectors() -> None:
     summed = AnalysisSettings(irf=np.ones(8))   # already summed: not tied to detectors
     s, notes = detectors_for_file(PQ / "v30_t2.ptu", summed)
     assert s.detectors == (0, 1) and s.irf is summed.irf and len(notes) == 1
+
+
+def _irf_file(path, detectors: tuple[int, ...]) -> None:
+    """A T2 IRF recording: the laser on the sync input every 1 µs and, on each of
+    ``detectors``, photons 2 ns after some of the pulses (20 ps jitter)."""
+    from spad.formats.ptu import PtuWriter
+
+    rng = np.random.default_rng(5)
+    sync = _laser_sync(200_000)
+    ts, det = [sync], [np.zeros(sync.size, np.uint8)]
+    for d in detectors:
+        pulses = np.sort(rng.choice(sync.size, 20_000, replace=False))
+        ts.append(sync[pulses] + 2000 + rng.normal(0, 20, pulses.size).astype(np.int64))
+        det.append(np.full(pulses.size, d, np.uint8))
+    t, dd = np.concatenate(ts), np.concatenate(det)
+    order = np.argsort(t, kind="stable")
+    with PtuWriter(path, "HydraHarp2T2", Timing("T2", 1e-12, sync_period=1e-6)) as w:
+        w.write(PhotonChunk(Timing("T2", 1e-12, sync_period=1e-6), t[order], dd[order]))
+
+
+def test_a_measured_irf_follows_the_chosen_detectors(tmp_path) -> None:
+    """spad analyze --irf on a file whose detectors are chosen: the IRF is histogrammed again
+    from its recording on those detectors; if they have no photons in it, it is dropped."""
+    from spad.formats.ptu import PtuWriter
+
+    chunk = _t2_chunk(_laser_sync(1_000_000), {1: 20_000, 3: 15_000})
+    particle = tmp_path / "apds_1_3.ptu"
+    with PtuWriter(particle, "HydraHarp2T2", chunk.timing) as w:
+        w.write(chunk)
+    _irf_file(tmp_path / "irf_123.ptu", (1, 2, 3))
+    given = AnalysisSettings()
+    given.irf, given.irf_path = irf_from_file(tmp_path / "irf_123.ptu", given), \
+        str(tmp_path / "irf_123.ptu")
+    s, notes = detectors_for_file(particle, given)
+    assert s.detectors == (1, 3) and len(notes) == 1          # the detectors' note only
+    expected = irf_from_file(tmp_path / "irf_123.ptu", AnalysisSettings(detectors=(1, 3)))
+    np.testing.assert_array_equal(s.irf, expected)
+    assert not np.array_equal(s.irf, given.irf)   # detector 3's row, not detector 2's
+    # an IRF recorded on detector 2 only has nothing for 1 and 3: dropped, and said
+    _irf_file(tmp_path / "irf_2.ptu", (2,))
+    given.irf, given.irf_path = irf_from_file(tmp_path / "irf_2.ptu", given), \
+        str(tmp_path / "irf_2.ptu")
+    s, notes = detectors_for_file(particle, given)
+    assert s.detectors == (1, 3) and s.irf is None
+    assert len(notes) == 2 and "Gaussian IRF" in notes[1]
 
 
 # --------------------------------------------------------------------------- end to end

@@ -85,7 +85,7 @@ def _settings(args: argparse.Namespace) -> Any:
                          auto_roi=args.auto_roi, remove_bursts=args.remove_bursts,
                          delay_s=None if delay is None else delay * 1e-9)
     if args.irf:
-        s.irf = irf_from_file(args.irf, s)
+        s.irf, s.irf_path = irf_from_file(args.irf, s), str(args.irf)
     return s
 
 
