@@ -15,6 +15,7 @@ detectors come from the rig and are never changed.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -119,11 +120,10 @@ def detectors_for_file(path: str | Path, settings: AnalysisSettings | None = Non
     irf = s.irf
     if irf is not None and np.ndim(irf) == 2:
         irf = None
-        try:
+        # ValueError: the IRF recording has no photons on the chosen detectors
+        with contextlib.suppress(ValueError):
             if s.irf_path is not None:
                 irf = irf_from_file(s.irf_path, replace(s, detectors=chosen))
-        except ValueError:   # the IRF recording has no photons on the chosen detectors
-            pass
         if irf is None:
             notes.append(f"the measured IRF, histogrammed on detectors "
                          f"{_names(list(s.detectors))}, is not used: the lifetime fits a "
