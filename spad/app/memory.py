@@ -7,8 +7,10 @@ blocks up to that size come from the heap instead, which keeps them once freed (
 ``mallopt(3)`` manual page, ``M_MMAP_THRESHOLD``). Fixing the threshold with ``mallopt`` also
 switches the dynamic adjustment off. Measured in the hour-long soak at 2 M photons/s
 (``tests/benchmarks/soak_acquire.py``): once the live photon list (~220 MB) is let go, the
-resident memory falls to 450 MB instead of staying at 628 MB. It did not change the slow
-growth of the resident memory during a long recording (README, "Development").
+resident memory falls back (377 MB after the first minute in the last hour-long run, 628 MB
+in the run before this was set). The hour's growth went from 57 to 31 MB with this and two
+other changes made at the same time (README, "Development"); this one's share of it was not
+measured on its own.
 
 Elsewhere than Linux with glibc (macOS, Windows, musl) this does nothing.
 """
