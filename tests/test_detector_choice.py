@@ -26,19 +26,33 @@ def _first_chunk(path: Path) -> PhotonChunk:
         return next(reader.chunks())
 
 
-def _t2_chunk(sync_ticks: np.ndarray, photons: dict[int, int], seed: int = 1) -> PhotonChunk:
-    """A T2 stream (1 ps ticks, 1 MHz stated sync) of the sync events ``sync_ticks`` and
-    uniformly spread photons, ``photons[detector]`` of each, over the same span."""
-    rng = np.random.default_rng(seed)
-    end = int(sync_ticks[-1]) if sync_ticks.size else 10**12
-    ts = [sync_ticks.astype(np.int64)]
-    det = [np.zeros(sync_ticks.size, np.uint8)]
-    for d, n in photons.items():
-        ts.append(np.sort(rng.integers(0, end, n)))
-        det.append(np.full(n, d, np.uint8))
+def _t2_stream(sync_ticks: np.ndarray, photon_ticks: dict[int, np.ndarray]) -> PhotonChunk:
+    """A T2 stream (1 ps ticks, 1 MHz stated sync) of the sync events ``sync_ticks`` and the
+    photons ``photon_ticks[detector]``, in time order."""
+    ts = [sync_ticks.astype(np.int64), *(t.astype(np.int64) for t in photon_ticks.values())]
+    det = [np.zeros(sync_ticks.size, np.uint8),
+           *(np.full(t.size, d, np.uint8) for d, t in photon_ticks.items())]
     t, dd = np.concatenate(ts), np.concatenate(det)
     order = np.argsort(t, kind="stable")
     return PhotonChunk(Timing("T2", 1e-12, sync_period=1e-6), t[order], dd[order])
+
+
+def _t2_chunk(sync_ticks: np.ndarray, photons: dict[int, int], seed: int = 1) -> PhotonChunk:
+    """:func:`_t2_stream` with uniformly spread photons, ``photons[detector]`` of each, over
+    the span of the sync events."""
+    rng = np.random.default_rng(seed)
+    end = int(sync_ticks[-1]) if sync_ticks.size else 10**12
+    return _t2_stream(sync_ticks, {d: np.sort(rng.integers(0, end, n))
+                                   for d, n in photons.items()})
+
+
+def _write_ptu(path: Path, chunk: PhotonChunk) -> Path:
+    """``chunk`` as a HydraHarp v2 T2 PTU file."""
+    from spad.formats.ptu import PtuWriter
+
+    with PtuWriter(path, "HydraHarp2T2", chunk.timing) as w:
+        w.write(chunk)
+    return path
 
 
 def _laser_sync(n: int = 200_000) -> np.ndarray:
@@ -122,33 +136,23 @@ def test_a_per_detector_irf_is_dropped_with_the_detectors() -> None:
     assert s.detectors == (0, 1) and s.irf is summed.irf and len(notes) == 1
 
 
-def _irf_file(path, detectors: tuple[int, ...]) -> None:
+def _irf_file(path: Path, detectors: tuple[int, ...]) -> None:
     """A T2 IRF recording: the laser on the sync input every 1 µs and, on each of
     ``detectors``, photons 2 ns after some of the pulses (20 ps jitter)."""
-    from spad.formats.ptu import PtuWriter
-
     rng = np.random.default_rng(5)
     sync = _laser_sync(200_000)
-    ts, det = [sync], [np.zeros(sync.size, np.uint8)]
+    delayed = {}
     for d in detectors:
         pulses = np.sort(rng.choice(sync.size, 20_000, replace=False))
-        ts.append(sync[pulses] + 2000 + rng.normal(0, 20, pulses.size).astype(np.int64))
-        det.append(np.full(pulses.size, d, np.uint8))
-    t, dd = np.concatenate(ts), np.concatenate(det)
-    order = np.argsort(t, kind="stable")
-    with PtuWriter(path, "HydraHarp2T2", Timing("T2", 1e-12, sync_period=1e-6)) as w:
-        w.write(PhotonChunk(Timing("T2", 1e-12, sync_period=1e-6), t[order], dd[order]))
+        delayed[d] = sync[pulses] + 2000 + rng.normal(0, 20, pulses.size).astype(np.int64)
+    _write_ptu(path, _t2_stream(sync, delayed))
 
 
 def test_a_measured_irf_follows_the_chosen_detectors(tmp_path) -> None:
     """spad analyze --irf on a file whose detectors are chosen: the IRF is histogrammed again
     from its recording on those detectors; if they have no photons in it, it is dropped."""
-    from spad.formats.ptu import PtuWriter
-
-    chunk = _t2_chunk(_laser_sync(1_000_000), {1: 20_000, 3: 15_000})
-    particle = tmp_path / "apds_1_3.ptu"
-    with PtuWriter(particle, "HydraHarp2T2", chunk.timing) as w:
-        w.write(chunk)
+    particle = _write_ptu(tmp_path / "apds_1_3.ptu",
+                          _t2_chunk(_laser_sync(1_000_000), {1: 20_000, 3: 15_000}))
     _irf_file(tmp_path / "irf_123.ptu", (1, 2, 3))
     given = AnalysisSettings()
     given.irf, given.irf_path = irf_from_file(tmp_path / "irf_123.ptu", given), \
@@ -233,12 +237,8 @@ def test_batch_settings_choose_only_when_detectors_left_out(tmp_path) -> None:
 def test_periodic_laser_sync_file_correlates_its_two_detectors(tmp_path) -> None:
     """A HydraHarp T2 file with the laser on the sync input and the APDs on channels 1 and 3
     (detector 2 unwired): those two are correlated, never the sync."""
-    from spad.formats.ptu import PtuWriter
-
-    chunk = _t2_chunk(_laser_sync(1_000_000), {1: 20_000, 3: 15_000})
-    path = tmp_path / "laser_sync.ptu"
-    with PtuWriter(path, "HydraHarp2T2", chunk.timing) as w:
-        w.write(chunk)
+    path = _write_ptu(tmp_path / "laser_sync.ptu",
+                      _t2_chunk(_laser_sync(1_000_000), {1: 20_000, 3: 15_000}))
     r = analyze_particle(path)
     assert r.photons.n_photons > 0
     assert r.photons.notes[0].startswith(
