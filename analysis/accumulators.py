@@ -1,7 +1,8 @@
 """Streaming accumulators over photon chunks: intensity trace, decays, correlation.
 
 Also the stream bookkeeping and time bins they share (``_Stream``, ``_TimeBins``), which the FLID
-accumulator, :class:`analysis.flid.FLIDHistogram`, and :mod:`analysis.photon_collector` use too.
+accumulator, :class:`spad.analysis.flid.FLIDHistogram`, and :mod:`spad.analysis.photon_collector`
+use too.
 
 Every accumulator is fed with :meth:`update` one :class:`~spad.photons.PhotonChunk` at a time,
 from any source (a file reader, an instrument, a simulator), and holds only bounded state. Any
@@ -646,7 +647,7 @@ class CrossCorrelation:
         Lag bin width, rounded to whole fine units (T3 TCSPC bins, T2 ticks).
 
     The time-gated correlation is this accumulator fed with the photons that pass the one time
-    gate of :func:`analysis.g2.gate_mask`.
+    gate of :func:`spad.analysis.g2.gate_mask`.
 
     Notes
     -----

@@ -6,7 +6,7 @@ Methods (docs/methods.md, "Intensity trace and blinking"):
   Gaussian) mixture fitted by EM to the counts per bin; the threshold is the count at which both
   components are equally probable;
 - intensity levels come from change points on the photon arrival times and are grouped into
-  states by BIC (:mod:`analysis.changepoints`);
+  states by BIC (:mod:`spad.analysis.changepoints`);
 - ON and OFF dwell times come from the levels (or the thresholded trace); the first and last
   dwell are censored by the start and end of the measurement and are dropped;
 - dwell-time distributions are fitted by maximum likelihood, a power law with ``t_min`` chosen by
@@ -16,8 +16,8 @@ Methods (docs/methods.md, "Intensity trace and blinking"):
 - metrics that tell bimodal blinking (monomers) from flickering between many levels (fused
   dimers): number of states by BIC, fraction of time in intermediate states, bimodality
   coefficient of the intensity histogram, Fano factor of the binned counts;
-- photon bursts (:mod:`analysis.bursts`) are removed before the levels are grouped, and the
-  switching rates between the grouped states are counted (:mod:`analysis.switching`).
+- photon bursts (:mod:`spad.analysis.bursts`) are removed before the levels are grouped, and the
+  switching rates between the grouped states are counted (:mod:`spad.analysis.switching`).
 """
 
 from __future__ import annotations
@@ -29,11 +29,10 @@ from typing import Any, Literal
 import numpy as np
 from numba import njit
 from scipy import optimize, special, stats
-
-from analysis.bursts import Bursts, find_bursts, remove_bursts
-from analysis.changepoints import Levels, find_change_points, levels_from_change_points
-from analysis.level_grouping import Grouping, group_levels
-from analysis.switching import SwitchingRates, switching_rates
+from spad.analysis.bursts import Bursts, find_bursts, remove_bursts
+from spad.analysis.changepoints import Levels, find_change_points, levels_from_change_points
+from spad.analysis.level_grouping import Grouping, group_levels
+from spad.analysis.switching import SwitchingRates, switching_rates
 
 __all__ = [
     "MixtureFit", "PowerLawFit", "BlinkingResult", "bin_trace", "intensity_histogram",
@@ -105,7 +104,7 @@ def add_to_bins(t: np.ndarray, t0: float, bin_width: float, counts: np.ndarray
     """counts[floor((t - t0) / bin_width)] += 1 for the times inside the bins.
 
     The same arithmetic as ``np.floor((t - t0) / bin_width)`` element by element, without its
-    three whole-length temporaries; also used on a stream in pieces (:mod:`analysis.windowed`).
+    three whole-length temporaries; also used on a stream in pieces (:mod:`spad.analysis.windowed`).
     """
     n_bins = counts.shape[0]
     for i in range(t.shape[0]):
@@ -585,7 +584,7 @@ def analyse_blinking(times: np.ndarray, bin_width: float = 0.01, confidence: flo
     min_dwells
         Fewest dwells needed for a power-law fit (else the fit is ``None``).
     bursts
-        Find photon bursts among the levels and remove them (:mod:`analysis.bursts`): their
+        Find photon bursts among the levels and remove them (:mod:`spad.analysis.bursts`): their
         photons leave the trace, the histogram and the levels; ``n_photons`` counts the rest.
 
     Returns
@@ -623,7 +622,7 @@ def blinking_from_levels(levels: Levels, found: Bursts | None, counts: np.ndarra
                          notes: list[str] | None = None) -> BlinkingResult:
     """The rest of :func:`analyse_blinking` once the levels (bursts removed) and the binned
     trace of the photons kept are known: threshold, states, dwells, fits, metrics. Needs no
-    photons, so a stream analysed in pieces (:mod:`analysis.windowed`) ends here too."""
+    photons, so a stream analysed in pieces (:mod:`spad.analysis.windowed`) ends here too."""
     notes = [] if notes is None else notes
     mix = mixture_threshold(counts, method)
     grouping: Grouping = group_levels(levels, max_states)

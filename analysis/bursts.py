@@ -25,8 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
-
-from analysis.changepoints import Levels
+from spad.analysis.changepoints import Levels
 
 __all__ = ["Bursts", "find_bursts", "remove_bursts", "photons_outside"]
 
@@ -72,7 +71,7 @@ def find_bursts(levels: Levels, sigma: float = BURST_SIGMA,
     Parameters
     ----------
     levels
-        Levels from :func:`analysis.changepoints.levels_from_change_points`.
+        Levels from :func:`spad.analysis.changepoints.levels_from_change_points`.
     sigma
         Weighted standard deviations above the weighted mean intensity.
     max_dwell_s

@@ -32,7 +32,7 @@ segment after it was cut short by the window) or, if none was found, ``overlap``
 window's end.
 
 The levels between change points (:class:`Levels`) are grouped into intensity states in
-:mod:`analysis.level_grouping`.
+:mod:`spad.analysis.level_grouping`.
 """
 
 from __future__ import annotations

@@ -22,8 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize
-
-from analysis.schema import PHOTON_FEATURES, SPECTRUM_FEATURES
+from spad.analysis.schema import PHOTON_FEATURES, SPECTRUM_FEATURES
 
 __all__ = ["PHOTON_FEATURES", "SPECTRUM_FEATURES", "Classification", "Classifier",
            "LogisticModel", "fit_logistic", "load_classifier"]

@@ -5,7 +5,7 @@ the second APD to the sync input (detector 0, :data:`spad.photons.SYNC`), so the
 (1, 2) finds no photons on detector 2 and gives no g2. :func:`choose_detectors` keeps the
 configured pair whenever both of its detectors recorded something, and otherwise takes the two
 channels that recorded the most, the sync input counting only when it is not a laser clock
-(:func:`analysis.photon_analysis.sync_periodic_fraction`).
+(:func:`spad.analysis.photon_analysis.sync_periodic_fraction`).
 
 The choice is made on the file's first chunk as its reader yields it
 (:func:`detectors_for_file`), so that ``spad analyze``, ``spad replay`` and the desktop app,
@@ -20,14 +20,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-
-import spad
-from analysis.photon_analysis import (
+from spad.analysis.photon_analysis import (
     SYNC_PERIODIC_MIN,
     AnalysisSettings,
     irf_from_file,
     sync_periodic_fraction,
 )
+
+import spad
 from spad.photons import SYNC, PhotonChunk
 
 
@@ -99,7 +99,7 @@ def detectors_for_file(path: str | Path, settings: AnalysisSettings | None = Non
     settings
         ``settings`` itself when the detectors stay (or were given), else a copy with the
         detectors of :func:`choose_detectors`. A measured IRF histogrammed per detector
-        (:func:`analysis.photon_analysis.irf_from_file`) belongs to the configured detectors:
+        (:func:`spad.analysis.photon_analysis.irf_from_file`) belongs to the configured detectors:
         it is histogrammed again from its recording (``irf_path``) on the chosen ones, or,
         without a recording or without photons of those detectors in it, dropped with a note
         (the fit falls back to a Gaussian IRF).

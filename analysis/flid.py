@@ -1,7 +1,7 @@
 """Streaming FLID: per time bin, the photon count and mean delay after the laser pulse, and
 their 2-D histogram (fluorescence-lifetime-intensity distribution), :class:`FLIDHistogram`.
 
-An accumulator like those in :mod:`analysis.accumulators`, and on the same stream conventions
+An accumulator like those in :mod:`spad.analysis.accumulators`, and on the same stream conventions
 (see there): fed one :class:`~spad.photons.PhotonChunk` at a time with bounded state, time bins
 absolute on the macrotime and a whole number of timestamp ticks wide, the delay the T3 nanotime
 or in T2 the time since the last sync, the last (incomplete) time bin left out of the histogram.
@@ -17,8 +17,7 @@ from typing import Any
 
 import numpy as np
 from numba import njit
-
-from analysis.accumulators import (
+from spad.analysis.accumulators import (
     NO_SYNC,
     _need,
     _row_table,
@@ -27,6 +26,7 @@ from analysis.accumulators import (
     _ticks,
     _TimeBins,
 )
+
 from spad.photons import PhotonChunk
 
 FLID_MAX_BINS = 512
@@ -76,7 +76,7 @@ class FLID:
     delay_edges_s
         Edges of the mean-delay axis, seconds after the sync.
     bin_edges_s
-        Time-bin edges in seconds (as :class:`~analysis.accumulators.Trace`).
+        Time-bin edges in seconds (as :class:`~spad.analysis.accumulators.Trace`).
     counts_per_bin
         int64: photons (with a known delay) per time bin.
     mean_delay_s
@@ -105,7 +105,7 @@ class FLIDHistogram:
     ----------
     bin_width_s
         Time-bin width (rounded to whole timestamp ticks), as for
-        :class:`~analysis.accumulators.IntensityTrace`.
+        :class:`~spad.analysis.accumulators.IntensityTrace`.
     detectors
         Detectors whose photons are pooled.
     delay_bin_s

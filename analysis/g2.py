@@ -5,8 +5,8 @@
 - :func:`cw_g2`: normalised g2(tau) under continuous excitation.
 - :func:`gate_mask` and :func:`gated_pulsed_g2`: the time gate, defined here once (see below).
 
-Both take the :class:`~analysis.accumulators.Correlation` result of a
-:class:`~analysis.accumulators.CrossCorrelation` (or the accumulator itself).
+Both take the :class:`~spad.analysis.accumulators.Correlation` result of a
+:class:`~spad.analysis.accumulators.CrossCorrelation` (or the accumulator itself).
 
 The time gate. Biexciton photons come within a few ns of the pulse; an exciton photon after
 the cascade comes later. Dropping the photons that arrive within ``gate_s`` of the excitation
@@ -38,9 +38,9 @@ from typing import Any
 
 import numpy as np
 from scipy.signal import fftconvolve
+from spad.analysis.accumulators import Correlation, CrossCorrelation, Decay
+from spad.analysis.photon_collector import PhotonList
 
-from analysis.accumulators import Correlation, CrossCorrelation, Decay
-from analysis.photon_collector import PhotonList
 from spad.photons import PhotonChunk
 
 
@@ -120,7 +120,7 @@ class G2Result:
 
 
 DecayInput = Decay | tuple[np.ndarray, np.ndarray, float]
-"""Delay histograms of the two detectors: a :class:`~analysis.accumulators.Decay` holding rows
+"""Delay histograms of the two detectors: a :class:`~spad.analysis.accumulators.Decay` holding rows
 for both, or ``(counts_a, counts_b, bin_width_s)`` on bins from delay 0."""
 
 
@@ -694,7 +694,7 @@ def gated_pulsed_g2(photons: PhotonList, decay: Decay | None,
         The photons, their delay histograms (``None``: no tail correction), each detector's
         pulse delay and the gate.
     det_a, det_b, max_lag_s, bin_width_s
-        As for :class:`~analysis.accumulators.CrossCorrelation` (the ungated correlation's).
+        As for :class:`~spad.analysis.accumulators.CrossCorrelation` (the ungated correlation's).
     sync_period_s, centre_lag_s
         The laser period and the zero-delay peak of the ungated correlation (gating thins the
         peaks, so they are not looked for again).

@@ -3,9 +3,9 @@
 A background count rate B beside a signal S adds uncorrelated coincidences to every peak of
 the correlogram, raising g2(0) of a single emitter from 0 towards ``1 - rho^2`` with
 ``rho = S / (S + B)`` (Brouri, Beveratos, Poizat & Grangier, Opt. Lett. 25, 1294 (2000);
-docs/methods.md); the correction itself is :func:`analysis.g2.pulsed_g2`'s. This module only
+docs/methods.md); the correction itself is :func:`spad.analysis.g2.pulsed_g2`'s. This module only
 finds B, in order of trust: detector dark counts given by the user; the flat floor under the
-fitted decay (:func:`analysis.g2_timing.decay_floor_background`), which is every uncorrelated
+fitted decay (:func:`spad.analysis.g2_timing.decay_floor_background`), which is every uncorrelated
 count spread over the laser period; else the particle's own dark OFF level, an upper bound.
 """
 
@@ -14,16 +14,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from analysis.g2_timing import decay_floor_background
+from spad.analysis.g2_timing import decay_floor_background
 
 if TYPE_CHECKING:  # the analysis imports this module: annotations only
-    from analysis.photon_analysis import AnalysisSettings, PhotonAnalysis
+    from spad.analysis.photon_analysis import AnalysisSettings, PhotonAnalysis
 
 
 def g2_background(out: PhotonAnalysis, sync_period_s: float | None, s: AnalysisSettings
                   ) -> tuple[dict[str, Any], float | None]:
-    """Background options for :func:`~analysis.g2_timing.analyze_g2` and the total rate.
+    """Background options for :func:`~spad.analysis.g2_timing.analyze_g2` and the total rate.
 
     Given dark counts win; else the decay fit's flat floor (with a laser period and a decay);
     else the dimmest intensity state when it is dark (:func:`_off_level_background`).
@@ -41,7 +40,7 @@ def g2_background(out: PhotonAnalysis, sync_period_s: float | None, s: AnalysisS
     Returns
     -------
     options
-        Keyword arguments of :func:`~analysis.g2_timing.analyze_g2` (``background_hz``,
+        Keyword arguments of :func:`~spad.analysis.g2_timing.analyze_g2` (``background_hz``,
         ``background_err_hz``, ``background_source``); empty for no correction.
     total
         The total background rate in counts/s, ``None`` for no correction.

@@ -19,7 +19,7 @@ antibunched). This module decides from the data:
   errors, searched over cable delays of several periods; when none does (a laser: every peak
   has the same area) the peak nearest lag 0, which then gives the same ratio within errors.
 
-Both work on a :class:`~analysis.accumulators.Correlation` of any timing (T2 or T3).
+Both work on a :class:`~spad.analysis.accumulators.Correlation` of any timing (T2 or T3).
 """
 
 from __future__ import annotations
@@ -28,9 +28,8 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
-
-from analysis.accumulators import Correlation, Decay
-from analysis.g2 import CWG2, DecayInput, G2Result, cw_g2, pulsed_g2
+from spad.analysis.accumulators import Correlation, Decay
+from spad.analysis.g2 import CWG2, DecayInput, G2Result, cw_g2, pulsed_g2
 
 Z_PICK = 5.0
 """Standard errors by which a peak must differ from its neighbours to be taken as the
@@ -445,7 +444,7 @@ def analyze_g2(correlation: Correlation, stated_period_s: float | None = None, *
         Delay of detector b behind detector a, if known (``--delay-ns``).
     background_hz, background_err_hz, background_source
         Uncorrelated background per detector measured from the recording (see
-        :func:`~analysis.g2.pulsed_g2`).
+        :func:`~spad.analysis.g2.pulsed_g2`).
     cw_bin_s
         Bin of the CW g2(τ).
     lifetime_s
@@ -575,7 +574,7 @@ def decay_floor_background(decay: Decay, period_s: float, duration_s: float,
     """Per-detector uncorrelated background rates from the decay fit's flat floor.
 
     The decay fit of the detectors' summed histogram (periodic decays plus a constant,
-    :mod:`analysis.lifetimes`) gives the floor in counts per bin of ``bin_width_s``; over one
+    :mod:`spad.analysis.lifetimes`) gives the floor in counts per bin of ``bin_width_s``; over one
     period that is ``background_per_bin * T / w / D`` per second in total. It is split between
     the detectors in proportion to each one's counts in the quietest quarter of the period (its
     own floor, where dark counts differ).

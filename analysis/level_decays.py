@@ -10,7 +10,7 @@ charged state of fluorescence-lifetime-intensity correlation, Galland et al., Na
 (2011)), which a grouping of several levels into one state averages away.
 
 A recording can have hundreds of levels and a fit costs ~0.05 s, so levels are fitted only when
-asked (:attr:`analysis.photon_analysis.AnalysisSettings.max_level_fits`, set by the desktop
+asked (:attr:`spad.analysis.photon_analysis.AnalysisSettings.max_level_fits`, set by the desktop
 app), only those with :data:`FIT_MIN_PHOTONS` photons, and at most that many of them (those
 with the most photons).
 """
@@ -20,9 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from analysis.lifetimes import LifetimeResult, fit_decay_select, state_decay_histograms
-from analysis.photon_collector import PhotonList
+from spad.analysis.lifetimes import LifetimeResult, fit_decay_select, state_decay_histograms
+from spad.analysis.photon_collector import PhotonList
 
 FIT_MIN_PHOTONS = 1000
 """Photons a state's or a level's decay needs to be fitted: below it a 1-2 exponential fit on a
@@ -39,7 +38,7 @@ class LevelDecays:
     Attributes
     ----------
     decays
-        Level index (time order, as in :class:`analysis.blinking.BlinkingResult`) -> decay
+        Level index (time order, as in :class:`spad.analysis.blinking.BlinkingResult`) -> decay
         counts on the bins of the whole decay, for the levels fitted only.
     fits
         Level index -> its fit, ``None`` where the fit failed.
@@ -108,7 +107,7 @@ def fit_decays(hists: dict[int, np.ndarray], edges: np.ndarray, period: float,
     period
         Laser period (s).
     irf
-        Measured IRF on the bins, or ``"gaussian"`` (:func:`analysis.lifetimes.fit_decay`).
+        Measured IRF on the bins, or ``"gaussian"`` (:func:`spad.analysis.lifetimes.fit_decay`).
     min_photons
         Fewer photons: ``None`` (no fit).
 
@@ -165,7 +164,7 @@ def state_decays(t_sorted: np.ndarray, d_sorted: np.ndarray, edges: np.ndarray, 
 def level_photons(t_sorted: np.ndarray, level_start: np.ndarray, level_end: np.ndarray
                   ) -> np.ndarray:
     """Photons in each level ``[start, end)`` (the last level closed, as
-    :func:`analysis.lifetimes.state_decay_histograms` assigns them), from sorted times."""
+    :func:`spad.analysis.lifetimes.state_decay_histograms` assigns them), from sorted times."""
     start = np.asarray(level_start, dtype=np.float64)
     end = np.asarray(level_end, dtype=np.float64)
     if start.size == 0:

@@ -1,6 +1,6 @@
 """Grouping of intensity levels into intensity states, and the number of states.
 
-The levels between change points (:class:`analysis.changepoints.Levels`) are grouped into
+The levels between change points (:class:`spad.analysis.changepoints.Levels`) are grouped into
 intensity states by agglomerative hierarchical clustering followed by expectation-maximisation
 of a Poisson mixture over levels, scored by the Bayesian information criterion
 ``BIC = 2 ln L - (2G - 1) ln J - J ln N`` (J change points, N photons) of Watkins & Yang
@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 from scipy.special import gammaln
-
-from analysis.changepoints import Levels
+from spad.analysis.changepoints import Levels
 
 __all__ = ["Grouping", "group_levels", "choose_n_states", "BIC_MARGIN"]
 

@@ -14,19 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-import spad
-from analysis.classify import Classification, Classifier, load_classifier
-from analysis.detector_choice import detectors_for_file
-from analysis.photon_analysis import AnalysisSettings, PhotonAnalysis, analyze_photons
-from analysis.schema import (
+from spad.analysis.classify import Classification, Classifier, load_classifier
+from spad.analysis.detector_choice import detectors_for_file
+from spad.analysis.photon_analysis import AnalysisSettings, PhotonAnalysis, analyze_photons
+from spad.analysis.schema import (
     BY_NAME,
     CLASSIFICATION_FIELDS,
     SPECTRUM_FEATURES,
     Field,
     record_fields,
 )
-from analysis.spectra import SpectrumResult, analyze_spectrum
+from spad.analysis.spectra import SpectrumResult, analyze_spectrum
+
+import spad
 from spad.formats.photon_hdf5 import open_hdf5
 from spad.formats.spectra import open_spectrum
 
@@ -72,7 +72,7 @@ class ParticleResult:
 
     def record(self) -> dict[str, Any]:
         """The one-line JSON record of ``spad analyze --json``: the record fields of
-        :mod:`analysis.schema` in order, then ``classification`` and ``notes``."""
+        :mod:`spad.analysis.schema` in order, then ``classification`` and ``notes``."""
         rec = {f.name: self._value(f) for f in record_fields()}
         c = self.classification
         rec["classification"] = None if c is None else {
@@ -105,7 +105,8 @@ def analyze_particle(path: str | Path, spectrum_path: str | Path | None = None,
         ``/user/spectrum`` group if it has one.
     settings
         Photon analysis settings; unless the detectors were chosen, the file's own pair where
-        the configured one recorded nothing (:func:`analysis.detector_choice.detectors_for_file`,
+        the configured one recorded nothing
+        (:func:`spad.analysis.detector_choice.detectors_for_file`,
         said in the notes).
     spectrum_model
         Line shape fitted to the spectrum (``gaussian``, ``lorentzian``, ``voigt``).

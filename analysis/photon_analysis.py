@@ -11,7 +11,7 @@ run on the concatenated photons, so the same photons give the same numbers howev
 
 Memory: up to :data:`PHOTON_BUDGET` photons are held and analysed at once. Beyond it the
 collector lets the photons go, and the whole-trace steps read the source again in windows
-(:mod:`analysis.windowed`): the same numbers, several reads of the file, memory bounded by a
+(:mod:`spad.analysis.windowed`): the same numbers, several reads of the file, memory bounded by a
 window. A source that cannot be read again (a generator, a live stream) gets the streaming
 results only, and the whole-trace ones are null with a note saying why.
 """
@@ -24,9 +24,7 @@ from functools import partial
 from typing import Any
 
 import numpy as np
-
-import spad
-from analysis.accumulators import (
+from spad.analysis.accumulators import (
     Correlation,
     CrossCorrelation,
     Decay,
@@ -34,31 +32,33 @@ from analysis.accumulators import (
     IntensityTrace,
     Trace,
 )
-from analysis.blinking import BlinkingResult, PowerLawFit, analyse_blinking, to_json_types
-from analysis.flid import FLIDHistogram
-from analysis.g2 import CWG2, G2Result, gated_pulsed_g2, pulse_delays
-from analysis.g2_background import g2_background
-from analysis.g2_timing import (
+from spad.analysis.blinking import BlinkingResult, PowerLawFit, analyse_blinking, to_json_types
+from spad.analysis.flid import FLIDHistogram
+from spad.analysis.g2 import CWG2, G2Result, gated_pulsed_g2, pulse_delays
+from spad.analysis.g2_background import g2_background
+from spad.analysis.g2_timing import (
     G2Analysis,
     analyze_g2,
     check_gated,
     correlation_range,
 )
-from analysis.level_decays import LevelDecays, level_decays, sorted_delays, state_decays
-from analysis.lifetimes import (
+from spad.analysis.level_decays import LevelDecays, level_decays, sorted_delays, state_decays
+from spad.analysis.lifetimes import (
     LifetimeResult,
     fit_decay,
     fit_decay_select,
     state_decay_histograms,
 )
-from analysis.photon_collector import PhotonCollector, PhotonCount, PhotonList
-from analysis.roi import select_photons
-from analysis.schema import BY_NAME, PHOTON_FEATURES, PHOTON_FIELDS
+from spad.analysis.photon_collector import PhotonCollector, PhotonCount, PhotonList
+from spad.analysis.roi import select_photons
+from spad.analysis.schema import BY_NAME, PHOTON_FEATURES, PHOTON_FIELDS
+
+import spad
 from spad.photons import SYNC, PhotonChunk, Timing
 
 PHOTON_BUDGET = 20_000_000
 """Most photons of one particle analysed in memory at once; above it the whole-trace steps run
-in windows over the source (:mod:`analysis.windowed`).
+in windows over the source (:mod:`spad.analysis.windowed`).
 
 Why this number: the in-memory path costs ~50 bytes a photon at its peak (11 kept, plus the
 sorted times, their order and the temporaries of the blinking and bright-state steps):
@@ -80,7 +80,7 @@ class AnalysisSettings:
     auto_detectors
         The user did not choose the detectors: a recording is analysed with the pair read off
         its first chunk where ``detectors`` recorded nothing
-        (:func:`analysis.detector_choice.detectors_for_file`, with a note). ``spad analyze
+        (:func:`spad.analysis.detector_choice.detectors_for_file`, with a note). ``spad analyze
         --detectors`` sets it False; a live acquisition's detectors come from the rig and are
         never changed.
     trace_bin_s
@@ -102,25 +102,25 @@ class AnalysisSettings:
     irf_path
         The recording ``irf`` was histogrammed from (``spad analyze --irf``), so that a file
         whose detectors are chosen from the data gets the IRF of those detectors
-        (:func:`analysis.detector_choice.detectors_for_file`).
+        (:func:`spad.analysis.detector_choice.detectors_for_file`).
     dark_counts_hz
         Dark count rate per detector for the g2 background correction, if known.
     cw_bin_s
         Bin of g2(τ) when the correlogram has no periodic structure (continuous excitation).
         The correlation's range and bin follow the timing
-        (:func:`analysis.g2_timing.correlation_range`).
+        (:func:`spad.analysis.g2_timing.correlation_range`).
     roi
         Region of interest (start, end) in seconds on the recording's clock, either end
         ``None`` for the trace's own (``spad analyze --roi START:END``); ``None``: all of it.
     auto_roi
         Without an end given, end the ROI where a bleached or dead tail begins
-        (:func:`analysis.roi.bleach_end`).
+        (:func:`spad.analysis.roi.bleach_end`).
     remove_bursts
         Find photon bursts and remove their photons from every analysis
-        (:mod:`analysis.bursts`).
+        (:mod:`spad.analysis.bursts`).
     max_level_fits
         Fit the decays of up to this many single resolved levels, those with the most photons
-        (:func:`analysis.level_decays.level_decays`; the desktop app's Decay panel). 0, the
+        (:func:`spad.analysis.level_decays.level_decays`; the desktop app's Decay panel). 0, the
         default of ``spad analyze`` and the live analysis: none, as each costs a fit and no
         table field depends on them.
     """
@@ -151,7 +151,7 @@ class PhotonAnalysis:
     """Everything read off one particle's photons.
 
     The scalar results (what goes into tables) are the ``photons`` fields of
-    :mod:`analysis.schema`, read and set as attributes (``result.g2_zero``); they live in
+    :mod:`spad.analysis.schema`, read and set as attributes (``result.g2_zero``); they live in
     ``values``, and a name the schema does not declare is an ordinary attribute error. The other
     attributes are the full results, for figures.
     """
@@ -415,7 +415,7 @@ def _decay_of(photons: PhotonList, template: Decay) -> Decay:
 def selection_step(out: PhotonAnalysis, acc: _Accumulated, photons: PhotonList,
                    times: np.ndarray, order: np.ndarray, s: AnalysisSettings
                    ) -> tuple[PhotonList, np.ndarray, np.ndarray]:
-    """Region of interest and photon bursts (:func:`analysis.roi.select_photons`), and the
+    """Region of interest and photon bursts (:func:`spad.analysis.roi.select_photons`), and the
     blinking analysis of the photons kept.
 
     When photons are left out, the decays, the correlation and the FLID are made again from the
@@ -449,8 +449,8 @@ def selection_step(out: PhotonAnalysis, acc: _Accumulated, photons: PhotonList,
 
 
 def _selection_fields(out: PhotonAnalysis, sel: Any, s: AnalysisSettings) -> None:
-    """The ROI, burst and blinking fields of a selection (:class:`analysis.roi.Selection` or
-    :class:`analysis.windowed.WindowedSelection`)."""
+    """The ROI, burst and blinking fields of a selection (:class:`spad.analysis.roi.Selection` or
+    :class:`spad.analysis.windowed.WindowedSelection`)."""
     out.blinking = sel.blinking
     out.roi_start_s, out.roi_end_s = sel.roi_start_s, sel.roi_end_s
     out.roi_source = "set" if s.roi is not None else ("auto" if sel.roi_auto else "whole")
@@ -593,9 +593,9 @@ def g2_step(out: PhotonAnalysis, acc: _Accumulated,
             photons: PhotonList | Any,
             s: AnalysisSettings, background: dict[str, Any], background_cps: float | None,
             ) -> None:
-    """g2 on any timing (:func:`analysis.g2_timing.analyze_g2`): pulsed peak areas when the
+    """g2 on any timing (:func:`spad.analysis.g2_timing.analyze_g2`): pulsed peak areas when the
     correlogram has a comb or the file a laser period, else g2(τ); then the time-gated g2(0)
-    on the same grid (the gate of :func:`analysis.g2.gate_mask`)."""
+    on the same grid (the gate of :func:`spad.analysis.g2.gate_mask`)."""
     if out.correlation is None:
         out.correlation = acc.correlation.result()
     stated = acc.timing.sync_period if acc.pulsed else None
@@ -664,7 +664,7 @@ def analyze_photons(source: Iterable[PhotonChunk] | Any,
     source
         A reader (anything with ``.chunks()``), an iterable of time-ordered PhotonChunks, or one
         PhotonChunk. More than :data:`PHOTON_BUDGET` photons are analysed by reading a reader
-        again (:mod:`analysis.windowed`); an iterable cannot be, and gets the streaming results
+        again (:mod:`spad.analysis.windowed`); an iterable cannot be, and gets the streaming results
         only (see :func:`finish`).
     settings
         Analysis choices; defaults as in :class:`AnalysisSettings`.
@@ -702,7 +702,7 @@ def finish(acc: _Accumulated, s: AnalysisSettings,
     collected = acc.collector.result()
     if isinstance(collected, PhotonCount):
         # imported here: analysis.windowed builds on this module's steps
-        from analysis.windowed import finish_over_budget
+        from spad.analysis.windowed import finish_over_budget
 
         return finish_over_budget(acc, s, collected, reread)
     photons = collected

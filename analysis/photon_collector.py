@@ -1,9 +1,9 @@
 """The photons themselves, for the analyses that need the whole trace at once (change points,
 per-state decays, time gating): :class:`PhotonCollector` keeps them across chunks, up to a limit,
 as a :class:`PhotonList`; past its limit it only counts them (:class:`PhotonCount`) and the
-whole-trace analyses read the source again in windows (:mod:`analysis.windowed`).
+whole-trace analyses read the source again in windows (:mod:`spad.analysis.windowed`).
 
-Same stream conventions as :mod:`analysis.accumulators` (delays: the T3 nanotime, or in T2 the
+Same stream conventions as :mod:`spad.analysis.accumulators` (delays: the T3 nanotime, or in T2 the
 time since the last sync event).
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from spad.analysis.accumulators import _need, _Stream
 
-from analysis.accumulators import _need, _Stream
 from spad.photons import PhotonChunk, Timing
 
 __all__ = ["PhotonCollector", "PhotonCount", "PhotonList"]
@@ -87,7 +87,7 @@ class PhotonCollector:
     at 50 kcps. The change-point analysis needs every photon of the trace at once; beyond
     ``limit`` photons the collector lets them go and only counts them (:class:`PhotonCount`),
     and the whole-trace analyses read the source again in windows
-    (:mod:`analysis.windowed`).
+    (:mod:`spad.analysis.windowed`).
 
     Parameters
     ----------

@@ -23,9 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from analysis.blinking import BlinkingResult, analyse_blinking
-from analysis.bursts import photons_outside
+from spad.analysis.blinking import BlinkingResult, analyse_blinking
+from spad.analysis.bursts import photons_outside
 
 __all__ = ["bleach_end", "parse_roi", "Selection", "select_photons"]
 
@@ -128,7 +127,7 @@ def select_photons(times: np.ndarray, bin_width: float, confidence: float,
     times
         Sorted photon arrival times (s, the recording's clock).
     bin_width, confidence
-        Of the blinking analysis (:func:`analysis.blinking.analyse_blinking`).
+        Of the blinking analysis (:func:`spad.analysis.blinking.analyse_blinking`).
     roi
         (start, end) in seconds, either ``None`` for the trace's own start or end.
     auto_roi

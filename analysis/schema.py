@@ -4,7 +4,7 @@ Every quantity spad reports for a particle is one :class:`Field` of :data:`FIELD
 unit, description, where it comes from and whether the classifier uses it. Everything else is
 derived from this table:
 
-- the photon analysis' scalar results (:class:`analysis.photon_analysis.PhotonAnalysis` holds a
+- the photon analysis' scalar results (:class:`spad.analysis.photon_analysis.PhotonAnalysis` holds a
   value for every ``photons`` field, and refuses any other name);
 - the JSON record of ``spad analyze --json`` (:func:`record_fields`, in table order);
 - the CSV columns of the report and of ``spad batch`` (:func:`csv_columns`);
@@ -13,8 +13,8 @@ derived from this table:
 - the field table in README.md (:func:`markdown_table`; a test checks the README holds it).
 
 To add a quantity: add its row here, compute it in one named step of
-:func:`analysis.photon_analysis.analyze_photons` (or in :mod:`analysis.particle`), and run
-``python -m analysis.schema`` to print the README table.
+:func:`spad.analysis.photon_analysis.analyze_photons` (or in :mod:`spad.analysis.particle`), and run
+``python -m spad.analysis.schema`` to print the README table.
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ class Field:
     description
         What it means, for the README's table.
     source
-        Who computes it: ``photons`` (:class:`~analysis.photon_analysis.PhotonAnalysis`),
-        ``spectrum`` (:class:`~analysis.spectra.SpectrumResult`), ``particle``
-        (:class:`~analysis.particle.ParticleResult`), ``classification``, or ``file``.
+        Who computes it: ``photons`` (:class:`~spad.analysis.photon_analysis.PhotonAnalysis`),
+        ``spectrum`` (:class:`~spad.analysis.spectra.SpectrumResult`), ``particle``
+        (:class:`~spad.analysis.particle.ParticleResult`), ``classification``, or ``file``.
     attr
         Attribute name on the source object, when it differs from ``name``.
     feature

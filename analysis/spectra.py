@@ -1,9 +1,10 @@
 """Single-particle emission spectra: from camera frames to a fitted peak energy and width.
 
 Pure functions on :class:`spad.spectrum.SpectrumData` and arrays (docs/methods.md, "Spectra"),
-split by job: frame cleanup and the EMCCD noise model in :mod:`analysis.spectrum_frames`,
-wavelength calibration in :mod:`analysis.spectrum_calibration`, peak fits in
-:mod:`analysis.spectrum_fit`; this module reduces frames to one spectrum and runs the chain. The
+split by job: frame cleanup and the EMCCD noise model in :mod:`spad.analysis.spectrum_frames`,
+wavelength calibration in :mod:`spad.analysis.spectrum_calibration`, peak fits in
+:mod:`spad.analysis.spectrum_fit`; this module reduces frames to one spectrum and runs the chain.
+The
 public names of all four are importable from here:
 
 1. bias/dark subtraction (:func:`subtract_bias`, :func:`estimate_bias`);
@@ -24,8 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
-
-from analysis.spectrum_calibration import (
+from spad.analysis.spectrum_calibration import (
     HG_AR_LINES_AIR_NM,
     air_to_vacuum,
     find_lamp_lines,
@@ -33,13 +33,13 @@ from analysis.spectrum_calibration import (
     grating_calibration,
     polynomial_calibration,
 )
-from analysis.spectrum_fit import (
+from spad.analysis.spectrum_fit import (
     GAUSSIAN_FWHM_FACTOR,
     PEAK_MODELS,
     SpectrumResult,
     fit_spectrum,
 )
-from analysis.spectrum_frames import (
+from spad.analysis.spectrum_frames import (
     EXCESS_NOISE_FACTOR_SQ,
     MIN_EM_GAIN_FOR_EXCESS,
     estimate_bias,
@@ -51,6 +51,7 @@ from analysis.spectrum_frames import (
     subtract_bias,
     to_photoelectrons,
 )
+
 from spad.errors import FormatError
 from spad.spectrum import SpectrumData
 

@@ -1,7 +1,7 @@
 """Wavelength calibration of a spectrum: the grating equation for the spectrograph's set centre
 wavelength, or a polynomial through calibration-lamp lines.
 
-Part of the spectrum analysis (:mod:`analysis.spectra` runs the whole chain); the grating
+Part of the spectrum analysis (:mod:`spad.analysis.spectra` runs the whole chain); the grating
 equation itself, m·λ = d·(sin α + sin β), lives in :mod:`spad.optics`. See docs/methods.md,
 "Spectra".
 """

@@ -1,7 +1,8 @@
 """Peak fits of an emission spectrum in energy: Gaussian, Lorentzian or Voigt lines on a
 background, weighted by the EMCCD noise model, with a one- vs two-peak comparison.
 
-Part of the spectrum analysis (:mod:`analysis.spectra` runs the whole chain). Spectra are fitted
+Part of the spectrum analysis (:mod:`spad.analysis.spectra` runs the whole chain). Spectra are
+fitted
 in energy after the Jacobian I(E) = I(λ)·λ²/(hc) (Mooney & Kambhampati, J. Phys. Chem. Lett. 4,
 3316 (2013)). See docs/methods.md, "Spectra".
 """
@@ -17,8 +18,8 @@ from typing import Any
 import lmfit
 import numpy as np
 from scipy import ndimage, special, stats
+from spad.analysis.spectrum_frames import estimate_noise
 
-from analysis.spectrum_frames import estimate_noise
 from spad.optics import HC_EV_M, wavelength_to_energy
 
 PEAK_MODELS = ("gaussian", "lorentzian", "voigt")

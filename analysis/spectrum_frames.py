@@ -1,7 +1,7 @@
 """Spectrum frames from the EMCCD: bias and dark, cosmic rays, the particle's track, and the
 EMCCD noise model (ADU to photoelectrons, variance against signal).
 
-Part of the spectrum analysis (:mod:`analysis.spectra` runs the whole chain). The noise model:
+Part of the spectrum analysis (:mod:`spad.analysis.spectra` runs the whole chain). The noise model:
 photoelectrons n ~ Poisson(QE·φ·t + dark·t + CIC), the EM register multiplies them with an
 excess-noise factor F² → 2 at high gain, and the ADC adds bias and read noise (Robbins & Hadwen,
 IEEE Trans. Electron Devices 50, 1227 (2003); Andor iXon hardware guide). See docs/methods.md,

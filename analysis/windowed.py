@@ -1,19 +1,19 @@
 """Whole-trace analyses of a recording too long to hold in memory: its photons read again, in
 windows of time-ordered photons.
 
-:func:`analysis.photon_analysis.finish` keeps every photon of a particle when there are at most
-:data:`analysis.photon_analysis.PHOTON_BUDGET` of them. Above that the collector lets them go
-(:class:`analysis.photon_collector.PhotonCount`), the streaming accumulators (trace, decays,
+:func:`spad.analysis.photon_analysis.finish` keeps every photon of a particle when there are at most
+:data:`spad.analysis.photon_analysis.PHOTON_BUDGET` of them. Above that the collector lets them go
+(:class:`spad.analysis.photon_collector.PhotonCount`), the streaming accumulators (trace, decays,
 correlation, FLID) stay as they are, and what needs the photons again is done here in passes
 over the source, each holding one window of at most :data:`WINDOW_PHOTONS` photons:
 
-- the change points (:class:`analysis.changepoints.ChangePointStream`, which carries the
+- the change points (:class:`spad.analysis.changepoints.ChangePointStream`, which carries the
   unfinished window of the Watkins-Yang search from one piece to the next, so the change points
   are exactly those of the whole stream);
 - the levels and burst removal (from the change points' times alone), the binned trace of the
   photons kept (a second pass), then the rest of the blinking analysis
-  (:func:`analysis.blinking.blinking_from_levels`, no photons needed);
-- the region of interest (:func:`select_windowed`, as :func:`analysis.roi.select_photons`);
+  (:func:`spad.analysis.blinking.blinking_from_levels`, no photons needed);
+- the region of interest (:func:`select_windowed`, as :func:`spad.analysis.roi.select_photons`);
 - the decays, correlation and FLID of the photons kept, the bright-state decay and the
   time-gated g2 (:class:`WindowedPhotons`).
 
@@ -30,35 +30,35 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-
-from analysis.accumulators import Correlation, CrossCorrelation, Decay, _Stream
-from analysis.blinking import (
+from spad.analysis.accumulators import Correlation, CrossCorrelation, Decay, _Stream
+from spad.analysis.blinking import (
     BlinkingResult,
     add_to_bins,
     blinking_from_levels,
     burst_note,
 )
-from analysis.bursts import Bursts, find_bursts, give_burst_time, photons_outside
-from analysis.changepoints import (
+from spad.analysis.bursts import Bursts, find_bursts, give_burst_time, photons_outside
+from spad.analysis.changepoints import (
     EDGE,
     Levels,
     _critical_curve,
     _find_change_points,
     _first_decrease,
 )
-from analysis.flid import FLIDHistogram
-from analysis.g2 import G2Result, pulsed_g2
-from analysis.g2_timing import correlation_range
-from analysis.lifetimes import state_decay_histograms
-from analysis.photon_analysis import (
+from spad.analysis.flid import FLIDHistogram
+from spad.analysis.g2 import G2Result, pulsed_g2
+from spad.analysis.g2_timing import correlation_range
+from spad.analysis.lifetimes import state_decay_histograms
+from spad.analysis.photon_analysis import (
     AnalysisSettings,
     PhotonAnalysis,
     _Accumulated,
     _selection_fields,
     _steps,
 )
-from analysis.photon_collector import PhotonCount
-from analysis.roi import bleach_end
+from spad.analysis.photon_collector import PhotonCount
+from spad.analysis.roi import bleach_end
+
 from spad.photons import PhotonChunk, Timing
 
 __all__ = ["WINDOW_PHOTONS", "PhotonWindows", "Window", "ChangePointStream",
@@ -82,7 +82,8 @@ class Window:
     order
         For each sorted photon, its position in the stream-order arrays below.
     timestamps, delays, detectors
-        The photons in the stream's order (delays as :class:`~analysis.photon_collector.PhotonList`
+        The photons in the stream's order (delays as
+        :class:`~spad.analysis.photon_collector.PhotonList`
         has them).
     """
 
@@ -114,7 +115,8 @@ class PhotonWindows:
         Called once per pass: returns the source's chunks from the beginning (a reader's
         ``chunks``).
     detectors
-        Detectors whose photons are taken (as :class:`~analysis.photon_collector.PhotonCollector`).
+        Detectors whose photons are taken (as
+        :class:`~spad.analysis.photon_collector.PhotonCollector`).
     size
         Photons per window (default :data:`WINDOW_PHOTONS`, read when the passes run).
     """
@@ -197,7 +199,7 @@ class PhotonWindows:
 
 
 class ChangePointStream:
-    """:func:`~analysis.changepoints.find_change_points` on a stream of sorted photon times
+    """:func:`~spad.analysis.changepoints.find_change_points` on a stream of sorted photon times
     fed in pieces.
 
     The search runs window by window (``analysis.changepoints._find_change_points``); the
@@ -205,12 +207,12 @@ class ChangePointStream:
     next piece, so the change points are exactly those of the search on the whole stream while
     memory holds one piece. Also kept: the times of each change point's photon and of the
     photon before it, the first and last time and the count, which is all
-    :class:`~analysis.changepoints.Levels` and burst removal need.
+    :class:`~spad.analysis.changepoints.Levels` and burst removal need.
 
     Parameters
     ----------
     confidence, window, overlap, min_photons, edge
-        As for :func:`~analysis.changepoints.find_change_points`.
+        As for :func:`~spad.analysis.changepoints.find_change_points`.
     """
 
     def __init__(self, confidence: float = 0.95, window: int = 1000, overlap: int = 200,
@@ -305,7 +307,7 @@ def _change_points(windows: PhotonWindows, bounds: tuple[Any, Any, Any], confide
 
 def _without_bursts(levels: Levels, last_photon_s: np.ndarray, n: int, found: Bursts
                     ) -> tuple[Levels, np.ndarray, np.ndarray, int, float]:
-    """:func:`analysis.bursts.remove_bursts` from the levels alone.
+    """:func:`spad.analysis.bursts.remove_bursts` from the levels alone.
 
     Returns the levels of the kept photons, the stream-index ranges ``[first, stop)`` of the
     burst levels, the number of photons kept and the time of the last one.
@@ -334,7 +336,7 @@ def analyse_blinking_windowed(windows: PhotonWindows, bounds: tuple[Any, Any, An
                               bin_width: float, confidence: float, bursts: bool = True,
                               change_points: ChangePointStream | None = None
                               ) -> BlinkingResult:
-    """:func:`analysis.blinking.analyse_blinking` of the photons within ``bounds`` (lo, hi,
+    """:func:`spad.analysis.blinking.analyse_blinking` of the photons within ``bounds`` (lo, hi,
     below) of ``windows``: one pass for the change points (unless given), one for the binned
     trace of the photons kept."""
     cp = change_points or _change_points(windows, bounds, confidence)
@@ -380,7 +382,7 @@ class WindowedSelection:
     bounds
         (lo, hi, below): the photons with ``lo <= t <= hi`` and ``t < below`` are in the ROI.
     roi_start_s, roi_end_s, roi_auto, blinking
-        As :class:`analysis.roi.Selection`.
+        As :class:`spad.analysis.roi.Selection`.
     """
 
     bounds: tuple[float, float, float | None]
@@ -413,7 +415,7 @@ def select_windowed(windows: PhotonWindows, span: PhotonCount, bin_width: float,
                     confidence: float, roi: tuple[float | None, float | None] | None = None,
                     auto_roi: bool = True, bursts: bool = True, min_dark_s: float = 1.0
                     ) -> WindowedSelection:
-    """:func:`analysis.roi.select_photons` in passes over ``windows`` (``span``: the count and
+    """:func:`spad.analysis.roi.select_photons` in passes over ``windows`` (``span``: the count and
     the first and last time of all the photons)."""
     lo, hi = roi if roi is not None else (None, None)
     start = float(span.first_s) if lo is None else float(lo)
@@ -440,7 +442,7 @@ def select_windowed(windows: PhotonWindows, span: PhotonCount, bin_width: float,
 
 class WindowedPhotons:
     """The kept photons of a recording too long to hold, for the steps of
-    :mod:`analysis.photon_analysis` that need them again: each method is one pass.
+    :mod:`spad.analysis.photon_analysis` that need them again: each method is one pass.
 
     Parameters
     ----------
@@ -463,7 +465,7 @@ class WindowedPhotons:
                    detectors: tuple[int, int], trace_bin_s: float
                    ) -> tuple[Decay | None, Correlation, Any]:
         """Decays (on ``decay``'s bins, if given), correlation and FLID (T3) of the kept
-        photons, as :func:`analysis.photon_analysis.selection_step` makes them; also counts
+        photons, as :func:`spad.analysis.photon_analysis.selection_step` makes them; also counts
         them (:attr:`n_kept`)."""
         counts = None if decay is None else np.zeros_like(decay.counts)
         corr = CrossCorrelation(*detectors, max_lag_s=lag_s, bin_width_s=width_s)
@@ -487,9 +489,9 @@ class WindowedPhotons:
     def state_decay_histograms(self, shift_s: np.ndarray, edges: np.ndarray,
                                level_start: np.ndarray, level_end: np.ndarray,
                                level_state: np.ndarray) -> dict[int, np.ndarray]:
-        """:func:`analysis.lifetimes.state_decay_histograms` of the kept photons, their
+        """:func:`spad.analysis.lifetimes.state_decay_histograms` of the kept photons, their
         delays moved by their detector's ``shift_s`` and wrapped into ``edges[-1]`` (as
-        :func:`analysis.photon_analysis.lifetime_step` does), summed over the windows."""
+        :func:`spad.analysis.photon_analysis.lifetime_step` does), summed over the windows."""
         unit = self.windows.delay_unit_s
         total: dict[int, np.ndarray] = {}
         for w, keep in self._kept():
@@ -508,7 +510,7 @@ class WindowedPhotons:
                         gate_s: float, *, det_a: int, det_b: int, max_lag_s: float,
                         bin_width_s: float, sync_period_s: float, centre_lag_s: float,
                         **g2_options: Any) -> tuple[Correlation, G2Result, float]:
-        """:func:`analysis.g2.gated_pulsed_g2` of the kept photons, in one pass."""
+        """:func:`spad.analysis.g2.gated_pulsed_g2` of the kept photons, in one pass."""
         if not (gate_s >= 0 and np.isfinite(gate_s)):
             raise ValueError(f"gate_s must be a non-negative number of seconds, not {gate_s!r}")
         timing = self.windows.timing
@@ -541,7 +543,7 @@ class WindowedPhotons:
 def _add_decay(counts: np.ndarray, delays: np.ndarray, detectors: np.ndarray,
                keep: np.ndarray, template: Decay, delay_unit_s: float) -> None:
     """Add the delay histograms of the photons of ``keep`` to ``counts`` (on ``template``'s
-    bins, as :func:`analysis.photon_analysis._decay_of`)."""
+    bins, as :func:`spad.analysis.photon_analysis._decay_of`)."""
     factor = max(1, round(template.bin_width_s / delay_unit_s))
     for row, det in enumerate(template.detectors):
         k = delays[keep & (detectors == det)] // factor
@@ -553,8 +555,8 @@ def _add_decay(counts: np.ndarray, delays: np.ndarray, detectors: np.ndarray,
 
 def selection_windowed_step(out: PhotonAnalysis, acc: _Accumulated, windows: PhotonWindows,
                             span: PhotonCount, s: AnalysisSettings) -> WindowedPhotons:
-    """:func:`analysis.photon_analysis.selection_step` for a recording of more than
-    :data:`~analysis.photon_analysis.PHOTON_BUDGET` photons, in passes over the source
+    """:func:`spad.analysis.photon_analysis.selection_step` for a recording of more than
+    :data:`~spad.analysis.photon_analysis.PHOTON_BUDGET` photons, in passes over the source
     (:func:`select_windowed`). Returns the kept photons as passes to come
     (:class:`WindowedPhotons`)."""
     sel = select_windowed(windows, span, s.trace_bin_s, s.confidence, roi=s.roi,
@@ -579,8 +581,8 @@ def selection_windowed_step(out: PhotonAnalysis, acc: _Accumulated, windows: Pho
 
 def finish_over_budget(acc: _Accumulated, s: AnalysisSettings, span: PhotonCount,
                         reread: Callable[[], Iterable[PhotonChunk]] | None) -> PhotonAnalysis:
-    """:func:`analysis.photon_analysis.finish` for more than the photon budget: the steps in
-    windows over ``reread`` (:mod:`analysis.windowed`), or null without it."""
+    """:func:`spad.analysis.photon_analysis.finish` for more than the photon budget: the steps in
+    windows over ``reread`` (:mod:`spad.analysis.windowed`), or null without it."""
     n = span.n_photons
     duration = span.last_s - span.first_s
     out = PhotonAnalysis(trace=acc.trace.result())

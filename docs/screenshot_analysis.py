@@ -31,7 +31,7 @@ def main() -> None:
     ap.add_argument("--size", default="1700x1050")
     a = ap.parse_args()
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
-    from gui.main_window import MainWindow
+    from spad.gui.main_window import MainWindow
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = QtCore.QSettings(str(Path(tmp) / "gui.ini"), QtCore.QSettings.IniFormat)

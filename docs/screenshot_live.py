@@ -45,8 +45,9 @@ def main() -> None:
     ap.add_argument("--size", default="1700x1200")
     a = ap.parse_args()
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
-    from gui.live_mode import attach_live
-    from gui.main_window import MainWindow
+    from spad.gui.live_mode import attach_live
+    from spad.gui.main_window import MainWindow
+
     from spad.app.acquisition.simrig import simulated_rig
 
     with tempfile.TemporaryDirectory() as tmp:

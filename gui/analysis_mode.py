@@ -2,8 +2,8 @@
 
 The particles of a session (files or a directory) are listed with check boxes; the checked
 ones, or all, are (re-)analysed in a background thread with the settings of the panel, exactly
-as the CLI does (:func:`analysis.particle.analyze_particle`, then
-:func:`analysis.particle.classify_session` over the whole session), so the window and
+as the CLI does (:func:`spad.analysis.particle.analyze_particle`, then
+:func:`spad.analysis.particle.classify_session` over the whole session), so the window and
 ``spad analyze`` give the same numbers for the same files. A region of interest dragged on the
 trace re-analyses that particle's photons inside it.
 """
@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 from PyQt5 import QtCore, QtWidgets
+from spad.gui.panels import lifetime_title
 
 import spad
-from gui.panels import lifetime_title
 from spad.photons import PhotonChunk
 
 
@@ -62,9 +62,10 @@ class AnalysisWorker(QtCore.QThread):
         self.interrupted = False
 
     def run(self) -> None:
-        from analysis.detector_choice import detectors_for_file
-        from analysis.particle import ParticleResult, analyze_particle
-        from analysis.photon_analysis import analyze_photons
+        from spad.analysis.detector_choice import detectors_for_file
+        from spad.analysis.particle import ParticleResult, analyze_particle
+        from spad.analysis.photon_analysis import analyze_photons
+
         from spad.errors import SpadError
 
         n = len(self.jobs)
@@ -107,7 +108,7 @@ _FORMATS = {"probability": ".2f", "g2_zero": ".3f", "g2_zero_err": ".3f", "lifet
 
 def record_cells(rec: dict[str, Any]) -> list[str]:
     """The table row of one particle's record (``n/a`` for what was not measured)."""
-    from gui.panels import fmt
+    from spad.gui.panels import fmt
 
     c = rec.get("classification") or {}
     cells = []
@@ -274,11 +275,11 @@ def settings_from(bin_ms: float, gate_ns: float, auto_roi: bool = True,
     options (``--bin-ms``, ``--gate-ns``, ``--no-auto-roi``, ``--keep-bursts``; the same
     defaults).
 
-    The one addition: the decays of up to :data:`analysis.level_decays.MAX_LEVEL_FITS` single
+    The one addition: the decays of up to :data:`spad.analysis.level_decays.MAX_LEVEL_FITS` single
     levels are fitted for the Decay panel; no field of the record depends on them.
     """
-    from analysis.level_decays import MAX_LEVEL_FITS
-    from analysis.photon_analysis import AnalysisSettings
+    from spad.analysis.level_decays import MAX_LEVEL_FITS
+    from spad.analysis.photon_analysis import AnalysisSettings
 
     return AnalysisSettings(trace_bin_s=bin_ms * 1e-3, gate_s=gate_ns * 1e-9, auto_roi=auto_roi,
                             remove_bursts=remove_bursts, max_level_fits=MAX_LEVEL_FITS)
@@ -337,7 +338,7 @@ def decay_sources(p: Any) -> list[tuple[str, Any, Any, Any, str | None]]:
 
 def _level_sources(p: Any, edges: Any) -> list[tuple[str, Any, Any, Any, str | None]]:
     """The fitted single levels of :func:`decay_sources`, after a heading."""
-    from analysis.level_decays import FIT_MIN_PHOTONS
+    from spad.analysis.level_decays import FIT_MIN_PHOTONS
 
     ld, b = p.level_decays, p.blinking
     if ld is None or b is None or not b.level_start.size:

@@ -6,8 +6,7 @@ import sys
 from pathlib import Path
 
 from PyQt5 import QtWidgets
-
-from gui.main_window import MainWindow
+from spad.gui.main_window import MainWindow
 
 
 def make_window(files: list[str], config: Path | None = None, settings=None) -> MainWindow:  # noqa: ANN001
@@ -17,7 +16,7 @@ def make_window(files: list[str], config: Path | None = None, settings=None) -> 
     if files:
         w.open_paths(files)
     else:
-        from gui.live_mode import attach_live
+        from spad.gui.live_mode import attach_live
 
         attach_live(w, config)
     return w

@@ -4,10 +4,10 @@ the spectrum of the track in eV, and the frames kept for the particle's record.
 
 Frames are read in a :class:`CameraWorker` thread (the driver blocks while it waits for a
 frame); the panel only draws. The spectrum of the track is the track rows minus the background
-rows (:func:`analysis.spectra.extract_track`) on the wavelengths the spectrograph's grating
+rows (:func:`spad.analysis.spectra.extract_track`) on the wavelengths the spectrograph's grating
 equation gives (:meth:`spad.optics.Spectrograph.wavelengths`), converted to energy with the
 Jacobian (:func:`spad.optics.spectrum_to_energy`); the fitted peak comes from
-:func:`analysis.spectra.analyze_spectrum` on the averaged frames.
+:func:`spad.analysis.spectra.analyze_spectrum` on the averaged frames.
 """
 
 from __future__ import annotations
@@ -257,7 +257,8 @@ class CameraPanel(QtWidgets.QWidget):
         return optics.wavelengths(centre, n_columns, self.camera.get_pixel_size())
 
     def spectrum_from(self, img: np.ndarray) -> None:
-        from analysis.spectra import extract_track
+        from spad.analysis.spectra import extract_track
+
         from spad.optics import spectrum_to_energy
 
         signal, bands = self.track_rows()
@@ -273,7 +274,7 @@ class CameraPanel(QtWidgets.QWidget):
 
     def spectrum_data(self) -> Any:
         """The frames kept for this particle as :class:`spad.spectrum.SpectrumData` (background
-        subtracted if chosen), ready for :func:`analysis.spectra.analyze_spectrum`."""
+        subtracted if chosen), ready for :func:`spad.analysis.spectra.analyze_spectrum`."""
         from spad.spectrum import SpectrumData
 
         if not self.kept:

@@ -7,7 +7,7 @@ the ScopeFoundry way (``update_display`` on a timer):
 
 - the rolling intensity trace and its histogram at every refresh, from the records the tagger
   delivered since the last one (a tap on the tagger's ``read``, decoded and binned by the same
-  :class:`analysis.accumulators.IntensityTrace` the analysis uses);
+  :class:`spad.analysis.accumulators.IntensityTrace` the analysis uses);
 - the decay and the coincidence histogram at every live analysis of the engine (``update_s``),
   with g2(0) ± error and the verdict with its evidence from the engine's live state;
 - the EMCCD frames the engine records (a tap on the camera's ``read_multiple_images``).
@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 from PyQt5 import QtCore, QtWidgets
+from spad.gui.analysis_mode import decay_sources
+from spad.gui.camera import CameraPanel
+from spad.gui.instruments import InstrumentPanel
 
-from gui.analysis_mode import decay_sources
-from gui.camera import CameraPanel
-from gui.instruments import InstrumentPanel
 from spad.errors import SpadError
 
 REFRESH_MS = 80
@@ -269,7 +269,8 @@ class LiveMode(QtCore.QObject):
 
     def record(self) -> None:
         """Start recording one particle into the session directory."""
-        from analysis.accumulators import IntensityTrace
+        from spad.analysis.accumulators import IntensityTrace
+
         from spad.app.acquisition import Acquisition, AcquisitionSettings, Session
         from spad.formats.records import Decoder
 
@@ -385,7 +386,7 @@ class LiveMode(QtCore.QObject):
         w.status.setText(text if not outcome.error else f"error: {outcome.error}")
 
     def _show_analysis(self, at_s: float, p: Any) -> None:
-        """Draw a live :class:`~analysis.photon_analysis.PhotonAnalysis` of the photons up to
+        """Draw a live :class:`~spad.analysis.photon_analysis.PhotonAnalysis` of the photons up to
         ``at_s`` (recorded s)."""
         w = self.window
         w.decay.show_decays([(name, edges, counts, fit,

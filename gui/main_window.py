@@ -1,7 +1,7 @@
 """The main window: docked panels, menus, status bar, settings and layout kept in QSettings.
 
 The same panels serve both modes: in the analysis mode they show the selected recorded
-particle; in the live mode (:mod:`gui.live_mode`) they follow the acquisition. Every panel is a
+particle; in the live mode (:mod:`spad.gui.live_mode`) they follow the acquisition. Every panel is a
 dock the user can move, stack or close; the arrangement and the settings come back at the next
 start (``QSettings("spad", "spad gui")``).
 """
@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from PyQt5 import QtCore, QtWidgets
-
-from gui.analysis_mode import (
+from spad.gui.analysis_mode import (
     AnalysisWorker,
     ParticleList,
     SessionTable,
@@ -23,7 +22,7 @@ from gui.analysis_mode import (
     trace_levels_of,
     write_report,
 )
-from gui.panels import (
+from spad.gui.panels import (
     BicPanel,
     DecayPanel,
     G2Panel,
@@ -33,6 +32,7 @@ from gui.panels import (
     TracePanel,
     VerdictPanel,
 )
+
 from spad.particle import PARTICLE_SUFFIXES, particle_files
 
 ORG, APP = "spad", "spad gui"
@@ -261,7 +261,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.worker.start()
 
     def run_settings(self) -> Any:
-        """The :class:`~analysis.photon_analysis.AnalysisSettings` of the Particles panel."""
+        """The :class:`~spad.analysis.photon_analysis.AnalysisSettings` of the Particles panel."""
         pl = self.particles
         return settings_from(pl.bin_ms.value(), pl.gate_ns.value(), pl.auto_roi.isChecked(),
                              pl.remove_bursts.isChecked())
@@ -286,7 +286,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def reclassify(self) -> None:
         """Shift and verdict of every particle against the whole session, as the CLI does."""
-        from analysis.particle import classify_session
+        from spad.analysis.particle import classify_session
 
         order = [p for p in self.particles.paths() if p in self.results]
         results = [self.results[p] for p in order]

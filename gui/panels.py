@@ -15,9 +15,8 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PyQt5 import QtCore, QtGui, QtWidgets
-
-from analysis.level_grouping import BIC_MARGIN
-from analysis.schema import BY_NAME
+from spad.analysis.level_grouping import BIC_MARGIN
+from spad.analysis.schema import BY_NAME
 
 pg.setConfigOptions(antialias=False, background="w", foreground="k")
 
@@ -114,7 +113,7 @@ class SpectrumPanel(QtWidgets.QWidget):
 
     def show_result(self, sp: Any, shift_mev: float | None = None,
                     reference_ev: float | None = None) -> None:
-        """Draw an :class:`analysis.spectra.SpectrumResult` (or ``None``)."""
+        """Draw an :class:`spad.analysis.spectra.SpectrumResult` (or ``None``)."""
         if sp is None:
             self.clear()
             return
@@ -366,7 +365,7 @@ class DecayPanel(QtWidgets.QWidget):
 
     def show_decay(self, edges_s: np.ndarray | None, counts: np.ndarray | None,
                    fit: Any = None, title: str = "") -> None:
-        """``counts`` on ``edges_s``; ``fit`` an :class:`analysis.lifetimes.LifetimeResult`
+        """``counts`` on ``edges_s``; ``fit`` an :class:`spad.analysis.lifetimes.LifetimeResult`
         fitted to exactly these bins (its ``model`` covers ``fit_start..fit_stop``)."""
         if edges_s is None or counts is None or len(counts) == 0:
             for c in (self.data, self.fit, self.res_curve):

@@ -3,7 +3,7 @@
 :class:`ActonPty` opens a pty pair and serves the slave side's name (:attr:`ActonPty.port`) as a
 serial port: the Acton driver opens it with pyserial exactly as it would open ``/dev/ttyUSB0``,
 and every byte goes over the real transport. The mechanics come from
-:class:`simulators.instruments.SimulatedSpectrograph` (moves take time proportional to the
+:class:`spad.simulators.instruments.SimulatedSpectrograph` (moves take time proportional to the
 distance, a grating change longer); the protocol is that of the SpectraPro manual: parameter
 before command, CR-terminated, answers ending in `` ok`` CR LF, echo of each command on RS-232
 (``echo=True``), ``?`` for a command it does not know.
@@ -27,8 +27,9 @@ import threading
 import tty
 from collections.abc import Sequence
 
-from drivers.interfaces.spectrograph import Grating
-from simulators.instruments import DEFAULT_GRATINGS, SimulatedSpectrograph, WallClock
+from spad.drivers.interfaces.spectrograph import Grating
+from spad.simulators.instruments import DEFAULT_GRATINGS, SimulatedSpectrograph, WallClock
+
 from spad.errors import DeviceError
 
 FAULTS = ("no_reply", "garbage", "error", "disconnect")

@@ -2,13 +2,13 @@
 
 :class:`SimulatedAndorSDK2Camera` has the method names, arguments and return types of the
 subset of ``pylablib.devices.Andor.AndorSDK2Camera`` (pylablib 1.4) that
-:class:`drivers.andor.AndorCamera` calls, and raises pylablib's own exceptions
+:class:`spad.drivers.andor.AndorCamera` calls, and raises pylablib's own exceptions
 (``AndorError``, ``AndorTimeoutError``, ``AndorSDK2LibError``), so the driver runs unchanged on
 it (the companion project pyLabLib-cam-control models its simulated camera the same way).
 Images come as pylablib returns them: 2-D arrays indexed (row, column), one row in ``"fvb"``
 and ``"single_track"``; frame infos are ``TFrameInfo(frame_index)``.
 
-Underneath, a :class:`simulators.instruments.SimulatedCamera` renders the scene through the
+Underneath, a :class:`spad.simulators.instruments.SimulatedCamera` renders the scene through the
 spectrograph with the EMCCD noise model and cools at a finite rate.
 
 Faults (:meth:`SimulatedAndorSDK2Camera.inject`): ``"temperature_not_reached"`` (the cooler
@@ -23,10 +23,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
-
-from drivers.interfaces.spectrograph import SpectrographInterface
-from simulators.emccd import Emccd
-from simulators.instruments import Scene, SimulatedCamera, WallClock
+from spad.drivers.interfaces.spectrograph import SpectrographInterface
+from spad.simulators.emccd import Emccd
+from spad.simulators.instruments import Scene, SimulatedCamera, WallClock
 
 
 def _pylablib() -> SimpleNamespace:

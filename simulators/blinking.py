@@ -11,8 +11,7 @@ import math
 
 import numpy as np
 from numba import njit
-
-from simulators.emitter import Emitter
+from spad.simulators.emitter import Emitter
 
 __all__ = ["Timeline", "sample_dwells", "derive_rng", "rng_state", "uniform"]
 

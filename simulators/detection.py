@@ -1,7 +1,7 @@
 """The detection chain: collection, HBT beamsplitter, APDs and the time tagger.
 
 Order of effects on each emitted photon (the first three are applied per pulse in
-:mod:`simulators.emission`, the rest here):
+:mod:`spad.simulators.emission`, the rest here):
 
 1. collected and detected with probability ``collection_efficiency * detector_efficiency``;
 2. sent to detector 1 with probability ``split_ratio``, else to detector 2 (50:50 HBT);
@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 from numba import njit
 from scipy.special import ndtr
+from spad.simulators.blinking import uniform
 
-from simulators.blinking import uniform
 from spad.photons import SYNC, Mode, Timing
 
 __all__ = ["Detection", "irf_quantiles", "dead_time_afterpulse", "quantise_t3", "quantise_t2"]

@@ -27,10 +27,9 @@ import math
 
 import numpy as np
 from numba import njit
-
-from simulators.blinking import uniform
-from simulators.detection import Detection
-from simulators.emitter import Emitter
+from spad.simulators.blinking import uniform
+from spad.simulators.detection import Detection
+from spad.simulators.emitter import Emitter
 
 __all__ = ["EmissionTables", "emit_block", "sort_events", "merge_events"]
 
@@ -100,7 +99,7 @@ def emit_block(rng: np.ndarray, period: float, seg_pulse: np.ndarray, seg_state:
     Parameters
     ----------
     rng
-        xoshiro256+ state of this block's draws (:func:`simulators.blinking.rng_state`).
+        xoshiro256+ state of this block's draws (:func:`spad.simulators.blinking.rng_state`).
     period
         Laser period, seconds (pulse ``p`` fires at ``p * period``).
     seg_pulse

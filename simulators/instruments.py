@@ -6,7 +6,7 @@ the grating equation cannot centre, unknown gratings, commands while closed.
 
 :class:`SimulatedCamera` renders frames from a :class:`Scene` (the emitters currently in focus,
 their track on the chip and the background) through the spectrograph's current grating and
-centre wavelength, with the EMCCD noise model of :mod:`simulators.emccd`. Time runs on a clock
+centre wavelength, with the EMCCD noise model of :mod:`spad.simulators.emccd`. Time runs on a clock
 that can be the wall clock or a :class:`ManualClock` (tests, fast demos): frames become available
 one cycle (exposure + read-out) after another, and the sensor cools at a finite rate.
 """
@@ -20,8 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from drivers.interfaces.camera import (
+from spad.drivers.interfaces.camera import (
     ACQUISITION_MODES,
     READ_MODES,
     AcquisitionMode,
@@ -29,9 +28,10 @@ from drivers.interfaces.camera import (
     ReadMode,
     TemperatureStatus,
 )
-from drivers.interfaces.spectrograph import Grating, SpectrographInterface
-from simulators.emccd import Emccd, Readout, emccd_frames
-from simulators.spectrum import EmissionLine, SpectrumSetup, mean_photons
+from spad.drivers.interfaces.spectrograph import Grating, SpectrographInterface
+from spad.simulators.emccd import Emccd, Readout, emccd_frames
+from spad.simulators.spectrum import EmissionLine, SpectrumSetup, mean_photons
+
 from spad.errors import DeviceError
 from spad.optics import Spectrograph
 

@@ -11,7 +11,7 @@ The chain, one frame at a time:
 3. spread over rows by the particle's track (a Gaussian of a few rows, integrated per row) and
    summed over the rows the read mode bins together; plus a uniform background of stray light and
    autofluorescence per physical pixel;
-4. turned into ADU frames by the EMCCD model (:mod:`simulators.emccd`).
+4. turned into ADU frames by the EMCCD model (:mod:`spad.simulators.emccd`).
 
 Blinking enters as a per-frame intensity factor per emitter (the mean of the emitter's relative
 brightness over the exposure, see :func:`frame_average`).
@@ -25,8 +25,8 @@ from typing import Any, Literal
 
 import numpy as np
 from scipy.special import erf, voigt_profile
+from spad.simulators.emccd import Emccd, ReadMode, Readout, emccd_frames
 
-from simulators.emccd import Emccd, ReadMode, Readout, emccd_frames
 from spad.optics import HC_EV_M, Spectrograph
 from spad.spectrum import SpectrumData
 
@@ -427,7 +427,7 @@ def relative_brightness(truth: Any, i: int) -> np.ndarray:
 
 def particle_lines(truth: Any, camera_efficiency: float = 0.05,
                    shape: LineShape = "gaussian") -> list[EmissionLine]:
-    """One emission line per emitter of a :class:`simulators.stream.Truth`.
+    """One emission line per emitter of a :class:`spad.simulators.stream.Truth`.
 
     Peak and width are the emitter's ``peak_ev`` / ``fwhm_ev``; the photon rate at full
     brightness is the brightest state's emitted rate times ``camera_efficiency`` (collection,
@@ -455,7 +455,7 @@ def spectrum_from_truth(truth: Any, setup: SpectrumSetup | None = None, *,
     Parameters
     ----------
     truth
-        :class:`simulators.stream.Truth` of the photon simulation.
+        :class:`spad.simulators.stream.Truth` of the photon simulation.
     setup
         Spectrograph and camera settings.
     duration_s

@@ -24,17 +24,17 @@ from typing import Any
 
 import numpy as np
 from scipy.signal import lfilter
-
-from simulators.blinking import Timeline, derive_rng, rng_state
-from simulators.detection import (
+from spad.simulators.blinking import Timeline, derive_rng, rng_state
+from spad.simulators.detection import (
     Detection,
     dead_time_afterpulse,
     irf_quantiles,
     quantise_t2,
     quantise_t3,
 )
-from simulators.emission import EmissionTables, emit_block, merge_events, sort_events
-from simulators.emitter import Emitter, g2_zero
+from spad.simulators.emission import EmissionTables, emit_block, merge_events, sort_events
+from spad.simulators.emitter import Emitter, g2_zero
+
 from spad.photons import PhotonChunk, Timing
 
 __all__ = ["simulate", "Simulation", "Truth", "record_type_for"]
@@ -308,9 +308,9 @@ class Simulation:
     Parameters
     ----------
     emitters
-        One :class:`~simulators.emitter.Emitter` or several (independent, same laser).
+        One :class:`~spad.simulators.emitter.Emitter` or several (independent, same laser).
     detection
-        The detection chain and tagger; default :class:`~simulators.detection.Detection`.
+        The detection chain and tagger; default :class:`~spad.simulators.detection.Detection`.
     duration_s
         Length of the measurement, seconds.
     seed

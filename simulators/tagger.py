@@ -1,6 +1,6 @@
 """A simulated HydraHarp-like time tagger driven by the photon stream simulator.
 
-It implements :class:`drivers.interfaces.tagger.TimeTagger`: configure, start, then read raw
+It implements :class:`spad.drivers.interfaces.tagger.TimeTagger`: configure, start, then read raw
 HydraHarp v2 records (T3 or T2) in FIFO-sized pieces. Like the hardware, in T2 it records every
 (divided) sync as a special record on channel 0. With ``realtime=True`` records become
 available at the pace of the wall clock; otherwise as fast as they can be simulated.
@@ -12,11 +12,11 @@ import math
 from collections.abc import Iterator, Sequence
 
 import numpy as np
+from spad.drivers.interfaces.tagger import TaggerConfig, TimeTagger
+from spad.simulators.detection import Detection
+from spad.simulators.emitter import Emitter
+from spad.simulators.stream import Simulation, record_type_for
 
-from drivers.interfaces.tagger import TaggerConfig, TimeTagger
-from simulators.detection import Detection
-from simulators.emitter import Emitter
-from simulators.stream import Simulation, record_type_for
 from spad.errors import DeviceError
 from spad.formats.records import Encoder
 from spad.photons import Mode, Timing

@@ -382,7 +382,7 @@ def write_analysis_group(particle_file: str | os.PathLike[str], data: Mapping[st
                          ) -> Path:
     """Store one particle's analysis results under ``/user/analysis`` (replacing earlier ones).
 
-    Layout (what :func:`analysis.particle.save_result` passes): ``summary/`` (the scalar fields
+    Layout (what :func:`spad.analysis.particle.save_result` passes): ``summary/`` (the scalar fields
     of the JSON record, named with their units, as declared in ``analysis/schema.py``),
     ``classification/`` (label, probability, p_dimer, model, ``evidence/``), ``trace/``
     (``bin_edges_s``, ``counts`` per detector), ``decay/`` (``bin_edges_s``, ``counts``),

@@ -8,10 +8,10 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+from spad.simulators.detection import Detection
+from spad.simulators.emitter import monomer
+from spad.simulators.tagger import SimulatedTagger
 
-from simulators.detection import Detection
-from simulators.emitter import monomer
-from simulators.tagger import SimulatedTagger
 from spad.formats.records import Decoder, Encoder
 from spad.photons import PhotonChunk, Timing
 

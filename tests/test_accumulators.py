@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from spad.analysis.accumulators import CrossCorrelation, DecayHistogram, IntensityTrace
+from spad.analysis.flid import FLID_MAX_BINS, FLIDHistogram
 
-from analysis.accumulators import CrossCorrelation, DecayHistogram, IntensityTrace
-from analysis.flid import FLID_MAX_BINS, FLIDHistogram
 from spad.photons import SYNC, PhotonChunk, Timing
 
 # T3: 100 ns sync period, 25 ps TCSPC bins -> exactly 4000 bins per period

@@ -8,10 +8,10 @@ import time
 import h5py
 import numpy as np
 import pytest
+from spad.analysis.particle import analyze_particle, classify_session
+from spad.analysis.photon_analysis import finish
 
 import spad
-from analysis.particle import analyze_particle, classify_session
-from analysis.photon_analysis import finish
 from spad.app.acquisition import Acquisition, AcquisitionSettings, Session
 from spad.app.acquisition.engine import LivePipeline
 from spad.app.acquisition.simrig import simulated_rig

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from spad.analysis.blinking import fit_power_law
+from spad.analysis.photon_analysis import AnalysisSettings, analyze_photons
+from spad.simulators.blinking import Timeline
+from spad.simulators.stream import simulate
 
-from analysis.blinking import fit_power_law
-from analysis.photon_analysis import AnalysisSettings, analyze_photons
-from simulators.blinking import Timeline
-from simulators.stream import simulate
 from spad.app.commands.simulate import build
 
 

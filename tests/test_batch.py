@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from spad.analysis.schema import csv_columns
 
-from analysis.schema import csv_columns
 from spad.app.batch import JOURNAL_SUFFIX, expand_inputs, table_columns
 from spad.app.cli import main
 from spad.errors import SpadError

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from numba import njit
 from scipy.special import gammaln
-
-from analysis.blinking import (
+from spad.analysis.blinking import (
     _ks_scan,
     analyse_blinking,
     bimodality_coefficient,
@@ -20,12 +19,12 @@ from analysis.blinking import (
     fit_power_law,
     mixture_threshold,
 )
-from analysis.changepoints import (
+from spad.analysis.changepoints import (
     critical_value,
     find_change_points,
     levels_from_change_points,
 )
-from analysis.level_grouping import (
+from spad.analysis.level_grouping import (
     BIC_MARGIN,
     _adjacent_ahc,
     _exp_nonpositive,
@@ -33,10 +32,10 @@ from analysis.level_grouping import (
     choose_n_states,
     group_levels,
 )
-from analysis.photon_collector import PhotonCollector
-from simulators.detection import Detection
-from simulators.emitter import Emitter, PowerLaw, State
-from simulators.stream import simulate
+from spad.analysis.photon_collector import PhotonCollector
+from spad.simulators.detection import Detection
+from spad.simulators.emitter import Emitter, PowerLaw, State
+from spad.simulators.stream import simulate
 
 NS = 1e-9
 
@@ -477,7 +476,7 @@ def test_pruned_ks_scan_equals_the_full_scan():
 def test_cached_segment_tables_give_the_same_change_points(monkeypatch):
     # the compiled search keeps per-length tables; the interpreted one with the cache turned
     # off computes them for every segment, as before the cache
-    import analysis.changepoints as cp
+    import spad.analysis.changepoints as cp
 
     rng = np.random.default_rng(33)
     t = piecewise_stream(rng, rng.choice([3e3, 12e3, 30e3], 12), rng.uniform(0.02, 0.08, 12))

@@ -6,8 +6,7 @@ import math
 
 import numpy as np
 import pytest
-
-from analysis.classify import (
+from spad.analysis.classify import (
     PHOTON_FEATURES,
     SPECTRUM_FEATURES,
     Classifier,

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from spad.analysis.detector_choice import choose_detectors, detectors_for_file
+from spad.analysis.particle import analyze_particle
+from spad.analysis.photon_analysis import AnalysisSettings, irf_from_file
 
 import spad
-from analysis.detector_choice import choose_detectors, detectors_for_file
-from analysis.particle import analyze_particle
-from analysis.photon_analysis import AnalysisSettings, irf_from_file
 from spad.app.cli import main
 from spad.photons import PhotonChunk, Timing
 from tests.conftest import DATA

@@ -6,10 +6,10 @@ import threading
 import time
 
 import pytest
+from spad.drivers.acton import ActonSpectrograph
+from spad.drivers.acton.spectrograph import parse_gratings
+from spad.simulators.acton import ActonPty
 
-from drivers.acton import ActonSpectrograph
-from drivers.acton.spectrograph import parse_gratings
-from simulators.acton import ActonPty
 from spad.errors import DeviceError
 
 

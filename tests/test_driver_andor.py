@@ -7,12 +7,12 @@ import time
 
 import numpy as np
 import pytest
+from spad.drivers.andor import AndorCamera
+from spad.drivers.andor.sdk import connect_sdk2
+from spad.simulators.andor import SimulatedAndorSDK2Camera
+from spad.simulators.instruments import Scene, SimulatedSpectrograph
+from spad.simulators.spectrum import EmissionLine
 
-from drivers.andor import AndorCamera
-from drivers.andor.sdk import connect_sdk2
-from simulators.andor import SimulatedAndorSDK2Camera
-from simulators.instruments import Scene, SimulatedSpectrograph
-from simulators.spectrum import EmissionLine
 from spad.errors import DeviceError
 
 

@@ -13,9 +13,9 @@ import time
 
 import numpy as np
 import pytest
+from spad.drivers.picoquant import FAMILIES, HydraHarp, MultiHarp, PicoHarp
+from spad.drivers.picoquant.errors import FifoOverrunError, PicoQuantLibraryError
 
-from drivers.picoquant import FAMILIES, HydraHarp, MultiHarp, PicoHarp
-from drivers.picoquant.errors import FifoOverrunError, PicoQuantLibraryError
 from spad.errors import DeviceError
 from spad.formats.records import Decoder
 from tests.picoquant_fake import (

@@ -8,8 +8,8 @@ import time
 
 import numpy as np
 import pytest
+from spad.drivers.swabian import SwabianTagger
 
-from drivers.swabian import SwabianTagger
 from spad.errors import DeviceError
 from spad.formats.records import Decoder, decode
 from spad.photons import SYNC

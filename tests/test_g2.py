@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from spad.analysis.accumulators import CrossCorrelation, DecayHistogram
+from spad.analysis.g2 import cw_g2, find_peak_offset, gate_mask, pulse_delays, pulsed_g2
+from spad.analysis.photon_collector import PhotonCollector
 
-from analysis.accumulators import CrossCorrelation, DecayHistogram
-from analysis.g2 import cw_g2, find_peak_offset, gate_mask, pulse_delays, pulsed_g2
-from analysis.photon_collector import PhotonCollector
 from spad.photons import PhotonChunk, Timing
 from tests.conftest import DATA
 
@@ -126,7 +126,7 @@ def test_gate_counts_from_each_detectors_pulse():
     """The gate keeps a photon when its delay after the sync is at least its own detector's
     pulse delay plus the gate; photons of other detectors and T2 photons before the first sync
     (delay -1) never pass."""
-    from analysis.photon_collector import PhotonList
+    from spad.analysis.photon_collector import PhotonList
 
     rng = np.random.default_rng(5)
     n = 5000
@@ -231,7 +231,7 @@ def test_real_file_single_emitter():
 
 def decay_rows(chunk):
     """Delay histograms of detectors 1 and 2 on 128 ps bins (8 TCSPC bins)."""
-    from analysis.accumulators import DecayHistogram
+    from spad.analysis.accumulators import DecayHistogram
 
     acc = DecayHistogram(8 * RES, (1, 2))
     acc.update(chunk)

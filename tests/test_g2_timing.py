@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from spad.analysis.accumulators import CrossCorrelation, DecayHistogram
+from spad.analysis.g2_timing import analyze_g2, correlation_range, find_period, zero_peak
+from spad.simulators.detection import Detection
+from spad.simulators.emitter import Emitter, State
+from spad.simulators.stream import simulate
 
-from analysis.accumulators import CrossCorrelation, DecayHistogram
-from analysis.g2_timing import analyze_g2, correlation_range, find_period, zero_peak
-from simulators.detection import Detection
-from simulators.emitter import Emitter, State
-from simulators.stream import simulate
 from spad.photons import PhotonChunk, Timing
 
 
@@ -143,8 +143,8 @@ def test_overlapping_peaks_without_decay_are_flagged():
 def test_background_from_the_decay_floor_recovers_a_dim_single_dot():
     """3 kcps with 300 dark counts/s per detector (20 % of the counts): the raw ratio rises to
     ~0.4; subtracting the background measured from the decay's floor gives the truth back."""
-    from analysis.photon_analysis import analyze_photons
-    from simulators.emitter import monomer
+    from spad.analysis.photon_analysis import analyze_photons
+    from spad.simulators.emitter import monomer
 
     e = monomer(blinking=False, mean_excitations=0.1)
     d = Detection(collection_efficiency=0.0075, dark_rate_hz=300.0)
@@ -164,7 +164,7 @@ def test_background_from_the_decay_floor_recovers_a_dim_single_dot():
 def test_laser_end_to_end(mode, divider, sync):
     """analyze_photons on an 80 MHz laser HBT with a 24 ns cable delay: g2(0) = 1, no gated
     g2(0) (nothing arrives 5 ns after an IRF-limited pulse), no lifetime from a divided sync."""
-    from analysis.photon_analysis import analyze_photons
+    from spad.analysis.photon_analysis import analyze_photons
 
     chunk = laser(80e6, mode, (1e-9, 25e-9), 1.5, sync_divider=divider).run()
     if not sync:
@@ -181,8 +181,8 @@ def test_laser_end_to_end(mode, divider, sync):
 def test_background_from_the_off_level_without_a_decay():
     """T2 without sync (no decay floor): a blinking dot at ~7 kcps with 600 dark counts/s
     per detector; the dark OFF level gives the background and g2(0) comes back down."""
-    from analysis.photon_analysis import analyze_photons
-    from simulators.emitter import monomer
+    from spad.analysis.photon_analysis import analyze_photons
+    from spad.simulators.emitter import monomer
 
     e = monomer(mean_excitations=0.1)
     d = Detection(collection_efficiency=0.03, dark_rate_hz=600.0, mode="T2")
@@ -199,7 +199,7 @@ def test_t2_sync_input_carrying_a_detector_is_no_laser_clock():
     """A T2 file whose sync input is an APD (PicoQuant's v30_t2.ptu sample: 70 kHz of
     exponential intervals) has no laser period: no decay or lifetime (was an 11 µs 'lifetime'),
     while a T2 stream with the laser on the sync input stays pulsed."""
-    from analysis.photon_analysis import (
+    from spad.analysis.photon_analysis import (
         SYNC_PERIODIC_MIN,
         AnalysisSettings,
         analyze_photons,

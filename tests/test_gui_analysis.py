@@ -30,7 +30,7 @@ def session_dir(tmp_path_factory):
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    from gui.main_window import MainWindow
+    from spad.gui.main_window import MainWindow
 
     settings = QtCore.QSettings(str(tmp_path / "gui.ini"), QtCore.QSettings.IniFormat)
     w = MainWindow(settings)
@@ -89,7 +89,7 @@ def test_decay_of_each_intensity_state(qtbot, window, session_dir):
 
 def test_decay_of_each_single_level(qtbot, window, session_dir):
     """The Decay panel offers each fitted single level, under a heading, with its fit."""
-    from analysis.level_decays import MAX_LEVEL_FITS
+    from spad.analysis.level_decays import MAX_LEVEL_FITS
 
     window.open_paths([session_dir / "dimer.h5"])
     _wait_idle(qtbot, window)
@@ -127,7 +127,8 @@ def bleached_bursting_file(tmp_path_factory):
     """A monomer that bleaches at 6 s, with two photon bursts added, as a particle file."""
     import dataclasses
 
-    from simulators.stream import simulate
+    from spad.simulators.stream import simulate
+
     from spad.app.commands.simulate import build
     from spad.particle import write_particle
     from tests.conftest import chunk_with_bursts
@@ -216,7 +217,7 @@ def test_bad_file_is_reported_and_the_app_goes_on(qtbot, window, session_dir, tm
 
 
 def test_layout_and_settings_are_remembered(qtbot, tmp_path):
-    from gui.main_window import MainWindow
+    from spad.gui.main_window import MainWindow
 
     settings = QtCore.QSettings(str(tmp_path / "gui.ini"), QtCore.QSettings.IniFormat)
     w = MainWindow(settings)

@@ -29,8 +29,8 @@ def rig():
 
 @pytest.fixture
 def live(qtbot, tmp_path, rig):
-    from gui.live_mode import attach_live
-    from gui.main_window import MainWindow
+    from spad.gui.live_mode import attach_live
+    from spad.gui.main_window import MainWindow
 
     w = MainWindow(QtCore.QSettings(str(tmp_path / "gui.ini"), QtCore.QSettings.IniFormat))
     qtbot.addWidget(w)
@@ -63,7 +63,7 @@ def test_record_a_particle_see_the_verdict_export_the_table(qtbot, live, tmp_pat
     assert 0 < at_s <= 3.0 and acc.correlation.result().counts.sum() > 0
     # a live analysis draws its decay fit and the ON/OFF threshold (this fast recording may
     # end before the worker's first analysis does: one is made here from the same histograms)
-    from analysis.photon_analysis import finish
+    from spad.analysis.photon_analysis import finish
 
     p = finish(acc, live.acq.settings.analysis)
     assert p.lifetime_all is not None
@@ -110,8 +110,9 @@ def test_injected_device_error_is_shown_and_the_app_stays_alive(qtbot, live, rig
 
 
 def test_closing_during_a_recording_finishes_the_file(qtbot, tmp_path):
-    from gui.live_mode import attach_live
-    from gui.main_window import MainWindow
+    from spad.gui.live_mode import attach_live
+    from spad.gui.main_window import MainWindow
+
     from spad.app.acquisition.simrig import simulated_rig
 
     with simulated_rig("monomer", seed=2, realtime=True, camera=False) as rig:

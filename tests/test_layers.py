@@ -1,9 +1,13 @@
 """The house's layers, read from the folder names (docs/architecture.md).
 
+The folders analysis/, drivers/, gui/ and simulators/ install as ``spad.analysis``,
+``spad.drivers``, ``spad.gui`` and ``spad.simulators`` (one import namespace, pyproject.toml).
 Each package is imported alone in a fresh interpreter and what it pulled in is inspected: the
-spine (``spad`` without ``spad.app``) loads nothing above it, ``analysis`` loads no instrument,
-simulator, GUI or application code, and so on. A package-level import cycle (``spad`` importing
-``analysis`` importing ``spad``) shows up here as a forbidden module in ``sys.modules``.
+spine (``spad`` without ``spad.app`` and the four folders) loads nothing above it,
+``spad.analysis`` loads no instrument,
+simulator, GUI or application code, and so on. A package-level import cycle (``spad.formats``
+importing ``spad.analysis`` importing ``spad.formats``) shows up here as a forbidden module in
+``sys.modules``.
 """
 
 from __future__ import annotations
@@ -20,19 +24,18 @@ import pytest
 # machine or a Dask worker has none of them, so nothing but gui/ and the drivers that need them
 # may import them at module level.
 OPTIONAL = ["PyQt5", "pyqtgraph", "pylablib", "serial"]
+ANALYSIS, DRIVERS, GUI, SIMULATORS = "spad.analysis", "spad.drivers", "spad.gui", "spad.simulators"
+ABOVE_SPINE = ["spad.app", ANALYSIS, SIMULATORS, DRIVERS, GUI]
 FORBIDDEN = {
-    "spad": ["spad.app", "analysis", "simulators", "drivers", "gui", *OPTIONAL],
-    "spad.formats": ["spad.app", "analysis", "simulators", "drivers", "gui", *OPTIONAL],
-    "spad.particle": ["spad.app", "analysis", "simulators", "drivers", "gui", *OPTIONAL],
-    "analysis": ["spad.app", "simulators", "drivers", "gui", *OPTIONAL],
-    "drivers.interfaces": ["spad.app", "analysis", "simulators", "gui", *OPTIONAL],
-    "drivers": ["spad.app", "analysis", "simulators", "gui", "PyQt5", "pyqtgraph"],
-    "simulators": ["spad.app", "analysis", "gui", *OPTIONAL],
-    "spad.app": ["gui", *OPTIONAL],
+    "spad": [*ABOVE_SPINE, *OPTIONAL],
+    "spad.formats": [*ABOVE_SPINE, *OPTIONAL],
+    "spad.particle": [*ABOVE_SPINE, *OPTIONAL],
+    ANALYSIS: ["spad.app", SIMULATORS, DRIVERS, GUI, *OPTIONAL],
+    "spad.drivers.interfaces": ["spad.app", ANALYSIS, SIMULATORS, GUI, *OPTIONAL],
+    DRIVERS: ["spad.app", ANALYSIS, SIMULATORS, GUI, "PyQt5", "pyqtgraph"],
+    SIMULATORS: ["spad.app", ANALYSIS, GUI, *OPTIONAL],
+    "spad.app": [GUI, *OPTIONAL],
 }
-
-# The modules of each package, imported one by one (a module-level import anywhere counts).
-PACKAGES = ["spad", "analysis", "drivers", "simulators"]
 
 
 def _loaded_after_import(module: str) -> list[str]:
@@ -42,8 +45,8 @@ def _loaded_after_import(module: str) -> list[str]:
         "    m = importlib.import_module(name)\n"
         "    for info in pkgutil.iter_modules(getattr(m, '__path__', [])):\n"
         "        child = name + '.' + info.name\n"
-        "        if child == 'spad.app' and not name.startswith('spad.app'):\n"
-        "            continue  # the application layer is a floor of its own\n"
+        f"        if child in {ABOVE_SPINE!r} and name == 'spad':\n"
+        "            continue  # the floors above the spine are walked on their own\n"
         "        walk(child) if info.ispkg else importlib.import_module(child)\n"
         f"walk({module!r})\n"
         "print(json.dumps(sorted(sys.modules)))\n"
@@ -65,15 +68,15 @@ def test_package_imports_nothing_above_it(package: str) -> None:
 def test_spine_modules_do_not_reach_up() -> None:
     """Every module of the spine, imported with all its siblings, still stays in the spine."""
     loaded = _loaded_after_import("spad")
-    # The walk skipped spad.app on purpose; check nothing else pulled it in.
+    # The walk skipped the floors above on purpose; check nothing else pulled them in.
     assert _offenders(loaded, FORBIDDEN["spad"]) == []
     assert "spad.formats.ptu" in loaded and "spad.particle" in loaded
 
 
 def test_offenders_detects_a_violation() -> None:
     """The check itself can fail: a module under a forbidden prefix is reported."""
-    assert _offenders(["analysis.g2", "analysisx", "spad.photons"], ["analysis"]) == [
-        "analysis.g2"]
+    assert _offenders(["spad.analysis.g2", "spad.analysisx", "spad.photons"], [ANALYSIS]) == [
+        "spad.analysis.g2"]
 
 
 def test_sources_cite_nothing_outside_the_repository() -> None:
@@ -90,3 +93,22 @@ def test_sources_cite_nothing_outside_the_repository() -> None:
                 if "DOMAIN.md" in text or "/work/" in text:
                     offenders.append(str(path.relative_to(root)))
     assert offenders == []
+
+
+def test_every_package_is_installed_under_spad() -> None:
+    """pyproject.toml lists every package folder, mapped into the one ``spad`` namespace, and
+    nothing installs a top-level name other than ``spad``."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    conf = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    dirs = {"spad": "spad", **conf["package-dir"]}
+    listed = set(conf["packages"])
+    found = set()
+    for top, folder in dirs.items():
+        for init in (root / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(root / folder).parts
+            found.add(".".join((top, *rel)))
+    assert found == listed
+    assert {p.split(".")[0] for p in listed} == {"spad"}

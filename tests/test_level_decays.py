@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from analysis.level_decays import (
+from spad.analysis.level_decays import (
     FIT_MIN_PHOTONS,
     level_photons,
     levels_to_fit,
 )
-from analysis.photon_analysis import AnalysisSettings, analyze_photons
-from simulators.stream import simulate
+from spad.analysis.photon_analysis import AnalysisSettings, analyze_photons
+from spad.simulators.stream import simulate
+
 from spad.app.commands.simulate import build
 
 

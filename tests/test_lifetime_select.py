@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-
-from analysis.lifetimes import fit_decay_select
+from spad.analysis.lifetimes import fit_decay_select
 
 
 def _decay(taus: list[float], fractions: list[float], n: int, seed: int) -> tuple:

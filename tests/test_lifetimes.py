@@ -7,8 +7,7 @@ import json
 import numpy as np
 import pytest
 from scipy.stats import norm
-
-from analysis.lifetimes import (
+from spad.analysis.lifetimes import (
     _Decay,
     fit_decay,
     fit_states,

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from spad.analysis.photon_analysis import analyze_photons
+from spad.simulators.detection import Detection
+from spad.simulators.emitter import monomer
+from spad.simulators.tagger import SimulatedTagger
 
 import spad
-from analysis.photon_analysis import analyze_photons
-from simulators.detection import Detection
-from simulators.emitter import monomer
-from simulators.tagger import SimulatedTagger
 from spad.app.acquisition import live_chunks
 from spad.formats.ptu import PtuWriter
 from spad.photons import PhotonChunk

@@ -9,9 +9,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from spad.simulators.emccd import Emccd
+from spad.simulators.spectrum import EmissionLine, SpectrumSetup, simulate_spectrum
 
-from simulators.emccd import Emccd
-from simulators.spectrum import EmissionLine, SpectrumSetup, simulate_spectrum
 from spad.errors import FormatError
 from spad.particle import read_particle, sidecar_path, write_particle
 from spad.photons import PhotonChunk, Timing

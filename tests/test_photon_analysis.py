@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 import pytest
+from spad.analysis.photon_analysis import AnalysisSettings, analyze_photons
 
 import spad
-from analysis.photon_analysis import AnalysisSettings, analyze_photons
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +122,7 @@ def test_detector_on_the_sync_input_pulsed_from_the_correlogram() -> None:
 
 def test_real_single_emitter_is_classified_monomer(result) -> None:
     """The shipped classifier calls the public single-emitter recording a monomer."""
-    from analysis.classify import load_classifier
+    from spad.analysis.classify import load_classifier
 
     c = load_classifier().classify(result.features())
     assert c.label == "monomer", (c, result.features())

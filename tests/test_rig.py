@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from spad.drivers.interfaces import CameraInterface, SpectrographInterface, TimeTagger
+from spad.simulators.acton import ActonPty
 
-from drivers.interfaces import CameraInterface, SpectrographInterface, TimeTagger
-from simulators.acton import ActonPty
 from spad.app.cli import main
 from spad.app.rig import open_rig
 from spad.config import ConfigError, load_rig, parse_rig

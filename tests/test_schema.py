@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from spad.analysis import classify, schema
+from spad.analysis.particle import ParticleResult
+from spad.analysis.photon_analysis import PhotonAnalysis
 
-from analysis import classify, schema
-from analysis.particle import ParticleResult
-from analysis.photon_analysis import PhotonAnalysis
 from spad.app import report
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -20,7 +20,7 @@ def test_readme_field_table_is_the_generated_one() -> None:
     assert begin in text and end in text
     table = text[text.index(begin) + len(begin):text.index(end)]
     assert table.strip() == schema.markdown_table().strip(), \
-        "README's field table is stale: paste `python -m analysis.schema` between the markers"
+        "README's field table is stale: paste `python -m spad.analysis.schema` between the markers"
 
 
 def test_names_are_unique_and_units_in_names() -> None:
@@ -56,7 +56,7 @@ def test_photon_analysis_holds_exactly_the_declared_scalars() -> None:
 
 def test_every_classifier_feature_has_a_short_label() -> None:
     """The GUI's evidence bars name each feature by its label (a missing one showed no name)."""
-    from analysis.schema import BY_NAME, PHOTON_FEATURES, SPECTRUM_FEATURES
+    from spad.analysis.schema import BY_NAME, PHOTON_FEATURES, SPECTRUM_FEATURES
 
     for name in PHOTON_FEATURES + SPECTRUM_FEATURES:
         assert 0 < len(BY_NAME[name].label) <= 14, name

@@ -5,10 +5,10 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
+from spad.simulators.blinking import Timeline
+from spad.simulators.emitter import dimer, monomer
+from spad.simulators.stream import SpectralWalk, simulate
 
-from simulators.blinking import Timeline
-from simulators.emitter import dimer, monomer
-from simulators.stream import SpectralWalk, simulate
 from spad.app.cli import main
 from spad.app.commands import simulate as simulate_cmd
 

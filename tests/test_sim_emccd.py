@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from spad.simulators.emccd import Emccd, Readout, cosmic_rays, emccd_frames
 
-from simulators.emccd import Emccd, Readout, cosmic_rays, emccd_frames
 from spad.errors import DeviceError
 
 SENSOR = Emccd(n_rows=64, n_columns=256)

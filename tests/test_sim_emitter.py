@@ -6,9 +6,8 @@ import math
 
 import numpy as np
 import pytest
-
-from simulators.blinking import Timeline, sample_dwells
-from simulators.emitter import (
+from spad.simulators.blinking import Timeline, sample_dwells
+from spad.simulators.emitter import (
     Emitter,
     PowerLaw,
     State,

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.optimize import curve_fit
-
-from simulators.emccd import Emccd, Readout
-from simulators.spectrum import (
+from spad.simulators.emccd import Emccd, Readout
+from spad.simulators.spectrum import (
     EmissionLine,
     SpectrumSetup,
     column_fractions,
@@ -18,6 +17,7 @@ from simulators.spectrum import (
     simulate_spectrum,
     spectral_diffusion,
 )
+
 from spad.optics import HC_EV_M, Spectrograph, spectrum_to_energy, wavelength_to_energy
 
 SP = Spectrograph()
@@ -190,7 +190,12 @@ def test_bad_inputs() -> None:
 # -- the simulated spectrograph and camera behind the driver interfaces ----------------------
 
 def _instruments(**scene_kw: object) -> tuple:
-    from simulators.instruments import ManualClock, Scene, SimulatedCamera, SimulatedSpectrograph
+    from spad.simulators.instruments import (
+        ManualClock,
+        Scene,
+        SimulatedCamera,
+        SimulatedSpectrograph,
+    )
 
     clock = ManualClock()
     spec = SimulatedSpectrograph(clock=clock)

@@ -11,11 +11,11 @@ import time
 import numpy as np
 import pytest
 from scipy.optimize import brentq
+from spad.simulators.detection import Detection, irf_quantiles
+from spad.simulators.emitter import Emitter, PowerLaw, State, monomer
+from spad.simulators.stream import simulate
+from spad.simulators.tagger import SimulatedTagger
 
-from simulators.detection import Detection, irf_quantiles
-from simulators.emitter import Emitter, PowerLaw, State, monomer
-from simulators.stream import simulate
-from simulators.tagger import SimulatedTagger
 from spad.errors import DeviceError
 from spad.formats.records import Decoder, Encoder
 from spad.photons import PhotonChunk

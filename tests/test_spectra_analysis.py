@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy.stats import norm
-
-from analysis.spectra import (
+from spad.analysis.spectra import (
     HG_AR_LINES_AIR_NM,
     SpectrumResult,
     air_to_vacuum,
@@ -25,7 +24,8 @@ from analysis.spectra import (
     remove_cosmic_rays,
     to_photoelectrons,
 )
-from simulators.spectrum import EmissionLine, SpectrumSetup, simulate_spectrum
+from spad.simulators.spectrum import EmissionLine, SpectrumSetup, simulate_spectrum
+
 from spad.errors import FormatError
 from spad.formats.spectra import open_spectrum
 from spad.optics import Spectrograph, wavelength_to_energy
@@ -290,8 +290,7 @@ def test_kinetic_series_end_to_end():
 
 def test_running_median_matches_ndimage():
     from scipy import ndimage
-
-    from analysis.spectrum_frames import _running_median
+    from spad.analysis.spectrum_frames import _running_median
 
     rng = np.random.default_rng(5)
     for n in (1, 2, 6, 7, 40):
@@ -305,7 +304,7 @@ def test_running_median_matches_ndimage():
 
 
 def test_median_inplace_matches_numpy():
-    from analysis.spectrum_frames import _median_inplace
+    from spad.analysis.spectrum_frames import _median_inplace
 
     rng = np.random.default_rng(6)
     for n in (1, 2, 3, 750, 751):
@@ -316,8 +315,7 @@ def test_median_inplace_matches_numpy():
 def test_cosmic_mask_matches_plain_formulation():
     """The numba pass gives the mask of the ndimage formulation it replaced."""
     from scipy import ndimage
-
-    from analysis.spectrum_frames import _neighbours, _noise_floor
+    from spad.analysis.spectrum_frames import _neighbours, _noise_floor
 
     rng = np.random.default_rng(7)
     frames = rng.poisson(3.0, size=(40, 5, 60)).astype(float) * 20.0
@@ -343,7 +341,7 @@ def test_cosmic_mask_matches_plain_formulation():
 
 def test_median_sampled_matches_numpy():
     """Exact on ties, sorted input (the sample then misses the middle) and every size."""
-    from analysis.spectrum_frames import _SAMPLE, _median_sampled
+    from spad.analysis.spectrum_frames import _SAMPLE, _median_sampled
 
     rng = np.random.default_rng(8)
     buf, sample = np.empty(2000), np.empty(_SAMPLE)
@@ -358,8 +356,7 @@ def test_median_sampled_matches_numpy():
 def test_peak_model_matches_lmfit_lineshapes(shape):
     """The hand-written peaks are lmfit's line shapes (same names, same values)."""
     import lmfit
-
-    from analysis.spectrum_fit import _PeakFit
+    from spad.analysis.spectrum_fit import _PeakFit
 
     x = np.linspace(1.8, 2.2, 300)
     per_ev = np.linspace(0.9, 1.1, 300)
@@ -385,8 +382,9 @@ def test_no_frames_is_no_spectrum_not_a_peak():
 
 
 def test_particle_file_without_frames_says_so(tmp_path):
-    from analysis.particle import analyze_particle
-    from simulators.stream import simulate
+    from spad.analysis.particle import analyze_particle
+    from spad.simulators.stream import simulate
+
     from spad.app.commands.simulate import build
     from spad.particle import write_particle
 

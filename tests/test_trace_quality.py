@@ -10,16 +10,16 @@ import dataclasses
 
 import numpy as np
 import pytest
+from spad.analysis.blinking import analyse_blinking
+from spad.analysis.bursts import photons_outside
+from spad.analysis.lifetimes import durbin_watson_bounds, fit_decay
+from spad.analysis.photon_analysis import AnalysisSettings, analyze_photons
+from spad.analysis.photon_collector import PhotonCollector
+from spad.analysis.roi import bleach_end, parse_roi, select_photons
+from spad.simulators.detection import Detection
+from spad.simulators.emitter import Emitter, PowerLaw, State
+from spad.simulators.stream import simulate
 
-from analysis.blinking import analyse_blinking
-from analysis.bursts import photons_outside
-from analysis.lifetimes import durbin_watson_bounds, fit_decay
-from analysis.photon_analysis import AnalysisSettings, analyze_photons
-from analysis.photon_collector import PhotonCollector
-from analysis.roi import bleach_end, parse_roi, select_photons
-from simulators.detection import Detection
-from simulators.emitter import Emitter, PowerLaw, State
-from simulators.stream import simulate
 from spad.app.commands.simulate import build
 from tests.conftest import chunk_with_bursts
 

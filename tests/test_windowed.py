@@ -10,16 +10,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import spad.analysis.photon_analysis as photon_analysis
+import spad.analysis.windowed as windowed
+from spad.analysis.changepoints import find_change_points
+from spad.analysis.classify import load_classifier
+from spad.analysis.photon_analysis import AnalysisSettings, PhotonAccumulators, analyze_photons
+from spad.analysis.photon_collector import PhotonCollector, PhotonCount, PhotonList
+from spad.analysis.windowed import ChangePointStream
+from spad.simulators.stream import simulate
 
-import analysis.photon_analysis as photon_analysis
-import analysis.windowed as windowed
 import spad
-from analysis.changepoints import find_change_points
-from analysis.classify import load_classifier
-from analysis.photon_analysis import AnalysisSettings, PhotonAccumulators, analyze_photons
-from analysis.photon_collector import PhotonCollector, PhotonCount, PhotonList
-from analysis.windowed import ChangePointStream
-from simulators.stream import simulate
 from spad.app.commands.simulate import build
 from spad.photons import PhotonChunk
 
@@ -228,7 +228,8 @@ def test_over_budget_without_a_second_read_is_null_with_a_note(monkeypatch):
 def test_live_acquisition_past_the_budget_ends_as_spad_analyze(tmp_path, monkeypatch):
     """A live acquisition of more photons than the budget keeps none of them beyond it; its
     final result reads the recorded file again and is what ``spad analyze`` gives."""
-    from analysis.particle import analyze_particle, classify_session
+    from spad.analysis.particle import analyze_particle, classify_session
+
     from spad.app.acquisition import Acquisition, AcquisitionSettings
     from spad.app.acquisition.simrig import simulated_rig
 

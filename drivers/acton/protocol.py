@@ -7,7 +7,7 @@ by `` ok`` and CR LF. Over RS-232 the controller echoes each character it receiv
 answer; over USB it does not. A command it does not understand is answered with ``?``.
 
 :class:`ActonLink` sends a command and returns the text of the answer, with the echo removed
-and ``ok`` stripped; every failure is an :class:`~drivers.acton.errors.ActonError` naming the
+and ``ok`` stripped; every failure is an :class:`~spad.drivers.acton.errors.ActonError` naming the
 port.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from drivers.acton.errors import ActonDisconnectedError, ActonError, ActonTimeoutError
+from spad.drivers.acton.errors import ActonDisconnectedError, ActonError, ActonTimeoutError
 
 try:  # pyserial lets termios errors through on POSIX when a pty or USB adapter vanishes
     import termios

@@ -37,10 +37,10 @@ import re
 import time
 
 import numpy as np
+from spad.drivers.acton.errors import ActonError
+from spad.drivers.acton.protocol import ActonLink
+from spad.drivers.interfaces.spectrograph import Grating, SpectrographInterface
 
-from drivers.acton.errors import ActonError
-from drivers.acton.protocol import ActonLink
-from drivers.interfaces.spectrograph import Grating, SpectrographInterface
 from spad.optics import Spectrograph
 
 _GRATING_LINE = re.compile(r"(\x1a|>)?\s*(\d+)\s+(\d+(?:\.\d*)?)\s*g/mm\s*(?:BLZ=\s*(\S+))?",

@@ -17,7 +17,7 @@ with their metadata (:meth:`AndorCamera.read_frames_with_info`): index in the ac
 timestamp, the host's start time plus index x kinetic cycle time (the SDK2 has no per-frame
 hardware time stamp).
 
-Errors from pylablib or the SDK become :class:`~drivers.andor.errors.AndorCameraError` naming
+Errors from pylablib or the SDK become :class:`~spad.drivers.andor.errors.AndorCameraError` naming
 the camera; a camera that stops answering (``DRV_ERROR_ACK``) is closed at once.
 
 Rig file (Qudi-style config example)::
@@ -41,10 +41,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-
-from drivers.andor.errors import AndorCameraError, AndorCameraLost, translated
-from drivers.andor.sdk import connect_sdk2
-from drivers.interfaces.camera import (
+from spad.drivers.andor.errors import AndorCameraError, AndorCameraLost, translated
+from spad.drivers.andor.sdk import connect_sdk2
+from spad.drivers.interfaces.camera import (
     ACQUISITION_MODES,
     READ_MODES,
     AcquisitionMode,
@@ -72,7 +71,7 @@ class AndorCamera(CameraInterface):
         Electrons per ADU for each pre-amp setting (performance sheet).
     connect
         ``connect(name, index, temperature)`` -> a pylablib ``AndorSDK2Camera`` (or a stand-in
-        with its surface); default: :func:`drivers.andor.sdk.connect_sdk2`.
+        with its surface); default: :func:`spad.drivers.andor.sdk.connect_sdk2`.
     """
 
     def __init__(self, index: int = 0, temperature_c: float = -80.0, exposure_s: float = 0.1,

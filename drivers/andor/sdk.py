@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drivers.andor.errors import AndorCameraError, translated
+from spad.drivers.andor.errors import AndorCameraError, translated
 
 
 def connect_sdk2(name: str, index: int = 0, temperature: float | None = None,

@@ -19,8 +19,7 @@ from abc import abstractmethod
 from typing import Literal
 
 import numpy as np
-
-from drivers.interfaces.base import Instrument
+from spad.drivers.interfaces.base import Instrument
 
 ReadMode = Literal["fvb", "single_track", "multi_track", "image"]
 AcquisitionMode = Literal["single", "accum", "kinetic", "cont"]

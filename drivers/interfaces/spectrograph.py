@@ -11,7 +11,8 @@ from __future__ import annotations
 from abc import abstractmethod
 from dataclasses import dataclass
 
-from drivers.interfaces.base import Instrument
+from spad.drivers.interfaces.base import Instrument
+
 from spad.optics import Spectrograph
 
 

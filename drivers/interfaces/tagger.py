@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from spad.drivers.interfaces.base import Instrument
 
-from drivers.interfaces.base import Instrument
 from spad.photons import Mode, Timing
 
 __all__ = ["TaggerConfig", "TimeTagger"]

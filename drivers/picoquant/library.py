@@ -1,7 +1,7 @@
 """The ctypes layer over hhlib / mhlib / phlib: load the library, declare the signatures the
 driver uses (as in the vendor headers hhlib.h, mhlib.h, phlib.h), call and check return codes.
 
-A negative return code becomes a :class:`~drivers.picoquant.errors.PicoQuantError` with the
+A negative return code becomes a :class:`~spad.drivers.picoquant.errors.PicoQuantError` with the
 library's own text from ``GetErrorString`` and the function's name.
 
 Where the library is found: the path given (rig file ``library = ...``), else the environment
@@ -17,7 +17,7 @@ import sys
 from ctypes import POINTER, c_char_p, c_double, c_int, c_uint
 from typing import Any
 
-from drivers.picoquant.errors import PicoQuantError, PicoQuantLibraryError
+from spad.drivers.picoquant.errors import PicoQuantError, PicoQuantLibraryError
 
 ENV_LIBRARY = "SPAD_PICOQUANT_LIBRARY"
 

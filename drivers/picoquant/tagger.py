@@ -21,7 +21,7 @@ HH400-v3.x-Demos and MH150-Demos, ``tttrmode.c`` of PH300-v3.x-Demos):
 5. ``StopMeas``, ``CloseDevice``.
 
 Count rates need 100 ms after ``Initialize`` or ``SetSyncDiv`` to be valid (the demos wait).
-Any failure is a :class:`~drivers.picoquant.errors.PicoQuantError` naming the device, with the
+Any failure is a :class:`~spad.drivers.picoquant.errors.PicoQuantError` naming the device, with the
 library's ``GetErrorString`` text; a failure during a measurement stops it and closes the
 device, so an unplugged tagger ends the recording at the next read (within milliseconds).
 
@@ -57,11 +57,11 @@ from collections.abc import Sequence
 from ctypes import byref, c_double, c_int
 
 import numpy as np
+from spad.drivers.interfaces.tagger import TaggerConfig, TimeTagger
+from spad.drivers.picoquant import constants as k
+from spad.drivers.picoquant.errors import FifoOverrunError, PicoQuantError
+from spad.drivers.picoquant.library import Library
 
-from drivers.interfaces.tagger import TaggerConfig, TimeTagger
-from drivers.picoquant import constants as k
-from drivers.picoquant.errors import FifoOverrunError, PicoQuantError
-from drivers.picoquant.library import Library
 from spad.errors import DeviceError
 from spad.photons import Mode, Timing
 

@@ -1,7 +1,7 @@
 """Swabian Instruments Time Tagger through its Python API (optional: ``pip install
-swabian-timetagger``). See :mod:`drivers.swabian.tagger`.
+swabian-timetagger``). See :mod:`spad.drivers.swabian.tagger`.
 """
 
-from drivers.swabian.tagger import SwabianTagger
+from spad.drivers.swabian.tagger import SwabianTagger
 
 __all__ = ["SwabianTagger"]

@@ -35,9 +35,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from spad.drivers.interfaces.tagger import TaggerConfig, TimeTagger
+from spad.drivers.swabian.api import load_api
 
-from drivers.interfaces.tagger import TaggerConfig, TimeTagger
-from drivers.swabian.api import load_api
 from spad.errors import DeviceError
 from spad.formats.records import Encoder
 from spad.photons import SYNC, Mode, PhotonChunk, Timing

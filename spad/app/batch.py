@@ -9,7 +9,7 @@ How it works
 ------------
 - Each particle file is one task, :func:`analyze_file`, run on a Dask cluster (a LocalCluster of
   one single-threaded worker process per core, or an existing scheduler by address). The task
-  runs :func:`analysis.particle.analyze_particle` -- the code ``spad analyze`` runs -- and
+  runs :func:`spad.analysis.particle.analyze_particle` -- the code ``spad analyze`` runs -- and
   returns the result without its arrays (traces, decays, correlations: what figures need, not
   the table), pickled, so the client only stores bytes.
 - At most a few tasks per worker are in flight (a bounded window of futures): thousands of files
@@ -22,9 +22,9 @@ How it works
   is the same. Failed files are tried again on every run.
 - The table is written at the end (and when the batch is interrupted) from the journal, in three
   streaming passes over it: the session's monomer reference peak energy
-  (:func:`analysis.particle.session_reference_ev`), the columns, then the rows, each particle
-  classified by :func:`analysis.particle.classify_session` exactly as ``spad analyze`` does.
-  The columns are those of :func:`table_columns`, declared by :mod:`analysis.schema`: every
+  (:func:`spad.analysis.particle.session_reference_ev`), the columns, then the rows, each particle
+  classified by :func:`spad.analysis.particle.classify_session` exactly as ``spad analyze`` does.
+  The columns are those of :func:`table_columns`, declared by :mod:`spad.analysis.schema`: every
   field of ``ParticleResult.record()`` (``spad analyze --json``) with the verdict unnested
   (``label``, ``probability``, ``p_dimer``, ``model``, ``evidence_g2_zero``, ...), then
   ``error``, ``content_hash``, ``settings_hash`` and ``spad_version``.
@@ -53,8 +53,8 @@ from typing import Any
 import numpy as np
 
 import spad
-from analysis.particle import ParticleResult, analyze_particle
-from analysis.photon_analysis import AnalysisSettings
+from spad.analysis.particle import ParticleResult, analyze_particle
+from spad.analysis.photon_analysis import AnalysisSettings
 from spad.errors import SpadError
 from spad.particle import PARTICLE_SUFFIXES, SIDECAR_SUFFIX, particle_files
 
@@ -120,7 +120,7 @@ def settings_hash(settings: AnalysisSettings) -> str:
 def code_id() -> str:
     """spad's version and a hash of the analysis sources: cached results are reused only by the
     same analysis code (a development install keeps its version number while the code moves)."""
-    import analysis
+    from spad import analysis
 
     h = hashlib.blake2b(digest_size=6)
     root = Path(analysis.__file__).parent
@@ -291,17 +291,17 @@ class Journal:
 # --------------------------------------------------------------------------- the table
 
 def table_columns() -> list[str]:
-    """The table's columns, from :mod:`analysis.schema`: the population-table columns (file,
+    """The table's columns, from :mod:`spad.analysis.schema`: the population-table columns (file,
     verdict, every scalar of the record), each feature's evidence, the notes, then
     :data:`META_COLUMNS`."""
-    from analysis.schema import PHOTON_FEATURES, SPECTRUM_FEATURES, csv_columns
+    from spad.analysis.schema import PHOTON_FEATURES, SPECTRUM_FEATURES, csv_columns
 
     return [*csv_columns(), *(f"evidence_{n}" for n in PHOTON_FEATURES + SPECTRUM_FEATURES),
             "notes", *META_COLUMNS]
 
 
 def _text_columns() -> set[str]:
-    from analysis.schema import FIELDS
+    from spad.analysis.schema import FIELDS
 
     return {f.name for f in FIELDS if f.unit == "text"} | set(META_COLUMNS)
 
@@ -310,7 +310,7 @@ def _records(journal: Journal, entries: Sequence[tuple[int, dict[str, Any]]],
              reference_ev: float | None, clf: Any) -> Iterator[tuple[dict[str, Any], Any]]:
     """(journal entry, record) per file in order, classified in chunks with the session's
     reference; failed files (or unreadable cached results) give ``record = None``."""
-    from analysis.particle import classify_session
+    from spad.analysis.particle import classify_session
 
     for start in range(0, len(entries), CHUNK):
         part = [e for _, e in entries[start:start + CHUNK]]
@@ -335,7 +335,7 @@ def _records(journal: Journal, entries: Sequence[tuple[int, dict[str, Any]]],
 def _row(entry: dict[str, Any], record: dict[str, Any] | None,
          columns: Sequence[str]) -> dict[str, Any]:
     """One table row: the record's fields, the verdict's fields and evidence unnested."""
-    from analysis.schema import CLASSIFICATION_FIELDS
+    from spad.analysis.schema import CLASSIFICATION_FIELDS
 
     row: dict[str, Any] = dict.fromkeys(columns)
     row["file"] = entry["file"]
@@ -352,7 +352,7 @@ def _row(entry: dict[str, Any], record: dict[str, Any] | None,
                settings_hash=entry["settings_hash"], spad_version=entry["code"].split("+")[0])
     if len(row) != len(columns):  # a record field the schema does not declare
         raise SpadError(f"record fields {sorted(set(row) - set(columns))} are not in "
-                        "analysis.schema")
+                        "spad.analysis.schema")
     return row
 
 
@@ -443,8 +443,8 @@ def write_table(journal: Journal, entries: Sequence[tuple[int, dict[str, Any]]],
 
     Three passes over the journal, none holding more than :data:`CHUNK` results.
     """
-    from analysis.classify import load_classifier
-    from analysis.particle import session_reference_ev
+    from spad.analysis.classify import load_classifier
+    from spad.analysis.particle import session_reference_ev
 
     clf = load_classifier()
     if reference_ev is None:

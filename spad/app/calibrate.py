@@ -8,8 +8,8 @@ For each particle it draws recording conditions spanning what labs record (:func
 1-200 kcps, 5-300 s, 1-80 MHz, lifetimes 10-80 ns, background 0-20 %, IRF 30-500 ps, T2 and
 T3), simulates the particle with the spread of ``spad simulate --vary`` (peak energy, lifetime,
 brightness; dimers with necks of 5.6-6.3 nm, i.e. 25-30 meV red shift), writes its particle
-file and runs the same :func:`analysis.particle.analyze_particle` that ``spad analyze`` runs,
-fits the two logistic models of :mod:`analysis.classify` on the training
+file and runs the same :func:`spad.analysis.particle.analyze_particle` that ``spad analyze`` runs,
+fits the two logistic models of :mod:`spad.analysis.classify` on the training
 population, then classifies the held-out population exactly as ``spad analyze`` does (session
 reference from the photon-only monomers) and writes the parameters with their provenance and
 held-out accuracy, overall and per condition (rate, duration, repetition rate, timing mode), to
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis.classify import (
+from spad.analysis.classify import (
     MODEL_PATH,
     PHOTON_FEATURES,
     SPECTRUM_FEATURES,
@@ -71,8 +71,8 @@ def build_particle(kind: str, seed: int, cond: dict[str, Any]) -> tuple[Any, Any
     """Emitters and detection for one particle under ``cond`` (see :func:`conditions`)."""
     import dataclasses
 
-    from simulators.detection import Detection
-    from simulators.emitter import dimer, monomer
+    from spad.simulators.detection import Detection
+    from spad.simulators.emitter import dimer, monomer
 
     rng = np.random.default_rng(seed)
     neck = float(rng.uniform(5.6, 6.3)) if kind == "dimer" else None
@@ -96,10 +96,10 @@ def build_particle(kind: str, seed: int, cond: dict[str, Any]) -> tuple[Any, Any
 def _particle(args: tuple[str, int, float, str]) -> dict[str, Any]:
     """Simulate and analyse one particle under drawn conditions; returns features and truth."""
     kind, seed, _, folder = args
-    from analysis.particle import analyze_particle
-    from simulators.spectrum import SpectrumSetup, spectrum_from_truth
-    from simulators.stream import simulate
+    from spad.analysis.particle import analyze_particle
     from spad.particle import write_particle
+    from spad.simulators.spectrum import SpectrumSetup, spectrum_from_truth
+    from spad.simulators.stream import simulate
 
     cond = conditions(np.random.default_rng([seed, 77]))
     emitter, detection = build_particle(kind, seed, cond)
@@ -142,7 +142,7 @@ def confusion(truth: list[str], predicted: list[str]) -> dict[str, dict[str, int
 
 def evaluate(clf: Classifier, pop: list[dict[str, Any]]) -> dict[str, Any]:
     """Classify a population as ``spad analyze`` does; accuracy counts 'uncertain' as wrong."""
-    from analysis.particle import classify_session
+    from spad.analysis.particle import classify_session
     from spad.app.report import red_shift
 
     results = [p["result"] for p in pop]

@@ -18,11 +18,11 @@ matplotlib.use("Agg")  # files only; no display needed (CI, batch nodes)
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from analysis.particle import ParticleResult  # noqa: E402
-from analysis.schema import CLASSIFICATION_FIELDS, csv_columns  # noqa: E402
+from spad.analysis.particle import ParticleResult  # noqa: E402
+from spad.analysis.schema import CLASSIFICATION_FIELDS, csv_columns  # noqa: E402
 
 CSV_FIELDS = csv_columns()
-"""Columns of population.csv, derived from :mod:`analysis.schema`."""
+"""Columns of population.csv, derived from :mod:`spad.analysis.schema`."""
 
 
 def _spectrum_panel(ax: Any, r: ParticleResult) -> None:

@@ -10,7 +10,8 @@
 Each instrument is opened in turn (spectrograph, camera, tagger) and all are closed on leaving
 the block, also after an error; if one fails to open, those already open are closed and the
 :class:`~spad.errors.DeviceError` naming it propagates. Simulated back-ends come from
-:mod:`simulators.instruments` and :mod:`simulators.tagger`; real ones from ``drivers/``, imported
+:mod:`spad.simulators.instruments` and :mod:`spad.simulators.tagger`; real ones from ``drivers/``,
+imported
 only when the rig asks for them.
 """
 
@@ -22,10 +23,10 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from drivers.interfaces.camera import CameraInterface
-from drivers.interfaces.spectrograph import SpectrographInterface
-from drivers.interfaces.tagger import TimeTagger
 from spad.config import CameraSettings, Rig, SpectrographSettings, TaggerSettings, load_rig
+from spad.drivers.interfaces.camera import CameraInterface
+from spad.drivers.interfaces.spectrograph import SpectrographInterface
+from spad.drivers.interfaces.tagger import TimeTagger
 
 __all__ = ["Instruments", "open_rig", "open_spectrograph", "open_camera", "open_tagger"]
 
@@ -43,12 +44,12 @@ class Instruments:
 def open_spectrograph(s: SpectrographSettings) -> SpectrographInterface:
     """Create and open the spectrograph of ``s``."""
     if s.backend == "acton":
-        from drivers.acton import ActonSpectrograph
+        from spad.drivers.acton import ActonSpectrograph
         mono: SpectrographInterface = ActonSpectrograph(
             s.port, link=s.link, timeout_s=s.timeout_s, focal_length_m=s.focal_length_m,
             inclusion_angle_deg=s.inclusion_angle_deg, pixel_size_m=s.pixel_size_m)
     else:
-        from simulators.instruments import SimulatedSpectrograph
+        from spad.simulators.instruments import SimulatedSpectrograph
         mono = SimulatedSpectrograph(focal_length_m=s.focal_length_m)
     mono.open()
     return mono
@@ -58,14 +59,14 @@ def open_camera(s: CameraSettings, spectrograph: SpectrographInterface | None = 
                 ) -> CameraInterface:
     """Create and open the camera of ``s`` (a simulated one looks through ``spectrograph``)."""
     if s.backend == "andor":
-        from drivers.andor import AndorCamera
+        from spad.drivers.andor import AndorCamera
         cam: CameraInterface = AndorCamera(
             s.index, temperature_c=s.temperature_c, exposure_s=s.exposure_s,
             em_gain=s.em_gain, advanced_em_gain=s.advanced_em_gain, preamp=s.preamp,
             hsspeed=s.hsspeed, sensitivity_e_per_adu=s.sensitivity_e_per_adu)
         cam.open()
         return cam
-    from simulators.instruments import SimulatedCamera
+    from spad.simulators.instruments import SimulatedCamera
     cam = SimulatedCamera(spectrograph=spectrograph)
     cam.open()
     try:
@@ -89,7 +90,7 @@ def open_tagger(s: TaggerSettings, *, seed: int = 0, realtime: bool = True) -> T
     if len(offsets) == 1:
         offsets *= len(s.detectors)
     if s.backend == "picoquant":
-        from drivers.picoquant import FAMILIES
+        from spad.drivers.picoquant import FAMILIES
         tagger: Any = FAMILIES[s.family](
             library=s.library or None, serial=s.serial, mode=s.mode, reference=s.reference,
             sync_level_mv=s.sync_level_mv, sync_zero_cross_mv=s.sync_zero_cross_mv,
@@ -97,16 +98,16 @@ def open_tagger(s: TaggerSettings, *, seed: int = 0, realtime: bool = True) -> T
             input_zero_cross_mv=s.input_zero_cross_mv or (10.0,), detectors=s.detectors)
         tagger.open()
     elif s.backend == "swabian":
-        from drivers.swabian import SwabianTagger
+        from spad.drivers.swabian import SwabianTagger
         tagger = SwabianTagger(serial=s.serial, detectors=s.detectors,
                                sync_level_v=s.sync_level_mv / 1e3,
                                input_levels_v=tuple(v / 1e3 for v in s.input_levels_mv)
                                or (0.5,))
         tagger.open()
     else:
-        from simulators.detection import Detection
-        from simulators.emitter import monomer
-        from simulators.tagger import SimulatedTagger
+        from spad.simulators.detection import Detection
+        from spad.simulators.emitter import monomer
+        from spad.simulators.tagger import SimulatedTagger
         tagger = SimulatedTagger(monomer(rng=seed), Detection(), seed=seed, realtime=realtime)
         tagger.open()
     try:

@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python tests/benchmarks/bench_acquire.py [--photons N]``
 
-The records come from the simulated HydraHarp (:class:`simulators.tagger.SimulatedTagger`,
+The records come from the simulated HydraHarp (:class:`spad.simulators.tagger.SimulatedTagger`,
 a bright dimer), generated once beforehand and then served FIFO read by FIFO read (131072
 records) by a tagger that replays them, so that the figure is the pipeline's and not the photon
 simulator's (which makes ~3 M records/s). Each run is the whole :class:`Acquisition` as
@@ -23,9 +23,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from spad.drivers.interfaces.tagger import TimeTagger
+from spad.simulators.tagger import FIFO_RECORDS
 
-from drivers.interfaces.tagger import TimeTagger
-from simulators.tagger import FIFO_RECORDS
 from spad.app.acquisition import Acquisition, AcquisitionSettings
 from spad.app.acquisition.simrig import simulated_rig
 

@@ -20,8 +20,8 @@ import argparse
 import time
 
 import numpy as np
+from spad.analysis.accumulators import CrossCorrelation
 
-from analysis.accumulators import CrossCorrelation
 from spad.photons import PhotonChunk, Timing
 
 

@@ -32,9 +32,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 def bright_rig(rate_hz: float) -> SimpleNamespace:
     """A simulated tagger seeing a non-blinking dot (20 MHz laser, <N> = 0.5), collected so that
     about ``rate_hz`` photons/s are detected (one dot at 5 MHz, <N> = 0.1 gives ~0.2 M/s)."""
-    from simulators.detection import Detection
-    from simulators.emitter import monomer
-    from simulators.tagger import SimulatedTagger
+    from spad.simulators.detection import Detection
+    from spad.simulators.emitter import monomer
+    from spad.simulators.tagger import SimulatedTagger
 
     dot = monomer(blinking=False, rep_rate_hz=20e6, mean_excitations=0.5)
     det = Detection()
@@ -107,8 +107,8 @@ def main() -> None:
     from PyQt5 import QtCore, QtWidgets
 
     app = QtWidgets.QApplication([])
-    from gui.live_mode import REFRESH_MS, attach_live
-    from gui.main_window import MainWindow
+    from spad.gui.live_mode import REFRESH_MS, attach_live
+    from spad.gui.main_window import MainWindow
     with tempfile.TemporaryDirectory() as tmp:
         rig = bright_rig(args.rate)
         if args.paced:

@@ -18,10 +18,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from simulators.detection import Detection
-from simulators.emitter import monomer
-from simulators.stream import simulate
-from simulators.tagger import SimulatedTagger
+from spad.simulators.detection import Detection
+from spad.simulators.emitter import monomer
+from spad.simulators.stream import simulate
+from spad.simulators.tagger import SimulatedTagger
 
 REPEATS = 3
 

@@ -5,7 +5,7 @@ a fused dimer and a pair of dots (60 s, ``--vary``, seed 3; 750 EMCCD frames of 
 pixels) with ``spad simulate`` into a temporary directory, reads each spectrum with
 :func:`spad.formats.spectra.open_spectrum` and prints the CPU time (``time.process_time``,
 fairer than wall time on a busy machine) of each stage of
-:func:`analysis.spectra.analyze_spectrum` and of the whole call. Goal: < 0.3 s per particle.
+:func:`spad.analysis.spectra.analyze_spectrum` and of the whole call. Goal: < 0.3 s per particle.
 
 Numba compilation is excluded (a warm-up call first). Each figure is the best of ``REPEATS``.
 """
@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from spad.analysis import spectra
 
-from analysis import spectra
 from spad.formats.spectra import open_spectrum
 
 REPEATS = 3

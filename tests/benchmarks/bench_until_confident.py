@@ -18,9 +18,9 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from spad.analysis.particle import analyze_particle, classify_session
 
 import spad
-from analysis.particle import analyze_particle, classify_session
 from spad.app.acquisition import AcquisitionSettings
 from spad.app.acquisition.engine import LivePipeline
 from spad.app.cli import main as spad_main

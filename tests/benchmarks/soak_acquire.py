@@ -31,8 +31,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 import h5py  # noqa: E402
 from bench_acquire import ReplayTagger, _records  # noqa: E402
+from spad.simulators.tagger import FIFO_RECORDS  # noqa: E402
 
-from simulators.tagger import FIFO_RECORDS  # noqa: E402
 from spad.app.acquisition import Acquisition, AcquisitionSettings  # noqa: E402
 from spad.app.memory import fix_mmap_threshold  # noqa: E402
 from spad.formats.records import Decoder, encode  # noqa: E402

@@ -14,14 +14,15 @@ One particle is one :class:`Acquisition`, a threaded measurement in the ScopeFou
     outcome = acq.wait()        # Outcome(path, result, stop_reason, error, state)
     # without a thread (the CLI): outcome = acq.run()
 
-``rig`` is anything with ``.tagger`` (:class:`drivers.interfaces.TimeTagger`), ``.camera``
-(:class:`drivers.interfaces.CameraInterface` or ``None``) and ``.spectrograph``
-(:class:`drivers.interfaces.SpectrographInterface` or ``None``).
+``rig`` is anything with ``.tagger`` (:class:`spad.drivers.interfaces.TimeTagger`), ``.camera``
+(:class:`spad.drivers.interfaces.CameraInterface` or ``None``) and ``.spectrograph``
+(:class:`spad.drivers.interfaces.SpectrographInterface` or ``None``).
 
 What happens
 ------------
 - The tagger FIFO is polled; each read is decoded into a :class:`spad.photons.PhotonChunk`,
-  appended to the particle file and fed to :class:`analysis.photon_analysis.PhotonAccumulators`,
+  appended to the particle file and fed to
+  :class:`spad.analysis.photon_analysis.PhotonAccumulators`,
   the accumulators ``spad analyze`` uses. Camera frames are polled and appended alongside.
 - The file (Photon-HDF5 particle file, ``docs/particle_file.md``; the start time, settings and
   instrument states in ``/user/acquisition``) is in HDF5 SWMR mode while it grows: another

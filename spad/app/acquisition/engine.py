@@ -3,7 +3,7 @@
 See :mod:`spad.app.acquisition` for the manual. The loop (:meth:`Acquisition.run`) polls the
 tagger FIFO, decodes each read into a :class:`~spad.photons.PhotonChunk`, appends it to the
 particle file (flushed every ``flush_s``) and feeds it to the same
-:class:`analysis.photon_analysis.PhotonAccumulators` that ``spad analyze`` uses; spectrum
+:class:`spad.analysis.photon_analysis.PhotonAccumulators` that ``spad analyze`` uses; spectrum
 frames are polled from the camera and appended as they come. Every ``update_s`` of recorded
 time the photons so far are analysed and classified: the live verdict. Time is the photon
 stream's own clock (the last timestamp), so a replay at any speed takes the same decisions.
@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from analysis.classify import Classification, Classifier, load_classifier
-from analysis.particle import ParticleResult, classify_session
-from analysis.photon_analysis import AnalysisSettings, PhotonAccumulators, finish
+from spad.analysis.classify import Classification, Classifier, load_classifier
+from spad.analysis.particle import ParticleResult, classify_session
+from spad.analysis.photon_analysis import AnalysisSettings, PhotonAccumulators, finish
 from spad.app.acquisition.recorder import ParticleRecorder
 from spad.errors import DeviceError
 from spad.formats.records import Decoder
@@ -62,7 +62,7 @@ class AcquisitionSettings:
         Longest time photons stay in memory before they are flushed to the file.
     exposure_s, em_gain, read_mode
         Camera settings of the spectrum series (``read_mode`` of
-        :data:`drivers.interfaces.camera.READ_MODES`).
+        :data:`spad.drivers.interfaces.camera.READ_MODES`).
     compress
         Compress the photons in the file (HDF5 gzip level 1 after the byte shuffle: ~3 bytes
         per photon instead of 11, for ~0.2 core at 2 M photons/s). For long, bright
@@ -164,7 +164,7 @@ class LivePipeline:
     classifies them (:meth:`update`).
 
     Memory is bounded: the accumulators keep at most
-    :data:`analysis.photon_analysis.PHOTON_BUDGET` photons. Past that, the live updates have
+    :data:`spad.analysis.photon_analysis.PHOTON_BUDGET` photons. Past that, the live updates have
     the streaming results only (trace, decays, g2; the blinking, the bright-state lifetime and
     the gated g2 are null, with a note, so the verdict is "uncertain": the classifier needs
     them), and :meth:`final` reads the recorded file again for the whole-trace analyses.
@@ -255,11 +255,11 @@ class LivePipeline:
     def final(self, path: str | Path) -> ParticleResult:
         """The result of the whole particle: what ``spad analyze path`` gives.
 
-        Beyond :data:`analysis.photon_analysis.PHOTON_BUDGET` photons the accumulators kept
+        Beyond :data:`spad.analysis.photon_analysis.PHOTON_BUDGET` photons the accumulators kept
         only their count, and the whole-trace analyses read the recorded file ``path`` again
         in windows, as ``spad analyze`` does."""
         import spad
-        from analysis.particle import analyze_particle_spectrum
+        from spad.analysis.particle import analyze_particle_spectrum
 
         if self.acc.collector.overflowed:
             with spad.open(path) as reader:
@@ -612,7 +612,7 @@ def _analysis_pool() -> ProcessPoolExecutor:
 
 
 def live_finish(gathered: Any, settings: AnalysisSettings) -> Any:
-    """:func:`~analysis.photon_analysis.finish` for a live update, in the worker: the analysis
+    """:func:`~spad.analysis.photon_analysis.finish` for a live update, in the worker: the analysis
     comes back without its intensity trace, which grows with the recording and which neither
     the verdict nor a live view needs from it (a display bins its own rolling trace)."""
     photons = finish(gathered, settings)

@@ -20,10 +20,10 @@ def simulated_rig(particle: str = "monomer", seed: int = 0, realtime: bool = Tru
                   vary: bool = True) -> Iterator[SimpleNamespace]:
     """``with simulated_rig("dimer", seed=3) as rig:`` -> ``rig.tagger``, ``rig.camera``,
     ``rig.spectrograph`` (camera and spectrograph ``None`` with ``camera=False``)."""
-    from simulators.instruments import Scene, SimulatedCamera, SimulatedSpectrograph
-    from simulators.spectrum import particle_lines
-    from simulators.stream import Simulation
-    from simulators.tagger import SimulatedTagger
+    from spad.simulators.instruments import Scene, SimulatedCamera, SimulatedSpectrograph
+    from spad.simulators.spectrum import particle_lines
+    from spad.simulators.stream import Simulation
+    from spad.simulators.tagger import SimulatedTagger
 
     emitters, detection = build(particle, seed, None, vary, "T3", count_rate)
     tagger = SimulatedTagger(emitters, detection, seed=seed, realtime=realtime)

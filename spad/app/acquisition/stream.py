@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Protocol
 
-from drivers.interfaces.tagger import TimeTagger
+from spad.drivers.interfaces.tagger import TimeTagger
 from spad.errors import DeviceError
 from spad.formats.records import Decoder
 from spad.photons import PhotonChunk

@@ -65,8 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Any:
-    from analysis.photon_analysis import AnalysisSettings, irf_from_file
-    from analysis.roi import parse_roi
+    from spad.analysis.photon_analysis import AnalysisSettings, irf_from_file
+    from spad.analysis.roi import parse_roi
 
     if args.gate_ns < 0 or args.bin_ms <= 0:
         raise SpadError("--gate-ns must be >= 0 and --bin-ms > 0 (units: ns and ms)")
@@ -91,7 +91,7 @@ def _settings(args: argparse.Namespace) -> Any:
 
 def _one(path: str, spectrum: str | None, settings: Any) -> Any:
     """Analyse one file in a worker; errors come back as text so the batch goes on."""
-    from analysis.particle import analyze_particle
+    from spad.analysis.particle import analyze_particle
 
     try:
         return analyze_particle(path, spectrum, settings)
@@ -175,7 +175,7 @@ def _summary(rec: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from analysis.particle import classify_session
+    from spad.analysis.particle import classify_session
 
     files = [str(f) for f in args.files]
     spectra: list[str | None]
@@ -209,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
     for rec in records:
         print(json.dumps(rec) if args.json else _summary(rec), flush=True)
     if args.save:
-        from analysis.particle import save_result
+        from spad.analysis.particle import save_result
 
         for r in results:
             save_result(r)

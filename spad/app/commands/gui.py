@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if args.config is not None and not args.config.is_file():
         raise SpadError(f"{args.config}: no such rig configuration file")
     try:
-        from gui.app import run_app
+        from spad.gui.app import run_app
     except ImportError as exc:  # Qt missing or broken on this machine
         raise SpadError(f"the desktop app needs PyQt5 and pyqtgraph: {exc}") from None
     return run_app([str(f) for f in args.files], args.config)

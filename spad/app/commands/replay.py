@@ -30,11 +30,11 @@ def replay(path: str, speed: float | None = None, settings: Any = None,
     """Feed ``path``'s chunks to a :class:`LivePipeline`; returns the final
     :class:`ParticleResult` and the recorded time at which ``--until-confident`` would have
     stopped (``None`` if never). The detectors are chosen as ``spad analyze`` chooses them
-    (:func:`analysis.detector_choice.detectors_for_file`)."""
+    (:func:`spad.analysis.detector_choice.detectors_for_file`)."""
     import dataclasses
 
     import spad
-    from analysis.detector_choice import detectors_for_file
+    from spad.analysis.detector_choice import detectors_for_file
     from spad.app.acquisition import AcquisitionSettings
     from spad.app.acquisition.engine import LivePipeline, LiveState
 

@@ -8,7 +8,7 @@ rendered from the same blinking timeline and spectral trajectory, and the truth 
 ``/user/ground_truth`` (see :mod:`spad.particle` for the layout) once the photons are written.
 
 Memory does not depend on the duration: the blinking timeline is drawn batch by batch
-(:class:`simulators.blinking.Timeline`), and the stored truth is bounded: the timeline of each
+(:class:`spad.simulators.blinking.Timeline`), and the stored truth is bounded: the timeline of each
 emitter up to its first ``TRUTH_MAX_DWELLS`` dwells and the spectral trajectory up to its first
 ``TRUTH_MAX_STEPS`` steps (``timeline/complete`` and ``spectral/complete`` say whether that is
 the whole run); fractions, ON fraction, g2(0) and the spectral statistics always cover the whole
@@ -131,12 +131,12 @@ def build(particle: str, seed: int, neck_nm: float | None = None, vary: bool = F
     -------
     (emitters, detection)
         ``emitters`` is an Emitter or a pair of them; ``detection`` a
-        :class:`simulators.detection.Detection` whose collection efficiency gives
+        :class:`spad.simulators.detection.Detection` whose collection efficiency gives
         ``count_rate`` (cps, both detectors) in the brightest state, if given. With
         ``bleach_s`` every emitter photobleaches at that time.
     """
-    from simulators.detection import Detection
-    from simulators.emitter import dimer, monomer, pair
+    from spad.simulators.detection import Detection
+    from spad.simulators.emitter import dimer, monomer, pair
 
     rng = np.random.default_rng(seed) if vary else None
     if particle == "monomer":
@@ -169,8 +169,8 @@ def build(particle: str, seed: int, neck_nm: float | None = None, vary: bool = F
 def ground_truth(sim: Any, particle: str, neck_nm: float | None, spectrum: Any,
                  lines: list[Any]) -> dict[str, Any]:
     """The truth stored in ``/user/ground_truth`` of a simulated particle file."""
-    from simulators.emitter import dimer_shift_ev
-    from simulators.spectrum import spectral_truth
+    from spad.simulators.emitter import dimer_shift_ev
+    from spad.simulators.spectrum import spectral_truth
 
     t = sim.truth
     emitters: dict[str, Any] = {}
@@ -284,10 +284,10 @@ def simulate_particle(out: Path, particle: str, seed: int, duration_s: float, *,
 
     from tqdm import tqdm
 
-    from simulators.spectrum import SpectrumSetup, particle_lines, spectrum_from_truth
-    from simulators.stream import simulate
     from spad.optics import HC_EV_M
     from spad.particle import write_particle
+    from spad.simulators.spectrum import SpectrumSetup, particle_lines, spectrum_from_truth
+    from spad.simulators.stream import simulate
 
     setup = SpectrumSetup(exposure_s=exposure_s, em_gain=em_gain, read_mode=read_mode)
     spectrum_s = (min(duration_s, SPECTRUM_S_DEFAULT) if spectrum_s is None
