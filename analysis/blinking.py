@@ -204,6 +204,45 @@ def mixture_threshold(counts: np.ndarray, method: Literal["poisson", "gaussian"]
     return MixtureFit(method, w, mu, sd, thr, float(np.mean(x > thr)), loglik)
 
 
+STEADY_SEPARATION = 3.0
+"""Two mixture components whose means lie closer than this many times the shot noise of their
+sum (sqrt(m0 + m1) counts per bin) are one intensity state split in two."""
+
+
+def steady_emitter(mix: MixtureFit, n_states: int) -> bool:
+    """Whether the trace shows one intensity state: the change-point levels group into one
+    state, or the ON/OFF mixture's two components are not separated by more than their shot
+    noise (:data:`STEADY_SEPARATION`). Such an emitter is ON all the time: its ON fraction is 1,
+    not the share of its Poisson noise above the mixture's midpoint."""
+    m0, m1 = float(mix.means[0]), float(mix.means[1])
+    return n_states <= 1 or (m1 - m0) < STEADY_SEPARATION * math.sqrt(max(m0 + m1, 1e-12))
+
+
+def block_jackknife(counts: np.ndarray, statistic: Any, n_blocks: int = 20) -> float | None:
+    """Standard error of ``statistic(counts)`` by the delete-one-block jackknife over
+    ``n_blocks`` consecutive blocks of the trace (blocks keep the correlation of blinking
+    within them; Efron & Tibshirani, *An Introduction to the Bootstrap*, ch. 11). ``None``
+    for fewer than two bins per block."""
+    c = np.asarray(counts)
+    if c.size < 2 * n_blocks:
+        return None
+    edges = np.linspace(0, c.size, n_blocks + 1).astype(int)
+    stats_ = np.array([statistic(np.concatenate([c[:a], c[b:]]))
+                       for a, b in zip(edges[:-1], edges[1:], strict=True)], float)
+    if not np.all(np.isfinite(stats_)):
+        return None
+    return float(math.sqrt((n_blocks - 1) / n_blocks
+                           * np.sum((stats_ - stats_.mean()) ** 2)))
+
+
+def excess_variance(counts: np.ndarray) -> float:
+    """(variance - mean) / mean^2 of counts per bin: the squared relative intensity fluctuation
+    with the Poisson noise removed (NaN for an empty trace)."""
+    c = np.asarray(counts, float)
+    m = float(c.mean()) if c.size else 0.0
+    return (float(c.var()) - m) / m ** 2 if m > 0 else math.nan
+
+
 def _gaussian_crossing(w: np.ndarray, mu: np.ndarray, sd: np.ndarray) -> float:
     """Point between the means where two weighted normal densities are equal."""
     a = 1 / (2 * sd[1] ** 2) - 1 / (2 * sd[0] ** 2)
@@ -533,7 +572,8 @@ class BlinkingResult:
     histogram: np.ndarray                 # number of bins with 0, 1, 2, ... counts
     mixture: MixtureFit
     threshold_rate: float                 # ON/OFF threshold in counts/s
-    on_fraction: float                    # fraction of bins above threshold
+    on_fraction: float                    # fraction of bins above threshold (1: steady)
+    on_fraction_err: float | None         # its standard error (block jackknife)
     # change points, levels, states
     change_point_times: np.ndarray
     level_start: np.ndarray
@@ -648,10 +688,16 @@ def blinking_from_levels(levels: Levels, found: Bursts | None, counts: np.ndarra
 
     frac = grouping.time_fractions
     inter = float(frac[1:-1].sum()) if grouping.n_states > 2 else 0.0
+    if steady_emitter(mix, grouping.n_states):
+        # no OFF state: a threshold would split the shot noise of the one state in half
+        on_frac, on_err = 1.0, 0.0
+    else:
+        on_frac = mix.on_fraction
+        on_err = block_jackknife(counts, lambda c: float(np.mean(c > mix.threshold)))
     return BlinkingResult(
         n_photons=int(n_photons), duration=float(duration), bin_width=float(bin_width),
         confidence=float(confidence), histogram=intensity_histogram(counts)[0], mixture=mix,
-        threshold_rate=float(thr_rate), on_fraction=mix.on_fraction,
+        threshold_rate=float(thr_rate), on_fraction=on_frac, on_fraction_err=on_err,
         change_point_times=levels.start[1:], level_start=levels.start, level_end=levels.end,
         level_photons=levels.n_photons, level_intensity=levels.intensity,
         level_state=grouping.group_of_level, state_intensity=grouping.intensities,

@@ -1,15 +1,30 @@
-"""Monomer / dimer classification from per-particle features.
+"""Monomer / dimer verdict: each feature's evidence weighed by its own standard error.
 
 The evidence a scientist weighs (docs/physics.md): pulsed g2(0) (raw and time-gated), the
-bright-state lifetime, blinking statistics (ON fraction, number of intensity levels, time in
-intermediate levels, Fano factor) and, when a spectrum was recorded, the red shift of the
-emission peak against the session's monomers and its width.
+bright-state lifetime, blinking (ON fraction, excess intensity variance) and, when a spectrum was
+recorded, the red shift of the emission peak against the session's monomers and its width.
 
-The model is an L2-regularised logistic regression on standardised features, one model per
-feature set (with spectrum, photons only), so that a particle without a spectrum is classified with
-the confidence its photons allow rather than with imputed numbers. Each feature's contribution to
-the log-odds is reported as its evidence. Parameters are fitted on simulated populations by
-``spad/app/calibrate.py`` and shipped as ``analysis/data/classifier.json``.
+For every feature the evidence is a likelihood ratio. Each class has a distribution of the
+*true* quantity over particles, N(mu_c, sigma_c^2) (in a transformed scale where the quantity
+spreads multiplicatively); a particle measured at x with standard error e has the likelihood
+N(x; mu_c, sigma_c^2 + e^2) under class c. A g2(0) known to +/- 0.02 therefore decides, and one
+known to +/- 30 gives both classes the same likelihood: no evidence, by construction, not by a
+fitted weight. A small outlier share (uniform over the feature's span) keeps one wild value
+from deciding alone. The red shift's class distributions hold the sample's particle-to-particle
+spread of peak energies (estimated from the session itself when several particles are analysed
+together, see :func:`spad.analysis.session.session_model`).
+
+The class distributions are fitted on simulated populations that span lab conditions
+(``spad/app/calibrate.py``, by maximum likelihood with each particle's own error), and so is one
+non-negative weight per feature on its log-likelihood ratio: features that share information
+(the raw and the gated g2(0); the ON fraction and the intensity variance) must not count twice.
+The weights are fitted without an intercept, so a particle without evidence stays at
+P(dimer) = 0.5. Of the raw and the gated g2(0) only the one whose error makes it the more
+discriminating enters. The fitted parameters ship as ``analysis/data/classifier.json``.
+
+Rule for ``uncertain``: a particle is called monomer or dimer only when the evidence, each
+feature weighed by its own standard error, gives that class a probability of at least
+:attr:`Classifier.uncertain_below` (0.95); otherwise it is ``uncertain``.
 """
 
 from __future__ import annotations
@@ -22,66 +37,87 @@ from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize
-from spad.analysis.schema import PHOTON_FEATURES, SPECTRUM_FEATURES
+from spad.analysis.schema import BY_NAME, PHOTON_FEATURES, SPECTRUM_FEATURES
 
 __all__ = ["PHOTON_FEATURES", "SPECTRUM_FEATURES", "Classification", "Classifier",
-           "LogisticModel", "fit_logistic", "load_classifier"]
+           "FeatureModel", "fit_class", "fit_weights", "load_classifier"]
 
 MODEL_PATH = Path(__file__).parent / "data" / "classifier.json"
 
 LABELS = ("monomer", "dimer")
 
-OUT_OF_RANGE_Z = 5.0
-"""A feature further than this many (pooled) standard deviations from the calibration
-population's mean means the particle is unlike anything the model was fitted on: no verdict."""
-
-_TRANSFORMS = {
-    # Lifetimes and Fano factors spread multiplicatively; logs make them closer to normal.
-    "lifetime_ns": lambda v: math.log(max(v, 0.05)),
-    "fano_factor": lambda v: math.log(max(v, 0.05)),
-    "n_levels": lambda v: math.log(max(v, 1.0)),
-    # The excess variance of ON/OFF blinking is about (1 - f) / f for an ON fraction f: a ratio,
-    # heavy-tailed in short recordings where one long OFF dwell dominates (power-law dwells).
-    # The floor is its counting noise at the lowest rates covered (1 kcps, 10 ms bins, 5 s:
-    # about +/- 0.006), where a steady emitter lies.
-    "intensity_excess_var": lambda v: math.log(max(v, 0.01)),
-}
-
-
-def _transform(name: str, value: float) -> float:
-    f = _TRANSFORMS.get(name)
-    return float(f(value)) if f else float(value)
+NO_INFORMATION = 0.05
+"""A feature whose error leaves a squared separation of the class means, in units of their
+spread plus the error, below this carries no information (reported as such)."""
 
 
 @dataclass
-class LogisticModel:
-    """A logistic regression over named, standardised features.
+class FeatureModel:
+    """The class distributions of one feature and the weight of its evidence.
 
-    ``P(dimer) = 1 / (1 + exp(-(bias + Σ w_i (x_i - mean_i) / scale_i)))``.
+    Attributes
+    ----------
+    name, error
+        The feature and the field holding its standard error.
+    transform
+        ``"identity"``, ``"log"`` (lifetimes: spread multiplicatively) or ``"asinh"``
+        (``asinh(x / scale)``: the intensity variance, heavy-tailed but measured near and
+        below 0 for a steady emitter).
+    scale
+        Scale of ``asinh`` (and the floor of ``log``).
+    monomer, dimer
+        Mean and standard deviation of the true quantity over each class (transformed scale).
+    span
+        Width (transformed scale) of the uniform outlier density.
+    weight
+        Weight of the log-likelihood ratio (fitted; 1 = independent evidence).
+    group
+        Features of one group measure the same thing: only the most precise one of a particle
+        enters.
     """
 
-    features: list[str]
-    mean: list[float]
-    scale: list[float]
-    weights: list[float]
-    bias: float
+    name: str
+    error: str
+    monomer: tuple[float, float]
+    dimer: tuple[float, float]
+    span: float
+    transform: str = "identity"
+    scale: float = 1.0
+    weight: float = 1.0
+    group: str = ""
 
-    def evidence(self, values: Mapping[str, float]) -> dict[str, float]:
-        """Each feature's contribution to the log-odds of *dimer*."""
-        return {
-            name: w * (_transform(name, values[name]) - m) / s
-            for name, m, s, w in zip(self.features, self.mean, self.scale, self.weights,
-                                     strict=True)
-        }
+    def measured(self, value: float, err: float | None) -> tuple[float, float]:
+        """The value and its standard error on the transformed scale (a missing or invalid
+        error counts as infinite: the value then carries no evidence)."""
+        e = float(err) if err is not None and math.isfinite(float(err)) and err >= 0 else math.inf
+        if self.transform == "log":
+            v = max(value, self.scale)
+            return math.log(v), e / v
+        if self.transform == "asinh":
+            return (math.asinh(value / self.scale),
+                    e / math.sqrt(self.scale ** 2 + value ** 2))
+        return float(value), e
 
-    def outside(self, values: Mapping[str, float]) -> list[str]:
-        """Features whose value lies far outside the calibration population."""
-        return [name for name, m, s in zip(self.features, self.mean, self.scale, strict=True)
-                if abs(_transform(name, values[name]) - m) / s > OUT_OF_RANGE_Z]
+    def separation(self, err_t: float) -> float:
+        """Squared distance of the class means over their mean variance plus the error's."""
+        var = 0.5 * (self.monomer[1] ** 2 + self.dimer[1] ** 2) + err_t ** 2
+        return (self.dimer[0] - self.monomer[0]) ** 2 / var if math.isfinite(var) else 0.0
 
-    def probability(self, values: Mapping[str, float]) -> float:
-        z = self.bias + sum(self.evidence(values).values())
-        return float(1.0 / (1.0 + math.exp(-max(min(z, 500.0), -500.0))))
+    def log_ratio(self, x_t: float, err_t: float, outliers: float,
+                  classes: tuple[tuple[float, float], tuple[float, float]] | None = None
+                  ) -> float:
+        """log P(x | dimer) - log P(x | monomer), each class a normal of its spread plus the
+        error, mixed with the outlier density."""
+        if not math.isfinite(err_t):
+            return 0.0
+        mono, dim = classes or (self.monomer, self.dimer)
+        flat = outliers / self.span
+        lp = []
+        for mu, sd in (dim, mono):
+            var = sd ** 2 + err_t ** 2
+            dens = math.exp(-0.5 * (x_t - mu) ** 2 / var) / math.sqrt(2 * math.pi * var)
+            lp.append(math.log((1.0 - outliers) * dens + flat))
+        return lp[0] - lp[1]
 
 
 @dataclass
@@ -93,17 +129,22 @@ class Classification:
     label
         ``"monomer"``, ``"dimer"`` or ``"uncertain"``.
     probability
-        Probability of the label (for ``"uncertain"`` below the threshold: of the likelier
-        class); ``None`` when the model cannot be applied (features missing, or outside the
-        range it was calibrated on: a probability it extrapolates is not one).
+        Probability of the label (for ``"uncertain"``: of the likelier class).
     p_dimer
-        Probability that the particle is a coupled dimer (``None`` as ``probability``).
+        Probability that the particle is a coupled dimer.
     evidence
-        Contribution of each feature to the log-odds of *dimer* (positive favours dimer).
+        Contribution of each feature to the log-odds of *dimer* (positive favours dimer; 0 for
+        a feature without information or not measured).
     model
-        Which model was used: ``"spectrum+photons"``, ``"photons"`` or ``"none"``.
+        ``"spectrum+photons"`` when the spectrum contributed, else ``"photons"``.
     reason
-        Why the label is ``"uncertain"`` (empty for a verdict).
+        The evidence that decided, and the evidence that carried none (and why the label is
+        ``uncertain`` when it is).
+    inputs
+        Each feature's measured value and standard error (``None`` where not measured).
+    no_information
+        Features that carried no evidence: not measured, too imprecise, or not used because a
+        more precise measurement of the same thing was.
     """
 
     label: str
@@ -112,103 +153,179 @@ class Classification:
     evidence: dict[str, float] = field(default_factory=dict)
     model: str = "photons"
     reason: str = ""
+    inputs: dict[str, list[float | None]] = field(default_factory=dict)
+    no_information: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
+ClassPair = tuple[tuple[float, float], tuple[float, float]]
+
+
+def _label(name: str) -> str:
+    f = BY_NAME.get(name)
+    return (f.label if f is not None and f.label else name)
+
+
 @dataclass
 class Classifier:
-    """Logistic models with and without spectral features, a fallback photon model without
-    the gated g2(0) (a gate that leaves too few coincidences at a few kcps), and the decision
-    threshold."""
+    """Per-feature class distributions, their weights and the decision threshold."""
 
-    with_spectrum: LogisticModel
-    photons_only: LogisticModel
-    uncertain_below: float = 0.8
+    features: list[FeatureModel]
+    uncertain_below: float = 0.95
+    outliers: float = 0.03
     provenance: dict = field(default_factory=dict)
-    ungated: LogisticModel | None = None
 
     @classmethod
     def load(cls, path: str | Path = MODEL_PATH) -> Classifier:
         """Load shipped (or re-fitted) parameters from JSON."""
         d = json.loads(Path(path).read_text())
-        ungated = d.get("ungated")
-        return cls(LogisticModel(**d["with_spectrum"]), LogisticModel(**d["photons_only"]),
-                   d.get("uncertain_below", 0.8), d.get("provenance", {}),
-                   LogisticModel(**ungated) if ungated else None)
+        if "features" not in d:
+            raise ValueError(f"{path}: not a classifier of this spad version (no 'features'); "
+                             "re-fit it with python -m spad.app.calibrate")
+        feats = [FeatureModel(**{**f, "monomer": tuple(f["monomer"]),
+                                 "dimer": tuple(f["dimer"])}) for f in d["features"]]
+        return cls(feats, d.get("uncertain_below", 0.95), d.get("outliers", 0.03),
+                   d.get("provenance", {}))
 
     def save(self, path: str | Path = MODEL_PATH) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=1) + "\n")
 
-    def classify(self, features: Mapping[str, float | None]) -> Classification:
-        """Classify one particle from its features (``None`` or NaN = not measured).
+    def model(self, name: str) -> FeatureModel | None:
+        """The model of one feature (``None`` if the classifier does not use it)."""
+        return next((f for f in self.features if f.name == name), None)
 
-        Uses the spectrum model when every spectral and photon feature is present, the photon
-        model when the photon features are, the ungated photon model when only the gated g2(0)
-        is missing; otherwise the verdict is ``uncertain``.
+    def log_ratios(self, values: Mapping[str, float | None],
+                   classes: Mapping[str, ClassPair] | None = None
+                   ) -> tuple[dict[str, float], dict[str, str]]:
+        """Each feature's unweighted log-likelihood ratio, and why a feature gave none.
+
+        ``classes`` replaces the class distributions of some features (the session's estimate
+        of the red shift's, :mod:`spad.analysis.session`).
         """
-        have = {k: float(v) for k, v in features.items()
-                if v is not None and np.isfinite(float(v))}
-        if all(f in have for f in self.with_spectrum.features):
-            model, name = self.with_spectrum, "spectrum+photons"
-        elif all(f in have for f in self.photons_only.features):
-            model, name = self.photons_only, "photons"
-        elif self.ungated is not None and all(f in have for f in self.ungated.features):
-            model, name = self.ungated, "photons without gate"
-        else:
-            missing = [f for f in self.photons_only.features if f not in have]
-            return Classification("uncertain", None, None, {}, "none",
-                                  f"missing {', '.join(missing)}")
-        p = model.probability(have)
-        ev = model.evidence(have)
-        far = model.outside(have)
-        if far:
-            return Classification("uncertain", None, None, ev, name,
-                                  f"outside the calibrated range: {', '.join(far)}")
+        classes = classes or {}
+        out: dict[str, float] = {}
+        why: dict[str, str] = {}
+        best: dict[str, tuple[float, str]] = {}
+        measured: dict[str, tuple[float, float]] = {}
+        for f in self.features:
+            v = values.get(f.name)
+            if v is None or not math.isfinite(float(v)):
+                out[f.name], why[f.name] = 0.0, "not measured"
+                continue
+            x_t, e_t = f.measured(float(v), values.get(f.error))
+            measured[f.name] = (x_t, e_t)
+            pair = classes.get(f.name)
+            sep = (f.separation(e_t) if pair is None else
+                   FeatureModel(f.name, f.error, pair[0], pair[1], f.span).separation(e_t))
+            if sep < NO_INFORMATION:
+                out[f.name] = 0.0
+                why[f.name] = ("no error given" if not math.isfinite(e_t) else
+                               "error too large" if f.separation(0.0) >= NO_INFORMATION
+                               else "the same in both classes")
+                continue
+            if f.group:
+                if f.group in best and best[f.group][0] >= sep:
+                    out[f.name], why[f.name] = 0.0, f"{_label(best[f.group][1])} more precise"
+                    continue
+                if f.group in best:
+                    loser = best[f.group][1]
+                    out[loser], why[loser] = 0.0, f"{_label(f.name)} more precise"
+                best[f.group] = (sep, f.name)
+            out[f.name] = f.log_ratio(*measured[f.name], self.outliers, pair)
+        return out, why
+
+    def classify(self, values: Mapping[str, float | None],
+                 classes: Mapping[str, ClassPair] | None = None) -> Classification:
+        """Classify one particle from its features and their standard errors (``None`` or NaN =
+        not measured; keys as in :mod:`spad.analysis.schema`, the errors under each feature's
+        error field)."""
+        llr, why = self.log_ratios(values, classes)
+        ev = {f.name: f.weight * llr[f.name] for f in self.features}
+        z = sum(ev.values())
+        p = float(1.0 / (1.0 + math.exp(-max(min(z, 500.0), -500.0))))
+        inputs = {f.name: [_finite(values.get(f.name)), _finite(values.get(f.error))]
+                  for f in self.features}
+        spectral = any(ev[n] != 0.0 for n in SPECTRUM_FEATURES if n in ev)
+        model = "spectrum+photons" if spectral else "photons"
         likely, p_likely = ("dimer", p) if p >= 0.5 else ("monomer", 1.0 - p)
-        if p_likely >= self.uncertain_below:
-            return Classification(likely, p_likely, p, ev, name)
-        return Classification("uncertain", p_likely, p, ev, name,
-                              f"{likely} is likelier (p = {p_likely:.2f}) but below the "
-                              f"threshold {self.uncertain_below:g}")
+        label = likely if p_likely >= self.uncertain_below else "uncertain"
+        none = [n for n in ev if n in why]
+        reason = self._reason(label, likely, p_likely, ev, why, inputs)
+        return Classification(label, p_likely, p, ev, model, reason, inputs, none)
+
+    def _reason(self, label: str, likely: str, p_likely: float, ev: Mapping[str, float],
+                why: Mapping[str, str], inputs: Mapping[str, list[float | None]]) -> str:
+        sign = 1.0 if likely == "dimer" else -1.0
+        deciding = sorted((n for n in ev if sign * ev[n] > 0.3), key=lambda n: -sign * ev[n])
+        parts = []
+        if label == "uncertain":
+            parts.append(f"{likely} is likelier (p = {p_likely:.2f}) but below the threshold "
+                         f"{self.uncertain_below:g}")
+        if deciding:
+            parts.append(("decided by " if label != "uncertain" else "for it: ")
+                         + ", ".join(f"{_label(n)} {_value(inputs[n])} ({ev[n]:+.1f})"
+                                     for n in deciding))
+        against = [n for n in ev if -sign * ev[n] > 0.3]
+        if against:
+            parts.append("against: " + ", ".join(f"{_label(n)} {_value(inputs[n])} "
+                                                 f"({ev[n]:+.1f})" for n in against))
+        if why:
+            parts.append("no information from " + ", ".join(f"{_label(n)} ({w})"
+                                                             for n, w in why.items()))
+        return "; ".join(parts)
 
 
-def fit_logistic(rows: Sequence[Mapping[str, float]], is_dimer: Sequence[bool],
-                 features: Sequence[str], l2: float = 1.0) -> LogisticModel:
-    """Fit a logistic model by penalised maximum likelihood.
+def _finite(v: float | None) -> float | None:
+    return float(v) if v is not None and math.isfinite(float(v)) else None
 
-    Parameters
-    ----------
-    rows
-        Feature dicts of the training particles (all ``features`` present and finite).
-    is_dimer
-        Truth labels.
-    features
-        Names of the features to use.
-    l2
-        Ridge penalty on the standardised weights (keeps the model from becoming certain on
-        perfectly separable training data).
+
+def _value(pair: Sequence[float | None]) -> str:
+    v, e = pair
+    if v is None:
+        return "n/a"
+    return f"{v:.3g}" if e is None else f"{v:.3g} ± {e:.2g}"
+
+
+def fit_class(x: np.ndarray, e: np.ndarray, outliers: float, span: float
+              ) -> tuple[float, float]:
+    """Mean and spread of the true quantity over one class, by maximum likelihood of the
+    measured values ``x`` with their standard errors ``e`` (the same outlier share as in use).
     """
-    x = np.array([[_transform(f, r[f]) for f in features] for r in rows], dtype=float)
-    y = np.asarray(is_dimer, dtype=float)
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0)
-    scale[scale == 0] = 1.0
-    z = (x - mean) / scale
+    x, e = np.asarray(x, float), np.asarray(e, float)
+    flat = outliers / span
 
-    def nll(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        b, w = theta[0], theta[1:]
-        s = b + z @ w
-        # log(1 + e^s) - y s, computed stably
-        loss = np.sum(np.logaddexp(0.0, s) - y * s) + 0.5 * l2 * np.dot(w, w)
+    def nll(p: np.ndarray) -> float:
+        var = math.exp(2 * p[1]) + e ** 2
+        dens = np.exp(-0.5 * (x - p[0]) ** 2 / var) / np.sqrt(2 * np.pi * var)
+        return -float(np.sum(np.log((1 - outliers) * dens + flat)))
+
+    med = float(np.median(x))
+    sd0 = max(float(np.median(np.abs(x - med))) * 1.4826, 1e-3 * span)
+    res = minimize(nll, [med, math.log(sd0)], method="Nelder-Mead",
+                   options={"xatol": 1e-6, "fatol": 1e-8, "maxiter": 4000})
+    return float(res.x[0]), max(float(math.exp(res.x[1])), 1e-4 * span)
+
+
+def fit_weights(llr: np.ndarray, is_dimer: Sequence[bool], upper: float = 2.0,
+                l2: float = 0.5) -> np.ndarray:
+    """Non-negative weights of the features' log-likelihood ratios (rows: particles), by
+    logistic regression without intercept (no evidence stays at p = 0.5), with a ridge towards
+    1 (independent evidence) so that a feature rarely informative in training keeps its
+    physical weight."""
+    z = np.asarray(llr, float)
+    y = np.asarray(is_dimer, float)
+
+    def nll(w: np.ndarray) -> tuple[float, np.ndarray]:
+        s = z @ w
         p = 1.0 / (1.0 + np.exp(-s))
-        grad = np.concatenate([[np.sum(p - y)], z.T @ (p - y) + l2 * w])
-        return float(loss), grad
+        loss = float(np.sum(np.logaddexp(0.0, s) - y * s) + 0.5 * l2 * np.sum((w - 1) ** 2))
+        return loss, z.T @ (p - y) + l2 * (w - 1)
 
-    res = minimize(nll, np.zeros(len(features) + 1), jac=True, method="L-BFGS-B")
-    return LogisticModel(list(features), mean.tolist(), scale.tolist(), res.x[1:].tolist(),
-                         float(res.x[0]))
+    res = minimize(nll, np.ones(z.shape[1]), jac=True, method="L-BFGS-B",
+                   bounds=[(0.0, upper)] * z.shape[1])
+    return res.x
 
 
 def load_classifier() -> Classifier:

@@ -531,6 +531,12 @@ def analyze_g2(correlation: Correlation, stated_period_s: float | None = None, *
                      f"period ({period * 1e9:.1f} ns < 3 lifetimes): the coincidence peaks "
                      "overlap and g2(0) from peak areas cannot be trusted (raw ratio kept)")
         res = replace(res, g2=math.nan, g2_err=math.nan, trusted=False)
+    fitted = _correlogram_fit(correlation, period, zp.lag_s, res, background_hz, lifetime_s,
+                              notes)
+    if fitted is not None:
+        res, val = fitted
+        return G2Analysis("pulsed", period, source, comb, zp, res, None, val,
+                          res.g2_err if val is not None else None, decay_usable, tuple(notes))
     if "leakage" not in res.correction and res.trusted:
         bias = _overlap_bias(correlation, period, zp.lag_s)
         if bias > max(0.02, res.g2_err):
@@ -540,6 +546,38 @@ def analyze_g2(correlation: Correlation, stated_period_s: float | None = None, *
     val = checked(res.g2, res.g2_err, "g2(0)", notes)
     return G2Analysis("pulsed", period, source, comb, zp, res, None, val,
                       res.g2_err if val is not None else None, decay_usable, tuple(notes))
+
+
+def _correlogram_fit(correlation: Correlation, period: float, centre: float, res: G2Result,
+                     background_hz: tuple[float, float] | None, lifetime_s: float | None,
+                     notes: list[str]) -> tuple[G2Result, float | None] | None:
+    """g2(0) from a fit of the whole correlogram (:mod:`spad.analysis.g2_fit`) where the
+    coincidence peaks overlap: the window result with the fitted value, and the value to
+    report; ``None`` where the window ratio stands."""
+    from spad.analysis.g2_fit import fit_correlogram, floor_rate, use_fit
+
+    corrected = "leakage" in res.correction
+    if res.trusted and corrected:
+        return None
+    try:
+        fit = fit_correlogram(correlation, period, centre, floor_rate(correlation,
+                                                                      background_hz),
+                              None)
+    except ValueError as exc:
+        notes.append(f"correlogram fit failed: {exc}")
+        return None
+    if not use_fit(res, corrected, fit):
+        return None
+    floor = "fixed by the measured background" if background_hz is not None else \
+        "zero (no background measured)"
+    notes.append(f"g2(0) from a fit of the whole correlogram (the coincidence peaks overlap): "
+                 f"{fit.g2:.3f} +/- {fit.g2_err:.3f}, peak shape of lifetime "
+                 f"{fit.lifetime_s * 1e9:.1f} ns, floor {floor}, chi2/dof "
+                 f"{fit.chi2_reduced:.2f}")
+    out = replace(res, g2=fit.g2, g2_err=fit.g2_err,
+                  correction="+".join(x for x in (res.correction, "correlogram fit")
+                                      if x and x != "none"))
+    return out, checked(fit.g2, fit.g2_err, "g2(0)", notes)
 
 
 MIN_GATED_PAIRS = 20.0

@@ -8,30 +8,31 @@ monomers and classifies them all. Nothing here draws: figures take a :class:`Par
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from spad.analysis.classify import Classification, Classifier, load_classifier
 from spad.analysis.detector_choice import detectors_for_file
 from spad.analysis.photon_analysis import AnalysisSettings, PhotonAnalysis, analyze_photons
 from spad.analysis.schema import (
     BY_NAME,
     CLASSIFICATION_FIELDS,
+    FEATURE_ERRORS,
     SPECTRUM_FEATURES,
     Field,
     record_fields,
 )
+from spad.analysis.session import MIN_REFERENCE, Sample, SessionModel, session_model
 from spad.analysis.spectra import SpectrumResult, analyze_spectrum
 
 import spad
 from spad.formats.photon_hdf5 import open_hdf5
 from spad.formats.spectra import open_spectrum
 
-MIN_REFERENCE_MONOMERS = 3
-"""Fewest confident photon-only monomers needed to set a session's reference peak energy."""
+MIN_REFERENCE_MONOMERS = MIN_REFERENCE
+"""Fewest particles with a spectrum needed to set a session's reference peak energy."""
 
 
 @dataclass
@@ -43,15 +44,24 @@ class ParticleResult:
     spectrum: SpectrumResult | None = None
     spectrum_file: str | None = None
     shift_mev: float | None = None
+    shift_err_mev: float | None = None
     reference_ev: float | None = None
     classification: Classification | None = None
     notes: list[str] = field(default_factory=list)
+    session: SessionModel | None = None
+
+    @property
+    def fwhm_err_mev(self) -> float | None:
+        """Standard error of the line width (meV), from the spectrum fit."""
+        return None if self.spectrum is None else self.spectrum.errors.get("fwhm_mev")
 
     def features(self) -> dict[str, float | None]:
-        """Classifier features (photon features, and spectral ones when there is a spectrum)."""
+        """Classifier features and their standard errors (photon features, and spectral ones
+        when there is a spectrum)."""
         f = self.photons.features()
         for name in SPECTRUM_FEATURES:
             f[name] = self._value(BY_NAME[name])
+            f[FEATURE_ERRORS[name]] = self._value(BY_NAME[FEATURE_ERRORS[name]])
         return f
 
     def _value(self, f: Field) -> Any:
@@ -77,7 +87,7 @@ class ParticleResult:
         c = self.classification
         rec["classification"] = None if c is None else {
             **{name: self._value(BY_NAME[name]) for name in CLASSIFICATION_FIELDS},
-            "evidence": c.evidence}
+            "evidence": c.evidence, "inputs": c.inputs, "no_information": c.no_information}
         rec["notes"] = self.photons.notes + self.notes
         return rec
 
@@ -143,24 +153,40 @@ def analyze_particle_spectrum(result: ParticleResult, path: str | Path,
                                     else f"spectrum fit failed: {exc}")
 
 
-def session_reference_ev(results: Sequence[ParticleResult], classifier: Classifier) -> float | None:
-    """Median peak energy of the session's confident monomers, judged from photons alone.
+def _samples(results: Iterable[ParticleResult], classifier: Classifier) -> list[Sample]:
+    """The mixture's inputs: each particle's peak energy and its photons' P(dimer)."""
+    out = []
+    for r in results:
+        sp = r.spectrum
+        ok = sp is not None and math.isfinite(sp.peak_ev)
+        out.append(Sample(sp.peak_ev if ok else None, sp.peak_ev_err if ok else None,
+                          classifier.classify(r.photons.features()).p_dimer or 0.5,
+                          r.photons.lifetime_ns))
+    return out
+
+
+def session_for(results: Iterable[ParticleResult], classifier: Classifier | None = None,
+                reference_ev: float | None = None) -> SessionModel:
+    """The session's two-class mixture (:func:`spad.analysis.session.session_model`) over
+    ``results`` (an iterable: a batch streams its results through once)."""
+    clf = classifier or load_classifier()
+    return session_model(_samples(results, clf), clf, reference_ev)
+
+
+def session_reference_ev(results: Iterable[ParticleResult],
+                         classifier: Classifier) -> float | None:
+    """The monomer peak energy of the session's mixture (``None`` with fewer than
+    :data:`MIN_REFERENCE_MONOMERS` spectra).
 
     The red shift of a dimer is measured against the monomers of the same batch and session,
     not against a fixed number: the ensemble peak moves with synthesis and temperature.
     """
-    peaks = []
-    for r in results:
-        if r.spectrum is None or not math.isfinite(r.spectrum.peak_ev):
-            continue
-        c = classifier.classify(r.photons.features())
-        if c.label == "monomer":
-            peaks.append(r.spectrum.peak_ev)
-    return float(np.median(peaks)) if len(peaks) >= MIN_REFERENCE_MONOMERS else None
+    return session_for(results, classifier).reference_ev
 
 
 def classify_session(results: Sequence[ParticleResult], reference_ev: float | None = None,
-                     classifier: Classifier | None = None) -> float | None:
+                     classifier: Classifier | None = None,
+                     session: SessionModel | None = None) -> float | None:
     """Set the peak shift of each particle and classify every particle in place.
 
     Parameters
@@ -168,28 +194,38 @@ def classify_session(results: Sequence[ParticleResult], reference_ev: float | No
     results
         The session's particles.
     reference_ev
-        Monomer reference peak energy; default from the session (:func:`session_reference_ev`).
-        Without one, particles are classified from their photons alone.
+        Monomer reference peak energy; default the session's own
+        (:func:`spad.analysis.session.session_model`). Without one, particles are classified
+        from their photons alone.
     classifier
         Default: the classifier shipped with spad.
+    session
+        The session model, when estimated over more particles than ``results`` (a batch
+        classifies in chunks); default estimated from ``results``.
 
     Returns
     -------
     The reference energy used (eV), or ``None``.
     """
     clf = classifier or load_classifier()
-    ref = reference_ev if reference_ev is not None else session_reference_ev(results, clf)
+    model = session if session is not None else session_for(results, clf, reference_ev)
+    ref = model.reference_ev
+    classes = model.classes()
     for r in results:
         r.reference_ev = ref
-        if ref is not None and r.spectrum is not None and math.isfinite(r.spectrum.peak_ev):
+        r.session = model
+        sp = r.spectrum
+        if ref is not None and sp is not None and math.isfinite(sp.peak_ev):
             # positive = red shift (lower energy than the monomers)
-            r.shift_mev = (ref - r.spectrum.peak_ev) * 1e3
-        elif ref is None and r.spectrum is not None:
+            r.shift_mev = (ref - sp.peak_ev) * 1e3
+            e = sp.peak_ev_err
+            r.shift_err_mev = (math.hypot(e, model.reference_err_ev or 0.0) * 1e3
+                               if e is not None and math.isfinite(e) else None)
+        elif ref is None and sp is not None:
             r.notes.append("no red shift: no monomer reference (give --reference-ev, or analyse "
                            f"at least {MIN_REFERENCE_MONOMERS} particles of the session "
-                           "together so that its monomers set it); classified without the "
-                           "spectrum")
-        r.classification = clf.classify(r.features())
+                           "together so that they set it); classified without the spectrum")
+        r.classification = clf.classify(r.features(), classes)
     return ref
 
 

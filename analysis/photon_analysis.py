@@ -32,7 +32,14 @@ from spad.analysis.accumulators import (
     IntensityTrace,
     Trace,
 )
-from spad.analysis.blinking import BlinkingResult, PowerLawFit, analyse_blinking, to_json_types
+from spad.analysis.blinking import (
+    BlinkingResult,
+    PowerLawFit,
+    analyse_blinking,
+    block_jackknife,
+    excess_variance,
+    to_json_types,
+)
 from spad.analysis.flid import FLIDHistogram
 from spad.analysis.g2 import CWG2, G2Result, gated_pulsed_g2, pulse_delays
 from spad.analysis.g2_background import g2_background
@@ -51,7 +58,7 @@ from spad.analysis.lifetimes import (
 )
 from spad.analysis.photon_collector import PhotonCollector, PhotonCount, PhotonList
 from spad.analysis.roi import select_photons
-from spad.analysis.schema import BY_NAME, PHOTON_FEATURES, PHOTON_FIELDS
+from spad.analysis.schema import BY_NAME, FEATURE_ERRORS, PHOTON_FEATURES, PHOTON_FIELDS
 
 import spad
 from spad.photons import SYNC, PhotonChunk, Timing
@@ -200,9 +207,10 @@ class PhotonAnalysis:
         return to_json_types(dict(self.values))
 
     def features(self) -> dict[str, float | None]:
-        """The photon features the classifier uses."""
+        """The photon features the classifier uses, with their standard errors."""
         s = self.summary()
-        return {k: s.get(BY_NAME[k].key) for k in PHOTON_FEATURES}
+        names = [*PHOTON_FEATURES, *(FEATURE_ERRORS[k] for k in PHOTON_FEATURES)]
+        return {k: s.get(BY_NAME[k].key) for k in names}
 
     def to_dict(self) -> dict[str, Any]:
         """Everything as nested JSON types (arrays as lists)."""
@@ -472,6 +480,7 @@ def blinking_step(out: PhotonAnalysis, times: np.ndarray | None, s: AnalysisSett
     out.blinking = blink
     if blink is not None:
         out.on_fraction = blink.on_fraction
+        out.on_fraction_err = blink.on_fraction_err
         out.n_levels = blink.n_states
         out.intermediate_fraction = blink.intermediate_fraction
         out.fano_factor = blink.fano_factor
@@ -482,6 +491,8 @@ def blinking_step(out: PhotonAnalysis, times: np.ndarray | None, s: AnalysisSett
     mean = float(counts.mean()) if counts.size else 0.0
     out.intensity_excess_var = ((float(counts.var()) - mean) / mean ** 2 if mean > 0
                                 else None)
+    if mean > 0:
+        out.intensity_excess_var_err = block_jackknife(counts, excess_variance)
     if blink is None:
         return
     out.bimodality_coefficient = blink.bimodality_coefficient

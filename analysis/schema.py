@@ -50,6 +50,9 @@ class Field:
         Whether it is in the JSON record (``False``: only in the full result, ``result_json``).
     label
         A short name for figures (the GUI's evidence bars); every classifier feature has one.
+    error
+        The field holding this one's standard error (every classifier feature has one: the
+        classifier weighs each feature's evidence by it).
     """
 
     name: str
@@ -60,6 +63,7 @@ class Field:
     feature: Literal["photons", "spectrum"] | None = None
     record: bool = True
     label: str = ""
+    error: str | None = None
 
     @property
     def key(self) -> str:
@@ -98,7 +102,7 @@ FIELDS: tuple[Field, ...] = (
           "shape from both detectors' decays) and for the uncorrelated background measured in "
           "the recording (see `g2_correction`); null where it cannot be trusted (see `notes`). "
           "Without periodic peaks, the normalised g2(τ) at τ = 0", _P, feature=_P,
-          label="g2(0)"),
+          label="g2(0)", error="g2_zero_err"),
     Field("g2_zero_err", "", "standard error of `g2_zero` (Poisson counts and the background "
           "estimate)", _P),
     Field("g2_correction", "text", "what `g2_zero` is corrected for: `none`, `leakage` (decay "
@@ -110,7 +114,7 @@ FIELDS: tuple[Field, ...] = (
     Field("g2_zero_gated", "", "the same for photons arriving more than the gate after their "
           "detector's excitation pulse (biexciton photons removed; `--gate-ns`); null when the "
           "gate keeps under 5 % of the photons or under 20 pairs per side peak", _P,
-          feature=_P, label="g2(0) gated"),
+          feature=_P, label="g2(0) gated", error="g2_zero_gated_err"),
     Field("g2_zero_gated_err", "", "standard error of `g2_zero_gated`", _P),
     Field("g2_zero_raw", "", "the plain window ratio without any correction (what most "
           "papers quote; for a single-exponential decay of lifetime τ at period T it is biased "
@@ -120,7 +124,7 @@ FIELDS: tuple[Field, ...] = (
           "maximum-likelihood fit with the IRF, one or two exponentials chosen by AIC, both "
           "detectors' decays aligned for their cable delays; null (with a note) when longer "
           "than the laser period or with a standard error larger than itself", _P, feature=_P,
-          label="lifetime"),
+          label="lifetime", error="lifetime_err_ns"),
     Field("lifetime_err_ns", "ns", "standard error of `lifetime_ns`", _P),
     Field("lifetime_chi2_reduced", "", "Pearson chi-square per degree of freedom of that fit",
           _P),
@@ -132,7 +136,11 @@ FIELDS: tuple[Field, ...] = (
     Field("lifetime_all_ns", "ns", "intensity-weighted lifetime of the whole decay "
           "(bi-exponential)", _P, record=False),
     Field("on_fraction", "", "fraction of trace bins above the ON/OFF threshold of the "
-          "two-state mixture", _P, feature=_P, label="ON fraction"),
+          "two-state mixture; 1 for a steady emitter (one intensity state, or two mixture "
+          "components not separated by more than their shot noise: there is no OFF state to "
+          "split off)", _P, feature=_P, label="ON fraction", error="on_fraction_err"),
+    Field("on_fraction_err", "", "standard error of `on_fraction` (jackknife over 20 blocks "
+          "of the trace; 0 for a steady emitter)", _P),
     Field("n_levels", "", "number of intensity states after change-point detection: the "
           "fewest whose BIC is within 10 of the maximum, of up to 10 tried (10: a lower bound, "
           "with a note; grows with the count rate and duration: reported, not a classifier "
@@ -145,7 +153,9 @@ FIELDS: tuple[Field, ...] = (
     Field("intensity_excess_var", "", "(variance - mean) / mean² of the binned counts: the "
           "squared relative intensity fluctuation with the Poisson noise removed, the same at "
           "any count rate for a given blinking pattern (0 for a steady emitter)", _P,
-          feature=_P, label="intensity var."),
+          feature=_P, label="intensity var.", error="intensity_excess_var_err"),
+    Field("intensity_excess_var_err", "", "standard error of `intensity_excess_var` "
+          "(jackknife over 20 blocks of the trace)", _P),
     Field("bimodality_coefficient", "", "Sarle's bimodality coefficient of the binned counts",
           _P, record=False),
     Field("alpha_on", "", "exponent of the ON dwell-time distribution by maximum likelihood "
@@ -157,24 +167,29 @@ FIELDS: tuple[Field, ...] = (
           "(per pair of states: `blinking.switching` in the full result)", _P),
     Field("peak_ev", "eV", "emission peak (fit in energy)", _S),
     Field("peak_nm", "nm", "emission peak wavelength", _S),
-    Field("fwhm_mev", "meV", "line width (FWHM)", _S, feature=_S, label="FWHM"),
+    Field("fwhm_mev", "meV", "line width (FWHM)", _S, feature=_S, label="FWHM",
+          error="fwhm_err_mev"),
+    Field("fwhm_err_mev", "meV", "standard error of `fwhm_mev`", "particle"),
     Field("peak_ev_err", "eV", "standard error of `peak_ev`", _S),
     Field("n_peaks", "", "2 when a second line is statistically supported and resolved", _S),
     Field("shift_mev", "meV", "red shift against the monomer reference (positive = to the "
-          "red)", "particle", feature=_S, label="red shift"),
-    Field("reference_ev", "eV", "the monomer reference used (session median of photon-only "
-          "monomers, or `--reference-ev`)", "particle"),
+          "red)", "particle", feature=_S, label="red shift", error="shift_err_mev"),
+    Field("shift_err_mev", "meV", "standard error of `shift_mev` (the peak fit's and the "
+          "reference's; the particle-to-particle spread is in the classifier's class "
+          "distributions, not here)", "particle"),
+    Field("reference_ev", "eV", "the monomer reference used (the monomer peak energy of the "
+          "session's two-class mixture, see the report's session section; or `--reference-ev`)",
+          "particle"),
     Field("spectrum_file", "text", "where the spectrum came from", "particle"),
     Field("label", "text", "`monomer`, `dimer` or `uncertain`", "classification"),
-    Field("probability", "", "probability of the label (for `uncertain` below the threshold: "
-          "of the likelier class); null when the model cannot be applied (missing features, or "
-          "outside its calibrated range)", "classification"),
+    Field("probability", "", "probability of the label (for `uncertain`: of the likelier "
+          "class)", "classification"),
     Field("p_dimer", "", "probability that the particle is a coupled dimer", "classification"),
-    Field("model", "text", "the classifier model used: `spectrum+photons`, `photons`, "
-          "`photons without gate` (the gated g2(0) missing) or `none`", "classification"),
-    Field("reason", "text", "why the label is `uncertain` (missing features, outside the "
-          "calibrated range, or probability below the threshold); empty for a verdict",
-          "classification"),
+    Field("model", "text", "`spectrum+photons` when the spectrum contributed evidence, else "
+          "`photons`", "classification"),
+    Field("reason", "text", "the evidence that decided (value ± error and its log-odds), the "
+          "evidence against, the features that carried no information and why; for "
+          "`uncertain`, that the probability is below the threshold", "classification"),
 )
 """Every per-particle result field, in the order of the JSON record."""
 
@@ -188,6 +203,9 @@ PHOTON_FEATURES: tuple[str, ...] = tuple(f.name for f in FIELDS if f.feature == 
 
 SPECTRUM_FEATURES: tuple[str, ...] = tuple(f.name for f in FIELDS if f.feature == _S)
 """Classifier features that need a spectrum (and the session's monomer reference)."""
+
+FEATURE_ERRORS: dict[str, str] = {f.name: f.error for f in FIELDS if f.feature and f.error}
+"""The field holding each classifier feature's standard error."""
 
 CLASSIFICATION_FIELDS: tuple[str, ...] = tuple(f.name for f in FIELDS
                                                if f.source == "classification")
@@ -218,7 +236,11 @@ def markdown_table() -> str:
         extra = " (classifier feature)" if f.feature else ""
         lines.append(f"| {name} | {unit} | {f.description}{extra} |")
     lines.append("| `classification.evidence` | | each feature's contribution to the log-odds of "
-                 "*dimer* |")
+                 "*dimer* (0: no information) |")
+    lines.append("| `classification.inputs` | | each feature's value and standard error as the "
+                 "classifier weighed them |")
+    lines.append("| `classification.no_information` | | the features that carried no evidence "
+                 "|")
     lines.append("| `notes` | | anything the analysis had to say about this particle |")
     return "\n".join(lines)
 

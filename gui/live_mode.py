@@ -453,7 +453,8 @@ class LiveMode(QtCore.QObject):
             extra = (f"live, {state.elapsed_s:.0f} s recorded" if state.status == "running"
                      else state.status)
             w.verdict.show_verdict(state.verdict, state.probability, state.p_dimer,
-                                   state.evidence, "photons (live)", extra)
+                                   state.evidence, "photons (live)", extra, state.inputs,
+                                   state.no_information)
         if self.frames:
             while self.frames:
                 for f in self.frames.popleft():

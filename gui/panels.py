@@ -495,7 +495,11 @@ class VerdictPanel(QtWidgets.QWidget):
 
     def show_verdict(self, label: str | None, probability: float | None,
                      p_dimer: float | None, evidence: Mapping[str, float] | None,
-                     model: str = "", extra: str = "") -> None:
+                     model: str = "", extra: str = "",
+                     inputs: Mapping[str, Sequence[float | None]] | None = None,
+                     no_information: Sequence[str] = ()) -> None:
+        """Show a verdict; each evidence bar is labelled with its feature's value ± error
+        (``inputs``) and, for the features in ``no_information``, marked as carrying none."""
         if label is None:
             self.label.setText("no verdict yet")
             self.label.setStyleSheet("")
@@ -515,10 +519,22 @@ class VerdictPanel(QtWidgets.QWidget):
                    for v in vals]
         self.bars.setOpts(x0=np.minimum(vals, 0), y=y, width=np.abs(vals), brushes=brushes)
         ax = self.plot.getPlotItem().getAxis("left")
-        ax.setTicks([[(i, (BY_NAME[n].label if n in BY_NAME else "") or n)
+        ax.setTicks([[(i, evidence_label(n, (inputs or {}).get(n), n in no_information))
                       for i, n in enumerate(names)]])
         if names:
             self.plot.setYRange(-0.7, len(names) - 0.3, padding=0)
+
+
+def evidence_label(name: str, value: Sequence[float | None] | None, none: bool) -> str:
+    """The label of one evidence bar: the feature's short name, its value ± error, and
+    "no info" when it carried no evidence."""
+    text = (BY_NAME[name].label if name in BY_NAME else "") or name
+    if value is not None and value[0] is not None:
+        v, e = value[0], value[1]
+        text += f"\n{v:.3g}" + ("" if e is None else f" ± {e:.2g}")
+    elif value is not None:
+        text += "\nn/a"
+    return text + (" (no info)" if none else "")
 
 
 class PeakHistogramPanel(QtWidgets.QWidget):

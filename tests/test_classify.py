@@ -1,4 +1,5 @@
-"""The logistic monomer/dimer classifier: fitting, evidence, missing features, persistence."""
+"""The monomer/dimer verdict: per-feature likelihood ratios weighed by each value's own error,
+empty evidence, the fitted class distributions and weights, persistence, the session mixture."""
 
 from __future__ import annotations
 
@@ -7,112 +8,167 @@ import math
 import numpy as np
 import pytest
 from spad.analysis.classify import (
-    PHOTON_FEATURES,
-    SPECTRUM_FEATURES,
     Classifier,
-    fit_logistic,
+    FeatureModel,
+    fit_class,
+    fit_weights,
+    load_classifier,
 )
+from spad.analysis.session import Sample, session_model
 
 
-def _population(n: int, seed: int) -> tuple[list[dict[str, float]], list[bool]]:
-    """Synthetic feature rows: dimers have higher g2, shorter lifetimes, red shift."""
-    rng = np.random.default_rng(seed)
-    rows, labels = [], []
-    for i in range(n):
-        dim = bool(i % 2)
-        rows.append({
-            "g2_zero": rng.normal(0.55 if dim else 0.10, 0.06),
-            "g2_zero_gated": rng.normal(0.30 if dim else 0.03, 0.05),
-            "lifetime_ns": rng.lognormal(math.log(14 if dim else 25), 0.15),
-            "on_fraction": rng.uniform(0.4, 0.7) if dim else rng.uniform(0.7, 0.95),
-            "n_levels": float(rng.integers(4, 9) if dim else rng.integers(2, 6)),
-            "intermediate_fraction": rng.uniform(0.5, 0.9),
-            "fano_factor": rng.lognormal(3.0, 0.3),
-            "intensity_excess_var": rng.lognormal(-1.0 if dim else -2.0, 0.5),
-            "shift_mev": rng.normal(28 if dim else 0, 25),
-            "fwhm_mev": rng.normal(90 if dim else 70, 5),
-        })
-        labels.append(dim)
-    return rows, labels
+def _clf(**kw: float) -> Classifier:
+    """g2(0): monomers 0.10 ± 0.05, dimers 0.55 ± 0.08; ON fraction 0.85 ± 0.08 vs 0.6 ± 0.1;
+    red shift 0 ± 25 meV vs 28 ± 27 meV."""
+    return Classifier([
+        FeatureModel("g2_zero", "g2_zero_err", (0.10, 0.05), (0.55, 0.08), 3.0, group="g2"),
+        FeatureModel("g2_zero_gated", "g2_zero_gated_err", (0.02, 0.03), (0.35, 0.08), 3.0,
+                     group="g2"),
+        FeatureModel("on_fraction", "on_fraction_err", (0.85, 0.08), (0.6, 0.1), 2.0),
+        FeatureModel("shift_mev", "shift_err_mev", (0.0, 25.0), (28.0, 27.0), 300.0),
+    ], **kw)
 
 
-@pytest.fixture(scope="module")
-def clf() -> Classifier:
-    rows, y = _population(200, 1)
-    return Classifier(fit_logistic(rows, y, PHOTON_FEATURES + SPECTRUM_FEATURES),
-                      fit_logistic(rows, y, PHOTON_FEATURES))
+def test_precise_g2_decides() -> None:
+    c = _clf().classify({"g2_zero": 0.50, "g2_zero_err": 0.018})
+    assert c.label == "dimer" and c.p_dimer > 0.99
+    assert "decided by g2(0)" in c.reason
+    c = _clf().classify({"g2_zero": 0.08, "g2_zero_err": 0.02})
+    assert c.label == "monomer" and c.p_dimer < 0.01
 
 
-def test_held_out_accuracy_on_separable_population(clf: Classifier) -> None:
-    rows, y = _population(200, 2)
-    labels = [clf.classify(r).label for r in rows]
-    acc = np.mean([lab == ("dimer" if d else "monomer") for lab, d in zip(labels, y,
-                                                                           strict=True)])
-    assert acc > 0.95
+def test_empty_evidence_gives_none() -> None:
+    """A g2(0) of -0.48 ± 33.6 (empty coincidence peaks) must not move the verdict."""
+    clf = _clf()
+    c = clf.classify({"g2_zero": -0.48, "g2_zero_err": 33.6})
+    assert c.evidence["g2_zero"] == 0.0
+    assert c.p_dimer == pytest.approx(0.5)
+    assert c.label == "uncertain"
+    assert "g2_zero" in c.no_information and "error too large" in c.reason
+    # error above 0.5: never more than p = 0.9 whatever the value
+    for x in np.linspace(-3, 4, 29):
+        p = clf.classify({"g2_zero": x, "g2_zero_err": 0.51}).p_dimer
+        assert 0.1 < p < 0.9
 
 
-def test_evidence_adds_up_to_the_probability(clf: Classifier) -> None:
-    rows, _ = _population(4, 3)
-    c = clf.classify(rows[1])
-    z = clf.with_spectrum.bias + sum(c.evidence.values())
+def test_a_value_without_an_error_carries_no_evidence() -> None:
+    c = _clf().classify({"g2_zero": 0.5})
+    assert c.evidence["g2_zero"] == 0.0 and c.p_dimer == pytest.approx(0.5)
+    assert "no error given" in c.reason
+
+
+def test_evidence_shrinks_with_the_error() -> None:
+    clf = _clf()
+    ev = [clf.classify({"g2_zero": 0.5, "g2_zero_err": e}).evidence["g2_zero"]
+          for e in (0.02, 0.1, 0.3, 1.0, 3.0)]
+    assert all(a > b for a, b in zip(ev, ev[1:], strict=False))
+    assert ev[-1] < 0.05
+
+
+def test_one_wild_value_cannot_decide_alone() -> None:
+    """The outlier share caps a single feature's log-likelihood ratio."""
+    clf = _clf()
+    c = clf.classify({"on_fraction": -5.0, "on_fraction_err": 0.001})
+    assert abs(c.evidence["on_fraction"]) < 6
+
+
+def test_only_the_more_precise_g2_enters() -> None:
+    c = _clf().classify({"g2_zero": 0.5, "g2_zero_err": 0.3, "g2_zero_gated": 0.33,
+                         "g2_zero_gated_err": 0.02})
+    assert c.evidence["g2_zero"] == 0.0 and c.evidence["g2_zero_gated"] > 0
+    assert "g2_zero" in c.no_information
+
+
+def test_probability_is_the_weighted_sum_of_the_evidence() -> None:
+    clf = _clf()
+    clf.features[2].weight = 0.5
+    v = {"g2_zero": 0.3, "g2_zero_err": 0.05, "on_fraction": 0.7, "on_fraction_err": 0.05,
+         "shift_mev": 20.0, "shift_err_mev": 2.0}
+    llr, _ = clf.log_ratios(v)
+    c = clf.classify(v)
+    z = llr["g2_zero"] + 0.5 * llr["on_fraction"] + llr["shift_mev"]
     assert c.p_dimer == pytest.approx(1 / (1 + math.exp(-z)))
     assert c.model == "spectrum+photons"
-    # high g2 is evidence for a dimer
-    assert c.evidence["g2_zero"] > 0
+    assert c.inputs["on_fraction"] == [0.7, 0.05]
 
 
-def test_photons_alone_use_the_photon_model(clf: Classifier) -> None:
-    rows, _ = _population(2, 4)
-    r = dict(rows[0])
-    r["shift_mev"] = None
-    r["fwhm_mev"] = float("nan")
-    c = clf.classify(r)
-    assert c.model == "photons"
-    assert set(c.evidence) == set(PHOTON_FEATURES)
+def test_session_classes_replace_the_red_shift_distributions() -> None:
+    clf = _clf()
+    v = {"shift_mev": 25.0, "shift_err_mev": 1.0}
+    broad = clf.classify(v).evidence["shift_mev"]
+    narrow = clf.classify(v, {"shift_mev": ((0.0, 5.0), (28.0, 6.0))}).evidence["shift_mev"]
+    assert narrow > broad + 3
 
 
-def test_missing_photon_features_give_uncertain(clf: Classifier) -> None:
-    c = clf.classify({"g2_zero": 0.1})
-    assert c.label == "uncertain"
-    assert "lifetime_ns" in c.reason and c.probability is None
+def test_fit_class_removes_the_measurement_error() -> None:
+    rng = np.random.default_rng(1)
+    true = rng.normal(0.5, 0.05, 400)
+    err = rng.uniform(0.01, 0.3, 400)
+    x = true + rng.normal(0, err)
+    mu, sd = fit_class(x, err, 0.03, 4.0)
+    assert mu == pytest.approx(0.5, abs=0.02)
+    assert sd == pytest.approx(0.05, abs=0.02)
 
 
-def test_ambiguous_particle_is_uncertain(clf: Classifier) -> None:
-    rows, _ = _population(2, 5)
-    a, b = rows
-    mid = {k: (a[k] + b[k]) / 2 for k in a}
-    strict = Classifier(clf.with_spectrum, clf.photons_only, uncertain_below=0.999999)
-    assert strict.classify(mid).label == "uncertain"
+def test_fit_weights_halves_duplicated_evidence() -> None:
+    """The same evidence entered twice gets about half the weight each."""
+    rng = np.random.default_rng(2)
+    y = rng.random(2000) < 0.5
+    llr = np.where(y, 1.0, -1.0) * 1.5 + rng.normal(0, 1.5, 2000)
+    w1 = fit_weights(llr[:, None], y, l2=0.0)
+    w2 = fit_weights(np.column_stack([llr, llr]), y, l2=0.0)
+    assert w2.sum() == pytest.approx(w1[0], rel=0.05)
 
 
-def test_far_outside_the_calibration_gives_no_verdict(clf: Classifier) -> None:
-    rows, _ = _population(2, 7)
-    r = dict(rows[1])
-    assert clf.classify(r).label == "dimer"
-    r["lifetime_ns"] = 900.0  # a micro-second "lifetime": not a QD the model has seen
-    c = clf.classify(r)
-    assert c.label == "uncertain"
-    assert "outside the calibrated range: lifetime_ns" in c.reason
-    assert c.probability is None and c.p_dimer is None
-
-
-def test_save_and_load_round_trip(clf: Classifier, tmp_path) -> None:
+def test_save_and_load_round_trip(tmp_path) -> None:
+    clf = _clf(uncertain_below=0.9)
+    clf.features[0].weight = 0.7
     p = tmp_path / "c.json"
     clf.save(p)
     back = Classifier.load(p)
-    rows, _ = _population(6, 6)
-    for r in rows:
-        assert back.classify(r).p_dimer == pytest.approx(clf.classify(r).p_dimer, rel=1e-12)
+    v = {"g2_zero": 0.3, "g2_zero_err": 0.05, "on_fraction": 0.7, "on_fraction_err": 0.05}
+    assert back.classify(v).p_dimer == pytest.approx(clf.classify(v).p_dimer, rel=1e-12)
+    assert back.uncertain_below == 0.9
 
 
-def test_missing_gated_g2_falls_back_to_the_ungated_model() -> None:
-    rows, y = _population(200, 3)
-    ungated = [f for f in PHOTON_FEATURES if f != "g2_zero_gated"]
-    c3 = Classifier(fit_logistic(rows, y, PHOTON_FEATURES + SPECTRUM_FEATURES),
-                    fit_logistic(rows, y, PHOTON_FEATURES),
-                    ungated=fit_logistic(rows, y, ungated))
-    r = dict(rows[1])
-    r["g2_zero_gated"] = None
-    c = c3.classify(r)
-    assert c.model == "photons without gate" and c.label == "dimer"
-    assert set(c.evidence) == set(ungated)
+def test_an_old_classifier_file_is_refused_with_a_clear_error(tmp_path) -> None:
+    p = tmp_path / "old.json"
+    p.write_text('{"with_spectrum": {}, "photons_only": {}}')
+    with pytest.raises(ValueError, match="re-fit"):
+        Classifier.load(p)
+
+
+def test_shipped_classifier_weighs_g2_by_its_error() -> None:
+    """The issue's two cases: a dimer's g2(0) of 0.497 ± 0.018 and an empty 3.8 kcps
+    recording's -0.48 ± 33.6."""
+    clf = load_classifier()
+    assert clf.classify({"g2_zero": 0.497, "g2_zero_err": 0.018}).evidence["g2_zero"] > 3
+    c = clf.classify({"g2_zero": -0.48, "g2_zero_err": 33.6})
+    assert c.evidence["g2_zero"] == 0.0 and c.p_dimer == pytest.approx(0.5)
+
+
+def test_session_mixture_recovers_the_monomer_peak_and_spread() -> None:
+    """60 particles, a third of them dimers 27 meV to the red, spread 15 meV: the mixture
+    finds the monomer peak within its error and the spread within 30 %."""
+    rng = np.random.default_rng(3)
+    clf = _clf()
+    samples = []
+    for i in range(60):
+        dim = i % 3 == 0
+        e = 2.1 - (0.027 if dim else 0.0) + rng.normal(0, 0.015) + rng.normal(0, 0.002)
+        samples.append(Sample(e, 0.002, 0.8 if dim else 0.2, 20.0 if dim else 30.0))
+    m = session_model(samples, clf)
+    assert m.reference_from == "session" and m.spread_from == "session"
+    assert m.reference_ev == pytest.approx(2.1, abs=3 * m.reference_err_ev + 0.002)
+    assert m.spread_mev == pytest.approx(15.0, rel=0.3)
+    assert m.dimer_fraction == pytest.approx(1 / 3, abs=0.15)
+    assert m.lifetime_scale_ns["monomer"] > m.lifetime_scale_ns["dimer"]
+    (m0, s0), (m1, s1) = m.classes()["shift_mev"]
+    assert m0 == 0.0 and s0 == pytest.approx(m.spread_mev) and m1 == pytest.approx(28.0)
+
+
+def test_too_few_spectra_give_no_reference() -> None:
+    m = session_model([Sample(2.0, 0.001, 0.5), Sample(None, None, 0.5)], _clf())
+    assert m.reference_ev is None and m.classes() == {}
+    m = session_model([Sample(2.0, 0.001, 0.5)], _clf(), reference_ev=2.01)
+    assert m.reference_ev == pytest.approx(2.01) and m.reference_from == "given"

@@ -35,7 +35,6 @@ from spad.analysis.classify import (
     PHOTON_FEATURES,
     SPECTRUM_FEATURES,
     Classifier,
-    fit_logistic,
 )
 
 SEED_OFFSET_TEST = 1_000_000
@@ -67,6 +66,34 @@ def conditions(rng: np.random.Generator) -> dict[str, Any]:
             "mode": "T2" if rng.random() < 0.3 else "T3"}
 
 
+def study_conditions(rng: np.random.Generator) -> dict[str, Any]:
+    """The conditions of the study spad is built for: 5 MHz, 30-50 kcps, 30 s, lifetimes
+    10-40 ns, background 0-5 %, IRF 50-300 ps, T3 or (half) T2 without sync."""
+    return {"rate_cps": float(rng.uniform(30e3, 50e3)), "duration_s": 30.0,
+            "rep_rate_hz": 5e6, "lifetime_ns": float(rng.uniform(10.0, 40.0)),
+            "background": float(rng.uniform(0.0, 0.05)),
+            "irf_fwhm_s": float(rng.uniform(50e-12, 300e-12)),
+            "mode": "T2" if rng.random() < 0.5 else "T3"}
+
+
+def fast_conditions(rng: np.random.Generator) -> dict[str, Any]:
+    """Fast lasers: 40 or 80 MHz with bright-state lifetimes of 8-35 ns (often longer than
+    the 12.5-25 ns period, so the coincidence peaks overlap), 5-100 kcps, 10-60 s, background
+    0-10 %, T3 or (half) T2 without sync."""
+    rate = float(np.exp(rng.uniform(np.log(5e3), np.log(100e3))))
+    duration = max(5.0, min(float(rng.uniform(10.0, 60.0)), MAX_PHOTONS / rate))
+    return {"rate_cps": rate, "duration_s": duration,
+            "rep_rate_hz": 40e6 if rng.random() < 0.5 else 80e6,
+            "lifetime_ns": float(rng.uniform(8.0, 35.0)),
+            "background": float(rng.uniform(0.0, 0.1)),
+            "irf_fwhm_s": float(rng.uniform(30e-12, 300e-12)),
+            "mode": "T2" if rng.random() < 0.5 else "T3"}
+
+
+PRESETS = {"lab": conditions, "study": study_conditions, "fast": fast_conditions}
+"""Named sets of recording conditions a population can be drawn from."""
+
+
 def build_particle(kind: str, seed: int, cond: dict[str, Any]) -> tuple[Any, Any]:
     """Emitters and detection for one particle under ``cond`` (see :func:`conditions`)."""
     import dataclasses
@@ -93,37 +120,54 @@ def build_particle(kind: str, seed: int, cond: dict[str, Any]) -> tuple[Any, Any
     return e, d.replace(collection_efficiency=collection, dark_rate_hz=dark)
 
 
-def _particle(args: tuple[str, int, float, str]) -> dict[str, Any]:
-    """Simulate and analyse one particle under drawn conditions; returns features and truth."""
-    kind, seed, _, folder = args
-    from spad.analysis.particle import analyze_particle
+def particle_file(kind: str, seed: int, folder: str | Path,
+                  preset: str = "lab") -> tuple[Path, dict[str, Any], Any]:
+    """Simulate one particle under conditions drawn for ``preset`` (:data:`PRESETS`) and write
+    its particle file into ``folder``; a file already there (same kind, seed and preset) is
+    reused, so a population is simulated once and analysed again after a change to the
+    analysis. Returns the file, the conditions and the emitter."""
     from spad.particle import write_particle
     from spad.simulators.spectrum import SpectrumSetup, spectrum_from_truth
     from spad.simulators.stream import simulate
 
-    cond = conditions(np.random.default_rng([seed, 77]))
+    cond = PRESETS[preset](np.random.default_rng([seed, 77]))
     emitter, detection = build_particle(kind, seed, cond)
-    sim = simulate(emitter, detection, cond["duration_s"], seed, chunk_s=1.0)
-    spectrum = spectrum_from_truth(sim.truth, SpectrumSetup(exposure_s=0.08),
-                                   duration_s=min(cond["duration_s"], 10.0),
-                                   rng=np.random.default_rng([seed, 0x5EC7]))
-    path = Path(folder) / f"{kind}_{seed}.h5"
-    write_particle(path, sim.chunks(), sim.timing, spectrum, {"particle": kind},
-                   description=f"calibration {kind} {seed}", overwrite=True)
+    path = Path(folder) / f"{preset}_{kind}_{seed}.h5"
+    if not path.exists():
+        sim = simulate(emitter, detection, cond["duration_s"], seed, chunk_s=1.0)
+        spectrum = spectrum_from_truth(sim.truth, SpectrumSetup(exposure_s=0.08),
+                                       duration_s=min(cond["duration_s"], 10.0),
+                                       rng=np.random.default_rng([seed, 0x5EC7]))
+        tmp = path.with_suffix(".tmp.h5")
+        write_particle(tmp, sim.chunks(), sim.timing, spectrum, {"particle": kind},
+                       description=f"calibration {kind} {seed}", overwrite=True)
+        tmp.replace(path)   # a file interrupted half-way is never taken for a finished one
+    return path, cond, emitter
+
+
+def _particle(args: tuple[str, int, str, str, bool]) -> dict[str, Any]:
+    """Simulate (or reuse) and analyse one particle under drawn conditions; returns features
+    and truth."""
+    kind, seed, folder, preset, keep = args
+    from spad.analysis.particle import analyze_particle
+
+    path, cond, emitter = particle_file(kind, seed, folder, preset)
     result = analyze_particle(path)
-    path.unlink()
+    if not keep:
+        path.unlink()
     return {"kind": kind, "seed": seed, "rate": cond["rate_cps"], "conditions": cond,
             "true_peak_ev": float(emitter.peak_ev),
             "true_shift_ev": float(2.0 - emitter.peak_ev) if kind == "dimer" else 0.0,
             "result": result}
 
 
-def simulate_population(n_each: int, seed0: int, duration: float, workers: int,
-                        folder: str) -> list[dict[str, Any]]:
-    """Simulate and analyse ``n_each`` monomers and ``n_each`` dimers."""
+def simulate_population(n_each: int, seed0: int, workers: int, folder: str | Path,
+                        preset: str = "lab", keep: bool = False) -> list[dict[str, Any]]:
+    """Simulate and analyse ``n_each`` monomers and ``n_each`` dimers (``keep``: leave their
+    files in ``folder`` for the next run)."""
     # Distinct seeds per particle: a monomer and a dimer drawn from the same seed would share
     # their base peak energy, pairing the populations and flattering the red-shift estimate.
-    jobs = [(k, seed0 + 2 * i + (k == "dimer"), duration, folder)
+    jobs = [(k, seed0 + 2 * i + (k == "dimer"), str(folder), preset, keep)
             for i in range(n_each) for k in ("monomer", "dimer")]
     with ProcessPoolExecutor(max_workers=workers) as pool:
         out = []
@@ -141,31 +185,32 @@ def confusion(truth: list[str], predicted: list[str]) -> dict[str, dict[str, int
 
 
 def evaluate(clf: Classifier, pop: list[dict[str, Any]]) -> dict[str, Any]:
-    """Classify a population as ``spad analyze`` does; accuracy counts 'uncertain' as wrong."""
+    """Classify a population as ``spad analyze`` does (one session: the mixture over all its
+    particles sets the red shifts' reference and spread); accuracy counts 'uncertain' as
+    wrong. Also: the share of verdicts among particles whose g2(0) error is below 0.1, the
+    accuracy of the verdicts, and the reliability table (stated P(dimer) against the observed
+    share of dimers, in bins of 0.1)."""
     from spad.analysis.particle import classify_session
     from spad.app.report import red_shift
 
     results = [p["result"] for p in pop]
     truth = [p["kind"] for p in pop]
     out: dict[str, Any] = {"n": len(pop)}
-    # photons only
     pred = [clf.classify(r.photons.features()).label for r in results]
+    photon_only = [clf.classify(r.photons.features()) for r in results]
     out["photons_only"] = {"accuracy": float(np.mean([a == b for a, b in zip(truth, pred,
                                                                              strict=True)])),
-                           "confusion": confusion(truth, pred)}
+                           "confusion": confusion(truth, pred),
+                           "summary": summary(pop, pred, [c.p_dimer for c in photon_only])}
     ref = classify_session(results, classifier=clf)
     pred = [r.classification.label for r in results]
     out["with_spectrum"] = {"accuracy": float(np.mean([a == b for a, b in zip(truth, pred,
                                                                               strict=True)])),
                             "confusion": confusion(truth, pred), "reference_ev": ref}
+    session = results[0].session if results else None
+    out["session"] = None if session is None else session.to_dict()
+    out["summary"] = summary(pop, pred, [r.classification.p_dimer for r in results])
     out["per_condition"] = per_condition(pop, pred)
-    reasons: dict[str, int] = {}
-    for r in results:
-        c = r.classification
-        if c is not None and c.reason:
-            key = c.reason.split(" (")[0] if "likelier" not in c.reason else "below threshold"
-            reasons[key] = reasons.get(key, 0) + 1
-    out["uncertain_reasons"] = reasons
     rs = red_shift([r.record() for r in results])
     mono = [p["true_peak_ev"] for p in pop if p["kind"] == "monomer"]
     dim = [p["true_peak_ev"] for p in pop if p["kind"] == "dimer"]
@@ -175,6 +220,37 @@ def evaluate(clf: Classifier, pop: list[dict[str, Any]]) -> dict[str, Any]:
         "truth_configured_mean_mev": float(np.mean([p["true_shift_ev"] for p in pop
                                                     if p["kind"] == "dimer"])) * 1e3}
     return out
+
+
+def summary(pop: list[dict[str, Any]], pred: list[str],
+            p_dimer: list[float | None]) -> dict[str, Any]:
+    """The figures of the verdict's "done when": accuracy, share of verdicts, accuracy of the
+    verdicts, share of verdicts among particles with a g2(0) error below 0.1, and the
+    reliability table."""
+    truth = [p["kind"] for p in pop]
+    verdict = [q != "uncertain" for q in pred]
+    right = [t == q for t, q in zip(truth, pred, strict=True)]
+    precise = []
+    for p, v in zip(pop, verdict, strict=True):
+        e = p["result"].photons.g2_zero_err
+        if e is not None and math.isfinite(e) and e < 0.1:
+            precise.append(v)
+    pd = np.array([np.nan if x is None else x for x in p_dimer], float)
+    y = np.array([t == "dimer" for t in truth], float)
+    bins = []
+    for lo in np.arange(0.0, 1.0, 0.1):
+        m = (pd >= lo) & ((pd < lo + 0.1) | (lo >= 0.9 - 1e-9) & (pd <= 1.0))
+        if m.any():
+            bins.append({"p_lo": round(float(lo), 1), "n": int(m.sum()),
+                         "stated": float(pd[m].mean()), "observed": float(y[m].mean())})
+    n_v = int(sum(verdict))
+    return {"n": len(pop), "accuracy": float(np.mean(right)) if right else None,
+            "verdicts": n_v, "verdict_share": float(np.mean(verdict)) if verdict else None,
+            "verdict_accuracy": (float(sum(r for r, v in zip(right, verdict, strict=True) if v)
+                                       / n_v) if n_v else None),
+            "n_g2_err_below_0.1": len(precise),
+            "verdict_share_g2_err_below_0.1": float(np.mean(precise)) if precise else None,
+            "reliability": bins}
 
 
 RATE_BINS_KCPS = (1, 5, 20, 60, 200)
@@ -210,62 +286,190 @@ def per_condition(pop: list[dict[str, Any]], pred: list[str]) -> dict[str, Any]:
     return out
 
 
-def _rows(pop: list[dict[str, Any]], ref_ev: float) -> list[dict[str, float]]:
+# The feature models: transform, its scale, group (see spad.analysis.classify.FeatureModel).
+FEATURE_SETUP: dict[str, dict[str, Any]] = {
+    "g2_zero": {"group": "g2"},
+    "g2_zero_gated": {"group": "g2"},
+    "lifetime_ns": {"transform": "log", "scale": 0.05},
+    "on_fraction": {},
+    # steady emitters measure near 0 (and below it by noise); blinking ones spread over decades
+    "intensity_excess_var": {"transform": "asinh", "scale": 0.01},
+    "fwhm_mev": {},
+    "shift_mev": {},
+}
+
+MIN_SPREAD: dict[str, float] = {
+    # biexciton/exciton yield ratios of single dots spread over 0.02-0.13 (Nair, Zhao &
+    # Bawendi, Nano Lett. 11, 1136 (2011)): g2(0) of either class is no sharper than that
+    "g2_zero": 0.03, "g2_zero_gated": 0.03,
+    "lifetime_ns": 0.1,            # 10 % particle to particle (log scale)
+    # real dots include non-blinking ones: the simulated classes (every monomer blinks,
+    # every dimer's summed trace is steady) are sharper than a sample
+    "on_fraction": 0.05, "intensity_excess_var": 0.2,
+    # single-particle line widths at room temperature span 60-80 meV (the simulator gives
+    # every monomer 70 meV exactly)
+    "fwhm_mev": 5.0, "shift_mev": 5.0,
+}
+"""Smallest particle-to-particle spread of each feature's class distribution (transformed
+scale): physics, not the simulator, sets how sharp a class can be."""
+
+
+def _rows(pop: list[dict[str, Any]], ref_ev: float) -> list[dict[str, Any]]:
+    """Features and their errors of each particle, the red shift against ``ref_ev``."""
     rows = []
     for p in pop:
         r = p["result"]
         f = r.photons.features()
         sp = r.spectrum
-        f["shift_mev"] = (ref_ev - sp.peak_ev) * 1e3 if sp is not None else None
-        f["fwhm_mev"] = sp.fwhm_mev if sp is not None else None
+        ok = sp is not None and math.isfinite(sp.peak_ev)
+        f["shift_mev"] = (ref_ev - sp.peak_ev) * 1e3 if ok else None
+        f["shift_err_mev"] = (sp.peak_ev_err * 1e3 if ok and sp.peak_ev_err is not None
+                              else None)
+        f["fwhm_mev"] = sp.fwhm_mev if ok else None
+        f["fwhm_err_mev"] = sp.errors.get("fwhm_mev") if ok else None
         rows.append(f)
     return rows
 
 
-def _complete(rows: list[dict[str, Any]], names: tuple[str, ...]) -> list[int]:
-    return [i for i, r in enumerate(rows)
-            if all(r.get(k) is not None and math.isfinite(float(r[k])) for k in names)]
+def fit_classifier(train: list[dict[str, Any]], outliers: float = 0.03,
+                   uncertain_below: float = 0.95) -> Classifier:
+    """Fit each feature's class distributions (with each particle's own error) and the
+    weights of the features' evidence on a training population."""
+    from spad.analysis.classify import FeatureModel, fit_class, fit_weights
+    from spad.analysis.schema import FEATURE_ERRORS
+
+    # Training reference: the median measured peak of the training monomers (in use, the
+    # session's mixture sets it).
+    ref = float(np.median([p["result"].spectrum.peak_ev for p in train
+                           if p["kind"] == "monomer" and p["result"].spectrum is not None]))
+    rows = _rows(train, ref)
+    y = np.array([p["kind"] == "dimer" for p in train])
+    models = []
+    for name in (*PHOTON_FEATURES, *SPECTRUM_FEATURES):
+        base = FeatureModel(name, FEATURE_ERRORS[name], (0.0, 1.0), (0.0, 1.0), 1.0,
+                            **FEATURE_SETUP.get(name, {}))
+        xs, es, ys = [], [], []
+        for row, is_d in zip(rows, y, strict=True):
+            v, e = row.get(name), row.get(base.error)
+            if v is None or e is None or not (math.isfinite(v) and math.isfinite(e)):
+                continue
+            x_t, e_t = base.measured(float(v), float(e))
+            xs.append(x_t)
+            es.append(e_t)
+            ys.append(is_d)
+        x, e, yy = np.array(xs), np.array(es), np.array(ys, bool)
+        if yy.sum() < 5 or (~yy).sum() < 5:
+            continue
+        lo, hi = np.quantile(x, [0.005, 0.995])
+        base.span = float(max(2.0 * (hi - lo), 1e-6))
+        floor = MIN_SPREAD.get(name, 0.0)
+        for cls, sel in (("monomer", ~yy), ("dimer", yy)):
+            mu, sd = fit_class(x[sel], e[sel], outliers, base.span)
+            setattr(base, cls, (mu, max(sd, floor)))
+        models.append(base)
+    clf = Classifier(models, uncertain_below, outliers)
+    llr = np.array([[v for v in clf.log_ratios(row)[0].values()] for row in rows])
+    for m, w in zip(models, fit_weights(llr, y), strict=True):
+        m.weight = float(w)
+    clf.provenance = {"train_reference_ev": ref}
+    return clf
+
+
+def load_population(preset: str, n_each: int, seed0: int, workers: int, cache: Path | None,
+                    fresh: bool = False) -> list[dict[str, Any]]:
+    """Simulate (or reuse the particle files in ``cache``) and analyse a population; with a
+    cache the analysed population is kept too (``fresh``: analyse again)."""
+    import pickle
+
+    if cache is None:
+        with tempfile.TemporaryDirectory() as folder:
+            return simulate_population(n_each, seed0, workers, folder, preset)
+    cache.mkdir(parents=True, exist_ok=True)
+    pkl = cache / f"analysed_{preset}_{seed0}_{n_each}.pkl"
+    if pkl.exists() and not fresh:
+        return pickle.loads(pkl.read_bytes())
+    pop = simulate_population(n_each, seed0, workers, cache, preset, keep=True)
+    pkl.write_bytes(pickle.dumps(pop))
+    return pop
+
+
+TEST_SEEDS = {"lab": SEED_OFFSET_TEST, "study": 2_000_000, "fast": 3_000_000}
+"""First seed of each held-out population (training uses the lab conditions from seed 1)."""
+
+
+def reliability_figure(reports: dict[str, dict[str, Any]], path: Path) -> Path:
+    """Stated P(dimer) against the observed share of dimers per bin, one line per held-out
+    population (marker area ~ particles in the bin)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+    ax.plot([0, 1], [0, 1], color="0.6", lw=1, label="perfect calibration")
+    ax.fill_between([0, 1], [-0.05, 0.95], [0.05, 1.05], color="0.9", label="± 5 points")
+    for name, rep in reports.items():
+        b = rep["summary"]["reliability"]
+        ax.plot([x["stated"] for x in b], [x["observed"] for x in b], "-o", lw=1,
+                label=f"{name} (n = {rep['n']})")
+        ax.scatter([x["stated"] for x in b], [x["observed"] for x in b],
+                   s=[8 * x["n"] for x in b], alpha=0.3)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("stated P(dimer)")
+    ax.set_ylabel("observed share of dimers")
+    ax.set_title("verdict calibration on held-out simulated particles", fontsize=10)
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n-train", type=int, default=60, help="monomers (and dimers) to train on")
     ap.add_argument("--n-test", type=int, default=60, help="monomers (and dimers) held out")
-    ap.add_argument("--duration", type=float, default=0.0,
-                    help="unused: each particle's duration is drawn (see conditions())")
+    ap.add_argument("--test", action="append", choices=sorted(PRESETS),
+                    help="held-out condition sets (repeatable; default lab); study and fast "
+                         "have --n-study / --n-fast particles of each kind")
+    ap.add_argument("--n-study", type=int, default=10)
+    ap.add_argument("--n-fast", type=int, default=15)
+    ap.add_argument("--evaluate-only", action="store_true",
+                    help="evaluate the classifier at --out on the held-out sets, fit nothing")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--cache", type=Path, default=None,
+                    help="keep particle files and analysed populations here and reuse them")
+    ap.add_argument("--fresh", action="store_true", help="analyse cached files again")
+    ap.add_argument("--figure", type=Path, default=None, help="write the reliability diagram")
     ap.add_argument("--out", type=Path, default=MODEL_PATH)
     a = ap.parse_args(argv)
-    with tempfile.TemporaryDirectory() as folder:
-        train = simulate_population(a.n_train, 1, a.duration, a.workers, folder)
-        test = simulate_population(a.n_test, SEED_OFFSET_TEST, a.duration, a.workers, folder)
-    # Training reference: the median true-monomer peak of the training session (in use, the
-    # session's photon-only monomers play this role).
-    ref = float(np.median([p["result"].spectrum.peak_ev for p in train
-                           if p["kind"] == "monomer" and p["result"].spectrum is not None]))
-    rows = _rows(train, ref)
-    y = [p["kind"] == "dimer" for p in train]
-    both = PHOTON_FEATURES + SPECTRUM_FEATURES
-    i_ph, i_sp = _complete(rows, PHOTON_FEATURES), _complete(rows, both)
-    ungated = tuple(f for f in PHOTON_FEATURES if f != "g2_zero_gated")
-    i_ug = _complete(rows, ungated)
-    clf = Classifier(
-        with_spectrum=fit_logistic([rows[i] for i in i_sp], [y[i] for i in i_sp], both),
-        photons_only=fit_logistic([rows[i] for i in i_ph], [y[i] for i in i_ph],
-                                  PHOTON_FEATURES),
-        ungated=fit_logistic([rows[i] for i in i_ug], [y[i] for i in i_ug], ungated))
-    report = evaluate(clf, test)
-    clf.provenance = {
-        "script": "spad/app/calibrate.py",
-        "command": "python -m spad.app.calibrate " + " ".join(argv or sys.argv[1:]),
-        "date": dt.date.today().isoformat(),
-        "train": {"n_monomers": a.n_train, "n_dimers": a.n_train,
-                  "conditions": conditions.__doc__.split("\n\n")[1].strip(),
-                  "max_photons": MAX_PHOTONS, "seeds": [1, 2 * a.n_train], "reference_ev": ref},
-        "held_out": report,
-    }
-    clf.save(a.out)
-    print(json.dumps(clf.provenance, indent=1))
+    tests = a.test or ["lab"]
+    sizes = {"lab": a.n_test, "study": a.n_study, "fast": a.n_fast}
+    if a.evaluate_only:
+        clf = Classifier.load(a.out)
+    else:
+        train = load_population("lab", a.n_train, 1, a.workers, a.cache, a.fresh)
+        clf = fit_classifier(train)
+    reports = {name: evaluate(clf, load_population(name, sizes[name], TEST_SEEDS[name],
+                                                   a.workers, a.cache, a.fresh))
+               for name in tests}
+    for name, rep in reports.items():
+        print(name, json.dumps(rep["summary"]), file=sys.stderr)
+        print(name, "photons only", json.dumps(rep["photons_only"]["summary"]), file=sys.stderr)
+    if a.figure is not None:
+        reliability_figure(reports, a.figure)
+    if not a.evaluate_only:
+        clf.provenance.update({
+            "script": "spad/app/calibrate.py",
+            "command": "python -m spad.app.calibrate " + " ".join(argv or sys.argv[1:]),
+            "date": dt.date.today().isoformat(),
+            "train": {"n_monomers": a.n_train, "n_dimers": a.n_train,
+                      "conditions": conditions.__doc__.split("\n\n")[1].strip(),
+                      "max_photons": MAX_PHOTONS, "seeds": [1, 2 * a.n_train]},
+            "held_out": reports,
+        })
+        clf.save(a.out)
     return 0
 
 

@@ -112,6 +112,8 @@ class LiveState:
     probability: float | None = None
     p_dimer: float | None = None
     evidence: dict[str, float] = field(default_factory=dict)
+    inputs: dict[str, list[float | None]] = field(default_factory=dict)
+    no_information: list[str] = field(default_factory=list)
     verdict_age_s: float | None = None
     frames: int = 0
     path: str | None = None
@@ -250,7 +252,8 @@ class LivePipeline:
         self.verdict_at_s = at
         return {"g2_zero": photons.g2_zero, "g2_zero_err": photons.g2_zero_err,
                 "verdict": c.label, "probability": c.probability, "p_dimer": c.p_dimer,
-                "evidence": dict(c.evidence), "verdict_age_s": self.elapsed_s - at}
+                "evidence": dict(c.evidence), "inputs": dict(c.inputs),
+                "no_information": list(c.no_information), "verdict_age_s": self.elapsed_s - at}
 
     def final(self, path: str | Path) -> ParticleResult:
         """The result of the whole particle: what ``spad analyze path`` gives.
@@ -512,7 +515,9 @@ class Acquisition:
         if result is not None and result.classification is not None:
             c = result.classification
             state = self._set(verdict=c.label, probability=c.probability, p_dimer=c.p_dimer,
-                              evidence=dict(c.evidence), g2_zero=result.photons.g2_zero,
+                              evidence=dict(c.evidence), inputs=dict(c.inputs),
+                              no_information=list(c.no_information),
+                              g2_zero=result.photons.g2_zero,
                               g2_zero_err=result.photons.g2_zero_err, verdict_age_s=0.0)
         if self.session is not None:
             self.session.log_end(self.name, self.path, final,

@@ -1,0 +1,222 @@
+"""Pulsed g2(0) from a fit of the whole correlogram, for coincidence peaks that overlap.
+
+With a decay that is not over within the laser period (40-80 MHz lasers, slow dots) the
+coincidence peaks run into each other: a window of +/- T/2 around the zero-delay peak then
+holds as much of its neighbours' tails as of its own pairs, and a ratio of window areas says
+little. Here the whole correlogram is fitted, bin by bin, with the pulsed model
+
+    n(τ_j) = F w + A_0 P_0(j) + A Σ_{k≠0} P_k(j),
+
+a comb of identical peaks, one per laser period, whose shape P is that of the delay
+difference of two photons of one excitation: for a single-exponential decay of lifetime τ
+the two-sided exponential exp(-|Δ|/τ) / 2τ (the correlation of the two detectors' decays;
+the IRF, tens to hundreds of ps, does not change the peak areas and is left out). The centre
+peak's area A_0 is free, the side peaks share the area A, and the lifetime τ of the shape is
+fitted too: in T2 without sync events the peak shape is the only place the lifetime shows,
+and in T3 the fitted τ agrees with the decay's. The flat floor F (pairs per second of lag) is
+**fixed** from the recording's measured uncorrelated background (dark counts, the decay's
+floor), not left free, so that it cannot trade off against the overlapping tails
+(``F = (b_a r_b + r_a b_b - b_a b_b) D`` as in :func:`spad.analysis.g2.pulsed_g2`).
+
+The fit maximises the Poisson likelihood of the bin counts; g2(0) = A_0 / A with the standard
+error from the inverse Fisher information. A recording with few coincidences gets a value with
+a large error, not none (the classifier weighs it by that error). Becker, *The bh TCSPC
+Handbook* (10th ed., 2023), "Fluorescence correlation / antibunching" describes the pulsed
+correlogram as a comb of such peaks.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+from spad.analysis.accumulators import Correlation
+from spad.analysis.g2 import G2Result
+
+MAX_SIDE_PEAKS = 8
+"""Side peaks on each side used in the fit (blinking bunching is flat over them)."""
+
+MAX_BINS_PER_PERIOD = 60
+"""The correlogram is summed to at most this many bins per period (speed; the peak areas do
+not need finer bins)."""
+
+
+@dataclass(frozen=True)
+class CorrelogramFit:
+    """The fitted pulsed model.
+
+    Attributes
+    ----------
+    g2, g2_err
+        A_0 / A and its standard error.
+    centre_area, side_area
+        Fitted pairs in the centre peak and in each side peak.
+    lifetime_s, lifetime_err_s
+        Lifetime of the fitted peak shape.
+    floor_per_bin
+        The fixed floor, pairs per bin of the fit.
+    chi2_reduced
+        Pearson chi-square per degree of freedom.
+    n_peaks, bin_width_s
+        Side peaks used (both sides together) and the fit's bin width.
+    period_s
+        The laser period of the fit.
+    """
+
+    g2: float
+    g2_err: float
+    centre_area: float
+    side_area: float
+    lifetime_s: float
+    lifetime_err_s: float
+    floor_per_bin: float
+    chi2_reduced: float
+    n_peaks: int
+    bin_width_s: float
+    period_s: float
+
+
+def _cdf(x: np.ndarray, tau: float) -> np.ndarray:
+    """CDF of the two-sided exponential exp(-|x|/tau) / 2 tau."""
+    e = np.exp(-np.abs(x) / tau)
+    return np.where(x < 0, 0.5 * e, 1.0 - 0.5 * e)
+
+
+def peak_matrix(edges: np.ndarray, centre: float, period: float, tau: float,
+                peaks: np.ndarray) -> np.ndarray:
+    """Share of each peak (columns; peak k at ``centre + k period``) in each bin (rows)."""
+    x = edges[:, None] - (centre + peaks[None, :] * period)
+    c = _cdf(x, tau)
+    return c[1:] - c[:-1]
+
+
+def fit_correlogram(correlation: Correlation, period_s: float, centre_lag_s: float,
+                    floor_hz: float = 0.0, lifetime_s: float | None = None
+                    ) -> CorrelogramFit:
+    """Fit the whole correlogram with the pulsed model (see the module notes).
+
+    Parameters
+    ----------
+    correlation
+        The cross-correlation (several periods of lag on each side).
+    period_s, centre_lag_s
+        Laser period and position of the zero-delay peak.
+    floor_hz
+        Uncorrelated pairs per second of lag (fixed): ``(b_a r_b + r_a b_b - b_a b_b) D``.
+    lifetime_s
+        The peak shape's lifetime when the decay gave it (T3); default fitted.
+
+    Raises
+    ------
+    ValueError
+        Without a complete side peak in the lag range, or without any pair.
+    """
+    c = correlation
+    period = float(period_s)
+    k_max = int(math.floor((c.bin_edges_s[-1] - centre_lag_s) / period - 0.5))
+    k_min = int(math.ceil((c.bin_edges_s[0] - centre_lag_s) / period + 0.5))
+    k_hi, k_lo = min(k_max, MAX_SIDE_PEAKS), max(k_min, -MAX_SIDE_PEAKS)
+    if k_hi < 1 and k_lo > -1:
+        raise ValueError("no complete side peak in the correlogram's lag range")
+    lo = centre_lag_s + (k_lo - 0.5) * period
+    hi = centre_lag_s + (k_hi + 0.5) * period
+    i0 = int(np.searchsorted(c.bin_edges_s, lo, side="left"))
+    i1 = int(np.searchsorted(c.bin_edges_s, hi, side="right")) - 1
+    counts = np.asarray(c.counts[i0:i1], float)
+    edges = np.asarray(c.bin_edges_s[i0:i1 + 1], float)
+    group = max(1, int(round(period / c.bin_width_s / MAX_BINS_PER_PERIOD)))
+    n = counts.size // group
+    if n < 4:
+        raise ValueError("too few correlogram bins to fit")
+    counts = counts[:n * group].reshape(n, group).sum(axis=1)
+    edges = edges[:n * group + 1:group]
+    width = float(edges[1] - edges[0])
+    if counts.sum() <= 0:
+        raise ValueError("the correlogram holds no pairs")
+    floor = max(float(floor_hz), 0.0) * width
+
+    def design(log_tau: float) -> np.ndarray:
+        tau = math.exp(log_tau)
+        # every peak whose tail reaches the fitted range (e^-12 of it), not only the complete
+        reach = min(int(math.ceil(12 * tau / period)) + 1, 200)
+        peaks = np.arange(k_lo - reach, k_hi + reach + 1)
+        m = peak_matrix(edges, centre_lag_s, period, tau, peaks)
+        is_c = peaks == 0
+        return np.column_stack([m[:, is_c][:, 0], m[:, ~is_c].sum(axis=1)])
+
+    def areas(x: np.ndarray) -> tuple[np.ndarray, float]:
+        """Poisson maximum likelihood of (A_0, A) for a fixed shape: the model is linear in
+        them, so Newton steps (iteratively reweighted least squares) converge in a few."""
+        a = np.array([0.5, 1.0]) * max(float(counts.sum() - floor * n), 1.0) / max(
+            float(x[:, 1].sum()) + 0.5 * float(x[:, 0].sum()), 1e-9)
+        for _ in range(50):
+            mu = np.maximum(floor + x @ a, 1e-12)
+            grad = x.T @ (counts / mu - 1.0)
+            hess = (x / mu[:, None] ** 2 * counts[:, None]).T @ x + 1e-12 * np.eye(2)
+            step = np.linalg.solve(hess, grad)
+            new = np.maximum(a + step, [0.0, 1e-9])
+            if np.all(np.abs(new - a) <= 1e-9 * np.maximum(np.abs(a), 1.0)):
+                a = new
+                break
+            a = new
+        mu = np.maximum(floor + x @ a, 1e-12)
+        return a, float(np.sum(mu - counts * np.log(mu)))
+
+    if lifetime_s is not None:
+        log_tau = math.log(lifetime_s)
+    else:
+        # lifetimes from period/300 to 4 periods or 100 ns (the longest a QD bright state
+        # shows), whichever is longer
+        grid = np.linspace(math.log(period / 300), math.log(max(4 * period, 100e-9)), 11)
+        vals = [areas(design(g))[1] for g in grid]
+        k = int(np.argmin(vals))
+        res = minimize_scalar(lambda g: areas(design(g))[1],
+                              bounds=(grid[max(k - 1, 0)], grid[min(k + 1, grid.size - 1)]),
+                              method="bounded", options={"xatol": 1e-3})
+        log_tau = float(res.x)
+    x = design(log_tau)
+    (a0, a), _ = areas(x)
+    mu = np.maximum(floor + x @ np.array([a0, a]), 1e-12)
+    # Fisher information of the Poisson likelihood, sum_j (dmu_j/dθ)(dmu_j/dθ)^T / mu_j, over
+    # (A_0, A, log τ); the τ column by a central difference
+    h = 1e-4
+    dmu_dlt = (design(log_tau + h) - design(log_tau - h)) @ np.array([a0, a]) / (2 * h)
+    jac = np.column_stack([x, dmu_dlt]) if lifetime_s is None else x
+    info = jac.T @ (jac / mu[:, None])
+    try:
+        cov = np.linalg.inv(info)
+    except np.linalg.LinAlgError:
+        cov = np.linalg.pinv(info)
+    g2 = a0 / a
+    grad = np.array([1.0 / a, -a0 / a ** 2, 0.0])[:jac.shape[1]]
+    var = float(grad @ cov @ grad)
+    chi2 = float(np.sum((counts - mu) ** 2 / mu)) / max(n - jac.shape[1], 1)
+    tau = math.exp(log_tau)
+    tau_err = tau * math.sqrt(max(float(cov[2, 2]), 0.0)) if lifetime_s is None else 0.0
+    return CorrelogramFit(float(g2), math.sqrt(max(var, 0.0)), float(a0), float(a), tau,
+                          tau_err, floor, chi2, int(k_hi - k_lo), width, period)
+
+
+def floor_rate(correlation: Correlation, background_hz: tuple[float, float] | None) -> float:
+    """Uncorrelated pairs per second of lag from the detectors' background rates."""
+    if background_hz is None or correlation.duration_s <= 0:
+        return 0.0
+    d = correlation.duration_s
+    r = np.array([correlation.n_a, correlation.n_b], float) / d
+    b = np.clip(np.asarray(background_hz, float), 0.0, r)
+    return float((b[0] * r[1] + r[0] * b[1] - b[0] * b[1]) * d)
+
+
+def use_fit(window: G2Result | None, decay_corrected: bool, fit: CorrelogramFit) -> bool:
+    """Whether the fit, not the window ratio, gives g2(0): the window ratio is not trusted
+    (overlapping peaks), or it could not be corrected for the tails that cross its windows
+    (no decay: T2 without sync) and the fitted shape says those tails matter (a neighbour puts
+    ~exp(-T/2τ)/2 of its area into the centre window, two neighbours twice that)."""
+    if window is None or not window.trusted or not math.isfinite(window.g2):
+        return True
+    if decay_corrected:
+        return False
+    leak = math.exp(-fit.period_s / (2 * fit.lifetime_s))
+    return leak > max(0.01, 0.3 * window.g2_err)
