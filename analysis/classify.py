@@ -74,6 +74,11 @@ class FeatureModel:
     group
         Features of one group measure the same thing: only the most precise one of a particle
         enters.
+    systematic
+        Standard error added (in quadrature) to a g2(0) whose background was not measured in
+        the recording (``g2_correction`` names neither ``decay floor`` nor ``dark counts``):
+        uncorrected background and an ``off level`` upper bound move g2(0) by more than its
+        Poisson error says (fitted on the calibration population).
     """
 
     name: str
@@ -85,11 +90,16 @@ class FeatureModel:
     scale: float = 1.0
     weight: float = 1.0
     group: str = ""
+    systematic: float = 0.0
 
-    def measured(self, value: float, err: float | None) -> tuple[float, float]:
+    def measured(self, value: float, err: float | None,
+                 correction: str | None = None) -> tuple[float, float]:
         """The value and its standard error on the transformed scale (a missing or invalid
-        error counts as infinite: the value then carries no evidence)."""
+        error counts as infinite: the value then carries no evidence); with ``correction``
+        (the g2 correction) the systematic error of an unmeasured background is added."""
         e = float(err) if err is not None and math.isfinite(float(err)) and err >= 0 else math.inf
+        if self.systematic and not background_measured(correction):
+            e = math.hypot(e, self.systematic)
         if self.transform == "log":
             v = max(value, self.scale)
             return math.log(v), e / v
@@ -163,6 +173,11 @@ class Classification:
 ClassPair = tuple[tuple[float, float], tuple[float, float]]
 
 
+def background_measured(correction: str | None) -> bool:
+    """Whether a g2 correction string says the background was measured in the recording."""
+    return bool(correction) and any(k in correction for k in ("decay floor", "dark counts"))
+
+
 def _label(name: str) -> str:
     f = BY_NAME.get(name)
     return (f.label if f is not None and f.label else name)
@@ -214,7 +229,7 @@ class Classifier:
             if v is None or not math.isfinite(float(v)):
                 out[f.name], why[f.name] = 0.0, "not measured"
                 continue
-            x_t, e_t = f.measured(float(v), values.get(f.error))
+            x_t, e_t = f.measured(float(v), values.get(f.error), values.get("g2_correction"))
             measured[f.name] = (x_t, e_t)
             pair = classes.get(f.name)
             sep = (f.separation(e_t) if pair is None else

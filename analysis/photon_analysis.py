@@ -209,7 +209,8 @@ class PhotonAnalysis:
     def features(self) -> dict[str, float | None]:
         """The photon features the classifier uses, with their standard errors."""
         s = self.summary()
-        names = [*PHOTON_FEATURES, *(FEATURE_ERRORS[k] for k in PHOTON_FEATURES)]
+        names = [*PHOTON_FEATURES, *(FEATURE_ERRORS[k] for k in PHOTON_FEATURES),
+                 "g2_correction"]   # whether g2's background was measured (its systematics)
         return {k: s.get(BY_NAME[k].key) for k in names}
 
     def to_dict(self) -> dict[str, Any]:

@@ -136,9 +136,9 @@ FIELDS: tuple[Field, ...] = (
     Field("lifetime_all_ns", "ns", "intensity-weighted lifetime of the whole decay "
           "(bi-exponential)", _P, record=False),
     Field("on_fraction", "", "fraction of trace bins above the ON/OFF threshold of the "
-          "two-state mixture; 1 for a steady emitter (one intensity state, or two mixture "
-          "components not separated by more than their shot noise: there is no OFF state to "
-          "split off)", _P, feature=_P, label="ON fraction", error="on_fraction_err"),
+          "two-state mixture; 1 for an emitter without an OFF state (one intensity state, or "
+          "a dimmest state at least half as bright as the brightest: a threshold would only "
+          "split its shot noise)", _P, feature=_P, label="ON fraction", error="on_fraction_err"),
     Field("on_fraction_err", "", "standard error of `on_fraction` (jackknife over 20 blocks "
           "of the trace; 0 for a steady emitter)", _P),
     Field("n_levels", "", "number of intensity states after change-point detection: the "

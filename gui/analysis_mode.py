@@ -295,7 +295,10 @@ def write_report(folder: Path, results: Sequence[Any]) -> Path:
         particle_figure(r, folder / (Path(r.file).stem + ".png"))
     population_csv(records, folder / "population.csv")
     population_figure(records, folder / "population.png")
-    (folder / "population.json").write_text(json.dumps(red_shift(records), indent=1) + "\n")
+    session = getattr(results[0], "session", None) if results else None
+    (folder / "population.json").write_text(json.dumps(
+        {**red_shift(records), "session": None if session is None else session.to_dict()},
+        indent=1) + "\n")
     return folder
 
 

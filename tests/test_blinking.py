@@ -500,3 +500,35 @@ def test_vectorised_exp_matches_the_library_exp():
     # subnormal results to the spacing of subnormals, zero where the library gives zero
     np.testing.assert_allclose(y[~normal], ref[~normal], rtol=0, atol=1e-323)
     assert y[-1] == 0.0
+
+
+def test_a_steady_emitter_is_on_all_the_time() -> None:
+    """One intensity state: ON fraction 1 (not the ~0.5 of a threshold through its shot noise),
+    at 20 and at 1 kcps; a telegraph trace keeps its ON fraction with a jackknife error."""
+    from spad.analysis.blinking import analyse_blinking
+
+    rng = np.random.default_rng(1)
+    for rate in (20000, 1000):
+        t = np.sort(rng.uniform(0, 30, 30 * rate))
+        b = analyse_blinking(t)
+        assert b.on_fraction == 1.0 and b.on_fraction_err == 0.0
+        assert b.mixture.on_fraction < 0.9  # what the threshold alone would have said
+    edges = np.cumsum(rng.exponential(0.2, 300))
+    edges = edges[edges < 30]
+    parts, prev, on = [], 0.0, True
+    for e in [*edges, 30.0]:
+        r = 20000 if on else 500
+        parts.append(rng.uniform(prev, e, rng.poisson(r * (e - prev))))
+        prev, on = e, not on
+    b = analyse_blinking(np.sort(np.concatenate(parts)))
+    assert 0.4 < b.on_fraction < 0.6 and 0 < b.on_fraction_err < 0.1
+
+
+def test_block_jackknife_error_of_a_mean() -> None:
+    """For independent counts the jackknife error of the mean is the standard error."""
+    from spad.analysis.blinking import block_jackknife
+
+    x = np.random.default_rng(2).poisson(100, 20000)
+    err = block_jackknife(x, np.mean)
+    assert err == pytest.approx(10 / np.sqrt(x.size), rel=0.4)
+    assert block_jackknife(x[:10], np.mean) is None

@@ -142,9 +142,20 @@ def test_shipped_classifier_weighs_g2_by_its_error() -> None:
     """The issue's two cases: a dimer's g2(0) of 0.497 ± 0.018 and an empty 3.8 kcps
     recording's -0.48 ± 33.6."""
     clf = load_classifier()
-    assert clf.classify({"g2_zero": 0.497, "g2_zero_err": 0.018}).evidence["g2_zero"] > 3
-    c = clf.classify({"g2_zero": -0.48, "g2_zero_err": 33.6})
+    measured = "leakage+decay floor"   # background measured: no systematic term
+    assert clf.classify({"g2_zero": 0.497, "g2_zero_err": 0.018,
+                         "g2_correction": measured}).evidence["g2_zero"] > 3
+    c = clf.classify({"g2_zero": -0.48, "g2_zero_err": 33.6, "g2_correction": measured})
     assert c.evidence["g2_zero"] == 0.0 and c.p_dimer == pytest.approx(0.5)
+
+
+def test_a_g2_without_a_background_measurement_counts_less() -> None:
+    clf = _clf()
+    clf.features[0].systematic = 0.3
+    v = {"g2_zero": 0.5, "g2_zero_err": 0.02}
+    weak = clf.classify({**v, "g2_correction": "none"}).evidence["g2_zero"]
+    strong = clf.classify({**v, "g2_correction": "leakage+decay floor"}).evidence["g2_zero"]
+    assert 0 < weak < strong - 2
 
 
 def test_session_mixture_recovers_the_monomer_peak_and_spread() -> None:

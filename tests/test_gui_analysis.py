@@ -263,3 +263,24 @@ def test_detectors_chosen_as_spad_analyze_also_for_a_region(qtbot, window, capsy
     part = window.results[path]
     assert part.photons.notes[0] == cli["notes"][0]
     assert part.photons.g2_zero is not None and part.photons.duration_s < 3.01
+
+
+def test_verdict_panel_shows_each_value_with_its_error(qtbot) -> None:
+    """Issue 24 item 7: each evidence bar is labelled with the feature's value ± error, and
+    evidence that carried none is marked."""
+    from spad.analysis.classify import Classifier, FeatureModel
+    from spad.gui.panels import VerdictPanel
+
+    clf = Classifier([
+        FeatureModel("g2_zero", "g2_zero_err", (0.1, 0.05), (0.55, 0.08), 3.0),
+        FeatureModel("on_fraction", "on_fraction_err", (0.85, 0.08), (0.6, 0.1), 2.0)])
+    c = clf.classify({"g2_zero": 0.52, "g2_zero_err": 0.02, "on_fraction": 0.7,
+                      "on_fraction_err": 40.0})
+    panel = VerdictPanel()
+    qtbot.addWidget(panel)
+    panel.show_verdict(c.label, c.probability, c.p_dimer, c.evidence, c.model, "",
+                       c.inputs, c.no_information)
+    ticks = dict(panel.plot.getPlotItem().getAxis("left")._tickLevels[0])
+    assert ticks[0] == "g2(0)\n0.52 ± 0.02"
+    assert ticks[1] == "ON fraction\n0.7 ± 40 (no info)"
+    assert panel.label.text().startswith("dimer")

@@ -42,7 +42,11 @@ def test_record_csv_and_features_follow_the_schema() -> None:
     assert set(schema.csv_columns()) - verdict <= set(rec)
     assert classify.PHOTON_FEATURES == tuple(f.name for f in schema.FIELDS
                                              if f.feature == "photons")
-    assert set(result.features()) == set(classify.PHOTON_FEATURES + classify.SPECTRUM_FEATURES)
+    features = classify.PHOTON_FEATURES + classify.SPECTRUM_FEATURES
+    # every feature comes with its standard error (the classifier weighs it by that)
+    assert set(schema.FEATURE_ERRORS) == set(features)
+    assert set(result.features()) == set(features) | set(schema.FEATURE_ERRORS.values()) | {
+        "g2_correction"}
 
 
 def test_photon_analysis_holds_exactly_the_declared_scalars() -> None:

@@ -307,9 +307,10 @@ def _text_columns() -> set[str]:
 
 
 def _records(journal: Journal, entries: Sequence[tuple[int, dict[str, Any]]],
-             reference_ev: float | None, clf: Any) -> Iterator[tuple[dict[str, Any], Any]]:
+             session: Any, clf: Any) -> Iterator[tuple[dict[str, Any], Any]]:
     """(journal entry, record) per file in order, classified in chunks with the session's
-    reference; failed files (or unreadable cached results) give ``record = None``."""
+    mixture (:class:`spad.analysis.session.SessionModel`); failed files (or unreadable cached
+    results) give ``record = None``."""
     from spad.analysis.particle import classify_session
 
     for start in range(0, len(entries), CHUNK):
@@ -325,9 +326,8 @@ def _records(journal: Journal, entries: Sequence[tuple[int, dict[str, Any]]],
                                             "run again with --fresh")
             results.append(r)
         ok = [r for r in results if r is not None]
-        # A chunk with fewer than 3 monomers gives no reference of its own, like the session:
-        # with reference_ev None the whole session had fewer, and so has every chunk.
-        classify_session(ok, reference_ev, clf)
+        # every chunk is judged against the mixture of the whole session
+        classify_session(ok, classifier=clf, session=session)
         for e, r in zip(part, results, strict=True):
             yield e, None if r is None else r.record()
 
@@ -444,28 +444,29 @@ def write_table(journal: Journal, entries: Sequence[tuple[int, dict[str, Any]]],
     Three passes over the journal, none holding more than :data:`CHUNK` results.
     """
     from spad.analysis.classify import load_classifier
-    from spad.analysis.particle import session_reference_ev
+    from spad.analysis.particle import session_for
 
     clf = load_classifier()
-    if reference_ev is None:
-        def stream() -> Iterator[ParticleResult]:
-            for offset, e in entries:
-                if e["error"] is None:
-                    with contextlib.suppress(Exception):
-                        yield journal.result(offset)
-        reference_ev = session_reference_ev(stream(), clf)  # type: ignore[arg-type]
+
+    def stream() -> Iterator[ParticleResult]:
+        for offset, e in entries:
+            if e["error"] is None:
+                with contextlib.suppress(Exception):
+                    yield journal.result(offset)
+    # the session's two-class mixture over every particle (one pass; a given reference stays)
+    session = session_for(stream(), clf, reference_ev)
     # The columns are declared; whether a number column holds integers only is read off the
     # data (photons, n_levels), and a column with no value at all is text or float by the schema.
     names, text = table_columns(), _text_columns()
     columns: dict[str, set[str]] = {c: ({"str"} if c in text else set()) for c in names}
-    for e, rec in _records(journal, entries, reference_ev, clf):
+    for e, rec in _records(journal, entries, session, clf):
         for c, v in _row(e, rec, names).items():
             if (k := _kind(v)) is not None:
                 columns[c].add(k)
     writer = _TableWriter(out, columns)
     light: list[dict[str, Any]] = []
     try:
-        for e, rec in _records(journal, entries, reference_ev, clf):
+        for e, rec in _records(journal, entries, session, clf):
             writer.write(_row(e, rec, names))
             light.append(_light(e, rec))
     finally:
@@ -477,10 +478,11 @@ def _light(entry: dict[str, Any], rec: dict[str, Any] | None) -> dict[str, Any]:
     """What the population report reads of one particle."""
     if rec is None:
         return {"file": entry["file"], "error": entry["error"], "classification": None}
-    keep = ("file", "peak_ev", "g2_zero", "lifetime_ns", "shift_mev")
+    keep = ("file", "peak_ev", "peak_ev_err", "g2_zero", "lifetime_ns", "shift_mev")
     c = rec.get("classification") or {}
     return {**{k: rec.get(k) for k in keep}, "error": None,
-            "classification": {"label": c.get("label")} if c else None}
+            "classification": ({"label": c.get("label"), "evidence": c.get("evidence")}
+                               if c else None)}
 
 
 # --------------------------------------------------------------------------- the run

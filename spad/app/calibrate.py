@@ -335,7 +335,12 @@ def fit_classifier(train: list[dict[str, Any]], outliers: float = 0.03,
                    uncertain_below: float = 0.95) -> Classifier:
     """Fit each feature's class distributions (with each particle's own error) and the
     weights of the features' evidence on a training population."""
-    from spad.analysis.classify import FeatureModel, fit_class, fit_weights
+    from spad.analysis.classify import (
+        FeatureModel,
+        background_measured,
+        fit_class,
+        fit_weights,
+    )
     from spad.analysis.schema import FEATURE_ERRORS
 
     # Training reference: the median measured peak of the training monomers (in use, the
@@ -348,7 +353,7 @@ def fit_classifier(train: list[dict[str, Any]], outliers: float = 0.03,
     for name in (*PHOTON_FEATURES, *SPECTRUM_FEATURES):
         base = FeatureModel(name, FEATURE_ERRORS[name], (0.0, 1.0), (0.0, 1.0), 1.0,
                             **FEATURE_SETUP.get(name, {}))
-        xs, es, ys = [], [], []
+        xs, es, ys, meas = [], [], [], []
         for row, is_d in zip(rows, y, strict=True):
             v, e = row.get(name), row.get(base.error)
             if v is None or e is None or not (math.isfinite(v) and math.isfinite(e)):
@@ -357,15 +362,23 @@ def fit_classifier(train: list[dict[str, Any]], outliers: float = 0.03,
             xs.append(x_t)
             es.append(e_t)
             ys.append(is_d)
+            meas.append(background_measured(row.get("g2_correction")))
         x, e, yy = np.array(xs), np.array(es), np.array(ys, bool)
         if yy.sum() < 5 or (~yy).sum() < 5:
             continue
         lo, hi = np.quantile(x, [0.005, 0.995])
         base.span = float(max(2.0 * (hi - lo), 1e-6))
         floor = MIN_SPREAD.get(name, 0.0)
-        for cls, sel in (("monomer", ~yy), ("dimer", yy)):
+        # g2(0): the classes from the particles whose background was measured; the others'
+        # extra scatter is their systematic error
+        ok = np.array(meas, bool) if name in SYSTEMATIC_FEATURES else np.ones(x.size, bool)
+        if min((ok & yy).sum(), (ok & ~yy).sum()) < 5:
+            ok = np.ones(x.size, bool)
+        for cls, sel in (("monomer", ~yy & ok), ("dimer", yy & ok)):
             mu, sd = fit_class(x[sel], e[sel], outliers, base.span)
             setattr(base, cls, (mu, max(sd, floor)))
+        if name in SYSTEMATIC_FEATURES and (~ok).sum() >= 5:
+            base.systematic = _systematic(base, x[~ok], e[~ok], yy[~ok], outliers)
         models.append(base)
     clf = Classifier(models, uncertain_below, outliers)
     llr = np.array([[v for v in clf.log_ratios(row)[0].values()] for row in rows])
@@ -373,6 +386,30 @@ def fit_classifier(train: list[dict[str, Any]], outliers: float = 0.03,
         m.weight = float(w)
     clf.provenance = {"train_reference_ev": ref}
     return clf
+
+
+SYSTEMATIC_FEATURES = ("g2_zero", "g2_zero_gated")
+"""Features whose error gets a systematic term when the background was not measured."""
+
+
+def _systematic(model: Any, x: np.ndarray, e: np.ndarray, is_dimer: np.ndarray,
+                outliers: float) -> float:
+    """The standard error to add to values measured without a background measurement: by
+    maximum likelihood of those values under their own class distribution with the error
+    widened by it."""
+    from scipy.optimize import minimize_scalar
+
+    flat = outliers / model.span
+
+    def nll(s: float) -> float:
+        total = 0.0
+        for sel, (mu, sd) in ((~is_dimer, model.monomer), (is_dimer, model.dimer)):
+            var = sd ** 2 + e[sel] ** 2 + s ** 2
+            dens = np.exp(-0.5 * (x[sel] - mu) ** 2 / var) / np.sqrt(2 * np.pi * var)
+            total -= float(np.sum(np.log((1 - outliers) * dens + flat)))
+        return total
+
+    return float(minimize_scalar(nll, bounds=(0.0, 2.0), method="bounded").x)
 
 
 def load_population(preset: str, n_each: int, seed0: int, workers: int, cache: Path | None,

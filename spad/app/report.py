@@ -246,6 +246,18 @@ def red_shift(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def session_estimates(records: Sequence[dict[str, Any]],
+                      reference_ev: float | None = None) -> dict[str, Any]:
+    """The session's two-class mixture over the records (monomer peak energy and its spread,
+    dimer share, lifetime scale of each class: :func:`spad.analysis.session.session_model`),
+    as the verdicts used it."""
+    from spad.analysis.classify import load_classifier
+    from spad.analysis.session import samples_from_records, session_model
+
+    return session_model(samples_from_records(records), load_classifier(),
+                         reference_ev).to_dict()
+
+
 def population_figure(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
     """Peak-energy histograms of monomers and dimers with the mean red shift."""
     stats = red_shift(records)
@@ -311,16 +323,19 @@ def survey_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Population statistics of a survey (``survey.json`` of ``spad batch --report``).
 
     ``records`` are table rows as dicts (at least ``file``, ``classification.label``,
-    ``peak_ev``, ``g2_zero``, ``lifetime_ns``, ``error``). Returns the verdict counts, the red
+    ``peak_ev``, ``g2_zero``, ``lifetime_ns``, ``error``; with ``peak_ev_err`` and
+    ``classification.evidence`` also the session mixture). Returns the verdict counts, the red
     shift of :func:`red_shift` (mean dimer minus monomer peak energy and its standard error),
-    and per class the distribution (n, mean, sd, median, histogram counts on shared bin edges)
-    of the peak energy (eV), g2(0) and the bright-state lifetime (ns).
+    the session's two-class mixture (:func:`session_estimates`), and per class the
+    distribution (n, mean, sd, median, histogram counts on shared bin edges) of the peak energy
+    (eV), g2(0) and the bright-state lifetime (ns).
     """
     ok = [r for r in records if not r.get("error")]
     counts = {c: sum((r.get("classification") or {}).get("label") == c for r in ok)
               for c in SURVEY_CLASSES}
     out: dict[str, Any] = {"files": len(records), "failed": len(records) - len(ok),
-                           "verdicts": counts, "red_shift": red_shift(ok)}
+                           "verdicts": counts, "red_shift": red_shift(ok),
+                           "session": session_estimates(ok)}
     for key, name in (("peak_ev", "peak_energy_ev"), ("g2_zero", "g2_zero"),
                       ("lifetime_ns", "lifetime_ns")):
         edges = _edges(ok, key)
@@ -359,6 +374,11 @@ def survey_figure(records: Sequence[dict[str, Any]], path: str | Path,
     title = "emission peak"
     if rs["shift_mev"] is not None:
         title += f": dimer red shift {rs['shift_mev']:.1f} ± {rs['shift_err_mev']:.1f} meV"
+    ses = stats.get("session") or {}
+    if ses.get("reference_ev") is not None:
+        title += (f"\nsession mixture: monomers at {ses['reference_ev']:.4f} eV, spread "
+                  f"{ses['spread_mev']:.1f} meV ({ses['spread_from']}), dimer share "
+                  f"{ses['dimer_fraction']:.2f}")
     axes[0, 0].set_title(title, fontsize=10)
     ax = axes[1, 1]
     labels = [*SURVEY_CLASSES, "failed"]

@@ -230,6 +230,8 @@ def _write_report(folder: Path, results: list[Any], records: list[dict[str, Any]
         population_csv(records, tmp)
     with replacing(folder / "population.png") as (tmp,):
         population_figure(records, tmp)
+    session = results[0].session if results else None
     with replacing(folder / "population.json") as (tmp,):
-        tmp.write_text(json.dumps(red_shift(records), indent=1) + "\n")
+        tmp.write_text(json.dumps({**red_shift(records), "session": None if session is None
+                                   else session.to_dict()}, indent=1) + "\n")
     print(f"report written to {folder}/", file=sys.stderr)
