@@ -46,6 +46,8 @@ def _flat(rec: dict) -> dict:
     """A `spad analyze --json` record as a table row names it: the verdict unnested."""
     out = {k: v for k, v in rec.items() if k != "classification"}
     verdict = dict(rec["classification"])
+    verdict.pop("inputs")  # each feature's value and error: columns of their own already
+    verdict["no_information"] = ", ".join(verdict["no_information"])
     out.update({f"evidence_{k}": v for k, v in verdict.pop("evidence").items()}, **verdict)
     return out
 

@@ -292,18 +292,19 @@ class Journal:
 
 def table_columns() -> list[str]:
     """The table's columns, from :mod:`spad.analysis.schema`: the population-table columns (file,
-    verdict, every scalar of the record), each feature's evidence, the notes, then
+    verdict, every scalar of the record), each feature's evidence, the features that carried
+    no evidence (comma-separated; their values and errors are columns already), the notes, then
     :data:`META_COLUMNS`."""
     from spad.analysis.schema import PHOTON_FEATURES, SPECTRUM_FEATURES, csv_columns
 
     return [*csv_columns(), *(f"evidence_{n}" for n in PHOTON_FEATURES + SPECTRUM_FEATURES),
-            "notes", *META_COLUMNS]
+            "no_information", "notes", *META_COLUMNS]
 
 
 def _text_columns() -> set[str]:
     from spad.analysis.schema import FIELDS
 
-    return {f.name for f in FIELDS if f.unit == "text"} | set(META_COLUMNS)
+    return {f.name for f in FIELDS if f.unit == "text"} | set(META_COLUMNS) | {"no_information"}
 
 
 def _records(journal: Journal, entries: Sequence[tuple[int, dict[str, Any]]],
@@ -348,6 +349,8 @@ def _row(entry: dict[str, Any], record: dict[str, Any] | None,
             row[k] = verdict.get(k)
         for k, v in (verdict.get("evidence") or {}).items():
             row[f"evidence_{k}"] = v
+        if verdict:
+            row["no_information"] = ", ".join(verdict.get("no_information") or [])
     row.update(error=entry["error"], content_hash=entry["content_hash"],
                settings_hash=entry["settings_hash"], spad_version=entry["code"].split("+")[0])
     if len(row) != len(columns):  # a record field the schema does not declare

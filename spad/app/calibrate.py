@@ -201,7 +201,8 @@ def evaluate(clf: Classifier, pop: list[dict[str, Any]]) -> dict[str, Any]:
     out["photons_only"] = {"accuracy": float(np.mean([a == b for a, b in zip(truth, pred,
                                                                              strict=True)])),
                            "confusion": confusion(truth, pred),
-                           "summary": summary(pop, pred, [c.p_dimer for c in photon_only])}
+                           "summary": summary(pop, pred, [c.p_dimer for c in photon_only]),
+                           "per_condition": per_condition(pop, pred)}
     ref = classify_session(results, classifier=clf)
     pred = [r.classification.label for r in results]
     out["with_spectrum"] = {"accuracy": float(np.mean([a == b for a, b in zip(truth, pred,
@@ -435,8 +436,9 @@ TEST_SEEDS = {"lab": SEED_OFFSET_TEST, "study": 2_000_000, "fast": 3_000_000}
 
 
 def reliability_figure(reports: dict[str, dict[str, Any]], path: Path) -> Path:
-    """Stated P(dimer) against the observed share of dimers per bin, one line per held-out
-    population (marker area ~ particles in the bin)."""
+    """Stated P(dimer) against the observed share of dimers per bin of 0.1, for each held-out
+    population with and without the spectrum (error bars: binomial; numbers: particles in the
+    bin)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -445,18 +447,26 @@ def reliability_figure(reports: dict[str, dict[str, Any]], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
     ax.plot([0, 1], [0, 1], color="0.6", lw=1, label="perfect calibration")
     ax.fill_between([0, 1], [-0.05, 0.95], [0.05, 1.05], color="0.9", label="± 5 points")
-    for name, rep in reports.items():
-        b = rep["summary"]["reliability"]
-        ax.plot([x["stated"] for x in b], [x["observed"] for x in b], "-o", lw=1,
-                label=f"{name} (n = {rep['n']})")
-        ax.scatter([x["stated"] for x in b], [x["observed"] for x in b],
-                   s=[8 * x["n"] for x in b], alpha=0.3)
+    for i, (name, rep) in enumerate(reports.items()):
+        for which, style in (("with spectrum", "-o"), ("photons only", "--s")):
+            b = (rep["summary"] if which == "with spectrum"
+                 else rep["photons_only"]["summary"])["reliability"]
+            x = np.array([v["stated"] for v in b])
+            y = np.array([v["observed"] for v in b])
+            n = np.array([v["n"] for v in b])
+            # binomial standard error of the observed share (at least that of one particle)
+            err = np.sqrt(np.maximum(y * (1 - y), 0.25 / n) / n)
+            ax.errorbar(x, y, err, fmt=style, color=f"C{i}", lw=1, ms=4, capsize=2,
+                        label=f"{name}, {which} (n = {rep['n']})")
+            for xi, yi, ni in zip(x, y, n, strict=True):
+                ax.annotate(str(ni), (xi, yi), fontsize=6, color=f"C{i}",
+                            xytext=(3, -8), textcoords="offset points")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_xlabel("stated P(dimer)")
     ax.set_ylabel("observed share of dimers")
     ax.set_title("verdict calibration on held-out simulated particles", fontsize=10)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
