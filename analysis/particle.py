@@ -224,7 +224,7 @@ def classify_session(results: Sequence[ParticleResult], reference_ev: float | No
         elif ref is None and sp is not None:
             r.notes.append("no red shift: no monomer reference (give --reference-ev, or analyse "
                            f"at least {MIN_REFERENCE_MONOMERS} particles of the session "
-                           "together so that they set it); classified without the spectrum")
+                           "together so that they set it); the red shift carries no evidence")
         r.classification = clf.classify(r.features(), classes)
     return ref
 

@@ -168,8 +168,9 @@ class LivePipeline:
     Memory is bounded: the accumulators keep at most
     :data:`spad.analysis.photon_analysis.PHOTON_BUDGET` photons. Past that, the live updates have
     the streaming results only (trace, decays, g2; the blinking, the bright-state lifetime and
-    the gated g2 are null, with a note, so the verdict is "uncertain": the classifier needs
-    them), and :meth:`final` reads the recorded file again for the whole-trace analyses.
+    the gated g2 are null, with a note, and carry no evidence: the verdict rests on g2(0) and the
+    intensity variance), and :meth:`final` reads the recorded file again for the whole-trace
+    analyses.
     """
 
     def __init__(self, settings: AcquisitionSettings, classifier: Classifier | None = None
