@@ -127,9 +127,9 @@ def bleached_bursting_file(tmp_path_factory):
     """A monomer that bleaches at 6 s, with two photon bursts added, as a particle file."""
     import dataclasses
 
+    from spad.simulators.recipe import build
     from spad.simulators.stream import simulate
 
-    from spad.app.commands.simulate import build
     from spad.particle import write_particle
     from tests.conftest import chunk_with_bursts
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import SimpleNamespace
 
-from spad.app.commands.simulate import build
+from spad.simulators.recipe import build
 
 
 @contextmanager
