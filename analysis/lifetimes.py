@@ -44,7 +44,7 @@ import numpy as np
 import scipy.fft
 from numba import njit
 from scipy.special import ndtr, xlogy
-from spad.analysis.blinking import to_json_types
+from spad.analysis.schema import to_json_types
 
 __all__ = [
     "LifetimeResult", "fit_decay", "fit_tail", "decay_histograms_by_label",

@@ -32,7 +32,7 @@ from spad.analysis.accumulators import (
     IntensityTrace,
     Trace,
 )
-from spad.analysis.blinking import BlinkingResult, PowerLawFit, analyse_blinking, to_json_types
+from spad.analysis.blinking import BlinkingResult, PowerLawFit, analyse_blinking
 from spad.analysis.flid import FLIDHistogram
 from spad.analysis.g2 import CWG2, G2Result, gated_pulsed_g2, pulse_delays
 from spad.analysis.g2_background import g2_background
@@ -51,7 +51,7 @@ from spad.analysis.lifetimes import (
 )
 from spad.analysis.photon_collector import PhotonCollector, PhotonCount, PhotonList
 from spad.analysis.roi import select_photons
-from spad.analysis.schema import BY_NAME, PHOTON_FEATURES, PHOTON_FIELDS
+from spad.analysis.schema import BY_NAME, PHOTON_FEATURES, PHOTON_FIELDS, to_json_types
 
 import spad
 from spad.photons import SYNC, PhotonChunk, Timing

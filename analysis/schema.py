@@ -19,9 +19,12 @@ To add a quantity: add its row here, compute it in one named step of
 
 from __future__ import annotations
 
+import math
 import sys
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, fields, is_dataclass
+from typing import Any, Literal
+
+import numpy as np
 
 Source = Literal["file", "photons", "spectrum", "particle", "classification"]
 
@@ -221,6 +224,25 @@ def markdown_table() -> str:
                  "*dimer* |")
     lines.append("| `notes` | | anything the analysis had to say about this particle |")
     return "\n".join(lines)
+
+
+def to_json_types(obj: Any) -> Any:
+    """Convert dataclasses, numpy arrays and scalars to JSON types (non-finite floats -> None)."""
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_json_types(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): to_json_types(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_json_types(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [to_json_types(v) for v in obj.tolist()]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    return obj
 
 
 if __name__ == "__main__":
