@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
 
     from spad.app.acquisition import Acquisition, Session
     from spad.app.acquisition.engine import prepare
-    from spad.app.commands.analyze import _summary
+    from spad.app.summary import particle_summary
     from spad.output import check_folder, check_writable
 
     settings = settings_from(args)
@@ -133,5 +133,5 @@ def run(args: argparse.Namespace) -> int:
           file=sys.stderr)
     if outcome.result is not None:
         rec = outcome.result.record()
-        print(json.dumps(rec) if args.json else _summary(rec), flush=True)
+        print(json.dumps(rec) if args.json else particle_summary(rec), flush=True)
     return 2 if outcome.error else 0
