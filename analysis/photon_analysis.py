@@ -265,7 +265,7 @@ def _aligned_sum(rows: np.ndarray, detectors: tuple[int, ...], shifts: dict[int,
 
 
 @dataclass
-class _Accumulated:
+class Accumulated:
     """What one pass over the stream leaves: the accumulators and the stream's timing."""
 
     timing: Timing
@@ -311,7 +311,7 @@ class PhotonAccumulators:
         self.collector = PhotonCollector(s.detectors, limit=PHOTON_BUDGET)
         self.decay = DecayHistogram(s.decay_bin_s, s.detectors)
         self.flid = FLIDHistogram(s.trace_bin_s, s.detectors)
-        self.acc: _Accumulated | None = None
+        self.acc: Accumulated | None = None
         self._accs: list[Any] = []
 
     @property
@@ -331,14 +331,14 @@ class PhotonAccumulators:
                 pulsed = False  # a T2 file with a detector on the sync input: no laser clock
             lag_s, width_s = correlation_range(timing.sync_period if pulsed else None)
             corr = CrossCorrelation(det_a, det_b, max_lag_s=lag_s, bin_width_s=width_s)
-            self.acc = _Accumulated(timing, pulsed, self.trace, self.collector, self.decay, corr,
+            self.acc = Accumulated(timing, pulsed, self.trace, self.collector, self.decay, corr,
                                     self.flid, periodic)
             self._accs = [self.trace, self.collector, *([self.decay] if pulsed else []), corr,
                           *([self.flid] if timing.is_t3 else [])]
         for a in self._accs:
             a.update(chunk)
 
-    def gather(self, flid: bool = True) -> _Accumulated:
+    def gather(self, flid: bool = True) -> Accumulated:
         """The results so far, as copies that :func:`finish` takes like the accumulators
         (cheap: the fits come later; picklable, for a worker process). ``flid=False`` leaves
         the FLID out (``None`` in the analysis): per time bin it is as large as the trace, and
@@ -346,7 +346,7 @@ class PhotonAccumulators:
         a = self.acc
         if a is None:
             raise ValueError("the photon source yielded no chunks")
-        return _Accumulated(a.timing, a.pulsed, _Frozen(a.trace.result()),
+        return Accumulated(a.timing, a.pulsed, _Frozen(a.trace.result()),
                             _Frozen(a.collector.result()),
                             _Frozen(a.decay.result() if a.pulsed else None),
                             _Frozen(a.correlation.result()),
@@ -385,7 +385,7 @@ def sync_periodic_fraction(chunk: PhotonChunk, min_events: int = 50) -> float | 
     return float(np.mean((k >= 1) & (np.abs(r - k) <= 0.01 * k)))
 
 
-def accumulate(source: Iterable[PhotonChunk] | Any, s: AnalysisSettings) -> _Accumulated:
+def accumulate(source: Iterable[PhotonChunk] | Any, s: AnalysisSettings) -> Accumulated:
     """Feed every chunk of ``source`` once to the streaming accumulators."""
     acc = PhotonAccumulators(s)
     for chunk in _chunks_of(source):
@@ -412,7 +412,7 @@ def _decay_of(photons: PhotonList, template: Decay) -> Decay:
     return replace(template, counts=counts)
 
 
-def selection_step(out: PhotonAnalysis, acc: _Accumulated, photons: PhotonList,
+def selection_step(out: PhotonAnalysis, acc: Accumulated, photons: PhotonList,
                    times: np.ndarray, order: np.ndarray, s: AnalysisSettings
                    ) -> tuple[PhotonList, np.ndarray, np.ndarray]:
     """Region of interest and photon bursts (:func:`spad.analysis.roi.select_photons`), and the
@@ -424,7 +424,7 @@ def selection_step(out: PhotonAnalysis, acc: _Accumulated, photons: PhotonList,
     """
     sel = select_photons(times, s.trace_bin_s, s.confidence, roi=s.roi,
                          auto_roi=s.auto_roi, bursts=s.remove_bursts)
-    _selection_fields(out, sel, s)
+    selection_fields(out, sel, s)
     if sel.keep.all():
         return photons, times, order
     keep = np.empty_like(sel.keep)
@@ -448,7 +448,7 @@ def selection_step(out: PhotonAnalysis, acc: _Accumulated, photons: PhotonList,
     return kept, t_kept, order_kept
 
 
-def _selection_fields(out: PhotonAnalysis, sel: Any, s: AnalysisSettings) -> None:
+def selection_fields(out: PhotonAnalysis, sel: Any, s: AnalysisSettings) -> None:
     """The ROI, burst and blinking fields of a selection (:class:`spad.analysis.roi.Selection` or
     :class:`spad.analysis.windowed.WindowedSelection`)."""
     out.blinking = sel.blinking
@@ -499,7 +499,7 @@ def _fit_quality(out: PhotonAnalysis, fit: LifetimeResult, what: str) -> None:
                          f"chi2/dof {fit.chi2_reduced:.2f}): the model misses structure")
 
 
-def lifetime_step(out: PhotonAnalysis, acc: _Accumulated,
+def lifetime_step(out: PhotonAnalysis, acc: Accumulated,
                   photons: PhotonList | Any, times: np.ndarray | None,
                   order: np.ndarray | None, s: AnalysisSettings) -> None:
     """Decays (detectors aligned for their cable delays) and lifetimes of the whole decay and
@@ -589,7 +589,7 @@ def _honest_lifetime(out: PhotonAnalysis, period_s: float) -> None:
         out.lifetime_all_ns = None
 
 
-def g2_step(out: PhotonAnalysis, acc: _Accumulated,
+def g2_step(out: PhotonAnalysis, acc: Accumulated,
             photons: PhotonList | Any,
             s: AnalysisSettings, background: dict[str, Any], background_cps: float | None,
             ) -> None:
@@ -682,7 +682,7 @@ def analyze_photons(source: Iterable[PhotonChunk] | Any,
     return finish(accumulate(source, s), s, reread)
 
 
-def finish(acc: _Accumulated, s: AnalysisSettings,
+def finish(acc: Accumulated, s: AnalysisSettings,
            reread: Callable[[], Iterable[PhotonChunk]] | None = None) -> PhotonAnalysis:
     """The whole-trace steps on what the accumulators gathered (see :func:`analyze_photons`).
 
@@ -727,11 +727,11 @@ def finish(acc: _Accumulated, s: AnalysisSettings,
     # what was analysed: the ROI's photons, bursts removed
     out.n_photons, out.duration_s = n, out.roi_end_s - out.roi_start_s
     out.count_rate_cps = n / out.duration_s if out.duration_s > 0 else 0.0
-    _steps(out, acc, s, photons, times, order)
+    whole_trace_steps(out, acc, s, photons, times, order)
     return out
 
 
-def _steps(out: PhotonAnalysis, acc: _Accumulated, s: AnalysisSettings,
+def whole_trace_steps(out: PhotonAnalysis, acc: Accumulated, s: AnalysisSettings,
            photons: PhotonList | Any, times: np.ndarray | None,
            order: np.ndarray | None) -> None:
     """Blinking, lifetimes and g2 once the photons analysed are chosen."""

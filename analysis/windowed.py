@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from spad.analysis.accumulators import Correlation, CrossCorrelation, Decay, _Stream
+from spad.analysis.accumulators import Correlation, CrossCorrelation, Decay, StreamState
 from spad.analysis.blinking import (
     BlinkingResult,
     add_to_bins,
@@ -41,20 +41,20 @@ from spad.analysis.bursts import Bursts, find_bursts, give_burst_time, photons_o
 from spad.analysis.changepoints import (
     EDGE,
     Levels,
-    _critical_curve,
-    _find_change_points,
-    _first_decrease,
+    change_points_kernel,
+    critical_curve,
+    first_decrease,
 )
 from spad.analysis.flid import FLIDHistogram
 from spad.analysis.g2 import G2Result, pulsed_g2
 from spad.analysis.g2_timing import correlation_range
 from spad.analysis.lifetimes import state_decay_histograms
 from spad.analysis.photon_analysis import (
+    Accumulated,
     AnalysisSettings,
     PhotonAnalysis,
-    _Accumulated,
-    _selection_fields,
-    _steps,
+    selection_fields,
+    whole_trace_steps,
 )
 from spad.analysis.photon_collector import PhotonCount
 from spad.analysis.roi import bleach_end
@@ -136,7 +136,7 @@ class PhotonWindows:
         bound ``None``: none). Windows may be empty after the bounds."""
         self.passes += 1
         size = max(1, int(self.size if self.size is not None else WINDOW_PHOTONS))
-        stream = _Stream()
+        stream = StreamState()
         parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         n = 0
         prev_last = -np.inf
@@ -223,7 +223,7 @@ class ChangePointStream:
         if window < self.min_intervals:
             raise ValueError(f"window ({window}) shorter than the shortest tested segment")
         self.window, self.overlap, self.edge = int(window), int(overlap), int(edge)
-        grid, values = _critical_curve(float(confidence), int(window), int(edge))
+        grid, values = critical_curve(float(confidence), int(window), int(edge))
         self._grid = np.ascontiguousarray(grid, dtype=np.float64)
         self._values = np.ascontiguousarray(values, dtype=np.float64)
         self._carry = np.empty(0)
@@ -243,7 +243,7 @@ class ChangePointStream:
             raise ValueError("ChangePointStream: closed")
         if not t.size:
             return
-        if _first_decrease(t) >= 0 or (self.n_photons and t[0] < self.last_s):
+        if first_decrease(t) >= 0 or (self.n_photons and t[0] < self.last_s):
             raise ValueError("photon times must be sorted in time")
         if not self.n_photons:
             self.first_s = float(t[0])
@@ -262,7 +262,7 @@ class ChangePointStream:
         return self.change_points
 
     def _search(self, buf: np.ndarray, final: bool) -> None:
-        cps, resume = _find_change_points(buf, self.window, self.overlap, self.min_intervals,
+        cps, resume = change_points_kernel(buf, self.window, self.overlap, self.min_intervals,
                                           self.edge, self._grid, self._values, final)
         if cps.size:
             # a change point is never a window's first photon (edge > 0): cps - 1 is in buf
@@ -553,7 +553,7 @@ def _add_decay(counts: np.ndarray, delays: np.ndarray, detectors: np.ndarray,
 
 # ---- the steps of analysis.photon_analysis over a source read again --------------------------
 
-def selection_windowed_step(out: PhotonAnalysis, acc: _Accumulated, windows: PhotonWindows,
+def selection_windowed_step(out: PhotonAnalysis, acc: Accumulated, windows: PhotonWindows,
                             span: PhotonCount, s: AnalysisSettings) -> WindowedPhotons:
     """:func:`spad.analysis.photon_analysis.selection_step` for a recording of more than
     :data:`~spad.analysis.photon_analysis.PHOTON_BUDGET` photons, in passes over the source
@@ -561,7 +561,7 @@ def selection_windowed_step(out: PhotonAnalysis, acc: _Accumulated, windows: Pho
     (:class:`WindowedPhotons`)."""
     sel = select_windowed(windows, span, s.trace_bin_s, s.confidence, roi=s.roi,
                           auto_roi=s.auto_roi, bursts=s.remove_bursts)
-    _selection_fields(out, sel, s)
+    selection_fields(out, sel, s)
     photons = WindowedPhotons(windows, sel)
     if sel.keeps_all(span.first_s, span.last_s):
         photons.n_kept = span.n_photons
@@ -579,7 +579,7 @@ def selection_windowed_step(out: PhotonAnalysis, acc: _Accumulated, windows: Pho
     return photons
 
 
-def finish_over_budget(acc: _Accumulated, s: AnalysisSettings, span: PhotonCount,
+def finish_over_budget(acc: Accumulated, s: AnalysisSettings, span: PhotonCount,
                         reread: Callable[[], Iterable[PhotonChunk]] | None) -> PhotonAnalysis:
     """:func:`spad.analysis.photon_analysis.finish` for more than the photon budget: the steps in
     windows over ``reread`` (:mod:`spad.analysis.windowed`), or null without it."""
@@ -602,7 +602,7 @@ def finish_over_budget(acc: _Accumulated, s: AnalysisSettings, span: PhotonCount
         n = photons.n_kept
         out.n_photons, out.duration_s = n, out.roi_end_s - out.roi_start_s
         out.count_rate_cps = n / out.duration_s if out.duration_s > 0 else 0.0
-    _steps(out, acc, s, photons, None, None)
+    whole_trace_steps(out, acc, s, photons, None, None)
     if reread is not None:
         out.notes.append(f"{span.n_photons} photons, more than the {span.limit} analysed in "
                          f"memory at once: the whole-trace analyses read the source again "
