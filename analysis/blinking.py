@@ -37,7 +37,7 @@ from spad.analysis.switching import SwitchingRates, switching_rates
 
 __all__ = [
     "MixtureFit", "PowerLawFit", "BlinkingResult", "bin_trace", "intensity_histogram",
-    "mixture_threshold", "dwell_times", "dwell_times_from_trace", "fit_power_law",
+    "mixture_threshold", "dwell_times", "fit_power_law",
     "bimodality_coefficient", "fano_factor", "analyse_blinking",
     "blinking_from_levels", "burst_note", "add_to_bins",
 ]
@@ -234,14 +234,6 @@ def dwell_times(is_on: np.ndarray, start: np.ndarray, end: np.ndarray
     state = s[first]
     inner = slice(1, -1)
     return dur[inner][state[inner]], dur[inner][~state[inner]]
-
-
-def dwell_times_from_trace(counts: np.ndarray, threshold: float, bin_width: float
-                           ) -> tuple[np.ndarray, np.ndarray]:
-    """ON and OFF dwell times (s) of a binned trace cut at ``threshold`` counts per bin."""
-    c = np.asarray(counts)
-    starts = np.arange(c.size) * float(bin_width)
-    return dwell_times(c > threshold, starts, starts + bin_width)
 
 
 # --- power laws ------------------------------------------------------------------------------
