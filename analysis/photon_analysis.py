@@ -52,8 +52,8 @@ from spad.analysis.lifetimes import (
 from spad.analysis.photon_collector import PhotonCollector, PhotonCount, PhotonList
 from spad.analysis.roi import select_photons
 from spad.analysis.schema import BY_NAME, PHOTON_FEATURES, PHOTON_FIELDS, to_json_types
+from spad.analysis.settings import AnalysisSettings
 
-import spad
 from spad.photons import SYNC, PhotonChunk, Timing
 
 PHOTON_BUDGET = 20_000_000
@@ -67,79 +67,6 @@ sorted times, their order and the temporaries of the blinking and bright-state s
 minutes at 30 kcps, longer than any ordinary single-particle measurement, whose results
 therefore do not change; a longer recording pays for bounded memory with several reads of its
 file (and gets the same numbers)."""
-
-
-@dataclass
-class AnalysisSettings:
-    """Choices of the photon analysis (times in seconds).
-
-    Attributes
-    ----------
-    detectors
-        The two HBT detectors (a, b) correlated for g2; their photons make the trace.
-    auto_detectors
-        The user did not choose the detectors: a recording is analysed with the pair read off
-        its first chunk where ``detectors`` recorded nothing
-        (:func:`spad.analysis.detector_choice.detectors_for_file`, with a note). ``spad analyze
-        --detectors`` sets it False; a live acquisition's detectors come from the rig and are
-        never changed.
-    trace_bin_s
-        Bin width of the intensity trace and the FLID.
-    delay_s
-        Delay of detector b behind detector a (cable delays) if known: the zero-delay peak is
-        the coincidence peak nearest it (``spad analyze --delay-ns``); default found from the
-        data.
-    gate_s
-        Time gate after the excitation pulse for the gated g2(0): photons arriving earlier are
-        dropped (most biexciton photons).
-    confidence
-        Confidence of the change-point tests.
-    decay_bin_s
-        Bin width of the decays fitted (rounded to whole TCSPC bins).
-    irf
-        Measured IRF counts on the decay bins, one row per detector (as
-        :func:`irf_from_file` gives) or already summed; ``None`` to fit a Gaussian IRF.
-    irf_path
-        The recording ``irf`` was histogrammed from (``spad analyze --irf``), so that a file
-        whose detectors are chosen from the data gets the IRF of those detectors
-        (:func:`spad.analysis.detector_choice.detectors_for_file`).
-    dark_counts_hz
-        Dark count rate per detector for the g2 background correction, if known.
-    cw_bin_s
-        Bin of g2(τ) when the correlogram has no periodic structure (continuous excitation).
-        The correlation's range and bin follow the timing
-        (:func:`spad.analysis.g2_timing.correlation_range`).
-    roi
-        Region of interest (start, end) in seconds on the recording's clock, either end
-        ``None`` for the trace's own (``spad analyze --roi START:END``); ``None``: all of it.
-    auto_roi
-        Without an end given, end the ROI where a bleached or dead tail begins
-        (:func:`spad.analysis.roi.bleach_end`).
-    remove_bursts
-        Find photon bursts and remove their photons from every analysis
-        (:mod:`spad.analysis.bursts`).
-    max_level_fits
-        Fit the decays of up to this many single resolved levels, those with the most photons
-        (:func:`spad.analysis.level_decays.level_decays`; the desktop app's Decay panel). 0, the
-        default of ``spad analyze`` and the live analysis: none, as each costs a fit and no
-        table field depends on them.
-    """
-
-    detectors: tuple[int, int] = (1, 2)
-    auto_detectors: bool = True
-    trace_bin_s: float = 0.010
-    delay_s: float | None = None
-    gate_s: float = 5e-9
-    cw_bin_s: float = 1e-9
-    confidence: float = 0.99
-    decay_bin_s: float = 0.128e-9
-    irf: np.ndarray | None = None
-    irf_path: str | None = None
-    dark_counts_hz: float | None = None
-    roi: tuple[float | None, float | None] | None = None
-    auto_roi: bool = True
-    remove_bursts: bool = True
-    max_level_fits: int = 0
 
 
 def _photon_values() -> dict[str, Any]:
@@ -767,21 +694,3 @@ def whole_trace_steps(out: PhotonAnalysis, acc: Accumulated, s: AnalysisSettings
     g2_step(out, acc, photons, s, background, background_cps)
     if acc.timing.is_t3 and out.flid is None and acc.flid is not None:
         out.flid = acc.flid.result()
-
-
-def irf_from_file(path: Any, settings: AnalysisSettings | None = None) -> np.ndarray:
-    """A measured IRF (e.g. laser scatter off the cover glass) as counts on the decay bins.
-
-    The IRF recording is histogrammed exactly like a particle's decay (same detectors, same
-    bin width), one row per detector, so it can be passed as ``AnalysisSettings(irf=...)`` and
-    is aligned between detectors like the particle's decays.
-    """
-    s = settings or AnalysisSettings()
-    acc = DecayHistogram(s.decay_bin_s, s.detectors)
-    with spad.open(path) as reader:
-        for chunk in reader.chunks():
-            acc.update(chunk)
-    counts = acc.result().counts.astype(np.float64)
-    if counts.sum() == 0:
-        raise ValueError(f"{path}: no photons on detectors {s.detectors} for an IRF")
-    return counts

@@ -66,8 +66,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Any:
-    from spad.analysis.photon_analysis import AnalysisSettings, irf_from_file
     from spad.analysis.roi import parse_roi
+    from spad.analysis.settings import AnalysisSettings, irf_from_file
 
     if args.gate_ns < 0 or args.bin_ms <= 0:
         raise SpadError("--gate-ns must be >= 0 and --bin-ms > 0 (units: ns and ms)")
