@@ -3,13 +3,16 @@ seconds), and a measured IRF read into them (:func:`irf_from_file`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from spad.analysis.accumulators import DecayHistogram
 
 import spad
+from spad.errors import SpadError
 
 
 @dataclass
@@ -83,6 +86,60 @@ class AnalysisSettings:
     auto_roi: bool = True
     remove_bursts: bool = True
     max_level_fits: int = 0
+
+    @classmethod
+    def from_user(cls, *, gate_ns: float = 5.0, bin_ms: float = 10.0,
+                  detectors: Sequence[int] | None = None, delay_ns: float | None = None,
+                  roi: str | tuple[float | None, float | None] | None = None,
+                  auto_roi: bool = True, remove_bursts: bool = True,
+                  irf: str | Path | None = None, max_level_fits: int = 0) -> AnalysisSettings:
+        """The settings from the user's units and choices, checked: the one place where
+        ``spad analyze``'s options, a ``spad batch`` settings file and the desktop app's panel
+        become :class:`AnalysisSettings`.
+
+        Parameters
+        ----------
+        gate_ns, bin_ms, delay_ns
+            ``--gate-ns``, ``--bin-ms``, ``--delay-ns`` (ns, ms, ns).
+        detectors
+            ``--detectors A B``; ``None`` for the default pair, read off the file where it
+            recorded nothing (``auto_detectors``).
+        roi
+            ``--roi START:END`` as text or as a pair of seconds (either end ``None``); ``None``
+            for all of the recording. The ROI is a setting, never a cropped source.
+        auto_roi, remove_bursts
+            Not ``--no-auto-roi``, not ``--keep-bursts``.
+        irf
+            ``--irf``: a measured IRF recording, histogrammed here (:func:`irf_from_file`).
+        max_level_fits
+            Single-level decays to fit (the desktop app's Decay panel; see the attribute).
+
+        Raises
+        ------
+        SpadError
+            A value out of range, named by its ``spad analyze`` option.
+        """
+        from spad.analysis.roi import parse_roi
+
+        if gate_ns < 0 or bin_ms <= 0:
+            raise SpadError("--gate-ns must be >= 0 and --bin-ms > 0 (units: ns and ms)")
+        a, b = detectors or cls.detectors
+        if a == b or not (0 <= a <= 255 and 0 <= b <= 255):
+            raise SpadError(f"--detectors needs two different detector numbers 0-255, not {a} {b}")
+        if delay_ns is not None and not abs(delay_ns) < 1e6:
+            raise SpadError(f"--delay-ns must be a number of nanoseconds, not {delay_ns}")
+        if isinstance(roi, str):
+            try:
+                roi = parse_roi(roi) if roi else None
+            except ValueError as exc:
+                raise SpadError(f"--roi: {exc}") from None
+        s = cls(gate_s=gate_ns * 1e-9, trace_bin_s=bin_ms * 1e-3, detectors=(a, b),
+                auto_detectors=detectors is None, roi=roi, auto_roi=auto_roi,
+                remove_bursts=remove_bursts, delay_s=None if delay_ns is None else delay_ns * 1e-9,
+                max_level_fits=max_level_fits)
+        if irf:
+            s.irf, s.irf_path = irf_from_file(irf, s), str(irf)
+        return s
 
 
 def irf_from_file(path: Any, settings: AnalysisSettings | None = None) -> np.ndarray:

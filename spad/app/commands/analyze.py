@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from spad.app import safe_output
-from spad.app.safe_output import check_folder, replacing
+from spad.app.safe_output import check_folder
 from spad.app.summary import particle_summary
 from spad.errors import SpadError
 
@@ -65,29 +65,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _settings(args: argparse.Namespace) -> Any:
-    from spad.analysis.roi import parse_roi
-    from spad.analysis.settings import AnalysisSettings, irf_from_file
+def settings_from(args: argparse.Namespace) -> Any:
+    """The analysis settings of ``spad analyze``'s options
+    (:meth:`spad.analysis.settings.AnalysisSettings.from_user`)."""
+    from spad.analysis.settings import AnalysisSettings
 
-    if args.gate_ns < 0 or args.bin_ms <= 0:
-        raise SpadError("--gate-ns must be >= 0 and --bin-ms > 0 (units: ns and ms)")
-    a, b = args.detectors or AnalysisSettings.detectors
-    if a == b or not (0 <= a <= 255 and 0 <= b <= 255):
-        raise SpadError(f"--detectors needs two different detector numbers 0-255, not {a} {b}")
-    delay = getattr(args, "delay_ns", None)
-    if delay is not None and not abs(delay) < 1e6:
-        raise SpadError(f"--delay-ns must be a number of nanoseconds, not {delay}")
-    try:
-        roi = parse_roi(args.roi) if args.roi else None
-    except ValueError as exc:
-        raise SpadError(f"--roi: {exc}") from None
-    s = AnalysisSettings(gate_s=args.gate_ns * 1e-9, trace_bin_s=args.bin_ms * 1e-3,
-                         detectors=(a, b), auto_detectors=args.detectors is None, roi=roi,
-                         auto_roi=args.auto_roi, remove_bursts=args.remove_bursts,
-                         delay_s=None if delay is None else delay * 1e-9)
-    if args.irf:
-        s.irf, s.irf_path = irf_from_file(args.irf, s), str(args.irf)
-    return s
+    return AnalysisSettings.from_user(
+        gate_ns=args.gate_ns, bin_ms=args.bin_ms, detectors=args.detectors,
+        delay_ns=args.delay_ns, roi=args.roi, auto_roi=args.auto_roi,
+        remove_bursts=args.remove_bursts, irf=args.irf)
 
 
 def _one(path: str, spectrum: str | None, settings: Any) -> Any:
@@ -150,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         raise SpadError(f"--spectrum given {len(args.spectrum)} times for {len(files)} files: "
                         "give one per file, in order")
-    settings = _settings(args)
+    settings = settings_from(args)
     jobs = list(zip(files, spectra, strict=True))
     if args.jobs < 1:
         raise SpadError(f"--jobs must be at least 1, not {args.jobs}")
@@ -178,22 +164,8 @@ def run(args: argparse.Namespace) -> int:
         for r in results:
             save_result(r)
     if args.report is not None:
-        _write_report(args.report, results, records)
+        from spad.app.report import write_report
+
+        write_report(args.report, results, records)
+        print(f"report written to {args.report}/", file=sys.stderr)
     return safe_output.EXIT_SOME_FAILED if failed else safe_output.EXIT_OK
-
-
-def _write_report(folder: Path, results: list[Any], records: list[dict[str, Any]]) -> None:
-    from spad.app.report import particle_figure, population_csv, population_figure, red_shift
-
-    folder.mkdir(parents=True, exist_ok=True)
-    # Each file under a temporary name, renamed when whole (spad.output).
-    for r in results:
-        with replacing(folder / (Path(r.file).stem + ".png")) as (tmp,):
-            particle_figure(r, tmp)
-    with replacing(folder / "population.csv") as (tmp,):
-        population_csv(records, tmp)
-    with replacing(folder / "population.png") as (tmp,):
-        population_figure(records, tmp)
-    with replacing(folder / "population.json") as (tmp,):
-        tmp.write_text(json.dumps(red_shift(records), indent=1) + "\n")
-    print(f"report written to {folder}/", file=sys.stderr)
