@@ -52,7 +52,7 @@ class AnalysisWorker(QtCore.QThread):
                 # a region of interest is a setting, as spad analyze --roi: the whole trace
                 # is kept and drawn, the analyses read the ROI's photons
                 settings = self.settings if roi is None else replace(self.settings, roi=roi)
-                self.result.emit(path, analyze_particle(path, None, settings))
+                self.result.emit(path, analyze_particle(path, settings))
             except (SpadError, ValueError, OSError, RuntimeError) as exc:
                 text = str(exc)
                 self.failed.emit(path, text if text.startswith(path) else f"{path}: {text}")

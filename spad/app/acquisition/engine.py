@@ -258,16 +258,9 @@ class LivePipeline:
         Beyond :data:`spad.analysis.photon_analysis.PHOTON_BUDGET` photons the accumulators kept
         only their count, and the whole-trace analyses read the recorded file ``path`` again
         in windows, as ``spad analyze`` does."""
-        import spad
-        from spad.analysis.particle import analyze_particle_spectrum
+        from spad.analysis.particle import Recorded, analyze_particle
 
-        if self.acc.collector.overflowed:
-            with spad.open(path) as reader:
-                photons = self.acc.result(reread=reader.chunks)
-        else:
-            photons = self.acc.result()
-        result = ParticleResult(str(path), photons)
-        analyze_particle_spectrum(result, path)
+        result = analyze_particle(Recorded(path, self.acc))
         classify_session([result], classifier=self.classifier)
         return result
 

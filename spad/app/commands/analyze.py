@@ -81,7 +81,7 @@ def _one(path: str, spectrum: str | None, settings: Any) -> Any:
     from spad.analysis.particle import analyze_particle
 
     try:
-        return analyze_particle(path, spectrum, settings)
+        return analyze_particle(path, settings, spectrum=spectrum)
     except (SpadError, ValueError, OSError) as exc:
         text = str(exc)
         return text if text.startswith(str(path)) else f"{path}: {text}"
