@@ -39,11 +39,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import lmfit
 import numpy as np
 import scipy.fft
 from numba import njit
 from scipy.special import ndtr, xlogy
+from spad.analysis.lmfit_lean import lmfit
 from spad.analysis.schema import to_json_types
 
 __all__ = [

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import lmfit
 import numpy as np
 from scipy import ndimage, special, stats
+from spad.analysis.lmfit_lean import lmfit
 from spad.analysis.spectrum_frames import estimate_noise
 
 from spad.optics import HC_EV_M, wavelength_to_energy
