@@ -585,13 +585,50 @@ class Acquisition:
 _POOL: ProcessPoolExecutor | None = None
 
 
-def prepare() -> None:
-    """Start the live-analysis worker process now (it takes a few seconds to import), e.g. when
-    the application starts, so that the first particle's verdicts come from its first
-    seconds. Programs using the engine need the ``if __name__ == "__main__":`` guard of
+WARM_UP_S = 1.0
+"""Seconds of simulated particle the warm-up analyses: enough photons for every step (change
+points, bursts, fits, g2) to run once, so that each of their kernels is compiled."""
+
+
+def warm_up(settings: AnalysisSettings | None = None) -> float:
+    """Compile the analysis kernels, or load them from numba's cache, before the first photon.
+
+    A short simulated monomer goes the way a recording's photons go: fed chunk by chunk to
+    :class:`PhotonAccumulators`, analysed as a live update (:meth:`PhotonAccumulators.gather`,
+    :func:`finish`) and as the final result. On the first run after an install numba compiles
+    the kernels (tens of seconds); without this, the first particle's live views would show
+    nothing ("g2(0) n/a") while they compiled. With the cache filled it costs well under a
+    second. Returns the seconds it took.
+    """
+    from spad.simulators.recipe import build
+    from spad.simulators.stream import simulate
+
+    t0 = time.perf_counter()
+    emitters, detection = build("monomer", 0)
+    acc = PhotonAccumulators(settings or AnalysisSettings())
+    for chunk in simulate(emitters, detection, WARM_UP_S, 0, chunk_s=0.5).chunks():
+        acc.update(chunk)
+    finish(acc.gather(flid=False), acc.settings)
+    acc.result()
+    return time.perf_counter() - t0
+
+
+def prepare(settings: AnalysisSettings | None = None,
+            progress: Callable[[str], None] | None = None) -> None:
+    """Get the analysis ready before the first photon: compile (or load) its kernels here
+    (:func:`warm_up`, behind a progress line if ``progress`` is given), then start the
+    live-analysis worker process, which loads them in turn (it takes a few seconds to import),
+    e.g. when the application starts, so that the first particle's verdicts come from its
+    first seconds. Programs using the engine need the ``if __name__ == "__main__":`` guard of
     :mod:`multiprocessing` (the worker is spawned, not forked: forking a process with running
     device threads and open HDF5 files is unsafe)."""
-    _analysis_pool().submit(_warm)
+    if progress is not None:
+        progress("preparing the analysis (the first run after an install compiles it, which "
+                 "takes a while)…")
+    seconds = warm_up(settings)
+    if progress is not None:
+        progress(f"analysis ready ({seconds:.1f} s)")
+    _analysis_pool().submit(_warm, settings)
 
 
 def _analysis_pool() -> ProcessPoolExecutor:
@@ -624,8 +661,10 @@ def _worker_start() -> None:
     fix_mmap_threshold()
 
 
-def _warm() -> None:
-    """Nothing: the worker has imported the analysis (and loaded numba's cache) on the way."""
+def _warm(settings: AnalysisSettings | None = None) -> None:
+    """The worker's :func:`warm_up`: its own copy of the kernels, loaded from numba's cache
+    (filled by :func:`prepare` in the main process)."""
+    warm_up(settings)
 
 
 def _tagger_state(tagger: Any) -> dict[str, Any]:

@@ -121,8 +121,10 @@ def run(args: argparse.Namespace) -> int:
         raise SpadError(f"{out}: file exists (choose another name)")
     # before any instrument is touched: an output that cannot be written is one clear line
     check_writable(out) if as_file else check_folder(out)
-    prepare()
     with open_rig(args) as rig:
+        # after the rig answered (a bad rig is one clear line), before its first photon
+        prepare(settings.analysis,
+                progress=lambda text: print(f"spad acquire: {text}", file=sys.stderr, flush=True))
         if as_file:
             acq = Acquisition(rig, settings, path=out, name=args.name)
         else:
