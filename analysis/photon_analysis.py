@@ -69,21 +69,54 @@ therefore do not change; a longer recording pays for bounded memory with several
 file (and gets the same numbers)."""
 
 
-def _photon_values() -> dict[str, Any]:
-    return {f.key: None for f in PHOTON_FIELDS}
-
-
 @dataclass
 class PhotonAnalysis:
     """Everything read off one particle's photons.
 
-    The scalar results (what goes into tables) are the ``photons`` fields of
-    :mod:`spad.analysis.schema`, read and set as attributes (``result.g2_zero``); they live in
-    ``values``, and a name the schema does not declare is an ordinary attribute error. The other
-    attributes are the full results, for figures.
+    The scalar results (what goes into tables) come first: one attribute for each ``photons``
+    field of :mod:`spad.analysis.schema`, which declares its unit and meaning
+    (``tests/test_schema.py`` checks that the two name the same fields); ``None`` until a step
+    sets it. The other attributes are the full results, for figures.
     """
 
-    values: dict[str, Any] = field(default_factory=_photon_values)
+    duration_s: float | None = None
+    n_photons: int | None = None
+    count_rate_cps: float | None = None
+    roi_start_s: float | None = None
+    roi_end_s: float | None = None
+    roi_source: str | None = None
+    n_bursts: int | None = None
+    burst_photons: int | None = None
+    mode: str | None = None
+    sync_period_s: float | None = None
+    g2_excitation: str | None = None
+    g2_period_s: float | None = None
+    g2_zero_delay_s: float | None = None
+    g2_zero: float | None = None
+    g2_zero_err: float | None = None
+    g2_correction: str | None = None
+    g2_background_cps: float | None = None
+    g2_zero_gated: float | None = None
+    g2_zero_gated_err: float | None = None
+    g2_zero_raw: float | None = None
+    g2_zero_raw_err: float | None = None
+    lifetime_ns: float | None = None
+    lifetime_err_ns: float | None = None
+    lifetime_chi2_reduced: float | None = None
+    lifetime_durbin_watson: float | None = None
+    lifetime_dw_bound_5pct: float | None = None
+    lifetime_dw_bound_1pct: float | None = None
+    lifetime_all_ns: float | None = None
+    on_fraction: float | None = None
+    n_levels: int | None = None
+    intermediate_fraction: float | None = None
+    fano_factor: float | None = None
+    intensity_excess_var: float | None = None
+    bimodality_coefficient: float | None = None
+    alpha_on: float | None = None
+    alpha_off: float | None = None
+    switching_rate_hz: float | None = None
+    # the full results, for figures
     pulse_delay_s: dict[int, float] = field(default_factory=dict)
     trace: Trace | None = None
     decay: Decay | None = None
@@ -108,23 +141,14 @@ class PhotonAnalysis:
     flid: Any = None
     notes: list[str] = field(default_factory=list)
 
-    def __getattr__(self, name: str) -> Any:
-        # only called when normal lookup fails: the schema's scalars
-        values = self.__dict__.get("values")
-        if values is not None and name in values:
-            return values[name]
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        values = self.__dict__.get("values")
-        if values is not None and name in values:
-            values[name] = value
-        else:
-            object.__setattr__(self, name, value)
+    @property
+    def values(self) -> dict[str, Any]:
+        """The scalar results, keyed by attribute name, in the schema's order."""
+        return {f.key: getattr(self, f.key) for f in PHOTON_FIELDS}
 
     def summary(self) -> dict[str, Any]:
         """The scalar results as JSON types (NaN -> None), keyed by attribute name."""
-        return to_json_types(dict(self.values))
+        return to_json_types(self.values)
 
     def features(self) -> dict[str, float | None]:
         """The photon features the classifier uses."""
