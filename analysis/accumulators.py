@@ -395,6 +395,32 @@ class Decay:
         return self.counts.sum(axis=0)
 
 
+def add_delay_histograms(counts: np.ndarray, delays: np.ndarray, detectors: np.ndarray,
+                         template: Decay, delay_unit_s: float,
+                         keep: np.ndarray | None = None) -> None:
+    """Add the delay histograms of photons (those of ``keep``, if given) to ``counts``, on the
+    bins of ``template``, one row per detector of it: the one delay histogram of a list of
+    photons (the decays of the photons an analysis keeps, of the gated photons, of each window
+    of a recording read again).
+
+    Parameters
+    ----------
+    counts
+        Histograms to add to, shaped like ``template.counts``.
+    delays, detectors
+        Each photon's delay after its sync in native units (``delay_unit_s``; T2 delays
+        included, negative before the first sync: never counted) and its detector.
+    keep
+        Mask over the photons; default all.
+    """
+    factor = max(1, round(template.bin_width_s / delay_unit_s))
+    for row, det in enumerate(template.detectors):
+        on = detectors == det
+        k = delays[on if keep is None else keep & on] // factor
+        k = k[(k >= 0) & (k < counts.shape[1])]
+        counts[row] += np.bincount(k, minlength=counts.shape[1])
+
+
 class DecayHistogram:
     """TCSPC decay histograms per detector, streamed.
 

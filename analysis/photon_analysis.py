@@ -31,6 +31,7 @@ from spad.analysis.accumulators import (
     DecayHistogram,
     IntensityTrace,
     Trace,
+    add_delay_histograms,
 )
 from spad.analysis.blinking import BlinkingResult, PowerLawFit, analyse_blinking
 from spad.analysis.flid import FLIDHistogram
@@ -355,11 +356,8 @@ def _decay_of(photons: PhotonList, template: Decay) -> Decay:
     """Delay histograms of ``photons`` on the bins of ``template`` (T2 delays included: they
     are kept per photon, so no sync events are needed)."""
     counts = np.zeros_like(template.counts)
-    factor = max(1, round(template.bin_width_s / photons.delay_unit_s))
-    for row, det in enumerate(template.detectors):
-        k = photons.delays[photons.detectors == det] // factor
-        k = k[(k >= 0) & (k < counts.shape[1])]
-        counts[row] = np.bincount(k, minlength=counts.shape[1])
+    add_delay_histograms(counts, photons.delays, photons.detectors, template,
+                         photons.delay_unit_s)
     return replace(template, counts=counts)
 
 

@@ -30,7 +30,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from spad.analysis.accumulators import Correlation, CrossCorrelation, Decay, StreamState
+from spad.analysis.accumulators import (
+    Correlation,
+    CrossCorrelation,
+    Decay,
+    StreamState,
+    add_delay_histograms,
+)
 from spad.analysis.blinking import (
     BlinkingResult,
     add_to_bins,
@@ -46,7 +52,7 @@ from spad.analysis.changepoints import (
     first_decrease,
 )
 from spad.analysis.flid import FLIDHistogram
-from spad.analysis.g2 import G2Result, pulsed_g2
+from spad.analysis.g2 import G2Result, passes_gate, pulsed_g2
 from spad.analysis.g2_timing import correlation_range
 from spad.analysis.lifetimes import state_decay_histograms
 from spad.analysis.photon_analysis import (
@@ -477,7 +483,8 @@ class WindowedPhotons:
             keep = w.stream_mask(keep_sorted)
             n += int(np.count_nonzero(keep))
             if counts is not None and decay is not None:
-                _add_decay(counts, w.delays, w.detectors, keep, decay, self.windows.delay_unit_s)
+                add_delay_histograms(counts, w.delays, w.detectors, decay,
+                                     self.windows.delay_unit_s, keep)
             chunk = w.chunk(timing, keep)
             corr.update(chunk)
             if flid is not None:
@@ -511,8 +518,6 @@ class WindowedPhotons:
                         bin_width_s: float, sync_period_s: float, centre_lag_s: float,
                         **g2_options: Any) -> tuple[Correlation, G2Result, float]:
         """:func:`spad.analysis.g2.gated_pulsed_g2` of the kept photons, in one pass."""
-        if not (gate_s >= 0 and np.isfinite(gate_s)):
-            raise ValueError(f"gate_s must be a non-negative number of seconds, not {gate_s!r}")
         timing = self.windows.timing
         assert timing is not None
         unit = self.windows.delay_unit_s
@@ -522,33 +527,19 @@ class WindowedPhotons:
         for w, keep_sorted in self._kept():
             kept = w.stream_mask(keep_sorted)
             ts, dl, det = w.timestamps[kept], w.delays[kept], w.detectors[kept]
-            delay_s = dl * unit
-            gate = np.zeros(ts.shape, dtype=bool)
-            for d, t0 in pulse_delay_s.items():
-                gate |= (det == d) & (delay_s >= t0 + gate_s)
+            gate = passes_gate(dl * unit, det, pulse_delay_s, gate_s)
             n_kept += int(ts.size)
             n_pass += int(np.count_nonzero(gate))
             acc.update(PhotonChunk(timing, ts[gate], det[gate],
                                    dl[gate].astype(np.uint16) if timing.is_t3 else None))
             if counts is not None and decay is not None:
-                _add_decay(counts, dl, det, gate, decay, unit)
+                add_delay_histograms(counts, dl, det, decay, unit, gate)
         correlation = acc.result()
         kept = n_pass / n_kept if n_kept else 0.0
         g2 = pulsed_g2(correlation, sync_period_s, centre_lag_s=centre_lag_s,
                        decay=None if decay is None else replace(decay, counts=counts),
                        **g2_options)
         return correlation, g2, kept
-
-
-def _add_decay(counts: np.ndarray, delays: np.ndarray, detectors: np.ndarray,
-               keep: np.ndarray, template: Decay, delay_unit_s: float) -> None:
-    """Add the delay histograms of the photons of ``keep`` to ``counts`` (on ``template``'s
-    bins, as :func:`spad.analysis.photon_analysis._decay_of`)."""
-    factor = max(1, round(template.bin_width_s / delay_unit_s))
-    for row, det in enumerate(template.detectors):
-        k = delays[keep & (detectors == det)] // factor
-        k = k[(k >= 0) & (k < counts.shape[1])]
-        counts[row] += np.bincount(k, minlength=counts.shape[1])
 
 
 # ---- the steps of analysis.photon_analysis over a source read again --------------------------
