@@ -19,31 +19,28 @@ results only, and the whole-trace ones are null with a note saying why.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
 import numpy as np
 from spad.analysis.accumulators import (
-    Correlation,
     CrossCorrelation,
     Decay,
     DecayHistogram,
     IntensityTrace,
-    Trace,
     add_delay_histograms,
 )
-from spad.analysis.blinking import BlinkingResult, PowerLawFit, analyse_blinking
+from spad.analysis.blinking import PowerLawFit, analyse_blinking
 from spad.analysis.flid import FLIDHistogram
-from spad.analysis.g2 import CWG2, G2Result, gated_pulsed_g2, pulse_delays
+from spad.analysis.g2 import gated_pulsed_g2, pulse_delays
 from spad.analysis.g2_background import g2_background
 from spad.analysis.g2_timing import (
-    G2Analysis,
     analyze_g2,
     check_gated,
     correlation_range,
 )
-from spad.analysis.level_decays import LevelDecays, level_decays, sorted_delays, state_decays
+from spad.analysis.level_decays import level_decays, sorted_delays, state_decays
 from spad.analysis.lifetimes import (
     LifetimeResult,
     fit_decay,
@@ -51,9 +48,10 @@ from spad.analysis.lifetimes import (
     state_decay_histograms,
 )
 from spad.analysis.photon_collector import PhotonCollector, PhotonCount, PhotonList
+from spad.analysis.photon_result import PhotonAnalysis
 from spad.analysis.roi import select_photons
-from spad.analysis.schema import BY_NAME, PHOTON_FEATURES, PHOTON_FIELDS, to_json_types
 from spad.analysis.settings import AnalysisSettings
+from spad.analysis.windowed import PhotonWindows, WindowedPhotons, select_windowed
 
 from spad.photons import SYNC, PhotonChunk, Timing
 
@@ -68,110 +66,6 @@ sorted times, their order and the temporaries of the blinking and bright-state s
 minutes at 30 kcps, longer than any ordinary single-particle measurement, whose results
 therefore do not change; a longer recording pays for bounded memory with several reads of its
 file (and gets the same numbers)."""
-
-
-@dataclass
-class PhotonAnalysis:
-    """Everything read off one particle's photons.
-
-    The scalar results (what goes into tables) come first: one attribute for each ``photons``
-    field of :mod:`spad.analysis.schema`, which declares its unit and meaning
-    (``tests/test_schema.py`` checks that the two name the same fields); ``None`` until a step
-    sets it. The other attributes are the full results, for figures.
-    """
-
-    duration_s: float | None = None
-    n_photons: int | None = None
-    count_rate_cps: float | None = None
-    roi_start_s: float | None = None
-    roi_end_s: float | None = None
-    roi_source: str | None = None
-    n_bursts: int | None = None
-    burst_photons: int | None = None
-    mode: str | None = None
-    sync_period_s: float | None = None
-    g2_excitation: str | None = None
-    g2_period_s: float | None = None
-    g2_zero_delay_s: float | None = None
-    g2_zero: float | None = None
-    g2_zero_err: float | None = None
-    g2_correction: str | None = None
-    g2_background_cps: float | None = None
-    g2_zero_gated: float | None = None
-    g2_zero_gated_err: float | None = None
-    g2_zero_raw: float | None = None
-    g2_zero_raw_err: float | None = None
-    lifetime_ns: float | None = None
-    lifetime_err_ns: float | None = None
-    lifetime_chi2_reduced: float | None = None
-    lifetime_durbin_watson: float | None = None
-    lifetime_dw_bound_5pct: float | None = None
-    lifetime_dw_bound_1pct: float | None = None
-    lifetime_all_ns: float | None = None
-    on_fraction: float | None = None
-    n_levels: int | None = None
-    intermediate_fraction: float | None = None
-    fano_factor: float | None = None
-    intensity_excess_var: float | None = None
-    bimodality_coefficient: float | None = None
-    alpha_on: float | None = None
-    alpha_off: float | None = None
-    switching_rate_hz: float | None = None
-    # the full results, for figures
-    pulse_delay_s: dict[int, float] = field(default_factory=dict)
-    trace: Trace | None = None
-    decay: Decay | None = None
-    decay_fitted: np.ndarray | None = None       # detectors summed after alignment, one period
-    decay_fitted_edges_s: np.ndarray | None = None
-    decay_bright: np.ndarray | None = None       # bright-state decay on the same bins (fitted)
-    # per intensity state of the level grouping (0 = dimmest): decay on the same bins, and its
-    # fit where the state has enough photons (None otherwise); for figures, not for the table
-    state_decays: dict[int, np.ndarray] = field(default_factory=dict)
-    state_lifetimes: dict[int, LifetimeResult | None] = field(default_factory=dict)
-    # per single resolved level, when asked (AnalysisSettings.max_level_fits): for figures
-    level_decays: LevelDecays | None = None
-    correlation: Correlation | None = None
-    correlation_gated: Correlation | None = None
-    g2: G2Result | None = None
-    g2_gated: G2Result | None = None
-    g2_cw: CWG2 | None = None          # continuous excitation: normalised g2(τ)
-    g2_analysis: G2Analysis | None = None  # period, zero-delay peak and how they were found
-    blinking: BlinkingResult | None = None
-    lifetime_bright: LifetimeResult | None = None
-    lifetime_all: LifetimeResult | None = None
-    flid: Any = None
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def values(self) -> dict[str, Any]:
-        """The scalar results, keyed by attribute name, in the schema's order."""
-        return {f.key: getattr(self, f.key) for f in PHOTON_FIELDS}
-
-    def summary(self) -> dict[str, Any]:
-        """The scalar results as JSON types (NaN -> None), keyed by attribute name."""
-        return to_json_types(self.values)
-
-    def features(self) -> dict[str, float | None]:
-        """The photon features the classifier uses."""
-        s = self.summary()
-        return {k: s.get(BY_NAME[k].key) for k in PHOTON_FEATURES}
-
-    def to_dict(self) -> dict[str, Any]:
-        """Everything as nested JSON types (arrays as lists)."""
-        d = self.summary()
-        d["pulse_delay_s"] = {str(k): v for k, v in self.pulse_delay_s.items()}
-        for name in ("decay_fitted", "decay_fitted_edges_s", "decay_bright"):
-            v = getattr(self, name)
-            d[name] = None if v is None else v.tolist()
-        d["notes"] = list(self.notes)
-        for name in ("trace", "decay", "correlation", "correlation_gated", "g2", "g2_gated",
-                     "g2_cw", "flid"):
-            obj = getattr(self, name)
-            d[name] = None if obj is None else to_json_types(asdict(obj))
-        for name in ("blinking", "lifetime_bright", "lifetime_all"):
-            obj = getattr(self, name)
-            d[name] = None if obj is None else obj.to_dict()
-        return d
 
 
 def _chunks_of(source: Any) -> Iterator[PhotonChunk]:
@@ -650,9 +544,6 @@ def finish(acc: Accumulated, s: AnalysisSettings,
     """
     collected = acc.collector.result()
     if isinstance(collected, PhotonCount):
-        # imported here: analysis.windowed builds on this module's steps
-        from spad.analysis.windowed import finish_over_budget
-
         return finish_over_budget(acc, s, collected, reread)
     photons = collected
     n = int(photons.timestamps.size)
@@ -677,6 +568,63 @@ def finish(acc: Accumulated, s: AnalysisSettings,
     out.n_photons, out.duration_s = n, out.roi_end_s - out.roi_start_s
     out.count_rate_cps = n / out.duration_s if out.duration_s > 0 else 0.0
     whole_trace_steps(out, acc, s, photons, times, order)
+    return out
+
+
+def selection_windowed_step(out: PhotonAnalysis, acc: Accumulated, windows: PhotonWindows,
+                            span: PhotonCount, s: AnalysisSettings) -> WindowedPhotons:
+    """:func:`selection_step` for a recording of more than
+    :data:`PHOTON_BUDGET` photons, in passes over the source
+    (:func:`spad.analysis.windowed.select_windowed`). Returns the kept photons as passes to come
+    (:class:`spad.analysis.windowed.WindowedPhotons`)."""
+    sel = select_windowed(windows, span, s.trace_bin_s, s.confidence, roi=s.roi,
+                          auto_roi=s.auto_roi, bursts=s.remove_bursts)
+    selection_fields(out, sel, s)
+    photons = WindowedPhotons(windows, sel)
+    if sel.keeps_all(span.first_s, span.last_s):
+        photons.n_kept = span.n_photons
+        return photons
+    lag_s, width_s = correlation_range(acc.timing.sync_period if acc.pulsed else None)
+    decay, corr, flid = photons.made_again(acc.decay.result() if acc.pulsed else None, lag_s,
+                                           width_s, s.detectors, s.trace_bin_s)
+    if photons.n_kept == span.n_photons:
+        return photons  # all kept after all: the accumulators' results stand
+    if acc.pulsed:
+        out.decay = decay
+    out.correlation = corr
+    if acc.timing.is_t3:
+        out.flid = flid
+    return photons
+
+
+def finish_over_budget(acc: Accumulated, s: AnalysisSettings, span: PhotonCount,
+                        reread: Callable[[], Iterable[PhotonChunk]] | None) -> PhotonAnalysis:
+    """:func:`finish` for more than the photon budget: the steps in
+    windows over ``reread`` (:mod:`spad.analysis.windowed`), or null without it."""
+    n = span.n_photons
+    duration = span.last_s - span.first_s
+    out = PhotonAnalysis(trace=acc.trace.result())
+    out.n_photons, out.duration_s = n, duration
+    out.count_rate_cps = n / duration if duration else 0.0
+    out.mode, out.sync_period_s = acc.timing.mode, acc.timing.sync_period
+    photons: WindowedPhotons | None = None
+    if reread is None:
+        out.notes.append(
+            f"{n} photons, more than the {span.limit} analysed in memory, and the source "
+            "cannot be read again: no blinking levels, ROI, burst removal, bright-state "
+            "lifetime or gated g2(0) (analyse the recorded file for them); the decays, "
+            "correlation and g2(0) are of every photon")
+    else:
+        windows = PhotonWindows(reread, s.detectors)
+        photons = selection_windowed_step(out, acc, windows, span, s)
+        n = photons.n_kept
+        out.n_photons, out.duration_s = n, out.roi_end_s - out.roi_start_s
+        out.count_rate_cps = n / out.duration_s if out.duration_s > 0 else 0.0
+    whole_trace_steps(out, acc, s, photons, None, None)
+    if reread is not None:
+        out.notes.append(f"{span.n_photons} photons, more than the {span.limit} analysed in "
+                         f"memory at once: the whole-trace analyses read the source again "
+                         f"in windows ({windows.passes} passes)")
     return out
 
 

@@ -4,7 +4,7 @@ Every quantity spad reports for a particle is one :class:`Field` of :data:`FIELD
 unit, description, where it comes from and whether the classifier uses it. Everything else is
 derived from this table:
 
-- the photon analysis' scalar results (:class:`spad.analysis.photon_analysis.PhotonAnalysis` holds a
+- the photon analysis' scalar results (:class:`spad.analysis.photon_result.PhotonAnalysis` holds a
   value for every ``photons`` field, and refuses any other name);
 - the JSON record of ``spad analyze --json`` (:func:`record_fields`, in table order);
 - the CSV columns of the report and of ``spad batch`` (:func:`csv_columns`);
@@ -42,7 +42,7 @@ class Field:
     description
         What it means, for the README's table.
     source
-        Who computes it: ``photons`` (:class:`~spad.analysis.photon_analysis.PhotonAnalysis`),
+        Who computes it: ``photons`` (:class:`~spad.analysis.photon_result.PhotonAnalysis`),
         ``spectrum`` (:class:`~spad.analysis.spectra.SpectrumResult`), ``particle``
         (:class:`~spad.analysis.particle.ParticleResult`), ``classification``, or ``file``.
     attr

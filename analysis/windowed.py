@@ -53,15 +53,7 @@ from spad.analysis.changepoints import (
 )
 from spad.analysis.flid import FLIDHistogram
 from spad.analysis.g2 import G2Result, passes_gate, pulsed_g2
-from spad.analysis.g2_timing import correlation_range
 from spad.analysis.lifetimes import state_decay_histograms
-from spad.analysis.photon_analysis import (
-    Accumulated,
-    AnalysisSettings,
-    PhotonAnalysis,
-    selection_fields,
-    whole_trace_steps,
-)
 from spad.analysis.photon_collector import PhotonCount
 from spad.analysis.roi import bleach_end
 
@@ -69,7 +61,7 @@ from spad.photons import PhotonChunk, Timing
 
 __all__ = ["WINDOW_PHOTONS", "PhotonWindows", "Window", "ChangePointStream",
            "analyse_blinking_windowed", "select_windowed", "WindowedSelection",
-           "WindowedPhotons", "selection_windowed_step", "finish_over_budget"]
+           "WindowedPhotons"]
 
 #: Photons per window of a pass. Each photon of a window costs ~35 bytes (timestamp, delay,
 #: detector, time, sort order, sorted time): 4·10^6 photons are ~150 MB, small beside the 2 GB
@@ -540,62 +532,3 @@ class WindowedPhotons:
                        decay=None if decay is None else replace(decay, counts=counts),
                        **g2_options)
         return correlation, g2, kept
-
-
-# ---- the steps of analysis.photon_analysis over a source read again --------------------------
-
-def selection_windowed_step(out: PhotonAnalysis, acc: Accumulated, windows: PhotonWindows,
-                            span: PhotonCount, s: AnalysisSettings) -> WindowedPhotons:
-    """:func:`spad.analysis.photon_analysis.selection_step` for a recording of more than
-    :data:`~spad.analysis.photon_analysis.PHOTON_BUDGET` photons, in passes over the source
-    (:func:`select_windowed`). Returns the kept photons as passes to come
-    (:class:`WindowedPhotons`)."""
-    sel = select_windowed(windows, span, s.trace_bin_s, s.confidence, roi=s.roi,
-                          auto_roi=s.auto_roi, bursts=s.remove_bursts)
-    selection_fields(out, sel, s)
-    photons = WindowedPhotons(windows, sel)
-    if sel.keeps_all(span.first_s, span.last_s):
-        photons.n_kept = span.n_photons
-        return photons
-    lag_s, width_s = correlation_range(acc.timing.sync_period if acc.pulsed else None)
-    decay, corr, flid = photons.made_again(acc.decay.result() if acc.pulsed else None, lag_s,
-                                           width_s, s.detectors, s.trace_bin_s)
-    if photons.n_kept == span.n_photons:
-        return photons  # all kept after all: the accumulators' results stand
-    if acc.pulsed:
-        out.decay = decay
-    out.correlation = corr
-    if acc.timing.is_t3:
-        out.flid = flid
-    return photons
-
-
-def finish_over_budget(acc: Accumulated, s: AnalysisSettings, span: PhotonCount,
-                        reread: Callable[[], Iterable[PhotonChunk]] | None) -> PhotonAnalysis:
-    """:func:`spad.analysis.photon_analysis.finish` for more than the photon budget: the steps in
-    windows over ``reread`` (:mod:`spad.analysis.windowed`), or null without it."""
-    n = span.n_photons
-    duration = span.last_s - span.first_s
-    out = PhotonAnalysis(trace=acc.trace.result())
-    out.n_photons, out.duration_s = n, duration
-    out.count_rate_cps = n / duration if duration else 0.0
-    out.mode, out.sync_period_s = acc.timing.mode, acc.timing.sync_period
-    photons: WindowedPhotons | None = None
-    if reread is None:
-        out.notes.append(
-            f"{n} photons, more than the {span.limit} analysed in memory, and the source "
-            "cannot be read again: no blinking levels, ROI, burst removal, bright-state "
-            "lifetime or gated g2(0) (analyse the recorded file for them); the decays, "
-            "correlation and g2(0) are of every photon")
-    else:
-        windows = PhotonWindows(reread, s.detectors)
-        photons = selection_windowed_step(out, acc, windows, span, s)
-        n = photons.n_kept
-        out.n_photons, out.duration_s = n, out.roi_end_s - out.roi_start_s
-        out.count_rate_cps = n / out.duration_s if out.duration_s > 0 else 0.0
-    whole_trace_steps(out, acc, s, photons, None, None)
-    if reread is not None:
-        out.notes.append(f"{span.n_photons} photons, more than the {span.limit} analysed in "
-                         f"memory at once: the whole-trace analyses read the source again "
-                         f"in windows ({windows.passes} passes)")
-    return out

@@ -386,7 +386,7 @@ class LiveMode(QtCore.QObject):
         w.status.setText(text if not outcome.error else f"error: {outcome.error}")
 
     def _show_analysis(self, at_s: float, p: Any) -> None:
-        """Draw a live :class:`~spad.analysis.photon_analysis.PhotonAnalysis` of the photons up to
+        """Draw a live :class:`~spad.analysis.photon_result.PhotonAnalysis` of the photons up to
         ``at_s`` (recorded s)."""
         w = self.window
         w.decay.show_decays([(name, edges, counts, fit,
