@@ -19,6 +19,7 @@ import os
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -271,7 +272,8 @@ class Acquisition:
     Parameters
     ----------
     rig
-        Object with ``.tagger``, ``.camera`` (or ``None``) and ``.spectrograph`` (or ``None``).
+        The open instruments (:class:`spad.app.rig.Instruments`: ``.tagger``, ``.camera`` or
+        ``None``, ``.spectrograph`` or ``None``).
     settings
         What to do.
     path
@@ -320,8 +322,21 @@ class Acquisition:
         # (recorded s, PhotonAnalysis) of the last live analysis that finished: the fits,
         # threshold and gated g2 a display draws. Replaced whole, like ``gathered``.
         self.analysed: tuple[float, Any] | None = None
+        self._photon_sinks: list[deque] = []
+        self._frame_sinks: list[deque] = []
 
     # -- control (any thread) -------------------------------------------------------------
+
+    def publish_to(self, photons: deque | None = None, frames: deque | None = None) -> None:
+        """Append each decoded photon chunk to ``photons`` and each batch of camera frames to
+        ``frames`` as they are recorded (from the acquisition thread; deque appends are
+        thread-safe). What a live display draws comes from the engine's one read loop, decoded
+        once: the display neither reads the devices nor decodes their records. Call before
+        :meth:`start`."""
+        if photons is not None:
+            self._photon_sinks.append(photons)
+        if frames is not None:
+            self._frame_sinks.append(frames)
 
     def add_callback(self, fn: Callable[[Event], None]) -> None:
         """Call ``fn(event)`` (from the acquisition thread) for every event."""
@@ -437,6 +452,8 @@ class Acquisition:
                     chunk = decoder.decode(words)
                     if len(chunk):
                         rec.write_photons(chunk)
+                        for sink in self._photon_sinks:
+                            sink.append(chunk)
                 now = time.monotonic()
                 if now - last_flush >= s.flush_s:
                     rec.flush()
@@ -447,6 +464,8 @@ class Acquisition:
                     frames = self._device_call(camera, "camera", camera.read_multiple_images)
                     if len(frames):
                         rec.write_frames(frames, live.elapsed_s)
+                        for sink in self._frame_sinks:
+                            sink.append(frames)
                 if live.confident:
                     stop_reason = "confident"
                     break
@@ -484,7 +503,11 @@ class Acquisition:
                         error = error or str(exc)
             try:
                 if camera is not None and error is None:
-                    rec.write_frames(camera.read_multiple_images(), live.elapsed_s)
+                    frames = camera.read_multiple_images()
+                    rec.write_frames(frames, live.elapsed_s)
+                    if len(frames):
+                        for sink in self._frame_sinks:
+                            sink.append(frames)
             except (DeviceError, OSError):
                 pass
             rec.flush()
