@@ -94,3 +94,18 @@ def test_fault_options_are_refused_where_they_cannot_apply(capsys, tmp_path):
     with pytest.raises(SystemExit, match="2"):
         main(["devices", "--check", "--simulate-fault", "melted"])
     assert "invalid choice: 'melted'" in capsys.readouterr().err
+
+
+def test_the_check_on_the_acton_driver_over_its_serial_protocol(capsys, tmp_path):
+    from spad.simulators.acton import ActonPty
+    with ActonPty(echo=False) as sim:
+        rig = tmp_path / "rig.toml"
+        rig.write_text(f'[spectrograph]\nbackend = "acton"\nport = "{sim.port}"\n'
+                       'link = "usb"\n')
+        code, report = _check(capsys, "--config", str(rig))
+        check = report["spectrograph"]["check"]
+        assert code == 0 and check["passed"], check
+        assert check["moved_to_nm"] == pytest.approx(check["start_nm"] + 1.0, abs=0.01)
+        sim.inject("error")                 # every command answered '?'
+        code, report = _check(capsys, "--config", str(rig))
+        assert code == 1 and not report["spectrograph"]["check"]["passed"]
