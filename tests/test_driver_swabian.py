@@ -130,3 +130,15 @@ def test_no_device_and_wrong_serial_are_named(events):
 def test_missing_input_is_named(events):
     with pytest.raises(DeviceError, match=r"input\(s\) \[7\]"):
         SwabianTagger(api=_api(events), detectors=(1, 7), sync_channel=3).open()
+
+
+def test_a_full_stream_buffer_stops_with_a_clear_error(events):
+    api = _api(events, per_read=1000)
+    tagger = SwabianTagger(api=api, n_max_events=1000)
+    with pytest.raises(DeviceError, match="stream buffer full .1000 events between two reads"):
+        with tagger:
+            tagger.configure("T2")
+            tagger.start(1.0)
+            while tagger.read() is not None:
+                pass
+    assert not tagger.is_opened()

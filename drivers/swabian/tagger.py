@@ -1,18 +1,20 @@
 """Swabian Instruments Time Tagger (Ultra, 20, X) behind the TimeTagger interface.
 
-The Time Tagger's API (Swabian's ``TimeTagger`` Python module, on the package registry as
-``swabian-timetagger``) streams raw events with :class:`TimeTagStream`: each ``getData()``
-returns a buffer with ``getTimestamps()`` (int64 picoseconds), ``getChannels()`` (the input,
-from 1; negative numbers are falling edges), ``getEventTypes()`` (0 = time tag; 1 = error,
-2/3 = overflow begin/end, 4 = missed events) and ``getMissedEvents()``; ``hasOverflows`` is true
-when the device dropped events because the USB link was saturated. spad turns these into the
-same PicoQuant records the PicoQuant taggers deliver (``GenericT2``: 1 ps ticks; ``GenericT3``:
-sync count and 1 ps x 2**binning bins computed from the sync channel on the host), so
-everything downstream is shared. An overflow or missed events stop the measurement with a clear
-error: lost photons are never passed over. Swabian's virtual tagger needs a licence from a
-connected device, so the streaming tests use a stand-in (tests/swabian_standin.py) whose
-public surface, and every call the driver makes on it, the tests check against Swabian's real
-package (tests/test_driver_swabian_api.py).
+The Time Tagger's API (``Swabian.TimeTagger`` from the package ``swabian-timetagger``, or the
+``TimeTagger`` module of Swabian's installer: :mod:`spad.drivers.swabian.api`) streams raw
+events with :class:`TimeTagStream`: each ``getData()`` returns a buffer with ``getTimestamps()``
+(int64 picoseconds), ``getChannels()`` (the input, from 1; negative numbers are falling edges),
+``getEventTypes()`` (0 = time tag; 1 = error, 2/3 = overflow begin/end, 4 = missed events) and
+``getMissedEvents()``; ``hasOverflows`` is true when the device dropped events because the USB
+link was saturated. spad turns these into the same PicoQuant records the PicoQuant taggers
+deliver (``GenericT2``: 1 ps ticks; ``GenericT3``: sync count and 1 ps x 2**binning bins
+computed from the sync channel on the host), so everything downstream is shared. An overflow or
+missed events stop the measurement with a clear error, and so does a full stream buffer (events
+dropped between two reads): lost photons are never passed over. Before connecting,
+``scanTimeTagger`` tells "no Time Tagger connected" from a wrong serial number. Swabian's
+virtual tagger needs a licence fetched from a connected device, so the streaming tests use a
+stand-in (tests/swabian_standin.py) whose public surface, and every call the driver makes on it,
+the tests check against Swabian's real package (tests/test_driver_swabian_api.py).
 
 Rig file (Qudi-style config example)::
 
@@ -250,6 +252,13 @@ class SwabianTagger(TimeTagger):
         stream = self._stream
         running = bool(self._guard("stream", stream.isRunning))
         buf = self._guard("stream", stream.getData)
+        if int(buf.size) >= self.n_max_events:
+            # Swabian's documentation of TimeTagStreamBuffer.size: a full buffer means events
+            # were "likely discarded" between two reads
+            self.close()
+            raise DeviceError(self.name, f"stream buffer full ({self.n_max_events} events "
+                                         "between two reads): events were dropped; "
+                                         "measurement stopped")
         types = np.asarray(buf.getEventTypes())
         overflow = getattr(buf, "hasOverflows", False)
         if callable(overflow):          # a property in current releases, a method in some
