@@ -38,6 +38,7 @@ def _camera(**kw) -> AndorCamera:
 def test_pylablib_connects_sets_up_and_reads_a_spectrum(fresh):
     with _camera() as cam:
         assert cam.name == "Andor DU897_BV #9876"
+        assert cam.get_device_info()["adc_bits"] == 16
         assert cam.get_detector_size() == (512, 512)
         assert cam.get_pixel_size() == pytest.approx(16e-6)
         assert cam.get_em_gain() == 100 and cam.get_preamp_gain() == 8.0

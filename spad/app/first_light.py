@@ -128,13 +128,17 @@ def _camera(check: Check, camera: Any, timeout_s: float) -> None:
     n["exposure_s"] = exposure
     frame = np.asarray(camera.snap(exposure + timeout_s))
     info = camera.get_device_info() if hasattr(camera, "get_device_info") else {}
-    full_scale = 2 ** int(info.get("adc_bits", 16)) - 1
+    if "adc_bits" in info:
+        full_scale = 2 ** int(info["adc_bits"]) - 1
+    else:                           # a camera that does not say: its data type's largest value
+        full_scale = int(np.iinfo(frame.dtype).max) if frame.dtype.kind in "iu" else math.inf
     saturated = int(np.count_nonzero(frame >= full_scale))
     n.update(frame_shape=list(frame.shape), frame_mean_adu=round(float(frame.mean()), 1),
              frame_max_adu=int(frame.max()), saturated_pixels=saturated)
     if saturated:
         check.problems.append(f"{saturated} of {frame.size} pixels saturated (at {full_scale} "
-                              "ADU): light leak, shutter open to the room, or EM gain too high")
+                              "ADU, the ADC's full scale): light leak, shutter open to the "
+                              "room, or EM gain too high")
     if frame.size > 1 and int(frame.max()) == int(frame.min()):
         check.problems.append(f"every pixel reads {int(frame.max())} ADU: no read-out")
 

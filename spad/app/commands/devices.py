@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
                     value = ", ".join(f"{g['index']}: {g['grooves_per_mm']:g} g/mm "
                                       f"{g['blaze']}".rstrip() for g in value)
                 print(f"  {key}: {value}")
-            if check is not None:
+            if check is not None and "error" not in entry:     # else: the error says it
                 print("  self-test:")
                 for key, value in check.items():
                     if key not in ("passed", "problems") and entry.get(key) != value:
