@@ -109,3 +109,44 @@ def test_the_check_on_the_acton_driver_over_its_serial_protocol(capsys, tmp_path
         sim.inject("error")                 # every command answered '?'
         code, report = _check(capsys, "--config", str(rig))
         assert code == 1 and not report["spectrograph"]["check"]["passed"]
+
+
+def test_the_check_on_the_picoquant_driver_over_its_fake_library(capsys, tmp_path):
+    from tests.picoquant_fake import SYNC_LOST, Fake, build, simulated_records
+    words, _ = simulated_records("T3", duration_s=0.2)
+    fake = Fake(build("hydraharp", tmp_path))
+    fake.device(sync_rate=5_000_000)
+    fake.load(words, tmp_path)
+    rig = tmp_path / "rig.toml"
+    rig.write_text(f'[tagger]\nbackend = "picoquant"\nfamily = "hydraharp"\n'
+                   f'library = "{fake.path}"\nbinning = 4\n')
+    code, report = _check(capsys, "--config", str(rig))
+    check = report["tagger"]["check"]
+    assert code == 0 and check["passed"], check
+    assert check["sync_rate_hz"] == 5e6 and min(check["counted_rates_hz"]) > 1000
+    assert check["tcspc_bin_ps"] == 16.0
+    fake.inject(SYNC_LOST, after_reads=1)
+    code, report = _check(capsys, "--config", str(rig))
+    assert code == 1
+    assert any("sync" in p.lower() for p in report["tagger"]["check"]["problems"])
+
+
+def test_the_check_on_the_swabian_driver_over_its_stand_in(capsys, monkeypatch, tmp_path):
+    import numpy as np
+    from spad.drivers.swabian import tagger as swabian
+
+    from tests.swabian_standin import StandInAPI
+    sync = np.arange(20_000, dtype=np.int64) * 50_000          # 20 MHz for 1 ms
+    photons = np.arange(200, dtype=np.int64) * 4_999_999 + 7
+    ts = np.concatenate([sync, photons, photons + 1])
+    ch = np.concatenate([np.full(sync.size, 3), np.full(200, 1), np.full(200, 2)])
+    order = np.argsort(ts, kind="stable")
+    api = StandInAPI(ts[order], ch[order], {1: 3e4, 2: 3e4, 3: 2e7})
+    monkeypatch.setattr(swabian, "load_api", lambda name: api)
+    rig = tmp_path / "rig.toml"
+    rig.write_text('[tagger]\nbackend = "swabian"\n')
+    code, report = _check(capsys, "--config", str(rig))
+    check = report["tagger"]["check"]
+    assert code == 0 and check["passed"], check
+    assert check["counted_rates_hz"] == [200.0, 200.0] and check["sync_rate_hz"] == 2e7
+    assert report["tagger"]["model"] == "Time Tagger Ultra"
