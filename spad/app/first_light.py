@@ -77,7 +77,7 @@ def _tagger(check: Check, tagger: Any, duration_s: float) -> None:
     n = check.numbers
     n.update(mode=cfg.mode, record_type=tagger.record_type,
              base_resolution_ps=round(tagger.base_resolution_s * 1e12, 3))
-    sync_hz = float(tagger.sync_rate_hz()) if hasattr(tagger, "sync_rate_hz") else 0.0
+    sync_hz = float(tagger.sync_rate_hz())
     n["sync_rate_hz"] = round(sync_hz, 1)
     if sync_hz < MIN_SYNC_HZ:
         check.problems.append(f"no sync signal: the sync input counts {sync_hz:g} Hz "
