@@ -124,7 +124,7 @@ def test_the_check_on_the_picoquant_driver_over_its_fake_library(capsys, tmp_pat
     check = report["tagger"]["check"]
     assert code == 0 and check["passed"], check
     assert check["sync_rate_hz"] == 5e6 and min(check["counted_rates_hz"]) > 1000
-    assert check["tcspc_bin_ps"] == 16.0
+    assert check["tcspc_bin_ps"] == 16.0 and check["reference_clock"] == "internal"
     fake.inject(SYNC_LOST, after_reads=1)
     code, report = _check(capsys, "--config", str(rig))
     assert code == 1
@@ -149,4 +149,5 @@ def test_the_check_on_the_swabian_driver_over_its_stand_in(capsys, monkeypatch, 
     check = report["tagger"]["check"]
     assert code == 0 and check["passed"], check
     assert check["counted_rates_hz"] == [200.0, 200.0] and check["sync_rate_hz"] == 2e7
+    assert check["clock_period_ps"] == 2000
     assert report["tagger"]["model"] == "Time Tagger Ultra"

@@ -5,8 +5,9 @@ is wrong:
 
 - tagger (:func:`check_tagger`): one measurement of ``duration_s`` (1 s) through the whole data
   path (start, read, decode), counting each detector's photons and, in T2, the sync records;
-  the sync rate from its counter; the resolution and record units it reports. It fails without
-  a sync signal, with a detector that counts nothing, or when records were lost;
+  the sync rate from its counter; the resolution, record units and clock it reports (PicoQuant:
+  internal or external reference; Swabian: clock period). It fails without a sync signal,
+  with a detector that counts nothing, or when records were lost;
 - camera (:func:`check_camera`): temperature and cooler status, one frame at the set exposure,
   its mean and how many pixels sit at the ADC's full scale. It fails with the cooler off or a
   drifted temperature, without a frame, with saturated pixels, or with a frame of one value
@@ -77,6 +78,8 @@ def _tagger(check: Check, tagger: Any, duration_s: float) -> None:
     n = check.numbers
     n.update(mode=cfg.mode, record_type=tagger.record_type,
              base_resolution_ps=round(tagger.base_resolution_s * 1e12, 3))
+    info = tagger.get_device_info() if hasattr(tagger, "get_device_info") else {}
+    n.update({k: info[k] for k in ("reference_clock", "clock_period_ps") if k in info})
     sync_hz = float(tagger.sync_rate_hz())
     n["sync_rate_hz"] = round(sync_hz, 1)
     if sync_hz < MIN_SYNC_HZ:
