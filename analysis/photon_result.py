@@ -61,10 +61,12 @@ class PhotonAnalysis:
     lifetime_dw_bound_1pct: float | None = None
     lifetime_all_ns: float | None = None
     on_fraction: float | None = None
+    on_fraction_err: float | None = None
     n_levels: int | None = None
     intermediate_fraction: float | None = None
     fano_factor: float | None = None
     intensity_excess_var: float | None = None
+    intensity_excess_var_err: float | None = None
     bimodality_coefficient: float | None = None
     alpha_on: float | None = None
     alpha_off: float | None = None
