@@ -24,7 +24,33 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["replacing", "check_writable", "check_folder", "user_os_error"]
+__all__ = ["replacing", "check_writable", "check_folder", "check_regular_file", "user_os_error"]
+
+
+def check_regular_file(path: str | os.PathLike[str]) -> Path:
+    """Fail, naming ``path``, unless it is an existing regular file: a FIFO or a device would
+    block a reader forever or feed it endless bytes.
+
+    Raises
+    ------
+    FileNotFoundError, IsADirectoryError, OSError
+        With ``filename`` the path and a message in the user's terms.
+    """
+    import stat
+
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(errno_mod.ENOENT, "no such file", str(path)) from None
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno_mod.EISDIR, "is a folder, not a file", str(path))
+    if not stat.S_ISREG(mode):
+        kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a device"
+                if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket"
+                if stat.S_ISSOCK(mode) else "not a regular file")
+        raise OSError(errno_mod.EINVAL, f"is {kind}, not a recording file", str(path))
+    return path
 
 
 def check_writable(target: str | os.PathLike[str], overwrite: bool = True) -> Path:

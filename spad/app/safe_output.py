@@ -43,6 +43,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import Any
 
 from spad.errors import SpadError
@@ -146,11 +147,44 @@ def interrupted(exc: BaseException | None = None) -> int | None:
     return None
 
 
-def worker_init() -> None:
+PARENT_POLL_S = 0.2
+"""How often a worker looks whether the process that started it is still there."""
+
+
+def worker_init(parent_pid: int | None = None, background: bool = False) -> None:
     """Initializer of worker processes: Ctrl-C goes to the whole process group, but only the
-    main process acts on it (it then stops the workers); SIGTERM ends a worker quietly."""
+    main process acts on it (it then stops the workers); SIGTERM ends a worker quietly.
+
+    The worker also ends by itself, within :data:`PARENT_POLL_S` of it, once its parent is
+    gone, whatever ended the parent (``kill -9`` included, which leaves no chance to stop the
+    workers): a daemon thread watches the parent's process id (``parent_pid``, default the
+    current parent). An orphaned worker would hold its memory, a CPU and the parent's stdout
+    (a ``spad ... | tail`` would never end) for as long as its work lasts. Keep this module
+    light: a spawned worker imports it before the initializer runs.
+
+    ``background`` (the live analysis of a recording) lowers the worker's priority: on a busy
+    machine the file and the views come first, the live verdict after them (it waits, nothing
+    is lost); and its freed arrays go back to the system (:mod:`spad.app.memory`).
+    """
+    parent = os.getppid() if parent_pid is None else parent_pid
+    threading.Thread(target=_watch_parent, args=(parent,), name="watch parent",
+                     daemon=True).start()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if background:
+        from spad.app.memory import fix_mmap_threshold
+
+        if hasattr(os, "nice"):
+            os.nice(10)
+        fix_mmap_threshold()
+
+
+def _watch_parent(parent: int) -> None:
+    """Exit once ``parent`` is no longer this process's parent (it died: the process was
+    re-parented to init or a subreaper)."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(0)
 
 
 def shutdown_pool(pool: Any, abort: bool) -> None:
@@ -172,7 +206,10 @@ def error_line(exc: BaseException) -> tuple[int, str] | None:
     code = interrupted(exc)
     if code is not None:
         acknowledge()
-        return code, "spad: interrupted" + (" (SIGTERM)" if code == 143 else "")
+        # an interruption may say what was kept (spad acquire: the file, finalised)
+        said = str(exc) if isinstance(exc, KeyboardInterrupt) and str(exc) else ""
+        return code, ("spad: interrupted" + (" (SIGTERM)" if code == 143 else "")
+                      + (f": {said}" if said else ""))
     if isinstance(exc, SpadError):
         return EXIT_USAGE, f"spad: error: {exc}"
     if isinstance(exc, OSError):

@@ -132,6 +132,10 @@ _IDENTITY_FIELDS = ("author", "author_affiliation", "creator", "creator_affiliat
 _PROVENANCE_FIELDS = ("filename", "filename_full", "creation_time", "modification_time",
                       "software", "software_version")
 _DATASET_CHUNK = 1 << 16  # HDF5 chunk (elements) of the growing photon datasets
+SWMR_LIBVER = ("v110", "v110")
+"""HDF5 file format of the files written in SWMR mode: the 1.10 format, the first with SWMR.
+``"latest"`` would be the newest format of the HDF5 spad runs with (2.0), which older HDF5
+libraries, and so PyTables, phconvert and HDFView built on them, cannot read."""
 
 
 def _title(path: str) -> str:
@@ -293,7 +297,7 @@ class PhotonHdf5Writer:
                                  f"allowed: {_PROVENANCE_FIELDS}")
 
         f = h5py.File(self.path, "w" if overwrite else "w-",
-                      **({"libver": "latest"} if swmr else {}))
+                      **({"libver": SWMR_LIBVER} if swmr else {}))
         self._f = f
         try:
             self._write_header(description, lifetime, rates, excitation_wavelengths,
@@ -463,9 +467,12 @@ class PhotonHdf5Writer:
         self._closed = True
         try:
             if self._f.swmr_mode:
-                # SWMR forbids new datasets (the detectors table): reopen to finalise.
+                # SWMR forbids new datasets (the detectors table): reopen to finalise. Without
+                # HDF5's file lock: a reader that holds the file open in SWMR mode (which the
+                # recording invites) would otherwise make the reopening fail and leave the
+                # file unfinished.
                 self._f.close()
-                self._f = h5py.File(self.path, "a", libver="latest")
+                self._f = reopen_for_finalising(self.path)
             f = self._f
             f["acquisition_duration"][()] = (float(self._fixed_duration)
                                              if self._fixed_duration is not None
@@ -494,6 +501,13 @@ class PhotonHdf5Writer:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def reopen_for_finalising(path: str | os.PathLike[str]) -> h5py.File:
+    """Open a file this process has just written and closed, to finalise it, even while
+    other programs read it: HDF5's advisory lock would refuse while a SWMR reader holds the
+    file, though only this process writes it."""
+    return h5py.File(path, "a", libver=SWMR_LIBVER, locking=False)
 
 
 def _append(ds: h5py.Dataset, data: np.ndarray) -> None:

@@ -32,6 +32,7 @@ from spad.analysis.classify import Classification, Classifier, load_classifier
 from spad.analysis.particle import ParticleResult, classify_session
 from spad.analysis.photon_analysis import AnalysisSettings, PhotonAccumulators, finish
 from spad.app.acquisition.recorder import ParticleRecorder
+from spad.app.safe_output import shutdown_pool, worker_init
 from spad.errors import DeviceError
 from spad.formats.records import Decoder
 from spad.photons import SYNC, PhotonChunk
@@ -290,11 +291,17 @@ class Acquisition:
         Particle name (default: the session's next, or the file's stem).
     classifier
         Default: the one shipped with spad.
+    analysis_worker
+        Run the live analyses in the worker process (default), so that a slow fit never holds
+        up the FIFO reads. ``False`` runs each one in the acquisition thread before the next
+        read: every update then gets its verdict, whatever the machine's load, which makes
+        the decisions a function of the photons alone (tests; a replay does the same).
     """
 
     def __init__(self, rig: Any, settings: AcquisitionSettings | None = None, *,
                  path: str | Path | None = None, session: Any = None,
-                 name: str | None = None, classifier: Classifier | None = None) -> None:
+                 name: str | None = None, classifier: Classifier | None = None,
+                 analysis_worker: bool = True) -> None:
         if (path is None) == (session is None):
             raise ValueError("give either path or session")
         self.rig = rig
@@ -309,16 +316,20 @@ class Acquisition:
         if self.path.exists():
             raise FileExistsError(17, "file exists (choose another name)", str(self.path))
         self.classifier = classifier or load_classifier()
-        _analysis_pool().submit(_warm)     # the worker imports while the rig is set up
+        self.analysis_worker = analysis_worker
+        if analysis_worker:
+            _analysis_pool().submit(_warm)     # the worker imports while the rig is set up
         # bounded: a program that follows the callbacks or snapshot() and never reads the
         # queue must not grow by two events a second for as long as it records
         self.events: queue.Queue[Event] = queue.Queue(EVENTS_KEPT)
         self.interrupted = False
         self._aborted = False
+        self._abort_reason = "aborted"
         self._callbacks: list[Callable[[Event], None]] = []
         self._lock = threading.Lock()
         self._state = LiveState(path=str(self.path))
         self._thread: threading.Thread | None = None
+        self._done = threading.Event()
         self._outcome: Outcome | None = None
         # (recorded s, results of the accumulators) of the last live analysis handed to the
         # worker: the decay and coincidences a display draws, without recomputing them.
@@ -346,18 +357,27 @@ class Acquisition:
         """Finish cleanly at the next FIFO read: file closed, final analysis and verdict."""
         self.interrupted = True
 
-    def abort(self) -> None:
-        """Stop at once: the file keeps what was acquired, no final analysis."""
+    def abort(self, reason: str = "aborted") -> None:
+        """Stop at once: the file is finalised with what was acquired (``reason`` is its stop
+        reason, e.g. ``"SIGTERM"``), no final analysis."""
+        self._abort_reason = reason
         self._aborted = True
         self.interrupted = True
 
     def wait(self, timeout: float | None = None) -> Outcome | None:
-        """Block until the thread has ended (``None`` on timeout)."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                return None
+        """Block until the thread has ended (``None`` on timeout or if it failed).
+
+        Waits on an event rather than ``Thread.join``: a Ctrl-C that interrupts a join marks
+        a still running thread as ended (CPython 3.11, bpo-45274's fix), and the caller
+        would then close the instruments under it."""
+        if self._thread is not None and not self._done.wait(timeout):
+            return None
         return self._outcome
+
+    @property
+    def finished(self) -> bool:
+        """The thread started by :meth:`start` has ended (the file is closed)."""
+        return self._done.is_set()
 
     def snapshot(self) -> LiveState:
         """The live state (thread-safe, immutable)."""
@@ -387,6 +407,8 @@ class Acquisition:
         except Exception as exc:  # noqa: BLE001 - reported as an event, the thread ends
             self._set(status="failed", error=str(exc))
             self._emit("error", str(exc))
+        finally:
+            self._done.set()
 
     def run(self) -> Outcome:
         """Record the particle in the calling thread; returns how it ended.
@@ -431,7 +453,7 @@ class Acquisition:
                 raise DeviceError(_device_name(tagger, "time tagger"), str(exc)) from None
             while True:
                 if self.interrupted:
-                    stop_reason = "aborted" if self._aborted else "stopped"
+                    stop_reason = self._abort_reason if self._aborted else "stopped"
                     break
                 words = self._device_call(tagger, "time tagger", tagger.read)
                 if words is None:
@@ -469,9 +491,17 @@ class Acquisition:
                     # never holds up the FIFO reads or the flushes. An update due while one
                     # runs is skipped.
                     if gathered is not None and pending is None:
-                        pending = _analysis_pool().submit(live_finish, gathered[1], s.analysis)
-                        pending_at = gathered[0]
                         self.gathered = gathered
+                        if self.analysis_worker:
+                            pending = _analysis_pool().submit(live_finish, gathered[1],
+                                                              s.analysis)
+                        else:
+                            pending = Future()
+                            try:
+                                pending.set_result(live_finish(gathered[1], s.analysis))
+                            except (ValueError, RuntimeError) as exc:
+                                pending.set_exception(exc)
+                        pending_at = gathered[0]
                 if pending is not None and pending.done():
                     self._verdict(live, pending, pending_at)
                     pending = None
@@ -606,9 +636,21 @@ def _analysis_pool() -> ProcessPoolExecutor:
     particles (starting it costs the imports, ~1 s)."""
     global _POOL
     if _POOL is None:
+        # the initializer lives in a light module: a spawned worker imports it first, so it
+        # watches for its parent's death while it still imports the analysis
         _POOL = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                    initializer=_worker_start)
+                                    initializer=worker_init, initargs=(os.getpid(), True))
     return _POOL
+
+
+def shutdown_workers() -> None:
+    """Stop the live-analysis worker now (it is terminated, not waited for: a live analysis
+    in flight is of no use any more). Called when a program using the engine ends, however it
+    ends (``spad acquire``, the GUI); the next :class:`Acquisition` starts a new one."""
+    global _POOL
+    pool, _POOL = _POOL, None
+    if pool is not None:
+        shutdown_pool(pool, abort=True)
 
 
 def live_finish(gathered: Any, settings: AnalysisSettings) -> Any:
@@ -618,17 +660,6 @@ def live_finish(gathered: Any, settings: AnalysisSettings) -> Any:
     photons = finish(gathered, settings)
     photons.trace = None
     return photons
-
-
-def _worker_start() -> None:
-    """The worker yields the CPU to the recording and the display: on a busy machine the file
-    and the views come first, the live verdict after them (it waits, nothing is lost). Its
-    freed arrays go back to the system (:mod:`spad.app.memory`)."""
-    from spad.app.memory import fix_mmap_threshold
-
-    if hasattr(os, "nice"):
-        os.nice(10)
-    fix_mmap_threshold()
 
 
 def _warm() -> None:

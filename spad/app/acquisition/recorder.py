@@ -11,19 +11,21 @@ table, stop reason, frame times).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
-from spad.formats.photon_hdf5_writer import PhotonHdf5Writer, write_user_group
+from spad.formats.photon_hdf5_writer import (
+    PhotonHdf5Writer,
+    reopen_for_finalising,
+    write_user_group,
+)
+from spad.formats.repair import ACQUISITION_GROUP, hold_writer_lock
 from spad.particle import LAYOUT, SPECTRUM_GROUP, storable
 from spad.photons import PhotonChunk, Timing
-
-ACQUISITION_GROUP = "acquisition"
-"""Group under ``/user`` with the rig settings, instrument states, start and stop."""
 
 
 class ParticleRecorder:
@@ -87,6 +89,9 @@ class ParticleRecorder:
                 if spectrum.get("wavelength_m") is not None:
                     g["wavelength_m"].attrs["units"] = "m"
             self._w.start_swmr()
+            # tells spad's repair (spad.formats.repair) that this file's writer is alive
+            self._lock = contextlib.ExitStack()
+            self._lock.enter_context(hold_writer_lock(self.path))
         except BaseException:
             self._w.abort()
             raise
@@ -114,13 +119,19 @@ class ParticleRecorder:
     def close(self, final: dict[str, Any] | None = None) -> None:
         """Finalise the file; ``final`` (stop reason, end time, error...) goes to
         ``/user/acquisition/final`` (and as JSON text in ``final_json``)."""
-        self._w.close()
-        if final is not None:
-            with h5py.File(self.path, "a", libver="latest") as f:
-                write_user_group(f, ACQUISITION_GROUP, storable(
-                    {**self._acquisition, "final": final,
-                     "final_json": json.dumps(final, default=str)}))
+        try:
+            self._w.close()
+            if final is not None:
+                with reopen_for_finalising(self.path) as f:
+                    write_user_group(f, ACQUISITION_GROUP, storable(
+                        {**self._acquisition, "final": final,
+                         "final_json": json.dumps(final, default=str)}))
+        finally:
+            self._lock.close()
 
     def abort(self) -> None:
         """Close without finalising (what was flushed stays)."""
-        self._w.abort()
+        try:
+            self._w.abort()
+        finally:
+            self._lock.close()
