@@ -21,10 +21,43 @@ import errno as errno_mod
 import os
 import re
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["replacing", "check_writable", "check_folder", "check_regular_file", "user_os_error"]
+__all__ = ["replacing", "check_writable", "check_folder", "check_regular_file", "user_os_error",
+           "free_bytes", "check_free", "DISK_RESERVE_BYTES"]
+
+DISK_RESERVE_BYTES = 32 << 20
+"""Free space every writer leaves on the disk: a write that would go below it is refused with
+ENOSPC before the file system is full. HDF5 meeting a full disk in the middle of a write
+leaves its caches inconsistent (errors at every later call, a crash when the file is closed);
+refused while there is still room, the writer closes the file cleanly, and everything written
+before stays readable."""
+
+
+def free_bytes(path: str | os.PathLike[str]) -> int:
+    """Free space for an unprivileged writer on the disk holding ``path`` (a file or folder;
+    a file not created yet counts its folder)."""
+    p = Path(path)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return shutil.disk_usage(p).free
+
+
+def check_free(path: str | os.PathLike[str], need: float, what: str = "this") -> None:
+    """Fail, naming ``path``, unless ``need`` bytes plus :data:`DISK_RESERVE_BYTES` are free
+    on its disk."""
+    free = free_bytes(path)
+    if free < need + DISK_RESERVE_BYTES:
+        raise OSError(errno_mod.ENOSPC,
+                      f"not enough space on the disk: {_mb(free)} free, {what} needs "
+                      f"{_mb(need)} beyond the {_mb(DISK_RESERVE_BYTES)} spad leaves free",
+                      str(path))
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1e6:.1f} MB" if n < 1e9 else f"{n / 1e9:.1f} GB"
 
 
 def check_regular_file(path: str | os.PathLike[str]) -> Path:
@@ -119,7 +152,7 @@ def user_os_error(exc: OSError, names: dict[str, str]) -> OSError:
         text = exc.strerror  # already plain words
     else:
         text = os.strerror(code) if code else "cannot be written"
-    if code == errno_mod.ENOSPC:
+    if code == errno_mod.ENOSPC and (internals or not exc.strerror):
         text = "no space left on the disk"
     return OSError(code or errno_mod.EIO, text, filename)
 

@@ -39,6 +39,7 @@ during the clean-up exits at once.
 from __future__ import annotations
 
 import _thread
+import math
 import os
 import signal
 import sys
@@ -49,7 +50,7 @@ from typing import Any
 from spad.errors import SpadError
 from spad.output import check_folder, check_writable, replacing, user_os_error
 
-__all__ = ["install", "interrupted", "worker_init", "shutdown_pool", "error_line",
+__all__ = ["install", "interrupted", "worker_init", "shutdown_pool", "error_line", "check_range",
            "Terminated", "replacing", "check_writable", "check_folder", "EXIT_OK",
            "EXIT_SOME_FAILED",
            "EXIT_USAGE", "EXIT_BUG"]
@@ -219,6 +220,17 @@ def error_line(exc: BaseException) -> tuple[int, str] | None:
     if isinstance(exc, MemoryError):
         return EXIT_USAGE, "spad: error: out of memory"
     return None
+
+
+def check_range(option: str, value: float | None, low: float, high: float,
+                unit: str = "") -> None:
+    """Refuse an option value outside ``[low, high]`` (NaN and infinities included) with one
+    line naming the option and the accepted range."""
+    if value is None:
+        return
+    if not (math.isfinite(value) and low <= value <= high):
+        unit = f" {unit}" if unit else ""
+        raise SpadError(f"{option} must be within {low:g}-{high:g}{unit}, not {value:g}")
 
 
 def print_error(message: str) -> None:

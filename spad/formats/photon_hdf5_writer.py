@@ -35,6 +35,7 @@ import numpy as np
 
 from spad.errors import FormatError
 from spad.formats.photon_hdf5 import _MS, _PD, FORMAT_NAME, FORMAT_URL, FORMAT_VERSION
+from spad.output import check_free
 from spad.photons import SYNC, Measurement, PhotonChunk, Timing
 
 # Official field descriptions of Photon-HDF5 0.5 (the spec requires them as TITLE attributes).
@@ -441,6 +442,8 @@ class PhotonHdf5Writer:
             if self.timing.is_t3 and self._counts[SYNC]:
                 raise FormatError(self.path, "detector 0 is the T2 sync input; T3 photon "
                                              "detectors are numbered from 1")
+        # refused while there is room to close the file cleanly (spad.output.DISK_RESERVE_BYTES)
+        check_free(self.path, len(ts) * (11 if self.timing.is_t3 else 9), "the next chunk")
         pd = self._f["photon_data"]
         arrays = [("timestamps", ts), ("detectors", chunk.detectors)]
         if self.timing.is_t3:

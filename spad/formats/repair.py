@@ -43,9 +43,6 @@ from spad.errors import FormatError
 REPAIRED_ATTR = "spad_repaired"
 """Root attribute set by :func:`repair`: when, and what was done (text)."""
 
-ACQUISITION_GROUP = "acquisition"
-"""Group under ``/user`` of a particle file recorded by ``spad acquire`` (see
-:mod:`spad.particle`)."""
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _CHUNK = 1 << 22  # photons read at once when counting (memory bounded)
@@ -185,6 +182,7 @@ def _finalise(f: h5py.File, path: Path) -> list[str]:
     final record. Returns what was done."""
     from spad.formats.photon_hdf5 import read_user_group
     from spad.formats.photon_hdf5_writer import _group, _put, write_user_group
+    from spad.particle import ACQUISITION_GROUP
     from spad.photons import SYNC
 
     done = []

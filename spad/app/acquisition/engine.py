@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import math
 import multiprocessing
 import os
@@ -35,6 +36,7 @@ from spad.app.acquisition.recorder import ParticleRecorder
 from spad.app.safe_output import shutdown_pool, worker_init
 from spad.errors import DeviceError
 from spad.formats.records import Decoder
+from spad.output import user_os_error
 from spad.photons import SYNC, PhotonChunk
 
 STATUSES = ("idle", "running", "stopping", "done", "aborted", "failed")
@@ -90,6 +92,13 @@ class AcquisitionSettings:
         if self.until_confident is not None and not 0.5 < self.until_confident < 1:
             raise ValueError(f"--until-confident is a probability between 0.5 and 1, not "
                              f"{self.until_confident!r}")
+        if not (math.isfinite(self.g2_err_max) and 0 < self.g2_err_max <= 1):
+            raise ValueError(f"--g2-err-max must be within 0-1 (an error of g2(0)), not "
+                             f"{self.g2_err_max!r}")
+        for name, value, low, high in (("exposure", self.exposure_s, 1e-4, 60.0),
+                                       ("em-gain", self.em_gain, 1.0, 1000.0)):
+            if not (math.isfinite(value) and low <= value <= high):
+                raise ValueError(f"--{name} must be within {low:g}-{high:g}, not {value!r}")
         if not (self.update_s > 0 and self.flush_s > 0 and self.flush_s <= 1.0):
             raise ValueError("update_s must be > 0 and flush_s in (0, 1] s")
 
@@ -330,6 +339,8 @@ class Acquisition:
         self._state = LiveState(path=str(self.path))
         self._thread: threading.Thread | None = None
         self._done = threading.Event()
+        self.exception: Exception | None = None
+        """Why the thread failed before recording anything (:meth:`run` raised)."""
         self._outcome: Outcome | None = None
         # (recorded s, results of the accumulators) of the last live analysis handed to the
         # worker: the decay and coincidences a display draws, without recomputing them.
@@ -405,6 +416,7 @@ class Acquisition:
         try:
             self.run()
         except Exception as exc:  # noqa: BLE001 - reported as an event, the thread ends
+            self.exception = exc
             self._set(status="failed", error=str(exc))
             self._emit("error", str(exc))
         finally:
@@ -431,9 +443,12 @@ class Acquisition:
             "spectrograph": _spectrograph_state(spectrograph)}
         if self.session is not None:
             self.session.log_start(self.name, self.path, acquisition)
-        rec = ParticleRecorder(self.path, tagger.timing, acquisition, spectrum,
-                               description=f"particle {self.name}, spad acquire",
-                               compression="gzip" if s.compress else None)
+        try:
+            rec = ParticleRecorder(self.path, tagger.timing, acquisition, spectrum,
+                                   description=f"particle {self.name}, spad acquire",
+                                   compression="gzip" if s.compress else None)
+        except OSError as exc:  # h5py's text holds HDF5 internals: the errno, plainly
+            raise user_os_error(exc, {str(self.path): str(self.path)}) from None
         self._set(status="running")
         stop_reason, error = "duration", None
         live = LivePipeline(s, self.classifier)
@@ -511,6 +526,12 @@ class Acquisition:
             stop_reason, error = "device error", str(exc)
             self._set(error=error)
             self._emit("error", error)
+        except OSError as exc:  # the file: a full disk (refused before HDF5 meets it)
+            exc = user_os_error(exc, {str(self.path): str(self.path)})
+            stop_reason = "disk full" if exc.errno == errno.ENOSPC else "write error"
+            error = f"{exc.filename or self.path}: {exc.strerror}; the recording was stopped"
+            self._set(error=error)
+            self._emit("error", error)
         finally:
             for dev, what in ((tagger, tagger.stop), (camera, getattr(camera, "stop_acquisition",
                                                                       None))):
@@ -524,7 +545,13 @@ class Acquisition:
                     rec.write_frames(camera.read_multiple_images(), live.elapsed_s)
             except (DeviceError, OSError):
                 pass
-            rec.flush()
+            if stop_reason == "disk full":
+                rec.release_reserve()   # room for the last flush and the final metadata
+            try:
+                rec.flush()
+            except OSError:
+                rec.release_reserve()
+                rec.flush()
             if pending is not None:
                 pending.cancel()
         n_photons, elapsed = live.photons, live.elapsed_s

@@ -12,7 +12,9 @@ table, stop reason, frame times).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +25,9 @@ from spad.formats.photon_hdf5_writer import (
     reopen_for_finalising,
     write_user_group,
 )
-from spad.formats.repair import ACQUISITION_GROUP, hold_writer_lock
-from spad.particle import LAYOUT, SPECTRUM_GROUP, storable
+from spad.formats.repair import hold_writer_lock
+from spad.output import check_free, free_bytes
+from spad.particle import ACQUISITION_GROUP, LAYOUT, SPECTRUM_GROUP, storable
 from spad.photons import PhotonChunk, Timing
 
 
@@ -55,6 +58,9 @@ class ParticleRecorder:
         self.path = Path(path)
         self.n_frames = 0
         self._acquisition = acquisition
+        self._lock = contextlib.ExitStack()
+        self._reserve = self.path.with_name(f".{self.path.name}.reserve")
+        _make_reserve(self._reserve)
         self._w = PhotonHdf5Writer(self.path, timing, description=description, swmr=True,
                                    excitation_wavelengths=[405e-9], compression=compression)
         try:
@@ -90,10 +96,10 @@ class ParticleRecorder:
                     g["wavelength_m"].attrs["units"] = "m"
             self._w.start_swmr()
             # tells spad's repair (spad.formats.repair) that this file's writer is alive
-            self._lock = contextlib.ExitStack()
             self._lock.enter_context(hold_writer_lock(self.path))
         except BaseException:
             self._w.abort()
+            self.release_reserve()
             raise
 
     def write_photons(self, chunk: PhotonChunk) -> None:
@@ -104,6 +110,7 @@ class ParticleRecorder:
         """Append spectrum frames (``(n, *frame_shape)``) read at ``read_s``."""
         if self._frames is None or not len(frames):
             return
+        check_free(self.path, frames.size * 2, "the next spectrum frames")
         n = self._frames.shape[0]
         frames = np.clip(frames, 0, 65535).astype(np.uint16, copy=False)
         self._frames.resize((n + len(frames), *self._frames.shape[1:]))
@@ -113,8 +120,19 @@ class ParticleRecorder:
         self.n_frames = n + len(frames)
 
     def flush(self) -> None:
-        """Everything appended so far to disk (readers see it; a crash keeps it)."""
+        """Everything appended so far to disk (readers see it; a crash keeps it).
+
+        Raises ENOSPC, without flushing, when another program has filled the disk: HDF5
+        meeting a full disk half-way through a flush leaves the file damaged. The reserve is
+        then released, so that the final flush and :meth:`close` have room."""
+        if free_bytes(self.path) < FLUSH_FREE_BYTES:
+            self.release_reserve()
+            raise OSError(errno.ENOSPC, "no space left on the disk", str(self.path))
         self._w.flush()
+
+    def release_reserve(self) -> None:
+        """Give back the disk space kept for finalising the file (see :meth:`flush`)."""
+        self._reserve.unlink(missing_ok=True)
 
     def close(self, final: dict[str, Any] | None = None) -> None:
         """Finalise the file; ``final`` (stop reason, end time, error...) goes to
@@ -128,6 +146,7 @@ class ParticleRecorder:
                          "final_json": json.dumps(final, default=str)}))
         finally:
             self._lock.close()
+            self.release_reserve()
 
     def abort(self) -> None:
         """Close without finalising (what was flushed stays)."""
@@ -135,3 +154,28 @@ class ParticleRecorder:
             self._w.abort()
         finally:
             self._lock.close()
+            self.release_reserve()
+
+
+RESERVE_BYTES = 8 << 20
+"""Disk space a recording keeps aside (a hidden ``.FILE.reserve`` next to it) and gives back
+when the disk gets full, so that the last flush and the finalisation always have room."""
+
+FLUSH_FREE_BYTES = 1 << 20
+"""Below this much free space a flush is not attempted (see :meth:`ParticleRecorder.flush`)."""
+
+
+def _make_reserve(path: Path) -> None:
+    try:
+        with open(path, "wb") as fh:
+            try:
+                os.posix_fallocate(fh.fileno(), 0, RESERVE_BYTES)
+            except OSError as exc:
+                if exc.errno == errno.ENOSPC:
+                    raise
+                fh.write(bytes(RESERVE_BYTES))  # a file system without fallocate
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        path.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(path.with_name(path.name[1:-8]))) from None

@@ -13,6 +13,10 @@ from spad.errors import SpadError
 
 PARTICLES = ("monomer", "dimer", "pair")
 
+START_FREE_BYTES = 64e6
+"""Free space a recording needs to start (beyond the reserve every writer keeps): about a
+minute at 100 k photons/s."""
+
 STOP_WAIT_S = 1.5
 """Longest wait, after Ctrl-C or SIGTERM, for the recording thread to finalise the file."""
 
@@ -68,6 +72,9 @@ def open_rig(args: argparse.Namespace) -> Any:
 
 def settings_from(args: argparse.Namespace) -> Any:
     from spad.app.acquisition import AcquisitionSettings
+    from spad.app.safe_output import check_range
+
+    check_range("--seed", args.seed, 0, 2**63 - 1)
 
     try:
         return AcquisitionSettings(duration_s=args.duration, until_confident=args.until_confident,
@@ -97,8 +104,6 @@ def follow(acq: Any) -> Any:
             elif ev.state.elapsed_s - shown[0] >= 5.0 or shown[0] == 0.0:
                 shown[0] = ev.state.elapsed_s
                 print(line, file=sys.stderr, flush=True)
-        elif ev.kind == "error":
-            print(("\n" if tty else "") + f"spad: error: {ev.message}", file=sys.stderr)
 
     acq.add_callback(show)
     interrupt: KeyboardInterrupt | None = None
@@ -138,9 +143,10 @@ def follow(acq: Any) -> Any:
         else:
             kept = f"{acq.path}: recording cut short; spad repair {acq.path} finalises it"
         raise type(interrupt)(kept)
-    if outcome is None:
-        state = acq.snapshot()
-        raise SpadError(state.error or "acquisition failed")
+    if outcome is None:  # failed before recording: that error, once, by the CLI's contract
+        if acq.exception is not None:
+            raise acq.exception
+        raise SpadError(acq.snapshot().error or "acquisition failed")
     return outcome
 
 
@@ -150,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     from spad.app.acquisition import Acquisition, Session
     from spad.app.acquisition.engine import prepare, shutdown_workers
     from spad.app.commands.analyze import _summary
-    from spad.output import check_folder, check_writable
+    from spad.output import check_folder, check_free, check_writable
 
     settings = settings_from(args)
     out = Path(args.output)
@@ -159,6 +165,9 @@ def run(args: argparse.Namespace) -> int:
         raise SpadError(f"{out}: file exists (choose another name)")
     # before any instrument is touched: an output that cannot be written is one clear line
     check_writable(out) if as_file else check_folder(out)
+    # a recording fills the disk at ~11 bytes a photon; it stops by itself, finalised, when
+    # the disk gets full (spad.output.DISK_RESERVE_BYTES), but should not start near that
+    check_free(out, START_FREE_BYTES, "a recording")
     try:
         prepare()
         with open_rig(args) as rig:
@@ -173,6 +182,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{outcome.path}: {outcome.stop_reason} after {outcome.state.elapsed_s:.1f} s, "
           f"{outcome.state.photons} photons, {outcome.state.frames} spectrum frames",
           file=sys.stderr)
+    if outcome.error:
+        print(f"spad: error: {outcome.error}", file=sys.stderr)
     if outcome.result is not None:
         rec = outcome.result.record()
         print(json.dumps(rec) if args.json else _summary(rec), flush=True)

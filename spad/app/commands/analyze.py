@@ -67,9 +67,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _settings(args: argparse.Namespace) -> Any:
     from spad.analysis.photon_analysis import AnalysisSettings, irf_from_file
     from spad.analysis.roi import parse_roi
+    from spad.app.safe_output import check_range
 
-    if args.gate_ns < 0 or args.bin_ms <= 0:
-        raise SpadError("--gate-ns must be >= 0 and --bin-ms > 0 (units: ns and ms)")
+    # physical ranges: a gate within a laser period; trace bins from 10 us (a finer trace of
+    # an hour would not fit in memory) to 100 s
+    check_range("--gate-ns", args.gate_ns, 0.0, 1e6, "ns")
+    check_range("--bin-ms", args.bin_ms, 0.01, 1e5, "ms")
+    check_range("--reference-ev", getattr(args, "reference_ev", None), 1.0, 4.0,
+                "eV (the photon energy of a quantum dot's emission)")
     a, b = args.detectors or AnalysisSettings.detectors
     if a == b or not (0 <= a <= 255 and 0 <= b <= 255):
         raise SpadError(f"--detectors needs two different detector numbers 0-255, not {a} {b}")
@@ -112,9 +117,12 @@ def _mapped(func: Callable[..., Any], jobs: list[tuple[str, str | None]], settin
     if args.scheduler:
         from dask.distributed import Client
 
+        from spad.app.batch import check_scheduler
+
+        check_scheduler(args.scheduler)
         try:
             client = Client(args.scheduler, timeout=10)
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:
             raise SpadError(f"{args.scheduler}: no Dask scheduler answers ({exc})") from None
         try:
             futures = client.map(func, paths, spectra, [settings] * len(jobs), pure=False)

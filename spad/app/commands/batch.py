@@ -65,6 +65,12 @@ def load_settings(path: Path | None) -> tuple[Any, float | None]:
         values.update(given)
         if values["irf"] is not None:  # relative to the settings file
             values["irf"] = str(path.parent / values["irf"])
+    def number(key: str, value: Any) -> float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{key} must be a number, not {value!r}") from None
+
     try:
         # every other option of `spad analyze` at its default, read off its own parser
         sub = argparse.ArgumentParser().add_subparsers()
@@ -77,8 +83,10 @@ def load_settings(path: Path | None) -> tuple[Any, float | None]:
             ns.detectors = tuple(int(d) for d in values["detectors"])
             if len(ns.detectors) != 2:
                 raise ValueError("detectors needs two numbers")
-        ns.gate_ns, ns.bin_ms = float(ns.gate_ns), float(ns.bin_ms)
-        ref = None if values["reference_ev"] is None else float(values["reference_ev"])
+        ns.gate_ns, ns.bin_ms = number("gate_ns", ns.gate_ns), number("bin_ms", ns.bin_ms)
+        ref = None if values["reference_ev"] is None else number("reference_ev",
+                                                                  values["reference_ev"])
+        ns.reference_ev = ref
     except (TypeError, ValueError) as exc:
         raise SpadError(f"{path}: {exc}") from None
     try:
