@@ -272,3 +272,48 @@ def test_gui_sigterm_finalises_the_recording_with_one_line(tmp_path, monkeypatch
     assert outcome is not None and outcome.stop_reason == "SIGTERM"
     with h5py.File(outcome.path, "r") as f:       # no flags needed: finalised
         assert f["user/acquisition/final/photons"][()] > 0
+
+
+def _ptu_with(tmp_path: Path, name: str, change) -> Path:  # noqa: ANN001
+    """The sample T3 PTU (HydraHarp2 T3 records) with ``change(bytearray, data_offset)``."""
+    src = Path(__file__).parent / "data" / "picoquant-sample-data" / "v20_t3.ptu"
+    with spad.open(src) as r:
+        offset = r.data_offset
+    b = bytearray(src.read_bytes())
+    change(b, offset)
+    out = tmp_path / name
+    out.write_bytes(bytes(b))
+    return out
+
+
+def test_a_blank_header_tag_name_converts(tmp_path, capsys) -> None:
+    def blank(b: bytearray, offset: int) -> None:   # TTResult_StopReason's identifier
+        i = b.index(b"TTResult_StopReason")
+        b[i:i + 32] = bytes(32)
+
+    src = _ptu_with(tmp_path, "blank.ptu", blank)
+    out = tmp_path / "blank.h5"
+    assert main(["convert", str(src), str(out)]) == 0
+    with h5py.File(out, "r") as f:
+        assert "(unnamed '')" in f["user/source_header/tags"]
+
+
+def test_timestamps_going_backwards_name_the_input(tmp_path, capsys) -> None:
+    def swap(b: bytearray, offset: int) -> None:
+        words = np.frombuffer(bytes(b[offset:]), "<u4").copy()
+        photon = (words >> 31) == 0
+        nsync = words & 0x3FF
+        # two photons in a row, in one overflow period, the second later: swapped
+        i = int(np.flatnonzero(photon[:-1] & photon[1:] & (nsync[1:] > nsync[:-1]))[0])
+        words[i], words[i + 1] = words[i + 1], words[i]
+        b[offset:] = words.tobytes()
+
+    src = _ptu_with(tmp_path, "back.ptu", swap)
+    for argv in (["convert", str(src), str(tmp_path / "o.h5")], ["info", str(src)],
+                 ["analyze", str(src), "--jobs", "1"]):
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"spad: error: {src}: photon timestamps "
+                                                   "go backwards at photon"), (argv, err)
+    assert list(tmp_path.glob(".*part*")) == [] and not (tmp_path / "o.h5").exists()

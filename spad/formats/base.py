@@ -171,6 +171,7 @@ class RecordFileReader(Reader):
             raise ValueError(f"n_records must be at least 1, not {n_records}")
         decoder = Decoder(self.rectype, self.meta.timing)
         remaining = self.meta.n_records
+        last, seen = None, 0
         with open(self.path, "rb") as fh:
             fh.seek(self.data_offset)
             while remaining > 0:
@@ -179,8 +180,27 @@ class RecordFileReader(Reader):
                 if words.size != count:
                     raise FormatError(self.path, "file became shorter while it was being read")
                 remaining -= count
-                yield decoder.decode(words.astype(np.uint32, copy=False))
+                chunk = decoder.decode(words.astype(np.uint32, copy=False))
+                last = self._check_order(chunk.timestamps, last, seen)
+                seen += len(chunk)
+                yield chunk
         self._decoder_warnings(decoder)
+
+    def _check_order(self, ts: np.ndarray, last: int | None, offset: int) -> int | None:
+        """Refuse timestamps that go backwards (records out of order or damaged): every
+        analysis assumes time order, and a writer would refuse them naming its own output.
+        Returns the last timestamp so far."""
+        if not len(ts):
+            return last
+        if last is not None and ts[0] < last:
+            bad = 0
+        else:
+            down = np.flatnonzero(ts[1:] < ts[:-1])
+            bad = int(down[0]) + 1 if down.size else -1
+        if bad >= 0:
+            raise FormatError(self.path, f"photon timestamps go backwards at photon "
+                                         f"{offset + bad} (records out of order or damaged)")
+        return int(ts[-1])
 
     def _decoder_warnings(self, decoder: Any) -> None:
         if decoder.n_invalid:
@@ -213,5 +233,6 @@ class RecordFileReader(Reader):
             words = np.zeros(0, np.uint32)
         chunk = decoder.decode(words)
         del words
+        self._check_order(chunk.timestamps, None, 0)
         self._decoder_warnings(decoder)
         return Measurement(chunk, self.meta)
