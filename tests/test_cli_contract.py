@@ -97,6 +97,7 @@ INPUT_ARGS = {
     "batch": lambda f, out: ["batch", str(f), "--out", str(out.with_suffix(".csv"))],
     "acquire": lambda f, out: ["acquire", "--config", str(f), "-o", str(out)],
     "gui": lambda f, out: ["gui", str(f)],
+    "repair": lambda f, out: ["repair", str(f)],
 }
 OUTPUT_ARGS = {
     "convert": lambda good, out: ["convert", str(good), str(out)],
@@ -116,6 +117,7 @@ BAD_OPTION = {
     "batch": ["batch", "a.ptu", "--out", "table.txt"],
     "acquire": ["acquire", "-o", "x.h5", "--duration", "-1"],
     "gui": ["gui", "--bogus"],
+    "repair": ["repair", "--bogus", "a.h5"],
 }
 
 

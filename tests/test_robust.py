@@ -317,3 +317,93 @@ def test_timestamps_going_backwards_name_the_input(tmp_path, capsys) -> None:
         assert len(err) == 1 and err[0].startswith(f"spad: error: {src}: photon timestamps "
                                                    "go backwards at photon"), (argv, err)
     assert list(tmp_path.glob(".*part*")) == [] and not (tmp_path / "o.h5").exists()
+
+
+def test_detectors_without_photons_are_an_error_not_a_result(tmp_path, capsys) -> None:
+    f = tmp_path / "d.h5"
+    assert main(["simulate", "--duration", "0.2", "-o", str(f)]) == 0
+    capsys.readouterr()
+    assert main(["analyze", str(f), "--detectors", "5", "6", "--jobs", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (f"spad: error: {f}: no photons on --detectors 5 6 (spad info {f} lists "
+                       "the detectors that recorded)")
+
+
+def test_a_full_disk_stops_the_particle_with_its_file_finalised(tmp_path, monkeypatch) -> None:
+    from spad import output
+    from spad.app.acquisition import Acquisition, AcquisitionSettings, recorder
+    from spad.app.acquisition.simrig import simulated_rig
+
+    path = tmp_path / "full.h5"
+    reserve = tmp_path / ".full.h5.reserve"
+    writes = [0]
+
+    def free(where: object) -> int:
+        # plenty for the first chunks, then another program fills the disk: nothing is left
+        # but the recording's own reserve, once it gives it back
+        writes[0] += 1
+        if writes[0] < 30:
+            return 10**12
+        return 0 if reserve.exists() else recorder.RESERVE_BYTES
+
+    monkeypatch.setattr(output, "free_bytes", free)
+    monkeypatch.setattr(recorder, "free_bytes", free)
+    with simulated_rig("monomer", seed=1, realtime=False, camera=False) as rig:
+        acq = Acquisition(rig, AcquisitionSettings(duration_s=30.0), path=path,
+                          analysis_worker=False)
+        out = acq.run()
+    assert out.stop_reason == "disk full"
+    assert out.error.startswith(f"{path}: not enough space on the disk") or \
+        out.error.startswith(f"{path}: no space left on the disk"), out.error
+    assert not reserve.exists()
+    with h5py.File(path, "r") as f:                 # finalised, with what was written
+        n = f["photon_data/timestamps"].shape[0]
+        assert n > 0 and f["user/acquisition/final/photons"][()] == n
+        assert f["user/acquisition/final/stop_reason"][()].decode() == "disk full"
+
+
+def test_acquire_refuses_to_start_on_an_almost_full_disk(tmp_path, monkeypatch, capsys) -> None:
+    from spad import output
+
+    monkeypatch.setattr(output, "free_bytes", lambda where: 3_000_000)
+    out = tmp_path / "acq.h5"
+    assert main(["acquire", "-o", str(out), "--duration", "1", "--fast"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"spad: error: {out}: not enough space on the disk: 3.0 MB free, a recording "
+                   "needs 64.0 MB beyond the 33.6 MB spad leaves free"]
+    assert not out.exists()
+
+
+def test_convert_on_a_full_disk_leaves_nothing_and_names_the_output(tmp_path, monkeypatch,
+                                                                     capsys) -> None:
+    from spad import output
+
+    src = tmp_path / "src.h5"
+    assert main(["simulate", "--duration", "0.3", "-o", str(src)]) == 0
+    monkeypatch.setattr(output, "free_bytes", lambda where: 1_000_000)
+    capsys.readouterr()
+    dst = tmp_path / "dst.h5"
+    assert main(["convert", str(src), str(dst)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"spad: error: {dst}: not enough space"), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src.h5"]
+
+
+def test_a_constant_wavelength_axis_is_refused(tmp_path, capsys) -> None:
+    from spad.formats.spectra import open_spectrum
+
+    csv = tmp_path / "const.csv"
+    csv.write_text("wavelength_nm,counts\n600,1\n600,5\n600,3\n")
+    with pytest.raises(spad.errors.FormatError, match="wavelength axis must rise or fall"):
+        open_spectrum(csv)
+
+
+@pytest.mark.parametrize("address", ["not a url", "host:notaport", "tcp://h:70000"])
+def test_a_bad_scheduler_address_is_one_line_and_leaves_no_journal(tmp_path, capsys,
+                                                                   address) -> None:
+    table = tmp_path / "t.csv"
+    assert main(["batch", str(tmp_path), "--out", str(table), "--scheduler", address]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"spad: error: --scheduler {address!r}: not a "
+                                               "scheduler address"), err
+    assert list(tmp_path.iterdir()) == []

@@ -99,7 +99,12 @@ def _one(path: str, spectrum: str | None, settings: Any) -> Any:
     from spad.analysis.particle import analyze_particle
 
     try:
-        return analyze_particle(path, spectrum, settings)
+        result = analyze_particle(path, spectrum, settings)
+        if not settings.auto_detectors and not result.photons.n_photons:
+            a, b = settings.detectors
+            return (f"{path}: no photons on --detectors {a} {b} (spad info {path} lists the "
+                    "detectors that recorded)")
+        return result
     except (SpadError, ValueError, OSError) as exc:
         text = str(exc)
         return text if text.startswith(str(path)) else f"{path}: {text}"
@@ -156,7 +161,8 @@ def _summary(rec: dict[str, Any]) -> str:
         + (f"\n  why          {c['reason']}" if c.get("reason") else ""),
         f"  photons      {rec['photons']} in {f(rec['duration_s'], '.1f')} s "
         f"({f(rec['count_rate_cps'], '.0f')} cps; ROI {f(rec['roi_start_s'], '.2f')}-"
-        f"{f(rec['roi_end_s'], '.2f')} s, {rec['roi_source']}; {rec['n_bursts']} burst(s) "
+        f"{f(rec['roi_end_s'], '.2f')} s, {rec['roi_source'] or 'n/a'}; "
+        f"{f(rec['n_bursts'], 'd')} burst(s) "
         f"removed)",
         f"  g2(0)        {f(rec['g2_zero'], '.3f')} ± {f(rec['g2_zero_err'], '.3f')}   "
         f"gated {f(rec['g2_zero_gated'], '.3f')}",
@@ -164,7 +170,8 @@ def _summary(rec: dict[str, Any]) -> str:
         f" (bright state; chi2/dof {f(rec['lifetime_chi2_reduced'], '.2f')}, Durbin-Watson "
         f"{f(rec['lifetime_durbin_watson'], '.3f')}, 5 % bound "
         f"{f(rec['lifetime_dw_bound_5pct'], '.3f')})",
-        f"  blinking     ON fraction {f(rec['on_fraction'], '.2f')}, {rec['n_levels']} levels, "
+        f"  blinking     ON fraction {f(rec['on_fraction'], '.2f')}, "
+        f"{f(rec['n_levels'], 'd')} levels, "
         f"alpha ON {f(rec['alpha_on'], '.2f')} OFF {f(rec['alpha_off'], '.2f')}, switching "
         f"{f(rec['switching_rate_hz'], '.1f')}/s",
     ]
