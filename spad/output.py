@@ -106,10 +106,22 @@ def check_writable(target: str | os.PathLike[str], overwrite: bool = True) -> Pa
         raise FileExistsError(errno_mod.EEXIST,
                               "file exists (choose another name, or overwrite: --force)",
                               str(target))
+    _check_not_read_only(folder, target)
     if not os.access(folder, os.W_OK | os.X_OK):
         raise PermissionError(errno_mod.EACCES, f"no permission to write in {folder}",
                               str(target))
     return target
+
+
+def _check_not_read_only(folder: Path, target: Path) -> None:
+    """A read-only file system (a write-protected card, a read-only mount) said as such: it
+    is not a matter of permissions."""
+    try:
+        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        return
+    if read_only:
+        raise OSError(errno_mod.EROFS, f"{folder} is on a read-only file system", str(target))
 
 
 def check_folder(folder: str | os.PathLike[str]) -> Path:
@@ -122,6 +134,7 @@ def check_folder(folder: str | os.PathLike[str]) -> Path:
         existing = existing.parent
     if not existing.is_dir():
         raise NotADirectoryError(errno_mod.ENOTDIR, f"{existing} is not a folder", str(folder))
+    _check_not_read_only(existing, folder)
     if not os.access(existing, os.W_OK | os.X_OK):
         raise PermissionError(errno_mod.EACCES, f"no permission to write in {existing}",
                               str(folder))

@@ -407,3 +407,14 @@ def test_a_bad_scheduler_address_is_one_line_and_leaves_no_journal(tmp_path, cap
     assert len(err) == 1 and err[0].startswith(f"spad: error: --scheduler {address!r}: not a "
                                                "scheduler address"), err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_read_only_disk_is_said_and_named(tmp_path, monkeypatch, capsys) -> None:
+    class ReadOnly:
+        f_flag = os.ST_RDONLY
+
+    monkeypatch.setattr(os, "statvfs", lambda path: ReadOnly())
+    out = tmp_path / "x.h5"
+    assert main(["simulate", "--duration", "0.1", "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"spad: error: {out}: {tmp_path} is on a read-only file system"]

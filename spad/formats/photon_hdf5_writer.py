@@ -576,7 +576,14 @@ def write_user_group(h5file_or_path: h5py.File | str | os.PathLike[str], name: s
     if isinstance(h5file_or_path, h5py.File):
         _write_user(h5file_or_path, name, data)
         return
-    with h5py.File(h5file_or_path, "a") as f:
+    try:
+        f = h5py.File(h5file_or_path, "a")
+    except OSError as exc:  # h5py names no file and quotes HDF5's internals
+        from spad.output import user_os_error
+
+        path = str(h5file_or_path)
+        raise user_os_error(exc, {path: path}) from None
+    with f:
         _write_user(f, name, data)
 
 

@@ -108,16 +108,18 @@ def follow(acq: Any) -> Any:
     acq.add_callback(show)
     interrupt: KeyboardInterrupt | None = None
     outcome = None
+    give_up = math.inf
     try:
         acq.start()
     except KeyboardInterrupt as exc:  # before the thread ran: it may still have started
         interrupt = exc
-        acq.abort("interrupted")
-    give_up = math.inf
+        safe_output.acknowledge()
+        acq.abort("SIGTERM" if isinstance(exc, safe_output.Terminated) else "interrupted")
+        give_up = time.monotonic() + STOP_WAIT_S
     while time.monotonic() < give_up:
         try:
             outcome = acq.wait(0.1)
-            if outcome is not None or acq.finished:
+            if outcome is not None or acq.finished or acq._thread is None:
                 break
         except KeyboardInterrupt as exc:
             if interrupt is None:
