@@ -347,7 +347,6 @@ def test_a_full_disk_stops_the_particle_with_its_file_finalised(tmp_path, monkey
         return 0 if reserve.exists() else recorder.RESERVE_BYTES
 
     monkeypatch.setattr(output, "free_bytes", free)
-    monkeypatch.setattr(recorder, "free_bytes", free)
     with simulated_rig("monomer", seed=1, realtime=False, camera=False) as rig:
         acq = Acquisition(rig, AcquisitionSettings(duration_s=30.0), path=path,
                           analysis_worker=False)
@@ -360,6 +359,54 @@ def test_a_full_disk_stops_the_particle_with_its_file_finalised(tmp_path, monkey
         n = f["photon_data/timestamps"].shape[0]
         assert n > 0 and f["user/acquisition/final/photons"][()] == n
         assert f["user/acquisition/final/stop_reason"][()].decode() == "disk full"
+
+
+def test_a_disk_filled_by_another_program_stops_the_particle_cleanly(tmp_path,
+                                                                      monkeypatch) -> None:
+    # Another program fills the disk between two checks of the free space: the next top-up
+    # of the space kept past the end of the file fails (ENOSPC), before HDF5 writes anything
+    import ctypes
+    import errno
+
+    from spad.app.acquisition import Acquisition, AcquisitionSettings, recorder
+    from spad.app.acquisition.simrig import simulated_rig
+
+    real = recorder._fallocate_function()
+    calls = [0]
+
+    def fallocate(fd: int, mode: int, offset: int, length: int) -> int:
+        calls[0] += 1
+        if calls[0] > 40:
+            ctypes.set_errno(errno.ENOSPC)
+            return -1
+        return real(fd, mode, offset, length) if real is not None else 0
+
+    monkeypatch.setattr(recorder, "_fallocate_function", lambda: fallocate)
+    path = tmp_path / "filled.h5"
+    with simulated_rig("monomer", seed=4, realtime=False, camera=False) as rig:
+        out = Acquisition(rig, AcquisitionSettings(duration_s=30.0), path=path,
+                          analysis_worker=False).run()
+    assert out.stop_reason == "disk full"
+    assert out.error == f"{path}: no space left on the disk; the recording was stopped"
+    with _plain_open_and_valid(path) as f:
+        n = f["photon_data/timestamps"].shape[0]
+        assert n > 0 and f["user/acquisition/final/photons"][()] == n
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["filled.h5"]
+
+
+def test_the_space_kept_past_a_recording_is_given_back(tmp_path) -> None:
+    from spad.app.acquisition import recorder
+
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"x" * 1000)
+    room = recorder._Preallocated(path)
+    if room._fallocate is None:
+        room.release()
+        pytest.skip("this file system cannot preallocate")
+    assert path.stat().st_size == 1000                   # the size is kept
+    assert path.stat().st_blocks * 512 >= recorder.PREALLOCATED_BYTES
+    room.release()
+    assert path.stat().st_size == 1000 and path.stat().st_blocks * 512 < 1 << 20
 
 
 def test_acquire_refuses_to_start_on_an_almost_full_disk(tmp_path, monkeypatch, capsys) -> None:
@@ -418,3 +465,33 @@ def test_a_read_only_disk_is_said_and_named(tmp_path, monkeypatch, capsys) -> No
     assert main(["simulate", "--duration", "0.1", "-o", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"spad: error: {out}: {tmp_path} is on a read-only file system"]
+
+
+def test_ctrl_c_during_batch_writes_the_table_of_what_finished(tmp_path) -> None:
+    session = tmp_path / "session"
+    session.mkdir()
+    assert main(["simulate", "--duration", "0.5", "-o", str(session / "p00.h5")]) == 0
+    for i in range(1, 24):
+        shutil.copy(session / "p00.h5", session / f"p{i:02d}.h5")
+    table = tmp_path / "t.csv"
+    journal = Path(str(table) + ".journal")
+    child = subprocess.Popen([*SPAD, "batch", str(session), "--out", str(table), "--workers",
+                              "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        end = time.monotonic() + 600
+        while (time.monotonic() < end and child.poll() is None
+               and not (journal.exists() and journal.read_bytes().count(b"\n") >= 1)):
+            time.sleep(0.05)
+        kids = _children(child.pid)
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "spad: interrupted"
+    rows = table.read_text().splitlines()
+    assert 2 <= len(rows) < 25                      # the header and what finished
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")
+                or ".part" in p.name]
+    assert _gone(kids) == []

@@ -26,8 +26,11 @@ For a new command
 - write every output through :func:`replacing` (temporary file + rename: an error or an
   interruption leaves no half-written output and never destroys an existing file), and check
   the output is writable before long work (:func:`check_writable`);
+- refuse impossible option values up front with :func:`check_range` (one line naming the
+  option and its accepted range);
 - start worker processes with ``initializer=worker_init`` (workers leave Ctrl-C to the main
-  process) and shut them down with :func:`shutdown_pool` in a ``finally``;
+  process, and end by themselves when it dies, ``kill -9`` included) and shut them down with
+  :func:`shutdown_pool` in a ``finally``;
 - long compiled (numba) loops need nothing special: a signal that arrives inside one is
   recognised afterwards (:func:`interrupted`), however the compiled code re-raised it.
 

@@ -546,10 +546,10 @@ class Acquisition:
             except (DeviceError, OSError):
                 pass
             if stop_reason == "disk full":
-                rec.release_reserve()   # room for the last flush and the final metadata
+                rec.release_reserve()   # room for the session log and the final metadata
             try:
                 rec.flush()
-            except OSError:
+            except OSError:             # the disk got full just now: flush into the room kept
                 rec.release_reserve()
                 rec.flush()
             if pending is not None:
