@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
 
     from spad.app.acquisition import Acquisition, Session
     from spad.app.acquisition.engine import prepare, shutdown_workers
-    from spad.app.commands.analyze import _summary
+    from spad.app.summary import particle_summary
     from spad.output import check_folder, check_free, check_writable
 
     settings = settings_from(args)
@@ -171,8 +171,11 @@ def run(args: argparse.Namespace) -> int:
     # the disk gets full (spad.output.DISK_RESERVE_BYTES), but should not start near that
     check_free(out, START_FREE_BYTES, "a recording")
     try:
-        prepare()
         with open_rig(args) as rig:
+            # after the rig answered (a bad rig is one clear line), before its first photon
+            prepare(settings.analysis,
+                    progress=lambda text: print(f"spad acquire: {text}", file=sys.stderr,
+                                                flush=True))
             if as_file:
                 acq = Acquisition(rig, settings, path=out, name=args.name)
             else:
@@ -188,5 +191,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"spad: error: {outcome.error}", file=sys.stderr)
     if outcome.result is not None:
         rec = outcome.result.record()
-        print(json.dumps(rec) if args.json else _summary(rec), flush=True)
+        print(json.dumps(rec) if args.json else particle_summary(rec), flush=True)
     return 2 if outcome.error else 0

@@ -42,7 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def load_settings(path: Path | None) -> tuple[Any, float | None]:
     """The analysis settings and reference energy of a ``--settings`` file (JSON or TOML),
     checked the way ``spad analyze`` checks its options."""
-    from spad.app.commands.analyze import _settings
+    from spad.analysis.settings import AnalysisSettings
+    from spad.app.commands.analyze import check_ranges
 
     values = dict(SETTINGS_KEYS)
     if path is not None:
@@ -72,25 +73,22 @@ def load_settings(path: Path | None) -> tuple[Any, float | None]:
             raise ValueError(f"{key} must be a number, not {value!r}") from None
 
     try:
-        # every other option of `spad analyze` at its default, read off its own parser
-        sub = argparse.ArgumentParser().add_subparsers()
-        from spad.app.commands import analyze
-
-        analyze.register(sub)
-        defaults = vars(sub.choices["analyze"].parse_args(["x"]))
-        ns = argparse.Namespace(**{**defaults, **values})
-        if values["detectors"] is not None:
-            ns.detectors = tuple(int(d) for d in values["detectors"])
-            if len(ns.detectors) != 2:
+        detectors = values["detectors"]
+        if detectors is not None:
+            detectors = tuple(int(d) for d in detectors)
+            if len(detectors) != 2:
                 raise ValueError("detectors needs two numbers")
-        ns.gate_ns, ns.bin_ms = number("gate_ns", ns.gate_ns), number("bin_ms", ns.bin_ms)
+        gate_ns, bin_ms = number("gate_ns", values["gate_ns"]), number("bin_ms",
+                                                                        values["bin_ms"])
         ref = None if values["reference_ev"] is None else number("reference_ev",
                                                                   values["reference_ev"])
-        ns.reference_ev = ref
     except (TypeError, ValueError) as exc:
         raise SpadError(f"{path}: {exc}") from None
     try:
-        settings = _settings(ns)
+        check_ranges(gate_ns, bin_ms, ref)
+        # every other option of `spad analyze` at its default
+        settings = AnalysisSettings.from_user(gate_ns=gate_ns, bin_ms=bin_ms,
+                                              detectors=detectors, irf=values["irf"])
     except SpadError as exc:
         raise SpadError(f"{path}: {exc}") from None
     return settings, ref

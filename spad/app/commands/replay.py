@@ -68,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from spad.app.acquisition import AcquisitionSettings
-    from spad.app.commands.analyze import _summary
     from spad.app.safe_output import check_range
+    from spad.app.summary import particle_summary
 
     # slower than a hundredth of real time, an hour's recording would replay for four days
     check_range("--speed", args.speed, 0.01, 1e6, "times real time")
@@ -91,5 +91,5 @@ def run(args: argparse.Namespace) -> int:
               + (f"{confident_at:.1f} s" if confident_at is not None else "never"),
               file=sys.stderr)
     rec = result.record()
-    print(json.dumps(rec) if args.json else _summary(rec), flush=True)
+    print(json.dumps(rec) if args.json else particle_summary(rec), flush=True)
     return 0
