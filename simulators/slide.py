@@ -77,6 +77,10 @@ class SlideSpec:
     count_rate_hz
         Median detected count rate of a monomer's bright state in the focus centre (both
         detectors; ``None``: the simulator's default, ~30 kcps).
+    drift_m_per_s
+        Drift of the sample relative to the stage (x, y), per second of light on the slide
+        (the sum of the tagger's measurement times: a simulated clock that runs alike in real
+        time and fast).
     seed
         Seed of the slide: positions, kinds and each particle's own parameters.
     """
@@ -88,9 +92,10 @@ class SlideSpec:
     size_m: float = 10e-6
     min_separation_m: float = 1.0e-6
     fragile_fraction: float = 0.0
-    bleach_dose_s: tuple[float, float] = (0.4, 1.5)
+    bleach_dose_s: tuple[float, float] = (0.02, 0.08)
     psf_sigma_m: float = PSF_SIGMA_M
     count_rate_hz: float | None = None
+    drift_m_per_s: tuple[float, float] = (0.0, 0.0)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -131,7 +136,7 @@ class SlideParticle:
 def draw_particle(spec: SlideSpec, rng: np.random.Generator, index: int = 0,
                   x_m: float = 0.0, y_m: float = 0.0) -> SlideParticle:
     """One particle of the mix of ``spec`` (kind, neck, own parameters, fragility)."""
-    from spad.app.commands.simulate import build   # the particle recipe (moving to simulators/)
+    from spad.app.commands.simulate import build  # the recipe (moving to simulators/)
 
     kind = "dimer" if rng.random() < spec.dimer_fraction else "monomer"
     neck = float(rng.uniform(*spec.neck_nm)) if kind == "dimer" else None
@@ -168,6 +173,12 @@ class Slide:
                 pos.append((float(x), float(y)))
         self.particles = [draw_particle(s, rng, i, cx + x, cy + y)
                           for i, (x, y) in enumerate(pos)]
+        self.elapsed_s = 0.0
+
+    def drift(self) -> tuple[float, float]:
+        """How far the sample has drifted so far (x, y)."""
+        dx, dy = self.spec.drift_m_per_s
+        return dx * self.elapsed_s, dy * self.elapsed_s
 
     def psf(self, p: SlideParticle, x_m: float, y_m: float) -> float:
         """Relative excitation of ``p`` with the focus at (x, y)."""
@@ -225,6 +236,7 @@ class _Focus:
     psf: float = 0.0
     counted: bool = True
     history: list[int | None] = field(default_factory=list)
+    """The particle in focus at each recording (``None``: nothing there)."""
 
 
 class SlideTagger(SimulatedTagger):
@@ -259,15 +271,19 @@ class SlideTagger(SimulatedTagger):
 
     def start(self, duration_s: float) -> None:
         pos = self.stage.get_position()
-        x, y = pos["x"], pos["y"]
+        dx, dy = self.slide.drift()
+        x, y = pos["x"] - dx, pos["y"] - dy      # the focus in the slide's own frame
         near = self.slide.near(x, y)
+        if math.isfinite(duration_s) and duration_s > 0:
+            self.slide.elapsed_s += duration_s
         self._starts += 1
         seed = self.seed * 1_000_003 + self._starts
         nearest = max(near, key=lambda pw: pw[1]) if near else None
         self.focus = _Focus(x, y, None if nearest is None else nearest[0].index,
                             0.0 if nearest is None else nearest[1], duration_s <= COUNT_MAX_S,
                             self.focus.history)
-        self.focus.history.append(self.focus.particle)
+        if not self.focus.counted:        # recordings only: a scan makes thousands of starts
+            self.focus.history.append(self.focus.particle)
         if duration_s <= COUNT_MAX_S and math.isfinite(duration_s) and duration_s > 0:
             if self._running:
                 from spad.errors import DeviceError
@@ -353,7 +369,8 @@ def spec_from_settings(s: Any, seed: int | None = None) -> SlideSpec:
                      neck_nm=tuple(s.neck_nm), centre_m=tuple(s.centre_m), size_m=s.size_m,
                      min_separation_m=s.min_separation_m, fragile_fraction=s.fragile_fraction,
                      bleach_dose_s=tuple(s.bleach_dose_s),
-                     count_rate_hz=s.count_rate_hz or None, seed=seed)
+                     count_rate_hz=s.count_rate_hz or None,
+                     drift_m_per_s=tuple(s.drift_m_per_s), seed=seed)
 
 
 class MixTagger(SimulatedTagger):

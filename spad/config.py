@@ -3,9 +3,10 @@
 A rig file has up to three tables, ``[tagger]``, ``[camera]`` and ``[spectrograph]``. Each names
 its back-end (``"simulated"`` or a real driver) and that driver's settings; a missing table or a
 missing file means the simulated instrument. A ``[stage]`` table adds a sample stage (none
-without it), and ``[slide]`` sets what a simulated rig's slide holds (see below). Every key is checked: an unknown key, a value of
-the wrong type or an impossible setting is one :class:`~spad.errors.ConfigError` naming the file
-and the key (``rig.toml: [camera] em_gain: 5000 outside 1..1000``).
+without it), and ``[slide]`` sets what a simulated rig's slide holds (see below). Every key is
+checked: an unknown key, a value of the wrong type or an impossible setting is one
+:class:`~spad.errors.ConfigError` naming the file and the key
+(``rig.toml: [camera] em_gain: 5000 outside 1..1000``).
 
 Example (all keys, with their defaults where they have one)::
 
@@ -68,8 +69,9 @@ Example (all keys, with their defaults where they have one)::
     size_m = 10e-6                 # side of the populated square
     min_separation_m = 1e-6
     fragile_fraction = 0.0         # particles that photobleach after a light dose ...
-    bleach_dose_s = [0.4, 1.5]     # ... of this many seconds in the focus centre
+    bleach_dose_s = [0.02, 0.08]   # ... of this many seconds in the focus centre
     count_rate_hz = 0.0            # monomer bright-state rate in focus (0: ~30 kcps)
+    drift_m_per_s = [0.0, 0.0]     # sample drift per second of light on it
     seed = -1                      # -1: a new slide (and new particles) every time
 
 With a simulated tagger and a simulated stage the rig's tagger looks at the slide through the
@@ -175,8 +177,9 @@ class SlideSettings:
     size_m: float = 10e-6
     min_separation_m: float = 1e-6
     fragile_fraction: float = 0.0
-    bleach_dose_s: tuple[float, ...] = (0.4, 1.5)
+    bleach_dose_s: tuple[float, ...] = (0.02, 0.08)
     count_rate_hz: float = 0.0
+    drift_m_per_s: tuple[float, ...] = (0.0, 0.0)
     seed: int = -1
 
 
@@ -240,6 +243,7 @@ _RANGES = {
     ("slide", "fragile_fraction"): (0.0, 1.0),
     ("slide", "bleach_dose_s"): (0.0, 1e6),
     ("slide", "count_rate_hz"): (0.0, 1e8),
+    ("slide", "drift_m_per_s"): (-1e-6, 1e-6),
     ("slide", "seed"): (-1, 2**31 - 1),
 }
 _TABLES = {"tagger": TaggerSettings, "camera": CameraSettings,
@@ -327,11 +331,12 @@ def _check_consistency(where: str, s: Any) -> None:
         if s.backend == "pi" and s.connection == "rs232" and not s.port:
             raise ConfigError(f"{where} port: an rs232 connection needs a serial port")
     if isinstance(s, SlideSettings):
-        for key in ("neck_nm", "centre_m", "bleach_dose_s"):
+        for key in ("neck_nm", "centre_m", "bleach_dose_s", "drift_m_per_s"):
             v = getattr(s, key)
-            if len(v) != 2 or (key != "centre_m" and v[0] > v[1]):
+            pair = key in ("centre_m", "drift_m_per_s")
+            if len(v) != 2 or (not pair and v[0] > v[1]):
                 raise ConfigError(f"{where} {key}: give two numbers"
-                                  + (" (low, high)" if key != "centre_m" else " (x, y)"))
+                                  + (" (x, y)" if pair else " (low, high)"))
     if isinstance(s, SpectrographSettings) and s.backend == "acton" and not s.port:
         raise ConfigError(f"{where} port: the Acton needs a serial port (e.g. /dev/ttyUSB0)")
 

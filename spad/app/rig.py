@@ -7,8 +7,8 @@
         frame = rig.camera.snap()
         rig.tagger.start(10.0)
 
-Each instrument is opened in turn (spectrograph, camera, stage, tagger) and all are closed on leaving
-the block, also after an error; if one fails to open, those already open are closed and the
+Each instrument is opened in turn (spectrograph, camera, stage, tagger) and all are closed on
+leaving the block, also after an error; if one fails to open, those already open are closed and the
 :class:`~spad.errors.DeviceError` naming it propagates. Simulated back-ends come from
 :mod:`spad.simulators.instruments` and :mod:`spad.simulators.tagger`; real ones from ``drivers/``,
 imported
