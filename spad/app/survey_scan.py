@@ -7,7 +7,8 @@
 - :func:`find_particles` finds the bright spots of a scan with :mod:`scipy.ndimage`: a Gaussian
   smoothing of about the spot size, local maxima at least ``min_separation_m`` apart, above a
   brightness threshold (default: background + 6 robust standard deviations of the smoothed
-  image), each refined to the intensity-weighted centre of its neighbourhood.
+  image; a user's threshold applies to the count rate above background), each refined to the
+  intensity-weighted centre of its neighbourhood.
 - :func:`optimise` centres the focus on a particle as a confocal position optimiser does: a
   small scan around the guess, fitted with a 2-D Gaussian plus background
   (:func:`scipy.optimize.curve_fit`); it reports "gone" when no spot brighter than the
@@ -151,8 +152,9 @@ def find_particles(image: np.ndarray, area: Area, *, threshold_hz: float | None 
     image
         Count rates (rows y, columns x) of ``area``; NaN where not scanned.
     threshold_hz
-        Smallest smoothed count rate of a spot (default: background + 6 robust sd, and at
-        least background + 3 sqrt(background / dwell) as a count can be Poisson-limited).
+        Smallest count rate above the background at a spot's brightest pixel. Whatever it
+        is, a spot must stand out of the smoothed image by 6 robust sd of its background (and
+        by 3 Poisson sd of the background count, for a nearly empty image).
     min_separation_m
         Spots closer than this are one (the brighter is kept).
     spot_sigma_m
@@ -166,13 +168,12 @@ def find_particles(image: np.ndarray, area: Area, *, threshold_hz: float | None 
     sigma_px = max(0.7, spot_sigma_m / area.step_m)
     smooth = ndimage.gaussian_filter(img, sigma_px)
     bg, sd = _background(smooth)
-    if threshold_hz is None:
-        poisson = 3 * math.sqrt(max(bg, 1.0) / area.dwell_s) / (2 * math.sqrt(math.pi)
-                                                                 * sigma_px)
-        threshold_hz = bg + max(6 * sd, poisson, 1.0)
+    raw_bg = _background(img)[0]
+    poisson = 3 * math.sqrt(max(bg, 1.0) / area.dwell_s) / (2 * math.sqrt(math.pi) * sigma_px)
+    floor = bg + max(6 * sd, poisson, 1.0)
     size = max(3, int(2 * round(min_separation_m / area.step_m / 2) + 1))
     peaks = (smooth == ndimage.maximum_filter(smooth, size=size, mode="nearest")) & (
-        smooth > threshold_hz)
+        smooth > floor)
     ii, jj = np.nonzero(peaks)
     order = np.argsort(-smooth[ii, jj])
     xs, ys = area.xs, area.ys
@@ -181,7 +182,10 @@ def find_particles(image: np.ndarray, area: Area, *, threshold_hz: float | None 
     for k in order:
         i, j = int(ii[k]), int(jj[k])
         sl = (slice(max(0, i - r), i + r + 1), slice(max(0, j - r), j + r + 1))
-        w = np.clip(img[sl] - bg, 0, None)
+        rate = float(img[sl].max() - raw_bg)
+        if threshold_hz is not None and rate < threshold_hz:
+            continue
+        w = np.clip(img[sl] - raw_bg, 0, None)
         if w.sum() > 0:
             gy, gx = np.mgrid[sl]
             ci, cj = float((gy * w).sum() / w.sum()), float((gx * w).sum() / w.sum())
@@ -191,7 +195,7 @@ def find_particles(image: np.ndarray, area: Area, *, threshold_hz: float | None 
         y = float(ys[0] + ci * area.step_m)
         if any(math.hypot(x - c.x_m, y - c.y_m) < min_separation_m for c in out):
             continue
-        out.append(Candidate(len(out) + 1, x, y, float(smooth[i, j] - bg)))
+        out.append(Candidate(len(out) + 1, x, y, rate))
     return out
 
 
