@@ -101,11 +101,12 @@ class SurveyLog:
 
     def __init__(self, folder: Path) -> None:
         self.path = folder / LOG_NAME
+        self._lock = threading.Lock()     # the survey's thread and a GUI's edits both log
 
     def append(self, event: str, **fields: Any) -> None:
         entry = {"time": datetime.now().astimezone().isoformat(timespec="milliseconds"),
                  "event": event, **fields}
-        with open(self.path, "a") as f:
+        with self._lock, open(self.path, "a") as f:
             f.write(json.dumps(entry, default=_plain) + "\n")
             f.flush()
             os.fsync(f.fileno())
@@ -323,11 +324,16 @@ class Survey:
             self.set_candidates(found)
         else:
             self._emit("candidates", self.candidates)
-        for c in self.candidates:
-            if c.status not in ("pending", "recording"):
-                continue
-            self._resume.wait()
+        while True:
+            # the next from the list as it is now: the user may edit it during the survey
+            if not self._resume.is_set():
+                self._emit("paused")
+                self._resume.wait()
             if self._stop.is_set():
+                break
+            c = next((c for c in self.candidates if c.status in ("pending", "recording")),
+                     None)
+            if c is None:
                 break
             self._visit(c)
             if self._stop.is_set():
