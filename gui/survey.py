@@ -145,7 +145,7 @@ class SurveyPanel(QtWidgets.QWidget):
         split.addWidget(self.image_plot)
         split.addWidget(qbox)
         split.addWidget(pop)
-        split.setSizes([420, 240, 420])
+        split.setSizes([440, 380, 500])
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addLayout(row1)
@@ -332,10 +332,10 @@ class SurveyPanel(QtWidgets.QWidget):
         row = self.queue.currentRow()
         self.queue.clear()
         for c in cands:
-            text = (f"#{c.id}  {c.x_m * 1e6:.2f}, {c.y_m * 1e6:.2f} µm  "
-                    f"{c.rate_hz / 1e3:.0f} kcps  {c.status}"
-                    + (f" {c.verdict}" if c.verdict else "")
-                    + (f" {c.particle}" if c.particle else ""))
+            text = (f"#{c.id} {c.status}" + (f" {c.verdict}" if c.verdict else "")
+                    + (f" {c.particle}" if c.particle else "")
+                    + f" — ({c.x_m * 1e6:.2f}, {c.y_m * 1e6:.2f}) µm, "
+                      f"{c.rate_hz / 1e3:.0f} kcps")
             item = QtWidgets.QListWidgetItem(text)
             item.setData(QtCore.Qt.UserRole, c.id)
             if c.note:

@@ -47,7 +47,7 @@ class StageMotion:
         self.speed = float(speed_m_per_s)
         self.settle_s = float(settle_s)
         self.clock = clock or WallClock()
-        now = self.clock.now()
+        now = self.clock.now() - self.settle_s       # settled in the middle at power-up
         # per axis: (t0, from, t_arrive, to)
         self._moves = {a: (now, (lo + hi) / 2, now, (lo + hi) / 2)
                        for a, (lo, hi) in self.ranges.items()}

@@ -101,14 +101,18 @@ class PIStage(StageInterface):
             raise DeviceError(self.name, "PI's Python library is not installed "
                                          "(pip install pipython)") from None
         try:
-            dev = GCSDevice(gateway=self._gateway) if self._gateway is not None else GCSDevice()
-            if self._gateway is None:
-                if self.connection == "usb":
-                    dev.ConnectUSB(serialnum=self.serial)
-                elif self.connection == "tcp":
-                    dev.ConnectTCPIP(ipaddress=self.address, ipport=self.ip_port)
-                else:
-                    dev.ConnectRS232(comport=self.port, baudrate=self.baud)
+            gateway = self._gateway
+            # TCP and RS-232 through pipython's own Python gateways; USB through PI's GCS 2
+            # library (libpi_pi_gcs2 / PI_GCS2_DLL), as PI installs it with its drivers
+            if gateway is None and self.connection == "tcp":
+                from pipython.pidevice.interfaces.pisocket import PISocket
+                gateway = PISocket(host=self.address, port=self.ip_port)
+            elif gateway is None and self.connection == "rs232":
+                from pipython.pidevice.interfaces.piserial import PISerial
+                gateway = PISerial(port=self.port, baudrate=self.baud)
+            dev = GCSDevice(gateway=gateway) if gateway is not None else GCSDevice()
+            if gateway is None:
+                dev.ConnectUSB(serialnum=self.serial)
             dev.timeout = self.timeout_ms
         except (GCSError, OSError) as exc:
             raise DeviceError(self.name, f"cannot connect: {exc}") from None

@@ -13,7 +13,7 @@ import argparse
 import json
 from typing import Any
 
-from spad.app.rig import open_camera, open_spectrograph, open_tagger
+from spad.app.rig import open_camera, open_spectrograph, open_stage, open_tagger
 from spad.config import load_rig
 from spad.errors import DeviceError
 
@@ -74,6 +74,15 @@ def _tagger(tagger: Any) -> dict[str, Any]:
     return out
 
 
+def _stage(stage: Any) -> dict[str, Any]:
+    pos, rng = stage.get_position(), stage.get_range()
+    return {"model": getattr(stage, "name", type(stage).__name__),
+            "position_um": {a: round(v * 1e6, 3) for a, v in pos.items()},
+            "range_um": {a: [round(lo * 1e6, 3), round(hi * 1e6, 3)]
+                         for a, (lo, hi) in rng.items()},
+            "on_target": stage.is_settled()}
+
+
 def run(args: argparse.Namespace) -> int:
     rig = load_rig(args.config)
     report: dict[str, Any] = {"rig": rig.path or "default (simulated)"}
@@ -84,6 +93,9 @@ def run(args: argparse.Namespace) -> int:
              ("camera", rig.camera.backend, lambda: open_camera(rig.camera, mono), _camera),
              ("tagger", rig.tagger.backend,
               lambda: open_tagger(rig.tagger, realtime=False), _tagger)]
+    if rig.stage is not None:
+        steps.append(("stage", rig.stage.backend,
+                      lambda: open_stage(rig.stage, realtime=False), _stage))
     opened = []
     try:
         for kind, backend, opener, describe in steps:
@@ -105,7 +117,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
     else:
         print(f"rig: {report['rig']}")
-        for kind in ("spectrograph", "camera", "tagger"):
+        for kind in ("spectrograph", "camera", "tagger", "stage"):
+            if kind not in report:
+                continue
             entry = report[kind]
             print(f"{kind} ({entry.pop('backend')}):")
             for key, value in entry.items():
