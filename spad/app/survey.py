@@ -66,8 +66,9 @@ from spad.errors import DeviceError, SpadError
 LOG_NAME = "survey.jsonl"
 SCAN_NAME = "scan.npz"
 REPORT_NAME = "survey_report.json"
-DRIFT_KEEP = 5
-"""Offsets of the last particles whose median gives the drift correction."""
+DRIFT_KEEP = 3
+"""Offsets of the last particles whose median gives the drift correction (few: a steady drift
+makes an old offset stale; more than one: one bad centring does not throw the next off)."""
 
 
 @dataclass
@@ -355,6 +356,8 @@ class Survey:
              offset: tuple[float, float] | None = None, record: dict[str, Any] | None = None
              ) -> None:
         c.status, c.note = status, note
+        if offset is not None:
+            self.offsets.append(offset)
         self.log.append("end", id=c.id, status=status, note=note, particle=c.particle,
                         file=c.file, verdict=c.verdict, position=c.position,
                         offset_m=offset, record=record)
