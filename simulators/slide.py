@@ -285,8 +285,10 @@ class SlideTagger(SimulatedTagger):
         if not self.focus.counted:        # recordings only: a scan makes thousands of starts
             self.focus.history.append(self.focus.particle)
         if duration_s <= COUNT_MAX_S and math.isfinite(duration_s) and duration_s > 0:
+            from spad.errors import DeviceError
+            if not self._opened:
+                raise DeviceError(self.name, "not opened: call open() first")
             if self._running:
-                from spad.errors import DeviceError
                 raise DeviceError(self.name, "a measurement is already running")
             rates = [0.0, 0.0]
             for p, w in near:

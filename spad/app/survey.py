@@ -392,6 +392,12 @@ class Survey:
             self._end(c, "failed", str(exc))
             return
         offset = (opt.x_m - c.x_m, opt.y_m - c.y_m)
+        if self._stop.is_set():         # stopped while centring: nothing recorded, still to do
+            c.status = "pending"
+            return
+        if self._skip.is_set():         # skipped while centring
+            self._end(c, "skipped", "skipped by the user before recording", offset)
+            return
         c.position = stage.get_position()
         acq = Acquisition(self.rig, s.acquisition, session=self.session)
         c.particle, c.file = acq.name, acq.path.name
