@@ -88,3 +88,41 @@ def test_controller_answers_gcs_syntax():
     assert ctrl.handle("ERR?") == "2\n"
     ctrl.handle("POS? 9")
     assert ctrl.handle("ERR?") == "15\n"
+
+
+def test_tcp_connection_through_pipythons_socket_gateway():
+    """``connection = "tcp"``: the driver opens pipython's PISocket; the controller answers
+    GCS over a real TCP socket (a server thread on localhost)."""
+    import socket
+    import threading
+
+    ctrl = GcsController(StageMotion(speed_m_per_s=0.05, settle_s=0.001))
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+
+    def serve():
+        conn, _ = server.accept()
+        buf = b""
+        with conn:
+            while data := conn.recv(4096):
+                buf += data
+                *lines, buf = buf.split(b"\n")
+                for line in lines:
+                    answer = ctrl.handle(line.decode())
+                    if answer is not None:
+                        conn.sendall(answer.encode())
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        with PIStage("tcp", address="127.0.0.1", ip_port=port, timeout_ms=2000) as stage:
+            assert stage.name == f"PI stage on 127.0.0.1:{port}"
+            stage.move_to(x_m=30e-6, y_m=40e-6, timeout_s=2.0)
+            assert stage.get_position()["y"] == pytest.approx(40e-6, abs=1e-12)
+        thread.join(5)
+        assert not thread.is_alive()            # the driver closed the connection
+    finally:
+        server.close()
+    assert any(line.startswith("MOV 1 30") for line in ctrl.log)

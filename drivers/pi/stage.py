@@ -106,7 +106,16 @@ class PIStage(StageInterface):
             # library (libpi_pi_gcs2 / PI_GCS2_DLL), as PI installs it with its drivers
             if gateway is None and self.connection == "tcp":
                 from pipython.pidevice.interfaces.pisocket import PISocket
-                gateway = PISocket(host=self.address, port=self.ip_port)
+
+                class Socket(PISocket):
+                    """PISocket closed once: pipython closes it again when the device is
+                    garbage-collected, and a second shutdown of the socket raises."""
+
+                    def close(self) -> None:
+                        if getattr(self, "_connected", False):
+                            super().close()
+
+                gateway = Socket(host=self.address, port=self.ip_port)
             elif gateway is None and self.connection == "rs232":
                 from pipython.pidevice.interfaces.piserial import PISerial
                 gateway = PISerial(port=self.port, baudrate=self.baud)
@@ -141,7 +150,7 @@ class PIStage(StageInterface):
         dev, self._dev = self._dev, None
         if dev is not None:
             try:
-                dev.CloseConnection()
+                dev.close()        # pipython: closes the connection (and its gateway)
             except Exception:  # noqa: BLE001 - closing a link that failed must not raise
                 pass
 
