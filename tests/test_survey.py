@@ -199,7 +199,10 @@ def test_cli_kill_9_then_resume_completes_without_redoing(tmp_path):
     base = [sys.executable, "-m", "spad.app.cli", "survey", "-o", str(out), "--particles", "3",
             "--fast", "--duration", "3"]
     cmd = [*base, "--seed", "4"]
-    child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # its own session: kill -9 takes the whole process group, the survey and its analysis
+    # worker, as a crash of the machine would (and leaves no process behind)
+    child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             start_new_session=True)
     log = out / "survey.jsonl"
     try:
         deadline = time.monotonic() + 300
@@ -210,11 +213,11 @@ def test_cli_kill_9_then_resume_completes_without_redoing(tmp_path):
                 break
             time.sleep(0.05)
         assert child.poll() is None, child.stderr.read().decode()
-        os.kill(child.pid, signal.SIGKILL)
+        os.killpg(child.pid, signal.SIGKILL)
         child.wait(10)
     finally:
         if child.poll() is None:
-            child.kill()
+            os.killpg(child.pid, signal.SIGKILL)
             child.wait()
         child.stderr.close()
     done_before = [json.loads(x)["id"] for x in log.read_text().splitlines()
