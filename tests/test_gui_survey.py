@@ -122,3 +122,15 @@ def test_live_mode_simulated_rig_records_different_particles():
     finally:
         release()
     assert len(set(peaks)) == 5 and set(kinds) == {"monomer", "dimer"}
+
+
+def test_the_apps_live_window_has_the_survey_tab(qtbot, tmp_path):
+    from spad.gui.app import make_window
+
+    w = make_window([], None, QtCore.QSettings(str(tmp_path / "gui.ini"),
+                                               QtCore.QSettings.IniFormat))
+    qtbot.addWidget(w)
+    assert w.survey is not None and w.docks["Survey"].widget() is w.survey
+    assert w.live is not None and getattr(w.live.rig, "stage", None) is None
+    w.close()            # releases the live rig; the survey tab opened none
+    assert w.survey.rig is None
