@@ -136,7 +136,7 @@ class SlideParticle:
 def draw_particle(spec: SlideSpec, rng: np.random.Generator, index: int = 0,
                   x_m: float = 0.0, y_m: float = 0.0) -> SlideParticle:
     """One particle of the mix of ``spec`` (kind, neck, own parameters, fragility)."""
-    from spad.app.commands.simulate import build  # the recipe (moving to simulators/)
+    from spad.simulators.recipe import build
 
     kind = "dimer" if rng.random() < spec.dimer_fraction else "monomer"
     neck = float(rng.uniform(*spec.neck_nm)) if kind == "dimer" else None
