@@ -85,7 +85,8 @@ def test_pause_holds_before_the_next_particle_and_stop_leaves_the_rest(qtbot, wi
                               else None)
     with qtbot.waitSignal(panel.finished, timeout=240_000):
         panel.toggle_pause()
-        qtbot.waitUntil(lambda: bool(visits), timeout=60_000)
+        # once its recording runs (a stop while centring would leave it to do, unrecorded)
+        qtbot.waitUntil(lambda: panel.survey.acquisition is not None, timeout=60_000)
         panel.stop()                          # finish this particle, then stop
     rep = panel.survey.report()
     assert visits == [last] and rep["done"] == 1 and rep["pending"] == 2
