@@ -1,16 +1,22 @@
 /*
  * A fake PicoQuant TTTR library for spad's driver tests: the functions of hhlib (HydraHarp
  * 400, v3.0), mhlib (MultiHarp 150/160, v3.x) or phlib (PicoHarp 300, v3.0) that spad's driver
- * calls, compiled with -DFAM_HH, -DFAM_MH or -DFAM_PH and -I to the family's folder of
- * PicoQuant's published headers (vendor/): each function is defined against the vendor's own
- * declaration (hhlib.h, mhlib.h, phlib.h), so one that differs does not compile, and the
- * limits, flags and error codes are the vendor's (*defin.h, errorcodes.h).
+ * calls, compiled with -DFAM_HH, -DFAM_MH or -DFAM_PH.
+ *
+ * Declarations: by default the project's own, fakepq_decl.h (the driver's C signatures and the
+ * limits, flags and error codes it relies on). With -DPQ_VENDOR_HEADERS and -I to a folder of
+ * PicoQuant's published headers (an installed SDK; see tests/test_driver_picoquant_headers.py
+ * and $SPAD_PICOQUANT_HEADERS), the vendor's hhlib.h / mhlib.h / phlib.h, *defin.h and
+ * errorcodes.h instead: each function here is then defined against the vendor's own
+ * declaration, so one that differs does not compile, and the limits, flags and error codes
+ * are the vendor's. Either way -Wmissing-prototypes makes a function that is not declared
+ * there an error.
  *
  * It streams record words loaded from a file (written by the tests from spad's photon
  * simulator), checks the order of calls the way the hardware library does (nothing before
- * Initialize, no settings while measuring), returns the vendor error codes of errorcodes.h,
- * and raises on request: FIFO full, sync lost, reference lost, system error, counts dropped,
- * and a device that stops answering (USB bulk read failure, as when it is unplugged).
+ * Initialize, no settings while measuring), returns the library's error codes, and raises
+ * on request: FIFO full, sync lost, reference lost, system error, counts dropped, and a
+ * device that stops answering (USB bulk read failure, as when it is unplugged).
  *
  * Test controls (not in the vendor library): PQFAKE_Load, PQFAKE_SetDevice, PQFAKE_Inject,
  * PQFAKE_SetWordsPerRead, PQFAKE_GetCallLog, PQFAKE_Reset.
@@ -21,31 +27,39 @@
 #include <time.h>
 
 #if defined(FAM_HH)
-#include "hhdefin.h"
-#include "hhlib.h"
-#include "errorcodes.h"
 #define P(n) HH_##n
-#define E(n) HH_ERROR_##n
 #define MODEL "HydraHarp 400"
 #elif defined(FAM_MH)
-#include "mhdefin.h"
-#include "mhlib.h"
-#include "errorcodes.h"
 #define P(n) MH_##n
-#define E(n) MH_ERROR_##n
 #define MODEL "MultiHarp 150 4P"
 #elif defined(FAM_PH)
-#include "phdefin.h"
-#include "phlib.h"
-#include "errorcodes.h"
 #define P(n) PH_##n
-#define E(n) ERROR_##n
 #define MODEL "PicoHarp 300"
 #else
 #error "compile with -DFAM_HH, -DFAM_MH or -DFAM_PH"
 #endif
 
-/* the test controls (declared here: every other exported function is the vendor's) */
+#if !defined(PQ_VENDOR_HEADERS)
+#include "fakepq_decl.h"
+#define E(n) PQ_ERROR_##n
+#elif defined(FAM_HH)
+#include "hhdefin.h"
+#include "hhlib.h"
+#include "errorcodes.h"
+#define E(n) HH_ERROR_##n
+#elif defined(FAM_MH)
+#include "mhdefin.h"
+#include "mhlib.h"
+#include "errorcodes.h"
+#define E(n) MH_ERROR_##n
+#else
+#include "phdefin.h"
+#include "phlib.h"
+#include "errorcodes.h"
+#define E(n) ERROR_##n
+#endif
+
+/* the test controls (declared here: every other exported function is the library's) */
 int PQFAKE_Load(const char *path);
 void PQFAKE_SetDevice(const char *ser, int nchan, double base_ps, int syncrate,
                       const int *rates);
@@ -303,7 +317,7 @@ int P(CTCStatus)(int devidx, int *ctcstatus) {
 int P(GetFlags)(int devidx, int *flags) {
     CHECK_INIT(devidx);
     *flags = 0;
-#if defined(FLAG_ACTIVE)               /* phdefin.h has no "active" flag */
+#if defined(FLAG_ACTIVE)               /* the PicoHarp has no "active" flag */
     if (running) *flags |= FLAG_ACTIVE;
 #endif
     if (reads >= fault_after) {
