@@ -684,10 +684,17 @@ def _worker_start() -> None:
     fix_mmap_threshold()
 
 
+_WARMED = False
+"""In the worker: its :func:`warm_up` has run (once per worker, not once per particle)."""
+
+
 def _warm(settings: AnalysisSettings | None = None) -> None:
-    """The worker's :func:`warm_up`: its own copy of the kernels, loaded from numba's cache
-    (filled by :func:`prepare` in the main process)."""
-    warm_up(settings)
+    """The worker's :func:`warm_up`, once: its own copy of the kernels, loaded from numba's
+    cache (filled by :func:`prepare` in the main process)."""
+    global _WARMED
+    if not _WARMED:
+        warm_up(settings)
+        _WARMED = True
 
 
 def _tagger_state(tagger: Any) -> dict[str, Any]:
