@@ -11,14 +11,16 @@ from spad.gui.main_window import MainWindow
 
 def make_window(files: list[str], config: Path | None = None, settings=None) -> MainWindow:  # noqa: ANN001
     """The main window: recordings open in the analysis mode; without any, the live mode on
-    the rig of ``config`` (the simulated rig by default)."""
+    the rig of ``config`` (the simulated rig by default) with the Survey tab."""
     w = MainWindow(settings)
     if files:
         w.open_paths(files)
     else:
         from spad.gui.live_mode import attach_live
+        from spad.gui.survey import attach_survey
 
         attach_live(w, config)
+        attach_survey(w, config)
     return w
 
 

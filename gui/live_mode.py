@@ -462,17 +462,22 @@ class LiveMode(QtCore.QObject):
         self.stats.add(t0, time.perf_counter() - t0)
 
 
-def open_rig(config: Path | None) -> tuple[Any, Any]:
-    """The rig of ``config`` (``spad.app.rig.open_rig``), or the simulated rig; returns the rig
-    and a function that releases it."""
+def open_rig(config: Path | None, seed: int | None = None) -> tuple[Any, Any]:
+    """The rig of ``config`` (``spad.app.rig.open_rig``), or the simulated rig whose slide
+    holds a mix of monomers and dimers, a new particle at each recording (a new slide each
+    start unless ``seed`` is given); returns the rig and a function that releases it."""
     if config is not None:
         from spad.app.rig import open_rig as _open
 
         cm = _open(config)
     else:
+        import numpy as np
+
         from spad.app.acquisition.simrig import simulated_rig
 
-        cm = simulated_rig("monomer", seed=1, realtime=True)
+        if seed is None:
+            seed = int(np.random.SeedSequence().entropy % (2**31 - 1))
+        cm = simulated_rig("mix", seed=seed, realtime=True)
     rig = cm.__enter__() if hasattr(cm, "__enter__") else cm
     return rig, (lambda: cm.__exit__(None, None, None)) if hasattr(cm, "__exit__") else None
 

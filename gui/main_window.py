@@ -58,6 +58,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.worker: AnalysisWorker | None = None
         self.errors: list[str] = []             # every error shown, newest last
         self.live: Any = None                   # gui.live_mode.LiveMode when on a rig
+        self.survey: Any = None                 # gui.survey.SurveyPanel (the Survey tab)
 
         self.particles = ParticleList()
         self.trace = TracePanel()
@@ -176,6 +177,8 @@ class MainWindow(QtWidgets.QMainWindow):
         s.sync()
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
+        if self.survey is not None:
+            self.survey.shutdown()          # the particle being recorded is finished
         if self.live is not None:
             self.live.shutdown()            # a recording in progress is finished cleanly
         if self.worker is not None and self.worker.isRunning():

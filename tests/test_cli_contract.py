@@ -96,6 +96,7 @@ INPUT_ARGS = {
     "replay": lambda f, out: ["replay", str(f)],
     "batch": lambda f, out: ["batch", str(f), "--out", str(out.with_suffix(".csv"))],
     "acquire": lambda f, out: ["acquire", "--config", str(f), "-o", str(out)],
+    "survey": lambda f, out: ["survey", "--config", str(f), "-o", str(out.with_suffix(""))],
     "gui": lambda f, out: ["gui", str(f)],
 }
 OUTPUT_ARGS = {
@@ -115,6 +116,7 @@ BAD_OPTION = {
     "replay": ["replay", "a.ptu", "--speed", "0"],
     "batch": ["batch", "a.ptu", "--out", "table.txt"],
     "acquire": ["acquire", "-o", "x.h5", "--duration", "-1"],
+    "survey": ["survey", "-o", "s", "--step", "0"],
     "gui": ["gui", "--bogus"],
 }
 

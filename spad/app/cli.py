@@ -16,8 +16,8 @@ import warnings
 
 from spad.app import memory, safe_output
 
-COMMANDS = ["info", "convert", "simulate", "analyze", "batch", "acquire", "replay", "devices",
-            "gui"]
+COMMANDS = ["info", "convert", "simulate", "analyze", "batch", "acquire", "survey", "replay",
+            "devices", "gui"]
 """Sub-command modules in :mod:`spad.app.commands`, in the order ``spad --help`` lists them."""
 
 

@@ -415,6 +415,11 @@ class Acquisition:
             "settings": s.to_dict(), "tagger": _tagger_state(tagger),
             "camera": None if spectrum is None else spectrum["state"],
             "spectrograph": _spectrograph_state(spectrograph)}
+        stage = getattr(self.rig, "stage", None)
+        if stage is not None:    # where the particle is on the slide (spad survey)
+            acquisition["stage"] = {"name": _device_name(stage, "stage"), **{
+                f"{a}_m": v for a, v in self._device_call(stage, "stage",
+                                                          stage.get_position).items()}}
         if self.session is not None:
             self.session.log_start(self.name, self.path, acquisition)
         rec = ParticleRecorder(self.path, tagger.timing, acquisition, spectrum,
