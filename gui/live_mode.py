@@ -148,6 +148,7 @@ class LiveMode(QtCore.QObject):
     """Wires a rig and the acquisition engine to the main window's panels."""
 
     engine_event = QtCore.pyqtSignal(object)
+    prepared = QtCore.pyqtSignal(str)    # the warm-up's progress line, from its thread
 
     def __init__(self, window: Any, rig: Any, release: Any = None) -> None:
         super().__init__(window)
@@ -217,6 +218,33 @@ class LiveMode(QtCore.QObject):
         self.timer.timeout.connect(self.update_display)
         QtCore.QTimer.singleShot(0, w.docks["Record"].raise_)   # once the window is laid out
         w.status.setText(f"live on {getattr(rig.tagger, 'name', 'the rig')}: press Record")
+        # as spad acquire: the analysis kernels compiled (first run after an install) or
+        # loaded before the first photon, here off the GUI thread, its progress in the status
+        # bar, so that the first particle's live views do not wait for them
+        self.prepared.connect(w.status.setText)
+        threading.Thread(target=self._prepare, args=(dataclasses.replace(
+            w.run_settings(), max_level_fits=0),), name="prepare the analysis",
+            daemon=True).start()
+
+    def _prepare(self, analysis: Any) -> None:
+        from spad.app.acquisition.engine import prepare
+
+        name = getattr(self.rig.tagger, "name", "the rig")
+
+        def say(text: str) -> None:
+            if not text.startswith("preparing"):
+                text = f"live on {name}: press Record ({text})"
+            try:
+                self.prepared.emit(text)
+            except RuntimeError:   # the window went meanwhile: nobody to tell
+                pass
+
+        try:
+            prepare(analysis, progress=say)
+        except (SpadError, ValueError, OSError, RuntimeError) as exc:
+            # a convenience only: without it the first particle's views wait for compilation
+            say(f"the analysis was not prepared ahead ({exc}); it compiles with the first "
+                "particle")
 
     # -- settings ---------------------------------------------------------------------------
 
