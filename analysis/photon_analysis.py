@@ -44,7 +44,9 @@ from spad.analysis.g2_timing import (
 )
 from spad.analysis.level_decays import LevelDecays, level_decays, sorted_delays, state_decays
 from spad.analysis.lifetimes import (
+    DecayWindow,
     LifetimeResult,
+    decay_window,
     fit_decay,
     fit_decay_select,
     state_decay_histograms,
@@ -256,11 +258,14 @@ def _alignment(decay: Decay, pulse: dict[int, float]) -> dict[int, int]:
 
 
 def _aligned_sum(rows: np.ndarray, detectors: tuple[int, ...], shifts: dict[int, int],
-                 n_bins: int) -> np.ndarray:
-    """Sum of per-detector histograms over one period, each rolled by its shift (periodic)."""
-    total = np.zeros(n_bins, dtype=np.float64)
+                 window: DecayWindow | int) -> np.ndarray:
+    """Sum of per-detector histograms, each moved by its shift: on a decay window's bins
+    (wrapped by its period), or over the first ``window`` bins rolled within them."""
+    if isinstance(window, int):
+        window = DecayWindow(0, window, 1.0, float(window), window)
+    total = np.zeros(window.n_bins, dtype=np.float64)
     for det, row in zip(detectors, np.atleast_2d(rows), strict=True):
-        total += np.roll(np.asarray(row[:n_bins], dtype=np.float64), -shifts.get(det, 0))
+        total += window.fold(row, shifts.get(det, 0))
     return total
 
 
@@ -504,20 +509,24 @@ def lifetime_step(out: PhotonAnalysis, acc: _Accumulated,
                   order: np.ndarray | None, s: AnalysisSettings) -> None:
     """Decays (detectors aligned for their cable delays) and lifetimes of the whole decay and
     of the bright state. Needs the laser period."""
-    period = acc.timing.sync_period
     decay = out.decay if out.decay is not None else acc.decay.result()
     out.decay = decay
     out.pulse_delay_s = pulse_delays(decay)
     shifts = _alignment(decay, out.pulse_delay_s)
-    n_bins = int(np.count_nonzero(decay.bin_edges_s[1:] <= period + 1e-15))
-    edges = decay.bin_edges_s[:n_bins + 1]
-    counts = _aligned_sum(decay.counts, decay.detectors, shifts, n_bins)
+    # one period from just before the pulse, wherever the pulse lies in the TCSPC range
+    window = decay_window(_aligned_sum(decay.counts, decay.detectors, shifts,
+                                       decay.counts.shape[-1]),
+                          decay.bin_width_s, acc.timing.sync_period)
+    if window.note:
+        out.notes.append(window.note)
+    period, edges = window.period_s, window.edges
+    counts = _aligned_sum(decay.counts, decay.detectors, shifts, window)
     out.decay_fitted, out.decay_fitted_edges_s = counts, edges
     irf: np.ndarray | str = "gaussian"
     if s.irf is not None:
         measured = np.asarray(s.irf, dtype=np.float64)
-        irf = (_aligned_sum(measured, decay.detectors, shifts, n_bins) if measured.ndim == 2
-               else measured[:n_bins])
+        irf = (_aligned_sum(measured, decay.detectors, shifts, window) if measured.ndim == 2
+               else window.fold(measured))
     try:
         out.lifetime_all = fit_decay(counts, edges, period, n_exp=2, irf=irf)
         out.lifetime_all_ns = out.lifetime_all.tau_intensity_mean * 1e9
@@ -535,11 +544,12 @@ def lifetime_step(out: PhotonAnalysis, acc: _Accumulated,
     in_memory: tuple[np.ndarray, np.ndarray] | None = None
     try:
         if isinstance(photons, PhotonList):
-            in_memory = sorted_delays(photons, times, order, shift_s, edges)
+            in_memory = sorted_delays(photons, times, order, shift_s, edges, window.wrap_s)
             hists = state_decay_histograms(*in_memory, edges, blink.level_start,
                                            blink.level_end, blink.level_on.astype(np.int64))
         else:  # analysis.windowed.WindowedPhotons: a pass over the source
-            hists = photons.state_decay_histograms(shift_s, edges, blink.level_start,
+            hists = photons.state_decay_histograms(shift_s, edges, window.wrap_s,
+                                                   blink.level_start,
                                                    blink.level_end,
                                                    blink.level_on.astype(np.int64))
         on = hists.get(1)
@@ -570,7 +580,9 @@ def lifetime_step(out: PhotonAnalysis, acc: _Accumulated,
 
 
 def _honest_lifetime(out: PhotonAnalysis, period_s: float) -> None:
-    """Drop a bright-state lifetime physics or its error does not support (note why)."""
+    """Drop a lifetime that physics, its error or its fit's residuals do not support (note
+    why): longer than the laser period, an error larger than itself, or residuals that fail
+    the Durbin-Watson test at 1 % (Turner's bounds, :mod:`spad.analysis.lifetimes`)."""
     tau, err = out.lifetime_ns, out.lifetime_err_ns
     if tau is None:
         return
@@ -579,14 +591,25 @@ def _honest_lifetime(out: PhotonAnalysis, period_s: float) -> None:
         why = f"longer than the laser period ({period_s * 1e9:.1f} ns)"
     elif err is None or not np.isfinite(err) or err > tau:
         why = "its standard error is larger than itself"
+    elif out.lifetime_bright is not None and out.lifetime_bright.residuals_correlated:
+        why = _DW_FAIL
     if why:
         err_s = "nan" if err is None else f"{err:.3g}"
         out.notes.append(f"bright-state lifetime {tau:.3g} +/- {err_s} ns not given: {why}")
         out.lifetime_ns = out.lifetime_err_ns = None
-    if out.lifetime_all_ns is not None and out.lifetime_all_ns > period_s * 1e9:
-        out.notes.append(f"whole-decay lifetime {out.lifetime_all_ns:.3g} ns not given: longer "
+    tau_all = out.lifetime_all_ns
+    if tau_all is not None and tau_all > period_s * 1e9:
+        out.notes.append(f"whole-decay lifetime {tau_all:.3g} ns not given: longer "
                          "than the laser period")
         out.lifetime_all_ns = None
+    elif tau_all is not None and out.lifetime_all is not None and (
+            out.lifetime_all.residuals_correlated):
+        out.notes.append(f"whole-decay lifetime {tau_all:.3g} ns not given: {_DW_FAIL}")
+        out.lifetime_all_ns = None
+
+
+# Durbin-Watson below its 1 % bound: the model misses structure, so its lifetime is no result
+_DW_FAIL = "its fit's residuals fail the Durbin-Watson test (see the fit's note)"
 
 
 def g2_step(out: PhotonAnalysis, acc: _Accumulated,

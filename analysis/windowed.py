@@ -48,7 +48,7 @@ from spad.analysis.changepoints import (
 from spad.analysis.flid import FLIDHistogram
 from spad.analysis.g2 import G2Result, pulsed_g2
 from spad.analysis.g2_timing import correlation_range
-from spad.analysis.lifetimes import state_decay_histograms
+from spad.analysis.lifetimes import state_decay_histograms, wrap_delays
 from spad.analysis.photon_analysis import (
     AnalysisSettings,
     PhotonAnalysis,
@@ -486,11 +486,11 @@ class WindowedPhotons:
         return (None if decay is None else replace(decay, counts=counts), corr.result(),
                 None if flid is None else flid.result())
 
-    def state_decay_histograms(self, shift_s: np.ndarray, edges: np.ndarray,
+    def state_decay_histograms(self, shift_s: np.ndarray, edges: np.ndarray, wrap_s: float,
                                level_start: np.ndarray, level_end: np.ndarray,
                                level_state: np.ndarray) -> dict[int, np.ndarray]:
         """:func:`spad.analysis.lifetimes.state_decay_histograms` of the kept photons, their
-        delays moved by their detector's ``shift_s`` and wrapped into ``edges[-1]`` (as
+        delays moved by their detector's ``shift_s`` and wrapped by ``wrap_s`` (as
         :func:`spad.analysis.photon_analysis.lifetime_step` does), summed over the windows."""
         unit = self.windows.delay_unit_s
         total: dict[int, np.ndarray] = {}
@@ -499,7 +499,7 @@ class WindowedPhotons:
             d_all = w.delays[sel]
             valid = d_all >= 0
             det = w.detectors[sel][valid]
-            d = np.mod(d_all[valid] * unit - shift_s[det], edges[-1])
+            d = wrap_delays(d_all[valid] * unit - shift_s[det], edges, wrap_s)
             hists = state_decay_histograms(w.times[keep][valid], d, edges, level_start,
                                            level_end, level_state)
             for k, h in hists.items():
