@@ -164,6 +164,8 @@ class PhotonAnalysis:
     decay: Decay | None = None
     decay_fitted: np.ndarray | None = None       # detectors summed after alignment, one period
     decay_fitted_edges_s: np.ndarray | None = None
+    decay_period_s: float | None = None         # period the fits model (the data's range if
+    #                                             the header's period contradicts the delays)
     decay_bright: np.ndarray | None = None       # bright-state decay on the same bins (fitted)
     # per intensity state of the level grouping (0 = dimmest): decay on the same bins, and its
     # fit where the state has enough photons (None otherwise); for figures, not for the table
@@ -520,6 +522,7 @@ def lifetime_step(out: PhotonAnalysis, acc: _Accumulated,
     if window.note:
         out.notes.append(window.note)
     period, edges = window.period_s, window.edges
+    out.decay_period_s = period
     counts = _aligned_sum(decay.counts, decay.detectors, shifts, window)
     out.decay_fitted, out.decay_fitted_edges_s = counts, edges
     irf: np.ndarray | str = "gaussian"
@@ -607,6 +610,10 @@ def _honest_lifetime(out: PhotonAnalysis, period_s: float) -> None:
         out.notes.append(f"whole-decay lifetime {tau_all:.3g} ns not given: {_DW_FAIL}")
         out.lifetime_all_ns = None
 
+
+# g2 results that rest on the arrival times' scale (the stated sync period in T3)
+_G2_VALUES = ("g2_zero", "g2_zero_err", "g2_zero_gated", "g2_zero_gated_err", "g2_zero_raw",
+              "g2_zero_raw_err")
 
 # Durbin-Watson below its 1 % bound: the model misses structure, so its lifetime is no result
 _DW_FAIL = "its fit's residuals fail the Durbin-Watson test (see the fit's note)"
@@ -768,7 +775,7 @@ def _steps(out: PhotonAnalysis, acc: _Accumulated, s: AnalysisSettings,
         first = analyze_g2(out.correlation, acc.timing.sync_period)
         if first.decay_usable:
             lifetime_step(out, acc, photons, times, order, s)
-            _honest_lifetime(out, acc.timing.sync_period)
+            _honest_lifetime(out, out.decay_period_s or acc.timing.sync_period)
             background, background_cps = g2_background(out, acc.timing.sync_period, s)
         else:
             if out.decay is None:
@@ -788,6 +795,18 @@ def _steps(out: PhotonAnalysis, acc: _Accumulated, s: AnalysisSettings,
             out.correlation = acc.correlation.result()
         background, background_cps = g2_background(out, acc.timing.sync_period, s)
     g2_step(out, acc, photons, s, background, background_cps)
+    stated = acc.timing.sync_period
+    if acc.timing.is_t3 and stated and out.decay_period_s and (
+            out.decay_period_s > 1.05 * stated):
+        # a T3 arrival time is the sync count times the stated period: with that period
+        # contradicted by the delays, the correlogram's lags are on an unknown scale
+        dropped = [name for name in _G2_VALUES if getattr(out, name) is not None]
+        for name in _G2_VALUES:
+            setattr(out, name, None)
+        out.notes.append("no g2(0): the header's sync period contradicts the photons' delays, "
+                         "and T3 arrival times are sync counts times that period (times, "
+                         "rates and lags are on an unknown scale)"
+                         + (f"; dropped {', '.join(dropped)}" if dropped else ""))
     if acc.timing.is_t3 and out.flid is None and acc.flid is not None:
         out.flid = acc.flid.result()
 
