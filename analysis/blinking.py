@@ -29,7 +29,7 @@ from typing import Any, Literal
 import numpy as np
 from numba import njit
 from scipy import optimize, special, stats
-from spad.analysis.bursts import Bursts, find_bursts, remove_bursts
+from spad.analysis.bursts import BURST_TRACE_SHARE, Bursts, find_bursts, remove_bursts
 from spad.analysis.changepoints import Levels, find_change_points, levels_from_change_points
 from spad.analysis.level_grouping import Grouping, group_levels
 from spad.analysis.switching import SwitchingRates, switching_rates
@@ -599,7 +599,7 @@ def analyse_blinking(times: np.ndarray, bin_width: float = 0.01, confidence: flo
     levels: Levels = levels_from_change_points(t, cps)
     found: Bursts | None = None
     if bursts:
-        found = find_bursts(levels)
+        found = find_bursts(levels, p_value=BURST_TRACE_SHARE * (1.0 - confidence))
         if len(found):
             keep, levels = remove_bursts(t, levels, found)
             t = t[keep]
