@@ -32,7 +32,13 @@ from spad.analysis.accumulators import (
     IntensityTrace,
     Trace,
 )
-from spad.analysis.blinking import BlinkingResult, PowerLawFit, analyse_blinking, to_json_types
+from spad.analysis.blinking import (
+    BlinkingResult,
+    PowerLawFit,
+    analyse_blinking,
+    reported_exponent,
+    to_json_types,
+)
 from spad.analysis.flid import FLIDHistogram
 from spad.analysis.g2 import CWG2, G2Result, gated_pulsed_g2, pulse_delays
 from spad.analysis.g2_background import g2_background
@@ -235,16 +241,13 @@ def _chunks_of(source: Any) -> Iterator[PhotonChunk]:
         yield from source
 
 
-def _alpha(fit: PowerLawFit | None) -> float | None:
-    """The dwell-time exponent of the model the likelihood-ratio test prefers.
-
-    Blinking dwells are power laws cut off at long times (seconds); a pure power law fitted to
-    such a tail comes out too steep (0.14 too high for a 0.5 s OFF cutoff on a 600 s trace),
-    while the truncated law recovers the exponent.
-    """
-    if fit is None:
-        return None
-    return fit.tpl_alpha if fit.preferred == "truncated" else fit.alpha
+def _alpha(fit: PowerLawFit | None, what: str, notes: list[str]) -> float | None:
+    """The dwell-time exponent to report (:func:`spad.analysis.blinking.reported_exponent`):
+    ``None``, with a note, where the dwells are no power law."""
+    alpha, note = reported_exponent(fit, what)
+    if note:
+        notes.append(note)
+    return alpha
 
 
 def _alignment(decay: Decay, pulse: dict[int, float]) -> dict[int, int]:
@@ -492,8 +495,8 @@ def blinking_step(out: PhotonAnalysis, times: np.ndarray | None, s: AnalysisSett
     if blink is None:
         return
     out.bimodality_coefficient = blink.bimodality_coefficient
-    out.alpha_on = _alpha(blink.on_fit)
-    out.alpha_off = _alpha(blink.off_fit)
+    out.alpha_on = _alpha(blink.on_fit, "ON", out.notes)
+    out.alpha_off = _alpha(blink.off_fit, "OFF", out.notes)
     out.switching_rate_hz = None if blink.switching is None else blink.switching.total_rate_hz
     out.notes.extend(blink.notes)
 

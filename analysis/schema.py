@@ -152,7 +152,8 @@ FIELDS: tuple[Field, ...] = (
     Field("alpha_on", "", "exponent of the ON dwell-time distribution by maximum likelihood "
           "(Clauset et al.; t_min by minimum KS distance; censored first and last dwells "
           "dropped): of the power law with exponential cutoff when a likelihood-ratio test "
-          "prefers it (p < 0.05), else of the pure power law", _P),
+          "prefers it (p < 0.05), else of the pure power law; null when that exponent is <= 1 (no "
+          "power law can have it: the dwells follow the cutoff; a note says so)", _P),
     Field("alpha_off", "", "the same for the OFF dwells", _P),
     Field("switching_rate_hz", "1/s", "jumps between the grouped intensity states per second "
           "(per pair of states: `blinking.switching` in the full result)", _P),
