@@ -428,7 +428,9 @@ def analyze_g2(correlation: Correlation, stated_period_s: float | None = None, *
                background_hz: tuple[float, float] | None = None,
                background_err_hz: tuple[float, float] = (0.0, 0.0),
                background_source: str = "background", cw_bin_s: float = 1e-9,
-               lifetime_s: float | None = None) -> G2Analysis:
+               lifetime_s: float | None = None,
+               state_decays: list[tuple[np.ndarray, np.ndarray, float]] | None = None
+               ) -> G2Analysis:
     """g2 on any timing: pulsed peak-area ratio when the correlogram has a comb, else g2(τ).
 
     Parameters
@@ -451,6 +453,9 @@ def analyze_g2(correlation: Correlation, stated_period_s: float | None = None, *
         The decay's intensity-weighted lifetime, if fitted. With a period under three of them
         the decays wrap into the next periods (over 5 % of the photons arrive after the next
         sync), which the tail correction's peak shape does not model: no corrected g2(0).
+    state_decays
+        Per intensity state, the two detectors' delay histograms and the time in the state,
+        for the side peaks' pair-weighted shape (see :func:`~spad.analysis.g2.pulsed_g2`).
 
     Returns
     -------
@@ -517,7 +522,9 @@ def analyze_g2(correlation: Correlation, stated_period_s: float | None = None, *
         notes.append(zp.note)
     try:
         res = pulsed_g2(correlation, period, centre_lag_s=zp.lag_s,
-                        decay=decay if decay_usable else None, background_hz=background_hz,
+                        decay=decay if decay_usable else None,
+                        state_decays=state_decays if decay_usable else None,
+                        background_hz=background_hz,
                         background_err_hz=background_err_hz,
                         background_source=background_source)
     except ValueError as exc:
@@ -569,7 +576,8 @@ def check_gated(res: G2Result, kept_fraction: float) -> tuple[float | None, list
 
 def decay_floor_background(decay: Decay, period_s: float, duration_s: float,
                            background_per_bin: float, background_per_bin_err: float,
-                           bin_width_s: float, det_a: int, det_b: int
+                           bin_width_s: float, det_a: int, det_b: int,
+                           covered_s: float | None = None
                            ) -> tuple[tuple[float, float], tuple[float, float]]:
     """Per-detector uncorrelated background rates from the decay fit's flat floor.
 
@@ -577,11 +585,16 @@ def decay_floor_background(decay: Decay, period_s: float, duration_s: float,
     :mod:`spad.analysis.lifetimes`) gives the floor in counts per bin of ``bin_width_s``; over one
     period that is ``background_per_bin * T / w / D`` per second in total. It is split between
     the detectors in proportion to each one's counts in the quietest quarter of the period (its
-    own floor, where dark counts differ).
+    own floor, where dark counts differ). ``covered_s``: the stretch of the period the floor
+    was fitted over and the card records (:func:`spad.analysis.lifetimes.decay_window`), if
+    known.
     """
     # photons are recorded only within the TCSPC range, which may be shorter than the period
+    # (and, given the fitted window, only where the card records: covered_s)
     n = int(np.count_nonzero(decay.bin_edges_s[1:] <= period_s + 1e-15))
     covered = min(period_s, float(decay.bin_edges_s[n]) - float(decay.bin_edges_s[0]))
+    if covered_s is not None and covered_s > 0:
+        covered = float(covered_s)
     total = background_per_bin * covered / bin_width_s / duration_s
     total_err = background_per_bin_err * covered / bin_width_s / duration_s
     shares = []
