@@ -586,7 +586,7 @@ def decay_floor_background(decay: Decay, period_s: float, duration_s: float,
     period that is ``background_per_bin * T / w / D`` per second in total. It is split between
     the detectors in proportion to each one's counts in the quietest quarter of the period (its
     own floor, where dark counts differ). ``covered_s``: the stretch of the period the floor
-    was fitted over and the card records (:func:`spad.analysis.lifetimes.decay_window`), if
+    was fitted over and the card records (:func:`spad.analysis.decay_window.decay_window`), if
     known.
     """
     # photons are recorded only within the TCSPC range, which may be shorter than the period

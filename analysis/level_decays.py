@@ -20,12 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from spad.analysis.lifetimes import (
-    LifetimeResult,
-    fit_decay_select,
-    state_decay_histograms,
-    wrap_delays,
-)
+from spad.analysis.decay_window import wrap_delays
+from spad.analysis.lifetimes import LifetimeResult, fit_decay_select, state_decay_histograms
 from spad.analysis.photon_collector import PhotonList
 
 FIT_MIN_PHOTONS = 1000
@@ -83,7 +79,7 @@ def sorted_delays(photons: PhotonList, times: np.ndarray, order: np.ndarray,
         Decay bin edges (s).
     wrap_s
         The delays are wrapped by this (s; default the edges' span) to lie from ``edges[0]``
-        (:func:`spad.analysis.lifetimes.wrap_delays`).
+        (:func:`spad.analysis.decay_window.wrap_delays`).
 
     Returns
     -------

@@ -40,6 +40,7 @@ from spad.analysis.blinking import (
     reported_exponent,
     to_json_types,
 )
+from spad.analysis.decay_window import DecayWindow, decay_window
 from spad.analysis.flid import FLIDHistogram
 from spad.analysis.g2 import (
     CWG2,
@@ -47,10 +48,9 @@ from spad.analysis.g2 import (
     gate_mask,
     gated_pulsed_g2,
     pulse_delays,
-    state_pair_decays,
-    sync_pair_g2,
 )
 from spad.analysis.g2_background import g2_background
+from spad.analysis.g2_pairs import state_pair_decays, sync_pair_g2
 from spad.analysis.g2_timing import (
     G2Analysis,
     analyze_g2,
@@ -59,9 +59,7 @@ from spad.analysis.g2_timing import (
 )
 from spad.analysis.level_decays import LevelDecays, level_decays, sorted_delays, state_decays
 from spad.analysis.lifetimes import (
-    DecayWindow,
     LifetimeResult,
-    decay_window,
     fit_decay,
     fit_decay_select,
     state_decay_histograms,

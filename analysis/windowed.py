@@ -45,10 +45,11 @@ from spad.analysis.changepoints import (
     _find_change_points,
     _first_decrease,
 )
+from spad.analysis.decay_window import wrap_delays
 from spad.analysis.flid import FLIDHistogram
 from spad.analysis.g2 import G2Result, pulsed_g2
 from spad.analysis.g2_timing import correlation_range
-from spad.analysis.lifetimes import state_decay_histograms, wrap_delays
+from spad.analysis.lifetimes import state_decay_histograms
 from spad.analysis.photon_analysis import (
     AnalysisSettings,
     PhotonAnalysis,

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy.optimize import minimize
-from spad.analysis.lifetimes import decay_window, fit_decay, fit_decay_select, wrap_delays
+from spad.analysis.decay_window import decay_window, wrap_delays
+from spad.analysis.lifetimes import fit_decay, fit_decay_select
 
 import spad
 

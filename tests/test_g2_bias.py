@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from spad.analysis.g2 import sync_pair_areas
+from spad.analysis.g2_pairs import sync_pair_areas
 from spad.analysis.photon_analysis import AnalysisSettings, analyze_photons
 from spad.analysis.photon_collector import PhotonList
 from spad.simulators.stream import simulate
