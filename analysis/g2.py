@@ -201,26 +201,6 @@ def delay_difference(decay: DecayInput, det_a: int = 1, det_b: int = 2
     return edges, cdf
 
 
-def _pair_weighted_cdf(state_decays: list[tuple[np.ndarray, np.ndarray, float]],
-                       whole: np.ndarray, period_s: float, bin_width_s: float, roll_a: int,
-                       roll_b: int) -> np.ndarray:
-    """The side peaks' Delta distribution as the states' shapes weighted by their pairs
-    (``N_a N_b / T`` per state), each state's histograms rolled as the whole decays were;
-    ``whole`` (the whole decays' distribution) where no state has pairs."""
-    n = whole.size // 2
-    total = np.zeros_like(whole)
-    weight = 0.0
-    for h_a, h_b, t_s in state_decays:
-        a = np.roll(np.asarray(h_a, dtype=float)[:n], -roll_a)
-        b = np.roll(np.asarray(h_b, dtype=float)[:n], -roll_b)
-        if a.size != n or a.sum() <= 0 or b.sum() <= 0 or not t_s > 0:
-            continue
-        w = a.sum() * b.sum() / t_s
-        total += w * delay_difference((a, b, bin_width_s))[1]
-        weight += w
-    return total / weight if weight > 0 else whole
-
-
 def peak_fractions(edges_s: np.ndarray, cdf: np.ndarray, window_lo_s: np.ndarray,
                    window_hi_s: np.ndarray, peaks: np.ndarray,
                    sync_period_s: float) -> np.ndarray:
@@ -317,9 +297,7 @@ def pulsed_g2(correlation: Correlation | CrossCorrelation, sync_period_s: float 
               decay: DecayInput | None = None,
               background_hz: tuple[float, float] | None = None,
               background_err_hz: tuple[float, float] = (0.0, 0.0),
-              background_source: str = "background",
-              state_decays: list[tuple[np.ndarray, np.ndarray, float]] | None = None
-              ) -> G2Result:
+              background_source: str = "background") -> G2Result:
     """g2(0) under pulsed excitation: centre-peak area over the mean side-peak area.
 
     Each lag bin belongs to the peak whose centre is nearest (windows of +/- T/2); only peaks
@@ -363,17 +341,6 @@ def pulsed_g2(correlation: Correlation | CrossCorrelation, sync_period_s: float 
         rates, ``D`` the duration), subtracted from the centre and the mean side area:
         ``g2 = (A_0 - B) / (A - B)``. Unlike ``rho`` this keeps the blinking bunching of the
         side peaks. ``background_source`` names it in ``correction``.
-    state_decays
-        With ``decay``: per intensity state, the two detectors' delay histograms (on the
-        decay's bins) and the time spent in the state
-        (:func:`spad.analysis.g2_pairs.state_pair_decays`). The pairs of the side peaks come
-        from pulses microseconds apart, so from one state, and a state's pairs grow with the
-        square of its intensity: where the lifetime changes with the intensity (a blinking
-        dot's bright state decays slower than its grey one) the side peaks are the states'
-        shapes weighted by their pairs, ``N_a,s N_b,s / T_s``, not the shape of the whole
-        decay. (In T3 the analysis counts the peaks by sync label instead,
-        :func:`spad.analysis.g2_pairs.sync_pair_g2`: on simulated monomers this tail model
-        read 0.019 high, with or without the weighting.)
 
     Returns
     -------
@@ -475,8 +442,6 @@ def pulsed_g2(correlation: Correlation | CrossCorrelation, sync_period_s: float 
         (h_a, r_a), (h_b, r_b) = _quiet_first(h_a, period, w_d), _quiet_first(h_b, period, w_d)
         shift_d = (r_b - r_a) * w_d
         edges_d, cdf = delay_difference((h_a, h_b, w_d))
-        if state_decays:
-            cdf = _pair_weighted_cdf(state_decays, cdf, period, w_d, r_a, r_b)
         edges_d = edges_d + shift_d
         # does the signal leak? Judged on the decays above their flat floor (dark counts and
         # afterpulses spread evenly over all windows: no reason to correct a short decay)

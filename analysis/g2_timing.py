@@ -428,9 +428,7 @@ def analyze_g2(correlation: Correlation, stated_period_s: float | None = None, *
                background_hz: tuple[float, float] | None = None,
                background_err_hz: tuple[float, float] = (0.0, 0.0),
                background_source: str = "background", cw_bin_s: float = 1e-9,
-               lifetime_s: float | None = None,
-               state_decays: list[tuple[np.ndarray, np.ndarray, float]] | None = None
-               ) -> G2Analysis:
+               lifetime_s: float | None = None) -> G2Analysis:
     """g2 on any timing: pulsed peak-area ratio when the correlogram has a comb, else g2(τ).
 
     Parameters
@@ -453,9 +451,6 @@ def analyze_g2(correlation: Correlation, stated_period_s: float | None = None, *
         The decay's intensity-weighted lifetime, if fitted. With a period under three of them
         the decays wrap into the next periods (over 5 % of the photons arrive after the next
         sync), which the tail correction's peak shape does not model: no corrected g2(0).
-    state_decays
-        Per intensity state, the two detectors' delay histograms and the time in the state,
-        for the side peaks' pair-weighted shape (see :func:`~spad.analysis.g2.pulsed_g2`).
 
     Returns
     -------
@@ -522,9 +517,7 @@ def analyze_g2(correlation: Correlation, stated_period_s: float | None = None, *
         notes.append(zp.note)
     try:
         res = pulsed_g2(correlation, period, centre_lag_s=zp.lag_s,
-                        decay=decay if decay_usable else None,
-                        state_decays=state_decays if decay_usable else None,
-                        background_hz=background_hz,
+                        decay=decay if decay_usable else None, background_hz=background_hz,
                         background_err_hz=background_err_hz,
                         background_source=background_source)
     except ValueError as exc:

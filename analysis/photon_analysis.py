@@ -50,7 +50,7 @@ from spad.analysis.g2 import (
     pulse_delays,
 )
 from spad.analysis.g2_background import g2_background
-from spad.analysis.g2_pairs import state_pair_decays, sync_pair_g2
+from spad.analysis.g2_pairs import sync_pair_areas, sync_pair_g2
 from spad.analysis.g2_timing import (
     G2Analysis,
     analyze_g2,
@@ -639,18 +639,10 @@ def g2_step(out: PhotonAnalysis, acc: _Accumulated,
     if out.correlation is None:
         out.correlation = acc.correlation.result()
     stated = acc.timing.sync_period if acc.pulsed else None
-    blink = out.blinking
-    states = None
-    if acc.pulsed and isinstance(photons, PhotonList) and blink is not None and (
-            out.decay is not None and len(blink.level_start)):
-        # the side peaks' shape weighted by each intensity state's pairs (in memory only)
-        states = state_pair_decays(photons, out.decay.bin_edges_s, *s.detectors,
-                                   blink.level_start, blink.level_end, blink.level_state)
     res = analyze_g2(out.correlation, stated, decay=out.decay if acc.pulsed else None,
                      delay_s=s.delay_s, cw_bin_s=s.cw_bin_s,
                      lifetime_s=(None if out.lifetime_all_ns is None
-                                 else out.lifetime_all_ns * 1e-9), state_decays=states,
-                     **background)
+                                 else out.lifetime_all_ns * 1e-9), **background)
     out.g2_analysis = res
     out.notes.extend(res.notes)
     out.g2_excitation, out.g2_period_s = res.excitation, res.period_s
@@ -659,10 +651,12 @@ def g2_step(out: PhotonAnalysis, acc: _Accumulated,
     if res.pulsed is None:
         return
     g2 = res.pulsed
-    if (acc.timing.is_t3 and isinstance(photons, PhotonList) and res.decay_usable
+    if (acc.timing.is_t3 and photons is not None and res.decay_usable
             and g2.trusted and res.g2_zero is not None):
         # T3 photons carry their pulse: count the pairs by sync label, no peak-shape model
-        g2 = sync_pair_g2(photons, g2, *s.detectors)
+        pairs = (sync_pair_areas(photons, *s.detectors) if isinstance(photons, PhotonList)
+                 else photons.sync_pairs(*s.detectors))
+        g2 = sync_pair_g2(pairs, g2)
         out.g2_zero, out.g2_zero_err = g2.g2, g2.g2_err
     out.g2 = g2
     out.g2_zero_delay_s = res.zero.lag_s if res.zero is not None else None
@@ -697,11 +691,13 @@ def g2_step(out: PhotonAnalysis, acc: _Accumulated,
     except ValueError as exc:
         out.notes.append(f"gated g2 failed: {exc}")
         return
-    if (acc.timing.is_t3 and isinstance(photons, PhotonList) and g2g.trusted
-            and math.isfinite(g2g.g2)):
+    if acc.timing.is_t3 and g2g.trusted and math.isfinite(g2g.g2):
         # the gated photons' pairs counted by sync label, as the ungated g2(0)
-        gated = _subset(photons, gate_mask(photons, out.pulse_delay_s, s.gate_s))
-        g2g = sync_pair_g2(gated, g2g, *s.detectors)
+        pairs = (sync_pair_areas(_subset(photons, gate_mask(photons, out.pulse_delay_s,
+                                                            s.gate_s)), *s.detectors)
+                 if isinstance(photons, PhotonList)
+                 else photons.sync_pairs(*s.detectors, out.pulse_delay_s, s.gate_s))
+        g2g = sync_pair_g2(pairs, g2g)
     value, notes = check_gated(g2g, kept)
     out.notes.extend(notes)
     out.g2_gated = g2g

@@ -48,6 +48,7 @@ from spad.analysis.changepoints import (
 from spad.analysis.decay_window import wrap_delays
 from spad.analysis.flid import FLIDHistogram
 from spad.analysis.g2 import G2Result, pulsed_g2
+from spad.analysis.g2_pairs import SyncPairCounter
 from spad.analysis.g2_timing import correlation_range
 from spad.analysis.lifetimes import state_decay_histograms
 from spad.analysis.photon_analysis import (
@@ -506,6 +507,25 @@ class WindowedPhotons:
             for k, h in hists.items():
                 total[k] = total[k] + h if k in total else h
         return dict(sorted(total.items()))
+
+    def sync_pairs(self, det_a: int, det_b: int,
+                   pulse_delay_s: Mapping[int, float] | None = None, gate_s: float = 0.0
+                   ) -> tuple[int, np.ndarray]:
+        """:func:`spad.analysis.g2_pairs.sync_pair_areas` of the kept photons (those past the
+        time gate, if ``pulse_delay_s`` is given), in one pass."""
+        counter = SyncPairCounter(det_a, det_b)
+        unit = self.windows.delay_unit_s
+        for w, keep_sorted in self._kept():
+            kept = w.stream_mask(keep_sorted)
+            ts, det = w.timestamps[kept], w.detectors[kept]
+            if pulse_delay_s is not None:
+                delay_s = w.delays[kept] * unit
+                gate = np.zeros(ts.shape, dtype=bool)
+                for d, t0 in pulse_delay_s.items():
+                    gate |= (det == d) & (delay_s >= t0 + gate_s)
+                ts, det = ts[gate], det[gate]
+            counter.update(ts, det)
+        return counter.centre, counter.sides
 
     def gated_pulsed_g2(self, decay: Decay | None, pulse_delay_s: Mapping[int, float],
                         gate_s: float, *, det_a: int, det_b: int, max_lag_s: float,
