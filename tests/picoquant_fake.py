@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,20 +17,61 @@ from spad.formats.records import Decoder, Encoder
 from spad.photons import PhotonChunk, Timing
 
 SOURCE = Path(__file__).parent / "fake_picoquant" / "fakepq.c"
+"""The fake library; by default compiled against the project's own declarations
+(fakepq_decl.h next to it)."""
 PREFIX = {"hydraharp": "HH", "multiharp": "MH", "picoharp": "PH"}
+LIB_HEADER = {"hydraharp": "hhlib.h", "multiharp": "mhlib.h", "picoharp": "phlib.h"}
+
+ENV_HEADERS = "SPAD_PICOQUANT_HEADERS"
+"""Environment variable naming a folder of PicoQuant's published headers (an installed SDK),
+for the opt-in checks of tests/test_driver_picoquant_headers.py."""
 
 # Fault codes of PQFAKE_Inject (fakepq.c)
 FIFOFULL, SYNC_LOST, UNPLUGGED, SYSERROR, NO_DEVICE, CNTS_DROPPED, REF_LOST = range(1, 8)
 
 
-def build(family: str, outdir: Path) -> Path:
-    """Compile the fake library of ``family`` with the system C compiler."""
+def vendor_headers(family: str) -> Path | None:
+    """Folder holding PicoQuant's headers of ``family`` (``hhlib.h`` with ``hhdefin.h`` and
+    ``errorcodes.h``, and so on) under ``$SPAD_PICOQUANT_HEADERS``: the folder itself or its
+    sub-folder named after the family (``hydraharp/``, ``multiharp/``, ``picoharp/``).
+
+    Returns ``None`` when the variable is not set. Raises ``FileNotFoundError`` naming the
+    variable when it is set but neither folder holds the family's library header.
+    """
+    root = os.environ.get(ENV_HEADERS, "")
+    if not root:
+        return None
+    candidates = [Path(root), Path(root) / family]
+    for folder in candidates:
+        if (folder / LIB_HEADER[family]).is_file():
+            return folder
+    raise FileNotFoundError(
+        f"${ENV_HEADERS}={root}: no {LIB_HEADER[family]} in {' or '.join(map(str, candidates))}")
+
+
+def build(family: str, outdir: Path, source: Path = SOURCE,
+          headers: Path | None = None) -> Path:
+    """Compile the fake library of ``family`` with the system C compiler.
+
+    Against the project's own declarations (``fakepq_decl.h``), or with ``headers`` (a folder
+    of PicoQuant's published headers of the family) against the vendor's. Either way a
+    definition that differs from its declaration, or a function without one, fails the build.
+    """
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         raise RuntimeError("no C compiler (cc) on this machine")
     out = outdir / f"libfake{PREFIX[family].lower()}.so"
-    subprocess.run([cc, "-shared", "-fPIC", "-O1", "-Wall", "-Werror",
-                    f"-DFAM_{PREFIX[family]}", "-o", str(out), str(SOURCE)], check=True)
+    against = [f"-I{SOURCE.parent}"]
+    if headers is not None:
+        against = ["-DPQ_VENDOR_HEADERS", f"-I{headers}"]
+    # -Wmissing-prototypes: a function the header does not declare is an error too
+    done = subprocess.run([cc, "-shared", "-fPIC", "-O1", "-Wall", "-Wmissing-prototypes",
+                           "-Werror", f"-DFAM_{PREFIX[family]}", *against,
+                           "-o", str(out), str(source)], capture_output=True, text=True)
+    if done.returncode:
+        which = f"PicoQuant's headers in {headers}" if headers else "fakepq_decl.h"
+        raise RuntimeError(f"the fake {family} library does not compile against {which}:\n"
+                           f"{done.stderr}")
     return out
 
 

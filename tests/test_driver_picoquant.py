@@ -1,7 +1,9 @@
 """The PicoQuant driver through ctypes into a fake vendor library compiled from C for the test.
 
 The fake (tests/fake_picoquant/fakepq.c) exports the hhlib/mhlib/phlib functions the driver
-calls, with the vendor signatures, and streams record words written by the photon simulator;
+calls, compiled against the project's own declarations of them (fakepq_decl.h; against
+PicoQuant's published headers in tests/test_driver_picoquant_headers.py, opt-in), and
+streams record words written by the photon simulator;
 so the driver's real ctypes calls, buffers and flag handling are exercised, and what comes out
 must decode to exactly the simulated photons.
 """
