@@ -23,7 +23,12 @@ def make_window(files: list[str], config: Path | None = None, settings=None) -> 
 
 
 def run_app(files: list[str], config: Path | None = None) -> int:
-    """Run the app until its window closes; returns the exit code."""
+    """Run the app until its window closes; returns the exit code. Raises
+    :class:`~spad.errors.SpadError` (one line) where Qt could not open a window."""
+    from spad.gui.platform_check import check_display
+
+    if QtWidgets.QApplication.instance() is None:
+        check_display()      # before Qt: it aborts the process where it cannot load
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     app.setApplicationName("spad gui")
     app.setOrganizationName("spad")
