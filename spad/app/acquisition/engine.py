@@ -592,13 +592,14 @@ class Acquisition:
 _POOL: ProcessPoolExecutor | None = None
 
 
-def prepare() -> None:
-    """Start the live-analysis worker process now (it takes a few seconds to import), e.g. when
-    the application starts, so that the first particle's verdicts come from its first
-    seconds. Programs using the engine need the ``if __name__ == "__main__":`` guard of
-    :mod:`multiprocessing` (the worker is spawned, not forked: forking a process with running
-    device threads and open HDF5 files is unsafe)."""
-    _analysis_pool().submit(_warm)
+def prepare() -> Future:
+    """Start the live-analysis worker process now (it takes a few seconds to import) and warm
+    its kernels (:func:`spad.analysis.warm_up.warm_up`), e.g. when the application starts, so
+    that the first particle's verdicts come from its first seconds. Returns the future of the
+    warm-up (done when the worker is ready). Programs using the engine need the ``if __name__
+    == "__main__":`` guard of :mod:`multiprocessing` (the worker is spawned, not forked:
+    forking a process with running device threads and open HDF5 files is unsafe)."""
+    return _analysis_pool().submit(_warm)
 
 
 def _analysis_pool() -> ProcessPoolExecutor:
@@ -632,7 +633,10 @@ def _worker_start() -> None:
 
 
 def _warm() -> None:
-    """Nothing: the worker has imported the analysis (and loaded numba's cache) on the way."""
+    """Compile (or load from numba's cache) the analysis kernels in the worker, once."""
+    from spad.analysis.warm_up import warm_up
+
+    warm_up()
 
 
 def _tagger_state(tagger: Any) -> dict[str, Any]:
