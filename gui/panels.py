@@ -40,8 +40,27 @@ def no_si_prefix(plot: pg.PlotItem) -> None:
         plot.getAxis(name).enableAutoSIPrefix(False)
 
 
-def _plot(title: str = "") -> pg.PlotWidget:
-    w = pg.PlotWidget()
+class IntegerAxis(pg.AxisItem):
+    """An axis of counts (particles, states): ticks on whole numbers only, never 0.5 (while
+    ``integer`` is set; unset, the usual ticks)."""
+
+    def __init__(self, orientation: str, integer: bool = True, **kwargs: Any) -> None:
+        super().__init__(orientation, **kwargs)
+        self.integer = integer
+
+    def tickValues(self, minVal: float, maxVal: float,  # noqa: N802, N803 - pyqtgraph's names
+                   size: float) -> list[tuple[float, list[float]]]:
+        levels = super().tickValues(minVal, maxVal, size)
+        if not self.integer:
+            return levels
+        if levels and levels[0][0] >= 1:
+            return [(step, [v for v in values if float(v).is_integer()])
+                    for step, values in levels if step >= 1]
+        return [(1.0, [float(v) for v in range(math.ceil(minVal), math.floor(maxVal) + 1)])]
+
+
+def _plot(title: str = "", axis_items: dict[str, pg.AxisItem] | None = None) -> pg.PlotWidget:
+    w = pg.PlotWidget(axisItems=axis_items)
     w.setMinimumSize(160, 110)
     no_si_prefix(w.getPlotItem())
     w.showGrid(x=True, y=True, alpha=0.2)
@@ -191,7 +210,7 @@ class TracePanel(QtWidgets.QWidget):
         for plot, line in ((self.trace, self.threshold), (self.hist, self.hist_threshold)):
             plot.addItem(line)
             line.hide()
-        self.levels: list[pg.PlotDataItem] = []
+        self.levels: list[pg.PlotCurveItem] = []
         self.roi: pg.LinearRegionItem | None = None
         if roi:
             self.roi = pg.LinearRegionItem(brush=(255, 200, 0, 18),
@@ -227,19 +246,27 @@ class TracePanel(QtWidgets.QWidget):
 
     def show_levels(self, start: np.ndarray, end: np.ndarray, per_bin: np.ndarray,
                     group: np.ndarray | None = None) -> None:
-        """Resolved levels as horizontal segments, coloured by their BIC group."""
+        """Resolved levels as Full SMS draws them: each level a horizontal segment at its
+        intensity over its dwell, coloured by its intensity state (BIC group), joined in time
+        order by a thin staircase so that short levels read as steps, not as loose dots."""
         for item in self.levels:
             self.trace.removeItem(item)
         self.levels = []
         if start.size == 0:
             return
-        groups = np.zeros(start.size, int) if group is None else np.asarray(group, int)
+        order = np.argsort(start, kind="stable")
+        start, end, per_bin = (np.asarray(a, float)[order] for a in (start, end, per_bin))
+        groups = np.zeros(start.size, int) if group is None else np.asarray(group, int)[order]
+        x = np.column_stack([start, end]).ravel()
+        y = np.repeat(per_bin, 2)
+        steps = pg.PlotCurveItem(x, y, pen=pg.mkPen((40, 40, 40), width=1))
+        self.trace.addItem(steps)
+        self.levels.append(steps)
         for g in np.unique(groups):
-            sel = groups == g
-            x = np.column_stack([start[sel], end[sel]]).ravel()
-            y = np.repeat(per_bin[sel], 2)
-            item = self.trace.plot(x, y, connect="pairs",
-                                   pen=pg.mkPen(GROUP_COLOURS[g % len(GROUP_COLOURS)], width=3))
+            sel = np.repeat(groups == g, 2)
+            item = pg.PlotCurveItem(x[sel], y[sel], connect="pairs",
+                                    pen=pg.mkPen(GROUP_COLOURS[g % len(GROUP_COLOURS)], width=3))
+            self.trace.addItem(item)
             self.levels.append(item)
 
     def clear_particle(self) -> None:
@@ -261,33 +288,60 @@ class TracePanel(QtWidgets.QWidget):
 
 
 class BicPanel(QtWidgets.QWidget):
-    """The BIC of the level grouping against the number of intensity states."""
+    """ΔBIC of the level grouping against the number of intensity states: how far each
+    number of states lies below the best BIC, with the band of :data:`BIC_MARGIN` in which the
+    fewest states are chosen. The absolute BIC spans tens of thousands (2 ln L of every photon)
+    and hides that rule; the differences show it. Numbers of states far below the best are
+    drawn as triangles on the top edge (their values are in the panel's text)."""
+
+    TOP = 5 * BIC_MARGIN
+    """Initial height of the ΔBIC axis: the band and its neighbours, not the 1-state outlier."""
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
-        self.plot = _plot("level grouping")
+        self.plot = _plot("level grouping", {"bottom": IntegerAxis("bottom")})
         self.plot.setLabel("bottom", "number of intensity states")
-        self.plot.setLabel("left", "BIC")
+        self.plot.setLabel("left", "ΔBIC below the best")
+        self.band = pg.LinearRegionItem((0, BIC_MARGIN), orientation="horizontal",
+                                        movable=False, brush=(44, 160, 44, 40),
+                                        pen=pg.mkPen(None))
+        self.band.setZValue(-10)
+        self.plot.addItem(self.band)
         self.curve = self.plot.plot([], [], pen=pg.mkPen("k"), symbol="o", symbolSize=6)
+        self.off_scale = self.plot.plot([], [], pen=None, symbol="t1", symbolSize=10,
+                                        symbolBrush=(90, 90, 90))
         self.best = self.plot.plot([], [], pen=None, symbol="o", symbolSize=11,
                                    symbolBrush=(214, 39, 40))
         self.info = Info()
         _stack(self, self.info, self.plot)
 
     def show_bic(self, bic: np.ndarray | None, n_states: int | None) -> None:
-        if bic is None or len(bic) == 0:
-            self.curve.setData([], [])
-            self.best.setData([], [])
+        if bic is None or len(bic) == 0 or not np.isfinite(np.asarray(bic, float)).any():
+            for c in (self.curve, self.best, self.off_scale):
+                c.setData([], [])
             self.info.setText("level grouping: n/a")
             return
         b = np.asarray(bic, float)
         g = np.arange(1, b.size + 1)
         ok = np.isfinite(b)
-        self.curve.setData(g[ok], b[ok])
+        delta = np.nanmax(b) - b            # 0 at the best, positive below it
+        top = max(self.TOP, 1.15 * float(np.max(delta[ok & (delta <= self.TOP)])))
+        shown = np.minimum(delta, top)      # off-scale values on the top edge
+        self.curve.setData(g[ok], shown[ok])
+        far = ok & (delta > top)
+        self.off_scale.setData(g[far], np.full(int(far.sum()), top))
         if n_states is not None and 1 <= n_states <= b.size and ok[n_states - 1]:
-            self.best.setData([n_states], [b[n_states - 1]])
-        self.info.setText(f"level grouping: {n_states} states (fewest within "
-                          f"{BIC_MARGIN:g} of max BIC)")
+            self.best.setData([n_states], [shown[n_states - 1]])
+        else:
+            self.best.setData([], [])
+        self.plot.setXRange(0.5, b.size + 0.5, padding=0)
+        self.plot.setYRange(-0.04 * top, top * 1.04, padding=0)
+        text = (f"level grouping: {fmt(n_states, 'd')} states, the fewest within "
+                f"{BIC_MARGIN:g} of the best BIC (green band)")
+        if far.any():
+            text += "; off scale: " + ", ".join(f"{k} state{'s' if k > 1 else ''} "
+                                                f"ΔBIC {delta[k - 1]:,.0f}" for k in g[far])
+        self.info.setText(text)
 
 
 class DecayPanel(QtWidgets.QWidget):
@@ -526,7 +580,7 @@ class PeakHistogramPanel(QtWidgets.QWidget):
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
-        self.plot = _plot("emission peaks")
+        self.plot = _plot("emission peaks", {"left": IntegerAxis("left")})
         self.plot.setLabel("bottom", "peak energy (eV)")
         self.plot.setLabel("left", "particles")
         # one row, top left, above the bars (see show_peaks' y range)
@@ -585,6 +639,10 @@ SCATTER_FEATURES = {
 }
 
 
+INTEGER_FEATURES = {"n_levels"}
+"""Features that are counts: their axes tick on whole numbers."""
+
+
 class ScatterPanel(QtWidgets.QWidget):
     """Two features of every particle against each other, coloured by verdict; a click on a
     point selects that particle (``picked`` gives its index)."""
@@ -600,7 +658,11 @@ class ScatterPanel(QtWidgets.QWidget):
                 box.addItem(v, k)
             box.setCurrentIndex(list(SCATTER_FEATURES).index(default))
             box.currentIndexChanged.connect(self._redraw)
-        self.plot = _plot()
+            # the longest name sets no minimum: the plot keeps its width in a narrow dock
+            box.setSizeAdjustPolicy(QtWidgets.QComboBox.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(5)
+        self.plot = _plot("", {"bottom": IntegerAxis("bottom", False),
+                               "left": IntegerAxis("left", False)})
         self.info = Info()
         self.scatter = pg.ScatterPlotItem(size=9, pen=pg.mkPen("k", width=0.5))
         self.scatter.sigClicked.connect(self._clicked)
@@ -625,6 +687,8 @@ class ScatterPanel(QtWidgets.QWidget):
         kx, ky = self.x.currentData(), self.y.currentData()
         self.plot.setLabel("bottom", SCATTER_FEATURES[kx])
         self.plot.setLabel("left", SCATTER_FEATURES[ky])
+        for side, key in (("bottom", kx), ("left", ky)):   # numbers of states are whole
+            self.plot.getAxis(side).integer = key in INTEGER_FEATURES
         spots = []
         for i, r in enumerate(self.records):
             vx, vy = r.get(kx), r.get(ky)
