@@ -121,9 +121,13 @@ class CameraPanel(QtWidgets.QWidget):
         self.average.valueChanged.connect(lambda n: self._resize_average(n))
         self.info = QtWidgets.QLabel("")
         self.info.setWordWrap(True)
-        row = QtWidgets.QHBoxLayout()
-        for w in (self.continuous, self.single, self.average, self.take_bg, self.subtract):
-            row.addWidget(w)
+        # two rows: in one, the controls alone set a 660 px wide column (too wide beside the
+        # trace on a 1366 px laptop screen)
+        row = QtWidgets.QGridLayout()
+        for i, w in enumerate((self.continuous, self.single, self.average)):
+            row.addWidget(w, 0, i)
+        row.addWidget(self.take_bg, 1, 0, 1, 2)
+        row.addWidget(self.subtract, 1, 2)
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(self.info)

@@ -64,6 +64,32 @@ class Tap:
         return tapped
 
 
+class WarmUp(QtCore.QThread):
+    """Warm the analysis before the first Record: start the engine's live-analysis worker and
+    compile (or load from numba's cache) the kernels there and in this process, where the
+    recording's histograms and the rolling trace are computed
+    (:func:`spad.analysis.warm_up.warm_up`). Without it the first particle showed "g2(0) n/a"
+    for the whole of its recording on a fresh installation, while they compiled.
+
+    ``done`` gives ``""`` or the error met (the app then records anyway, as before)."""
+
+    done = QtCore.pyqtSignal(str)
+
+    def run(self) -> None:
+        from spad.analysis.warm_up import warm_up
+
+        from spad.app.acquisition.engine import prepare
+
+        try:
+            worker = prepare()
+            warm_up()
+            worker.result()
+        except Exception as exc:  # noqa: BLE001 - any failure: said, and recording still works
+            self.done.emit(f"{type(exc).__name__}: {exc}")
+            return
+        self.done.emit("")
+
+
 class RecordPanel(QtWidgets.QWidget):
     """Record / stop / abort a particle, with its name, notes and the stop-when-sure option."""
 
@@ -84,6 +110,7 @@ class RecordPanel(QtWidgets.QWidget):
         self.duration = QtWidgets.QDoubleSpinBox()
         self.duration.setRange(1.0, 3600.0)
         self.duration.setValue(60.0)
+        self.duration.setDecimals(0)
         self.duration.setSuffix(" s")
         self.sure = QtWidgets.QCheckBox("stop when sure, p ≥")
         self.sure_p = QtWidgets.QDoubleSpinBox()
@@ -91,16 +118,21 @@ class RecordPanel(QtWidgets.QWidget):
         self.sure_p.setDecimals(3)
         self.sure_p.setSingleStep(0.01)
         self.sure_p.setValue(0.95)
+        # the longest duration and the stop-when-sure option share a row: the panel then
+        # fits above the Verdict on a 768 px high screen
         sure = QtWidgets.QHBoxLayout()
+        sure.addWidget(self.duration)
         sure.addWidget(self.sure)
         sure.addWidget(self.sure_p)
         sure.addStretch(1)
+        self.sure.setText("stop if p ≥")
+        self.sure.setToolTip("stop when sure: end the particle once the live verdict's "
+                             "probability reaches this value")
         form = QtWidgets.QFormLayout()
         form.addRow("session", folder)
         form.addRow("particle", self.name)
         form.addRow("notes", self.notes)
-        form.addRow("longest", self.duration)
-        form.addRow("", sure)
+        form.addRow("longest", sure)
         self.record = QtWidgets.QPushButton("● Record")
         self.stop = QtWidgets.QPushButton("■ Stop")
         self.abort = QtWidgets.QPushButton("Abort")
@@ -120,6 +152,7 @@ class RecordPanel(QtWidgets.QWidget):
         lay.addWidget(self.progress)
         lay.addWidget(self.state)
         lay.addStretch(1)
+        self.ready = True       # False while the analysis warms up: Record waits for it
         self.set_running(False)
 
     def _browse(self) -> None:
@@ -129,7 +162,8 @@ class RecordPanel(QtWidgets.QWidget):
             self.folder.setText(d)
 
     def set_running(self, running: bool) -> None:
-        self.record.setEnabled(not running)
+        self.running = running
+        self.record.setEnabled(not running and self.ready)
         self.stop.setEnabled(running)
         self.abort.setEnabled(running)
         for w in (self.folder, self.name, self.duration, self.sure, self.sure_p):
@@ -209,7 +243,9 @@ class LiveMode(QtCore.QObject):
             w.view_menu.addAction(a)
         w.tabifyDockWidget(w.docks["Session"], w.docks["Population"])
         w.docks["Session"].raise_()
-        w.resizeDocks([w.docks["Decay"]], [330], QtCore.Qt.Vertical)
+        w.fit_to_screen(w.geometry())      # the live docks' minimum, within the screen
+        w.default_layout()
+        w.restore_layout(live=True)        # the live mode's docks where they were left
         self.restore_settings(w.settings)
 
         self.instruments.error.connect(lambda m: w.show_error(m))
@@ -237,7 +273,26 @@ class LiveMode(QtCore.QObject):
         self.timer.setTimerType(QtCore.Qt.PreciseTimer)
         self.timer.timeout.connect(self.update_display)
         QtCore.QTimer.singleShot(0, w.docks["Record"].raise_)   # once the window is laid out
-        w.status.setText(f"live on {getattr(rig.tagger, 'name', 'the rig')}: press Record")
+        self.ready_text = f"live on {getattr(rig.tagger, 'name', 'the rig')}: press Record"
+        self.recorder.ready = False
+        self.recorder.set_running(False)
+        self.recorder.state.setText("preparing the analysis: compiling its kernels (once; a "
+                                    "minute or two after an installation, seconds later)…")
+        w.status.setText("preparing the analysis before the first Record…")
+        self.warm = WarmUp(self)
+        self.warm.done.connect(self._warmed)
+        self.warm.start()
+
+    def _warmed(self, error: str) -> None:
+        """The analysis is ready (or could not be warmed: then the first particle compiles it,
+        as without the warm-up)."""
+        r = self.recorder
+        r.ready = True
+        r.set_running(r.running)
+        if not r.running:
+            r.state.setText("ready" if not error else f"ready (warm-up failed: {error})")
+        if self.acq is None:
+            self.window.status.setText(self.ready_text)
 
     # -- settings ---------------------------------------------------------------------------
 
@@ -320,6 +375,8 @@ class LiveMode(QtCore.QObject):
         w.verdict.show_verdict(None, None, None, None, extra="recording: the first verdict "
                                "comes with the first live analysis")
         r.set_running(True)
+        r.progress.setFormat("%p %")
+        r.progress.setValue(0)
         self.instruments.set_busy(True)
         self.camera.set_busy(True)
         r.state.setText(f"recording {self.acq.name} → {self.acq.path}")
@@ -338,6 +395,7 @@ class LiveMode(QtCore.QObject):
 
     def shutdown(self) -> None:
         """Finish a recording in progress cleanly and release the rig (window closing)."""
+        self.warm.wait()        # compiling cannot be interrupted; it ends on its own
         self.timer.stop()
         self.instruments.timer.stop()
         self.camera.stop()
@@ -371,6 +429,11 @@ class LiveMode(QtCore.QObject):
         if outcome is None:
             return
         s = outcome.state
+        # a stop before the longest duration (sure, Stop, Abort, error) leaves the bar where
+        # the time was: it shows the particle finished instead, and why
+        self.recorder.progress.setValue(self.recorder.progress.maximum())
+        self.recorder.progress.setFormat(f"finished: {outcome.stop_reason} after "
+                                         f"{s.elapsed_s:.1f} s")
         text = (f"{acq.name}: {outcome.stop_reason} after {s.elapsed_s:.1f} s, {s.photons} "
                 f"photons → {outcome.path}")
         if outcome.error:

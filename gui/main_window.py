@@ -37,6 +37,30 @@ from spad.particle import PARTICLE_SUFFIXES, particle_files
 
 ORG, APP = "spad", "spad gui"
 
+LAYOUT_VERSION = 2
+"""Version of the saved dock layout: a layout saved by a version with other docks or corners
+is not restored (the default one is used instead)."""
+
+DEFAULT_SIZE = (1600, 1000)
+"""Size of the window at its first start, reduced to the screen it opens on."""
+
+FRAME_PX = 40
+"""Room left for the window's title bar and frame, which the available screen area does not
+count."""
+
+
+def initial_geometry(available: QtCore.QRect, saved: QtCore.QRect | None = None) -> QtCore.QRect:
+    """Where the window opens: the saved place, or the default size, in either case moved and
+    shrunk into ``available`` (the screen without its task bars), so that a layout saved on a
+    1920x1080 lab monitor opens whole on a 1366x768 laptop."""
+    want = saved if saved is not None and saved.isValid() else QtCore.QRect(
+        available.topLeft(), QtCore.QSize(*DEFAULT_SIZE))
+    w = min(want.width(), available.width())
+    h = min(want.height(), available.height() - FRAME_PX)
+    x = min(max(want.x(), available.left()), available.right() + 1 - w)
+    y = min(max(want.y(), available.top() + FRAME_PX), available.bottom() + 1 - h)
+    return QtCore.QRect(x, y, w, h)
+
 
 class MainWindow(QtWidgets.QMainWindow):
     """The desktop app's window.
@@ -81,6 +105,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session_widget = session
 
         self.setCentralWidget(self.trace)
+        # the side columns run the full height and the bottom docks sit under the trace only:
+        # the window then needs the taller of the columns, not a column plus the bottom row
+        # (1117 px before; a 1366x768 laptop has about 700)
+        self.setCorner(QtCore.Qt.BottomLeftCorner, QtCore.Qt.LeftDockWidgetArea)
+        self.setCorner(QtCore.Qt.BottomRightCorner, QtCore.Qt.RightDockWidgetArea)
         self.setDockOptions(QtWidgets.QMainWindow.AllowTabbedDocks
                             | QtWidgets.QMainWindow.AnimatedDocks)
         self.docks: dict[str, QtWidgets.QDockWidget] = {}
@@ -96,9 +125,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.add_dock("Population", self.scatter, B)
         self.tabifyDockWidget(self.docks["Session"], self.docks["Population"])
         self.docks["Session"].raise_()
-        self.resizeDocks([self.docks["Particles"], self.docks["Spectrum"]], [340, 520],
-                         QtCore.Qt.Horizontal)
-        self.resizeDocks([self.docks["Decay"]], [400], QtCore.Qt.Vertical)
 
         self._menus()
         self.status = QtWidgets.QLabel("ready")
@@ -146,13 +172,12 @@ class MainWindow(QtWidgets.QMainWindow):
     def _restore(self) -> None:
         s = self.settings
         geometry = s.value("window/geometry")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        else:
-            self.resize(1600, 1000)
-        state = s.value("window/state")
-        if state is not None:
-            self.restoreState(state)
+        saved = None
+        if geometry is not None and self.restoreGeometry(geometry):
+            saved = self.geometry()
+        self.fit_to_screen(saved)
+        self.default_layout()
+        self.restore_layout(live=False)
         for box, key in ((self.particles.bin_ms, "analysis/bin_ms"),
                          (self.particles.gate_ns, "analysis/gate_ns")):
             v = s.value(key)
@@ -164,10 +189,37 @@ class MainWindow(QtWidgets.QMainWindow):
             if v is not None:  # an INI file gives the text "true"/"false", the registry a bool
                 check.setChecked(str(v).lower() == "true")
 
+    def fit_to_screen(self, saved: QtCore.QRect | None = None) -> None:
+        """Place the window on its screen (:func:`initial_geometry`), with the minimum size of
+        the docks as they are now (Qt keeps the minimum of an earlier arrangement until its
+        layout is activated again, and would hold the window wider than the screen)."""
+        self.layout().invalidate()
+        self.layout().activate()
+        screen = self.screen() or QtWidgets.QApplication.primaryScreen()
+        self.setGeometry(initial_geometry(screen.availableGeometry(), saved))
+
+    def default_layout(self) -> None:
+        """Dock sizes as fractions of the window: the side columns a quarter each at most,
+        the bottom row below the trace about 40 % of the height."""
+        w, h = self.width(), self.height()
+        side = [d for d in (self.docks.get("Particles"), self.docks.get("Spectrum")) if d]
+        self.resizeDocks(side, [min(360, w // 4), min(520, w // 4)], QtCore.Qt.Horizontal)
+        self.resizeDocks([self.docks["Decay"]], [max(330, int(0.4 * h))], QtCore.Qt.Vertical)
+
+    @staticmethod
+    def layout_key(live: bool) -> str:
+        """The settings key of the dock layout: one per mode, as their docks differ."""
+        return "window/state_live" if live else "window/state"
+
+    def restore_layout(self, live: bool) -> bool:
+        """The dock layout the mode was last left in, if one was saved (by this version)."""
+        state = self.settings.value(self.layout_key(live))
+        return state is not None and self.restoreState(state, LAYOUT_VERSION)
+
     def save_settings(self) -> None:
         s = self.settings
         s.setValue("window/geometry", self.saveGeometry())
-        s.setValue("window/state", self.saveState())
+        s.setValue(self.layout_key(self.live is not None), self.saveState(LAYOUT_VERSION))
         s.setValue("analysis/bin_ms", self.particles.bin_ms.value())
         s.setValue("analysis/gate_ns", self.particles.gate_ns.value())
         s.setValue("analysis/auto_roi", self.particles.auto_roi.isChecked())
