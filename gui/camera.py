@@ -121,13 +121,14 @@ class CameraPanel(QtWidgets.QWidget):
         self.average.valueChanged.connect(lambda n: self._resize_average(n))
         self.info = QtWidgets.QLabel("")
         self.info.setWordWrap(True)
-        # two rows: in one, the controls alone set a 660 px wide column (too wide beside the
+        # three rows: in one, the controls alone set a 660 px wide column (too wide beside the
         # trace on a 1366 px laptop screen)
         row = QtWidgets.QGridLayout()
-        for i, w in enumerate((self.continuous, self.single, self.average)):
-            row.addWidget(w, 0, i)
-        row.addWidget(self.take_bg, 1, 0, 1, 2)
-        row.addWidget(self.subtract, 1, 2)
+        row.addWidget(self.continuous, 0, 0)
+        row.addWidget(self.single, 0, 1)
+        row.addWidget(self.average, 1, 0, 1, 2)
+        row.addWidget(self.take_bg, 2, 0)
+        row.addWidget(self.subtract, 2, 1)
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(self.info)

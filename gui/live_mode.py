@@ -105,7 +105,7 @@ class RecordPanel(QtWidgets.QWidget):
         self.name = QtWidgets.QLineEdit()
         self.name.setPlaceholderText("next in the session (p001, p002, …)")
         self.notes = QtWidgets.QPlainTextEdit()
-        self.notes.setPlaceholderText("notes on this particle (kept in the session log)")
+        self.notes.setPlaceholderText("notes (kept in the session log)")
         self.notes.setMaximumHeight(50)
         self.duration = QtWidgets.QDoubleSpinBox()
         self.duration.setRange(1.0, 3600.0)
@@ -234,16 +234,13 @@ class LiveMode(QtCore.QObject):
         w.add_dock("Camera", self.camera, R)
         w.tabifyDockWidget(w.docks["Particles"], w.docks["Record"])
         w.tabifyDockWidget(w.docks["Record"], w.docks["Instruments"])
-        w.splitDockWidget(w.docks["Camera"], w.docks["Spectrum"], QtCore.Qt.Vertical)
-        w.tabifyDockWidget(w.docks["Levels"], w.docks["Session"])
-        w.docks["Session"].raise_()
         for name in ("Record", "Instruments", "Camera"):
             a = w.docks[name].toggleViewAction()
             a.setText(name)
             w.view_menu.addAction(a)
-        w.tabifyDockWidget(w.docks["Session"], w.docks["Population"])
-        w.docks["Session"].raise_()
         w.fit_to_screen(w.geometry())      # the live docks' minimum, within the screen
+        w.arrange()
+        w.fit_to_screen(w.geometry())
         w.default_layout()
         w.restore_layout(live=True)        # the live mode's docks where they were left
         self.restore_settings(w.settings)
@@ -371,6 +368,7 @@ class LiveMode(QtCore.QObject):
         w.decay.show_decays([("all photons", None, None, None, "")])
         w.decay.info.setText("live decay with the first live analysis (after 1 s)")
         w.g2.show_g2(None, None, None, None, None)
+        w.bic.show_bic(None, None)        # the level grouping comes with the finished file
         w.spectrum.clear("no spectrum yet" if self.rig.camera is not None else "no camera")
         w.verdict.show_verdict(None, None, None, None, extra="recording: the first verdict "
                                "comes with the first live analysis")

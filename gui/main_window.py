@@ -44,6 +44,11 @@ is not restored (the default one is used instead)."""
 DEFAULT_SIZE = (1600, 1000)
 """Size of the window at its first start, reduced to the screen it opens on."""
 
+COMPACT_HEIGHT = 900
+"""Below this window height (a 1366x768 laptop) the docks below the trace share one place as
+tabs, and so do the camera and the spectrum: side by side, each would be too low or too narrow
+for its axes and its text."""
+
 FRAME_PX = 40
 """Room left for the window's title bar and frame, which the available screen area does not
 count."""
@@ -123,8 +128,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.add_dock("Levels", self.bic, B)
         self.add_dock("Session", self.session_widget, B)
         self.add_dock("Population", self.scatter, B)
-        self.tabifyDockWidget(self.docks["Session"], self.docks["Population"])
-        self.docks["Session"].raise_()
 
         self._menus()
         self.status = QtWidgets.QLabel("ready")
@@ -176,6 +179,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if geometry is not None and self.restoreGeometry(geometry):
             saved = self.geometry()
         self.fit_to_screen(saved)
+        self.arrange()                  # for the height the screen gives
+        self.fit_to_screen(saved)       # with the minimum of that arrangement
         self.default_layout()
         self.restore_layout(live=False)
         for box, key in ((self.particles.bin_ms, "analysis/bin_ms"),
@@ -198,13 +203,59 @@ class MainWindow(QtWidgets.QMainWindow):
         screen = self.screen() or QtWidgets.QApplication.primaryScreen()
         self.setGeometry(initial_geometry(screen.availableGeometry(), saved))
 
+    def arrange(self, compact: bool | None = None) -> None:
+        """The default arrangement of the docks, for a small screen (``compact``, default: the
+        window lower than :data:`COMPACT_HEIGHT`) or a large one: below the trace the Decay,
+        Levels and Session / Population docks side by side, or all as tabs; in the live mode
+        the Camera above the Spectrum, or both as tabs."""
+        d = self.docks
+        self.compact = self.height() < COMPACT_HEIGHT if compact is None else compact
+        live = "Camera" in d
+        bottom, right = QtCore.Qt.BottomDockWidgetArea, QtCore.Qt.RightDockWidgetArea
+        moved = ["Levels", "Session", "Population"] + (["Spectrum"] if live else [])
+        for name in moved:
+            self.removeDockWidget(d[name])   # out of any tab group (re-shown below)
+        if self.compact:
+            previous = "Decay"
+            for name in ("Levels", "Session", "Population"):
+                self.tabifyDockWidget(d[previous], d[name])
+                previous = name
+        else:
+            self.addDockWidget(bottom, d["Levels"])
+            if live:     # the Levels are seen after a recording: a tab beside the Session
+                self.tabifyDockWidget(d["Levels"], d["Session"])
+            else:
+                self.addDockWidget(bottom, d["Session"])
+            self.tabifyDockWidget(d["Session"], d["Population"])
+        if live:
+            if self.compact:
+                self.tabifyDockWidget(d["Camera"], d["Spectrum"])
+            else:
+                self.addDockWidget(right, d["Spectrum"])    # below the Camera
+        for name in moved:
+            d[name].show()
+        # the tabs in front (after show(), which brings a tab forward)
+        d["Decay" if self.compact else "Session"].raise_()
+        if live and self.compact:
+            d["Camera"].raise_()
+
     def default_layout(self) -> None:
         """Dock sizes as fractions of the window: the side columns a quarter each at most,
         the bottom row below the trace about 40 % of the height."""
         w, h = self.width(), self.height()
         side = [d for d in (self.docks.get("Particles"), self.docks.get("Spectrum")) if d]
-        self.resizeDocks(side, [min(360, w // 4), min(520, w // 4)], QtCore.Qt.Horizontal)
-        self.resizeDocks([self.docks["Decay"]], [max(330, int(0.4 * h))], QtCore.Qt.Vertical)
+        self.resizeDocks(side, [min(360, w // 4), min(480, w // 4)], QtCore.Qt.Horizontal)
+        self.resizeDocks([self.docks["Decay"]], [max(330, int(0.42 * h))], QtCore.Qt.Vertical)
+        if not getattr(self, "compact", True):    # side by side below the trace
+            centre = w - min(360, w // 4) - min(480, w // 4)
+            shares = ({"Decay": 0.5, "Session": 0.5} if "Camera" in self.docks   # live: tabs
+                      else {"Decay": 0.4, "Levels": 0.25, "Session": 0.35})
+            self.resizeDocks([self.docks[n] for n in shares],
+                             [int(centre * f) for f in shares.values()], QtCore.Qt.Horizontal)
+            if "Camera" in self.docks:  # the right column: room for each plot's axis label
+                right = {"g2": 0.34, "Camera": 0.28, "Spectrum": 0.38}
+                self.resizeDocks([self.docks[n] for n in right],
+                                 [int(h * f) for f in right.values()], QtCore.Qt.Vertical)
 
     @staticmethod
     def layout_key(live: bool) -> str:

@@ -23,8 +23,10 @@ pg.setConfigOptions(antialias=False, background="w", foreground="k")
 LABEL_COLOURS = {"monomer": (31, 119, 180), "dimer": (214, 39, 40), "uncertain": (127, 127, 127)}
 """Colour of each verdict in every view (monomer blue, dimer red, uncertain grey)."""
 
-GROUP_COLOURS = [(255, 127, 14), (44, 160, 44), (148, 103, 189), (140, 86, 75),
-                 (227, 119, 194), (188, 189, 34), (23, 190, 207), (31, 119, 180)]
+GROUP_COLOURS = [(255, 127, 14), (44, 160, 44), (227, 119, 194), (140, 86, 75),
+                 (188, 189, 34), (23, 190, 207), (148, 103, 189), (90, 90, 90)]
+"""Colour of each intensity state's levels on the trace (state 0 the dimmest): none blue or red,
+which are the trace's and the verdicts' colours."""
 
 
 def fmt(value: Any, spec: str, unit: str = "") -> str:
@@ -123,9 +125,23 @@ class SpectrumPanel(QtWidgets.QWidget):
         self.info = Info()
         _stack(self, self.info, self.plot)
 
+    def _show_fit(self, energy: np.ndarray | None, fit: np.ndarray | None) -> None:
+        """The fitted line, and its legend entry only while there is one (a live spectrum has
+        no fit: "fit" in the legend would claim one)."""
+        legend = self.plot.getPlotItem().legend
+        shown = any(sample.item is self.fit for sample, _label in legend.items)
+        if energy is None:
+            self.fit.setData([], [])
+            if shown:
+                legend.removeItem(self.fit)
+        else:
+            self.fit.setData(energy, fit)
+            if not shown:
+                legend.addItem(self.fit, "fit")
+
     def clear(self, message: str = "no spectrum") -> None:
         self.data.setData([], [])
-        self.fit.setData([], [])
+        self._show_fit(None, None)
         self.peak.hide()
         self.reference.hide()
         self.info.setText(message)
@@ -139,7 +155,7 @@ class SpectrumPanel(QtWidgets.QWidget):
         unit = {"e": "e⁻", "adu": "ADU"}.get(sp.unit, sp.unit)
         self.plot.setLabel("left", f"intensity ({unit} / eV)")
         self.data.setData(sp.energy, sp.intensity)
-        self.fit.setData(sp.energy, sp.fit)
+        self._show_fit(sp.energy, sp.fit)
         if math.isfinite(sp.peak_ev):
             self.peak.setValue(sp.peak_ev)
             self.peak.show()
@@ -160,7 +176,7 @@ class SpectrumPanel(QtWidgets.QWidget):
         before is cleared, as it does not belong to these data."""
         self.plot.setLabel("left", f"intensity ({unit} / eV)")
         self.data.setData(energy_ev, intensity)
-        self.fit.setData([], [])
+        self._show_fit(None, None)
         self.peak.hide()
         self.reference.hide()
         self.info.setText("live spectrum: peak, FWHM and red shift when the particle is "
@@ -259,7 +275,7 @@ class TracePanel(QtWidgets.QWidget):
         groups = np.zeros(start.size, int) if group is None else np.asarray(group, int)[order]
         x = np.column_stack([start, end]).ravel()
         y = np.repeat(per_bin, 2)
-        steps = pg.PlotCurveItem(x, y, pen=pg.mkPen((40, 40, 40), width=1))
+        steps = pg.PlotCurveItem(x, y, pen=pg.mkPen((40, 40, 40, 170), width=1))
         self.trace.addItem(steps)
         self.levels.append(steps)
         for g in np.unique(groups):
@@ -300,7 +316,7 @@ class BicPanel(QtWidgets.QWidget):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.plot = _plot("level grouping", {"bottom": IntegerAxis("bottom")})
-        self.plot.setLabel("bottom", "number of intensity states")
+        self.plot.setLabel("bottom", "intensity states")
         self.plot.setLabel("left", "ΔBIC below the best")
         self.band = pg.LinearRegionItem((0, BIC_MARGIN), orientation="horizontal",
                                         movable=False, brush=(44, 160, 44, 40),
@@ -337,10 +353,10 @@ class BicPanel(QtWidgets.QWidget):
         self.plot.setXRange(0.5, b.size + 0.5, padding=0)
         self.plot.setYRange(-0.04 * top, top * 1.04, padding=0)
         text = (f"level grouping: {fmt(n_states, 'd')} states, the fewest within "
-                f"{BIC_MARGIN:g} of the best BIC (green band)")
+                f"{BIC_MARGIN:g} of the best BIC (green)")
         if far.any():
-            text += "; off scale: " + ", ".join(f"{k} state{'s' if k > 1 else ''} "
-                                                f"ΔBIC {delta[k - 1]:,.0f}" for k in g[far])
+            text += "; off scale (ΔBIC): " + ", ".join(f"{k}: {delta[k - 1]:,.0f}"
+                                                       for k in g[far])
         self.info.setText(text)
 
 
@@ -378,7 +394,13 @@ class DecayPanel(QtWidgets.QWidget):
         self.info = Info()
         # which decay: all photons, the bright state, or one intensity state of the grouping
         self.choice = QtWidgets.QComboBox()
-        self.choice.setSizeAdjustPolicy(QtWidgets.QComboBox.AdjustToContents)
+        # wide enough for "level 36: 0.42-0.65 s, 34.8 kcps (state 3)", but its longest entry
+        # sets no minimum width (that held a 1366 px window 1757 px wide); the open list
+        # shows the names whole
+        self.choice.setSizeAdjustPolicy(
+            QtWidgets.QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.choice.setMinimumContentsLength(20)
+        self.choice.view().setMinimumWidth(self.choice.fontMetrics().averageCharWidth() * 48)
         self.choice.setToolTip("the decay shown: all photons, the bright (ON) state, one "
                                "intensity state of the level grouping (Levels panel), or one "
                                "single resolved level (the steps on the trace)")
@@ -387,9 +409,10 @@ class DecayPanel(QtWidgets.QWidget):
         self.choice.currentIndexChanged.connect(self._choose)
         # None for a heading of the list (not a decay)
         self._sources: list[tuple[np.ndarray | None, np.ndarray | None, Any, str] | None] = []
-        # a fit's title often takes two lines: room for them from the start, since a dock
-        # does not grow when its label wraps later (the plots below would be clipped)
-        self.info.setMinimumHeight(2 * self.info.fontMetrics().lineSpacing() + 4)
+        # a fit's title takes two lines, three in a dock 600 px wide (a 1366 px screen): room
+        # for them from the start, since a dock does not grow when its label wraps later (the
+        # residuals' axis below would be clipped)
+        self.info.setMinimumHeight(3 * self.info.fontMetrics().lineSpacing() + 4)
         _stack(self, self.choice, self.info, self.glw)
 
     def show_decays(self, sources: list[tuple[str, np.ndarray | None, np.ndarray | None, Any,

@@ -62,6 +62,11 @@ def test_window_fits_a_laptop_and_a_lab_monitor(qtbot, settings, rig, mode):
             assert screen.contains(g), name
             assert g.width() >= hint.width() and g.height() >= hint.height(), name
             w.setGeometry(g)
+            w.arrange()                 # docks as tabs below 900 px of height, else side by side
+            assert w.compact == (name == "laptop")
+            w.layout().invalidate()
+            w.layout().activate()
+            w.setGeometry(g)
             w.default_layout()
             # laid out as on screen, without showing it (a shown window's pyqtgraph items
             # outlive its deletion in later tests' event loops)
@@ -162,7 +167,7 @@ def test_bic_plot_is_delta_bic_against_the_best(qtbot):
     assert list(p.off_scale.getData()[0]) == [1]
     lo, hi = p.plot.getPlotItem().vb.viewRange()[1]
     assert lo < 0 < BIC_MARGIN < hi < 2 * top
-    assert "79,900" in p.info.text() and "3 states" in p.info.text()
+    assert "off scale (ΔBIC): 1: 79,900" in p.info.text() and "3 states" in p.info.text()
     assert p.plot.getPlotItem().getAxis("left").labelText == "ΔBIC below the best"
     p.show_bic(None, None)
     assert p.info.text() == "level grouping: n/a"

@@ -165,7 +165,12 @@ def test_progress_bar_shows_the_particle_finished_after_an_early_stop(qtbot, liv
                     timeout=120_000)
     assert bar.value() == bar.maximum()
     assert bar.text().startswith("finished: stopped after ")
+    live.window.particles.set_current(live.window.particles.paths()[0])
+    shown = live.window.bic.curve.getData()[0]
+    assert shown is not None and len(shown) > 0                # the finished particle's BIC
     live.recorder.record.click()          # the next particle starts from an empty bar
     assert bar.text() != "" and not bar.text().startswith("finished")
+    # and shows nothing of the particle before it: its level grouping neither
+    assert live.window.bic.info.text() == "level grouping: n/a"
     live.abort()
     qtbot.waitUntil(lambda: not live.recording, timeout=120_000)
