@@ -253,7 +253,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.resizeDocks([self.docks[n] for n in shares],
                              [int(centre * f) for f in shares.values()], QtCore.Qt.Horizontal)
             if "Camera" in self.docks:  # the right column: room for each plot's axis label
-                right = {"g2": 0.34, "Camera": 0.28, "Spectrum": 0.38}
+                right = {"g2": 0.3, "Camera": 0.34, "Spectrum": 0.36}
                 self.resizeDocks([self.docks[n] for n in right],
                                  [int(h * f) for f in right.values()], QtCore.Qt.Vertical)
 
