@@ -1,6 +1,6 @@
 """Streaming accumulators over photon chunks: intensity trace, decays, correlation.
 
-Also the stream bookkeeping and time bins they share (``_Stream``, ``_TimeBins``), which the FLID
+Also the stream bookkeeping and time bins they share (``StreamState``, ``TimeBins``), which the FLID
 accumulator, :class:`spad.analysis.flid.FLIDHistogram`, and :mod:`spad.analysis.photon_collector`
 use too.
 
@@ -62,14 +62,14 @@ def _timing_from_dict(d: dict[str, Any] | None) -> Timing | None:
     return None if d is None else Timing(**d)
 
 
-def _ticks(width_s: float, unit_s: float, what: str) -> int:
+def whole_ticks(width_s: float, unit_s: float, what: str) -> int:
     """A width in seconds as a whole number (at least 1) of ticks of ``unit_s`` seconds."""
     if not (width_s > 0 and math.isfinite(width_s)):
         raise ValueError(f"{what} must be a positive number of seconds, not {width_s!r}")
     return max(1, int(round(width_s / unit_s)))
 
 
-def _row_table(detectors: Sequence[int]) -> np.ndarray:
+def row_table(detectors: Sequence[int]) -> np.ndarray:
     """Lookup table detector number -> row (-1 for detectors not selected)."""
     table = np.full(256, -1, dtype=np.int64)
     for row, d in enumerate(detectors):
@@ -109,7 +109,7 @@ def _first_decrease(timestamps, previous):  # pragma: no cover - compiled
     return -1
 
 
-class _Stream:
+class StreamState:
     """Timing and order bookkeeping shared by all accumulators."""
 
     def __init__(self) -> None:
@@ -163,13 +163,13 @@ class _Stream:
         self.last_sync = int(d["last_sync"])
 
 
-def _need(stream: _Stream, name: str) -> Timing:
+def stream_timing(stream: StreamState, name: str) -> Timing:
     if stream.timing is None:
         raise ValueError(f"{name}: no chunk fed yet, so the stream's timing is unknown")
     return stream.timing
 
 
-class _TimeBins:
+class TimeBins:
     """Per-bin arrays on absolute time bins that grow in both directions as photons arrive."""
 
     def __init__(self, n_rows: int, dtype: Any) -> None:
@@ -198,7 +198,7 @@ class _TimeBins:
 
 
 @njit(cache=True, nogil=True)
-def _selected_range(timestamps, detectors, rows, width):  # pragma: no cover - compiled
+def selected_range(timestamps, detectors, rows, width):  # pragma: no cover - compiled
     """Smallest and largest time bin of the selected photons (hi < lo when none)."""
     lo = np.iinfo(np.int64).max
     hi = np.iinfo(np.int64).min
@@ -273,10 +273,10 @@ class IntensityTrace:
             raise ValueError(f"bin_width_s must be positive, not {bin_width_s!r}")
         self.requested_bin_width_s = float(bin_width_s)
         self.detectors = tuple(int(d) for d in detectors)
-        self._rows = _row_table(self.detectors)
-        self._stream = _Stream()
+        self._rows = row_table(self.detectors)
+        self._stream = StreamState()
         self._width = 0
-        self._bins = _TimeBins(len(self.detectors), np.int64)
+        self._bins = TimeBins(len(self.detectors), np.int64)
         self._hi = NO_SYNC  # last bin holding a photon
 
     def update(self, chunk: PhotonChunk) -> None:
@@ -284,9 +284,9 @@ class IntensityTrace:
         first = self._stream.timing is None
         self._stream.accept(chunk, "IntensityTrace")
         if first:
-            self._width = _ticks(self.requested_bin_width_s, chunk.timing.timestamp_unit,
+            self._width = whole_ticks(self.requested_bin_width_s, chunk.timing.timestamp_unit,
                                  "bin_width_s")
-        lo, hi = _selected_range(chunk.timestamps, chunk.detectors, self._rows, self._width)
+        lo, hi = selected_range(chunk.timestamps, chunk.detectors, self._rows, self._width)
         if hi < lo:
             return
         if lo < 0:
@@ -298,7 +298,7 @@ class IntensityTrace:
 
     def result(self) -> Trace:
         """The trace so far (bins from the first to the last photon's)."""
-        timing = _need(self._stream, "IntensityTrace")
+        timing = stream_timing(self._stream, "IntensityTrace")
         w_s = self._width * timing.timestamp_unit
         if self._hi == NO_SYNC:
             counts = np.zeros((len(self.detectors), 0), dtype=np.int64)
@@ -395,6 +395,32 @@ class Decay:
         return self.counts.sum(axis=0)
 
 
+def add_delay_histograms(counts: np.ndarray, delays: np.ndarray, detectors: np.ndarray,
+                         template: Decay, delay_unit_s: float,
+                         keep: np.ndarray | None = None) -> None:
+    """Add the delay histograms of photons (those of ``keep``, if given) to ``counts``, on the
+    bins of ``template``, one row per detector of it: the one delay histogram of a list of
+    photons (the decays of the photons an analysis keeps, of the gated photons, of each window
+    of a recording read again).
+
+    Parameters
+    ----------
+    counts
+        Histograms to add to, shaped like ``template.counts``.
+    delays, detectors
+        Each photon's delay after its sync in native units (``delay_unit_s``; T2 delays
+        included, negative before the first sync: never counted) and its detector.
+    keep
+        Mask over the photons; default all.
+    """
+    factor = max(1, round(template.bin_width_s / delay_unit_s))
+    for row, det in enumerate(template.detectors):
+        on = detectors == det
+        k = delays[on if keep is None else keep & on] // factor
+        k = k[(k >= 0) & (k < counts.shape[1])]
+        counts[row] += np.bincount(k, minlength=counts.shape[1])
+
+
 class DecayHistogram:
     """TCSPC decay histograms per detector, streamed.
 
@@ -415,8 +441,8 @@ class DecayHistogram:
         self.requested_bin_width_s = bin_width_s
         self.range_s = range_s
         self.detectors = tuple(int(d) for d in detectors)
-        self._rows = _row_table(self.detectors)
-        self._stream = _Stream()
+        self._rows = row_table(self.detectors)
+        self._stream = StreamState()
         self._factor = 0
         self._hist = np.zeros((len(self.detectors), 0), dtype=np.int64)
         self._no_delay = 0
@@ -425,13 +451,13 @@ class DecayHistogram:
     def _setup(self, timing: Timing) -> None:
         unit = timing.nanotime_unit if timing.is_t3 else timing.timestamp_unit
         self._factor = (1 if self.requested_bin_width_s is None
-                        else _ticks(self.requested_bin_width_s, unit, "bin_width_s"))
+                        else whole_ticks(self.requested_bin_width_s, unit, "bin_width_s"))
         if self.range_s is not None:
-            native = _ticks(self.range_s, unit, "range_s")
+            native = whole_ticks(self.range_s, unit, "range_s")
         elif timing.is_t3:
             native = timing.tcspc_num_bins or 65536
         elif timing.sync_period:
-            native = _ticks(timing.sync_period, unit, "sync_period")
+            native = whole_ticks(timing.sync_period, unit, "sync_period")
         else:
             raise ValueError("DecayHistogram: T2 stream without a sync period: give range_s")
         n_bins = -(-native // self._factor)
@@ -450,7 +476,7 @@ class DecayHistogram:
 
     def result(self) -> Decay:
         """The histograms so far."""
-        _need(self._stream, "DecayHistogram")
+        stream_timing(self._stream, "DecayHistogram")
         w = self._factor * self._stream.delay_unit
         edges = np.arange(self._hist.shape[1] + 1) * w
         return Decay(edges, self._hist.copy(), self.detectors, w, self._no_delay, self._out)
@@ -672,7 +698,7 @@ class CrossCorrelation:
         self.max_lag_periods = max_lag_periods
         self.max_lag_s = max_lag_s
         self.requested_bin_width_s = float(bin_width_s)
-        self._stream = _Stream()
+        self._stream = StreamState()
         self._hist = np.zeros(0, dtype=np.int64)
         self._extra_duration_s = 0.0  # durations of measurements merged in
         self._state = np.array([NO_SYNC, 0, 0, 0, 0, 0], dtype=np.int64)
@@ -689,7 +715,7 @@ class CrossCorrelation:
                              "this stream's timing does not give; use max_lag_s")
         fine_unit = timing.nanotime_unit if timing.is_t3 else timing.timestamp_unit
         self._fine_unit = fine_unit
-        self._width = _ticks(self.requested_bin_width_s, fine_unit, "bin_width_s")
+        self._width = whole_ticks(self.requested_bin_width_s, fine_unit, "bin_width_s")
         self._m = max(1, math.ceil(lag_s / (self._width * fine_unit) - 1e-9))
         self._lo = -(self._m + 0.5) * self._width
         # T3: one coarse key (sync) is `period` fine units; T2: key and fine are both the tag
@@ -739,7 +765,7 @@ class CrossCorrelation:
 
     def result(self) -> Correlation:
         """The correlation histogram so far."""
-        timing = _need(self._stream, "CrossCorrelation")
+        timing = stream_timing(self._stream, "CrossCorrelation")
         w = self._width * self._fine_unit
         k = np.arange(-self._m, self._m + 1)
         edges = (np.arange(-self._m, self._m + 2) - 0.5) * w

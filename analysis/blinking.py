@@ -23,7 +23,7 @@ Methods (docs/methods.md, "Intensity trace and blinking"):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -32,33 +32,15 @@ from scipy import optimize, special, stats
 from spad.analysis.bursts import Bursts, find_bursts, remove_bursts
 from spad.analysis.changepoints import Levels, find_change_points, levels_from_change_points
 from spad.analysis.level_grouping import Grouping, group_levels
+from spad.analysis.schema import to_json_types
 from spad.analysis.switching import SwitchingRates, switching_rates
 
 __all__ = [
     "MixtureFit", "PowerLawFit", "BlinkingResult", "bin_trace", "intensity_histogram",
-    "mixture_threshold", "dwell_times", "dwell_times_from_trace", "fit_power_law",
-    "bimodality_coefficient", "fano_factor", "analyse_blinking", "to_json_types",
+    "mixture_threshold", "dwell_times", "fit_power_law",
+    "bimodality_coefficient", "fano_factor", "analyse_blinking",
     "blinking_from_levels", "burst_note", "add_to_bins",
 ]
-
-
-def to_json_types(obj: Any) -> Any:
-    """Convert dataclasses, numpy arrays and scalars to JSON types (non-finite floats -> None)."""
-    if is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_json_types(getattr(obj, f.name)) for f in fields(obj)}
-    if isinstance(obj, dict):
-        return {str(k): to_json_types(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_json_types(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [to_json_types(v) for v in obj.tolist()]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    return obj
 
 
 # --- binned trace and threshold ---------------------------------------------------------------
@@ -252,14 +234,6 @@ def dwell_times(is_on: np.ndarray, start: np.ndarray, end: np.ndarray
     state = s[first]
     inner = slice(1, -1)
     return dur[inner][state[inner]], dur[inner][~state[inner]]
-
-
-def dwell_times_from_trace(counts: np.ndarray, threshold: float, bin_width: float
-                           ) -> tuple[np.ndarray, np.ndarray]:
-    """ON and OFF dwell times (s) of a binned trace cut at ``threshold`` counts per bin."""
-    c = np.asarray(counts)
-    starts = np.arange(c.size) * float(bin_width)
-    return dwell_times(c > threshold, starts, starts + bin_width)
 
 
 # --- power laws ------------------------------------------------------------------------------

@@ -205,7 +205,7 @@ def simulate_critical_values(n_values: np.ndarray, confidences: tuple[float, ...
 
 
 @lru_cache(maxsize=16)
-def _critical_curve(confidence: float, n_max: int, edge: int) -> tuple[np.ndarray, np.ndarray]:
+def critical_curve(confidence: float, n_max: int, edge: int) -> tuple[np.ndarray, np.ndarray]:
     """(grid of N, critical values) covering 2*edge..n_max for one confidence."""
     key = round(confidence, 6)
     if edge == EDGE and n_max <= _TABLE_N[-1] and key in _TABLE:
@@ -226,7 +226,7 @@ def critical_value(n: int | np.ndarray, confidence: float = 0.95, edge: int = ED
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must lie strictly between 0 and 1, not {confidence}")
     n_arr = np.asarray(n, dtype=float)
-    grid, values = _critical_curve(float(confidence), int(max(np.max(n_arr), 1)), int(edge))
+    grid, values = critical_curve(float(confidence), int(max(np.max(n_arr), 1)), int(edge))
     out = np.interp(np.log(n_arr), np.log(grid), values)
     return float(out) if np.ndim(out) == 0 else out
 
@@ -237,7 +237,7 @@ def critical_value(n: int | np.ndarray, confidence: float = 0.95, edge: int = ED
 _TABLE_CACHE_MAX = 2048
 
 @njit(cache=True)
-def _find_change_points(t: np.ndarray, window: int, overlap: int, min_intervals: int,
+def change_points_kernel(t: np.ndarray, window: int, overlap: int, min_intervals: int,
                         edge: int, crit_n: np.ndarray, crit_v: np.ndarray,
                         final: bool = True) -> tuple[np.ndarray, int]:
     """Change points of ``t`` (sorted indices) and the photon where the search would go on.
@@ -353,7 +353,7 @@ def find_change_points(times: np.ndarray, confidence: float = 0.95, window: int 
     t = np.ascontiguousarray(times, dtype=np.float64)
     if t.ndim != 1:
         raise ValueError("photon times must be a 1-D array of seconds")
-    if t.size > 1 and _first_decrease(t) >= 0:
+    if t.size > 1 and first_decrease(t) >= 0:
         raise ValueError("photon times must be sorted in time")
     if not 0 <= overlap < window:
         raise ValueError(f"overlap ({overlap}) must lie in [0, window = {window})")
@@ -362,14 +362,14 @@ def find_change_points(times: np.ndarray, confidence: float = 0.95, window: int 
         raise ValueError(f"window ({window}) shorter than the shortest tested segment")
     if t.size <= min_intervals:
         return np.empty(0, dtype=np.int64)
-    grid, values = _critical_curve(float(confidence), int(window), int(edge))
-    return _find_change_points(t, int(window), int(overlap), min_intervals, int(edge),
+    grid, values = critical_curve(float(confidence), int(window), int(edge))
+    return change_points_kernel(t, int(window), int(overlap), min_intervals, int(edge),
                                np.ascontiguousarray(grid, dtype=np.float64),
                                np.ascontiguousarray(values, dtype=np.float64), True)[0]
 
 
 @njit(cache=True)
-def _first_decrease(t: np.ndarray) -> int:  # pragma: no cover - compiled
+def first_decrease(t: np.ndarray) -> int:  # pragma: no cover - compiled
     """Index of the first value below its predecessor (-1 if sorted): no whole-length
     temporaries, unlike ``np.diff(t) < 0``."""
     for i in range(1, t.shape[0]):

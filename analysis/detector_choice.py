@@ -23,9 +23,9 @@ import numpy as np
 from spad.analysis.photon_analysis import (
     SYNC_PERIODIC_MIN,
     AnalysisSettings,
-    irf_from_file,
     sync_periodic_fraction,
 )
+from spad.analysis.settings import irf_from_file
 
 import spad
 from spad.photons import SYNC, PhotonChunk
@@ -99,7 +99,7 @@ def detectors_for_file(path: str | Path, settings: AnalysisSettings | None = Non
     settings
         ``settings`` itself when the detectors stay (or were given), else a copy with the
         detectors of :func:`choose_detectors`. A measured IRF histogrammed per detector
-        (:func:`spad.analysis.photon_analysis.irf_from_file`) belongs to the configured detectors:
+        (:func:`spad.analysis.settings.irf_from_file`) belongs to the configured detectors:
         it is histogrammed again from its recording (``irf_path``) on the chosen ones, or,
         without a recording or without photons of those detectors in it, dropped with a note
         (the fit falls back to a Gaussian IRF).

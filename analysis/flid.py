@@ -19,12 +19,12 @@ import numpy as np
 from numba import njit
 from spad.analysis.accumulators import (
     NO_SYNC,
-    _need,
-    _row_table,
-    _selected_range,
-    _Stream,
-    _ticks,
-    _TimeBins,
+    StreamState,
+    TimeBins,
+    row_table,
+    selected_range,
+    stream_timing,
+    whole_ticks,
 )
 
 from spad.photons import PhotonChunk
@@ -127,11 +127,11 @@ class FLIDHistogram:
         self.requested_delay_bin_s = float(delay_bin_s)
         self.count_bin = int(count_bin)
         self.detectors = tuple(int(d) for d in detectors)
-        self._rows = _row_table(self.detectors)
-        self._stream = _Stream()
+        self._rows = row_table(self.detectors)
+        self._stream = StreamState()
         self._width = 0
         self._delay_bin = 0
-        self._bins = _TimeBins(2, np.int64)
+        self._bins = TimeBins(2, np.int64)
         self._hi = NO_SYNC
         self._dropped = 0
 
@@ -140,12 +140,12 @@ class FLIDHistogram:
         first = self._stream.timing is None
         self._stream.accept(chunk, "FLIDHistogram")
         if first:
-            self._width = _ticks(self.requested_bin_width_s, chunk.timing.timestamp_unit,
+            self._width = whole_ticks(self.requested_bin_width_s, chunk.timing.timestamp_unit,
                                  "bin_width_s")
-            self._delay_bin = _ticks(self.requested_delay_bin_s, self._stream.delay_unit,
+            self._delay_bin = whole_ticks(self.requested_delay_bin_s, self._stream.delay_unit,
                                      "delay_bin_s")
         delays = self._stream.delays(chunk)
-        lo, hi = _selected_range(chunk.timestamps, chunk.detectors, self._rows, self._width)
+        lo, hi = selected_range(chunk.timestamps, chunk.detectors, self._rows, self._width)
         if hi < lo:
             return
         if lo < 0:
@@ -157,7 +157,7 @@ class FLIDHistogram:
 
     def result(self) -> FLID:
         """The FLID of the complete time bins so far."""
-        timing = _need(self._stream, "FLIDHistogram")
+        timing = stream_timing(self._stream, "FLIDHistogram")
         unit = self._stream.delay_unit
         if self._hi == NO_SYNC:
             acc = np.zeros((2, 0), dtype=np.int64)

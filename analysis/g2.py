@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 from scipy.signal import fftconvolve
-from spad.analysis.accumulators import Correlation, CrossCorrelation, Decay
+from spad.analysis.accumulators import Correlation, CrossCorrelation, Decay, add_delay_histograms
 from spad.analysis.photon_collector import PhotonList
 
 from spad.photons import PhotonChunk
@@ -652,12 +652,20 @@ def gate_mask(photons: PhotonList, pulse_delay_s: Mapping[int, float], gate_s: f
     -------
     Boolean mask over the photons.
     """
+    return passes_gate(photons.delays * photons.delay_unit_s, photons.detectors, pulse_delay_s,
+                       gate_s)
+
+
+def passes_gate(delay_s: np.ndarray, detectors: np.ndarray, pulse_delay_s: Mapping[int, float],
+                gate_s: float) -> np.ndarray:
+    """The time gate itself, on photons given as their delays after the sync (seconds) and
+    detectors: :func:`gate_mask` of a photon list, and of each window of a recording read
+    again (:class:`spad.analysis.windowed.WindowedPhotons`)."""
     if not (gate_s >= 0 and math.isfinite(gate_s)):
         raise ValueError(f"gate_s must be a non-negative number of seconds, not {gate_s!r}")
-    delay_s = photons.delays * photons.delay_unit_s
-    keep = np.zeros(photons.timestamps.shape, dtype=bool)
+    keep = np.zeros(detectors.shape, dtype=bool)
     for det, t0 in pulse_delay_s.items():
-        keep |= (photons.detectors == det) & (delay_s >= t0 + gate_s)
+        keep |= (detectors == det) & (delay_s >= t0 + gate_s)
     return keep
 
 
@@ -672,11 +680,8 @@ def _selected_decay(photons: PhotonList, keep: np.ndarray, decay: Decay) -> Deca
     """Delay histograms of the photons selected by ``keep``, on ``decay``'s bins: the peak
     shape of the gated correlation."""
     counts = np.zeros_like(decay.counts)
-    factor = max(1, round(decay.bin_width_s / photons.delay_unit_s))
-    for row, det in enumerate(decay.detectors):
-        k = photons.delays[keep & (photons.detectors == det)] // factor
-        k = k[(k >= 0) & (k < counts.shape[1])]
-        counts[row] = np.bincount(k, minlength=counts.shape[1])
+    add_delay_histograms(counts, photons.delays, photons.detectors, decay, photons.delay_unit_s,
+                         keep)
     return replace(decay, counts=counts)
 
 

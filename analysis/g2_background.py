@@ -11,13 +11,12 @@ count spread over the laser period; else the particle's own dark OFF level, an u
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from spad.analysis.g2_timing import decay_floor_background
-
-if TYPE_CHECKING:  # the analysis imports this module: annotations only
-    from spad.analysis.photon_analysis import AnalysisSettings, PhotonAnalysis
+from spad.analysis.photon_result import PhotonAnalysis
+from spad.analysis.settings import AnalysisSettings
 
 
 def g2_background(out: PhotonAnalysis, sync_period_s: float | None, s: AnalysisSettings

@@ -39,15 +39,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import lmfit
 import numpy as np
 import scipy.fft
 from numba import njit
 from scipy.special import ndtr, xlogy
-from spad.analysis.blinking import to_json_types
+from spad.analysis.lmfit_lean import lmfit
+from spad.analysis.schema import to_json_types
 
 __all__ = [
-    "LifetimeResult", "fit_decay", "fit_tail", "decay_histograms_by_label",
+    "LifetimeResult", "fit_decay", "fit_tail",
     "state_decay_histograms", "fit_states", "periodic_decay_bins", "durbin_watson_bounds",
 ]
 
@@ -618,29 +618,6 @@ def _histograms_of(nanotimes: np.ndarray, dense: np.ndarray, keys: np.ndarray,
                    edges: np.ndarray) -> dict[int, np.ndarray]:
     hist, seen = _label_histograms(nanotimes, dense, edges, keys.size)
     return {int(k): hist[i] for i, k in enumerate(keys) if seen[i]}
-
-
-def decay_histograms_by_label(nanotimes: np.ndarray, labels: np.ndarray, edges: np.ndarray
-                              ) -> dict[int, np.ndarray]:
-    """Decay histogram of the photons of each label.
-
-    Parameters
-    ----------
-    nanotimes
-        Delay of each photon after its sync, seconds.
-    labels
-        Integer state/level of each photon; negative labels are left out.
-    edges
-        Bin edges in seconds.
-    """
-    nt = np.asarray(nanotimes, dtype=np.float64)
-    lab = np.asarray(labels, dtype=np.int64)
-    if nt.shape != lab.shape:
-        raise ValueError("nanotimes and labels must have equal lengths")
-    e = np.ascontiguousarray(edges, dtype=np.float64)
-    keys, dense = np.unique(lab, return_inverse=True)
-    first = int(np.searchsorted(keys, 0))  # negative labels get dense label < 0
-    return _histograms_of(nt, dense.reshape(-1) - first, keys[first:], e)
 
 
 def state_decay_histograms(times: np.ndarray, nanotimes: np.ndarray, edges: np.ndarray,

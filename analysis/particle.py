@@ -1,6 +1,7 @@
 """Per-particle analysis: photons, spectrum, features, verdict; and the session around it.
 
-:func:`analyze_particle` is what ``spad analyze`` and the desktop app run on each particle;
+:func:`analyze_particle` is what ``spad analyze``, ``spad batch``, the desktop app and the live
+acquisition run on each particle;
 :func:`classify_session` then sets the peak shift of every particle against the session's
 monomers and classifies them all. Nothing here draws: figures take a :class:`ParticleResult`.
 """
@@ -16,7 +17,12 @@ from typing import Any
 import numpy as np
 from spad.analysis.classify import Classification, Classifier, load_classifier
 from spad.analysis.detector_choice import detectors_for_file
-from spad.analysis.photon_analysis import AnalysisSettings, PhotonAnalysis, analyze_photons
+from spad.analysis.photon_analysis import (
+    AnalysisSettings,
+    PhotonAccumulators,
+    PhotonAnalysis,
+    analyze_photons,
+)
 from spad.analysis.schema import (
     BY_NAME,
     CLASSIFICATION_FIELDS,
@@ -90,43 +96,65 @@ def _has_spectrum_group(path: Path) -> bool:
         return False
 
 
-def analyze_particle(path: str | Path, spectrum_path: str | Path | None = None,
-                     settings: AnalysisSettings | None = None,
+@dataclass
+class Recorded:
+    """A particle recorded live: its file, and the accumulators that were fed its photons as
+    they arrived (:class:`spad.analysis.photon_analysis.PhotonAccumulators`, with the settings
+    they were made with), so that the file is not read again for them (only beyond
+    :data:`spad.analysis.photon_analysis.PHOTON_BUDGET` photons, in windows)."""
+
+    path: str | Path
+    accumulators: PhotonAccumulators
+
+
+def analyze_particle(source: str | Path | Recorded, settings: AnalysisSettings | None = None,
+                     *, spectrum: str | Path | None = None,
                      spectrum_model: str = "gaussian") -> ParticleResult:
-    """Analyse one particle file and its spectrum (not yet classified: see
-    :func:`classify_session`).
+    """Analyse one particle's photons and spectrum (not yet classified: see
+    :func:`classify_session`). The one entry point of ``spad analyze``, ``spad batch``, the
+    desktop app and the live acquisition (``spad acquire``, ``spad replay``).
 
     Parameters
     ----------
-    path
-        Time-tag file (PTU, PT3, HT3, Photon-HDF5 / particle file).
-    spectrum_path
+    source
+        Time-tag file (PTU, PT3, HT3, Photon-HDF5 / particle file), or a :class:`Recorded`
+        particle (the live acquisition's file and accumulators).
+    settings
+        Photon analysis settings (:meth:`AnalysisSettings.from_user`); the region of interest
+        is one of them. Unless the detectors were chosen, a file gets its own pair where the
+        configured one recorded nothing
+        (:func:`spad.analysis.detector_choice.detectors_for_file`, said in the notes). A
+        :class:`Recorded` particle keeps the settings of its accumulators.
+    spectrum
         Spectrum file (.sif, .spe, .csv, particle file). Default: the particle file's own
         ``/user/spectrum`` group if it has one.
-    settings
-        Photon analysis settings; unless the detectors were chosen, the file's own pair where
-        the configured one recorded nothing
-        (:func:`spad.analysis.detector_choice.detectors_for_file`,
-        said in the notes).
     spectrum_model
         Line shape fitted to the spectrum (``gaussian``, ``lorentzian``, ``voigt``).
     """
-    path = Path(path)
-    settings, notes = detectors_for_file(path, settings)
-    with spad.open(path) as reader:
-        photons = analyze_photons(reader, settings)
-    photons.notes[:0] = notes   # first: the other notes speak of these detectors
+    if isinstance(source, Recorded):
+        path = Path(source.path)
+        acc = source.accumulators
+        if acc.collector.overflowed:
+            with spad.open(path) as reader:
+                photons = acc.result(reread=reader.chunks)
+        else:
+            photons = acc.result()
+    else:
+        path = Path(source)
+        settings, notes = detectors_for_file(path, settings)
+        with spad.open(path) as reader:
+            photons = analyze_photons(reader, settings)
+        photons.notes[:0] = notes   # first: the other notes speak of these detectors
     result = ParticleResult(str(path), photons)
-    analyze_particle_spectrum(result, path, spectrum_path, spectrum_model)
+    _particle_spectrum(result, path, spectrum, spectrum_model)
     return result
 
 
-def analyze_particle_spectrum(result: ParticleResult, path: str | Path,
-                              spectrum_path: str | Path | None = None,
-                              spectrum_model: str = "gaussian") -> None:
+def _particle_spectrum(result: ParticleResult, path: str | Path,
+                       spectrum_path: str | Path | None = None,
+                       spectrum_model: str = "gaussian") -> None:
     """Add the spectrum analysis to ``result`` (of the particle file ``path``): from
-    ``spectrum_path``, or the file's own ``/user/spectrum`` if it has one. A live acquisition
-    calls this on its finished file, so its result is the one ``spad analyze`` gives."""
+    ``spectrum_path``, or the file's own ``/user/spectrum`` if it has one."""
     path = Path(path)
     if spectrum_path is None and _has_spectrum_group(path):
         spectrum_path = path

@@ -19,30 +19,28 @@ results only, and the whole-trace ones are null with a note saying why.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
 import numpy as np
 from spad.analysis.accumulators import (
-    Correlation,
     CrossCorrelation,
     Decay,
     DecayHistogram,
     IntensityTrace,
-    Trace,
+    add_delay_histograms,
 )
-from spad.analysis.blinking import BlinkingResult, PowerLawFit, analyse_blinking, to_json_types
+from spad.analysis.blinking import PowerLawFit, analyse_blinking
 from spad.analysis.flid import FLIDHistogram
-from spad.analysis.g2 import CWG2, G2Result, gated_pulsed_g2, pulse_delays
+from spad.analysis.g2 import gated_pulsed_g2, pulse_delays
 from spad.analysis.g2_background import g2_background
 from spad.analysis.g2_timing import (
-    G2Analysis,
     analyze_g2,
     check_gated,
     correlation_range,
 )
-from spad.analysis.level_decays import LevelDecays, level_decays, sorted_delays, state_decays
+from spad.analysis.level_decays import level_decays, sorted_delays, state_decays
 from spad.analysis.lifetimes import (
     LifetimeResult,
     fit_decay,
@@ -50,10 +48,11 @@ from spad.analysis.lifetimes import (
     state_decay_histograms,
 )
 from spad.analysis.photon_collector import PhotonCollector, PhotonCount, PhotonList
+from spad.analysis.photon_result import PhotonAnalysis
 from spad.analysis.roi import select_photons
-from spad.analysis.schema import BY_NAME, PHOTON_FEATURES, PHOTON_FIELDS
+from spad.analysis.settings import AnalysisSettings
+from spad.analysis.windowed import PhotonWindows, WindowedPhotons, select_windowed
 
-import spad
 from spad.photons import SYNC, PhotonChunk, Timing
 
 PHOTON_BUDGET = 20_000_000
@@ -67,159 +66,6 @@ sorted times, their order and the temporaries of the blinking and bright-state s
 minutes at 30 kcps, longer than any ordinary single-particle measurement, whose results
 therefore do not change; a longer recording pays for bounded memory with several reads of its
 file (and gets the same numbers)."""
-
-
-@dataclass
-class AnalysisSettings:
-    """Choices of the photon analysis (times in seconds).
-
-    Attributes
-    ----------
-    detectors
-        The two HBT detectors (a, b) correlated for g2; their photons make the trace.
-    auto_detectors
-        The user did not choose the detectors: a recording is analysed with the pair read off
-        its first chunk where ``detectors`` recorded nothing
-        (:func:`spad.analysis.detector_choice.detectors_for_file`, with a note). ``spad analyze
-        --detectors`` sets it False; a live acquisition's detectors come from the rig and are
-        never changed.
-    trace_bin_s
-        Bin width of the intensity trace and the FLID.
-    delay_s
-        Delay of detector b behind detector a (cable delays) if known: the zero-delay peak is
-        the coincidence peak nearest it (``spad analyze --delay-ns``); default found from the
-        data.
-    gate_s
-        Time gate after the excitation pulse for the gated g2(0): photons arriving earlier are
-        dropped (most biexciton photons).
-    confidence
-        Confidence of the change-point tests.
-    decay_bin_s
-        Bin width of the decays fitted (rounded to whole TCSPC bins).
-    irf
-        Measured IRF counts on the decay bins, one row per detector (as
-        :func:`irf_from_file` gives) or already summed; ``None`` to fit a Gaussian IRF.
-    irf_path
-        The recording ``irf`` was histogrammed from (``spad analyze --irf``), so that a file
-        whose detectors are chosen from the data gets the IRF of those detectors
-        (:func:`spad.analysis.detector_choice.detectors_for_file`).
-    dark_counts_hz
-        Dark count rate per detector for the g2 background correction, if known.
-    cw_bin_s
-        Bin of g2(τ) when the correlogram has no periodic structure (continuous excitation).
-        The correlation's range and bin follow the timing
-        (:func:`spad.analysis.g2_timing.correlation_range`).
-    roi
-        Region of interest (start, end) in seconds on the recording's clock, either end
-        ``None`` for the trace's own (``spad analyze --roi START:END``); ``None``: all of it.
-    auto_roi
-        Without an end given, end the ROI where a bleached or dead tail begins
-        (:func:`spad.analysis.roi.bleach_end`).
-    remove_bursts
-        Find photon bursts and remove their photons from every analysis
-        (:mod:`spad.analysis.bursts`).
-    max_level_fits
-        Fit the decays of up to this many single resolved levels, those with the most photons
-        (:func:`spad.analysis.level_decays.level_decays`; the desktop app's Decay panel). 0, the
-        default of ``spad analyze`` and the live analysis: none, as each costs a fit and no
-        table field depends on them.
-    """
-
-    detectors: tuple[int, int] = (1, 2)
-    auto_detectors: bool = True
-    trace_bin_s: float = 0.010
-    delay_s: float | None = None
-    gate_s: float = 5e-9
-    cw_bin_s: float = 1e-9
-    confidence: float = 0.99
-    decay_bin_s: float = 0.128e-9
-    irf: np.ndarray | None = None
-    irf_path: str | None = None
-    dark_counts_hz: float | None = None
-    roi: tuple[float | None, float | None] | None = None
-    auto_roi: bool = True
-    remove_bursts: bool = True
-    max_level_fits: int = 0
-
-
-def _photon_values() -> dict[str, Any]:
-    return {f.key: None for f in PHOTON_FIELDS}
-
-
-@dataclass
-class PhotonAnalysis:
-    """Everything read off one particle's photons.
-
-    The scalar results (what goes into tables) are the ``photons`` fields of
-    :mod:`spad.analysis.schema`, read and set as attributes (``result.g2_zero``); they live in
-    ``values``, and a name the schema does not declare is an ordinary attribute error. The other
-    attributes are the full results, for figures.
-    """
-
-    values: dict[str, Any] = field(default_factory=_photon_values)
-    pulse_delay_s: dict[int, float] = field(default_factory=dict)
-    trace: Trace | None = None
-    decay: Decay | None = None
-    decay_fitted: np.ndarray | None = None       # detectors summed after alignment, one period
-    decay_fitted_edges_s: np.ndarray | None = None
-    decay_bright: np.ndarray | None = None       # bright-state decay on the same bins (fitted)
-    # per intensity state of the level grouping (0 = dimmest): decay on the same bins, and its
-    # fit where the state has enough photons (None otherwise); for figures, not for the table
-    state_decays: dict[int, np.ndarray] = field(default_factory=dict)
-    state_lifetimes: dict[int, LifetimeResult | None] = field(default_factory=dict)
-    # per single resolved level, when asked (AnalysisSettings.max_level_fits): for figures
-    level_decays: LevelDecays | None = None
-    correlation: Correlation | None = None
-    correlation_gated: Correlation | None = None
-    g2: G2Result | None = None
-    g2_gated: G2Result | None = None
-    g2_cw: CWG2 | None = None          # continuous excitation: normalised g2(τ)
-    g2_analysis: G2Analysis | None = None  # period, zero-delay peak and how they were found
-    blinking: BlinkingResult | None = None
-    lifetime_bright: LifetimeResult | None = None
-    lifetime_all: LifetimeResult | None = None
-    flid: Any = None
-    notes: list[str] = field(default_factory=list)
-
-    def __getattr__(self, name: str) -> Any:
-        # only called when normal lookup fails: the schema's scalars
-        values = self.__dict__.get("values")
-        if values is not None and name in values:
-            return values[name]
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        values = self.__dict__.get("values")
-        if values is not None and name in values:
-            values[name] = value
-        else:
-            object.__setattr__(self, name, value)
-
-    def summary(self) -> dict[str, Any]:
-        """The scalar results as JSON types (NaN -> None), keyed by attribute name."""
-        return to_json_types(dict(self.values))
-
-    def features(self) -> dict[str, float | None]:
-        """The photon features the classifier uses."""
-        s = self.summary()
-        return {k: s.get(BY_NAME[k].key) for k in PHOTON_FEATURES}
-
-    def to_dict(self) -> dict[str, Any]:
-        """Everything as nested JSON types (arrays as lists)."""
-        d = self.summary()
-        d["pulse_delay_s"] = {str(k): v for k, v in self.pulse_delay_s.items()}
-        for name in ("decay_fitted", "decay_fitted_edges_s", "decay_bright"):
-            v = getattr(self, name)
-            d[name] = None if v is None else v.tolist()
-        d["notes"] = list(self.notes)
-        for name in ("trace", "decay", "correlation", "correlation_gated", "g2", "g2_gated",
-                     "g2_cw", "flid"):
-            obj = getattr(self, name)
-            d[name] = None if obj is None else to_json_types(asdict(obj))
-        for name in ("blinking", "lifetime_bright", "lifetime_all"):
-            obj = getattr(self, name)
-            d[name] = None if obj is None else obj.to_dict()
-        return d
 
 
 def _chunks_of(source: Any) -> Iterator[PhotonChunk]:
@@ -265,7 +111,7 @@ def _aligned_sum(rows: np.ndarray, detectors: tuple[int, ...], shifts: dict[int,
 
 
 @dataclass
-class _Accumulated:
+class Accumulated:
     """What one pass over the stream leaves: the accumulators and the stream's timing."""
 
     timing: Timing
@@ -311,7 +157,7 @@ class PhotonAccumulators:
         self.collector = PhotonCollector(s.detectors, limit=PHOTON_BUDGET)
         self.decay = DecayHistogram(s.decay_bin_s, s.detectors)
         self.flid = FLIDHistogram(s.trace_bin_s, s.detectors)
-        self.acc: _Accumulated | None = None
+        self.acc: Accumulated | None = None
         self._accs: list[Any] = []
 
     @property
@@ -331,14 +177,14 @@ class PhotonAccumulators:
                 pulsed = False  # a T2 file with a detector on the sync input: no laser clock
             lag_s, width_s = correlation_range(timing.sync_period if pulsed else None)
             corr = CrossCorrelation(det_a, det_b, max_lag_s=lag_s, bin_width_s=width_s)
-            self.acc = _Accumulated(timing, pulsed, self.trace, self.collector, self.decay, corr,
+            self.acc = Accumulated(timing, pulsed, self.trace, self.collector, self.decay, corr,
                                     self.flid, periodic)
             self._accs = [self.trace, self.collector, *([self.decay] if pulsed else []), corr,
                           *([self.flid] if timing.is_t3 else [])]
         for a in self._accs:
             a.update(chunk)
 
-    def gather(self, flid: bool = True) -> _Accumulated:
+    def gather(self, flid: bool = True) -> Accumulated:
         """The results so far, as copies that :func:`finish` takes like the accumulators
         (cheap: the fits come later; picklable, for a worker process). ``flid=False`` leaves
         the FLID out (``None`` in the analysis): per time bin it is as large as the trace, and
@@ -346,7 +192,7 @@ class PhotonAccumulators:
         a = self.acc
         if a is None:
             raise ValueError("the photon source yielded no chunks")
-        return _Accumulated(a.timing, a.pulsed, _Frozen(a.trace.result()),
+        return Accumulated(a.timing, a.pulsed, _Frozen(a.trace.result()),
                             _Frozen(a.collector.result()),
                             _Frozen(a.decay.result() if a.pulsed else None),
                             _Frozen(a.correlation.result()),
@@ -385,7 +231,7 @@ def sync_periodic_fraction(chunk: PhotonChunk, min_events: int = 50) -> float | 
     return float(np.mean((k >= 1) & (np.abs(r - k) <= 0.01 * k)))
 
 
-def accumulate(source: Iterable[PhotonChunk] | Any, s: AnalysisSettings) -> _Accumulated:
+def accumulate(source: Iterable[PhotonChunk] | Any, s: AnalysisSettings) -> Accumulated:
     """Feed every chunk of ``source`` once to the streaming accumulators."""
     acc = PhotonAccumulators(s)
     for chunk in _chunks_of(source):
@@ -404,15 +250,12 @@ def _decay_of(photons: PhotonList, template: Decay) -> Decay:
     """Delay histograms of ``photons`` on the bins of ``template`` (T2 delays included: they
     are kept per photon, so no sync events are needed)."""
     counts = np.zeros_like(template.counts)
-    factor = max(1, round(template.bin_width_s / photons.delay_unit_s))
-    for row, det in enumerate(template.detectors):
-        k = photons.delays[photons.detectors == det] // factor
-        k = k[(k >= 0) & (k < counts.shape[1])]
-        counts[row] = np.bincount(k, minlength=counts.shape[1])
+    add_delay_histograms(counts, photons.delays, photons.detectors, template,
+                         photons.delay_unit_s)
     return replace(template, counts=counts)
 
 
-def selection_step(out: PhotonAnalysis, acc: _Accumulated, photons: PhotonList,
+def selection_step(out: PhotonAnalysis, acc: Accumulated, photons: PhotonList,
                    times: np.ndarray, order: np.ndarray, s: AnalysisSettings
                    ) -> tuple[PhotonList, np.ndarray, np.ndarray]:
     """Region of interest and photon bursts (:func:`spad.analysis.roi.select_photons`), and the
@@ -424,7 +267,7 @@ def selection_step(out: PhotonAnalysis, acc: _Accumulated, photons: PhotonList,
     """
     sel = select_photons(times, s.trace_bin_s, s.confidence, roi=s.roi,
                          auto_roi=s.auto_roi, bursts=s.remove_bursts)
-    _selection_fields(out, sel, s)
+    selection_fields(out, sel, s)
     if sel.keep.all():
         return photons, times, order
     keep = np.empty_like(sel.keep)
@@ -448,7 +291,7 @@ def selection_step(out: PhotonAnalysis, acc: _Accumulated, photons: PhotonList,
     return kept, t_kept, order_kept
 
 
-def _selection_fields(out: PhotonAnalysis, sel: Any, s: AnalysisSettings) -> None:
+def selection_fields(out: PhotonAnalysis, sel: Any, s: AnalysisSettings) -> None:
     """The ROI, burst and blinking fields of a selection (:class:`spad.analysis.roi.Selection` or
     :class:`spad.analysis.windowed.WindowedSelection`)."""
     out.blinking = sel.blinking
@@ -499,7 +342,7 @@ def _fit_quality(out: PhotonAnalysis, fit: LifetimeResult, what: str) -> None:
                          f"chi2/dof {fit.chi2_reduced:.2f}): the model misses structure")
 
 
-def lifetime_step(out: PhotonAnalysis, acc: _Accumulated,
+def lifetime_step(out: PhotonAnalysis, acc: Accumulated,
                   photons: PhotonList | Any, times: np.ndarray | None,
                   order: np.ndarray | None, s: AnalysisSettings) -> None:
     """Decays (detectors aligned for their cable delays) and lifetimes of the whole decay and
@@ -589,7 +432,7 @@ def _honest_lifetime(out: PhotonAnalysis, period_s: float) -> None:
         out.lifetime_all_ns = None
 
 
-def g2_step(out: PhotonAnalysis, acc: _Accumulated,
+def g2_step(out: PhotonAnalysis, acc: Accumulated,
             photons: PhotonList | Any,
             s: AnalysisSettings, background: dict[str, Any], background_cps: float | None,
             ) -> None:
@@ -682,7 +525,7 @@ def analyze_photons(source: Iterable[PhotonChunk] | Any,
     return finish(accumulate(source, s), s, reread)
 
 
-def finish(acc: _Accumulated, s: AnalysisSettings,
+def finish(acc: Accumulated, s: AnalysisSettings,
            reread: Callable[[], Iterable[PhotonChunk]] | None = None) -> PhotonAnalysis:
     """The whole-trace steps on what the accumulators gathered (see :func:`analyze_photons`).
 
@@ -701,9 +544,6 @@ def finish(acc: _Accumulated, s: AnalysisSettings,
     """
     collected = acc.collector.result()
     if isinstance(collected, PhotonCount):
-        # imported here: analysis.windowed builds on this module's steps
-        from spad.analysis.windowed import finish_over_budget
-
         return finish_over_budget(acc, s, collected, reread)
     photons = collected
     n = int(photons.timestamps.size)
@@ -727,11 +567,68 @@ def finish(acc: _Accumulated, s: AnalysisSettings,
     # what was analysed: the ROI's photons, bursts removed
     out.n_photons, out.duration_s = n, out.roi_end_s - out.roi_start_s
     out.count_rate_cps = n / out.duration_s if out.duration_s > 0 else 0.0
-    _steps(out, acc, s, photons, times, order)
+    whole_trace_steps(out, acc, s, photons, times, order)
     return out
 
 
-def _steps(out: PhotonAnalysis, acc: _Accumulated, s: AnalysisSettings,
+def selection_windowed_step(out: PhotonAnalysis, acc: Accumulated, windows: PhotonWindows,
+                            span: PhotonCount, s: AnalysisSettings) -> WindowedPhotons:
+    """:func:`selection_step` for a recording of more than
+    :data:`PHOTON_BUDGET` photons, in passes over the source
+    (:func:`spad.analysis.windowed.select_windowed`). Returns the kept photons as passes to come
+    (:class:`spad.analysis.windowed.WindowedPhotons`)."""
+    sel = select_windowed(windows, span, s.trace_bin_s, s.confidence, roi=s.roi,
+                          auto_roi=s.auto_roi, bursts=s.remove_bursts)
+    selection_fields(out, sel, s)
+    photons = WindowedPhotons(windows, sel)
+    if sel.keeps_all(span.first_s, span.last_s):
+        photons.n_kept = span.n_photons
+        return photons
+    lag_s, width_s = correlation_range(acc.timing.sync_period if acc.pulsed else None)
+    decay, corr, flid = photons.made_again(acc.decay.result() if acc.pulsed else None, lag_s,
+                                           width_s, s.detectors, s.trace_bin_s)
+    if photons.n_kept == span.n_photons:
+        return photons  # all kept after all: the accumulators' results stand
+    if acc.pulsed:
+        out.decay = decay
+    out.correlation = corr
+    if acc.timing.is_t3:
+        out.flid = flid
+    return photons
+
+
+def finish_over_budget(acc: Accumulated, s: AnalysisSettings, span: PhotonCount,
+                        reread: Callable[[], Iterable[PhotonChunk]] | None) -> PhotonAnalysis:
+    """:func:`finish` for more than the photon budget: the steps in
+    windows over ``reread`` (:mod:`spad.analysis.windowed`), or null without it."""
+    n = span.n_photons
+    duration = span.last_s - span.first_s
+    out = PhotonAnalysis(trace=acc.trace.result())
+    out.n_photons, out.duration_s = n, duration
+    out.count_rate_cps = n / duration if duration else 0.0
+    out.mode, out.sync_period_s = acc.timing.mode, acc.timing.sync_period
+    photons: WindowedPhotons | None = None
+    if reread is None:
+        out.notes.append(
+            f"{n} photons, more than the {span.limit} analysed in memory, and the source "
+            "cannot be read again: no blinking levels, ROI, burst removal, bright-state "
+            "lifetime or gated g2(0) (analyse the recorded file for them); the decays, "
+            "correlation and g2(0) are of every photon")
+    else:
+        windows = PhotonWindows(reread, s.detectors)
+        photons = selection_windowed_step(out, acc, windows, span, s)
+        n = photons.n_kept
+        out.n_photons, out.duration_s = n, out.roi_end_s - out.roi_start_s
+        out.count_rate_cps = n / out.duration_s if out.duration_s > 0 else 0.0
+    whole_trace_steps(out, acc, s, photons, None, None)
+    if reread is not None:
+        out.notes.append(f"{span.n_photons} photons, more than the {span.limit} analysed in "
+                         f"memory at once: the whole-trace analyses read the source again "
+                         f"in windows ({windows.passes} passes)")
+    return out
+
+
+def whole_trace_steps(out: PhotonAnalysis, acc: Accumulated, s: AnalysisSettings,
            photons: PhotonList | Any, times: np.ndarray | None,
            order: np.ndarray | None) -> None:
     """Blinking, lifetimes and g2 once the photons analysed are chosen."""
@@ -767,21 +664,3 @@ def _steps(out: PhotonAnalysis, acc: _Accumulated, s: AnalysisSettings,
     g2_step(out, acc, photons, s, background, background_cps)
     if acc.timing.is_t3 and out.flid is None and acc.flid is not None:
         out.flid = acc.flid.result()
-
-
-def irf_from_file(path: Any, settings: AnalysisSettings | None = None) -> np.ndarray:
-    """A measured IRF (e.g. laser scatter off the cover glass) as counts on the decay bins.
-
-    The IRF recording is histogrammed exactly like a particle's decay (same detectors, same
-    bin width), one row per detector, so it can be passed as ``AnalysisSettings(irf=...)`` and
-    is aligned between detectors like the particle's decays.
-    """
-    s = settings or AnalysisSettings()
-    acc = DecayHistogram(s.decay_bin_s, s.detectors)
-    with spad.open(path) as reader:
-        for chunk in reader.chunks():
-            acc.update(chunk)
-    counts = acc.result().counts.astype(np.float64)
-    if counts.sum() == 0:
-        raise ValueError(f"{path}: no photons on detectors {s.detectors} for an IRF")
-    return counts

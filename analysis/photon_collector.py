@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from spad.analysis.accumulators import _need, _Stream
+from spad.analysis.accumulators import StreamState, stream_timing
 
 from spad.photons import PhotonChunk, Timing
 
@@ -100,7 +100,7 @@ class PhotonCollector:
     def __init__(self, detectors: Sequence[int] = (1, 2), limit: int | None = None) -> None:
         self.detectors = tuple(int(d) for d in detectors)
         self.limit = None if limit is None else int(limit)
-        self._stream = _Stream()
+        self._stream = StreamState()
         self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._n = 0
         self._over = False
@@ -145,7 +145,7 @@ class PhotonCollector:
 
     def result(self) -> PhotonList | PhotonCount:
         """All photons collected so far, or only their count once over the limit."""
-        timing = _need(self._stream, "PhotonCollector")
+        timing = stream_timing(self._stream, "PhotonCollector")
         if self._over:
             assert self.limit is not None
             return PhotonCount(self._n, self._first_s, self._last_s, self.limit, timing)

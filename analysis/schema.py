@@ -4,7 +4,7 @@ Every quantity spad reports for a particle is one :class:`Field` of :data:`FIELD
 unit, description, where it comes from and whether the classifier uses it. Everything else is
 derived from this table:
 
-- the photon analysis' scalar results (:class:`spad.analysis.photon_analysis.PhotonAnalysis` holds a
+- the photon analysis' scalar results (:class:`spad.analysis.photon_result.PhotonAnalysis` holds a
   value for every ``photons`` field, and refuses any other name);
 - the JSON record of ``spad analyze --json`` (:func:`record_fields`, in table order);
 - the CSV columns of the report and of ``spad batch`` (:func:`csv_columns`);
@@ -19,9 +19,12 @@ To add a quantity: add its row here, compute it in one named step of
 
 from __future__ import annotations
 
+import math
 import sys
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, fields, is_dataclass
+from typing import Any, Literal
+
+import numpy as np
 
 Source = Literal["file", "photons", "spectrum", "particle", "classification"]
 
@@ -39,7 +42,7 @@ class Field:
     description
         What it means, for the README's table.
     source
-        Who computes it: ``photons`` (:class:`~spad.analysis.photon_analysis.PhotonAnalysis`),
+        Who computes it: ``photons`` (:class:`~spad.analysis.photon_result.PhotonAnalysis`),
         ``spectrum`` (:class:`~spad.analysis.spectra.SpectrumResult`), ``particle``
         (:class:`~spad.analysis.particle.ParticleResult`), ``classification``, or ``file``.
     attr
@@ -221,6 +224,25 @@ def markdown_table() -> str:
                  "*dimer* |")
     lines.append("| `notes` | | anything the analysis had to say about this particle |")
     return "\n".join(lines)
+
+
+def to_json_types(obj: Any) -> Any:
+    """Convert dataclasses, numpy arrays and scalars to JSON types (non-finite floats -> None)."""
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_json_types(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): to_json_types(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_json_types(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [to_json_types(v) for v in obj.tolist()]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    return obj
 
 
 if __name__ == "__main__":

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import lmfit
 import numpy as np
 from scipy import ndimage, special, stats
+from spad.analysis.lmfit_lean import lmfit
 from spad.analysis.spectrum_frames import estimate_noise
 
 from spad.optics import HC_EV_M, wavelength_to_energy
@@ -85,18 +85,6 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def _background_density(x: np.ndarray, per_ev: np.ndarray, c: float = 0.0,
-                        slope: float = 0.0) -> np.ndarray:
-    """Background that is constant/linear *per column*, as a density per eV.
-
-    Stray light and autofluorescence are smooth per camera column; per eV they follow the
-    Jacobian (columns per eV, ``per_ev``, normalised to 1 at the window centre), which curves a
-    flat background by ~30 % across a 300 meV window. A straight line in eV cannot follow that
-    under a dominant background (full vertical binning) and would bend the peak.
-    """
-    return (c + slope * (x - x.mean())) * per_ev
-
-
 def _amplitude_for(kind: str, height: float, sigma: float) -> float:
     """lmfit's 'amplitude' is the area; convert a height for a given sigma."""
     if kind == "lorentzian":
@@ -111,8 +99,14 @@ class _PeakFit:
     composite-model bookkeeping per call cost ~10 times the arithmetic); lmfit's ``Minimizer``
     keeps the bounds, the Levenberg-Marquardt iteration and the covariance. Parameter names,
     order and line shapes are those of lmfit's ``GaussianModel``/``LorentzianModel``/
-    ``VoigtModel`` with prefixes ``p1_``, ``p2_`` plus ``bg_c``, ``bg_slope``
-    (:func:`_background_density`), so results read the same as before.
+    ``VoigtModel`` with prefixes ``p1_``, ``p2_`` plus ``bg_c``, ``bg_slope``, so results read
+    the same as before.
+
+    The background is constant or linear *per camera column*, as a density per eV: stray light
+    and autofluorescence are smooth per column; per eV they follow the Jacobian (columns per eV,
+    ``per_ev``, normalised to 1 at the window centre), which curves a flat background by ~30 %
+    across a 300 meV window. A straight line in eV cannot follow that under a dominant
+    background (full vertical binning) and would bend the peak.
     """
 
     def __init__(self, kind: str, n_peaks: int, background: str, x: np.ndarray,
@@ -240,7 +234,7 @@ def fit_spectrum(wavelength_m: np.ndarray, counts: np.ndarray,
     model
         ``"gaussian"``, ``"lorentzian"`` or ``"voigt"`` (profile in energy).
     background
-        ``"constant"`` or ``"linear"`` per column (see :func:`_background_density`).
+        ``"constant"`` or ``"linear"`` per camera column (see :class:`_PeakFit`).
     energy_range_ev
         Fit window; default the brightest feature ± 4 of its half-maximum widths.
     compare

@@ -30,7 +30,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from spad.analysis.accumulators import Correlation, CrossCorrelation, Decay, _Stream
+from spad.analysis.accumulators import (
+    Correlation,
+    CrossCorrelation,
+    Decay,
+    StreamState,
+    add_delay_histograms,
+)
 from spad.analysis.blinking import (
     BlinkingResult,
     add_to_bins,
@@ -41,21 +47,13 @@ from spad.analysis.bursts import Bursts, find_bursts, give_burst_time, photons_o
 from spad.analysis.changepoints import (
     EDGE,
     Levels,
-    _critical_curve,
-    _find_change_points,
-    _first_decrease,
+    change_points_kernel,
+    critical_curve,
+    first_decrease,
 )
 from spad.analysis.flid import FLIDHistogram
-from spad.analysis.g2 import G2Result, pulsed_g2
-from spad.analysis.g2_timing import correlation_range
+from spad.analysis.g2 import G2Result, passes_gate, pulsed_g2
 from spad.analysis.lifetimes import state_decay_histograms
-from spad.analysis.photon_analysis import (
-    AnalysisSettings,
-    PhotonAnalysis,
-    _Accumulated,
-    _selection_fields,
-    _steps,
-)
 from spad.analysis.photon_collector import PhotonCount
 from spad.analysis.roi import bleach_end
 
@@ -63,7 +61,7 @@ from spad.photons import PhotonChunk, Timing
 
 __all__ = ["WINDOW_PHOTONS", "PhotonWindows", "Window", "ChangePointStream",
            "analyse_blinking_windowed", "select_windowed", "WindowedSelection",
-           "WindowedPhotons", "selection_windowed_step", "finish_over_budget"]
+           "WindowedPhotons"]
 
 #: Photons per window of a pass. Each photon of a window costs ~35 bytes (timestamp, delay,
 #: detector, time, sort order, sorted time): 4·10^6 photons are ~150 MB, small beside the 2 GB
@@ -136,7 +134,7 @@ class PhotonWindows:
         bound ``None``: none). Windows may be empty after the bounds."""
         self.passes += 1
         size = max(1, int(self.size if self.size is not None else WINDOW_PHOTONS))
-        stream = _Stream()
+        stream = StreamState()
         parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         n = 0
         prev_last = -np.inf
@@ -223,7 +221,7 @@ class ChangePointStream:
         if window < self.min_intervals:
             raise ValueError(f"window ({window}) shorter than the shortest tested segment")
         self.window, self.overlap, self.edge = int(window), int(overlap), int(edge)
-        grid, values = _critical_curve(float(confidence), int(window), int(edge))
+        grid, values = critical_curve(float(confidence), int(window), int(edge))
         self._grid = np.ascontiguousarray(grid, dtype=np.float64)
         self._values = np.ascontiguousarray(values, dtype=np.float64)
         self._carry = np.empty(0)
@@ -243,7 +241,7 @@ class ChangePointStream:
             raise ValueError("ChangePointStream: closed")
         if not t.size:
             return
-        if _first_decrease(t) >= 0 or (self.n_photons and t[0] < self.last_s):
+        if first_decrease(t) >= 0 or (self.n_photons and t[0] < self.last_s):
             raise ValueError("photon times must be sorted in time")
         if not self.n_photons:
             self.first_s = float(t[0])
@@ -262,7 +260,7 @@ class ChangePointStream:
         return self.change_points
 
     def _search(self, buf: np.ndarray, final: bool) -> None:
-        cps, resume = _find_change_points(buf, self.window, self.overlap, self.min_intervals,
+        cps, resume = change_points_kernel(buf, self.window, self.overlap, self.min_intervals,
                                           self.edge, self._grid, self._values, final)
         if cps.size:
             # a change point is never a window's first photon (edge > 0): cps - 1 is in buf
@@ -477,7 +475,8 @@ class WindowedPhotons:
             keep = w.stream_mask(keep_sorted)
             n += int(np.count_nonzero(keep))
             if counts is not None and decay is not None:
-                _add_decay(counts, w.delays, w.detectors, keep, decay, self.windows.delay_unit_s)
+                add_delay_histograms(counts, w.delays, w.detectors, decay,
+                                     self.windows.delay_unit_s, keep)
             chunk = w.chunk(timing, keep)
             corr.update(chunk)
             if flid is not None:
@@ -511,8 +510,6 @@ class WindowedPhotons:
                         bin_width_s: float, sync_period_s: float, centre_lag_s: float,
                         **g2_options: Any) -> tuple[Correlation, G2Result, float]:
         """:func:`spad.analysis.g2.gated_pulsed_g2` of the kept photons, in one pass."""
-        if not (gate_s >= 0 and np.isfinite(gate_s)):
-            raise ValueError(f"gate_s must be a non-negative number of seconds, not {gate_s!r}")
         timing = self.windows.timing
         assert timing is not None
         unit = self.windows.delay_unit_s
@@ -522,89 +519,16 @@ class WindowedPhotons:
         for w, keep_sorted in self._kept():
             kept = w.stream_mask(keep_sorted)
             ts, dl, det = w.timestamps[kept], w.delays[kept], w.detectors[kept]
-            delay_s = dl * unit
-            gate = np.zeros(ts.shape, dtype=bool)
-            for d, t0 in pulse_delay_s.items():
-                gate |= (det == d) & (delay_s >= t0 + gate_s)
+            gate = passes_gate(dl * unit, det, pulse_delay_s, gate_s)
             n_kept += int(ts.size)
             n_pass += int(np.count_nonzero(gate))
             acc.update(PhotonChunk(timing, ts[gate], det[gate],
                                    dl[gate].astype(np.uint16) if timing.is_t3 else None))
             if counts is not None and decay is not None:
-                _add_decay(counts, dl, det, gate, decay, unit)
+                add_delay_histograms(counts, dl, det, decay, unit, gate)
         correlation = acc.result()
         kept = n_pass / n_kept if n_kept else 0.0
         g2 = pulsed_g2(correlation, sync_period_s, centre_lag_s=centre_lag_s,
                        decay=None if decay is None else replace(decay, counts=counts),
                        **g2_options)
         return correlation, g2, kept
-
-
-def _add_decay(counts: np.ndarray, delays: np.ndarray, detectors: np.ndarray,
-               keep: np.ndarray, template: Decay, delay_unit_s: float) -> None:
-    """Add the delay histograms of the photons of ``keep`` to ``counts`` (on ``template``'s
-    bins, as :func:`spad.analysis.photon_analysis._decay_of`)."""
-    factor = max(1, round(template.bin_width_s / delay_unit_s))
-    for row, det in enumerate(template.detectors):
-        k = delays[keep & (detectors == det)] // factor
-        k = k[(k >= 0) & (k < counts.shape[1])]
-        counts[row] += np.bincount(k, minlength=counts.shape[1])
-
-
-# ---- the steps of analysis.photon_analysis over a source read again --------------------------
-
-def selection_windowed_step(out: PhotonAnalysis, acc: _Accumulated, windows: PhotonWindows,
-                            span: PhotonCount, s: AnalysisSettings) -> WindowedPhotons:
-    """:func:`spad.analysis.photon_analysis.selection_step` for a recording of more than
-    :data:`~spad.analysis.photon_analysis.PHOTON_BUDGET` photons, in passes over the source
-    (:func:`select_windowed`). Returns the kept photons as passes to come
-    (:class:`WindowedPhotons`)."""
-    sel = select_windowed(windows, span, s.trace_bin_s, s.confidence, roi=s.roi,
-                          auto_roi=s.auto_roi, bursts=s.remove_bursts)
-    _selection_fields(out, sel, s)
-    photons = WindowedPhotons(windows, sel)
-    if sel.keeps_all(span.first_s, span.last_s):
-        photons.n_kept = span.n_photons
-        return photons
-    lag_s, width_s = correlation_range(acc.timing.sync_period if acc.pulsed else None)
-    decay, corr, flid = photons.made_again(acc.decay.result() if acc.pulsed else None, lag_s,
-                                           width_s, s.detectors, s.trace_bin_s)
-    if photons.n_kept == span.n_photons:
-        return photons  # all kept after all: the accumulators' results stand
-    if acc.pulsed:
-        out.decay = decay
-    out.correlation = corr
-    if acc.timing.is_t3:
-        out.flid = flid
-    return photons
-
-
-def finish_over_budget(acc: _Accumulated, s: AnalysisSettings, span: PhotonCount,
-                        reread: Callable[[], Iterable[PhotonChunk]] | None) -> PhotonAnalysis:
-    """:func:`spad.analysis.photon_analysis.finish` for more than the photon budget: the steps in
-    windows over ``reread`` (:mod:`spad.analysis.windowed`), or null without it."""
-    n = span.n_photons
-    duration = span.last_s - span.first_s
-    out = PhotonAnalysis(trace=acc.trace.result())
-    out.n_photons, out.duration_s = n, duration
-    out.count_rate_cps = n / duration if duration else 0.0
-    out.mode, out.sync_period_s = acc.timing.mode, acc.timing.sync_period
-    photons: WindowedPhotons | None = None
-    if reread is None:
-        out.notes.append(
-            f"{n} photons, more than the {span.limit} analysed in memory, and the source "
-            "cannot be read again: no blinking levels, ROI, burst removal, bright-state "
-            "lifetime or gated g2(0) (analyse the recorded file for them); the decays, "
-            "correlation and g2(0) are of every photon")
-    else:
-        windows = PhotonWindows(reread, s.detectors)
-        photons = selection_windowed_step(out, acc, windows, span, s)
-        n = photons.n_kept
-        out.n_photons, out.duration_s = n, out.roi_end_s - out.roi_start_s
-        out.count_rate_cps = n / out.duration_s if out.duration_s > 0 else 0.0
-    _steps(out, acc, s, photons, None, None)
-    if reread is not None:
-        out.notes.append(f"{span.n_photons} photons, more than the {span.limit} analysed in "
-                         f"memory at once: the whole-trace analyses read the source again "
-                         f"in windows ({windows.passes} passes)")
-    return out

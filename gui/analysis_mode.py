@@ -10,36 +10,13 @@ trace re-analyses that particle's photons inside it.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PyQt5 import QtCore, QtWidgets
 from spad.gui.panels import lifetime_title
-
-import spad
-from spad.photons import PhotonChunk
-
-
-def cropped_chunks(path: str | Path, t0_s: float, t1_s: float) -> Iterator[PhotonChunk]:
-    """The photons of a recording that arrived within ``[t0_s, t1_s)`` (stream clock)."""
-    with spad.open(path) as reader:
-        for chunk in reader.chunks():
-            t = chunk.times_s()
-            yield chunk.select((t >= t0_s) & (t < t1_s))
-
-
-class CroppedSource:
-    """The photons of a recording within ``[t0_s, t1_s)`` as a source that can be read again
-    (``.chunks()``, like a reader)."""
-
-    def __init__(self, path: str | Path, t0_s: float, t1_s: float) -> None:
-        self.path, self.t0_s, self.t1_s = path, t0_s, t1_s
-
-    def chunks(self) -> Iterator[PhotonChunk]:
-        return cropped_chunks(self.path, self.t0_s, self.t1_s)
 
 
 class AnalysisWorker(QtCore.QThread):
@@ -53,18 +30,16 @@ class AnalysisWorker(QtCore.QThread):
     failed = QtCore.pyqtSignal(str, str)
 
     def __init__(self, jobs: Sequence[tuple[str, tuple[float, float] | None]], settings: Any,
-                 spectra: dict[str, Any] | None = None,
                  parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)
         self.jobs = list(jobs)
         self.settings = settings
-        self.spectra = spectra or {}
         self.interrupted = False
 
     def run(self) -> None:
-        from spad.analysis.detector_choice import detectors_for_file
-        from spad.analysis.particle import ParticleResult, analyze_particle
-        from spad.analysis.photon_analysis import analyze_photons
+        from dataclasses import replace
+
+        from spad.analysis.particle import analyze_particle
 
         from spad.errors import SpadError
 
@@ -74,21 +49,10 @@ class AnalysisWorker(QtCore.QThread):
                 break
             self.progress.emit(i, n, path)
             try:
-                if roi is None:
-                    r = analyze_particle(path, None, self.settings)
-                else:
-                    # the detectors of the whole recording (its first chunk), as spad analyze
-                    settings, notes = detectors_for_file(path, self.settings)
-                    # an object with .chunks(), so that a long recording can be read again
-                    # (analysis.windowed) instead of held
-                    photons = analyze_photons(CroppedSource(path, *roi), settings)
-                    photons.notes[:0] = notes
-                    r = ParticleResult(path, photons)
-                    old = self.spectra.get(path)
-                    if old is not None:  # the spectrum does not depend on the photon window
-                        r.spectrum, r.spectrum_file = old.spectrum, old.spectrum_file
-                    r.notes.append(f"photons of {roi[0]:.2f}-{roi[1]:.2f} s only")
-                self.result.emit(path, r)
+                # a region of interest is a setting, as spad analyze --roi: the whole trace
+                # is kept and drawn, the analyses read the ROI's photons
+                settings = self.settings if roi is None else replace(self.settings, roi=roi)
+                self.result.emit(path, analyze_particle(path, settings))
             except (SpadError, ValueError, OSError, RuntimeError) as exc:
                 text = str(exc)
                 self.failed.emit(path, text if text.startswith(path) else f"{path}: {text}")
@@ -221,14 +185,16 @@ class ParticleList(QtWidgets.QWidget):
                          else f"{start_s:.2f}:{end_s:.2f}")
 
     def _roi_typed(self) -> None:
+        from spad.analysis.roi import parse_roi
+
         try:
-            lo, hi = (float(v) for v in self.roi.text().split(":"))
-        except ValueError:
-            lo = hi = float("nan")
-        if not (0 <= lo < hi):   # NaN fails too
+            lo, hi = parse_roi(self.roi.text())   # as spad analyze --roi reads it
+            if lo is None or hi is None:
+                raise ValueError("type both ends, START:END in seconds, e.g. 0:25.5")
+        except ValueError as exc:
             # not a region: say so where it was typed, keep the particle as it is
             self.roi.setStyleSheet("border: 1px solid red")
-            self.roi.setToolTip("type START:END in seconds, START < END, e.g. 0:25.5")
+            self.roi.setToolTip(str(exc))
             return
         self.roi.setStyleSheet("")
         self.roi_typed.emit(lo, hi)
@@ -282,30 +248,16 @@ def settings_from(bin_ms: float, gate_ns: float, auto_roi: bool = True,
                   remove_bursts: bool = True) -> Any:
     """The photon-analysis settings of the panel, as ``spad analyze`` makes them from its
     options (``--bin-ms``, ``--gate-ns``, ``--no-auto-roi``, ``--keep-bursts``; the same
-    defaults).
+    defaults and checks: :meth:`spad.analysis.settings.AnalysisSettings.from_user`).
 
     The one addition: the decays of up to :data:`spad.analysis.level_decays.MAX_LEVEL_FITS` single
     levels are fitted for the Decay panel; no field of the record depends on them.
     """
     from spad.analysis.level_decays import MAX_LEVEL_FITS
-    from spad.analysis.photon_analysis import AnalysisSettings
+    from spad.analysis.settings import AnalysisSettings
 
-    return AnalysisSettings(trace_bin_s=bin_ms * 1e-3, gate_s=gate_ns * 1e-9, auto_roi=auto_roi,
-                            remove_bursts=remove_bursts, max_level_fits=MAX_LEVEL_FITS)
-
-
-def write_report(folder: Path, results: Sequence[Any]) -> Path:
-    """The files of ``spad analyze --report``: a PNG per particle, population.csv/.png/.json."""
-    from spad.app.report import particle_figure, population_csv, population_figure, red_shift
-
-    folder.mkdir(parents=True, exist_ok=True)
-    records = [r.record() for r in results]
-    for r in results:
-        particle_figure(r, folder / (Path(r.file).stem + ".png"))
-    population_csv(records, folder / "population.csv")
-    population_figure(records, folder / "population.png")
-    (folder / "population.json").write_text(json.dumps(red_shift(records), indent=1) + "\n")
-    return folder
+    return AnalysisSettings.from_user(bin_ms=bin_ms, gate_ns=gate_ns, auto_roi=auto_roi,
+                                      remove_bursts=remove_bursts, max_level_fits=MAX_LEVEL_FITS)
 
 
 def peaks_by_label(records: Sequence[dict[str, Any]]) -> dict[str, list[float]]:

@@ -276,21 +276,3 @@ class CameraPanel(QtWidgets.QWidget):
         # counts per pixel -> per metre (pixel width in wavelength), then the Jacobian to eV
         energy, per_ev = spectrum_to_energy(wl, spec / np.abs(np.gradient(wl)))
         self.spectrum_ready.emit(energy, per_ev)
-
-    def spectrum_data(self) -> Any:
-        """The frames kept for this particle as :class:`spad.spectrum.SpectrumData` (background
-        subtracted if chosen), ready for :func:`spad.analysis.spectra.analyze_spectrum`."""
-        from spad.spectrum import SpectrumData
-
-        if not self.kept:
-            return None
-        frames = np.asarray(self.kept)
-        if self.subtract.isChecked() and self.background is not None:
-            frames = frames - self.background
-        signal, bands = self.track_rows()
-        wl = self.wavelengths_m(frames.shape[-1])
-        return SpectrumData(frames, wavelength_m=wl, exposure_s=self.camera.get_exposure(),
-                            em_gain=self.camera.get_em_gain(),
-                            bias_adu=0.0 if self.subtract.isChecked() else None,
-                            signal_rows=signal, background_rows=bands[0] if bands else None,
-                            source="live EMCCD")

@@ -5,12 +5,13 @@ uses, docs/acquisition.md) running in its own thread; this module only wires it 
 panels. A Qt timer (:data:`REFRESH_MS`) polls the engine's thread-safe snapshot and redraws, in
 the ScopeFoundry way (``update_display`` on a timer):
 
-- the rolling intensity trace and its histogram at every refresh, from the records the tagger
-  delivered since the last one (a tap on the tagger's ``read``, decoded and binned by the same
-  :class:`spad.analysis.accumulators.IntensityTrace` the analysis uses);
+- the rolling intensity trace and its histogram at every refresh, from the photon chunks the
+  engine decoded and published since the last one (``Acquisition.publish_to``: the engine's
+  one read loop of the tagger), binned by the same
+  :class:`spad.analysis.accumulators.IntensityTrace` the analysis uses;
 - the decay and the coincidence histogram at every live analysis of the engine (``update_s``),
   with g2(0) ± error and the verdict with its evidence from the engine's live state;
-- the EMCCD frames the engine records (a tap on the camera's ``read_multiple_images``).
+- the EMCCD frames the engine records (published the same way).
 
 Engine events come from the acquisition thread and are re-emitted as a Qt signal, so a device
 error reaches the status bar and a dialog on the GUI thread while the engine ends the
@@ -25,7 +26,6 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -44,46 +44,27 @@ ROLLING_S = 30.0
 """Span of the rolling intensity trace, seconds."""
 
 
-class Tap:
-    """A device seen through a proxy: every attribute is the device's, and what ``method``
-    returns is also appended to ``sink`` (a deque; appends are thread-safe)."""
-
-    def __init__(self, device: Any, method: str, sink: deque) -> None:
-        self._device, self._method, self._sink = device, method, sink
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._device, name)
-        if name != self._method:
-            return attr
-
-        def tapped(*args: Any, **kwargs: Any) -> Any:
-            out = attr(*args, **kwargs)
-            if out is not None and len(out):
-                self._sink.append(out)
-            return out
-        return tapped
-
-
 class WarmUp(QtCore.QThread):
-    """Warm the analysis before the first Record: start the engine's live-analysis worker and
-    compile (or load from numba's cache) the kernels there and in this process, where the
-    recording's histograms and the rolling trace are computed
-    (:func:`spad.analysis.warm_up.warm_up`). Without it the first particle showed "g2(0) n/a"
+    """Warm the analysis before the first Record: compile (or load from numba's cache) the
+    kernels in this process, where the recording's histograms and the rolling trace are
+    computed, and start the engine's live-analysis worker, which loads them in turn
+    (:func:`spad.app.acquisition.engine.prepare`; the worker's warm-up is queued before any live
+    analysis). Without it the first particle showed "g2(0) n/a"
     for the whole of its recording on a fresh installation, while they compiled.
 
     ``done`` gives ``""`` or the error met (the app then records anyway, as before)."""
 
     done = QtCore.pyqtSignal(str)
 
-    def run(self) -> None:
-        from spad.analysis.warm_up import warm_up
+    def __init__(self, settings: Any, parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings
 
+    def run(self) -> None:
         from spad.app.acquisition.engine import prepare
 
         try:
-            worker = prepare()
-            warm_up()
-            worker.result()
+            prepare(self.settings)
         except Exception as exc:  # noqa: BLE001 - any failure: said, and recording still works
             self.done.emit(f"{type(exc).__name__}: {exc}")
             return
@@ -210,10 +191,9 @@ class LiveMode(QtCore.QObject):
         self._release = release          # closes the rig when the window goes
         self.lock = threading.Lock()
         self.acq: Any = None
-        self.words: deque = deque()
+        self.chunks: deque = deque()     # decoded photon chunks the engine publishes
         self.frames: deque = deque(maxlen=8)
         self.display_trace: Any = None
-        self.decoder: Any = None
         self._shown_display: Any = None
         self._shown_verdict: Any = None
         self.stats = FrameStats(REFRESH_MS / 1e3)
@@ -276,7 +256,7 @@ class LiveMode(QtCore.QObject):
         self.recorder.state.setText("preparing the analysis: compiling its kernels (once; a "
                                     "minute or two after an installation, seconds later)…")
         w.status.setText("preparing the analysis before the first Record…")
-        self.warm = WarmUp(self)
+        self.warm = WarmUp(dataclasses.replace(w.run_settings(), max_level_fits=0), self)
         self.warm.done.connect(self._warmed)
         self.warm.start()
 
@@ -324,7 +304,6 @@ class LiveMode(QtCore.QObject):
         from spad.analysis.accumulators import IntensityTrace
 
         from spad.app.acquisition import Acquisition, AcquisitionSettings, Session
-        from spad.formats.records import Decoder
 
         if self.recording:
             return
@@ -342,21 +321,16 @@ class LiveMode(QtCore.QObject):
                 em_gain=float(self.instruments.em_gain.value()),
                 read_mode="image", analysis=analysis)
             session = Session(r.folder.text())
-            rig = SimpleNamespace(
-                tagger=Tap(self.rig.tagger, "read", self.words),
-                camera=None if getattr(self.rig, "camera", None) is None
-                else Tap(self.rig.camera, "read_multiple_images", self.frames),
-                spectrograph=getattr(self.rig, "spectrograph", None))
-            self.acq = Acquisition(rig, settings, session=session,
+            self.acq = Acquisition(self.rig, settings, session=session,
                                    name=r.name.text().strip() or None)
         except (SpadError, ValueError, OSError) as exc:
             w.show_error(str(exc))
             return
         self.acq.add_callback(self.engine_event.emit)     # from the acquisition thread: queued
-        self.words.clear()
+        self.chunks.clear()
         self.frames.clear()
-        tagger = self.rig.tagger
-        self.decoder = Decoder(tagger.record_type, tagger.timing)
+        # the engine publishes what it decoded and recorded; this mode only draws it
+        self.acq.publish_to(photons=self.chunks, frames=self.frames)
         self.display_trace = IntensityTrace(analysis.trace_bin_s, analysis.detectors)
         self._shown_display = None
         self._shown_analysis: Any = None
@@ -447,7 +421,7 @@ class LiveMode(QtCore.QObject):
         w.status.setText(text if not outcome.error else f"error: {outcome.error}")
 
     def _show_analysis(self, at_s: float, p: Any) -> None:
-        """Draw a live :class:`~spad.analysis.photon_analysis.PhotonAnalysis` of the photons up to
+        """Draw a live :class:`~spad.analysis.photon_result.PhotonAnalysis` of the photons up to
         ``at_s`` (recorded s)."""
         w = self.window
         w.decay.show_decays([(name, edges, counts, fit,
@@ -468,13 +442,10 @@ class LiveMode(QtCore.QObject):
             return
         w = self.window
         state = acq.snapshot()
-        # the rolling trace from the records that arrived since the last refresh
-        while self.words:
-            words = self.words.popleft()
-            chunk = self.decoder.decode(words)
-            if len(chunk):
-                self.display_trace.update(chunk)
-        if self.display_trace is not None and self.decoder is not None:
+        # the rolling trace from the chunks the engine published since the last refresh
+        while self.chunks:
+            self.display_trace.update(self.chunks.popleft())
+        if self.display_trace is not None:
             try:
                 tr = self.display_trace.result()
             except ValueError:

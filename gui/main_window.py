@@ -20,7 +20,6 @@ from spad.gui.analysis_mode import (
     peaks_by_label,
     settings_from,
     trace_levels_of,
-    write_report,
 )
 from spad.gui.panels import (
     BicPanel,
@@ -354,7 +353,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.worker is not None and self.worker.isRunning():
             self.status.setText("an analysis is already running: wait for it to finish")
             return
-        self.worker = AnalysisWorker(jobs, self.run_settings(), spectra=dict(self.results))
+        self.worker = AnalysisWorker(jobs, self.run_settings())
         self.worker.progress.connect(self._progress)
         self.worker.result.connect(self._result)
         self.worker.failed.connect(lambda _p, msg: self.show_error(msg, dialog=False))
@@ -441,7 +440,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.particles.show_roi(r.photons.roi_start_s, r.photons.roi_end_s)
         tr = r.photons.trace
         if tr is not None and tr.total.size:
-            self.trace.set_roi(float(tr.bin_edges_s[0]), float(tr.bin_edges_s[-1]))
+            # the ROI analysed (set, or ended where a bleached tail begins), on the whole trace
+            lo, hi = r.photons.roi_start_s, r.photons.roi_end_s
+            if lo is None or hi is None:
+                lo, hi = tr.bin_edges_s[0], tr.bin_edges_s[-1]
+            self.trace.set_roi(float(lo), float(hi))
         self.spectrum.show_result(r.spectrum, r.shift_mev, r.reference_ev)
         self.show_classification(r.classification, r.photons.notes + r.notes)
 
@@ -495,6 +498,8 @@ class MainWindow(QtWidgets.QMainWindow):
     def export_report_dialog(self) -> None:
         d = QtWidgets.QFileDialog.getExistingDirectory(self, "Report directory")
         if d:
+            from spad.app.report import write_report
+
             results = [self.results[p] for p in self.particles.paths() if p in self.results]
             self.status.setText(f"report written to {write_report(Path(d), results)}/")
 

@@ -124,6 +124,10 @@ class SimulatedAndorSDK2Camera:
         self._check("GetHeadModel")
         return self._pl.TDeviceInfo("USB", "DU897_BV", 12345)
 
+    def get_channel_bitdepth(self, channel: int | None = None) -> int:
+        self._check("GetBitDepth")
+        return self._cam.sensor.adc_bits
+
     def get_detector_size(self) -> tuple[int, int]:
         self._check("GetDetector")
         return self._cam.get_detector_size()

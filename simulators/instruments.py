@@ -9,6 +9,13 @@ their track on the chip and the background) through the spectrograph's current g
 centre wavelength, with the EMCCD noise model of :mod:`spad.simulators.emccd`. Time runs on a clock
 that can be the wall clock or a :class:`ManualClock` (tests, fast demos): frames become available
 one cycle (exposure + read-out) after another, and the sensor cools at a finite rate.
+
+Both take faults (``inject``), for the first-light check ``spad devices --check``: the
+spectrograph's :data:`SPECTROGRAPH_FAULTS` (``"stuck"``: the drive does not turn although the
+move reports done; ``"position_error"``: it stops 0.5 nm beyond the target, as after lost
+steps), the camera's :data:`CAMERA_FAULTS` (``"cooler_off"``: the cooler does not run;
+``"no_frame"``: no frame ever arrives; ``"saturated"``: a quarter of the chip is saturated, as
+with a light leak or the shutter open to the room).
 """
 
 from __future__ import annotations
@@ -64,6 +71,16 @@ class ManualClock:
         self.sleep(seconds)
 
 
+SPECTROGRAPH_FAULTS = ("stuck", "position_error")
+CAMERA_FAULTS = ("cooler_off", "no_frame", "saturated")
+
+
+def _check_fault(fault: str | None, known: tuple[str, ...], what: str) -> str | None:
+    if fault is not None and fault not in known:
+        raise ValueError(f"unknown {what} fault {fault!r} (use {known})")
+    return fault
+
+
 DEFAULT_GRATINGS: tuple[Grating, ...] = (
     Grating(1, 300e3, "500NM"), Grating(2, 600e3, "500NM"), Grating(3, 1200e3, "500NM"))
 
@@ -107,6 +124,7 @@ class SimulatedSpectrograph(SpectrographInterface):
         self.clock = clock or WallClock()
         self._grating = int(grating)
         self._open = False
+        self.fault: str | None = None
         # A move: from (t0, wl0) to (t1, wl1), linear in time.
         self._move = (self.clock.now(), float(centre_wavelength_m),
                       self.clock.now(), float(centre_wavelength_m))
@@ -153,6 +171,10 @@ class SimulatedSpectrograph(SpectrographInterface):
 
     # -- interface --------------------------------------------------------------------------
 
+    def inject(self, fault: str | None) -> None:
+        """Switch a fault on (one of :data:`SPECTROGRAPH_FAULTS`) or off (``None``)."""
+        self.fault = _check_fault(fault, SPECTROGRAPH_FAULTS, "spectrograph")
+
     def open(self) -> None:
         self._open = True
 
@@ -176,6 +198,10 @@ class SimulatedSpectrograph(SpectrographInterface):
         g = self._grating_by_index(self._grating)
         speed = self._speed * 1200e3 / g.groove_density_per_m
         here = self._position()
+        if self.fault == "stuck":
+            target = here
+        elif self.fault == "position_error":
+            target += 0.5e-9
         now = self.clock.now()
         self._move = (now, here, now + abs(target - here) / speed, target)
         if wait:
@@ -284,6 +310,7 @@ class SimulatedCamera(CameraInterface):
         self._exposure = 0.08
         self._gain = 1.0
         self._setpoint: float | None = None
+        self._cooler = False
         self._temp_t0, self._temp0 = self.clock.now(), self.AMBIENT_C
         self._read_mode: ReadMode = "image"
         n = self.sensor.n_rows
@@ -297,6 +324,13 @@ class SimulatedCamera(CameraInterface):
         self._acquired = 0
         self._stopped_at: int | None = None
         self._unread: list[np.ndarray] = []
+        self.fault: str | None = None
+
+    def inject(self, fault: str | None) -> None:
+        """Switch a fault on (one of :data:`CAMERA_FAULTS`) or off (``None``)."""
+        self.fault = _check_fault(fault, CAMERA_FAULTS, "camera")
+        if fault == "cooler_off" and self._setpoint is not None:
+            self.set_temperature(self._setpoint)
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -430,9 +464,11 @@ class SimulatedCamera(CameraInterface):
                                          "-120..30 °C")
         self._temp_t0, self._temp0 = self.clock.now(), self.get_temperature()
         self._setpoint = c if enable_cooler else None
+        self._cooler = enable_cooler and self.fault != "cooler_off"
 
     def _temperature_and_arrival(self) -> tuple[float, float]:
-        target = self.AMBIENT_C if self._setpoint is None else self._setpoint
+        cooling = self._setpoint is not None and self._cooler
+        target = self._setpoint if cooling else self.AMBIENT_C
         dt = self.clock.now() - self._temp_t0
         span = abs(target - self._temp0)
         reached_at = self._temp_t0 + span / self._cool_rate
@@ -446,7 +482,7 @@ class SimulatedCamera(CameraInterface):
 
     def get_temperature_status(self) -> TemperatureStatus:
         self._require_open()
-        if self._setpoint is None:
+        if self._setpoint is None or not self._cooler:
             return "off"
         temp, reached_at = self._temperature_and_arrival()
         if abs(temp - self._setpoint) > 1.0:
@@ -535,6 +571,9 @@ class SimulatedCamera(CameraInterface):
             return
         if not self._running:
             raise DeviceError(self.name, "no acquisition running and no unread frame")
+        if self.fault == "no_frame":
+            self.clock.sleep(timeout_s)
+            raise DeviceError(self.name, f"no frame within {timeout_s:g} s")
         t0, cycle, *_ = self._acq
         wait = t0 + (self._acquired + 1) * cycle - self.clock.now()
         if wait > timeout_s:
@@ -554,7 +593,10 @@ class SimulatedCamera(CameraInterface):
         self._update()
         frames, self._unread = self._unread, []
         if frames:
-            return np.stack(frames)
+            out = np.stack(frames)
+            if self.fault == "saturated":
+                out[..., : out.shape[-1] // 4] = 2 ** self.sensor.adc_bits - 1
+            return out
         shape = {"fvb": (), "single_track": ()}.get(self._read_mode)
         if shape is None:
             shape = (self._readout().n_outputs,)

@@ -4,6 +4,11 @@ It implements :class:`spad.drivers.interfaces.tagger.TimeTagger`: configure, sta
 HydraHarp v2 records (T3 or T2) in FIFO-sized pieces. Like the hardware, in T2 it records every
 (divided) sync as a special record on channel 0. With ``realtime=True`` records become
 available at the pace of the wall clock; otherwise as fast as they can be simulated.
+
+Faults (:meth:`SimulatedTagger.inject`, for the first-light check ``spad devices --check``):
+``"no_sync"`` (the laser's sync cable is off: no sync, and in T3 no records at all, as a
+HydraHarp records T3 photons only against a sync) and ``"dead_detector"`` (the second APD is
+off or unplugged: its input gives no counts).
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from spad.errors import DeviceError
 from spad.formats.records import Encoder
 from spad.photons import Mode, Timing
 
-__all__ = ["SimulatedTagger", "FIFO_RECORDS"]
+__all__ = ["SimulatedTagger", "FIFO_RECORDS", "FAULTS"]
+
+FAULTS = ("no_sync", "dead_detector")
 
 FIFO_RECORDS = 131072
 """Largest read, in records (HydraHarp ``TTREADMAX``)."""
@@ -70,6 +77,7 @@ class SimulatedTagger(TimeTagger):
         self._running = False
         self._opened = False
         self._last_rates = [0.0, 0.0]
+        self.fault: str | None = None
         # Finest binning whose 15-bit TCSPC range still covers the laser period.
         bins = 1.0 / (self._rep_rate * self.base_resolution_s)
         self.configure(binning=max(0, math.ceil(math.log2(bins / 32768))))
@@ -146,6 +154,23 @@ class SimulatedTagger(TimeTagger):
             self._last_rates = [n1 / sim.chunk_s, n2 / sim.chunk_s]
             yield enc.encode(chunk)
 
+    def inject(self, fault: str | None) -> None:
+        """Switch a fault on (one of :data:`FAULTS`) or off (``None``)."""
+        if fault is not None and fault not in FAULTS:
+            raise ValueError(f"unknown tagger fault {fault!r} (use {FAULTS})")
+        self.fault = fault
+
+    def _faulty(self, words: np.ndarray) -> np.ndarray:
+        """``words`` as the faulty hardware would deliver them."""
+        if self.fault == "no_sync":
+            if self._config.mode == "T3":
+                return words[:0]
+            special = (words >> 31) == 1          # HydraHarp v2: sync records are special,
+            return words[~(special & (((words >> 25) & 0x3F) == 0))]   # channel 0
+        if self.fault == "dead_detector":           # the second detector: channel index 1
+            return words[~(((words >> 31) == 0) & (((words >> 25) & 0x3F) == 1))]
+        return words
+
     def read(self) -> np.ndarray | None:
         if self._records is None:
             raise DeviceError(self.name, "read() before start()")
@@ -160,7 +185,7 @@ class SimulatedTagger(TimeTagger):
         end = min(self._pos + self.fifo_records, self._buffer.size)
         out = self._buffer[self._pos:end]
         self._pos = end
-        return out
+        return self._faulty(out) if self.fault else out
 
     def stop(self) -> None:
         if self._running and self._records is not None:
@@ -177,7 +202,7 @@ class SimulatedTagger(TimeTagger):
         return self._sim
 
     def sync_rate_hz(self) -> float:
-        return float(self._rep_rate)
+        return 0.0 if self.fault == "no_sync" else float(self._rep_rate)
 
     def count_rates_hz(self) -> list[float]:
         """Rates of the last simulated chunk while running; before that, the expected rates."""
@@ -185,9 +210,13 @@ class SimulatedTagger(TimeTagger):
             sim = Simulation(self.emitters, self._det, 1.0, self.seed)
             rate = sim.truth.detected_rate_hz() - sum(self._det.dark_rate_hz)
             s = self._det.split_ratio
-            return [rate * s + self._det.dark_rate_hz[0],
-                    rate * (1 - s) + self._det.dark_rate_hz[1]]
-        return list(self._last_rates)
+            rates = [rate * s + self._det.dark_rate_hz[0],
+                     rate * (1 - s) + self._det.dark_rate_hz[1]]
+        else:
+            rates = list(self._last_rates)
+        if self.fault == "dead_detector":
+            rates[1] = 0.0
+        return rates
 
     def open(self) -> None:
         self._opened = True

@@ -38,6 +38,7 @@ import h5py
 import numpy as np
 
 from spad.errors import FormatError
+from spad.formats.spectra import SPECTRUM_GROUP, read_spectrum_group
 from spad.output import replacing
 from spad.photons import SYNC, Measurement, PhotonChunk, Timing
 from spad.spectrum import SpectrumData
@@ -49,7 +50,6 @@ PARTICLE_SUFFIXES = (".h5", ".hdf5", ".ptu", ".pt3", ".pt2", ".ht3", ".ht2", ".t
 """Extensions of particle recordings picked up from a directory (sidecars excluded): the
 time-tag formats of :data:`spad.formats.FORMATS`, which itself reads content, not extensions."""
 
-SPECTRUM_GROUP = "spectrum"
 TRUTH_GROUP = "ground_truth"
 ANALYSIS_GROUP = "analysis"
 LAYOUT = "spad particle 1"
@@ -265,36 +265,6 @@ def write_spectrum_group(f: h5py.File, spectrum: SpectrumData) -> None:
     if spectrum.wavelength_m is not None:
         g["wavelength_m"].attrs["units"] = "m"
     g["exposure_s"].attrs["units"] = "s"
-
-
-def read_spectrum_group(f: h5py.File, path: object = None) -> SpectrumData | None:
-    """The :class:`SpectrumData` under ``/user/spectrum``, or ``None`` if there is none."""
-    from spad.formats.photon_hdf5 import read_user_group
-
-    if f.get(f"user/{SPECTRUM_GROUP}") is None:
-        return None
-    d = read_user_group(f, SPECTRUM_GROUP)
-    if "frames" not in d:
-        raise FormatError(path, "/user/spectrum has no frames")
-
-    def rows(r: Any) -> tuple[int, int] | None:
-        if r is None:
-            return None
-        r = np.asarray(r).ravel()
-        if r.size != 2:
-            raise FormatError(path, "/user/spectrum rows must be [start, stop]")
-        return int(r[0]), int(r[1])
-
-    try:
-        return SpectrumData(
-            frames=d["frames"], wavelength_m=d.get("wavelength_m"),
-            exposure_s=d.get("exposure_s"), em_gain=float(d.get("em_gain") or 1.0),
-            bias_adu=d.get("bias_adu"), preamp_gain_e_per_adu=d.get("preamp_gain_e_per_adu"),
-            calibration=d.get("calibration") or {}, signal_rows=rows(d.get("signal_rows")),
-            background_rows=rows(d.get("background_rows")), source=d.get("source") or "",
-            metadata=d.get("metadata") or {})
-    except ValueError as exc:
-        raise FormatError(path, f"/user/spectrum: {exc}") from None
 
 
 # -- /user/ground_truth --------------------------------------------------------------------

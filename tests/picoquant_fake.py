@@ -16,20 +16,28 @@ from spad.formats.records import Decoder, Encoder
 from spad.photons import PhotonChunk, Timing
 
 SOURCE = Path(__file__).parent / "fake_picoquant" / "fakepq.c"
+HEADERS = Path(__file__).parent / "fake_picoquant" / "vendor"
+"""PicoQuant's published headers, one folder per family (see vendor/README.md)."""
 PREFIX = {"hydraharp": "HH", "multiharp": "MH", "picoharp": "PH"}
 
 # Fault codes of PQFAKE_Inject (fakepq.c)
 FIFOFULL, SYNC_LOST, UNPLUGGED, SYSERROR, NO_DEVICE, CNTS_DROPPED, REF_LOST = range(1, 8)
 
 
-def build(family: str, outdir: Path) -> Path:
-    """Compile the fake library of ``family`` with the system C compiler."""
+def build(family: str, outdir: Path, source: Path = SOURCE) -> Path:
+    """Compile the fake library of ``family`` against PicoQuant's headers for it (a definition
+    that differs from the vendor's declaration is an error) with the system C compiler."""
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         raise RuntimeError("no C compiler (cc) on this machine")
     out = outdir / f"libfake{PREFIX[family].lower()}.so"
-    subprocess.run([cc, "-shared", "-fPIC", "-O1", "-Wall", "-Werror",
-                    f"-DFAM_{PREFIX[family]}", "-o", str(out), str(SOURCE)], check=True)
+    # -Wmissing-prototypes: a function the vendor header does not declare is an error too
+    done = subprocess.run([cc, "-shared", "-fPIC", "-O1", "-Wall", "-Wmissing-prototypes",
+                           "-Werror", f"-DFAM_{PREFIX[family]}", f"-I{HEADERS / family}",
+                           "-o", str(out), str(source)], capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"the fake {family} library does not compile against PicoQuant's "
+                           f"headers:\n{done.stderr}")
     return out
 
 

@@ -14,9 +14,8 @@ import pytest
 from spad.analysis.blinking import fit_power_law
 from spad.analysis.photon_analysis import AnalysisSettings, analyze_photons
 from spad.simulators.blinking import Timeline
+from spad.simulators.recipe import build
 from spad.simulators.stream import simulate
-
-from spad.app.commands.simulate import build
 
 
 def run(particle: str, seed: int, duration_s: float):

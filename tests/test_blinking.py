@@ -483,8 +483,8 @@ def test_cached_segment_tables_give_the_same_change_points(monkeypatch):
     fast = find_change_points(t, 0.95, window=400, overlap=100)
     assert fast.size >= 5
     monkeypatch.setattr(cp, "_TABLE_CACHE_MAX", 0)
-    grid, values = cp._critical_curve(0.95, 400, cp.EDGE)
-    plain, _ = cp._find_change_points.py_func(t, 400, 100, 19, cp.EDGE, grid, values)  # 20 ph.
+    grid, values = cp.critical_curve(0.95, 400, cp.EDGE)
+    plain, _ = cp.change_points_kernel.py_func(t, 400, 100, 19, cp.EDGE, grid, values)  # 20 ph.
     np.testing.assert_array_equal(fast, plain)
 
 

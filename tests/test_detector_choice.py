@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from spad.analysis.detector_choice import choose_detectors, detectors_for_file
 from spad.analysis.particle import analyze_particle
-from spad.analysis.photon_analysis import AnalysisSettings, irf_from_file
+from spad.analysis.settings import AnalysisSettings, irf_from_file
 
 import spad
 from spad.app.cli import main

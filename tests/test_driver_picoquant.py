@@ -1,7 +1,8 @@
 """The PicoQuant driver through ctypes into a fake vendor library compiled from C for the test.
 
 The fake (tests/fake_picoquant/fakepq.c) exports the hhlib/mhlib/phlib functions the driver
-calls, with the vendor signatures, and streams record words written by the photon simulator;
+calls, compiled against PicoQuant's published headers (tests/fake_picoquant/vendor/), and
+streams record words written by the photon simulator;
 so the driver's real ctypes calls, buffers and flag handling are exercised, and what comes out
 must decode to exactly the simulated photons.
 """

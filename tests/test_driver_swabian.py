@@ -1,4 +1,6 @@
-"""The Swabian driver against a stand-in of the TimeTagger API fed by the photon simulator."""
+"""The Swabian driver streaming from a stand-in of the Time Tagger API fed by the photon simulator
+(the stand-in and the driver's calls are checked against Swabian's real package in
+test_driver_swabian_api.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from spad.errors import DeviceError
 from spad.formats.records import Decoder, decode
 from spad.photons import SYNC
 from tests.picoquant_fake import simulated_records
-from tests.swabian_standin import FakeTimeTaggerAPI
+from tests.swabian_standin import StandInAPI
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +29,7 @@ def events():
 
 def _api(events, **kw):
     ts, ch, rate = events
-    return FakeTimeTaggerAPI(ts, ch, {3: rate, 1: 3e4, 2: 2.9e4}, **kw)
+    return StandInAPI(ts, ch, {3: rate, 1: 3e4, 2: 2.9e4}, **kw)
 
 
 def _collect(tagger):
@@ -98,11 +100,45 @@ def test_unplugged_mid_run_reported_within_2s(events):
 
 
 def test_missing_software_is_one_clear_message(monkeypatch):
-    monkeypatch.setitem(sys.modules, "TimeTagger", None)     # import fails
+    for module in ("Swabian", "Swabian.TimeTagger", "TimeTagger"):
+        monkeypatch.setitem(sys.modules, module, None)       # neither spelling imports
     with pytest.raises(DeviceError, match="pip install swabian-timetagger"):
         SwabianTagger().open()
+
+
+def test_either_spelling_of_the_module_is_loaded(monkeypatch):
+    import types
+
+    from spad.drivers.swabian.api import load_api
+    installer = types.ModuleType("TimeTagger")               # Swabian's installer's module
+    monkeypatch.setitem(sys.modules, "Swabian", None)
+    monkeypatch.setitem(sys.modules, "Swabian.TimeTagger", None)
+    monkeypatch.setitem(sys.modules, "TimeTagger", installer)
+    assert load_api("tagger") is installer
+
+
+def test_no_device_and_wrong_serial_are_named(events):
+    api = _api(events)
+    api.devices = []
+    with pytest.raises(DeviceError, match="Swabian Time Tagger: no Time Tagger connected"):
+        SwabianTagger(api=api).open()
+    api.devices = ["1234"]
+    with pytest.raises(DeviceError, match="no Time Tagger with serial 99 connected .found 1234"):
+        SwabianTagger(serial="99", api=api).open()
 
 
 def test_missing_input_is_named(events):
     with pytest.raises(DeviceError, match=r"input\(s\) \[7\]"):
         SwabianTagger(api=_api(events), detectors=(1, 7), sync_channel=3).open()
+
+
+def test_a_full_stream_buffer_stops_with_a_clear_error(events):
+    api = _api(events, per_read=1000)
+    tagger = SwabianTagger(api=api, n_max_events=1000)
+    with pytest.raises(DeviceError, match="stream buffer full .1000 events between two reads"):
+        with tagger:
+            tagger.configure("T2")
+            tagger.start(1.0)
+            while tagger.read() is not None:
+                pass
+    assert not tagger.is_opened()

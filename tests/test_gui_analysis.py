@@ -127,9 +127,9 @@ def bleached_bursting_file(tmp_path_factory):
     """A monomer that bleaches at 6 s, with two photon bursts added, as a particle file."""
     import dataclasses
 
+    from spad.simulators.recipe import build
     from spad.simulators.stream import simulate
 
-    from spad.app.commands.simulate import build
     from spad.particle import write_particle
     from tests.conftest import chunk_with_bursts
 
@@ -190,7 +190,10 @@ def test_export_table_and_roi_reanalysis(qtbot, window, session_dir, tmp_path):
     part = window.results[path]
     assert 0 < part.photons.n_photons < whole
     assert part.photons.duration_s < 1.01
-    assert any("1.00-2.00 s" in n for n in part.notes)
+    # a setting, as spad analyze --roi: the whole trace kept, the ROI's photons analysed
+    assert part.photons.roi_source == "set"
+    assert (part.photons.roi_start_s, part.photons.roi_end_s) == pytest.approx((1.0, 2.0), abs=0.02)
+    assert part.photons.trace.bin_edges_s[-1] > 3.5
     # typed, as spad analyze --roi START:END; a bad entry changes nothing
     window.particles.set_current(path)
     pl = window.particles
@@ -201,7 +204,9 @@ def test_export_table_and_roi_reanalysis(qtbot, window, session_dir, tmp_path):
     pl.roi.returnPressed.emit()
     _wait_idle(qtbot, window)
     typed = window.results[path]
-    assert any("2.50-4.00 s" in n for n in typed.notes) and typed.photons.duration_s < 1.51
+    assert typed.photons.roi_source == "set" and typed.photons.duration_s < 1.51
+    roi = (typed.photons.roi_start_s, typed.photons.roi_end_s)
+    assert roi == pytest.approx((2.5, 4.0), abs=0.02)
     window.show_particle(path)
     assert pl.roi.text() == f"{typed.photons.roi_start_s:.2f}:{typed.photons.roi_end_s:.2f}"
 

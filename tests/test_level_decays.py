@@ -16,9 +16,8 @@ from spad.analysis.level_decays import (
     levels_to_fit,
 )
 from spad.analysis.photon_analysis import AnalysisSettings, analyze_photons
+from spad.simulators.recipe import build
 from spad.simulators.stream import simulate
-
-from spad.app.commands.simulate import build
 
 
 def run(particle: str, seed: int, duration_s: float, max_level_fits: int):

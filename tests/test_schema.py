@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,12 @@ def test_record_csv_and_features_follow_the_schema() -> None:
 
 def test_photon_analysis_holds_exactly_the_declared_scalars() -> None:
     out = PhotonAnalysis()
-    assert set(out.summary()) == {f.key for f in schema.PHOTON_FIELDS}
+    keys = [f.key for f in schema.PHOTON_FIELDS]
+    assert list(out.summary()) == keys
+    # typed attributes, first in the class, the schema's fields in its order
+    declared = [f.name for f in dataclasses.fields(PhotonAnalysis)]
+    assert declared[:len(keys)] == keys
+    assert not set(declared[len(keys):]) & set(schema.BY_NAME)
     out.g2_zero = 0.1
     assert out.summary()["g2_zero"] == 0.1 and out.values["g2_zero"] == 0.1
     with pytest.raises(AttributeError):

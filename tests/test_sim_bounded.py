@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from spad.simulators.blinking import Timeline
 from spad.simulators.emitter import dimer, monomer
+from spad.simulators.recipe import build
 from spad.simulators.stream import SpectralWalk, simulate
 
 from spad.app.cli import main
@@ -62,7 +63,7 @@ def test_stored_truth_is_capped_and_says_so(tmp_path, monkeypatch, capsys) -> No
 
 
 def test_estimate_is_close_to_what_is_written(tmp_path, capsys) -> None:
-    emitters, detection = simulate_cmd.build("monomer", 0)
+    emitters, detection = build("monomer", 0)
     events, size = simulate_cmd.estimate(emitters, detection, 60.0, "ptu", "T3")
     assert main(["simulate", "--duration", "60", "--spectrum-s", "0", "-o",
                  str(tmp_path / "m.ptu")]) == 0

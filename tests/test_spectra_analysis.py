@@ -383,9 +383,9 @@ def test_no_frames_is_no_spectrum_not_a_peak():
 
 def test_particle_file_without_frames_says_so(tmp_path):
     from spad.analysis.particle import analyze_particle
+    from spad.simulators.recipe import build
     from spad.simulators.stream import simulate
 
-    from spad.app.commands.simulate import build
     from spad.particle import write_particle
 
     em, det = build("monomer", 1)

@@ -18,9 +18,9 @@ from spad.analysis.photon_collector import PhotonCollector
 from spad.analysis.roi import bleach_end, parse_roi, select_photons
 from spad.simulators.detection import Detection
 from spad.simulators.emitter import Emitter, PowerLaw, State
+from spad.simulators.recipe import build
 from spad.simulators.stream import simulate
 
-from spad.app.commands.simulate import build
 from tests.conftest import chunk_with_bursts
 
 NS = 1e-9

@@ -17,10 +17,10 @@ from spad.analysis.classify import load_classifier
 from spad.analysis.photon_analysis import AnalysisSettings, PhotonAccumulators, analyze_photons
 from spad.analysis.photon_collector import PhotonCollector, PhotonCount, PhotonList
 from spad.analysis.windowed import ChangePointStream
+from spad.simulators.recipe import build
 from spad.simulators.stream import simulate
 
 import spad
-from spad.app.commands.simulate import build
 from spad.photons import PhotonChunk
 
 DATA = Path(__file__).parent / "data" / "picoquant-sample-data"

@@ -144,8 +144,11 @@ class AndorCamera(CameraInterface):
 
     def get_device_info(self) -> dict[str, object]:
         info = self._do("device info", "get_device_info")
+        # the ADC depth of the current channel: full scale for a saturation check (an iXon's
+        # fast read-out channels have fewer bits than its 16-bit slow one)
+        bits = int(self._do("bit depth", "get_channel_bitdepth"))
         return {"model": info.head_model, "controller": info.controller_model,
-                "serial_number": info.serial_number}
+                "serial_number": info.serial_number, "adc_bits": bits}
 
     def get_detector_size(self) -> tuple[int, int]:
         w, h = self._do("detector size", "get_detector_size")

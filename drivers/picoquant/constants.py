@@ -1,6 +1,7 @@
 """Constants of PicoQuant's TTTR libraries, from their headers (hhdefin.h v3.0, mhdefin.h
 v3.x, phdefin.h v3.0) and the TTTR-mode demos (HH400-v3.x-Demos, MH150-Demos, PH300-v3.x-Demos,
-``tttrmode.py`` / ``tttrmode.c``).
+``tttrmode.py`` / ``tttrmode.c``). tests/test_driver_picoquant_headers.py checks each value
+against PicoQuant's published headers (kept unmodified in tests/fake_picoquant/vendor/).
 """
 
 from __future__ import annotations

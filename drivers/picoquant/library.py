@@ -1,5 +1,6 @@
 """The ctypes layer over hhlib / mhlib / phlib: load the library, declare the signatures the
-driver uses (as in the vendor headers hhlib.h, mhlib.h, phlib.h), call and check return codes.
+driver uses (as in the vendor headers hhlib.h, mhlib.h, phlib.h: checked against them by
+tests/test_driver_picoquant_headers.py), call and check return codes.
 
 A negative return code becomes a :class:`~spad.drivers.picoquant.errors.PicoQuantError` with the
 library's own text from ``GetErrorString`` and the function's name.

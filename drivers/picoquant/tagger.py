@@ -399,10 +399,11 @@ class PicoQuantTagger(TimeTagger):
         return self._running
 
     def get_device_info(self) -> dict[str, object]:
-        """Model, serial, hardware version, library version, inputs."""
+        """Model, serial, hardware version, library version, inputs, reference clock."""
         return {**self.hardware, "serial_number": self.serial, "library": self._library_path
                 or (self._lib.path if self._lib else None), "library_version":
-                self.library_version, "inputs": self._n_channels}
+                self.library_version, "inputs": self._n_channels,
+                "reference_clock": self.reference}
 
 
 def _ps(seconds: float, name: str) -> int:

@@ -1,16 +1,20 @@
 """Swabian Instruments Time Tagger (Ultra, 20, X) behind the TimeTagger interface.
 
-The Time Tagger's API (Swabian's ``TimeTagger`` Python module, on the package registry as
-``swabian-timetagger``) streams raw events with :class:`TimeTagStream`: each ``getData()``
-returns a buffer with ``getTimestamps()`` (int64 picoseconds), ``getChannels()`` (the input,
-from 1; negative numbers are falling edges), ``getEventTypes()`` (0 = time tag; 1 = error,
-2/3 = overflow begin/end, 4 = missed events) and ``getMissedEvents()``; ``hasOverflows`` is true
-when the device dropped events because the USB link was saturated. spad turns these into the
-same PicoQuant records the PicoQuant taggers deliver (``GenericT2``: 1 ps ticks; ``GenericT3``:
-sync count and 1 ps x 2**binning bins computed from the sync channel on the host), so
-everything downstream is shared. An overflow or missed events stop the measurement with a clear
-error: lost photons are never passed over. Swabian's virtual tagger needs a licence from a
-connected device, so the tests use a stand-in with this API surface.
+The Time Tagger's API (``Swabian.TimeTagger`` from the package ``swabian-timetagger``, or the
+``TimeTagger`` module of Swabian's installer: :mod:`spad.drivers.swabian.api`) streams raw
+events with :class:`TimeTagStream`: each ``getData()`` returns a buffer with ``getTimestamps()``
+(int64 picoseconds), ``getChannels()`` (the input, from 1; negative numbers are falling edges),
+``getEventTypes()`` (0 = time tag; 1 = error, 2/3 = overflow begin/end, 4 = missed events) and
+``getMissedEvents()``; ``hasOverflows`` is true when the device dropped events because the USB
+link was saturated. spad turns these into the same PicoQuant records the PicoQuant taggers
+deliver (``GenericT2``: 1 ps ticks; ``GenericT3``: sync count and 1 ps x 2**binning bins
+computed from the sync channel on the host), so everything downstream is shared. An overflow or
+missed events stop the measurement with a clear error, and so does a full stream buffer (events
+dropped between two reads): lost photons are never passed over. Before connecting,
+``scanTimeTagger`` tells "no Time Tagger connected" from a wrong serial number. Swabian's
+virtual tagger needs a licence fetched from a connected device, so the streaming tests use a
+stand-in (tests/swabian_standin.py) whose public surface, and every call the driver makes on it,
+the tests check against Swabian's real package (tests/test_driver_swabian_api.py).
 
 Rig file (Qudi-style config example)::
 
@@ -84,6 +88,7 @@ class SwabianTagger(TimeTagger):
         self._sync_rate = 0.0
         self._finished = True
         self.model = ""
+        self.clock_ps = 0
 
     # -- connection -------------------------------------------------------------------------
 
@@ -100,11 +105,23 @@ class SwabianTagger(TimeTagger):
         if self._tagger is not None:
             return
         api = self._api = self._api or load_api(self.name)
+        # Look before connecting: createTimeTagger's own error for "nothing on USB" is a raw
+        # USB message ("Got the USB error 'Failed' in 'OpenBySerial'").
+        found = [str(s) for s in self._guard("looking for devices", api.scanTimeTagger)]
+        if not found:
+            raise DeviceError(self.name, "no Time Tagger connected (Swabian's software "
+                                         f"{self._guard('version', api.getVersion)} found none "
+                                         "on USB: check the cable and power, and that no other "
+                                         "program holds it)")
+        if self.serial and self.serial not in found:
+            raise DeviceError(self.name, f"no Time Tagger with serial {self.serial} connected "
+                                         f"(found {', '.join(found)})")
         self._tagger = self._guard("connecting", api.createTimeTagger, self.serial)
         t = self._tagger
         self.serial = str(self._guard("serial", t.getSerial))
         self.model = str(self._guard("model", t.getModel))
         self.name = f"Swabian {self.model} {self.serial}"
+        self.clock_ps = int(self._guard("clock", t.getPsPerClock))
         channels = list(self._guard("channels", t.getChannelList))
         missing = [c for c in (*self.detectors, self.sync_channel) if c not in channels]
         if missing:
@@ -235,6 +252,13 @@ class SwabianTagger(TimeTagger):
         stream = self._stream
         running = bool(self._guard("stream", stream.isRunning))
         buf = self._guard("stream", stream.getData)
+        if int(buf.size) >= self.n_max_events:
+            # Swabian's documentation of TimeTagStreamBuffer.size: a full buffer means events
+            # were "likely discarded" between two reads
+            self.close()
+            raise DeviceError(self.name, f"stream buffer full ({self.n_max_events} events "
+                                         "between two reads): events were dropped; "
+                                         "measurement stopped")
         types = np.asarray(buf.getEventTypes())
         overflow = getattr(buf, "hasOverflows", False)
         if callable(overflow):          # a property in current releases, a method in some
@@ -297,4 +321,5 @@ class SwabianTagger(TimeTagger):
 
     def get_device_info(self) -> dict[str, object]:
         return {"model": self.model, "serial_number": self.serial,
+                "clock_period_ps": self.clock_ps,
                 "detectors": list(self.detectors), "sync_channel": self.sync_channel}

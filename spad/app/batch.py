@@ -173,7 +173,7 @@ def analyze_file(path: str, settings: AnalysisSettings, known_hash: str | None =
         if known_hash is not None and out["content_hash"] == known_hash:
             out["unchanged"] = True
         else:
-            result = analyze_particle(path, None, settings)
+            result = analyze_particle(path, settings)
             out["result"] = pickle.dumps(slim(result), protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:  # noqa: BLE001 - any failure becomes this file's error row
         text = str(exc) if isinstance(exc, SpadError | OSError | ValueError) \

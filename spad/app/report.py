@@ -7,6 +7,7 @@ recomputed here, so the report shows exactly the numbers the table gives.
 from __future__ import annotations
 
 import csv
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np  # noqa: E402
 
 from spad.analysis.particle import ParticleResult  # noqa: E402
 from spad.analysis.schema import CLASSIFICATION_FIELDS, csv_columns  # noqa: E402
+from spad.output import replacing  # noqa: E402
 
 CSV_FIELDS = csv_columns()
 """Columns of population.csv, derived from :mod:`spad.analysis.schema`."""
@@ -372,3 +374,24 @@ def survey_figure(records: Sequence[dict[str, Any]], path: str | Path,
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def write_report(folder: Path, results: Sequence[ParticleResult],
+                 records: Sequence[dict[str, Any]] | None = None) -> Path:
+    """The files of ``spad analyze --report`` (also the desktop app's report): a PNG per
+    particle, population.csv, population.png and population.json in ``folder``, each written
+    whole or not at all. ``records`` default to the results' own."""
+    if records is None:
+        records = [r.record() for r in results]
+    folder.mkdir(parents=True, exist_ok=True)
+    # Each file under a temporary name, renamed when whole (spad.output).
+    for r in results:
+        with replacing(folder / (Path(r.file).stem + ".png")) as (tmp,):
+            particle_figure(r, tmp)
+    with replacing(folder / "population.csv") as (tmp,):
+        population_csv(records, tmp)
+    with replacing(folder / "population.png") as (tmp,):
+        population_figure(records, tmp)
+    with replacing(folder / "population.json") as (tmp,):
+        tmp.write_text(json.dumps(red_shift(records), indent=1) + "\n")
+    return folder

@@ -33,12 +33,16 @@ __all__ = ["Instruments", "open_rig", "open_spectrograph", "open_camera", "open_
 
 @dataclass
 class Instruments:
-    """The open instruments of a rig, and the settings they were opened with."""
+    """The open instruments of a rig, and the settings they were opened with: the one rig type
+    of the acquisition engine, ``spad acquire`` and the desktop app (from a rig file,
+    :func:`open_rig`, or the simulated particle rig,
+    :func:`spad.app.acquisition.simrig.simulated_rig`)."""
 
     tagger: TimeTagger
-    camera: CameraInterface
-    spectrograph: SpectrographInterface
-    rig: Rig
+    camera: CameraInterface | None
+    spectrograph: SpectrographInterface | None
+    rig: Rig | None = None
+    """``None``: not opened from a rig file (the simulated particle rig)."""
 
 
 def open_spectrograph(s: SpectrographSettings) -> SpectrographInterface:

@@ -34,8 +34,8 @@ FORMAT_URL = "http://photon-hdf5.org/"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 # Paths of the spec's groups.
-_PD = "/photon_data"
-_MS = _PD + "/measurement_specs"
+PHOTON_DATA = "/photon_data"
+MEASUREMENT_SPECS = PHOTON_DATA + "/measurement_specs"
 
 
 # --------------------------------------------------------------------------------------------
@@ -233,7 +233,7 @@ class PhotonHdf5Reader(Reader):
         if isinstance(lab, h5py.Dataset) and lab.shape == (len(det_ids),) and det_ids:
             ids = np.atleast_1d(f["setup/detectors/id"][()])
             labels = {int(i): _text(s).strip().lower() for i, s in zip(ids, lab[()], strict=True)}
-        specs = f.get(_MS.lstrip("/") + "/detectors_specs")
+        specs = f.get(MEASUREMENT_SPECS.lstrip("/") + "/detectors_specs")
         non_photon: set[int] = set()
         channel_ids: set[int] = set()
         if isinstance(specs, h5py.Group):
@@ -280,7 +280,7 @@ class PhotonHdf5Reader(Reader):
         return False
 
     def _laser_rate(self) -> float | None:
-        rate = _scalar(self._f, _MS.lstrip("/") + "/laser_repetition_rate")
+        rate = _scalar(self._f, MEASUREMENT_SPECS.lstrip("/") + "/laser_repetition_rate")
         if rate is None:
             ds = self._f.get("setup/laser_repetition_rates")
             if isinstance(ds, h5py.Dataset) and ds.size:
@@ -331,7 +331,7 @@ class PhotonHdf5Reader(Reader):
         for field in ("acquisition_duration", "description", "setup", "identity"):
             if field not in f:
                 warn.append(f"missing mandatory Photon-HDF5 field /{field}")
-        meas_type = _scalar(f, _MS.lstrip("/") + "/measurement_type")
+        meas_type = _scalar(f, MEASUREMENT_SPECS.lstrip("/") + "/measurement_type")
         comment = _scalar(f, "description")
         comment = comment.strip() if isinstance(comment, str) and comment.strip() else None
         # Acquisition facts come from the original recording (provenance) when there is one.

@@ -34,7 +34,9 @@ import h5py
 import numpy as np
 
 from spad.errors import FormatError
-from spad.formats.photon_hdf5 import _MS, _PD, FORMAT_NAME, FORMAT_URL, FORMAT_VERSION
+from spad.formats.photon_hdf5 import FORMAT_NAME, FORMAT_URL, FORMAT_VERSION
+from spad.formats.photon_hdf5 import MEASUREMENT_SPECS as _MS
+from spad.formats.photon_hdf5 import PHOTON_DATA as _PD
 from spad.photons import SYNC, Measurement, PhotonChunk, Timing
 
 # Official field descriptions of Photon-HDF5 0.5 (the spec requires them as TITLE attributes).

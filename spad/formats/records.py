@@ -51,7 +51,7 @@ The reversed bins are referenced to the end of the TAC range, not to the sync, s
 reader's TCSPC range is the converter's 4096 bins, not the sync period.
 
 Speed: :meth:`Decoder.decode` counts, then decodes, blocks of records with compiled kernels
-(``spad.formats._kernels``) on all CPUs, handing blocks out dynamically so that a busy machine
+(``spad.formats.kernels``) on all CPUs, handing blocks out dynamically so that a busy machine
 slows it gracefully; ``tests/benchmarks/bench_decode.py`` measures it against ptufile. One
 Decoder or Encoder serves one stream from one thread at a time; separate ones may run at once.
 """
@@ -66,7 +66,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spad.formats import _kernels as k
+from spad.formats import kernels as k
 from spad.photons import PhotonChunk, Timing
 
 __all__ = ["RecordType", "RECORD_TYPES", "record_type", "Decoder", "Encoder", "decode",

@@ -511,14 +511,48 @@ def _axis_unit(path: Path, axis: np.ndarray, name: str | None) -> str:
 # --------------------------------------------------------------------------------------------
 # Particle HDF5 (/user/spectrum)
 
+SPECTRUM_GROUP = "spectrum"
+"""The group under ``/user`` of a particle file that holds its spectrum."""
+
+
+def read_spectrum_group(f: Any, path: object = None) -> SpectrumData | None:
+    """The :class:`SpectrumData` under ``/user/spectrum``, or ``None`` if there is none."""
+    from spad.formats.photon_hdf5 import read_user_group
+
+    if f.get(f"user/{SPECTRUM_GROUP}") is None:
+        return None
+    d = read_user_group(f, SPECTRUM_GROUP)
+    if "frames" not in d:
+        raise FormatError(path, "/user/spectrum has no frames")
+
+    def rows(r: Any) -> tuple[int, int] | None:
+        if r is None:
+            return None
+        r = np.asarray(r).ravel()
+        if r.size != 2:
+            raise FormatError(path, "/user/spectrum rows must be [start, stop]")
+        return int(r[0]), int(r[1])
+
+    try:
+        return SpectrumData(
+            frames=d["frames"], wavelength_m=d.get("wavelength_m"),
+            exposure_s=d.get("exposure_s"), em_gain=float(d.get("em_gain") or 1.0),
+            bias_adu=d.get("bias_adu"), preamp_gain_e_per_adu=d.get("preamp_gain_e_per_adu"),
+            calibration=d.get("calibration") or {}, signal_rows=rows(d.get("signal_rows")),
+            background_rows=rows(d.get("background_rows")), source=d.get("source") or "",
+            metadata=d.get("metadata") or {})
+    except ValueError as exc:
+        raise FormatError(path, f"/user/spectrum: {exc}") from None
+
+
+
 def read_particle_spectrum(path: str | Path) -> SpectrumData:
     """Read the ``/user/spectrum`` group of a particle file (Photon-HDF5 + spectrum).
 
-    The layout is the one :mod:`spad.particle` writes; its own reader does the work.
+    The layout is the one :mod:`spad.particle` writes (:func:`read_spectrum_group`).
     """
 
     from spad.formats.photon_hdf5 import open_hdf5
-    from spad.particle import read_spectrum_group
 
     path = Path(path)
     try:

@@ -25,9 +25,8 @@ from spad.analysis.blinking import analyse_blinking  # noqa: E402
 from spad.analysis.lifetimes import fit_decay, fit_states, state_decay_histograms  # noqa: E402
 from spad.analysis.photon_analysis import analyze_photons  # noqa: E402
 from spad.analysis.photon_collector import PhotonCollector  # noqa: E402
+from spad.simulators.recipe import build  # noqa: E402
 from spad.simulators.stream import simulate  # noqa: E402
-
-from spad.app.commands.simulate import build  # noqa: E402
 
 
 def _cpu(fn: Callable[[], Any]) -> float:

@@ -1,8 +1,10 @@
 /*
  * A fake PicoQuant TTTR library for spad's driver tests: the functions of hhlib (HydraHarp
  * 400, v3.0), mhlib (MultiHarp 150/160, v3.x) or phlib (PicoHarp 300, v3.0) that spad's driver
- * calls, with the same names and C signatures as the vendor headers (hhlib.h, mhlib.h,
- * phlib.h), compiled with -DFAM_HH, -DFAM_MH or -DFAM_PH.
+ * calls, compiled with -DFAM_HH, -DFAM_MH or -DFAM_PH and -I to the family's folder of
+ * PicoQuant's published headers (vendor/): each function is defined against the vendor's own
+ * declaration (hhlib.h, mhlib.h, phlib.h), so one that differs does not compile, and the
+ * limits, flags and error codes are the vendor's (*defin.h, errorcodes.h).
  *
  * It streams record words loaded from a file (written by the tests from spad's photon
  * simulator), checks the order of calls the way the hardware library does (nothing before
@@ -19,37 +21,38 @@
 #include <time.h>
 
 #if defined(FAM_HH)
+#include "hhdefin.h"
+#include "hhlib.h"
+#include "errorcodes.h"
 #define P(n) HH_##n
-#define READMAX 131072
-#define FLAG_FIFOFULL 0x0002
+#define E(n) HH_ERROR_##n
 #define MODEL "HydraHarp 400"
 #elif defined(FAM_MH)
+#include "mhdefin.h"
+#include "mhlib.h"
+#include "errorcodes.h"
 #define P(n) MH_##n
-#define READMAX 1048576
-#define FLAG_FIFOFULL 0x0002
+#define E(n) MH_ERROR_##n
 #define MODEL "MultiHarp 150 4P"
 #elif defined(FAM_PH)
+#include "phdefin.h"
+#include "phlib.h"
+#include "errorcodes.h"
 #define P(n) PH_##n
-#define READMAX 131072
-#define FLAG_FIFOFULL 0x0003
+#define E(n) ERROR_##n
 #define MODEL "PicoHarp 300"
 #else
 #error "compile with -DFAM_HH, -DFAM_MH or -DFAM_PH"
 #endif
 
-#define FLAG_SYNC_LOST 0x0004
-#define FLAG_REF_LOST 0x0008
-#define FLAG_SYSERROR_HH 0x0010
-#define FLAG_SYSERROR_PH 0x0100
-#define FLAG_CNTS_DROPPED 0x0040
-
-#define ERROR_DEVICE_OPEN_FAIL -1
-#define ERROR_DEVICE_NOT_OPEN -10
-#define ERROR_INSTANCE_RUNNING -16
-#define ERROR_INVALID_ARGUMENT -17
-#define ERROR_INVALID_MODE -18
-#define ERROR_NOT_INITIALIZED -22
-#define ERROR_USB_BULKRD_FAIL -37
+/* the test controls (declared here: every other exported function is the vendor's) */
+int PQFAKE_Load(const char *path);
+void PQFAKE_SetDevice(const char *ser, int nchan, double base_ps, int syncrate,
+                      const int *rates);
+void PQFAKE_Inject(int kind, int after_reads);
+void PQFAKE_SetWordsPerRead(int n);
+int PQFAKE_GetCallLog(char *buf, int len);
+void PQFAKE_Reset(void);
 
 enum { FAULT_NONE, FAULT_FIFOFULL, FAULT_SYNC_LOST, FAULT_UNPLUGGED, FAULT_SYSERROR,
        FAULT_NO_DEVICE, FAULT_CNTS_DROPPED, FAULT_REF_LOST };
@@ -80,10 +83,10 @@ static void logcall(const char *name) {
 
 static int unplugged(void) { return fault == FAULT_UNPLUGGED && reads >= fault_after; }
 
-#define CHECK_DEV(d) do { if ((d) != 0 || !opened) return ERROR_DEVICE_NOT_OPEN; \
-                          if (unplugged()) return ERROR_USB_BULKRD_FAIL; } while (0)
-#define CHECK_INIT(d) do { CHECK_DEV(d); if (!initialised) return ERROR_NOT_INITIALIZED; } while (0)
-#define CHECK_IDLE(d) do { CHECK_INIT(d); if (running) return ERROR_INSTANCE_RUNNING; } while (0)
+#define CHECK_DEV(d) do { if ((d) != 0 || !opened) return E(DEVICE_NOT_OPEN); \
+                          if (unplugged()) return E(USB_BULKRD_FAIL); } while (0)
+#define CHECK_INIT(d) do { CHECK_DEV(d); if (!initialised) return E(NOT_INITIALIZED); } while (0)
+#define CHECK_IDLE(d) do { CHECK_INIT(d); if (running) return E(INSTANCE_RUNNING); } while (0)
 
 /* ---- test controls ---------------------------------------------------------------------- */
 
@@ -126,13 +129,13 @@ int P(GetErrorString)(char *errstring, int errcode) {
     const char *s = "ERROR_UNKNOWN";
     switch (errcode) {
     case 0: s = "ERROR_NONE"; break;
-    case ERROR_DEVICE_OPEN_FAIL: s = "ERROR_DEVICE_OPEN_FAIL"; break;
-    case ERROR_DEVICE_NOT_OPEN: s = "ERROR_DEVICE_NOT_OPEN"; break;
-    case ERROR_INSTANCE_RUNNING: s = "ERROR_INSTANCE_RUNNING"; break;
-    case ERROR_INVALID_ARGUMENT: s = "ERROR_INVALID_ARGUMENT"; break;
-    case ERROR_INVALID_MODE: s = "ERROR_INVALID_MODE"; break;
-    case ERROR_NOT_INITIALIZED: s = "ERROR_NOT_INITIALIZED"; break;
-    case ERROR_USB_BULKRD_FAIL: s = "ERROR_USB_BULKRD_FAIL"; break;
+    case E(DEVICE_OPEN_FAIL): s = "ERROR_DEVICE_OPEN_FAIL"; break;
+    case E(DEVICE_NOT_OPEN): s = "ERROR_DEVICE_NOT_OPEN"; break;
+    case E(INSTANCE_RUNNING): s = "ERROR_INSTANCE_RUNNING"; break;
+    case E(INVALID_ARGUMENT): s = "ERROR_INVALID_ARGUMENT"; break;
+    case E(INVALID_MODE): s = "ERROR_INVALID_MODE"; break;
+    case E(NOT_INITIALIZED): s = "ERROR_NOT_INITIALIZED"; break;
+    case E(USB_BULKRD_FAIL): s = "ERROR_USB_BULKRD_FAIL"; break;
     }
     strcpy(errstring, s);   /* the vendor demos pass a 40-byte buffer */
     return 0;
@@ -140,7 +143,7 @@ int P(GetErrorString)(char *errstring, int errcode) {
 
 int P(OpenDevice)(int devidx, char *ser) {
     logcall("OpenDevice");
-    if (devidx != 0 || fault == FAULT_NO_DEVICE) return ERROR_DEVICE_OPEN_FAIL;
+    if (devidx != 0 || fault == FAULT_NO_DEVICE) return E(DEVICE_OPEN_FAIL);
     strcpy(ser, serial);
     opened = 1;
     return 0;
@@ -156,11 +159,11 @@ int P(CloseDevice)(int devidx) {
 int P(Initialize)(int devidx, int m) {
 #else
 int P(Initialize)(int devidx, int m, int refsource) {
-    if (refsource < 0 || refsource > 1) return ERROR_INVALID_ARGUMENT;
+    if (refsource < 0 || refsource > 1) return E(INVALID_ARGUMENT);
 #endif
     logcall("Initialize");
     CHECK_DEV(devidx);
-    if (m != 2 && m != 3) return ERROR_INVALID_MODE;
+    if (m != 2 && m != 3) return E(INVALID_MODE);
     mode = m; initialised = 1; running = 0; binning = 0; divider = 1;
     return 0;
 }
@@ -188,13 +191,14 @@ int P(GetNumOfInputChannels)(int devidx, int *nchannels) {
 }
 int P(SetSyncChannelOffset)(int devidx, int value) {
     logcall("SetSyncChannelOffset");
-    CHECK_IDLE(devidx); return (value < -99999 || value > 99999) ? ERROR_INVALID_ARGUMENT : 0;
+    CHECK_IDLE(devidx);
+    return (value < CHANOFFSMIN || value > CHANOFFSMAX) ? E(INVALID_ARGUMENT) : 0;
 }
 int P(SetInputChannelOffset)(int devidx, int channel, int value) {
     logcall("SetInputChannelOffset");
     CHECK_IDLE(devidx);
-    if (channel < 0 || channel >= n_channels || value < -99999 || value > 99999)
-        return ERROR_INVALID_ARGUMENT;
+    if (channel < 0 || channel >= n_channels || value < CHANOFFSMIN || value > CHANOFFSMAX)
+        return E(INVALID_ARGUMENT);
     return 0;
 }
 int P(GetSyncRate)(int devidx, int *syncrate) {
@@ -211,7 +215,7 @@ int P(Calibrate)(int devidx) { logcall("Calibrate"); CHECK_IDLE(devidx); return 
 int P(SetSyncCFD)(int devidx, int level, int zc) {
     logcall("SetSyncCFD");
     CHECK_IDLE(devidx);
-    return (level < 0 || level > 1000 || zc < 0 || zc > 40) ? ERROR_INVALID_ARGUMENT : 0;
+    return (level < DISCRMIN || level > DISCRMAX || zc < ZCMIN || zc > ZCMAX) ? E(INVALID_ARGUMENT) : 0;
 }
 #endif
 #if defined(FAM_HH) || defined(FAM_PH)
@@ -219,46 +223,47 @@ int P(SetInputCFD)(int devidx, int channel, int level, int zc) {
     logcall("SetInputCFD");
     CHECK_IDLE(devidx);
 #if defined(FAM_PH)
-    if (channel < 0 || channel > 1) return ERROR_INVALID_ARGUMENT;   /* 0 = sync input */
+    if (channel < 0 || channel > 1) return E(INVALID_ARGUMENT);   /* 0 = sync input */
 #else
-    if (channel < 0 || channel >= n_channels) return ERROR_INVALID_ARGUMENT;
+    if (channel < 0 || channel >= n_channels) return E(INVALID_ARGUMENT);
 #endif
-    return (level < 0 || level > 1000 || zc < 0 || zc > 40) ? ERROR_INVALID_ARGUMENT : 0;
+    return (level < DISCRMIN || level > DISCRMAX || zc < ZCMIN || zc > ZCMAX) ? E(INVALID_ARGUMENT) : 0;
 }
 #endif
 #if defined(FAM_MH)
 int P(SetSyncEdgeTrg)(int devidx, int level, int edge) {
     logcall("SetSyncEdgeTrg");
     CHECK_IDLE(devidx);
-    return (level < -1200 || level > 1200 || edge < 0 || edge > 1) ? ERROR_INVALID_ARGUMENT : 0;
+    return (level < TRGLVLMIN || level > TRGLVLMAX || edge < EDGE_FALLING || edge > EDGE_RISING) ? E(INVALID_ARGUMENT) : 0;
 }
 int P(SetInputEdgeTrg)(int devidx, int channel, int level, int edge) {
     logcall("SetInputEdgeTrg");
     CHECK_IDLE(devidx);
-    if (channel < 0 || channel >= n_channels) return ERROR_INVALID_ARGUMENT;
-    return (level < -1200 || level > 1200 || edge < 0 || edge > 1) ? ERROR_INVALID_ARGUMENT : 0;
+    if (channel < 0 || channel >= n_channels) return E(INVALID_ARGUMENT);
+    return (level < TRGLVLMIN || level > TRGLVLMAX || edge < EDGE_FALLING || edge > EDGE_RISING) ? E(INVALID_ARGUMENT) : 0;
 }
 #endif
 #if defined(FAM_PH)
 int P(SetSyncOffset)(int devidx, int offset) {
     logcall("SetSyncOffset");
-    CHECK_IDLE(devidx); return (offset < -99999 || offset > 99999) ? ERROR_INVALID_ARGUMENT : 0;
+    CHECK_IDLE(devidx);
+    return (offset < SYNCOFFSMIN || offset > SYNCOFFSMAX) ? E(INVALID_ARGUMENT) : 0;
 }
 #endif
 
 int P(SetSyncDiv)(int devidx, int div) {
     logcall("SetSyncDiv");
     CHECK_IDLE(devidx);
-    if (div < 1 || div > 16) return ERROR_INVALID_ARGUMENT;
+    if (div < SYNCDIVMIN || div > SYNCDIVMAX) return E(INVALID_ARGUMENT);
     divider = div; return 0;
 }
 int P(SetBinning)(int devidx, int b) {
     logcall("SetBinning");
     CHECK_IDLE(devidx);
-    if (b < 0 || b > 24) return ERROR_INVALID_ARGUMENT;
+    if (b < 0 || b > 24) return E(INVALID_ARGUMENT);
     binning = b; return 0;
 }
-int P(SetOffset)(int devidx, int offset) { logcall("SetOffset"); CHECK_IDLE(devidx); return offset < 0 ? ERROR_INVALID_ARGUMENT : 0; }
+int P(SetOffset)(int devidx, int offset) { logcall("SetOffset"); CHECK_IDLE(devidx); return offset < 0 ? E(INVALID_ARGUMENT) : 0; }
 int P(GetResolution)(int devidx, double *resolution) {
     logcall("GetResolution");
     CHECK_INIT(devidx);
@@ -269,10 +274,10 @@ int P(GetCountRate)(int devidx, int channel, int *rate) {
     logcall("GetCountRate");
     CHECK_INIT(devidx);
 #if defined(FAM_PH)
-    if (channel < 0 || channel > 1) return ERROR_INVALID_ARGUMENT;
+    if (channel < 0 || channel > 1) return E(INVALID_ARGUMENT);
     *rate = channel == 0 ? sync_rate : count_rates[0];
 #else
-    if (channel < 0 || channel >= n_channels) return ERROR_INVALID_ARGUMENT;
+    if (channel < 0 || channel >= n_channels) return E(INVALID_ARGUMENT);
     *rate = count_rates[channel];
 #endif
     return 0;
@@ -283,7 +288,7 @@ int P(GetWarningsText)(int devidx, char *text, int warnings) { CHECK_INIT(devidx
 int P(StartMeas)(int devidx, int tacq) {
     logcall("StartMeas");
     CHECK_IDLE(devidx);
-    if (tacq < 1 || tacq > 360000000) return ERROR_INVALID_ARGUMENT;
+    if (tacq < ACQTMIN || tacq > ACQTMAX) return E(INVALID_ARGUMENT);
     running = 1; t_start = now(); t_acq_s = tacq * 1e-3; pos = 0; reads = 0;
     return 0;
 }
@@ -297,18 +302,21 @@ int P(CTCStatus)(int devidx, int *ctcstatus) {
 }
 int P(GetFlags)(int devidx, int *flags) {
     CHECK_INIT(devidx);
-    *flags = running ? 0x0020 : 0;
+    *flags = 0;
+#if defined(FLAG_ACTIVE)               /* phdefin.h has no "active" flag */
+    if (running) *flags |= FLAG_ACTIVE;
+#endif
     if (reads >= fault_after) {
         switch (fault) {
         case FAULT_FIFOFULL: *flags |= FLAG_FIFOFULL; break;
+        case FAULT_SYSERROR: *flags |= FLAG_SYSERROR; break;
+#if defined(FLAG_SYNC_LOST)            /* HydraHarp and MultiHarp only */
         case FAULT_SYNC_LOST: *flags |= FLAG_SYNC_LOST; break;
         case FAULT_REF_LOST: *flags |= FLAG_REF_LOST; break;
-#if defined(FAM_PH)
-        case FAULT_SYSERROR: *flags |= FLAG_SYSERROR_PH; break;
-#else
-        case FAULT_SYSERROR: *flags |= FLAG_SYSERROR_HH; break;
 #endif
+#if defined(FLAG_CNTS_DROPPED)         /* MultiHarp only */
         case FAULT_CNTS_DROPPED: *flags |= FLAG_CNTS_DROPPED; break;
+#endif
         }
     }
     return 0;
@@ -316,10 +324,10 @@ int P(GetFlags)(int devidx, int *flags) {
 
 #if defined(FAM_MH)
 int P(ReadFiFo)(int devidx, unsigned int *buffer, int *nactual) {
-    int count = READMAX;       /* MHLib: the buffer must hold TTREADMAX words */
+    int count = TTREADMAX;     /* MHLib: the buffer must hold TTREADMAX words */
 #else
 int P(ReadFiFo)(int devidx, unsigned int *buffer, int count, int *nactual) {
-    if (count < 128 || count > READMAX || count % 128) return ERROR_INVALID_ARGUMENT;
+    if (count < 128 || count > TTREADMAX || count % 128) return E(INVALID_ARGUMENT);
 #endif
     CHECK_INIT(devidx);
     reads++;

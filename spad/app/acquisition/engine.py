@@ -19,6 +19,7 @@ import os
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -258,16 +259,9 @@ class LivePipeline:
         Beyond :data:`spad.analysis.photon_analysis.PHOTON_BUDGET` photons the accumulators kept
         only their count, and the whole-trace analyses read the recorded file ``path`` again
         in windows, as ``spad analyze`` does."""
-        import spad
-        from spad.analysis.particle import analyze_particle_spectrum
+        from spad.analysis.particle import Recorded, analyze_particle
 
-        if self.acc.collector.overflowed:
-            with spad.open(path) as reader:
-                photons = self.acc.result(reread=reader.chunks)
-        else:
-            photons = self.acc.result()
-        result = ParticleResult(str(path), photons)
-        analyze_particle_spectrum(result, path)
+        result = analyze_particle(Recorded(path, self.acc))
         classify_session([result], classifier=self.classifier)
         return result
 
@@ -278,7 +272,8 @@ class Acquisition:
     Parameters
     ----------
     rig
-        Object with ``.tagger``, ``.camera`` (or ``None``) and ``.spectrograph`` (or ``None``).
+        The open instruments (:class:`spad.app.rig.Instruments`: ``.tagger``, ``.camera`` or
+        ``None``, ``.spectrograph`` or ``None``).
     settings
         What to do.
     path
@@ -327,8 +322,21 @@ class Acquisition:
         # (recorded s, PhotonAnalysis) of the last live analysis that finished: the fits,
         # threshold and gated g2 a display draws. Replaced whole, like ``gathered``.
         self.analysed: tuple[float, Any] | None = None
+        self._photon_sinks: list[deque] = []
+        self._frame_sinks: list[deque] = []
 
     # -- control (any thread) -------------------------------------------------------------
+
+    def publish_to(self, photons: deque | None = None, frames: deque | None = None) -> None:
+        """Append each decoded photon chunk to ``photons`` and each batch of camera frames to
+        ``frames`` as they are recorded (from the acquisition thread; deque appends are
+        thread-safe). What a live display draws comes from the engine's one read loop, decoded
+        once: the display neither reads the devices nor decodes their records. Call before
+        :meth:`start`."""
+        if photons is not None:
+            self._photon_sinks.append(photons)
+        if frames is not None:
+            self._frame_sinks.append(frames)
 
     def add_callback(self, fn: Callable[[Event], None]) -> None:
         """Call ``fn(event)`` (from the acquisition thread) for every event."""
@@ -444,6 +452,8 @@ class Acquisition:
                     chunk = decoder.decode(words)
                     if len(chunk):
                         rec.write_photons(chunk)
+                        for sink in self._photon_sinks:
+                            sink.append(chunk)
                 now = time.monotonic()
                 if now - last_flush >= s.flush_s:
                     rec.flush()
@@ -454,6 +464,8 @@ class Acquisition:
                     frames = self._device_call(camera, "camera", camera.read_multiple_images)
                     if len(frames):
                         rec.write_frames(frames, live.elapsed_s)
+                        for sink in self._frame_sinks:
+                            sink.append(frames)
                 if live.confident:
                     stop_reason = "confident"
                     break
@@ -491,7 +503,11 @@ class Acquisition:
                         error = error or str(exc)
             try:
                 if camera is not None and error is None:
-                    rec.write_frames(camera.read_multiple_images(), live.elapsed_s)
+                    frames = camera.read_multiple_images()
+                    rec.write_frames(frames, live.elapsed_s)
+                    if len(frames):
+                        for sink in self._frame_sinks:
+                            sink.append(frames)
             except (DeviceError, OSError):
                 pass
             rec.flush()
@@ -592,14 +608,50 @@ class Acquisition:
 _POOL: ProcessPoolExecutor | None = None
 
 
-def prepare() -> Future:
-    """Start the live-analysis worker process now (it takes a few seconds to import) and warm
-    its kernels (:func:`spad.analysis.warm_up.warm_up`), e.g. when the application starts, so
-    that the first particle's verdicts come from its first seconds. Returns the future of the
-    warm-up (done when the worker is ready). Programs using the engine need the ``if __name__
-    == "__main__":`` guard of :mod:`multiprocessing` (the worker is spawned, not forked:
-    forking a process with running device threads and open HDF5 files is unsafe)."""
-    return _analysis_pool().submit(_warm)
+WARM_UP_S = 1.0
+"""Seconds of simulated particle the warm-up analyses: enough photons for every step (change
+points, bursts, fits, g2) to run once, so that each of their kernels is compiled."""
+
+
+def warm_up(settings: AnalysisSettings | None = None) -> float:
+    """Compile the analysis kernels, or load them from numba's cache, before the first photon.
+
+    A short simulated monomer goes the way a recording's photons go: fed chunk by chunk to
+    :class:`PhotonAccumulators`, analysed as a live update (:meth:`PhotonAccumulators.gather`,
+    :func:`finish`) and as the final result. On the first run after an install numba compiles
+    the kernels (tens of seconds); without this, the first particle's live views would show
+    nothing ("g2(0) n/a") while they compiled. With the cache filled it costs well under a
+    second. Returns the seconds it took.
+    """
+    from spad.simulators.recipe import build
+    from spad.simulators.stream import simulate
+
+    t0 = time.perf_counter()
+    emitters, detection = build("monomer", 0)
+    acc = PhotonAccumulators(settings or AnalysisSettings())
+    for chunk in simulate(emitters, detection, WARM_UP_S, 0, chunk_s=0.5).chunks():
+        acc.update(chunk)
+    finish(acc.gather(flid=False), acc.settings)
+    acc.result()
+    return time.perf_counter() - t0
+
+
+def prepare(settings: AnalysisSettings | None = None,
+            progress: Callable[[str], None] | None = None) -> None:
+    """Get the analysis ready before the first photon: compile (or load) its kernels here
+    (:func:`warm_up`, behind a progress line if ``progress`` is given), then start the
+    live-analysis worker process, which loads them in turn (it takes a few seconds to import),
+    e.g. when the application starts, so that the first particle's verdicts come from its
+    first seconds. Programs using the engine need the ``if __name__ == "__main__":`` guard of
+    :mod:`multiprocessing` (the worker is spawned, not forked: forking a process with running
+    device threads and open HDF5 files is unsafe)."""
+    if progress is not None:
+        progress("preparing the analysis (the first run after an install compiles it, which "
+                 "takes a while)…")
+    seconds = warm_up(settings)
+    if progress is not None:
+        progress(f"analysis ready ({seconds:.1f} s)")
+    _analysis_pool().submit(_warm, settings)
 
 
 def _analysis_pool() -> ProcessPoolExecutor:
@@ -632,11 +684,10 @@ def _worker_start() -> None:
     fix_mmap_threshold()
 
 
-def _warm() -> None:
-    """Compile (or load from numba's cache) the analysis kernels in the worker, once."""
-    from spad.analysis.warm_up import warm_up
-
-    warm_up()
+def _warm(settings: AnalysisSettings | None = None) -> None:
+    """The worker's :func:`warm_up`: its own copy of the kernels, loaded from numba's cache
+    (filled by :func:`prepare` in the main process)."""
+    warm_up(settings)
 
 
 def _tagger_state(tagger: Any) -> dict[str, Any]:

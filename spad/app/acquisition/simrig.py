@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from types import SimpleNamespace
 
-from spad.app.commands.simulate import build
+from spad.app.rig import Instruments
+from spad.simulators.recipe import build
 
 
 @contextmanager
 def simulated_rig(particle: str = "monomer", seed: int = 0, realtime: bool = True,
                   count_rate: float | None = None, camera: bool = True,
-                  vary: bool = True) -> Iterator[SimpleNamespace]:
+                  vary: bool = True) -> Iterator[Instruments]:
     """``with simulated_rig("dimer", seed=3) as rig:`` -> ``rig.tagger``, ``rig.camera``,
     ``rig.spectrograph`` (camera and spectrograph ``None`` with ``camera=False``)."""
     from spad.simulators.instruments import Scene, SimulatedCamera, SimulatedSpectrograph
@@ -36,7 +36,7 @@ def simulated_rig(particle: str = "monomer", seed: int = 0, realtime: bool = Tru
         spectrograph.open()
         cam.open()
     try:
-        yield SimpleNamespace(tagger=tagger, camera=cam, spectrograph=spectrograph)
+        yield Instruments(tagger, cam, spectrograph)
     finally:
         tagger.close()
         for dev in (cam, spectrograph):

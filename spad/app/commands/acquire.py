@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
 
     from spad.app.acquisition import Acquisition, Session
     from spad.app.acquisition.engine import prepare
-    from spad.app.commands.analyze import _summary
+    from spad.app.summary import particle_summary
     from spad.output import check_folder, check_writable
 
     settings = settings_from(args)
@@ -121,8 +121,10 @@ def run(args: argparse.Namespace) -> int:
         raise SpadError(f"{out}: file exists (choose another name)")
     # before any instrument is touched: an output that cannot be written is one clear line
     check_writable(out) if as_file else check_folder(out)
-    prepare()
     with open_rig(args) as rig:
+        # after the rig answered (a bad rig is one clear line), before its first photon
+        prepare(settings.analysis,
+                progress=lambda text: print(f"spad acquire: {text}", file=sys.stderr, flush=True))
         if as_file:
             acq = Acquisition(rig, settings, path=out, name=args.name)
         else:
@@ -133,5 +135,5 @@ def run(args: argparse.Namespace) -> int:
           file=sys.stderr)
     if outcome.result is not None:
         rec = outcome.result.record()
-        print(json.dumps(rec) if args.json else _summary(rec), flush=True)
+        print(json.dumps(rec) if args.json else particle_summary(rec), flush=True)
     return 2 if outcome.error else 0

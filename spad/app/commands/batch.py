@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def load_settings(path: Path | None) -> tuple[Any, float | None]:
     """The analysis settings and reference energy of a ``--settings`` file (JSON or TOML),
     checked the way ``spad analyze`` checks its options."""
-    from spad.app.commands.analyze import _settings
+    from spad.analysis.settings import AnalysisSettings
 
     values = dict(SETTINGS_KEYS)
     if path is not None:
@@ -66,23 +66,19 @@ def load_settings(path: Path | None) -> tuple[Any, float | None]:
         if values["irf"] is not None:  # relative to the settings file
             values["irf"] = str(path.parent / values["irf"])
     try:
-        # every other option of `spad analyze` at its default, read off its own parser
-        sub = argparse.ArgumentParser().add_subparsers()
-        from spad.app.commands import analyze
-
-        analyze.register(sub)
-        defaults = vars(sub.choices["analyze"].parse_args(["x"]))
-        ns = argparse.Namespace(**{**defaults, **values})
-        if values["detectors"] is not None:
-            ns.detectors = tuple(int(d) for d in values["detectors"])
-            if len(ns.detectors) != 2:
+        detectors = values["detectors"]
+        if detectors is not None:
+            detectors = tuple(int(d) for d in detectors)
+            if len(detectors) != 2:
                 raise ValueError("detectors needs two numbers")
-        ns.gate_ns, ns.bin_ms = float(ns.gate_ns), float(ns.bin_ms)
+        gate_ns, bin_ms = float(values["gate_ns"]), float(values["bin_ms"])
         ref = None if values["reference_ev"] is None else float(values["reference_ev"])
     except (TypeError, ValueError) as exc:
         raise SpadError(f"{path}: {exc}") from None
     try:
-        settings = _settings(ns)
+        # every other option of `spad analyze` at its default
+        settings = AnalysisSettings.from_user(gate_ns=gate_ns, bin_ms=bin_ms,
+                                              detectors=detectors, irf=values["irf"])
     except SpadError as exc:
         raise SpadError(f"{path}: {exc}") from None
     return settings, ref

@@ -1,10 +1,16 @@
-"""``spad devices [--config rig.toml] [--json]``: what the rig describes, opened and asked.
+"""``spad devices [--config rig.toml] [--check] [--json]``: what the rig describes, opened and
+asked.
 
 For each instrument the rig file names (the default rig: all simulated), print its back-end,
 open it, and print its identity and state: the spectrograph's model, serial, position and
 gratings; the camera's model, serial, temperature and its status; the tagger's model, serial,
 resolution, sync and count rates. An instrument that fails to open is reported with its error
 and the others are still tried; the exit code is then 1.
+
+``--check`` (first light at the lab) adds each instrument's self-test
+(:mod:`spad.app.first_light`): PASS or FAIL with its numbers and each problem named; the exit
+code is 0 only when every instrument passes. ``--simulate-fault NAME`` (repeatable) injects a
+fault into a simulated instrument, to see what the check reports for it.
 """
 
 from __future__ import annotations
@@ -13,9 +19,16 @@ import argparse
 import json
 from typing import Any
 
+from spad.app import first_light
 from spad.app.rig import open_camera, open_spectrograph, open_tagger
 from spad.config import load_rig
-from spad.errors import DeviceError
+from spad.errors import DeviceError, SpadError
+
+# Faults the simulated instruments can play (simulators/instruments.py, simulators/tagger.py);
+# written out here so that --help lists them without importing the simulators.
+SIMULATED_FAULTS = {"stuck": "spectrograph", "position_error": "spectrograph",
+                    "cooler_off": "camera", "no_frame": "camera", "saturated": "camera",
+                    "no_sync": "tagger", "dead_detector": "tagger"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,6 +38,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="List the instruments a rig file describes (default: all simulated), open "
                     "each and print its identity and state.")
     p.add_argument("--config", metavar="RIG.toml", help="rig file (default: simulated rig)")
+    p.add_argument("--check", action="store_true",
+                   help="run each instrument's first-light self-test (tagger: 1 s of counts, "
+                        "sync rate, resolution; camera: temperature, one frame; "
+                        "spectrograph: a 1 nm move and back, grating); exit 0 only if all pass")
+    p.add_argument("--simulate-fault", action="append", default=[], metavar="NAME",
+                   choices=sorted(SIMULATED_FAULTS),
+                   help="with --check: make a simulated instrument play this fault "
+                        f"({', '.join(sorted(SIMULATED_FAULTS))}); repeatable")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -74,8 +95,28 @@ def _tagger(tagger: Any) -> dict[str, Any]:
     return out
 
 
+CHECKS = {"spectrograph": first_light.check_spectrograph, "camera": first_light.check_camera,
+          "tagger": first_light.check_tagger}
+
+
+def _faults(args: argparse.Namespace, rig: Any) -> dict[str, list[str]]:
+    """``--simulate-fault`` names by instrument, refused for a real instrument."""
+    if args.simulate_fault and not args.check:
+        raise SpadError("--simulate-fault: only with --check")
+    out: dict[str, list[str]] = {}
+    for name in args.simulate_fault:
+        kind = SIMULATED_FAULTS[name]
+        backend = getattr(rig, kind).backend
+        if backend != "simulated":
+            raise SpadError(f"--simulate-fault {name}: the {kind} of this rig is {backend!r}, "
+                            "not simulated")
+        out.setdefault(kind, []).append(name)
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     rig = load_rig(args.config)
+    faults = _faults(args, rig)
     report: dict[str, Any] = {"rig": rig.path or "default (simulated)"}
     failed = False
     mono = None
@@ -93,10 +134,19 @@ def run(args: argparse.Namespace) -> int:
                 opened.append(inst)
                 if kind == "spectrograph":
                     mono = inst
+                for fault in faults.get(kind, []):
+                    inst.inject(fault)
                 entry.update(describe(inst))
             except DeviceError as exc:
                 entry["error"] = str(exc)
                 failed = True
+            if args.check:
+                if "error" in entry:
+                    entry["check"] = {"passed": False, "problems": [entry["error"]]}
+                else:
+                    check = CHECKS[kind](inst)
+                    entry["check"] = check.as_dict()
+                    failed |= not check.passed
             report[kind] = entry
     finally:
         for inst in reversed(opened):
@@ -107,10 +157,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"rig: {report['rig']}")
         for kind in ("spectrograph", "camera", "tagger"):
             entry = report[kind]
-            print(f"{kind} ({entry.pop('backend')}):")
+            check = entry.pop("check", None)
+            verdict = "" if check is None else (" PASS" if check["passed"] else " FAIL")
+            print(f"{kind} ({entry.pop('backend')}):{verdict}")
             for key, value in entry.items():
                 if key == "gratings":
                     value = ", ".join(f"{g['index']}: {g['grooves_per_mm']:g} g/mm "
                                       f"{g['blaze']}".rstrip() for g in value)
                 print(f"  {key}: {value}")
+            if check is not None and "error" not in entry:     # else: the error says it
+                print("  self-test:")
+                for key, value in check.items():
+                    if key not in ("passed", "problems") and entry.get(key) != value:
+                        print(f"    {key}: {value}")
+                for problem in check["problems"]:
+                    print(f"    FAIL: {problem}")
+        if args.check:
+            print("first light: " + ("all instruments pass" if not failed else "FAILED"))
     return 1 if failed else 0

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from spad.app.acquisition import AcquisitionSettings
-    from spad.app.commands.analyze import _summary
+    from spad.app.summary import particle_summary
 
     if args.speed is not None and not args.speed > 0:
         raise SpadError(f"--speed must be > 0, not {args.speed}")
@@ -90,5 +90,5 @@ def run(args: argparse.Namespace) -> int:
               + (f"{confident_at:.1f} s" if confident_at is not None else "never"),
               file=sys.stderr)
     rec = result.record()
-    print(json.dumps(rec) if args.json else _summary(rec), flush=True)
+    print(json.dumps(rec) if args.json else particle_summary(rec), flush=True)
     return 0

@@ -19,7 +19,6 @@ for runs of a minute or more, and a run that would not fit on the disk is refuse
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import sys
@@ -29,8 +28,8 @@ from typing import Any
 import numpy as np
 
 from spad.errors import SpadError
+from spad.simulators.recipe import PARTICLES, build
 
-PARTICLES = ("monomer", "dimer", "pair")
 SPECTRUM_S_DEFAULT = 120.0
 """The experiment integrates a particle's spectrum over 120 s (docs/physics.md, "The
 experiment")."""
@@ -120,50 +119,6 @@ def _check(args: argparse.Namespace) -> None:
         from spad.particle import sidecar_path
 
         check_writable(sidecar_path(args.output), overwrite=args.force)
-
-
-def build(particle: str, seed: int, neck_nm: float | None = None, vary: bool = False,
-          mode: str = "T3", count_rate: float | None = None,
-          bleach_s: float | None = None) -> tuple[Any, Any]:
-    """Emitters and detection chain for one simulated particle.
-
-    Returns
-    -------
-    (emitters, detection)
-        ``emitters`` is an Emitter or a pair of them; ``detection`` a
-        :class:`spad.simulators.detection.Detection` whose collection efficiency gives
-        ``count_rate`` (cps, both detectors) in the brightest state, if given. With
-        ``bleach_s`` every emitter photobleaches at that time.
-    """
-    from spad.simulators.detection import Detection
-    from spad.simulators.emitter import dimer, monomer, pair
-
-    rng = np.random.default_rng(seed) if vary else None
-    if particle == "monomer":
-        emitters: Any = monomer(rng=rng)
-    elif particle == "dimer":
-        emitters = dimer(6.0 if neck_nm is None else neck_nm, rng=rng)
-    elif particle == "pair":
-        emitters = pair(rng=rng)
-    else:
-        raise SpadError(f"simulate: unknown particle {particle!r} (use {', '.join(PARTICLES)})")
-    if bleach_s is not None:
-        emitters = (tuple(dataclasses.replace(e, bleach_s=bleach_s) for e in emitters)
-                    if isinstance(emitters, tuple) else
-                    dataclasses.replace(emitters, bleach_s=bleach_s))
-    detection = Detection(mode=mode)
-    if count_rate is not None:
-        ems = emitters if isinstance(emitters, tuple) else (emitters,)
-        # Mean detected photons per pulse are proportional to the detection efficiency.
-        bright = sum(float(e.state_moments(detection.efficiency)[0].max() * e.rep_rate_hz)
-                     for e in ems)
-        collection = detection.collection_efficiency * count_rate / bright
-        if collection > 1:
-            most = bright / detection.collection_efficiency
-            raise SpadError(f"simulate: --count-rate {count_rate:g} cps is out of reach: at "
-                            f"most {most:.0f} cps with every photon collected")
-        detection = detection.replace(collection_efficiency=collection)
-    return emitters, detection
 
 
 def ground_truth(sim: Any, particle: str, neck_nm: float | None, spectrum: Any,

@@ -1,0 +1,98 @@
+"""The four latency figures of issue 21, each against its target (nothing asserted: the times
+depend on the machine and its load; run it on a quiet one).
+
+    .venv/bin/python tests/benchmarks/bench_latency.py [--only 1 2 3 4] [--repeat N]
+
+1. the whole analysis of a 60 s particle in process (``analyze_photons``, after a warm-up
+   run that compiles or loads the kernels): target <= 0.4 s;
+2. ``spad analyze`` of a 30 s particle, the whole command (imports included), compile cache
+   warm: target < 1 s;
+3. ``spad info`` of a PTU file (the public v20_t3.ptu), the whole command: target < 0.3 s;
+4. the first ``spad analyze`` after an install: the same command with an empty numba cache
+   (``NUMBA_CACHE_DIR`` pointed at an empty folder): target < 5 s.
+
+Figures are the best wall time of ``--repeat`` runs (default 3; figure 4 is run once, as a
+second run would find its cache). The particles are simulated into a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PTU = HERE.parent / "data" / "picoquant-sample-data" / "v20_t3.ptu"
+SPAD = str(Path(sys.executable).with_name("spad"))
+TARGETS = {1: 0.4, 2: 1.0, 3: 0.3, 4: 5.0}
+NAMES = {1: "whole analysis of a 60 s particle, in process",
+         2: "spad analyze of a 30 s particle",
+         3: "spad info of a PTU file",
+         4: "first spad analyze (empty compile cache)"}
+
+
+def _command(args: list[str], repeat: int, env: dict[str, str] | None = None) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        subprocess.run([SPAD, *args], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, env=env)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def in_process(path: Path, repeat: int) -> float:
+    """Figure 1: analyze_photons on a file's photons (read once into memory)."""
+    from spad.analysis.photon_analysis import analyze_photons
+
+    import spad
+
+    with spad.open(path) as reader:
+        chunk = reader.read().photons
+    analyze_photons(chunk)   # warm-up: compiles or loads the kernels
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        analyze_photons(chunk)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--only", type=int, nargs="+", choices=sorted(TARGETS), default=None)
+    p.add_argument("--repeat", type=int, default=3)
+    args = p.parse_args()
+    todo = args.only or sorted(TARGETS)
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        p30, p60 = d / "p30.h5", d / "p60.h5"
+        if 2 in todo or 4 in todo:
+            _command(["simulate", "--duration", "30", "--seed", "1", "--spectrum-s", "0",
+                      "-o", str(p30)], 1)
+        if 1 in todo:
+            _command(["simulate", "--duration", "60", "--seed", "1", "--spectrum-s", "0",
+                      "-o", str(p60)], 1)
+        figures: dict[int, float] = {}
+        if 1 in todo:
+            figures[1] = in_process(p60, args.repeat)
+        if 2 in todo:
+            _command(["analyze", "--jobs", "1", str(p30)], 1)   # the cache warm
+            figures[2] = _command(["analyze", "--jobs", "1", str(p30)], args.repeat)
+        if 3 in todo:
+            figures[3] = _command(["info", str(PTU)], args.repeat)
+        if 4 in todo:
+            env = {**os.environ, "NUMBA_CACHE_DIR": str(d / "empty_numba_cache")}
+            figures[4] = _command(["analyze", "--jobs", "1", str(p30)], 1, env)
+    for k in todo:
+        v, t = figures[k], TARGETS[k]
+        print(f"{k}. {NAMES[k]:48s} {v:6.2f} s   target {'<=' if k == 1 else '<'} {t:g} s"
+              f"   {'met' if v <= t else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
