@@ -30,7 +30,8 @@ def make_window(files: list[str], config: Path | None = None, settings=None) -> 
 
 
 def run_app(files: list[str], config: Path | None = None) -> int:
-    """Run the app until its window closes; returns the exit code.
+    """Run the app until its window closes; returns the exit code. Raises
+    :class:`~spad.errors.SpadError` (one line) where Qt could not open a window.
 
     SIGTERM and Ctrl-C (SIGINT) close the window as its close button does, except that a
     recording in progress is aborted rather than analysed (its file finalised with everything
@@ -38,7 +39,12 @@ def run_app(files: list[str], config: Path | None = None) -> int:
     second signal ends it at once. The handlers raise nothing: an exception raised inside a Qt
     slot could only be printed and dropped by PyQt.
     """
+    from spad.gui.platform_check import check_display
+
     from spad.app.acquisition.engine import shutdown_workers
+
+    if QtWidgets.QApplication.instance() is None:
+        check_display()      # before Qt: it aborts the process where it cannot load
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     app.setApplicationName("spad gui")
