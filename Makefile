@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install lint bench soak fuzz clean
+.PHONY: demo test install lint bench soak fuzz torture clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,9 +48,17 @@ soak: $(STAMP)
 
 # Fuzzing campaign of every reader and the CLI (tests/fuzz/fuzz.py), FUZZ_SECONDS per target;
 # inputs that break the contract land in tests/fuzz/corpus/ and are replayed by make test.
+# Headless: every command but gui, and gui's file arguments offscreen.
 FUZZ_SECONDS ?= 60
 fuzz: $(STAMP)
-	$(BIN)/python tests/fuzz/fuzz.py --seconds-per-target $(FUZZ_SECONDS)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python tests/fuzz/fuzz.py --seconds-per-target $(FUZZ_SECONDS)
+
+# Reliability campaign (tests/fuzz/torture.py, ~20 min, not part of make test): kill -9, SIGTERM
+# and SIGINT during acquire, convert and batch, a disk filling up (tmpfs: needs root), SWMR
+# readers attached, corrupt inputs; counts files unreadable, seconds lost per kill, orphans,
+# tracebacks and hangs, and writes them into the README.
+torture: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python tests/fuzz/torture.py --readme README.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info

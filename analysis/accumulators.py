@@ -433,7 +433,8 @@ class DecayHistogram:
         Detectors to histogram, one row each.
     range_s
         Delays histogrammed, ``[0, range_s)``. Default: T3 ``tcspc_num_bins`` bins (65536 if
-        unknown); T2 the sync period (required then if the timing carries none).
+        unknown), grown to hold any delay beyond them (a header that contradicts the data);
+        T2 the sync period (required then if the timing carries none).
     """
 
     def __init__(self, bin_width_s: float | None = None, detectors: Sequence[int] = (1, 2),
@@ -470,6 +471,10 @@ class DecayHistogram:
         if first:
             self._setup(chunk.timing)
         delays = self._stream.delays(chunk)
+        if self.range_s is None and chunk.timing.is_t3 and delays.size:
+            # delays beyond the stated bins: the header contradicts the data (the reader warns);
+            # keep them, so that no analysis trusts the stated period over the photons
+            self._grow(int(delays.max()) // self._factor + 1)
         a, b = _fill_decay(chunk.detectors, delays, self._rows, self._factor, self._hist)
         self._no_delay += a
         self._out += b
@@ -481,8 +486,18 @@ class DecayHistogram:
         edges = np.arange(self._hist.shape[1] + 1) * w
         return Decay(edges, self._hist.copy(), self.detectors, w, self._no_delay, self._out)
 
+    def _grow(self, n_bins: int) -> None:
+        if n_bins > self._hist.shape[1]:
+            grown = np.zeros((self._hist.shape[0], n_bins), dtype=np.int64)
+            grown[:, :self._hist.shape[1]] = self._hist
+            self._hist = grown
+
     def merge(self, other: DecayHistogram) -> None:
         """Add the histograms of another measurement taken with the same settings."""
+        if self.range_s is None and other._factor == self._factor:
+            # T3 histograms grown past the stated bins by delays beyond them
+            self._grow(other._hist.shape[1])
+            other._grow(self._hist.shape[1])
         if (other._hist.shape != self._hist.shape or other._factor != self._factor
                 or other.detectors != self.detectors
                 or other._stream.delay_unit != self._stream.delay_unit):

@@ -525,7 +525,11 @@ def pulsed_g2(correlation: Correlation | CrossCorrelation, sync_period_s: float 
             raise ValueError("the background accounts for all side-peak pairs: no signal g2")
         g2 = (a0_c - bg_pairs) / (side_c - bg_pairs)
         d_side = side_c - bg_pairs
-        var = (cov_c[0, 0] - 2 * g2 * cov_c[0, 1] + g2 ** 2 * cov_c[1, 1]) / d_side ** 2
+        # the centre's Poisson variance is its expectation, which is at least the background
+        # pairs in it: a centre that fluctuated below them (a few counts after a time gate)
+        # would otherwise claim an error too small for a value below zero
+        var_c = max(float(cov_c[0, 0]), bg_pairs)
+        var = (var_c - 2 * g2 * cov_c[0, 1] + g2 ** 2 * cov_c[1, 1]) / d_side ** 2
         var += ((g2 - 1.0) / d_side * bg_pairs_err) ** 2
         g2_err = math.sqrt(max(var, 0.0))
         rho2 = max(0.0, 1.0 - bg_pairs / side_c)

@@ -49,14 +49,17 @@ def g2_background(out: PhotonAnalysis, sync_period_s: float | None, s: AnalysisS
         b = (float(s.dark_counts_hz),) * 2
         return {"background_hz": b, "background_source": "dark counts"}, sum(b)
     fit = out.lifetime_all
-    # only a decay fit that was believed (its lifetime survived the checks) gives a floor
-    if (fit is None or out.decay is None or out.lifetime_all_ns is None
-            or not np.isfinite(fit.background)):
+    # a decay fit whose lifetime physics allows gives a floor; a fit that misses structure
+    # near the pulse (Durbin-Watson) still measures the flat floor over the period
+    if (fit is None or out.decay is None or not np.isfinite(fit.background)
+            or sync_period_s is None or fit.tau_intensity_mean > sync_period_s):
         return _off_level_background(out, s)
     duration = out.correlation.duration_s if out.correlation is not None else out.duration_s
+    edges = out.decay_fitted_edges_s
+    covered = None if edges is None else float(edges[-1] - edges[0])
     b, db = decay_floor_background(out.decay, sync_period_s, duration,
                                    float(fit.background), float(fit.background_err or 0.0),
-                                   out.decay.bin_width_s, det_a, det_b)
+                                   out.decay.bin_width_s, det_a, det_b, covered_s=covered)
     rate = out.count_rate_cps or 0.0
     if rate <= 0 or sum(b) > 0.5 * rate:
         # mostly floor: no pulse stands out enough to separate signal from background

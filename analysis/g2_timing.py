@@ -607,7 +607,8 @@ def check_gated(res: G2Result, kept_fraction: float) -> tuple[float | None, list
 
 def decay_floor_background(decay: Decay, period_s: float, duration_s: float,
                            background_per_bin: float, background_per_bin_err: float,
-                           bin_width_s: float, det_a: int, det_b: int
+                           bin_width_s: float, det_a: int, det_b: int,
+                           covered_s: float | None = None
                            ) -> tuple[tuple[float, float], tuple[float, float]]:
     """Per-detector uncorrelated background rates from the decay fit's flat floor.
 
@@ -615,11 +616,16 @@ def decay_floor_background(decay: Decay, period_s: float, duration_s: float,
     :mod:`spad.analysis.lifetimes`) gives the floor in counts per bin of ``bin_width_s``; over one
     period that is ``background_per_bin * T / w / D`` per second in total. It is split between
     the detectors in proportion to each one's counts in the quietest quarter of the period (its
-    own floor, where dark counts differ).
+    own floor, where dark counts differ). ``covered_s``: the stretch of the period the floor
+    was fitted over and the card records (:func:`spad.analysis.decay_window.decay_window`), if
+    known.
     """
     # photons are recorded only within the TCSPC range, which may be shorter than the period
+    # (and, given the fitted window, only where the card records: covered_s)
     n = int(np.count_nonzero(decay.bin_edges_s[1:] <= period_s + 1e-15))
     covered = min(period_s, float(decay.bin_edges_s[n]) - float(decay.bin_edges_s[0]))
+    if covered_s is not None and covered_s > 0:
+        covered = float(covered_s)
     total = background_per_bin * covered / bin_width_s / duration_s
     total_err = background_per_bin_err * covered / bin_width_s / duration_s
     shares = []

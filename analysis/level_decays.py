@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from spad.analysis.decay_window import wrap_delays
 from spad.analysis.lifetimes import LifetimeResult, fit_decay_select, state_decay_histograms
 from spad.analysis.photon_collector import PhotonList
 
@@ -60,7 +61,8 @@ class LevelDecays:
 
 
 def sorted_delays(photons: PhotonList, times: np.ndarray, order: np.ndarray,
-                  shift_s: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                  shift_s: np.ndarray, edges: np.ndarray, wrap_s: float | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Arrival times and aligned delays of the photons that have a delay, in time order.
 
     Parameters
@@ -74,7 +76,10 @@ def sorted_delays(photons: PhotonList, times: np.ndarray, order: np.ndarray,
     shift_s
         Alignment shift (s) of each detector number (cable delays), indexed by detector.
     edges
-        Decay bin edges (s); the delays are wrapped into ``[0, edges[-1])``.
+        Decay bin edges (s).
+    wrap_s
+        The delays are wrapped by this (s; default the edges' span) to lie from ``edges[0]``
+        (:func:`spad.analysis.decay_window.wrap_delays`).
 
     Returns
     -------
@@ -90,7 +95,8 @@ def sorted_delays(photons: PhotonList, times: np.ndarray, order: np.ndarray,
     else:
         t_sorted, det_all, d_all = times[valid], photons.detectors[order][valid], d_all[valid]
     # each photon's delay moved by its detector's alignment shift, wrapped into the period
-    return t_sorted, np.mod(d_all * photons.delay_unit_s - shift_s[det_all], edges[-1])
+    return t_sorted, wrap_delays(d_all * photons.delay_unit_s - shift_s[det_all], edges,
+                                     wrap_s)
 
 
 def fit_decays(hists: dict[int, np.ndarray], edges: np.ndarray, period: float,

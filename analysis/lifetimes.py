@@ -132,8 +132,9 @@ class LifetimeResult:
     deviance_per_dof, chi2_reduced
         Poisson deviance and Pearson chi-square per degree of freedom (~1 for a good fit).
     durbin_watson, dw_bound_5pct, dw_bound_1pct
-        Durbin-Watson statistic of the weighted residuals and its lower critical bounds: below
-        a bound, the residuals are serially correlated at that significance (a poor model).
+        Durbin-Watson statistic of the weighted residuals of the bins expecting at least one
+        count, and its lower critical bounds for that many bins: below a bound, the residuals
+        are serially correlated at that significance (a poor model). NaN with too few bins.
     success, message
         From the optimiser.
     model
@@ -537,7 +538,14 @@ def _summarise(params: lmfit.Parameters, evaluate: Any, ys: np.ndarray, n_exp: i
     dev = 2 * np.sum(m - ys + xlogy(ys, ys / m))
     chi2 = np.sum((ys - m) ** 2 / m)
     resid = (ys - m) / np.sqrt(m)
-    dw5, dw1 = durbin_watson_bounds(ys.size, n_exp)
+    # Durbin-Watson over the bins expecting at least one count: below that a Pearson residual
+    # is mostly the same small negative value (-sqrt(m) for the many empty bins), which reads
+    # as serial correlation where the model is right (an empty tail with no background)
+    dense = m >= 1.0
+    n_dw = int(dense.sum())
+    dw = durbin_watson(resid[dense]) if n_dw > 2 * n_exp + 4 else float("nan")
+    dw5, dw1 = (durbin_watson_bounds(n_dw, n_exp) if np.isfinite(dw)
+                else (float("nan"), float("nan")))
     return LifetimeResult(
         n_exp=n_exp, irf=kind, taus=taus, tau_errs=tau_e, amplitudes=amp, amplitude_errs=amp_e,
         intensity_fractions=frac, intensity_fraction_errs=frac_e, photons=ph, photon_errs=ph_e,
@@ -549,7 +557,7 @@ def _summarise(params: lmfit.Parameters, evaluate: Any, ys: np.ndarray, n_exp: i
         irf_fwhm=float(val[k + 5]), irf_fwhm_err=float(err[k + 5]),
         fit_start=float(start), fit_stop=float(stop), n_bins=int(ys.size), dof=int(dof),
         deviance_per_dof=float(dev / dof), chi2_reduced=float(chi2 / dof), success=success,
-        message=message, model=m, durbin_watson=durbin_watson(resid), dw_bound_5pct=dw5,
+        message=message, model=m, durbin_watson=dw, dw_bound_5pct=dw5,
         dw_bound_1pct=dw1, residuals=resid)
 
 

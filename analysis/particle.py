@@ -176,6 +176,8 @@ def _particle_spectrum(result: ParticleResult, path: str | Path,
         else:
             try:
                 result.spectrum = analyze_spectrum(data, model=spectrum_model)
+                if result.spectrum.info.get("note"):
+                    result.notes.append(f"spectrum: {result.spectrum.info['note']}")
             except (ValueError, RuntimeError) as exc:
                 result.notes.append(f"no spectrum: {exc}" if data.n_frames == 0
                                     else f"spectrum fit failed: {exc}")

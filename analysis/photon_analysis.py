@@ -18,6 +18,7 @@ results only, and the whole-trace ones are null with a note saying why.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from functools import partial
@@ -36,10 +37,13 @@ from spad.analysis.blinking import (
     analyse_blinking,
     block_jackknife,
     excess_variance,
+    reported_exponent,
 )
+from spad.analysis.decay_window import DecayWindow, decay_window
 from spad.analysis.flid import FLIDHistogram
-from spad.analysis.g2 import gated_pulsed_g2, pulse_delays
+from spad.analysis.g2 import gate_mask, gated_pulsed_g2, pulse_delays
 from spad.analysis.g2_background import g2_background
+from spad.analysis.g2_pairs import sync_pair_areas, sync_pair_g2
 from spad.analysis.g2_timing import (
     analyze_g2,
     check_gated,
@@ -82,16 +86,13 @@ def _chunks_of(source: Any) -> Iterator[PhotonChunk]:
         yield from source
 
 
-def _alpha(fit: PowerLawFit | None) -> float | None:
-    """The dwell-time exponent of the model the likelihood-ratio test prefers.
-
-    Blinking dwells are power laws cut off at long times (seconds); a pure power law fitted to
-    such a tail comes out too steep (0.14 too high for a 0.5 s OFF cutoff on a 600 s trace),
-    while the truncated law recovers the exponent.
-    """
-    if fit is None:
-        return None
-    return fit.tpl_alpha if fit.preferred == "truncated" else fit.alpha
+def _alpha(fit: PowerLawFit | None, what: str, notes: list[str]) -> float | None:
+    """The dwell-time exponent to report (:func:`spad.analysis.blinking.reported_exponent`):
+    ``None``, with a note, where the dwells are no power law."""
+    alpha, note = reported_exponent(fit, what)
+    if note:
+        notes.append(note)
+    return alpha
 
 
 def _alignment(decay: Decay, pulse: dict[int, float]) -> dict[int, int]:
@@ -107,11 +108,14 @@ def _alignment(decay: Decay, pulse: dict[int, float]) -> dict[int, int]:
 
 
 def _aligned_sum(rows: np.ndarray, detectors: tuple[int, ...], shifts: dict[int, int],
-                 n_bins: int) -> np.ndarray:
-    """Sum of per-detector histograms over one period, each rolled by its shift (periodic)."""
-    total = np.zeros(n_bins, dtype=np.float64)
+                 window: DecayWindow | int) -> np.ndarray:
+    """Sum of per-detector histograms, each moved by its shift: on a decay window's bins
+    (wrapped by its period), or over the first ``window`` bins rolled within them."""
+    if isinstance(window, int):
+        window = DecayWindow(0, window, 1.0, float(window), window)
+    total = np.zeros(window.n_bins, dtype=np.float64)
     for det, row in zip(detectors, np.atleast_2d(rows), strict=True):
-        total += np.roll(np.asarray(row[:n_bins], dtype=np.float64), -shifts.get(det, 0))
+        total += window.fold(row, shifts.get(det, 0))
     return total
 
 
@@ -336,8 +340,8 @@ def blinking_step(out: PhotonAnalysis, times: np.ndarray | None, s: AnalysisSett
     if blink is None:
         return
     out.bimodality_coefficient = blink.bimodality_coefficient
-    out.alpha_on = _alpha(blink.on_fit)
-    out.alpha_off = _alpha(blink.off_fit)
+    out.alpha_on = _alpha(blink.on_fit, "ON", out.notes)
+    out.alpha_off = _alpha(blink.off_fit, "OFF", out.notes)
     out.switching_rate_hz = None if blink.switching is None else blink.switching.total_rate_hz
     out.notes.extend(blink.notes)
 
@@ -355,20 +359,25 @@ def lifetime_step(out: PhotonAnalysis, acc: Accumulated,
                   order: np.ndarray | None, s: AnalysisSettings) -> None:
     """Decays (detectors aligned for their cable delays) and lifetimes of the whole decay and
     of the bright state. Needs the laser period."""
-    period = acc.timing.sync_period
     decay = out.decay if out.decay is not None else acc.decay.result()
     out.decay = decay
     out.pulse_delay_s = pulse_delays(decay)
     shifts = _alignment(decay, out.pulse_delay_s)
-    n_bins = int(np.count_nonzero(decay.bin_edges_s[1:] <= period + 1e-15))
-    edges = decay.bin_edges_s[:n_bins + 1]
-    counts = _aligned_sum(decay.counts, decay.detectors, shifts, n_bins)
+    # one period from just before the pulse, wherever the pulse lies in the TCSPC range
+    window = decay_window(_aligned_sum(decay.counts, decay.detectors, shifts,
+                                       decay.counts.shape[-1]),
+                          decay.bin_width_s, acc.timing.sync_period)
+    if window.note:
+        out.notes.append(window.note)
+    period, edges = window.period_s, window.edges
+    out.decay_period_s = period
+    counts = _aligned_sum(decay.counts, decay.detectors, shifts, window)
     out.decay_fitted, out.decay_fitted_edges_s = counts, edges
     irf: np.ndarray | str = "gaussian"
     if s.irf is not None:
         measured = np.asarray(s.irf, dtype=np.float64)
-        irf = (_aligned_sum(measured, decay.detectors, shifts, n_bins) if measured.ndim == 2
-               else measured[:n_bins])
+        irf = (_aligned_sum(measured, decay.detectors, shifts, window) if measured.ndim == 2
+               else window.fold(measured))
     try:
         out.lifetime_all = fit_decay(counts, edges, period, n_exp=2, irf=irf)
         out.lifetime_all_ns = out.lifetime_all.tau_intensity_mean * 1e9
@@ -386,11 +395,12 @@ def lifetime_step(out: PhotonAnalysis, acc: Accumulated,
     in_memory: tuple[np.ndarray, np.ndarray] | None = None
     try:
         if isinstance(photons, PhotonList):
-            in_memory = sorted_delays(photons, times, order, shift_s, edges)
+            in_memory = sorted_delays(photons, times, order, shift_s, edges, window.wrap_s)
             hists = state_decay_histograms(*in_memory, edges, blink.level_start,
                                            blink.level_end, blink.level_on.astype(np.int64))
         else:  # analysis.windowed.WindowedPhotons: a pass over the source
-            hists = photons.state_decay_histograms(shift_s, edges, blink.level_start,
+            hists = photons.state_decay_histograms(shift_s, edges, window.wrap_s,
+                                                   blink.level_start,
                                                    blink.level_end,
                                                    blink.level_on.astype(np.int64))
         on = hists.get(1)
@@ -421,7 +431,9 @@ def lifetime_step(out: PhotonAnalysis, acc: Accumulated,
 
 
 def _honest_lifetime(out: PhotonAnalysis, period_s: float) -> None:
-    """Drop a bright-state lifetime physics or its error does not support (note why)."""
+    """Drop a lifetime that physics, its error or its fit's residuals do not support (note
+    why): longer than the laser period, an error larger than itself, or residuals that fail
+    the Durbin-Watson test at 1 % (Turner's bounds, :mod:`spad.analysis.lifetimes`)."""
     tau, err = out.lifetime_ns, out.lifetime_err_ns
     if tau is None:
         return
@@ -430,14 +442,37 @@ def _honest_lifetime(out: PhotonAnalysis, period_s: float) -> None:
         why = f"longer than the laser period ({period_s * 1e9:.1f} ns)"
     elif err is None or not np.isfinite(err) or err > tau:
         why = "its standard error is larger than itself"
+    elif out.lifetime_bright is not None and out.lifetime_bright.residuals_correlated:
+        why = _DW_FAIL
     if why:
         err_s = "nan" if err is None else f"{err:.3g}"
         out.notes.append(f"bright-state lifetime {tau:.3g} +/- {err_s} ns not given: {why}")
         out.lifetime_ns = out.lifetime_err_ns = None
-    if out.lifetime_all_ns is not None and out.lifetime_all_ns > period_s * 1e9:
-        out.notes.append(f"whole-decay lifetime {out.lifetime_all_ns:.3g} ns not given: longer "
+    tau_all = out.lifetime_all_ns
+    if tau_all is not None and tau_all > period_s * 1e9:
+        out.notes.append(f"whole-decay lifetime {tau_all:.3g} ns not given: longer "
                          "than the laser period")
         out.lifetime_all_ns = None
+    elif tau_all is not None and out.lifetime_all is not None and (
+            out.lifetime_all.residuals_correlated):
+        out.notes.append(f"whole-decay lifetime {tau_all:.3g} ns not given: {_DW_FAIL}")
+        out.lifetime_all_ns = None
+
+
+# g2 results that rest on the arrival times' scale (the stated sync period in T3)
+_G2_VALUES = ("g2_zero", "g2_zero_err", "g2_zero_gated", "g2_zero_gated_err", "g2_zero_raw",
+              "g2_zero_raw_err")
+
+# Durbin-Watson below its 1 % bound: the model misses structure, so its lifetime is no result
+_DW_FAIL = "its fit's residuals fail the Durbin-Watson test (see the fit's note)"
+
+
+# g2 results that rest on the arrival times' scale (the stated sync period in T3)
+_G2_VALUES = ("g2_zero", "g2_zero_err", "g2_zero_gated", "g2_zero_gated_err", "g2_zero_raw",
+              "g2_zero_raw_err")
+
+# Durbin-Watson below its 1 % bound: the model misses structure, so its lifetime is no result
+_DW_FAIL = "its fit's residuals fail the Durbin-Watson test (see the fit's note)"
 
 
 def g2_step(out: PhotonAnalysis, acc: Accumulated,
@@ -462,6 +497,13 @@ def g2_step(out: PhotonAnalysis, acc: Accumulated,
     if res.pulsed is None:
         return
     g2 = res.pulsed
+    if (acc.timing.is_t3 and photons is not None and res.decay_usable
+            and g2.trusted and res.g2_zero is not None):
+        # T3 photons carry their pulse: count the pairs by sync label, no peak-shape model
+        pairs = (sync_pair_areas(photons, *s.detectors) if isinstance(photons, PhotonList)
+                 else photons.sync_pairs(*s.detectors))
+        g2 = sync_pair_g2(pairs, g2)
+        out.g2_zero, out.g2_zero_err = g2.g2, g2.g2_err
     out.g2 = g2
     out.g2_zero_delay_s = res.zero.lag_s if res.zero is not None else None
     out.g2_zero_raw, out.g2_zero_raw_err = g2.g2_raw, g2.g2_raw_err
@@ -495,6 +537,13 @@ def g2_step(out: PhotonAnalysis, acc: Accumulated,
     except ValueError as exc:
         out.notes.append(f"gated g2 failed: {exc}")
         return
+    if acc.timing.is_t3 and g2g.trusted and math.isfinite(g2g.g2):
+        # the gated photons' pairs counted by sync label, as the ungated g2(0)
+        pairs = (sync_pair_areas(_subset(photons, gate_mask(photons, out.pulse_delay_s,
+                                                            s.gate_s)), *s.detectors)
+                 if isinstance(photons, PhotonList)
+                 else photons.sync_pairs(*s.detectors, out.pulse_delay_s, s.gate_s))
+        g2g = sync_pair_g2(pairs, g2g)
     value, notes = check_gated(g2g, kept)
     out.notes.extend(notes)
     out.g2_gated = g2g
@@ -650,7 +699,7 @@ def whole_trace_steps(out: PhotonAnalysis, acc: Accumulated, s: AnalysisSettings
         first = analyze_g2(out.correlation, acc.timing.sync_period)
         if first.decay_usable:
             lifetime_step(out, acc, photons, times, order, s)
-            _honest_lifetime(out, acc.timing.sync_period)
+            _honest_lifetime(out, out.decay_period_s or acc.timing.sync_period)
             background, background_cps = g2_background(out, acc.timing.sync_period, s)
         else:
             if out.decay is None:
@@ -670,5 +719,17 @@ def whole_trace_steps(out: PhotonAnalysis, acc: Accumulated, s: AnalysisSettings
             out.correlation = acc.correlation.result()
         background, background_cps = g2_background(out, acc.timing.sync_period, s)
     g2_step(out, acc, photons, s, background, background_cps)
+    stated = acc.timing.sync_period
+    if acc.timing.is_t3 and stated and out.decay_period_s and (
+            out.decay_period_s > 1.05 * stated):
+        # a T3 arrival time is the sync count times the stated period: with that period
+        # contradicted by the delays, the correlogram's lags are on an unknown scale
+        dropped = [name for name in _G2_VALUES if getattr(out, name) is not None]
+        for name in _G2_VALUES:
+            setattr(out, name, None)
+        out.notes.append("no g2(0): the header's sync period contradicts the photons' delays, "
+                         "and T3 arrival times are sync counts times that period (times, "
+                         "rates and lags are on an unknown scale)"
+                         + (f"; dropped {', '.join(dropped)}" if dropped else ""))
     if acc.timing.is_t3 and out.flid is None and acc.flid is not None:
         out.flid = acc.flid.result()

@@ -77,6 +77,8 @@ class PhotonAnalysis:
     decay: Decay | None = None
     decay_fitted: np.ndarray | None = None       # detectors summed after alignment, one period
     decay_fitted_edges_s: np.ndarray | None = None
+    decay_period_s: float | None = None         # period the fits model (the data's range if
+    #                                             the header's period contradicts the delays)
     decay_bright: np.ndarray | None = None       # bright-state decay on the same bins (fitted)
     # per intensity state of the level grouping (0 = dimmest): decay on the same bins, and its
     # fit where the state has enough photons (None otherwise); for figures, not for the table

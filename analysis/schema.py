@@ -88,7 +88,8 @@ FIELDS: tuple[Field, ...] = (
           "trailing dark run of at least 1 s and twice the longest earlier OFF dwell) or "
           "`whole`", _P),
     Field("n_bursts", "", "photon bursts removed (levels above the dwell-weighted mean + 3 SD "
-          "intensity, shorter than 0.1 s, significant at Poisson p < 1e-6; Full SMS)", _P),
+          "intensity, shorter than 0.1 s (Full SMS), and significant as a scan statistic over "
+          "the whole trace at a tenth of one minus the confidence)", _P),
     Field("burst_photons", "", "photons removed with the bursts", _P),
     Field("mode", "text", "T2 or T3", _P, record=False),
     Field("sync_period_s", "s", "laser period, if the recording has one", _P, record=False),
@@ -164,17 +165,21 @@ FIELDS: tuple[Field, ...] = (
     Field("alpha_on", "", "exponent of the ON dwell-time distribution by maximum likelihood "
           "(Clauset et al.; t_min by minimum KS distance; censored first and last dwells "
           "dropped): of the power law with exponential cutoff when a likelihood-ratio test "
-          "prefers it (p < 0.05), else of the pure power law", _P),
+          "prefers it (p < 0.05), else of the pure power law; null when that exponent is <= 1 (no "
+          "power law can have it: the dwells follow the cutoff; a note says so)", _P),
     Field("alpha_off", "", "the same for the OFF dwells", _P),
     Field("switching_rate_hz", "1/s", "jumps between the grouped intensity states per second "
           "(per pair of states: `blinking.switching` in the full result)", _P),
-    Field("peak_ev", "eV", "emission peak (fit in energy)", _S),
+    Field("peak_ev", "eV", "emission peak (fit in energy); null when no band stands out of "
+          "the noise (a note says why)", _S),
     Field("peak_nm", "nm", "emission peak wavelength", _S),
     Field("fwhm_mev", "meV", "line width (FWHM)", _S, feature=_S, label="FWHM",
           error="fwhm_err_mev"),
     Field("fwhm_err_mev", "meV", "standard error of `fwhm_mev`", "particle"),
     Field("peak_ev_err", "eV", "standard error of `peak_ev`", _S),
-    Field("n_peaks", "", "2 when a second line is statistically supported and resolved", _S),
+    Field("n_peaks", "", "2 when two lines beat one symmetric and one asymmetric line, are "
+          "further apart than their mean FWHM and each is significant; 0 when no band stands "
+          "out of the noise", _S),
     Field("shift_mev", "meV", "red shift against the monomer reference (positive = to the "
           "red)", "particle", feature=_S, label="red shift", error="shift_err_mev"),
     Field("shift_err_mev", "meV", "standard error of `shift_mev` (the peak fit's and the "

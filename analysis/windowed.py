@@ -51,8 +51,10 @@ from spad.analysis.changepoints import (
     critical_curve,
     first_decrease,
 )
+from spad.analysis.decay_window import wrap_delays
 from spad.analysis.flid import FLIDHistogram
 from spad.analysis.g2 import G2Result, passes_gate, pulsed_g2
+from spad.analysis.g2_pairs import SyncPairCounter
 from spad.analysis.lifetimes import state_decay_histograms
 from spad.analysis.photon_collector import PhotonCount
 from spad.analysis.roi import bleach_end
@@ -485,11 +487,11 @@ class WindowedPhotons:
         return (None if decay is None else replace(decay, counts=counts), corr.result(),
                 None if flid is None else flid.result())
 
-    def state_decay_histograms(self, shift_s: np.ndarray, edges: np.ndarray,
+    def state_decay_histograms(self, shift_s: np.ndarray, edges: np.ndarray, wrap_s: float,
                                level_start: np.ndarray, level_end: np.ndarray,
                                level_state: np.ndarray) -> dict[int, np.ndarray]:
         """:func:`spad.analysis.lifetimes.state_decay_histograms` of the kept photons, their
-        delays moved by their detector's ``shift_s`` and wrapped into ``edges[-1]`` (as
+        delays moved by their detector's ``shift_s`` and wrapped by ``wrap_s`` (as
         :func:`spad.analysis.photon_analysis.lifetime_step` does), summed over the windows."""
         unit = self.windows.delay_unit_s
         total: dict[int, np.ndarray] = {}
@@ -498,12 +500,31 @@ class WindowedPhotons:
             d_all = w.delays[sel]
             valid = d_all >= 0
             det = w.detectors[sel][valid]
-            d = np.mod(d_all[valid] * unit - shift_s[det], edges[-1])
+            d = wrap_delays(d_all[valid] * unit - shift_s[det], edges, wrap_s)
             hists = state_decay_histograms(w.times[keep][valid], d, edges, level_start,
                                            level_end, level_state)
             for k, h in hists.items():
                 total[k] = total[k] + h if k in total else h
         return dict(sorted(total.items()))
+
+    def sync_pairs(self, det_a: int, det_b: int,
+                   pulse_delay_s: Mapping[int, float] | None = None, gate_s: float = 0.0
+                   ) -> tuple[int, np.ndarray]:
+        """:func:`spad.analysis.g2_pairs.sync_pair_areas` of the kept photons (those past the
+        time gate, if ``pulse_delay_s`` is given), in one pass."""
+        counter = SyncPairCounter(det_a, det_b)
+        unit = self.windows.delay_unit_s
+        for w, keep_sorted in self._kept():
+            kept = w.stream_mask(keep_sorted)
+            ts, det = w.timestamps[kept], w.detectors[kept]
+            if pulse_delay_s is not None:
+                delay_s = w.delays[kept] * unit
+                gate = np.zeros(ts.shape, dtype=bool)
+                for d, t0 in pulse_delay_s.items():
+                    gate |= (det == d) & (delay_s >= t0 + gate_s)
+                ts, det = ts[gate], det[gate]
+            counter.update(ts, det)
+        return counter.centre, counter.sides
 
     def gated_pulsed_g2(self, decay: Decay | None, pulse_delay_s: Mapping[int, float],
                         gate_s: float, *, det_a: int, det_b: int, max_lag_s: float,

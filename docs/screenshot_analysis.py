@@ -28,7 +28,8 @@ def main() -> None:
     ap.add_argument("--decay", default="0",
                     help="index in the Decay panel's list, or the start of a name in it (the "
                          "first match: 'level 12', 'state 2')")
-    ap.add_argument("--size", default="1700x1050")
+    ap.add_argument("--size", default="1366x688", help="window size (default: as it opens on a "
+                    "1366x768 screen with a task bar)")
     a = ap.parse_args()
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
     from spad.gui.main_window import MainWindow
@@ -36,7 +37,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = QtCore.QSettings(str(Path(tmp) / "gui.ini"), QtCore.QSettings.IniFormat)
         w = MainWindow(settings)
-        w.resize(*map(int, a.size.split("x")))
+        w.resize(*map(int, a.size.split("x")))     # the offscreen screen is 800x600
+        w.arrange()
+        w.default_layout()
         w.show()
         w.open_paths([a.session])
         while w.worker is None or not w.worker.isFinished():

@@ -121,9 +121,14 @@ class CameraPanel(QtWidgets.QWidget):
         self.average.valueChanged.connect(lambda n: self._resize_average(n))
         self.info = QtWidgets.QLabel("")
         self.info.setWordWrap(True)
-        row = QtWidgets.QHBoxLayout()
-        for w in (self.continuous, self.single, self.average, self.take_bg, self.subtract):
-            row.addWidget(w)
+        # three rows: in one, the controls alone set a 660 px wide column (too wide beside the
+        # trace on a 1366 px laptop screen)
+        row = QtWidgets.QGridLayout()
+        row.addWidget(self.continuous, 0, 0)
+        row.addWidget(self.single, 0, 1)
+        row.addWidget(self.average, 1, 0, 1, 2)
+        row.addWidget(self.take_bg, 2, 0)
+        row.addWidget(self.subtract, 2, 1)
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(self.info)

@@ -44,6 +44,33 @@ ROLLING_S = 30.0
 """Span of the rolling intensity trace, seconds."""
 
 
+class WarmUp(QtCore.QThread):
+    """Warm the analysis before the first Record: compile (or load from numba's cache) the
+    kernels in this process, where the recording's histograms and the rolling trace are
+    computed, and start the engine's live-analysis worker, which loads them in turn
+    (:func:`spad.app.acquisition.engine.prepare`; the worker's warm-up is queued before any live
+    analysis). Without it the first particle showed "g2(0) n/a"
+    for the whole of its recording on a fresh installation, while they compiled.
+
+    ``done`` gives ``""`` or the error met (the app then records anyway, as before)."""
+
+    done = QtCore.pyqtSignal(str)
+
+    def __init__(self, settings: Any, parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+
+    def run(self) -> None:
+        from spad.app.acquisition.engine import prepare
+
+        try:
+            prepare(self.settings)
+        except Exception as exc:  # noqa: BLE001 - any failure: said, and recording still works
+            self.done.emit(f"{type(exc).__name__}: {exc}")
+            return
+        self.done.emit("")
+
+
 class RecordPanel(QtWidgets.QWidget):
     """Record / stop / abort a particle, with its name, notes and the stop-when-sure option."""
 
@@ -59,11 +86,12 @@ class RecordPanel(QtWidgets.QWidget):
         self.name = QtWidgets.QLineEdit()
         self.name.setPlaceholderText("next in the session (p001, p002, …)")
         self.notes = QtWidgets.QPlainTextEdit()
-        self.notes.setPlaceholderText("notes on this particle (kept in the session log)")
+        self.notes.setPlaceholderText("notes (kept in the session log)")
         self.notes.setMaximumHeight(50)
         self.duration = QtWidgets.QDoubleSpinBox()
         self.duration.setRange(1.0, 3600.0)
         self.duration.setValue(60.0)
+        self.duration.setDecimals(0)
         self.duration.setSuffix(" s")
         self.sure = QtWidgets.QCheckBox("stop when sure, p ≥")
         self.sure_p = QtWidgets.QDoubleSpinBox()
@@ -71,16 +99,21 @@ class RecordPanel(QtWidgets.QWidget):
         self.sure_p.setDecimals(3)
         self.sure_p.setSingleStep(0.01)
         self.sure_p.setValue(0.95)
+        # the longest duration and the stop-when-sure option share a row: the panel then
+        # fits above the Verdict on a 768 px high screen
         sure = QtWidgets.QHBoxLayout()
+        sure.addWidget(self.duration)
         sure.addWidget(self.sure)
         sure.addWidget(self.sure_p)
         sure.addStretch(1)
+        self.sure.setText("stop if p ≥")
+        self.sure.setToolTip("stop when sure: end the particle once the live verdict's "
+                             "probability reaches this value")
         form = QtWidgets.QFormLayout()
         form.addRow("session", folder)
         form.addRow("particle", self.name)
         form.addRow("notes", self.notes)
-        form.addRow("longest", self.duration)
-        form.addRow("", sure)
+        form.addRow("longest", sure)
         self.record = QtWidgets.QPushButton("● Record")
         self.stop = QtWidgets.QPushButton("■ Stop")
         self.abort = QtWidgets.QPushButton("Abort")
@@ -100,6 +133,7 @@ class RecordPanel(QtWidgets.QWidget):
         lay.addWidget(self.progress)
         lay.addWidget(self.state)
         lay.addStretch(1)
+        self.ready = True       # False while the analysis warms up: Record waits for it
         self.set_running(False)
 
     def _browse(self) -> None:
@@ -109,7 +143,8 @@ class RecordPanel(QtWidgets.QWidget):
             self.folder.setText(d)
 
     def set_running(self, running: bool) -> None:
-        self.record.setEnabled(not running)
+        self.running = running
+        self.record.setEnabled(not running and self.ready)
         self.stop.setEnabled(running)
         self.abort.setEnabled(running)
         for w in (self.folder, self.name, self.duration, self.sure, self.sure_p):
@@ -179,16 +214,15 @@ class LiveMode(QtCore.QObject):
         w.add_dock("Camera", self.camera, R)
         w.tabifyDockWidget(w.docks["Particles"], w.docks["Record"])
         w.tabifyDockWidget(w.docks["Record"], w.docks["Instruments"])
-        w.splitDockWidget(w.docks["Camera"], w.docks["Spectrum"], QtCore.Qt.Vertical)
-        w.tabifyDockWidget(w.docks["Levels"], w.docks["Session"])
-        w.docks["Session"].raise_()
         for name in ("Record", "Instruments", "Camera"):
             a = w.docks[name].toggleViewAction()
             a.setText(name)
             w.view_menu.addAction(a)
-        w.tabifyDockWidget(w.docks["Session"], w.docks["Population"])
-        w.docks["Session"].raise_()
-        w.resizeDocks([w.docks["Decay"]], [330], QtCore.Qt.Vertical)
+        w.fit_to_screen(w.geometry())      # the live docks' minimum, within the screen
+        w.arrange()
+        w.fit_to_screen(w.geometry())
+        w.default_layout()
+        w.restore_layout(live=True)        # the live mode's docks where they were left
         self.restore_settings(w.settings)
 
         self.instruments.error.connect(lambda m: w.show_error(m))
@@ -216,7 +250,26 @@ class LiveMode(QtCore.QObject):
         self.timer.setTimerType(QtCore.Qt.PreciseTimer)
         self.timer.timeout.connect(self.update_display)
         QtCore.QTimer.singleShot(0, w.docks["Record"].raise_)   # once the window is laid out
-        w.status.setText(f"live on {getattr(rig.tagger, 'name', 'the rig')}: press Record")
+        self.ready_text = f"live on {getattr(rig.tagger, 'name', 'the rig')}: press Record"
+        self.recorder.ready = False
+        self.recorder.set_running(False)
+        self.recorder.state.setText("preparing the analysis: compiling its kernels (once; a "
+                                    "minute or two after an installation, seconds later)…")
+        w.status.setText("preparing the analysis before the first Record…")
+        self.warm = WarmUp(dataclasses.replace(w.run_settings(), max_level_fits=0), self)
+        self.warm.done.connect(self._warmed)
+        self.warm.start()
+
+    def _warmed(self, error: str) -> None:
+        """The analysis is ready (or could not be warmed: then the first particle compiles it,
+        as without the warm-up)."""
+        r = self.recorder
+        r.ready = True
+        r.set_running(r.running)
+        if not r.running:
+            r.state.setText("ready" if not error else f"ready (warm-up failed: {error})")
+        if self.acq is None:
+            self.window.status.setText(self.ready_text)
 
     # -- settings ---------------------------------------------------------------------------
 
@@ -289,10 +342,13 @@ class LiveMode(QtCore.QObject):
         w.decay.show_decays([("all photons", None, None, None, "")])
         w.decay.info.setText("live decay with the first live analysis (after 1 s)")
         w.g2.show_g2(None, None, None, None, None)
+        w.bic.show_bic(None, None)        # the level grouping comes with the finished file
         w.spectrum.clear("no spectrum yet" if self.rig.camera is not None else "no camera")
         w.verdict.show_verdict(None, None, None, None, extra="recording: the first verdict "
                                "comes with the first live analysis")
         r.set_running(True)
+        r.progress.setFormat("%p %")
+        r.progress.setValue(0)
         self.instruments.set_busy(True)
         self.camera.set_busy(True)
         r.state.setText(f"recording {self.acq.name} → {self.acq.path}")
@@ -311,6 +367,7 @@ class LiveMode(QtCore.QObject):
 
     def shutdown(self) -> None:
         """Finish a recording in progress cleanly and release the rig (window closing)."""
+        self.warm.wait()        # compiling cannot be interrupted; it ends on its own
         self.timer.stop()
         self.instruments.timer.stop()
         self.camera.stop()
@@ -344,6 +401,11 @@ class LiveMode(QtCore.QObject):
         if outcome is None:
             return
         s = outcome.state
+        # a stop before the longest duration (sure, Stop, Abort, error) leaves the bar where
+        # the time was: it shows the particle finished instead, and why
+        self.recorder.progress.setValue(self.recorder.progress.maximum())
+        self.recorder.progress.setFormat(f"finished: {outcome.stop_reason} after "
+                                         f"{s.elapsed_s:.1f} s")
         text = (f"{acq.name}: {outcome.stop_reason} after {s.elapsed_s:.1f} s, {s.photons} "
                 f"photons → {outcome.path}")
         if outcome.error:
@@ -435,17 +497,22 @@ class LiveMode(QtCore.QObject):
         self.stats.add(t0, time.perf_counter() - t0)
 
 
-def open_rig(config: Path | None) -> tuple[Any, Any]:
-    """The rig of ``config`` (``spad.app.rig.open_rig``), or the simulated rig; returns the rig
-    and a function that releases it."""
+def open_rig(config: Path | None, seed: int | None = None) -> tuple[Any, Any]:
+    """The rig of ``config`` (``spad.app.rig.open_rig``), or the simulated rig whose slide
+    holds a mix of monomers and dimers, a new particle at each recording (a new slide each
+    start unless ``seed`` is given); returns the rig and a function that releases it."""
     if config is not None:
         from spad.app.rig import open_rig as _open
 
         cm = _open(config)
     else:
+        import numpy as np
+
         from spad.app.acquisition.simrig import simulated_rig
 
-        cm = simulated_rig("monomer", seed=1, realtime=True)
+        if seed is None:
+            seed = int(np.random.SeedSequence().entropy % (2**31 - 1))
+        cm = simulated_rig("mix", seed=seed, realtime=True)
     rig = cm.__enter__() if hasattr(cm, "__enter__") else cm
     return rig, (lambda: cm.__exit__(None, None, None)) if hasattr(cm, "__exit__") else None
 

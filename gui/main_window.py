@@ -36,6 +36,35 @@ from spad.particle import PARTICLE_SUFFIXES, particle_files
 
 ORG, APP = "spad", "spad gui"
 
+LAYOUT_VERSION = 2
+"""Version of the saved dock layout: a layout saved by a version with other docks or corners
+is not restored (the default one is used instead)."""
+
+DEFAULT_SIZE = (1600, 1000)
+"""Size of the window at its first start, reduced to the screen it opens on."""
+
+COMPACT_HEIGHT = 900
+"""Below this window height (a 1366x768 laptop) the docks below the trace share one place as
+tabs, and so do the camera and the spectrum: side by side, each would be too low or too narrow
+for its axes and its text."""
+
+FRAME_PX = 40
+"""Room left for the window's title bar and frame, which the available screen area does not
+count."""
+
+
+def initial_geometry(available: QtCore.QRect, saved: QtCore.QRect | None = None) -> QtCore.QRect:
+    """Where the window opens: the saved place, or the default size, in either case moved and
+    shrunk into ``available`` (the screen without its task bars), so that a layout saved on a
+    1920x1080 lab monitor opens whole on a 1366x768 laptop."""
+    want = saved if saved is not None and saved.isValid() else QtCore.QRect(
+        available.topLeft(), QtCore.QSize(*DEFAULT_SIZE))
+    w = min(want.width(), available.width())
+    h = min(want.height(), available.height() - FRAME_PX)
+    x = min(max(want.x(), available.left()), available.right() + 1 - w)
+    y = min(max(want.y(), available.top() + FRAME_PX), available.bottom() + 1 - h)
+    return QtCore.QRect(x, y, w, h)
+
 
 class MainWindow(QtWidgets.QMainWindow):
     """The desktop app's window.
@@ -58,6 +87,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.worker: AnalysisWorker | None = None
         self.errors: list[str] = []             # every error shown, newest last
         self.live: Any = None                   # gui.live_mode.LiveMode when on a rig
+        self.survey: Any = None                 # gui.survey.SurveyPanel (the Survey tab)
 
         self.particles = ParticleList()
         self.trace = TracePanel()
@@ -80,6 +110,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session_widget = session
 
         self.setCentralWidget(self.trace)
+        # the side columns run the full height and the bottom docks sit under the trace only:
+        # the window then needs the taller of the columns, not a column plus the bottom row
+        # (1117 px before; a 1366x768 laptop has about 700)
+        self.setCorner(QtCore.Qt.BottomLeftCorner, QtCore.Qt.LeftDockWidgetArea)
+        self.setCorner(QtCore.Qt.BottomRightCorner, QtCore.Qt.RightDockWidgetArea)
         self.setDockOptions(QtWidgets.QMainWindow.AllowTabbedDocks
                             | QtWidgets.QMainWindow.AnimatedDocks)
         self.docks: dict[str, QtWidgets.QDockWidget] = {}
@@ -93,11 +128,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.add_dock("Levels", self.bic, B)
         self.add_dock("Session", self.session_widget, B)
         self.add_dock("Population", self.scatter, B)
-        self.tabifyDockWidget(self.docks["Session"], self.docks["Population"])
-        self.docks["Session"].raise_()
-        self.resizeDocks([self.docks["Particles"], self.docks["Spectrum"]], [340, 520],
-                         QtCore.Qt.Horizontal)
-        self.resizeDocks([self.docks["Decay"]], [400], QtCore.Qt.Vertical)
 
         self._menus()
         self.status = QtWidgets.QLabel("ready")
@@ -145,13 +175,14 @@ class MainWindow(QtWidgets.QMainWindow):
     def _restore(self) -> None:
         s = self.settings
         geometry = s.value("window/geometry")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        else:
-            self.resize(1600, 1000)
-        state = s.value("window/state")
-        if state is not None:
-            self.restoreState(state)
+        saved = None
+        if geometry is not None and self.restoreGeometry(geometry):
+            saved = self.geometry()
+        self.fit_to_screen(saved)
+        self.arrange()                  # for the height the screen gives
+        self.fit_to_screen(saved)       # with the minimum of that arrangement
+        self.default_layout()
+        self.restore_layout(live=False)
         for box, key in ((self.particles.bin_ms, "analysis/bin_ms"),
                          (self.particles.gate_ns, "analysis/gate_ns")):
             v = s.value(key)
@@ -163,10 +194,83 @@ class MainWindow(QtWidgets.QMainWindow):
             if v is not None:  # an INI file gives the text "true"/"false", the registry a bool
                 check.setChecked(str(v).lower() == "true")
 
+    def fit_to_screen(self, saved: QtCore.QRect | None = None) -> None:
+        """Place the window on its screen (:func:`initial_geometry`), with the minimum size of
+        the docks as they are now (Qt keeps the minimum of an earlier arrangement until its
+        layout is activated again, and would hold the window wider than the screen)."""
+        self.layout().invalidate()
+        self.layout().activate()
+        screen = self.screen() or QtWidgets.QApplication.primaryScreen()
+        self.setGeometry(initial_geometry(screen.availableGeometry(), saved))
+
+    def arrange(self, compact: bool | None = None) -> None:
+        """The default arrangement of the docks, for a small screen (``compact``, default: the
+        window lower than :data:`COMPACT_HEIGHT`) or a large one: below the trace the Decay,
+        Levels and Session / Population docks side by side, or all as tabs; in the live mode
+        the Camera above the Spectrum, or both as tabs."""
+        d = self.docks
+        self.compact = self.height() < COMPACT_HEIGHT if compact is None else compact
+        live = "Camera" in d
+        bottom, right = QtCore.Qt.BottomDockWidgetArea, QtCore.Qt.RightDockWidgetArea
+        moved = ["Levels", "Session", "Population"] + (["Spectrum"] if live else [])
+        for name in moved:
+            self.removeDockWidget(d[name])   # out of any tab group (re-shown below)
+        if self.compact:
+            previous = "Decay"
+            for name in ("Levels", "Session", "Population"):
+                self.tabifyDockWidget(d[previous], d[name])
+                previous = name
+        else:
+            self.addDockWidget(bottom, d["Levels"])
+            if live:     # the Levels are seen after a recording: a tab beside the Session
+                self.tabifyDockWidget(d["Levels"], d["Session"])
+            else:
+                self.addDockWidget(bottom, d["Session"])
+            self.tabifyDockWidget(d["Session"], d["Population"])
+        if live:
+            if self.compact:
+                self.tabifyDockWidget(d["Camera"], d["Spectrum"])
+            else:
+                self.addDockWidget(right, d["Spectrum"])    # below the Camera
+        for name in moved:
+            d[name].show()
+        # the tabs in front (after show(), which brings a tab forward)
+        d["Decay" if self.compact else "Session"].raise_()
+        if live and self.compact:
+            d["Camera"].raise_()
+
+    def default_layout(self) -> None:
+        """Dock sizes as fractions of the window: the side columns a quarter each at most,
+        the bottom row below the trace about 40 % of the height."""
+        w, h = self.width(), self.height()
+        side = [d for d in (self.docks.get("Particles"), self.docks.get("Spectrum")) if d]
+        self.resizeDocks(side, [min(360, w // 4), min(480, w // 4)], QtCore.Qt.Horizontal)
+        self.resizeDocks([self.docks["Decay"]], [max(330, int(0.42 * h))], QtCore.Qt.Vertical)
+        if not getattr(self, "compact", True):    # side by side below the trace
+            centre = w - min(360, w // 4) - min(480, w // 4)
+            shares = ({"Decay": 0.5, "Session": 0.5} if "Camera" in self.docks   # live: tabs
+                      else {"Decay": 0.4, "Levels": 0.25, "Session": 0.35})
+            self.resizeDocks([self.docks[n] for n in shares],
+                             [int(centre * f) for f in shares.values()], QtCore.Qt.Horizontal)
+            if "Camera" in self.docks:  # the right column: room for each plot's axis label
+                right = {"g2": 0.3, "Camera": 0.34, "Spectrum": 0.36}
+                self.resizeDocks([self.docks[n] for n in right],
+                                 [int(h * f) for f in right.values()], QtCore.Qt.Vertical)
+
+    @staticmethod
+    def layout_key(live: bool) -> str:
+        """The settings key of the dock layout: one per mode, as their docks differ."""
+        return "window/state_live" if live else "window/state"
+
+    def restore_layout(self, live: bool) -> bool:
+        """The dock layout the mode was last left in, if one was saved (by this version)."""
+        state = self.settings.value(self.layout_key(live))
+        return state is not None and self.restoreState(state, LAYOUT_VERSION)
+
     def save_settings(self) -> None:
         s = self.settings
         s.setValue("window/geometry", self.saveGeometry())
-        s.setValue("window/state", self.saveState())
+        s.setValue(self.layout_key(self.live is not None), self.saveState(LAYOUT_VERSION))
         s.setValue("analysis/bin_ms", self.particles.bin_ms.value())
         s.setValue("analysis/gate_ns", self.particles.gate_ns.value())
         s.setValue("analysis/auto_roi", self.particles.auto_roi.isChecked())
@@ -176,6 +280,8 @@ class MainWindow(QtWidgets.QMainWindow):
         s.sync()
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
+        if self.survey is not None:
+            self.survey.shutdown()          # the particle being recorded is finished
         if self.live is not None:
             self.live.shutdown()            # a recording in progress is finished cleanly
         if self.worker is not None and self.worker.isRunning():

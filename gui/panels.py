@@ -23,8 +23,10 @@ pg.setConfigOptions(antialias=False, background="w", foreground="k")
 LABEL_COLOURS = {"monomer": (31, 119, 180), "dimer": (214, 39, 40), "uncertain": (127, 127, 127)}
 """Colour of each verdict in every view (monomer blue, dimer red, uncertain grey)."""
 
-GROUP_COLOURS = [(255, 127, 14), (44, 160, 44), (148, 103, 189), (140, 86, 75),
-                 (227, 119, 194), (188, 189, 34), (23, 190, 207), (31, 119, 180)]
+GROUP_COLOURS = [(255, 127, 14), (44, 160, 44), (227, 119, 194), (140, 86, 75),
+                 (188, 189, 34), (23, 190, 207), (148, 103, 189), (90, 90, 90)]
+"""Colour of each intensity state's levels on the trace (state 0 the dimmest): none blue or red,
+which are the trace's and the verdicts' colours."""
 
 
 def fmt(value: Any, spec: str, unit: str = "") -> str:
@@ -40,8 +42,27 @@ def no_si_prefix(plot: pg.PlotItem) -> None:
         plot.getAxis(name).enableAutoSIPrefix(False)
 
 
-def _plot(title: str = "") -> pg.PlotWidget:
-    w = pg.PlotWidget()
+class IntegerAxis(pg.AxisItem):
+    """An axis of counts (particles, states): ticks on whole numbers only, never 0.5 (while
+    ``integer`` is set; unset, the usual ticks)."""
+
+    def __init__(self, orientation: str, integer: bool = True, **kwargs: Any) -> None:
+        super().__init__(orientation, **kwargs)
+        self.integer = integer
+
+    def tickValues(self, minVal: float, maxVal: float,  # noqa: N802, N803 - pyqtgraph's names
+                   size: float) -> list[tuple[float, list[float]]]:
+        levels = super().tickValues(minVal, maxVal, size)
+        if not self.integer:
+            return levels
+        if levels and levels[0][0] >= 1:
+            return [(step, [v for v in values if float(v).is_integer()])
+                    for step, values in levels if step >= 1]
+        return [(1.0, [float(v) for v in range(math.ceil(minVal), math.floor(maxVal) + 1)])]
+
+
+def _plot(title: str = "", axis_items: dict[str, pg.AxisItem] | None = None) -> pg.PlotWidget:
+    w = pg.PlotWidget(axisItems=axis_items)
     w.setMinimumSize(160, 110)
     no_si_prefix(w.getPlotItem())
     w.showGrid(x=True, y=True, alpha=0.2)
@@ -104,9 +125,23 @@ class SpectrumPanel(QtWidgets.QWidget):
         self.info = Info()
         _stack(self, self.info, self.plot)
 
+    def _show_fit(self, energy: np.ndarray | None, fit: np.ndarray | None) -> None:
+        """The fitted line, and its legend entry only while there is one (a live spectrum has
+        no fit: "fit" in the legend would claim one)."""
+        legend = self.plot.getPlotItem().legend
+        shown = any(sample.item is self.fit for sample, _label in legend.items)
+        if energy is None:
+            self.fit.setData([], [])
+            if shown:
+                legend.removeItem(self.fit)
+        else:
+            self.fit.setData(energy, fit)
+            if not shown:
+                legend.addItem(self.fit, "fit")
+
     def clear(self, message: str = "no spectrum") -> None:
         self.data.setData([], [])
-        self.fit.setData([], [])
+        self._show_fit(None, None)
         self.peak.hide()
         self.reference.hide()
         self.info.setText(message)
@@ -120,7 +155,7 @@ class SpectrumPanel(QtWidgets.QWidget):
         unit = {"e": "e⁻", "adu": "ADU"}.get(sp.unit, sp.unit)
         self.plot.setLabel("left", f"intensity ({unit} / eV)")
         self.data.setData(sp.energy, sp.intensity)
-        self.fit.setData(sp.energy, sp.fit)
+        self._show_fit(sp.energy, sp.fit)
         if math.isfinite(sp.peak_ev):
             self.peak.setValue(sp.peak_ev)
             self.peak.show()
@@ -141,7 +176,7 @@ class SpectrumPanel(QtWidgets.QWidget):
         before is cleared, as it does not belong to these data."""
         self.plot.setLabel("left", f"intensity ({unit} / eV)")
         self.data.setData(energy_ev, intensity)
-        self.fit.setData([], [])
+        self._show_fit(None, None)
         self.peak.hide()
         self.reference.hide()
         self.info.setText("live spectrum: peak, FWHM and red shift when the particle is "
@@ -191,7 +226,7 @@ class TracePanel(QtWidgets.QWidget):
         for plot, line in ((self.trace, self.threshold), (self.hist, self.hist_threshold)):
             plot.addItem(line)
             line.hide()
-        self.levels: list[pg.PlotDataItem] = []
+        self.levels: list[pg.PlotCurveItem] = []
         self.roi: pg.LinearRegionItem | None = None
         if roi:
             self.roi = pg.LinearRegionItem(brush=(255, 200, 0, 18),
@@ -227,19 +262,27 @@ class TracePanel(QtWidgets.QWidget):
 
     def show_levels(self, start: np.ndarray, end: np.ndarray, per_bin: np.ndarray,
                     group: np.ndarray | None = None) -> None:
-        """Resolved levels as horizontal segments, coloured by their BIC group."""
+        """Resolved levels as Full SMS draws them: each level a horizontal segment at its
+        intensity over its dwell, coloured by its intensity state (BIC group), joined in time
+        order by a thin staircase so that short levels read as steps, not as loose dots."""
         for item in self.levels:
             self.trace.removeItem(item)
         self.levels = []
         if start.size == 0:
             return
-        groups = np.zeros(start.size, int) if group is None else np.asarray(group, int)
+        order = np.argsort(start, kind="stable")
+        start, end, per_bin = (np.asarray(a, float)[order] for a in (start, end, per_bin))
+        groups = np.zeros(start.size, int) if group is None else np.asarray(group, int)[order]
+        x = np.column_stack([start, end]).ravel()
+        y = np.repeat(per_bin, 2)
+        steps = pg.PlotCurveItem(x, y, pen=pg.mkPen((40, 40, 40, 170), width=1))
+        self.trace.addItem(steps)
+        self.levels.append(steps)
         for g in np.unique(groups):
-            sel = groups == g
-            x = np.column_stack([start[sel], end[sel]]).ravel()
-            y = np.repeat(per_bin[sel], 2)
-            item = self.trace.plot(x, y, connect="pairs",
-                                   pen=pg.mkPen(GROUP_COLOURS[g % len(GROUP_COLOURS)], width=3))
+            sel = np.repeat(groups == g, 2)
+            item = pg.PlotCurveItem(x[sel], y[sel], connect="pairs",
+                                    pen=pg.mkPen(GROUP_COLOURS[g % len(GROUP_COLOURS)], width=3))
+            self.trace.addItem(item)
             self.levels.append(item)
 
     def clear_particle(self) -> None:
@@ -261,33 +304,60 @@ class TracePanel(QtWidgets.QWidget):
 
 
 class BicPanel(QtWidgets.QWidget):
-    """The BIC of the level grouping against the number of intensity states."""
+    """ΔBIC of the level grouping against the number of intensity states: how far each
+    number of states lies below the best BIC, with the band of :data:`BIC_MARGIN` in which the
+    fewest states are chosen. The absolute BIC spans tens of thousands (2 ln L of every photon)
+    and hides that rule; the differences show it. Numbers of states far below the best are
+    drawn as triangles on the top edge (their values are in the panel's text)."""
+
+    TOP = 5 * BIC_MARGIN
+    """Initial height of the ΔBIC axis: the band and its neighbours, not the 1-state outlier."""
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
-        self.plot = _plot("level grouping")
-        self.plot.setLabel("bottom", "number of intensity states")
-        self.plot.setLabel("left", "BIC")
+        self.plot = _plot("level grouping", {"bottom": IntegerAxis("bottom")})
+        self.plot.setLabel("bottom", "intensity states")
+        self.plot.setLabel("left", "ΔBIC below the best")
+        self.band = pg.LinearRegionItem((0, BIC_MARGIN), orientation="horizontal",
+                                        movable=False, brush=(44, 160, 44, 40),
+                                        pen=pg.mkPen(None))
+        self.band.setZValue(-10)
+        self.plot.addItem(self.band)
         self.curve = self.plot.plot([], [], pen=pg.mkPen("k"), symbol="o", symbolSize=6)
+        self.off_scale = self.plot.plot([], [], pen=None, symbol="t1", symbolSize=10,
+                                        symbolBrush=(90, 90, 90))
         self.best = self.plot.plot([], [], pen=None, symbol="o", symbolSize=11,
                                    symbolBrush=(214, 39, 40))
         self.info = Info()
         _stack(self, self.info, self.plot)
 
     def show_bic(self, bic: np.ndarray | None, n_states: int | None) -> None:
-        if bic is None or len(bic) == 0:
-            self.curve.setData([], [])
-            self.best.setData([], [])
+        if bic is None or len(bic) == 0 or not np.isfinite(np.asarray(bic, float)).any():
+            for c in (self.curve, self.best, self.off_scale):
+                c.setData([], [])
             self.info.setText("level grouping: n/a")
             return
         b = np.asarray(bic, float)
         g = np.arange(1, b.size + 1)
         ok = np.isfinite(b)
-        self.curve.setData(g[ok], b[ok])
+        delta = np.nanmax(b) - b            # 0 at the best, positive below it
+        top = max(self.TOP, 1.15 * float(np.max(delta[ok & (delta <= self.TOP)])))
+        shown = np.minimum(delta, top)      # off-scale values on the top edge
+        self.curve.setData(g[ok], shown[ok])
+        far = ok & (delta > top)
+        self.off_scale.setData(g[far], np.full(int(far.sum()), top))
         if n_states is not None and 1 <= n_states <= b.size and ok[n_states - 1]:
-            self.best.setData([n_states], [b[n_states - 1]])
-        self.info.setText(f"level grouping: {n_states} states (fewest within "
-                          f"{BIC_MARGIN:g} of max BIC)")
+            self.best.setData([n_states], [shown[n_states - 1]])
+        else:
+            self.best.setData([], [])
+        self.plot.setXRange(0.5, b.size + 0.5, padding=0)
+        self.plot.setYRange(-0.04 * top, top * 1.04, padding=0)
+        text = (f"level grouping: {fmt(n_states, 'd')} states, the fewest within "
+                f"{BIC_MARGIN:g} of the best BIC (green)")
+        if far.any():
+            text += "; off scale (ΔBIC): " + ", ".join(f"{k}: {delta[k - 1]:,.0f}"
+                                                       for k in g[far])
+        self.info.setText(text)
 
 
 class DecayPanel(QtWidgets.QWidget):
@@ -324,7 +394,13 @@ class DecayPanel(QtWidgets.QWidget):
         self.info = Info()
         # which decay: all photons, the bright state, or one intensity state of the grouping
         self.choice = QtWidgets.QComboBox()
-        self.choice.setSizeAdjustPolicy(QtWidgets.QComboBox.AdjustToContents)
+        # wide enough for "level 36: 0.42-0.65 s, 34.8 kcps (state 3)", but its longest entry
+        # sets no minimum width (that held a 1366 px window 1757 px wide); the open list
+        # shows the names whole
+        self.choice.setSizeAdjustPolicy(
+            QtWidgets.QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.choice.setMinimumContentsLength(20)
+        self.choice.view().setMinimumWidth(self.choice.fontMetrics().averageCharWidth() * 48)
         self.choice.setToolTip("the decay shown: all photons, the bright (ON) state, one "
                                "intensity state of the level grouping (Levels panel), or one "
                                "single resolved level (the steps on the trace)")
@@ -333,9 +409,10 @@ class DecayPanel(QtWidgets.QWidget):
         self.choice.currentIndexChanged.connect(self._choose)
         # None for a heading of the list (not a decay)
         self._sources: list[tuple[np.ndarray | None, np.ndarray | None, Any, str] | None] = []
-        # a fit's title often takes two lines: room for them from the start, since a dock
-        # does not grow when its label wraps later (the plots below would be clipped)
-        self.info.setMinimumHeight(2 * self.info.fontMetrics().lineSpacing() + 4)
+        # a fit's title takes two lines, three in a dock 600 px wide (a 1366 px screen): room
+        # for them from the start, since a dock does not grow when its label wraps later (the
+        # residuals' axis below would be clipped)
+        self.info.setMinimumHeight(3 * self.info.fontMetrics().lineSpacing() + 4)
         _stack(self, self.choice, self.info, self.glw)
 
     def show_decays(self, sources: list[tuple[str, np.ndarray | None, np.ndarray | None, Any,
@@ -542,7 +619,7 @@ class PeakHistogramPanel(QtWidgets.QWidget):
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
-        self.plot = _plot("emission peaks")
+        self.plot = _plot("emission peaks", {"left": IntegerAxis("left")})
         self.plot.setLabel("bottom", "peak energy (eV)")
         self.plot.setLabel("left", "particles")
         # one row, top left, above the bars (see show_peaks' y range)
@@ -601,6 +678,10 @@ SCATTER_FEATURES = {
 }
 
 
+INTEGER_FEATURES = {"n_levels"}
+"""Features that are counts: their axes tick on whole numbers."""
+
+
 class ScatterPanel(QtWidgets.QWidget):
     """Two features of every particle against each other, coloured by verdict; a click on a
     point selects that particle (``picked`` gives its index)."""
@@ -616,7 +697,11 @@ class ScatterPanel(QtWidgets.QWidget):
                 box.addItem(v, k)
             box.setCurrentIndex(list(SCATTER_FEATURES).index(default))
             box.currentIndexChanged.connect(self._redraw)
-        self.plot = _plot()
+            # the longest name sets no minimum: the plot keeps its width in a narrow dock
+            box.setSizeAdjustPolicy(QtWidgets.QComboBox.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(5)
+        self.plot = _plot("", {"bottom": IntegerAxis("bottom", False),
+                               "left": IntegerAxis("left", False)})
         self.info = Info()
         self.scatter = pg.ScatterPlotItem(size=9, pen=pg.mkPen("k", width=0.5))
         self.scatter.sigClicked.connect(self._clicked)
@@ -641,6 +726,8 @@ class ScatterPanel(QtWidgets.QWidget):
         kx, ky = self.x.currentData(), self.y.currentData()
         self.plot.setLabel("bottom", SCATTER_FEATURES[kx])
         self.plot.setLabel("left", SCATTER_FEATURES[ky])
+        for side, key in (("bottom", kx), ("left", ky)):   # numbers of states are whole
+            self.plot.getAxis(side).integer = key in INTEGER_FEATURES
         spots = []
         for i, r in enumerate(self.records):
             vx, vy = r.get(kx), r.get(ky)

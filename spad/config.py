@@ -2,9 +2,11 @@
 
 A rig file has up to three tables, ``[tagger]``, ``[camera]`` and ``[spectrograph]``. Each names
 its back-end (``"simulated"`` or a real driver) and that driver's settings; a missing table or a
-missing file means the simulated instrument. Every key is checked: an unknown key, a value of
-the wrong type or an impossible setting is one :class:`~spad.errors.ConfigError` naming the file
-and the key (``rig.toml: [camera] em_gain: 5000 outside 1..1000``).
+missing file means the simulated instrument. A ``[stage]`` table adds a sample stage (none
+without it), and ``[slide]`` sets what a simulated rig's slide holds (see below). Every key is
+checked: an unknown key, a value of the wrong type or an impossible setting is one
+:class:`~spad.errors.ConfigError` naming the file and the key
+(``rig.toml: [camera] em_gain: 5000 outside 1..1000``).
 
 Example (all keys, with their defaults where they have one)::
 
@@ -46,6 +48,36 @@ Example (all keys, with their defaults where they have one)::
     inclusion_angle_deg = 30.0
     pixel_size_m = 16e-6
 
+    [stage]
+    backend = "pi"                 # "simulated" or "pi" (Physik Instrumente, through pipython)
+    connection = "usb"             # "usb", "tcp" or "rs232"
+    serial = ""                    # usb: the controller's serial number, "" = the only one
+    address = ""                   # tcp: the controller's IP address
+    ip_port = 50000
+    port = ""                      # rs232: e.g. /dev/ttyUSB1 or COM4
+    baud = 115200
+    axes = "1 2 3"                 # the controller's axis identifiers for x, y (and z)
+    units_per_m = 1e6              # controller units per metre (µm for PI piezo stages)
+    timeout_ms = 1000              # pipython's timeout for one answer
+    settle_timeout_s = 5.0         # longest wait for a move to be on target
+
+    [slide]                        # the simulated rig's slide (simulated tagger only)
+    n_particles = 30
+    dimer_fraction = 0.5           # the rest are monomers
+    neck_nm = [4.0, 8.0]           # dimer neck diameters, drawn uniformly
+    centre_m = [100e-6, 100e-6]    # centre of the populated square, stage coordinates
+    size_m = 10e-6                 # side of the populated square
+    min_separation_m = 1e-6
+    fragile_fraction = 0.0         # particles that photobleach after a light dose ...
+    bleach_dose_s = [0.02, 0.08]   # ... of this many seconds in the focus centre
+    count_rate_hz = 0.0            # monomer bright-state rate in focus (0: ~30 kcps)
+    drift_m_per_s = [0.0, 0.0]     # sample drift per second of light on it
+    seed = -1                      # -1: a new slide (and new particles) every time
+
+With a simulated tagger and a simulated stage the rig's tagger looks at the slide through the
+focus the stage moves (:mod:`spad.simulators.slide`); with a simulated tagger and ``[slide]`` but
+no stage, each recording is a new particle of the slide's mix.
+
 The loader only reads and checks; :mod:`spad.app.rig` opens the instruments.
 """
 
@@ -60,8 +92,8 @@ from typing import Any
 
 from spad.errors import SpadError
 
-__all__ = ["ConfigError", "TaggerSettings", "CameraSettings", "SpectrographSettings", "Rig",
-           "load_rig", "parse_rig"]
+__all__ = ["ConfigError", "TaggerSettings", "CameraSettings", "SpectrographSettings",
+           "StageSettings", "SlideSettings", "Rig", "load_rig", "parse_rig"]
 
 
 class ConfigError(SpadError, ValueError):
@@ -118,13 +150,50 @@ class SpectrographSettings:
 
 
 @dataclass(frozen=True)
+class StageSettings:
+    """``[stage]`` of the rig file."""
+
+    backend: str = "simulated"
+    connection: str = "usb"
+    serial: str = ""
+    address: str = ""
+    ip_port: int = 50000
+    port: str = ""
+    baud: int = 115200
+    axes: str = "1 2 3"
+    units_per_m: float = 1e6
+    timeout_ms: int = 1000
+    settle_timeout_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class SlideSettings:
+    """``[slide]`` of the rig file (the simulated slide, :mod:`spad.simulators.slide`)."""
+
+    n_particles: int = 30
+    dimer_fraction: float = 0.5
+    neck_nm: tuple[float, ...] = (4.0, 8.0)
+    centre_m: tuple[float, ...] = (100e-6, 100e-6)
+    size_m: float = 10e-6
+    min_separation_m: float = 1e-6
+    fragile_fraction: float = 0.0
+    bleach_dose_s: tuple[float, ...] = (0.02, 0.08)
+    count_rate_hz: float = 0.0
+    drift_m_per_s: tuple[float, ...] = (0.0, 0.0)
+    seed: int = -1
+
+
+@dataclass(frozen=True)
 class Rig:
-    """A whole rig file, checked. ``path`` is ``None`` for the default (simulated) rig."""
+    """A whole rig file, checked. ``path`` is ``None`` for the default (simulated) rig;
+    ``stage`` is ``None`` without a ``[stage]`` table, ``slide`` without a ``[slide]`` table."""
 
     tagger: TaggerSettings = field(default_factory=TaggerSettings)
     camera: CameraSettings = field(default_factory=CameraSettings)
     spectrograph: SpectrographSettings = field(default_factory=SpectrographSettings)
     path: str | None = None
+    stage: StageSettings | None = None
+    slide: SlideSettings | None = None
 
 
 # Allowed values and ranges; a key absent here only has its type checked.
@@ -136,6 +205,8 @@ _CHOICES = {
     ("camera", "backend"): ("simulated", "andor"),
     ("spectrograph", "backend"): ("simulated", "acton"),
     ("spectrograph", "link"): ("rs232", "usb"),
+    ("stage", "backend"): ("simulated", "pi"),
+    ("stage", "connection"): ("usb", "tcp", "rs232"),
 }
 _RANGES = {
     ("tagger", "sync_divider"): (1, 16),
@@ -158,9 +229,26 @@ _RANGES = {
     ("spectrograph", "focal_length_m"): (0.05, 2.0),
     ("spectrograph", "inclusion_angle_deg"): (0.0, 90.0),
     ("spectrograph", "pixel_size_m"): (1e-7, 1e-3),
+    ("stage", "ip_port"): (1, 65535),
+    ("stage", "baud"): (300, 4_000_000),
+    ("stage", "units_per_m"): (1.0, 1e12),
+    ("stage", "timeout_ms"): (10, 600_000),
+    ("stage", "settle_timeout_s"): (0.01, 600.0),
+    ("slide", "n_particles"): (0, 10_000),
+    ("slide", "dimer_fraction"): (0.0, 1.0),
+    ("slide", "neck_nm"): (0.0, 20.0),
+    ("slide", "centre_m"): (-1.0, 1.0),
+    ("slide", "size_m"): (1e-7, 1e-2),
+    ("slide", "min_separation_m"): (0.0, 1e-3),
+    ("slide", "fragile_fraction"): (0.0, 1.0),
+    ("slide", "bleach_dose_s"): (0.0, 1e6),
+    ("slide", "count_rate_hz"): (0.0, 1e8),
+    ("slide", "drift_m_per_s"): (-1e-6, 1e-6),
+    ("slide", "seed"): (-1, 2**31 - 1),
 }
 _TABLES = {"tagger": TaggerSettings, "camera": CameraSettings,
-           "spectrograph": SpectrographSettings}
+           "spectrograph": SpectrographSettings, "stage": StageSettings,
+           "slide": SlideSettings}
 
 
 def _check_scalar(where: str, key: str, kind: type, value: Any) -> Any:
@@ -233,6 +321,22 @@ def _check_consistency(where: str, s: Any) -> None:
         if s.em_gain > 300 and not s.advanced_em_gain:
             raise ConfigError(f"{where} em_gain: {s.em_gain:g} above 300 needs "
                               "advanced_em_gain = true (high gain ages the EM register)")
+    if isinstance(s, StageSettings):
+        if not 2 <= len(s.axes.split()) <= 3:
+            raise ConfigError(f"{where} axes: {s.axes!r} must name 2 or 3 controller axes "
+                              "(x y [z]), e.g. \"1 2 3\"")
+        if s.backend == "pi" and s.connection == "tcp" and not s.address:
+            raise ConfigError(f"{where} address: a tcp connection needs the controller's "
+                              "IP address")
+        if s.backend == "pi" and s.connection == "rs232" and not s.port:
+            raise ConfigError(f"{where} port: an rs232 connection needs a serial port")
+    if isinstance(s, SlideSettings):
+        for key in ("neck_nm", "centre_m", "bleach_dose_s", "drift_m_per_s"):
+            v = getattr(s, key)
+            pair = key in ("centre_m", "drift_m_per_s")
+            if len(v) != 2 or (not pair and v[0] > v[1]):
+                raise ConfigError(f"{where} {key}: give two numbers"
+                                  + (" (x, y)" if pair else " (low, high)"))
     if isinstance(s, SpectrographSettings) and s.backend == "acton" and not s.port:
         raise ConfigError(f"{where} port: the Acton needs a serial port (e.g. /dev/ttyUSB0)")
 

@@ -21,10 +21,69 @@ import errno as errno_mod
 import os
 import re
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["replacing", "check_writable", "check_folder", "user_os_error"]
+__all__ = ["replacing", "check_writable", "check_folder", "check_regular_file", "user_os_error",
+           "free_bytes", "check_free", "DISK_RESERVE_BYTES"]
+
+DISK_RESERVE_BYTES = 32 << 20
+"""Free space every writer leaves on the disk: a write that would go below it is refused with
+ENOSPC before the file system is full. HDF5 meeting a full disk in the middle of a write
+leaves its caches inconsistent (errors at every later call, a crash when the file is closed);
+refused while there is still room, the writer closes the file cleanly, and everything written
+before stays readable."""
+
+
+def free_bytes(path: str | os.PathLike[str]) -> int:
+    """Free space for an unprivileged writer on the disk holding ``path`` (a file or folder;
+    a file not created yet counts its folder)."""
+    p = Path(path)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return shutil.disk_usage(p).free
+
+
+def check_free(path: str | os.PathLike[str], need: float, what: str = "this") -> None:
+    """Fail, naming ``path``, unless ``need`` bytes plus :data:`DISK_RESERVE_BYTES` are free
+    on its disk."""
+    free = free_bytes(path)
+    if free < need + DISK_RESERVE_BYTES:
+        raise OSError(errno_mod.ENOSPC,
+                      f"not enough space on the disk: {_mb(free)} free, {what} needs "
+                      f"{_mb(need)} beyond the {_mb(DISK_RESERVE_BYTES)} spad leaves free",
+                      str(path))
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1e6:.1f} MB" if n < 1e9 else f"{n / 1e9:.1f} GB"
+
+
+def check_regular_file(path: str | os.PathLike[str]) -> Path:
+    """Fail, naming ``path``, unless it is an existing regular file: a FIFO or a device would
+    block a reader forever or feed it endless bytes.
+
+    Raises
+    ------
+    FileNotFoundError, IsADirectoryError, OSError
+        With ``filename`` the path and a message in the user's terms.
+    """
+    import stat
+
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(errno_mod.ENOENT, "no such file", str(path)) from None
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno_mod.EISDIR, "is a folder, not a file", str(path))
+    if not stat.S_ISREG(mode):
+        kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a device"
+                if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket"
+                if stat.S_ISSOCK(mode) else "not a regular file")
+        raise OSError(errno_mod.EINVAL, f"is {kind}, not a recording file", str(path))
+    return path
 
 
 def check_writable(target: str | os.PathLike[str], overwrite: bool = True) -> Path:
@@ -47,10 +106,22 @@ def check_writable(target: str | os.PathLike[str], overwrite: bool = True) -> Pa
         raise FileExistsError(errno_mod.EEXIST,
                               "file exists (choose another name, or overwrite: --force)",
                               str(target))
+    _check_not_read_only(folder, target)
     if not os.access(folder, os.W_OK | os.X_OK):
         raise PermissionError(errno_mod.EACCES, f"no permission to write in {folder}",
                               str(target))
     return target
+
+
+def _check_not_read_only(folder: Path, target: Path) -> None:
+    """A read-only file system (a write-protected card, a read-only mount) said as such: it
+    is not a matter of permissions."""
+    try:
+        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        return
+    if read_only:
+        raise OSError(errno_mod.EROFS, f"{folder} is on a read-only file system", str(target))
 
 
 def check_folder(folder: str | os.PathLike[str]) -> Path:
@@ -63,6 +134,7 @@ def check_folder(folder: str | os.PathLike[str]) -> Path:
         existing = existing.parent
     if not existing.is_dir():
         raise NotADirectoryError(errno_mod.ENOTDIR, f"{existing} is not a folder", str(folder))
+    _check_not_read_only(existing, folder)
     if not os.access(existing, os.W_OK | os.X_OK):
         raise PermissionError(errno_mod.EACCES, f"no permission to write in {existing}",
                               str(folder))
@@ -93,7 +165,7 @@ def user_os_error(exc: OSError, names: dict[str, str]) -> OSError:
         text = exc.strerror  # already plain words
     else:
         text = os.strerror(code) if code else "cannot be written"
-    if code == errno_mod.ENOSPC:
+    if code == errno_mod.ENOSPC and (internals or not exc.strerror):
         text = "no space left on the disk"
     return OSError(code or errno_mod.EIO, text, filename)
 

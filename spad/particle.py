@@ -13,7 +13,8 @@ Layout (Photon-HDF5 0.5, measurement_type ``"generic"``, valid for phconvert's c
 - ``/user/ground_truth``: for simulated particles, what was simulated (state timeline,
   parameters, expected g2(0), peak energies, shift...);
 - ``/user/analysis``: the results of ``spad analyze --save`` (see
-  :func:`write_analysis_group`).
+  :func:`write_analysis_group`);
+- ``/user/acquisition``: how a recording was made and ended (:data:`ACQUISITION_GROUP`).
 
 This module owns the ``/user`` layout: every group under ``/user`` is written and read here.
 
@@ -52,6 +53,10 @@ time-tag formats of :data:`spad.formats.FORMATS`, which itself reads content, no
 
 TRUTH_GROUP = "ground_truth"
 ANALYSIS_GROUP = "analysis"
+ACQUISITION_GROUP = "acquisition"
+"""``/user/acquisition`` of a recording (``spad acquire``): settings, instrument states, start;
+``final`` (stop reason, end, photons, error) when it ends, or from ``spad repair`` when it was
+cut off (:mod:`spad.formats.repair`)."""
 LAYOUT = "spad particle 1"
 """Version tag stored as ``/user/spectrum/layout``."""
 

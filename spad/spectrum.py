@@ -73,6 +73,16 @@ class SpectrumData:
                 # Wavelengths in nm stored where metres are expected are a classic unit slip.
                 raise ValueError("wavelength_m must be in metres (values above 100 µm found; "
                                  "nanometres?)")
+            w = self.wavelength_m
+            step = np.diff(w)
+            if not (np.all(np.isfinite(w)) and np.all(w > 0)):
+                raise ValueError("wavelength_m must be positive numbers (NaN, infinite, zero "
+                                 "or negative values found)")
+            if w.size > 1 and not (np.all(step > 0) or np.all(step < 0)):
+                # a constant (or zig-zag) axis has no dispersion to convert counts per pixel
+                raise ValueError("the wavelength axis must rise or fall strictly from column "
+                                 f"to column ({w.min() * 1e9:g}-{w.max() * 1e9:g} nm, with "
+                                 "repeated or reversing values)")
 
     @property
     def n_frames(self) -> int:

@@ -9,6 +9,16 @@ import pytest
 DATA = Path(__file__).parent / "data"
 
 
+def pytest_sessionfinish(session, exitstatus) -> None:  # noqa: ANN001, ARG001
+    """The suite leaves no process behind: the live-analysis worker some tests started is
+    stopped (it would also end by itself when this process ends: it watches its parent)."""
+    import sys
+
+    engine = sys.modules.get("spad.app.acquisition.engine")
+    if engine is not None:
+        engine.shutdown_workers()
+
+
 @pytest.fixture
 def data_dir() -> Path:
     """Folder of test files shipped with the project (see tests/data/README.md)."""

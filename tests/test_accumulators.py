@@ -278,8 +278,18 @@ def test_decay_histogram_t3_and_t2():
 
 def test_decay_histogram_out_of_range_counted():
     chunk = PhotonChunk(T3, [0, 1, 2], [1, 1, 2], [10, 3999, 4500])
-    got = feed(DecayHistogram(), [chunk])
+    got = feed(DecayHistogram(range_s=4000 * T3.nanotime_unit), [chunk])
     assert got.counts.sum() == 2 and got.n_out_of_range == 1
+    # by default the T3 histogram grows to hold a delay beyond the stated bins (a header that
+    # contradicts the data): nothing is dropped, and merging grown histograms works
+    grown = DecayHistogram()
+    feed(grown, [chunk])
+    got = grown.result()
+    assert got.counts.sum() == 3 and got.n_out_of_range == 0 and got.counts.shape[1] == 4501
+    plain = DecayHistogram()
+    feed(plain, [PhotonChunk(T3, [0], [1], [10])])
+    plain.merge(grown)
+    assert plain.result().counts.sum() == 4
     with pytest.raises(ValueError, match="range_s"):
         DecayHistogram().update(PhotonChunk(Timing("T2", 1e-12), [1], [1]))
 

@@ -211,6 +211,25 @@ def test_truncated_power_law_is_preferred_when_cut_off():
     assert f.log_likelihood_ratio < 0
 
 
+def test_exponential_dwells_give_no_power_law_exponent():
+    """Issue 23, item 5: dwells that an exponential cutoff dominates (gamma-distributed,
+    t^-0.3 e^(-t/0.2 s)) are fitted by the truncated law with an exponent <= 1, which no power
+    law can have: no exponent, a note; a true truncated power law keeps its exponent."""
+    from spad.analysis.blinking import reported_exponent
+
+    rng = np.random.default_rng(16)
+    d = rng.gamma(0.7, 0.2, 3000)
+    f = fit_power_law(d[d > 1e-3], t_min=1e-3)
+    assert f.preferred == "truncated" and f.tpl_alpha == pytest.approx(0.3, abs=0.1)
+    alpha, note = reported_exponent(f, "OFF")
+    assert alpha is None and "not a power law" in note and "OFF" in note
+    d = pareto(rng, 1.6, 1e-3, 20_000)
+    d = d[rng.random(d.size) < np.exp(-(d - 1e-3) / 0.5)]
+    alpha, note = reported_exponent(fit_power_law(d, t_min=1e-3), "ON")
+    assert alpha == pytest.approx(1.6, abs=0.1) and note is None
+    assert reported_exponent(None, "ON") == (None, None)
+
+
 def test_dwell_times_join_states_and_drop_censored_ends():
     on = np.array([1, 1, 0, 1, 0, 0, 1], dtype=bool)
     start = np.arange(7.0)

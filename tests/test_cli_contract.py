@@ -96,7 +96,9 @@ INPUT_ARGS = {
     "replay": lambda f, out: ["replay", str(f)],
     "batch": lambda f, out: ["batch", str(f), "--out", str(out.with_suffix(".csv"))],
     "acquire": lambda f, out: ["acquire", "--config", str(f), "-o", str(out)],
+    "survey": lambda f, out: ["survey", "--config", str(f), "-o", str(out.with_suffix(""))],
     "gui": lambda f, out: ["gui", str(f)],
+    "repair": lambda f, out: ["repair", str(f)],
 }
 OUTPUT_ARGS = {
     "convert": lambda good, out: ["convert", str(good), str(out)],
@@ -115,7 +117,9 @@ BAD_OPTION = {
     "replay": ["replay", "a.ptu", "--speed", "0"],
     "batch": ["batch", "a.ptu", "--out", "table.txt"],
     "acquire": ["acquire", "-o", "x.h5", "--duration", "-1"],
+    "survey": ["survey", "-o", "s", "--step", "0"],
     "gui": ["gui", "--bogus"],
+    "repair": ["repair", "--bogus", "a.h5"],
 }
 
 

@@ -82,7 +82,7 @@ def test_t2_pair_with_count_rate(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--duration", "-1"], "--duration must be a positive"),
+    (["--duration", "-1"], "--duration must be at least 0.001 s"),
     (["--neck-nm", "4"], "--neck-nm applies to --particle dimer only"),
     (["--particle", "dimer", "--neck-nm", "-3"], "--neck-nm must be within"),
     (["--particle", "trimer"], "invalid choice"),

@@ -37,6 +37,8 @@ def live(qtbot, tmp_path, rig):
     lm = attach_live(w, rig=rig)
     lm.recorder.folder.setText(str(tmp_path / "session"))
     lm.recorder.duration.setValue(3.0)
+    # Record waits for the warm-up of the analysis kernels (seconds from numba's cache)
+    qtbot.waitUntil(lm.recorder.record.isEnabled, timeout=600_000)
     yield lm
     lm.shutdown()
 
@@ -128,3 +130,47 @@ def test_closing_during_a_recording_finishes_the_file(qtbot, tmp_path):
         assert outcome is not None and outcome.stop_reason == "stopped"
         with h5py.File(outcome.path, "r") as f:
             assert f["photon_data/timestamps"].shape[0] > 0
+
+
+def test_record_waits_for_the_warm_up_and_says_so(qtbot, tmp_path, rig):
+    """The kernels are warmed before the first Record (the first particle once showed
+    "g2(0) n/a" all along while they compiled): Record is disabled with a visible status until
+    then."""
+    from spad.gui.live_mode import attach_live
+    from spad.gui.main_window import MainWindow
+
+    w = MainWindow(QtCore.QSettings(str(tmp_path / "gui.ini"), QtCore.QSettings.IniFormat))
+    qtbot.addWidget(w)
+    lm = attach_live(w, rig=rig)
+    try:
+        assert not lm.recorder.record.isEnabled()
+        assert lm.recorder.state.text().startswith("preparing the analysis")
+        assert "preparing the analysis" in w.status.text()
+        qtbot.waitUntil(lm.recorder.record.isEnabled, timeout=600_000)
+        assert lm.recorder.state.text() == "ready"
+        assert w.status.text().endswith("press Record")
+    finally:
+        lm.shutdown()
+
+
+def test_progress_bar_shows_the_particle_finished_after_an_early_stop(qtbot, live):
+    """A particle ended before its longest duration (sure, Stop) once left the bar at the
+    fraction of the time it took (7-9 %): it says finished, and why."""
+    bar = live.recorder.progress
+    live.recorder.duration.setValue(600.0)
+    live.recorder.record.click()
+    qtbot.waitUntil(lambda: live.acq.snapshot().elapsed_s > 0.5, timeout=60_000)
+    live.recorder.stop.click()
+    qtbot.waitUntil(lambda: not live.recording and live.recorder.record.isEnabled(),
+                    timeout=120_000)
+    assert bar.value() == bar.maximum()
+    assert bar.text().startswith("finished: stopped after ")
+    live.window.particles.set_current(live.window.particles.paths()[0])
+    shown = live.window.bic.curve.getData()[0]
+    assert shown is not None and len(shown) > 0                # the finished particle's BIC
+    live.recorder.record.click()          # the next particle starts from an empty bar
+    assert bar.text() != "" and not bar.text().startswith("finished")
+    # and shows nothing of the particle before it: its level grouping neither
+    assert live.window.bic.info.text() == "level grouping: n/a"
+    live.abort()
+    qtbot.waitUntil(lambda: not live.recording, timeout=120_000)

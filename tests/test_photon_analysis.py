@@ -54,10 +54,11 @@ def test_real_single_emitter(result, v20_t3) -> None:
     # The plain centre/side window ratio is the 0.15 quoted for this file, and matches the
     # ratio computed here independently of spad's correlator. With a 39 ns decay at a 200 ns
     # period the neighbouring peaks' tails put ~0.06 into the centre window, and the decay's
-    # flat floor (~670 cps of 7.8 kcps) another ~0.08; the corrected g2(0) removes both.
+    # flat floor (~670 cps of 7.8 kcps) another ~0.08; the corrected g2(0) removes both (T3:
+    # the pairs counted by sync label, tests/test_g2_bias.py, then the floor's pairs).
     assert result.g2_zero_raw == pytest.approx(0.15, abs=0.05)
     assert result.g2_zero_raw == pytest.approx(raw_window_ratio(v20_t3), abs=0.01)
-    assert result.g2_excitation == "pulsed" and result.g2_correction == "leakage+decay floor"
+    assert result.g2_excitation == "pulsed" and result.g2_correction == "sync pairs+decay floor"
     assert 400 < result.g2_background_cps < 1000
     assert -3 * result.g2_zero_err < result.g2_zero < result.g2_zero_raw
     assert result.g2_zero_err < 0.07

@@ -3,7 +3,8 @@
 from spad.drivers.interfaces.base import Instrument
 from spad.drivers.interfaces.camera import CameraInterface
 from spad.drivers.interfaces.spectrograph import Grating, SpectrographInterface
+from spad.drivers.interfaces.stage import StageInterface
 from spad.drivers.interfaces.tagger import TaggerConfig, TimeTagger
 
 __all__ = ["CameraInterface", "Grating", "Instrument", "SpectrographInterface", "TaggerConfig",
-           "TimeTagger"]
+           "StageInterface", "TimeTagger"]

@@ -43,6 +43,7 @@ import logging
 import math
 import os
 import pickle
+import re
 import sys
 import time
 import warnings
@@ -490,15 +491,31 @@ def _light(entry: dict[str, Any], rec: dict[str, Any] | None) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- the run
 
+SCHEDULER_ADDRESS = re.compile(r"(?:(?:tcp|tls|ucx|ws|wss)://)?(\[[0-9a-fA-F:]+\]|[^\s:/\[\]]+)"
+                               r":(\d{1,5})/?")
+"""A Dask scheduler's address: ``[PROTOCOL://]HOST:PORT``."""
+
+
+def check_scheduler(address: str | None) -> None:
+    """Refuse, before anything starts, a ``--scheduler`` that is no ``[tcp://]HOST:PORT``."""
+    if address is None:
+        return
+    m = SCHEDULER_ADDRESS.fullmatch(address.strip())
+    if m is None or not 0 < int(m.group(2)) < 65536:
+        raise SpadError(f"--scheduler {address!r}: not a scheduler address (use "
+                        "tcp://HOST:PORT, e.g. tcp://10.0.0.5:8786, port 1-65535)")
+
+
 def open_client(scheduler: str | None, workers: int | None) -> Any:
     """A Dask client on the cluster at ``scheduler``, or on a new LocalCluster of ``workers``
     single-threaded worker processes (default: one per core)."""
     from dask.distributed import Client, LocalCluster
 
     if scheduler:
+        check_scheduler(scheduler)
         try:
             return Client(scheduler, timeout="20s")
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:
             raise SpadError(f"{scheduler}: cannot reach the Dask scheduler ({exc})") from None
     n = workers or os.cpu_count() or 1
     # One thread per worker: the analysis is numpy/numba bound, so processes, not threads.
@@ -557,9 +574,12 @@ def run_batch(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
         raise SpadError(f"{out}: the table must end in .parquet, .pq or .csv")
     out.parent.mkdir(parents=True, exist_ok=True)
     settings = settings or AnalysisSettings()
+    check_scheduler(scheduler)
     files = expand_inputs(inputs)
     shash, code = settings_hash(settings), code_id()
-    journal = Journal(str(out) + JOURNAL_SUFFIX)
+    journal_path = Path(str(out) + JOURNAL_SUFFIX)
+    new_journal = not journal_path.exists()
+    journal = Journal(journal_path)
     t0 = time.perf_counter()
     try:
         todo: list[tuple[str, str | None, tuple[int, dict[str, Any]] | None]] = []
@@ -609,6 +629,10 @@ def run_batch(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
                         bar.update()
                 except KeyboardInterrupt:
                     interrupted = True
+                    # reached: no redelivery while the table is written (safe_output)
+                    from spad.app.safe_output import acknowledge
+
+                    acknowledge()
                 bar.close()
         entries = [journal.lookup(f, shash, code) for f in files]
         if interrupted:  # the table of what finished, then stop as asked
@@ -624,6 +648,11 @@ def run_batch(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
         journal.compact()
     finally:
         journal.close()
+        # a run that ended before any result (an unreachable scheduler) leaves no empty journal
+        if new_journal and journal.lines == 0:
+            with contextlib.suppress(OSError):
+                if journal_path.stat().st_size == 0:
+                    journal_path.unlink()
     summary = BatchSummary(len(files), analysed, up_to_date, failed,
                            time.perf_counter() - t0, task_seconds, n_workers, out)
     if report is not None:

@@ -36,6 +36,7 @@ from spad.analysis.classify import (
     SPECTRUM_FEATURES,
     Classifier,
 )
+from spad.app.safe_output import worker_init
 
 SEED_OFFSET_TEST = 1_000_000
 
@@ -169,7 +170,8 @@ def simulate_population(n_each: int, seed0: int, workers: int, folder: str | Pat
     # their base peak energy, pairing the populations and flattering the red-shift estimate.
     jobs = [(k, seed0 + 2 * i + (k == "dimer"), str(folder), preset, keep)
             for i in range(n_each) for k in ("monomer", "dimer")]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # workers that end with this process, however it ends (spad.app.safe_output.worker_init)
+    with ProcessPoolExecutor(max_workers=workers, initializer=worker_init) as pool:
         out = []
         for i, r in enumerate(pool.map(_particle, jobs, chunksize=1)):
             out.append(r)

@@ -16,8 +16,8 @@ import warnings
 
 from spad.app import memory, safe_output
 
-COMMANDS = ["info", "convert", "simulate", "analyze", "batch", "acquire", "replay", "devices",
-            "gui"]
+COMMANDS = ["info", "convert", "simulate", "analyze", "batch", "acquire", "survey", "replay",
+            "repair", "devices", "gui"]
 """Sub-command modules in :mod:`spad.app.commands`, in the order ``spad --help`` lists them."""
 
 
@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except SystemExit:  # argparse: --help (0) and usage errors (2, one line already out)
         raise
+    except BrokenPipeError:  # the reader of our output has gone (spad info F | head -3)
+        _quiet_stdout()
+        return safe_output.EXIT_OK
     except BaseException as exc:  # noqa: BLE001 - the contract covers every way out
         verdict = safe_output.error_line(exc)
         if verdict is None:  # a bug: show where
@@ -70,7 +73,18 @@ def main(argv: list[str] | None = None) -> int:
         return code
     finally:
         safe_output.restore(previous)
-        sys.stdout.flush()
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _quiet_stdout()
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe: what is left in stdout's buffer goes nowhere, and the
+    interpreter's last flush at exit does not complain."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def console() -> None:

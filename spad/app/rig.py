@@ -7,12 +7,18 @@
         frame = rig.camera.snap()
         rig.tagger.start(10.0)
 
-Each instrument is opened in turn (spectrograph, camera, tagger) and all are closed on leaving
-the block, also after an error; if one fails to open, those already open are closed and the
+Each instrument is opened in turn (spectrograph, camera, stage, tagger) and all are closed on
+leaving the block, also after an error; if one fails to open, those already open are closed and the
 :class:`~spad.errors.DeviceError` naming it propagates. Simulated back-ends come from
 :mod:`spad.simulators.instruments` and :mod:`spad.simulators.tagger`; real ones from ``drivers/``,
 imported
 only when the rig asks for them.
+
+A rig with a ``[stage]`` table has ``rig.stage`` (a
+:class:`~spad.drivers.interfaces.stage.StageInterface`, else ``None``). A simulated tagger then
+looks at the simulated slide (``[slide]``) through the focus the simulated stage moves
+(:class:`spad.simulators.slide.SlideTagger`); without a stage but with ``[slide]`` it sees a new
+particle of the slide's mix at each recording (:class:`spad.simulators.slide.MixTagger`).
 """
 
 from __future__ import annotations
@@ -23,12 +29,22 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from spad.config import CameraSettings, Rig, SpectrographSettings, TaggerSettings, load_rig
+from spad.config import (
+    CameraSettings,
+    Rig,
+    SlideSettings,
+    SpectrographSettings,
+    StageSettings,
+    TaggerSettings,
+    load_rig,
+)
 from spad.drivers.interfaces.camera import CameraInterface
 from spad.drivers.interfaces.spectrograph import SpectrographInterface
+from spad.drivers.interfaces.stage import StageInterface
 from spad.drivers.interfaces.tagger import TimeTagger
 
-__all__ = ["Instruments", "open_rig", "open_spectrograph", "open_camera", "open_tagger"]
+__all__ = ["Instruments", "open_rig", "open_spectrograph", "open_camera", "open_tagger",
+           "open_stage"]
 
 
 @dataclass
@@ -43,6 +59,11 @@ class Instruments:
     spectrograph: SpectrographInterface | None
     rig: Rig | None = None
     """``None``: not opened from a rig file (the simulated particle rig)."""
+    stage: StageInterface | None = None
+    """The sample stage (a rig file with a ``[stage]`` table), else ``None``."""
+    slide: Any = None
+    """The simulated slide (:class:`spad.simulators.slide.Slide`) of a simulated rig with a
+    stage: its truth, for tests and demos."""
 
 
 def open_spectrograph(s: SpectrographSettings) -> SpectrographInterface:
@@ -84,7 +105,42 @@ def open_camera(s: CameraSettings, spectrograph: SpectrographInterface | None = 
     return cam
 
 
-def open_tagger(s: TaggerSettings, *, seed: int = 0, realtime: bool = True) -> TimeTagger:
+def open_stage(s: StageSettings, *, realtime: bool = True) -> StageInterface:
+    """Create and open the sample stage of ``s`` (a simulated one runs on the wall clock, or
+    on a simulated clock with ``realtime=False``)."""
+    if s.backend == "pi":
+        from spad.drivers.pi import PIStage
+
+        stage: StageInterface = PIStage(s.connection, serial=s.serial, address=s.address,
+                                        ip_port=s.ip_port, port=s.port, baud=s.baud,
+                                        axes=tuple(s.axes.split()), units_per_m=s.units_per_m,
+                                        timeout_ms=s.timeout_ms)
+    else:
+        from spad.simulators.instruments import ManualClock
+        from spad.simulators.stage import SimulatedStage, StageMotion
+
+        stage = SimulatedStage(StageMotion(clock=None if realtime else ManualClock()))
+    stage.open()
+    return stage
+
+
+def _slide_tagger(slide: SlideSettings, stage: StageInterface | None, camera: Any,
+                  seed: int, realtime: bool) -> tuple[TimeTagger, Any]:
+    """The simulated tagger over the slide (with a simulated stage) or its mix (without)."""
+    from spad.simulators.instruments import SimulatedCamera
+    from spad.simulators.slide import MixTagger, Slide, SlideTagger, spec_from_settings
+    from spad.simulators.stage import SimulatedStage
+
+    spec = spec_from_settings(slide)
+    cam = camera if isinstance(camera, SimulatedCamera) else None
+    if isinstance(stage, SimulatedStage):
+        sl = Slide(spec)
+        return SlideTagger(sl, stage, cam, seed=seed, realtime=realtime), sl
+    return MixTagger(spec, cam, realtime=realtime), None
+
+
+def open_tagger(s: TaggerSettings, *, seed: int = 0, realtime: bool = True,
+                tagger: TimeTagger | None = None) -> TimeTagger:
     """Create, open and configure the time tagger of ``s``.
 
     ``seed`` and ``realtime`` only concern the simulated tagger (a monomer in focus; records at
@@ -108,6 +164,8 @@ def open_tagger(s: TaggerSettings, *, seed: int = 0, realtime: bool = True) -> T
                                input_levels_v=tuple(v / 1e3 for v in s.input_levels_mv)
                                or (0.5,))
         tagger.open()
+    elif tagger is not None:
+        tagger.open()
     else:
         from spad.simulators.detection import Detection
         from spad.simulators.emitter import monomer
@@ -123,21 +181,28 @@ def open_tagger(s: TaggerSettings, *, seed: int = 0, realtime: bool = True) -> T
 
 
 @contextmanager
-def open_rig(config_path: str | os.PathLike[str] | None = None, *, seed: int = 0,
+def open_rig(config_path: str | os.PathLike[str] | Rig | None = None, *, seed: int = 0,
              realtime: bool = True) -> Iterator[Instruments]:
-    """Open every instrument of the rig file ``config_path`` (``None``: all simulated).
+    """Open every instrument of the rig file ``config_path`` (``None``: all simulated; or a
+    checked :class:`~spad.config.Rig`).
 
     Yields
     ------
     Instruments
         ``.tagger``, ``.camera``, ``.spectrograph`` (the drivers/interfaces types) and ``.rig``.
     """
-    rig = load_rig(config_path)
+    rig = config_path if isinstance(config_path, Rig) else load_rig(config_path)
     with ExitStack() as stack:
         mono = open_spectrograph(rig.spectrograph)
         stack.callback(mono.close)
         cam = open_camera(rig.camera, mono)
         stack.callback(cam.close)
-        tagger = open_tagger(rig.tagger, seed=seed, realtime=realtime)
+        stage = slide = sim = None
+        if rig.stage is not None:
+            stage = open_stage(rig.stage, realtime=realtime)
+            stack.callback(stage.close)
+        if rig.tagger.backend == "simulated" and (stage is not None or rig.slide is not None):
+            sim, slide = _slide_tagger(rig.slide or SlideSettings(), stage, cam, seed, realtime)
+        tagger = open_tagger(rig.tagger, seed=seed, realtime=realtime, tagger=sim)
         stack.callback(tagger.close)
-        yield Instruments(tagger, cam, mono, rig)
+        yield Instruments(tagger, cam, mono, rig, stage, slide)

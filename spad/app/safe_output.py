@@ -26,8 +26,11 @@ For a new command
 - write every output through :func:`replacing` (temporary file + rename: an error or an
   interruption leaves no half-written output and never destroys an existing file), and check
   the output is writable before long work (:func:`check_writable`);
+- refuse impossible option values up front with :func:`check_range` (one line naming the
+  option and its accepted range);
 - start worker processes with ``initializer=worker_init`` (workers leave Ctrl-C to the main
-  process) and shut them down with :func:`shutdown_pool` in a ``finally``;
+  process, and end by themselves when it dies, ``kill -9`` included) and shut them down with
+  :func:`shutdown_pool` in a ``finally``;
 - long compiled (numba) loops need nothing special: a signal that arrives inside one is
   recognised afterwards (:func:`interrupted`), however the compiled code re-raised it.
 
@@ -39,16 +42,18 @@ during the clean-up exits at once.
 from __future__ import annotations
 
 import _thread
+import math
 import os
 import signal
 import sys
 import threading
+import time
 from typing import Any
 
 from spad.errors import SpadError
 from spad.output import check_folder, check_writable, replacing, user_os_error
 
-__all__ = ["install", "interrupted", "worker_init", "shutdown_pool", "error_line",
+__all__ = ["install", "interrupted", "worker_init", "shutdown_pool", "error_line", "check_range",
            "Terminated", "replacing", "check_writable", "check_folder", "EXIT_OK",
            "EXIT_SOME_FAILED",
            "EXIT_USAGE", "EXIT_BUG"]
@@ -146,11 +151,44 @@ def interrupted(exc: BaseException | None = None) -> int | None:
     return None
 
 
-def worker_init() -> None:
+PARENT_POLL_S = 0.2
+"""How often a worker looks whether the process that started it is still there."""
+
+
+def worker_init(parent_pid: int | None = None, background: bool = False) -> None:
     """Initializer of worker processes: Ctrl-C goes to the whole process group, but only the
-    main process acts on it (it then stops the workers); SIGTERM ends a worker quietly."""
+    main process acts on it (it then stops the workers); SIGTERM ends a worker quietly.
+
+    The worker also ends by itself, within :data:`PARENT_POLL_S` of it, once its parent is
+    gone, whatever ended the parent (``kill -9`` included, which leaves no chance to stop the
+    workers): a daemon thread watches the parent's process id (``parent_pid``, default the
+    current parent). An orphaned worker would hold its memory, a CPU and the parent's stdout
+    (a ``spad ... | tail`` would never end) for as long as its work lasts. Keep this module
+    light: a spawned worker imports it before the initializer runs.
+
+    ``background`` (the live analysis of a recording) lowers the worker's priority: on a busy
+    machine the file and the views come first, the live verdict after them (it waits, nothing
+    is lost); and its freed arrays go back to the system (:mod:`spad.app.memory`).
+    """
+    parent = os.getppid() if parent_pid is None else parent_pid
+    threading.Thread(target=_watch_parent, args=(parent,), name="watch parent",
+                     daemon=True).start()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if background:
+        from spad.app.memory import fix_mmap_threshold
+
+        if hasattr(os, "nice"):
+            os.nice(10)
+        fix_mmap_threshold()
+
+
+def _watch_parent(parent: int) -> None:
+    """Exit once ``parent`` is no longer this process's parent (it died: the process was
+    re-parented to init or a subreaper)."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(0)
 
 
 def shutdown_pool(pool: Any, abort: bool) -> None:
@@ -172,7 +210,10 @@ def error_line(exc: BaseException) -> tuple[int, str] | None:
     code = interrupted(exc)
     if code is not None:
         acknowledge()
-        return code, "spad: interrupted" + (" (SIGTERM)" if code == 143 else "")
+        # an interruption may say what was kept (spad acquire: the file, finalised)
+        said = str(exc) if isinstance(exc, KeyboardInterrupt) and str(exc) else ""
+        return code, ("spad: interrupted" + (" (SIGTERM)" if code == 143 else "")
+                      + (f": {said}" if said else ""))
     if isinstance(exc, SpadError):
         return EXIT_USAGE, f"spad: error: {exc}"
     if isinstance(exc, OSError):
@@ -182,6 +223,17 @@ def error_line(exc: BaseException) -> tuple[int, str] | None:
     if isinstance(exc, MemoryError):
         return EXIT_USAGE, "spad: error: out of memory"
     return None
+
+
+def check_range(option: str, value: float | None, low: float, high: float,
+                unit: str = "") -> None:
+    """Refuse an option value outside ``[low, high]`` (NaN and infinities included) with one
+    line naming the option and the accepted range."""
+    if value is None:
+        return
+    if not (math.isfinite(value) and low <= value <= high):
+        unit = f" {unit}" if unit else ""
+        raise SpadError(f"{option} must be within {low:g}-{high:g}{unit}, not {value:g}")
 
 
 def print_error(message: str) -> None:

@@ -21,7 +21,8 @@ def particle_summary(rec: dict[str, Any]) -> str:
         + (f"\n  why          {c['reason']}" if c.get("reason") else ""),
         f"  photons      {rec['photons']} in {f(rec['duration_s'], '.1f')} s "
         f"({f(rec['count_rate_cps'], '.0f')} cps; ROI {f(rec['roi_start_s'], '.2f')}-"
-        f"{f(rec['roi_end_s'], '.2f')} s, {rec['roi_source']}; {rec['n_bursts']} burst(s) "
+        f"{f(rec['roi_end_s'], '.2f')} s, {rec['roi_source'] or 'n/a'}; "
+        f"{f(rec['n_bursts'], 'd')} burst(s) "
         f"removed)",
         f"  g2(0)        {f(rec['g2_zero'], '.3f')} ± {f(rec['g2_zero_err'], '.3f')}   "
         f"gated {f(rec['g2_zero_gated'], '.3f')}",
@@ -29,7 +30,8 @@ def particle_summary(rec: dict[str, Any]) -> str:
         f" (bright state; chi2/dof {f(rec['lifetime_chi2_reduced'], '.2f')}, Durbin-Watson "
         f"{f(rec['lifetime_durbin_watson'], '.3f')}, 5 % bound "
         f"{f(rec['lifetime_dw_bound_5pct'], '.3f')})",
-        f"  blinking     ON fraction {f(rec['on_fraction'], '.2f')}, {rec['n_levels']} levels, "
+        f"  blinking     ON fraction {f(rec['on_fraction'], '.2f')}, "
+        f"{f(rec['n_levels'], 'd')} levels, "
         f"alpha ON {f(rec['alpha_on'], '.2f')} OFF {f(rec['alpha_off'], '.2f')}, switching "
         f"{f(rec['switching_rate_hz'], '.1f')}/s",
     ]

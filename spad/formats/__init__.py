@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,6 +133,12 @@ scan after them, the content check of SPC files last)."""
 
 def _detect(path: str | os.PathLike[str]) -> Format:
     try:
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+            # a FIFO would block the read forever, a device feed it endless bytes
+            kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else
+                    "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket")
+            raise FormatError(path, f"is {kind}, not a time-tag file")
         size = os.path.getsize(path)
         with Path(path).open("rb") as fh:
             head = fh.read(256)

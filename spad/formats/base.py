@@ -107,6 +107,44 @@ def dtime_limit(rectype: Any) -> int:
     return 1 << int(rectype.nanotime_bits)
 
 
+def delay_problem(delay_counts: np.ndarray, timing: Any) -> str | None:
+    """A warning when a T3 file's TCSPC delays contradict its header, else ``None``.
+
+    A card measures each photon's delay from its sync, so the delays of a real recording
+    occupy at most one sync period (wherever a cable delay or a reverse start-stop puts them in
+    the range). Delays spread over much more than the stated period (the middle 99 % of the
+    photons, 2 % and two bins of slack) mean the stated sync rate or bin count is wrong.
+
+    Parameters
+    ----------
+    delay_counts
+        Photons per native TCSPC bin (all detectors).
+    timing
+        The file's :class:`spad.photons.Timing`.
+    """
+    y = np.asarray(delay_counts, dtype=np.float64)
+    total = float(y.sum())
+    period = timing.sync_period
+    if not timing.is_t3 or not period or total < 100:
+        return None
+    unit = timing.nanotime_unit
+    c = np.cumsum(y)
+    lo = int(np.searchsorted(c, 0.005 * total))
+    hi = int(np.searchsorted(c, 0.995 * total))
+    if (hi - lo + 1) <= 1.02 * period / unit + 2:
+        return None
+    stated = timing.tcspc_num_bins
+    beyond = ""
+    if stated and stated < y.size and y[stated:].sum() > 0:
+        beyond = (f"{y[stated:].sum() / total:.0%} of them beyond the stated {stated} TCSPC "
+                  "bins, ")
+    top = (int(np.flatnonzero(y)[-1]) + 1) * unit
+    return (f"the photons' TCSPC delays occupy {(hi - lo + 1) * unit * 1e9:.4g} ns ({beyond}up "
+            f"to {top * 1e9:.4g} ns), more than the stated sync period of "
+            f"{period * 1e9:.4g} ns: the header contradicts the data; analyses take the delays' "
+            "range from the data, not the stated period")
+
+
 # --------------------------------------------------------------------------------------------
 # Streaming reader of a block of 32-bit records
 # --------------------------------------------------------------------------------------------
@@ -171,6 +209,8 @@ class RecordFileReader(Reader):
             raise ValueError(f"n_records must be at least 1, not {n_records}")
         decoder = Decoder(self.rectype, self.meta.timing)
         remaining = self.meta.n_records
+        last, seen = None, 0
+        delays: np.ndarray | None = None
         with open(self.path, "rb") as fh:
             fh.seek(self.data_offset)
             while remaining > 0:
@@ -179,8 +219,48 @@ class RecordFileReader(Reader):
                 if words.size != count:
                     raise FormatError(self.path, "file became shorter while it was being read")
                 remaining -= count
-                yield decoder.decode(words.astype(np.uint32, copy=False))
+                chunk = decoder.decode(words.astype(np.uint32, copy=False))
+                last = self._check_order(chunk.timestamps, last, seen)
+                seen += len(chunk)
+                delays = self._count_delays(chunk, delays)
+                yield chunk
         self._decoder_warnings(decoder)
+        self._delay_warning(delays)
+
+    def _count_delays(self, chunk: PhotonChunk, counts: np.ndarray | None) -> np.ndarray | None:
+        """Photons per TCSPC bin so far (T3 only), for :func:`delay_problem`."""
+        if not self.meta.timing.is_t3 or chunk.nanotimes.size == 0:
+            return counts
+        h = np.bincount(chunk.nanotimes)
+        if counts is None:
+            return h
+        if h.size > counts.size:
+            h[:counts.size] += counts
+            return h
+        counts[:h.size] += h
+        return counts
+
+    def _delay_warning(self, counts: np.ndarray | None) -> None:
+        if counts is not None:
+            problem = delay_problem(counts, self.meta.timing)
+            if problem:
+                self._warn(problem)
+
+    def _check_order(self, ts: np.ndarray, last: int | None, offset: int) -> int | None:
+        """Refuse timestamps that go backwards (records out of order or damaged): every
+        analysis assumes time order, and a writer would refuse them naming its own output.
+        Returns the last timestamp so far."""
+        if not len(ts):
+            return last
+        if last is not None and ts[0] < last:
+            bad = 0
+        else:
+            down = np.flatnonzero(ts[1:] < ts[:-1])
+            bad = int(down[0]) + 1 if down.size else -1
+        if bad >= 0:
+            raise FormatError(self.path, f"photon timestamps go backwards at photon "
+                                         f"{offset + bad} (records out of order or damaged)")
+        return int(ts[-1])
 
     def _decoder_warnings(self, decoder: Any) -> None:
         if decoder.n_invalid:
@@ -213,5 +293,7 @@ class RecordFileReader(Reader):
             words = np.zeros(0, np.uint32)
         chunk = decoder.decode(words)
         del words
+        self._check_order(chunk.timestamps, None, 0)
         self._decoder_warnings(decoder)
+        self._delay_warning(self._count_delays(chunk, None))
         return Measurement(chunk, self.meta)

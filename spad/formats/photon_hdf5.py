@@ -60,14 +60,23 @@ def open_hdf5(path: str | os.PathLike[str]) -> h5py.File:
 
     A file written in SWMR mode (``spad acquire``) keeps HDF5's "open for write" mark until it is
     closed; if the writer was killed the mark stays, and a plain read-only open refuses the file.
-    Such a file is opened in SWMR read mode instead, which HDF5 allows while a writer may be
-    active, and which reads everything the writer flushed.
+    Such a file is repaired first when its writer is gone (:func:`spad.formats.repair.repair`:
+    marks cleared, final metadata written from what was flushed), after which any HDF5 reader
+    opens it. While it is still being recorded, or where it cannot be written (read-only
+    medium), it is opened in SWMR read mode instead, which reads everything the writer flushed.
     """
     try:
         return h5py.File(path, "r")
     except OSError as exc:
         if "already open for write" not in str(exc):
             raise
+    from spad.formats.repair import repair
+
+    try:
+        repair(path)
+        return h5py.File(path, "r")
+    except (OSError, FormatError):  # in use, read-only, or beyond repair: read what is there
+        pass
     return h5py.File(path, "r", libver="latest", swmr=True)
 
 
@@ -327,6 +336,9 @@ class PhotonHdf5Reader(Reader):
         if self._f.swmr_mode:
             warn.append("the file was not closed by its writer (still being recorded, or the "
                         "recording was cut off): read what was flushed")
+        elif f.attrs.get("spad_repaired") is not None:
+            warn.append("the file was not closed by its writer (the recording was cut off); "
+                        f"repaired by spad on {_text(f.attrs['spad_repaired'])}")
 
         for field in ("acquisition_duration", "description", "setup", "identity"):
             if field not in f:

@@ -37,6 +37,7 @@ from spad.errors import FormatError
 from spad.formats.photon_hdf5 import FORMAT_NAME, FORMAT_URL, FORMAT_VERSION
 from spad.formats.photon_hdf5 import MEASUREMENT_SPECS as _MS
 from spad.formats.photon_hdf5 import PHOTON_DATA as _PD
+from spad.output import check_free
 from spad.photons import SYNC, Measurement, PhotonChunk, Timing
 
 # Official field descriptions of Photon-HDF5 0.5 (the spec requires them as TITLE attributes).
@@ -134,6 +135,10 @@ _IDENTITY_FIELDS = ("author", "author_affiliation", "creator", "creator_affiliat
 _PROVENANCE_FIELDS = ("filename", "filename_full", "creation_time", "modification_time",
                       "software", "software_version")
 _DATASET_CHUNK = 1 << 16  # HDF5 chunk (elements) of the growing photon datasets
+SWMR_LIBVER = ("v110", "v110")
+"""HDF5 file format of the files written in SWMR mode: the 1.10 format, the first with SWMR.
+``"latest"`` would be the newest format of the HDF5 spad runs with (2.0), which older HDF5
+libraries, and so PyTables, phconvert and HDFView built on them, cannot read."""
 
 
 def _title(path: str) -> str:
@@ -295,7 +300,7 @@ class PhotonHdf5Writer:
                                  f"allowed: {_PROVENANCE_FIELDS}")
 
         f = h5py.File(self.path, "w" if overwrite else "w-",
-                      **({"libver": "latest"} if swmr else {}))
+                      **({"libver": SWMR_LIBVER} if swmr else {}))
         self._f = f
         try:
             self._write_header(description, lifetime, rates, excitation_wavelengths,
@@ -439,6 +444,8 @@ class PhotonHdf5Writer:
             if self.timing.is_t3 and self._counts[SYNC]:
                 raise FormatError(self.path, "detector 0 is the T2 sync input; T3 photon "
                                              "detectors are numbered from 1")
+        # refused while there is room to close the file cleanly (spad.output.DISK_RESERVE_BYTES)
+        check_free(self.path, len(ts) * (11 if self.timing.is_t3 else 9), "the next chunk")
         pd = self._f["photon_data"]
         arrays = [("timestamps", ts), ("detectors", chunk.detectors)]
         if self.timing.is_t3:
@@ -465,9 +472,12 @@ class PhotonHdf5Writer:
         self._closed = True
         try:
             if self._f.swmr_mode:
-                # SWMR forbids new datasets (the detectors table): reopen to finalise.
+                # SWMR forbids new datasets (the detectors table): reopen to finalise. Without
+                # HDF5's file lock: a reader that holds the file open in SWMR mode (which the
+                # recording invites) would otherwise make the reopening fail and leave the
+                # file unfinished.
                 self._f.close()
-                self._f = h5py.File(self.path, "a", libver="latest")
+                self._f = reopen_for_finalising(self.path)
             f = self._f
             f["acquisition_duration"][()] = (float(self._fixed_duration)
                                              if self._fixed_duration is not None
@@ -496,6 +506,13 @@ class PhotonHdf5Writer:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def reopen_for_finalising(path: str | os.PathLike[str]) -> h5py.File:
+    """Open a file this process has just written and closed, to finalise it, even while
+    other programs read it: HDF5's advisory lock would refuse while a SWMR reader holds the
+    file, though only this process writes it."""
+    return h5py.File(path, "a", libver=SWMR_LIBVER, locking=False)
 
 
 def _append(ds: h5py.Dataset, data: np.ndarray) -> None:
@@ -561,7 +578,14 @@ def write_user_group(h5file_or_path: h5py.File | str | os.PathLike[str], name: s
     if isinstance(h5file_or_path, h5py.File):
         _write_user(h5file_or_path, name, data)
         return
-    with h5py.File(h5file_or_path, "a") as f:
+    try:
+        f = h5py.File(h5file_or_path, "a")
+    except OSError as exc:  # h5py names no file and quotes HDF5's internals
+        from spad.output import user_os_error
+
+        path = str(h5file_or_path)
+        raise user_os_error(exc, {path: path}) from None
+    with f:
         _write_user(f, name, data)
 
 

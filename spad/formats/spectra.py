@@ -111,8 +111,13 @@ def open_spectrum(path: str | Path) -> SpectrumData:
         Raw counts with the file's wavelength calibration in metres (``None`` if it has none).
     """
     kind = detect_spectrum_format(path)
-    return {"sif": read_sif, "spe": read_spe, "hdf5": read_particle_spectrum,
-            "csv": read_spectrum_csv}[kind](path)
+    try:
+        return {"sif": read_sif, "spe": read_spe, "hdf5": read_particle_spectrum,
+                "csv": read_spectrum_csv}[kind](path)
+    except FormatError:
+        raise
+    except ValueError as exc:  # what the file holds breaks the data model (SpectrumData)
+        raise FormatError(path, str(exc)) from None
 
 
 # --------------------------------------------------------------------------------------------

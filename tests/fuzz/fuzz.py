@@ -4,8 +4,10 @@
 
 Targets: ptu, pt3, ht3, photon-hdf5, sif, spe, csv, particle (each reader is fed mutations of a
 small valid seed file: bit flips, byte overwrites with boundary values, insertions, deletions,
-truncation) and cli (argument lists drawn from every command's options with good, bad and odd
-values and files). The mutations are drawn by hypothesis (not coverage-guided: hypothesis
+truncation), cli (argument lists drawn from the options of every command but ``gui``, with
+good, bad and odd values and files; ``acquire`` records short particles on the simulated rig)
+and gui-files (``spad gui FILE...`` offscreen: the window opened on drawn files and closed).
+The mutations are drawn by hypothesis (not coverage-guided: hypothesis
 dropped that; the seeds are chosen to reach every header field and record type instead).
 
 The contract checked: a reader returns its data or raises :class:`spad.errors.SpadError`
@@ -238,7 +240,17 @@ COMMAND_OPTIONS = {
                  "--em-gain", "--force"],
     "analyze": ["--spectrum", "--json", "--save", "--reference-ev", "--gate-ns", "--bin-ms",
                 "--irf", "--detectors", "--jobs"],
+    "acquire": ["--until-confident", "--g2-err-max", "--name", "--exposure", "--compress",
+                "--em-gain", "--particle", "--seed", "--json", "--config"],
+    "replay": ["--speed", "--until-confident", "--json"],
+    "batch": ["--report", "--workers", "--settings", "--fresh", "--scheduler"],
+    "repair": [],
+    "devices": ["--config", "--json"],
 }
+"""Options drawn per command; every command but ``gui`` (which opens a window: its file
+arguments have their own target, ``gui-files``)."""
+
+FLAGS = ("--json", "--vary", "--force", "--save", "--compress", "--fresh")
 
 
 @st.composite
@@ -246,11 +258,22 @@ def argv_lists(draw: st.DrawFn, files: dict[str, str], out: str) -> list[str]:
     from spad.app.cli import COMMANDS
 
     vals = cli_values(files)
-    command = draw(st.sampled_from(COMMANDS))
+    command = draw(st.sampled_from([c for c in COMMANDS if c != "gui"]))
     argv = [command]
     opts = COMMAND_OPTIONS.get(command, [])
-    if command in ("info", "analyze"):
+    if command in ("info", "analyze", "repair"):
         argv += draw(st.lists(vals["path"], min_size=0, max_size=3))
+    elif command == "replay":
+        argv += draw(st.lists(vals["path"], min_size=0, max_size=1))
+        # as fast as the file reads, unless --speed is drawn below (its range is checked)
+    elif command == "batch":
+        argv += draw(st.lists(vals["path"], min_size=0, max_size=2))
+        argv += ["--out", draw(st.sampled_from([out + ".csv", files["folder"], "/no/t.csv"]))]
+    elif command == "acquire":
+        # the simulated rig, delivering as fast as it simulates: a short particle
+        argv += ["-o", draw(st.sampled_from([out, files["folder"] + "/s", "/no/x.h5",
+                                             files["good"]])),
+                 "--fast", "--duration", draw(st.sampled_from(["0.3", "0", "-1", "nan"]))]
     elif command == "convert":
         argv += draw(st.lists(vals["path"] | st.just(out), min_size=0, max_size=3))
     elif command == "simulate":
@@ -259,9 +282,9 @@ def argv_lists(draw: st.DrawFn, files: dict[str, str], out: str) -> list[str]:
     for _ in range(draw(st.integers(0, 4))):
         opt = draw(st.sampled_from(opts + ["--bogus"]))
         argv.append(opt)
-        if opt in ("--json", "--vary", "--force", "--save"):
+        if opt in FLAGS:
             continue
-        if opt in ("--spectrum", "--irf"):
+        if opt in ("--spectrum", "--irf", "--settings", "--config"):
             argv.append(draw(vals["path"]))
         elif opt == "--detectors":
             argv += [draw(vals["number"]), draw(vals["number"])]
@@ -274,12 +297,15 @@ def argv_lists(draw: st.DrawFn, files: dict[str, str], out: str) -> list[str]:
     return argv
 
 
-def fuzz_cli(seconds: float, tmp: Path) -> tuple[int, list[str]]:
-    from spad.app.cli import main
+def _cli_files(tmp: Path) -> dict[str, str]:
+    """The files the CLI targets draw from: a good particle file, a real PTU, random bytes,
+    an empty file, a missing one, a folder, a text file and a FIFO."""
+    import os
 
     files = {"good": str(tmp / "good.h5"), "random": str(tmp / "random.ptu"),
              "empty": str(tmp / "empty.h5"), "missing": str(tmp / "missing.pt3"),
-             "folder": str(tmp / "folder"), "text": str(tmp / "notes.csv")}
+             "folder": str(tmp / "folder"), "text": str(tmp / "notes.csv"),
+             "fifo": str(tmp / "fifo.ptu")}
     Path(files["good"]).write_bytes(_seed_particle(tmp))  # small: the CLI runs fast on it
     shutil.copy(DATA / "picoquant-sample-data" / "v20_t3.ptu", tmp / "real.ptu")
     files["real"] = str(tmp / "real.ptu")
@@ -287,6 +313,15 @@ def fuzz_cli(seconds: float, tmp: Path) -> tuple[int, list[str]]:
     Path(files["empty"]).write_bytes(b"")
     Path(files["folder"]).mkdir(exist_ok=True)
     Path(files["text"]).write_text("a,b\n1,2\n")
+    if not Path(files["fifo"]).exists():
+        os.mkfifo(files["fifo"])
+    return files
+
+
+def fuzz_cli(seconds: float, tmp: Path) -> tuple[int, list[str]]:
+    from spad.app.cli import main
+
+    files = _cli_files(tmp)
     out = str(tmp / "out.h5")
     found: list[str] = []
     count = [0]
@@ -314,6 +349,64 @@ def fuzz_cli(seconds: float, tmp: Path) -> tuple[int, list[str]]:
         for p in Path(tmp).glob("out*"):
             p.unlink()
 
+    try:
+        while time.monotonic() < stop:
+            run()
+    finally:
+        from spad.app.acquisition.engine import shutdown_workers
+
+        shutdown_workers()   # spad acquire's live-analysis worker, started in this process
+    return count[0], found
+
+
+def fuzz_gui_files(seconds: float, tmp: Path) -> tuple[int, list[str]]:
+    """``spad gui FILE...`` with drawn file lists, offscreen: the window is made (the files
+    opened in the analysis mode) and closed at once instead of running the event loop."""
+    import os
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from spad.gui import app as gui_app
+
+    from spad.app.cli import main
+
+    files = _cli_files(tmp)
+    opened = [0]
+
+    def run_app(paths: list[str], config: Path | None = None) -> int:
+        from PyQt5 import QtWidgets
+
+        app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["spad"])
+        w = gui_app.make_window(paths, config)
+        app.processEvents()
+        w.close()
+        opened[0] += 1
+        return 0
+
+    gui_app.run_app = run_app
+    found: list[str] = []
+    count = [0]
+    stop = time.monotonic() + seconds
+
+    @settings(max_examples=BATCH, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(st.lists(st.sampled_from([f for k, f in files.items() if k != "missing"]
+                                    + [files["missing"]]), min_size=1, max_size=3))
+    def run(paths: list[str]) -> None:
+        if time.monotonic() > stop:
+            return
+        count[0] += 1
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            try:
+                code = main(["gui", *paths])
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 2
+        text = err.getvalue()
+        if code not in (0, 2) or "Traceback" in text:
+            problem = f"exit {code}: gui {' '.join(paths)}\n{text[-2000:]}"
+            found.append(problem)
+            save_finding("gui-files", json.dumps(["gui", *paths]).encode(), ".json", problem)
+
     while time.monotonic() < stop:
         run()
     return count[0], found
@@ -321,7 +414,7 @@ def fuzz_cli(seconds: float, tmp: Path) -> tuple[int, list[str]]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("targets", nargs="*", default=[*READERS, "cli"])
+    p.add_argument("targets", nargs="*", default=[*READERS, "cli", "gui-files"])
     p.add_argument("--seconds-per-target", type=float, default=60.0)
     args = p.parse_args()
     total = 0
@@ -331,6 +424,8 @@ def main() -> int:
             t0 = time.monotonic()
             if target == "cli":
                 n, found = fuzz_cli(args.seconds_per_target, Path(tmp))
+            elif target == "gui-files":
+                n, found = fuzz_gui_files(args.seconds_per_target, Path(tmp))
             else:
                 n, found = fuzz_reader(target, args.seconds_per_target, Path(tmp))
         kinds = sorted({f.splitlines()[0][:160] for f in found})

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import math
 import multiprocessing
 import os
@@ -33,8 +34,10 @@ from spad.analysis.classify import Classification, Classifier, load_classifier
 from spad.analysis.particle import ParticleResult, classify_session
 from spad.analysis.photon_analysis import AnalysisSettings, PhotonAccumulators, finish
 from spad.app.acquisition.recorder import ParticleRecorder
+from spad.app.safe_output import shutdown_pool, worker_init
 from spad.errors import DeviceError
 from spad.formats.records import Decoder
+from spad.output import user_os_error
 from spad.photons import SYNC, PhotonChunk
 
 STATUSES = ("idle", "running", "stopping", "done", "aborted", "failed")
@@ -90,6 +93,13 @@ class AcquisitionSettings:
         if self.until_confident is not None and not 0.5 < self.until_confident < 1:
             raise ValueError(f"--until-confident is a probability between 0.5 and 1, not "
                              f"{self.until_confident!r}")
+        if not (math.isfinite(self.g2_err_max) and 0 < self.g2_err_max <= 1):
+            raise ValueError(f"--g2-err-max must be within 0-1 (an error of g2(0)), not "
+                             f"{self.g2_err_max!r}")
+        for name, value, low, high in (("exposure", self.exposure_s, 1e-4, 60.0),
+                                       ("em-gain", self.em_gain, 1.0, 1000.0)):
+            if not (math.isfinite(value) and low <= value <= high):
+                raise ValueError(f"--{name} must be within {low:g}-{high:g}, not {value!r}")
         if not (self.update_s > 0 and self.flush_s > 0 and self.flush_s <= 1.0):
             raise ValueError("update_s must be > 0 and flush_s in (0, 1] s")
 
@@ -289,11 +299,17 @@ class Acquisition:
         Particle name (default: the session's next, or the file's stem).
     classifier
         Default: the one shipped with spad.
+    analysis_worker
+        Run the live analyses in the worker process (default), so that a slow fit never holds
+        up the FIFO reads. ``False`` runs each one in the acquisition thread before the next
+        read: every update then gets its verdict, whatever the machine's load, which makes
+        the decisions a function of the photons alone (tests; a replay does the same).
     """
 
     def __init__(self, rig: Any, settings: AcquisitionSettings | None = None, *,
                  path: str | Path | None = None, session: Any = None,
-                 name: str | None = None, classifier: Classifier | None = None) -> None:
+                 name: str | None = None, classifier: Classifier | None = None,
+                 analysis_worker: bool = True) -> None:
         if (path is None) == (session is None):
             raise ValueError("give either path or session")
         self.rig = rig
@@ -308,16 +324,22 @@ class Acquisition:
         if self.path.exists():
             raise FileExistsError(17, "file exists (choose another name)", str(self.path))
         self.classifier = classifier or load_classifier()
-        _analysis_pool().submit(_warm)     # the worker imports while the rig is set up
+        self.analysis_worker = analysis_worker
+        if analysis_worker:
+            _analysis_pool().submit(_warm)     # the worker imports while the rig is set up
         # bounded: a program that follows the callbacks or snapshot() and never reads the
         # queue must not grow by two events a second for as long as it records
         self.events: queue.Queue[Event] = queue.Queue(EVENTS_KEPT)
         self.interrupted = False
         self._aborted = False
+        self._abort_reason = "aborted"
         self._callbacks: list[Callable[[Event], None]] = []
         self._lock = threading.Lock()
         self._state = LiveState(path=str(self.path))
         self._thread: threading.Thread | None = None
+        self._done = threading.Event()
+        self.exception: Exception | None = None
+        """Why the thread failed before recording anything (:meth:`run` raised)."""
         self._outcome: Outcome | None = None
         # (recorded s, results of the accumulators) of the last live analysis handed to the
         # worker: the decay and coincidences a display draws, without recomputing them.
@@ -358,18 +380,27 @@ class Acquisition:
         """Finish cleanly at the next FIFO read: file closed, final analysis and verdict."""
         self.interrupted = True
 
-    def abort(self) -> None:
-        """Stop at once: the file keeps what was acquired, no final analysis."""
+    def abort(self, reason: str = "aborted") -> None:
+        """Stop at once: the file is finalised with what was acquired (``reason`` is its stop
+        reason, e.g. ``"SIGTERM"``), no final analysis."""
+        self._abort_reason = reason
         self._aborted = True
         self.interrupted = True
 
     def wait(self, timeout: float | None = None) -> Outcome | None:
-        """Block until the thread has ended (``None`` on timeout)."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                return None
+        """Block until the thread has ended (``None`` on timeout or if it failed).
+
+        Waits on an event rather than ``Thread.join``: a Ctrl-C that interrupts a join marks
+        a still running thread as ended (CPython 3.11, bpo-45274's fix), and the caller
+        would then close the instruments under it."""
+        if self._thread is not None and not self._done.wait(timeout):
+            return None
         return self._outcome
+
+    @property
+    def finished(self) -> bool:
+        """The thread started by :meth:`start` has ended (the file is closed)."""
+        return self._done.is_set()
 
     def snapshot(self) -> LiveState:
         """The live state (thread-safe, immutable)."""
@@ -397,8 +428,11 @@ class Acquisition:
         try:
             self.run()
         except Exception as exc:  # noqa: BLE001 - reported as an event, the thread ends
+            self.exception = exc
             self._set(status="failed", error=str(exc))
             self._emit("error", str(exc))
+        finally:
+            self._done.set()
 
     def run(self) -> Outcome:
         """Record the particle in the calling thread; returns how it ended.
@@ -419,11 +453,19 @@ class Acquisition:
             "settings": s.to_dict(), "tagger": _tagger_state(tagger),
             "camera": None if spectrum is None else spectrum["state"],
             "spectrograph": _spectrograph_state(spectrograph)}
+        stage = getattr(self.rig, "stage", None)
+        if stage is not None:    # where the particle is on the slide (spad survey)
+            acquisition["stage"] = {"name": _device_name(stage, "stage"), **{
+                f"{a}_m": v for a, v in self._device_call(stage, "stage",
+                                                          stage.get_position).items()}}
         if self.session is not None:
             self.session.log_start(self.name, self.path, acquisition)
-        rec = ParticleRecorder(self.path, tagger.timing, acquisition, spectrum,
-                               description=f"particle {self.name}, spad acquire",
-                               compression="gzip" if s.compress else None)
+        try:
+            rec = ParticleRecorder(self.path, tagger.timing, acquisition, spectrum,
+                                   description=f"particle {self.name}, spad acquire",
+                                   compression="gzip" if s.compress else None)
+        except OSError as exc:  # h5py's text holds HDF5 internals: the errno, plainly
+            raise user_os_error(exc, {str(self.path): str(self.path)}) from None
         self._set(status="running")
         stop_reason, error = "duration", None
         live = LivePipeline(s, self.classifier)
@@ -443,7 +485,7 @@ class Acquisition:
                 raise DeviceError(_device_name(tagger, "time tagger"), str(exc)) from None
             while True:
                 if self.interrupted:
-                    stop_reason = "aborted" if self._aborted else "stopped"
+                    stop_reason = self._abort_reason if self._aborted else "stopped"
                     break
                 words = self._device_call(tagger, "time tagger", tagger.read)
                 if words is None:
@@ -485,9 +527,17 @@ class Acquisition:
                     # never holds up the FIFO reads or the flushes. An update due while one
                     # runs is skipped.
                     if gathered is not None and pending is None:
-                        pending = _analysis_pool().submit(live_finish, gathered[1], s.analysis)
-                        pending_at = gathered[0]
                         self.gathered = gathered
+                        if self.analysis_worker:
+                            pending = _analysis_pool().submit(live_finish, gathered[1],
+                                                              s.analysis)
+                        else:
+                            pending = Future()
+                            try:
+                                pending.set_result(live_finish(gathered[1], s.analysis))
+                            except (ValueError, RuntimeError) as exc:
+                                pending.set_exception(exc)
+                        pending_at = gathered[0]
                 if pending is not None and pending.done():
                     self._verdict(live, pending, pending_at)
                     pending = None
@@ -495,6 +545,12 @@ class Acquisition:
                     break
         except DeviceError as exc:
             stop_reason, error = "device error", str(exc)
+            self._set(error=error)
+            self._emit("error", error)
+        except OSError as exc:  # the file: a full disk (refused before HDF5 meets it)
+            exc = user_os_error(exc, {str(self.path): str(self.path)})
+            stop_reason = "disk full" if exc.errno == errno.ENOSPC else "write error"
+            error = f"{exc.filename or self.path}: {exc.strerror}; the recording was stopped"
             self._set(error=error)
             self._emit("error", error)
         finally:
@@ -514,7 +570,13 @@ class Acquisition:
                             sink.append(frames)
             except (DeviceError, OSError):
                 pass
-            rec.flush()
+            if stop_reason == "disk full":
+                rec.release_reserve()   # room for the session log and the final metadata
+            try:
+                rec.flush()
+            except OSError:             # the disk got full just now: flush into the room kept
+                rec.release_reserve()
+                rec.flush()
             if pending is not None:
                 pending.cancel()
         n_photons, elapsed = live.photons, live.elapsed_s
@@ -645,8 +707,8 @@ def warm_up(settings: AnalysisSettings | None = None) -> float:
 def prepare(settings: AnalysisSettings | None = None,
             progress: Callable[[str], None] | None = None) -> None:
     """Get the analysis ready before the first photon: compile (or load) its kernels here
-    (:func:`warm_up`, behind a progress line if ``progress`` is given), then start the
-    live-analysis worker process, which loads them in turn (it takes a few seconds to import),
+    (:func:`warm_up`, behind a progress line if ``progress`` is given), which fills numba's
+    cache, then start the live-analysis worker process (it takes a few seconds to import),
     e.g. when the application starts, so that the first particle's verdicts come from its
     first seconds. Programs using the engine need the ``if __name__ == "__main__":`` guard of
     :mod:`multiprocessing` (the worker is spawned, not forked: forking a process with running
@@ -657,7 +719,7 @@ def prepare(settings: AnalysisSettings | None = None,
     seconds = warm_up(settings)
     if progress is not None:
         progress(f"analysis ready ({seconds:.1f} s)")
-    _analysis_pool().submit(_warm, settings)
+    _analysis_pool().submit(_warm)
 
 
 def _analysis_pool() -> ProcessPoolExecutor:
@@ -665,9 +727,21 @@ def _analysis_pool() -> ProcessPoolExecutor:
     particles (starting it costs the imports, ~1 s)."""
     global _POOL
     if _POOL is None:
+        # the initializer lives in a light module: a spawned worker imports it first, so it
+        # watches for its parent's death while it still imports the analysis
         _POOL = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                    initializer=_worker_start)
+                                    initializer=worker_init, initargs=(os.getpid(), True))
     return _POOL
+
+
+def shutdown_workers() -> None:
+    """Stop the live-analysis worker now (it is terminated, not waited for: a live analysis
+    in flight is of no use any more). Called when a program using the engine ends, however it
+    ends (``spad acquire``, the GUI); the next :class:`Acquisition` starts a new one."""
+    global _POOL
+    pool, _POOL = _POOL, None
+    if pool is not None:
+        shutdown_pool(pool, abort=True)
 
 
 def live_finish(gathered: Any, settings: AnalysisSettings) -> Any:
@@ -679,21 +753,12 @@ def live_finish(gathered: Any, settings: AnalysisSettings) -> Any:
     return photons
 
 
-def _worker_start() -> None:
-    """The worker yields the CPU to the recording and the display: on a busy machine the file
-    and the views come first, the live verdict after them (it waits, nothing is lost). Its
-    freed arrays go back to the system (:mod:`spad.app.memory`)."""
-    from spad.app.memory import fix_mmap_threshold
-
-    if hasattr(os, "nice"):
-        os.nice(10)
-    fix_mmap_threshold()
-
-
-def _warm(settings: AnalysisSettings | None = None) -> None:
-    """The worker's :func:`warm_up`: its own copy of the kernels, loaded from numba's cache
-    (filled by :func:`prepare` in the main process)."""
-    warm_up(settings)
+def _warm() -> None:
+    """Nothing: the worker has imported the analysis on the way, and loads each kernel from
+    numba's cache (filled by :func:`prepare`'s :func:`warm_up` in the main process) at its
+    first live update. A warm-up of its own would run beside the first seconds of the
+    recording and take their CPU (measured: a real-time recording on two busy cores fell
+    1.7 s behind in 5 s)."""
 
 
 def _tagger_state(tagger: Any) -> dict[str, Any]:

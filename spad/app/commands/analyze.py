@@ -65,11 +65,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def check_ranges(gate_ns: float, bin_ms: float, reference_ev: float | None) -> None:
+    """Refuse impossible values of the analysis options before any work, with their range:
+    a gate within a laser period; trace bins from 10 us (a finer trace of an hour would not
+    fit in memory) to 100 s; a reference peak energy a quantum dot can emit."""
+    from spad.app.safe_output import check_range
+
+    check_range("--gate-ns", gate_ns, 0.0, 1e6, "ns")
+    check_range("--bin-ms", bin_ms, 0.01, 1e5, "ms")
+    check_range("--reference-ev", reference_ev, 1.0, 4.0,
+                "eV (the photon energy of a quantum dot's emission)")
+
+
 def settings_from(args: argparse.Namespace) -> Any:
     """The analysis settings of ``spad analyze``'s options
     (:meth:`spad.analysis.settings.AnalysisSettings.from_user`)."""
     from spad.analysis.settings import AnalysisSettings
 
+    check_ranges(args.gate_ns, args.bin_ms, getattr(args, "reference_ev", None))
     return AnalysisSettings.from_user(
         gate_ns=args.gate_ns, bin_ms=args.bin_ms, detectors=args.detectors,
         delay_ns=args.delay_ns, roi=args.roi, auto_roi=args.auto_roi,
@@ -81,7 +94,12 @@ def _one(path: str, spectrum: str | None, settings: Any) -> Any:
     from spad.analysis.particle import analyze_particle
 
     try:
-        return analyze_particle(path, settings, spectrum=spectrum)
+        result = analyze_particle(path, settings, spectrum=spectrum)
+        if not settings.auto_detectors and not result.photons.n_photons:
+            a, b = settings.detectors
+            return (f"{path}: no photons on --detectors {a} {b} (spad info {path} lists the "
+                    "detectors that recorded)")
+        return result
     except (SpadError, ValueError, OSError) as exc:
         text = str(exc)
         return text if text.startswith(str(path)) else f"{path}: {text}"
@@ -99,9 +117,12 @@ def _mapped(func: Callable[..., Any], jobs: list[tuple[str, str | None]], settin
     if args.scheduler:
         from dask.distributed import Client
 
+        from spad.app.batch import check_scheduler
+
+        check_scheduler(args.scheduler)
         try:
             client = Client(args.scheduler, timeout=10)
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:
             raise SpadError(f"{args.scheduler}: no Dask scheduler answers ({exc})") from None
         try:
             futures = client.map(func, paths, spectra, [settings] * len(jobs), pure=False)

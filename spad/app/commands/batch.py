@@ -43,6 +43,7 @@ def load_settings(path: Path | None) -> tuple[Any, float | None]:
     """The analysis settings and reference energy of a ``--settings`` file (JSON or TOML),
     checked the way ``spad analyze`` checks its options."""
     from spad.analysis.settings import AnalysisSettings
+    from spad.app.commands.analyze import check_ranges
 
     values = dict(SETTINGS_KEYS)
     if path is not None:
@@ -65,17 +66,26 @@ def load_settings(path: Path | None) -> tuple[Any, float | None]:
         values.update(given)
         if values["irf"] is not None:  # relative to the settings file
             values["irf"] = str(path.parent / values["irf"])
+    def number(key: str, value: Any) -> float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{key} must be a number, not {value!r}") from None
+
     try:
         detectors = values["detectors"]
         if detectors is not None:
             detectors = tuple(int(d) for d in detectors)
             if len(detectors) != 2:
                 raise ValueError("detectors needs two numbers")
-        gate_ns, bin_ms = float(values["gate_ns"]), float(values["bin_ms"])
-        ref = None if values["reference_ev"] is None else float(values["reference_ev"])
+        gate_ns, bin_ms = number("gate_ns", values["gate_ns"]), number("bin_ms",
+                                                                        values["bin_ms"])
+        ref = None if values["reference_ev"] is None else number("reference_ev",
+                                                                  values["reference_ev"])
     except (TypeError, ValueError) as exc:
         raise SpadError(f"{path}: {exc}") from None
     try:
+        check_ranges(gate_ns, bin_ms, ref)
         # every other option of `spad analyze` at its default
         settings = AnalysisSettings.from_user(gate_ns=gate_ns, bin_ms=bin_ms,
                                               detectors=detectors, irf=values["irf"])

@@ -63,10 +63,26 @@ def _same_file(a: str, b: str) -> bool:
     return Path(a).resolve() == Path(b).resolve()
 
 
+def _storable_keys(d: dict[Any, Any]) -> dict[str, Any]:
+    """``d`` with keys HDF5 can name: '/' replaced, a blank (a header tag with an empty
+    identifier) or '.' / '..' name given a visible one, and no two keys made the same."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        name = str(k).replace("/", "_")
+        if name.strip(".") == "" or not name.strip():
+            name = f"(unnamed {name!r})"
+        base, n = name, 1
+        while name in out:
+            n += 1
+            name = f"{base} ({n})"
+        out[name] = _storable(v)
+    return out
+
+
 def _storable(value: Any) -> Any:
     """A header value in a form :func:`write_user_group` stores (dict keys as strings)."""
     if isinstance(value, dict):
-        return {str(k).replace("/", "_") or "_": _storable(v) for k, v in value.items()}
+        return _storable_keys(value)
     if value is None or isinstance(value, str | bool | int | float | np.generic):
         return value
     if isinstance(value, bytes):
@@ -102,7 +118,7 @@ def _open_writer(fmt: str, tmp: str, meta: Meta, record_type: str | None) -> Any
                   "filename_full": os.path.abspath(meta.path),
                   "creation_time": meta.creation_time, "software": meta.software,
                   "software_version": meta.software_version}
-    header = {k.replace("/", "_"): _storable(v) for k, v in meta.tags.items()}
+    header = _storable_keys(meta.tags)
     return PhotonHdf5Writer(
         tmp, timing,
         description=meta.comment or f"converted from {os.path.basename(meta.path)} by spad",

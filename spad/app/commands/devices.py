@@ -20,7 +20,7 @@ import json
 from typing import Any
 
 from spad.app import first_light
-from spad.app.rig import open_camera, open_spectrograph, open_tagger
+from spad.app.rig import open_camera, open_spectrograph, open_stage, open_tagger
 from spad.config import load_rig
 from spad.errors import DeviceError, SpadError
 
@@ -95,6 +95,15 @@ def _tagger(tagger: Any) -> dict[str, Any]:
     return out
 
 
+def _stage(stage: Any) -> dict[str, Any]:
+    pos, rng = stage.get_position(), stage.get_range()
+    return {"model": getattr(stage, "name", type(stage).__name__),
+            "position_um": {a: round(v * 1e6, 3) for a, v in pos.items()},
+            "range_um": {a: [round(lo * 1e6, 3), round(hi * 1e6, 3)]
+                         for a, (lo, hi) in rng.items()},
+            "on_target": stage.is_settled()}
+
+
 CHECKS = {"spectrograph": first_light.check_spectrograph, "camera": first_light.check_camera,
           "tagger": first_light.check_tagger}
 
@@ -125,6 +134,9 @@ def run(args: argparse.Namespace) -> int:
              ("camera", rig.camera.backend, lambda: open_camera(rig.camera, mono), _camera),
              ("tagger", rig.tagger.backend,
               lambda: open_tagger(rig.tagger, realtime=False), _tagger)]
+    if rig.stage is not None:
+        steps.append(("stage", rig.stage.backend,
+                      lambda: open_stage(rig.stage, realtime=False), _stage))
     opened = []
     try:
         for kind, backend, opener, describe in steps:
@@ -143,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
             if args.check:
                 if "error" in entry:
                     entry["check"] = {"passed": False, "problems": [entry["error"]]}
-                else:
+                elif kind in CHECKS:        # the stage has no self-test: its state is shown
                     check = CHECKS[kind](inst)
                     entry["check"] = check.as_dict()
                     failed |= not check.passed
@@ -155,7 +167,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
     else:
         print(f"rig: {report['rig']}")
-        for kind in ("spectrograph", "camera", "tagger"):
+        for kind in ("spectrograph", "camera", "tagger", "stage"):
+            if kind not in report:
+                continue
             entry = report[kind]
             check = entry.pop("check", None)
             verdict = "" if check is None else (" PASS" if check["passed"] else " FAIL")

@@ -68,10 +68,11 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from spad.app.acquisition import AcquisitionSettings
+    from spad.app.safe_output import check_range
     from spad.app.summary import particle_summary
 
-    if args.speed is not None and not args.speed > 0:
-        raise SpadError(f"--speed must be > 0, not {args.speed}")
+    # slower than a hundredth of real time, an hour's recording would replay for four days
+    check_range("--speed", args.speed, 0.01, 1e6, "times real time")
     try:
         settings = AcquisitionSettings(until_confident=args.until_confident)
     except ValueError as exc:

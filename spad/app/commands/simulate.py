@@ -89,10 +89,11 @@ def _check(args: argparse.Namespace) -> None:
     def bad(msg: str) -> None:
         raise SpadError(f"simulate: {msg}")
 
-    if not (math.isfinite(args.duration) and args.duration > 0):
-        bad(f"--duration must be a positive number of seconds, not {args.duration:g}")
-    if args.seed < 0:
-        bad(f"--seed must be >= 0, not {args.seed}")
+    # a recording shorter than a millisecond holds no photon at any count rate spad simulates
+    if not (math.isfinite(args.duration) and 1e-3 <= args.duration):
+        bad(f"--duration must be at least 0.001 s, not {args.duration:g}")
+    if not 0 <= args.seed < 2**63:
+        bad(f"--seed must be within 0-{2**63 - 1}, not {args.seed}")
     if args.neck_nm is not None:
         if args.particle != "dimer":
             bad("--neck-nm applies to --particle dimer only")
