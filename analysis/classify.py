@@ -265,17 +265,36 @@ class Classifier:
         spectral = any(ev[n] != 0.0 for n in SPECTRUM_FEATURES if n in ev)
         model = "spectrum+photons" if spectral else "photons"
         likely, p_likely = ("dimer", p) if p >= 0.5 else ("monomer", 1.0 - p)
-        label = likely if p_likely >= self.uncertain_below else "uncertain"
+        bunched = self._bunched(values)
+        label = likely if p_likely >= self.uncertain_below and not bunched else "uncertain"
         none = [n for n in ev if n in why]
         reason = self._reason(label, likely, p_likely, ev, why, inputs)
+        if bunched:
+            reason = f"{bunched}; {reason}"
         return Classification(label, p_likely, p, ev, model, reason, inputs, none)
+
+    def _bunched(self, values: Mapping[str, float | None]) -> str | None:
+        """Why neither class applies, where a g2(0) lies above 1 by more than three standard
+        errors. Independent emitters, each antibunched, give g2(0) = (sum of I_i^2 g_i + the
+        cross terms) / (sum of I_i)^2 < 1 (docs/physics.md, "Two emitters in one focus"; N
+        equal ones 1 - 1/N at most), so a monomer and a dimer of quantum dots both stay below
+        1, and such light is bunched (background, an aggregate, or a detector pair that does
+        not see one particle)."""
+        for f in self.features:
+            if not f.name.startswith("g2_zero"):
+                continue
+            v, e = _finite(values.get(f.name)), _finite(values.get(f.error))
+            if v is not None and e is not None and v - 3.0 * e > 1.0:
+                return (f"{_label(f.name)} {v:.2f} ± {e:.2f} is above 1: neither a single dot "
+                        "nor a dimer of independent emitters (their g2(0) is at most 1 - 1/N)")
+        return None
 
     def _reason(self, label: str, likely: str, p_likely: float, ev: Mapping[str, float],
                 why: Mapping[str, str], inputs: Mapping[str, list[float | None]]) -> str:
         sign = 1.0 if likely == "dimer" else -1.0
         deciding = sorted((n for n in ev if sign * ev[n] > 0.3), key=lambda n: -sign * ev[n])
         parts = []
-        if label == "uncertain":
+        if label == "uncertain" and p_likely < self.uncertain_below:
             parts.append(f"{likely} is likelier (p = {p_likely:.2f}) but below the threshold "
                          f"{self.uncertain_below:g}")
         if deciding:

@@ -37,6 +37,17 @@ def test_precise_g2_decides() -> None:
     assert c.label == "monomer" and c.p_dimer < 0.01
 
 
+def test_a_g2_clearly_above_one_gets_no_verdict() -> None:
+    """Bunched light fits neither class, however strongly the likelihoods lean."""
+    evidence = {"g2_zero": 1.24, "g2_zero_err": 0.07, "on_fraction": 0.4,
+                "on_fraction_err": 0.02, "shift_mev": 30.0, "shift_err_mev": 3.0}
+    c = _clf().classify(evidence)
+    assert c.label == "uncertain" and c.p_dimer > 0.95
+    assert c.reason.startswith("g2(0) 1.24 ± 0.07 is above 1")
+    # within three standard errors of 1 the same evidence gives its verdict
+    assert _clf().classify({**evidence, "g2_zero": 1.1}).label == "dimer"
+
+
 def test_empty_evidence_gives_none() -> None:
     """A g2(0) of -0.48 ± 33.6 (empty coincidence peaks) must not move the verdict."""
     clf = _clf()

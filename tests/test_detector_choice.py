@@ -193,7 +193,12 @@ def v30_records() -> dict[str, dict]:
 
 def test_v30_t2_gets_a_g2_and_the_note(v30_records) -> None:
     rec = v30_records["auto"]
-    assert rec["g2_zero"] == pytest.approx(1.14, abs=0.05) and rec["g2_zero_err"] < 0.1
+    # no sync in this T2 file and peaks 12.5 ns apart: the correlogram fit (the window ratio
+    # gave 1.14, within 1.4 of the fit's standard errors)
+    assert rec["g2_zero"] == pytest.approx(1.24, abs=0.05) and rec["g2_zero_err"] < 0.1
+    # light bunched beyond what any number of independent emitters gives: no verdict
+    assert rec["classification"]["label"] == "uncertain"
+    assert "is above 1" in rec["classification"]["reason"]
     assert rec["notes"][0].startswith(NOTE)
     assert not any("no photons on detector" in n for n in rec["notes"])
 
