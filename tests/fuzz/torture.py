@@ -124,6 +124,19 @@ def _acquire(path: Path, duration: float = 120) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def visible_count(path: Path, reader: h5py.File | None) -> tuple[int, h5py.File | None]:
+    """The photons that a SWMR reader sees in a recording so far (0 before its photon table
+    is there) and the reader to pass the next time (opened at the first call that can)."""
+    try:
+        if reader is None:
+            reader = h5py.File(path, "r", libver="latest", swmr=True)
+        ds = reader["photon_data/timestamps"]
+        ds.refresh()
+        return ds.shape[0], reader
+    except (OSError, KeyError):
+        return 0, reader
+
+
 def _follow(child: subprocess.Popen, path: Path, run_s: float
             ) -> tuple[list[tuple[float, int]], list[int], h5py.File | None]:
     """Follow a recording in SWMR mode for ``run_s`` after its first photons: (wall time,
@@ -134,14 +147,7 @@ def _follow(child: subprocess.Popen, path: Path, run_s: float
     first = None
     kids: list[int] = []
     while time.monotonic() < end and child.poll() is None:
-        try:
-            if f is None:
-                f = h5py.File(path, "r", libver="latest", swmr=True)
-            ds = f["photon_data/timestamps"]
-            ds.refresh()
-            n = ds.shape[0]
-        except (OSError, KeyError):
-            n = 0
+        n, f = visible_count(path, f)
         now = time.monotonic()
         if n and (not seen or n != seen[-1][1]):
             seen.append((now, n))
