@@ -47,10 +47,10 @@ ROLLING_S = 30.0
 class WarmUp(QtCore.QThread):
     """Warm the analysis before the first Record: compile (or load from numba's cache) the
     kernels in this process, where the recording's histograms and the rolling trace are
-    computed, and start the engine's live-analysis worker, which loads them in turn
-    (:func:`spad.app.acquisition.engine.prepare`; the worker's warm-up is queued before any live
-    analysis). Without it the first particle showed "g2(0) n/a"
-    for the whole of its recording on a fresh installation, while they compiled.
+    computed, and start the engine's live-analysis worker, which imports the analysis meanwhile
+    and loads the kernels from numba's cache at its first live update
+    (:func:`spad.app.acquisition.engine.prepare`). Without it the first particle showed
+    "g2(0) n/a" for the whole of its recording on a fresh installation, while they compiled.
 
     ``done`` gives ``""`` or the error met (the app then records anyway, as before)."""
 
