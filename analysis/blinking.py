@@ -23,14 +23,15 @@ Methods (docs/methods.md, "Intensity trace and blinking"):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 from numba import njit
 from scipy import optimize, special, stats
-from spad.analysis.bursts import BURST_TRACE_SHARE, Bursts, find_bursts, remove_bursts
-from spad.analysis.changepoints import Levels, find_change_points, levels_from_change_points
+from spad.analysis.bursts import BURST_TRACE_SHARE, Bursts, find_bursts, levels_without_bursts
+from spad.analysis.changepoints import ChangePointStream, Levels
 from spad.analysis.level_grouping import Grouping, group_levels
 from spad.analysis.schema import to_json_types
 from spad.analysis.switching import SwitchingRates, switching_rates
@@ -39,7 +40,8 @@ __all__ = [
     "MixtureFit", "PowerLawFit", "BlinkingResult", "bin_trace", "intensity_histogram",
     "mixture_threshold", "dwell_times", "fit_power_law",
     "bimodality_coefficient", "fano_factor", "analyse_blinking",
-    "blinking_from_levels", "burst_note", "add_to_bins",
+    "blinking_from_levels", "blinking_in_passes", "change_points_of", "burst_note",
+    "add_to_bins",
 ]
 
 
@@ -638,19 +640,72 @@ def analyse_blinking(times: np.ndarray, bin_width: float = 0.01, confidence: flo
     t = np.asarray(times, dtype=np.float64)
     if t.ndim != 1 or t.size < 2:
         raise ValueError("need a 1-D array of at least two photon times")
+    return blinking_in_passes(lambda: (t,), bin_width, confidence, method, max_states,
+                              min_dwells, bursts)
+
+
+def change_points_of(pieces: Iterable[np.ndarray], confidence: float) -> ChangePointStream:
+    """One pass: the change points of sorted photon times given in pieces (any split gives
+    those of the whole stream, :class:`spad.analysis.changepoints.ChangePointStream`)."""
+    cp = ChangePointStream(confidence)
+    for t in pieces:
+        cp.update(t)
+    cp.close()
+    return cp
+
+
+def blinking_in_passes(pieces: Callable[[], Iterable[np.ndarray]], bin_width: float,
+                       confidence: float, method: Literal["poisson", "gaussian"] = "poisson",
+                       max_states: int = 10, min_dwells: int = 10, bursts: bool = True,
+                       change_points: ChangePointStream | None = None) -> BlinkingResult:
+    """:func:`analyse_blinking` of sorted photon times given in pieces: one pass for the change
+    points (unless given), one for the binned trace of the photons kept. Photons in memory are
+    one piece; a recording read again in windows (:mod:`spad.analysis.windowed`) gives one
+    piece a window, and memory holds one piece.
+
+    Parameters
+    ----------
+    pieces
+        Called once per pass: the sorted photon times (s) in consecutive pieces.
+    change_points
+        The change points of these pieces, if a pass has already found them.
+    bin_width, confidence, method, max_states, min_dwells, bursts
+        As for :func:`analyse_blinking`.
+    """
+    if not bin_width > 0:
+        raise ValueError(f"bin width must be positive seconds, not {bin_width}")
+    cp = change_points or change_points_of(pieces(), confidence)
+    if cp.n_photons < 2:
+        raise ValueError("need a 1-D array of at least two photon times")
+    levels, last_photon = cp.levels()
     notes: list[str] = []
-    cps = find_change_points(t, confidence)
-    levels: Levels = levels_from_change_points(t, cps)
     found: Bursts | None = None
+    burst_lo = burst_hi = np.empty(0, dtype=np.int64)
+    n_kept, t0, t1 = cp.n_photons, cp.first_s, cp.last_s
     if bursts:
         found = find_bursts(levels, p_value=BURST_TRACE_SHARE * (1.0 - confidence))
         if len(found):
-            keep, levels = remove_bursts(t, levels, found)
-            t = t[keep]
+            levels, burst_lo, burst_hi, n_kept, t1 = levels_without_bursts(
+                levels, last_photon, cp.n_photons, found)
+            t0 = float(levels.start[0])
             notes.append(burst_note(found))
-    counts, _ = bin_trace(t, bin_width)
-    return blinking_from_levels(levels, found, counts, int(t.size), float(t[-1] - t[0]),
-                                bin_width, confidence, method, max_states, min_dwells, notes)
+    n_bins = int(np.floor((t1 - t0) / bin_width))
+    if n_bins < 1:
+        raise ValueError(f"the span {t1 - t0:g} s is shorter than one bin of {bin_width:g} s")
+    counts = np.zeros(n_bins, dtype=np.int64)
+    offset = 0
+    for t in pieces():
+        n = t.size
+        if burst_lo.size:
+            # the burst levels' photons, by their index in the stream
+            idx = offset + np.arange(n)
+            k = np.searchsorted(burst_lo, idx, side="right") - 1
+            inside = (k >= 0) & (idx < burst_hi[np.maximum(k, 0)])
+            t = t[~inside]
+        add_to_bins(t, t0, float(bin_width), counts)
+        offset += n
+    return blinking_from_levels(levels, found, counts, n_kept, float(t1 - t0), bin_width,
+                                confidence, method, max_states, min_dwells, notes)
 
 
 def burst_note(found: Bursts) -> str:

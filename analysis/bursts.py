@@ -33,7 +33,7 @@ import numpy as np
 from scipy import stats
 from spad.analysis.changepoints import Levels
 
-__all__ = ["Bursts", "find_bursts", "remove_bursts", "photons_outside", "scan_p_value"]
+__all__ = ["Bursts", "find_bursts", "levels_without_bursts", "photons_outside", "scan_p_value"]
 
 #: Full SMS's burst definition: intensity above the weighted mean + 3 weighted SD ...
 BURST_SIGMA = 3.0
@@ -128,44 +128,45 @@ def find_bursts(levels: Levels, sigma: float = BURST_SIGMA,
                   levels.end[hit].astype(np.float64), n[hit], inten[hit], thr)
 
 
-def remove_bursts(times: np.ndarray, levels: Levels, bursts: Bursts
-                  ) -> tuple[np.ndarray, Levels]:
-    """Drop the bursts' photons and merge their time into the brighter neighbouring level.
+def levels_without_bursts(levels: Levels, last_photon_s: np.ndarray, n: int, found: Bursts
+                          ) -> tuple[Levels, np.ndarray, np.ndarray, int, float]:
+    """Drop the bursts' photons and merge their time into the brighter neighbouring level,
+    from the levels alone (the photons are not needed: a level's photons are a range of stream
+    indices).
 
     Parameters
     ----------
-    times
-        The sorted photon times the levels were found in.
-    levels, bursts
+    levels, found
         Levels and the bursts among them (:func:`find_bursts`).
+    last_photon_s
+        Time of each level's last photon (s).
+    n
+        Photons in all the levels.
 
     Returns
     -------
-    keep, levels
-        Mask of the photons kept, and the levels of the kept photons (the burst levels gone).
+    levels, burst_first, burst_stop, n_kept, t_last
+        The levels of the kept photons, the stream-index ranges ``[first, stop)`` of the
+        burst levels, the number of photons kept and the time of the last one.
     """
-    t = np.asarray(times, dtype=np.float64)
-    keep = np.ones(t.size, dtype=bool)
-    if len(bursts) == 0:
-        return keep, levels
-    n_lev = len(levels)
     first = np.asarray(levels.first_photon, dtype=np.int64)
-    last = np.append(first[1:], t.size)  # one past each level's last photon
-    is_burst = np.zeros(n_lev, dtype=bool)
-    is_burst[bursts.level] = True
-    for k in bursts.level:
-        keep[first[k]:last[k]] = False
+    last = np.append(first[1:], n)
+    is_burst = np.zeros(len(levels), dtype=bool)
+    is_burst[found.level] = True
     good = np.flatnonzero(~is_burst)
     if good.size == 0:
         raise ValueError("every level is a burst: no emission left")
-    new_index = np.cumsum(keep) - 1  # index of each kept photon in the kept array
-    new_first = new_index[first[good]]
-    tk = t[keep]
-    start = tk[new_first].copy()
-    end = np.append(start[1:], tk[-1])
-    n_ph = np.diff(np.append(new_first, tk.size)).astype(np.int64)
+    removed = np.where(is_burst, last - first, 0)
+    before = np.cumsum(removed) - removed   # burst photons before each level
+    new_first = first[good] - before[good]
+    n_kept = int(n - removed.sum())
+    start = np.asarray(levels.start, dtype=np.float64)[good].copy()
+    t_last = float(last_photon_s[good[-1]])
+    end = np.append(start[1:], t_last)
+    n_ph = np.diff(np.append(new_first, n_kept)).astype(np.int64)
     give_burst_time(levels, good, start, end)
-    return keep, Levels(start=start, end=end, n_photons=n_ph, first_photon=new_first)
+    return (Levels(start=start, end=end, n_photons=n_ph, first_photon=new_first),
+            first[is_burst], last[is_burst], n_kept, t_last)
 
 
 def give_burst_time(levels: Levels, good: np.ndarray, start: np.ndarray,

@@ -49,7 +49,7 @@ from numba import njit
 
 __all__ = [
     "Levels", "critical_value", "simulate_critical_values", "find_change_points",
-    "levels_from_change_points",
+    "levels_from_change_points", "ChangePointStream",
 ]
 
 # --- critical values ------------------------------------------------------------------------
@@ -431,3 +431,100 @@ def levels_from_change_points(times: np.ndarray, change_points: np.ndarray) -> L
     counts = np.diff(np.concatenate([first, [t.size]]))
     return Levels(start=t[first], end=t[last], n_photons=counts.astype(np.int64),
                   first_photon=first)
+
+
+class ChangePointStream:
+    """:func:`find_change_points` on a stream of sorted photon times
+    fed in pieces.
+
+    The search runs window by window (:func:`change_points_kernel`); the
+    photons from where it stopped are kept (at most one window) and searched again with the
+    next piece, so the change points are exactly those of the search on the whole stream while
+    memory holds one piece. Also kept: the times of each change point's photon and of the
+    photon before it, the first and last time and the count, which is all
+    :class:`Levels` and burst removal need.
+
+    Parameters
+    ----------
+    confidence, window, overlap, min_photons, edge
+        As for :func:`find_change_points`.
+    """
+
+    def __init__(self, confidence: float = 0.95, window: int = 1000, overlap: int = 200,
+                 min_photons: int = 20, edge: int = EDGE) -> None:
+        if not 0 <= overlap < window:
+            raise ValueError(f"overlap ({overlap}) must lie in [0, window = {window})")
+        self.min_intervals = max(int(min_photons) - 1, 2 * edge)
+        if window < self.min_intervals:
+            raise ValueError(f"window ({window}) shorter than the shortest tested segment")
+        self.window, self.overlap, self.edge = int(window), int(overlap), int(edge)
+        grid, values = critical_curve(float(confidence), int(window), int(edge))
+        self._grid = np.ascontiguousarray(grid, dtype=np.float64)
+        self._values = np.ascontiguousarray(values, dtype=np.float64)
+        self._carry = np.empty(0)
+        self._offset = 0              # stream index of self._carry[0]
+        self.n_photons = 0
+        self.first_s = float("nan")
+        self.last_s = float("nan")
+        self._cps: list[np.ndarray] = []
+        self._t_at: list[np.ndarray] = []
+        self._t_before: list[np.ndarray] = []
+        self._closed = False
+
+    def update(self, times: np.ndarray) -> None:
+        """Add the next sorted photon times (seconds)."""
+        t = np.ascontiguousarray(times, dtype=np.float64)
+        if self._closed:
+            raise ValueError("ChangePointStream: closed")
+        if not t.size:
+            return
+        if first_decrease(t) >= 0 or (self.n_photons and t[0] < self.last_s):
+            raise ValueError("photon times must be sorted in time")
+        if not self.n_photons:
+            self.first_s = float(t[0])
+        self.n_photons += int(t.size)
+        self.last_s = float(t[-1])
+        buf = np.concatenate([self._carry, t]) if self._carry.size else t
+        self._search(buf, final=False)
+
+    def close(self) -> np.ndarray:
+        """Search the rest; returns all change points (stream indices, sorted)."""
+        if not self._closed:
+            self._closed = True
+            if self._carry.size > self.min_intervals:
+                self._search(self._carry, final=True)
+            self._carry = np.empty(0)
+        return self.change_points
+
+    def _search(self, buf: np.ndarray, final: bool) -> None:
+        cps, resume = change_points_kernel(buf, self.window, self.overlap, self.min_intervals,
+                                          self.edge, self._grid, self._values, final)
+        if cps.size:
+            # a change point is never a window's first photon (edge > 0): cps - 1 is in buf
+            self._cps.append(cps + self._offset)
+            self._t_at.append(buf[cps])
+            self._t_before.append(buf[cps - 1])
+        if not final:
+            self._carry = buf[resume:].copy()
+            self._offset += int(resume)
+
+    @property
+    def change_points(self) -> np.ndarray:
+        """Change points so far (stream indices of each new level's first photon)."""
+        return np.concatenate(self._cps) if self._cps else np.empty(0, dtype=np.int64)
+
+    def levels(self) -> tuple[Levels, np.ndarray]:
+        """The levels (as :func:`levels_from_change_points` makes them from the whole stream)
+        and the time of each level's last photon (after :meth:`close`)."""
+        if self.n_photons < 2:
+            raise ValueError("need at least two photons to form a level")
+        cps = self.close()
+        t_at = np.concatenate(self._t_at) if self._t_at else np.empty(0)
+        t_before = np.concatenate(self._t_before) if self._t_before else np.empty(0)
+        first = np.concatenate([[0], cps])
+        counts = np.diff(np.concatenate([first, [self.n_photons]]))
+        start = np.concatenate([[self.first_s], t_at])
+        end = np.concatenate([t_at, [self.last_s]])
+        last_photon = np.concatenate([t_before, [self.last_s]])
+        return (Levels(start=start, end=end, n_photons=counts.astype(np.int64),
+                       first_photon=first), last_photon)

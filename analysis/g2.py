@@ -3,7 +3,9 @@
 - :func:`pulsed_g2`: g2(0) under pulsed excitation, the area of the zero-delay peak over the mean
   area of the side peaks, each integrated over +/- T/2 around the peak (docs/methods.md, "g2").
 - :func:`cw_g2`: normalised g2(tau) under continuous excitation.
-- :func:`gate_mask` and :func:`gated_pulsed_g2`: the time gate, defined here once (see below).
+- :func:`passes_gate` (and :func:`gate_mask` of a photon list): the time gate, defined here
+  once (see below); the gated g2(0) is a pass over the photons kept
+  (:meth:`spad.analysis.windowed.KeptPhotons.gated_pulsed_g2`).
 
 Both take the :class:`~spad.analysis.accumulators.Correlation` result of a
 :class:`~spad.analysis.accumulators.CrossCorrelation` (or the accumulator itself).
@@ -16,8 +18,8 @@ and multi-exciton emission in second-order photon correlation experiments", Opt.
 7419 (2013)). The pulse is seen by each detector at its own delay after the sync (cable delays
 differ by nanoseconds), so the gate counts from *each detector's* excitation pulse, located from
 the rising edge of that detector's decay (:func:`pulse_delays`), never from the sync. The same
-rule serves the file path and the live path: both call :func:`gated_pulsed_g2` on the photons
-collected so far.
+rule serves the file path and the live path: both gate the photons kept, in memory or read
+again in windows.
 
 Peak leakage. Each peak of the pulsed correlation is the distribution of
 ``Delta = d_b - d_a`` (delays after the sync of the two photons) shifted by a whole number of
@@ -33,15 +35,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.signal import fftconvolve
-from spad.analysis.accumulators import Correlation, CrossCorrelation, Decay, add_delay_histograms
+from spad.analysis.accumulators import Correlation, CrossCorrelation, Decay
 from spad.analysis.photon_collector import PhotonList
-
-from spad.photons import PhotonChunk
 
 
 def _as_correlation(correlation: Correlation | CrossCorrelation) -> Correlation:
@@ -671,56 +670,3 @@ def passes_gate(delay_s: np.ndarray, detectors: np.ndarray, pulse_delay_s: Mappi
     for det, t0 in pulse_delay_s.items():
         keep |= (detectors == det) & (delay_s >= t0 + gate_s)
     return keep
-
-
-def _selected(photons: PhotonList, keep: np.ndarray) -> PhotonChunk:
-    """The photons selected by ``keep`` as a chunk of the stream."""
-    timing = photons.timing
-    return PhotonChunk(timing, photons.timestamps[keep], photons.detectors[keep],
-                       photons.delays[keep].astype(np.uint16) if timing.is_t3 else None)
-
-
-def _selected_decay(photons: PhotonList, keep: np.ndarray, decay: Decay) -> Decay:
-    """Delay histograms of the photons selected by ``keep``, on ``decay``'s bins: the peak
-    shape of the gated correlation."""
-    counts = np.zeros_like(decay.counts)
-    add_delay_histograms(counts, photons.delays, photons.detectors, decay, photons.delay_unit_s,
-                         keep)
-    return replace(decay, counts=counts)
-
-
-def gated_pulsed_g2(photons: PhotonList, decay: Decay | None,
-                    pulse_delay_s: Mapping[int, float], gate_s: float, *, det_a: int,
-                    det_b: int, max_lag_s: float, bin_width_s: float, sync_period_s: float,
-                    centre_lag_s: float, **g2_options: Any
-                    ) -> tuple[Correlation, G2Result, float]:
-    """Time-gated pulsed g2(0): the correlation of the photons passing :func:`gate_mask`, with
-    the peak shape from their own decays.
-
-    Parameters
-    ----------
-    photons, decay, pulse_delay_s, gate_s
-        The photons, their delay histograms (``None``: no tail correction), each detector's
-        pulse delay and the gate.
-    det_a, det_b, max_lag_s, bin_width_s
-        As for :class:`~spad.analysis.accumulators.CrossCorrelation` (the ungated correlation's).
-    sync_period_s, centre_lag_s
-        The laser period and the zero-delay peak of the ungated correlation (gating thins the
-        peaks, so they are not looked for again).
-    **g2_options
-        Passed to :func:`pulsed_g2` (background options).
-
-    Returns
-    -------
-    (Correlation, G2Result, kept_fraction)
-        ``kept_fraction``: share of the photons that pass the gate.
-    """
-    keep = gate_mask(photons, pulse_delay_s, gate_s)
-    acc = CrossCorrelation(det_a, det_b, max_lag_s=max_lag_s, bin_width_s=bin_width_s)
-    acc.update(_selected(photons, keep))
-    correlation = acc.result()
-    kept = float(keep.mean()) if keep.size else 0.0
-    g2 = pulsed_g2(correlation, sync_period_s, centre_lag_s=centre_lag_s,
-                   decay=None if decay is None else _selected_decay(photons, keep, decay),
-                   **g2_options)
-    return correlation, g2, kept

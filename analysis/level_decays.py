@@ -2,11 +2,12 @@
 each single resolved (change-point) level.
 
 Both are cut from the one set of photon arrival times and aligned delays, sorted by time, that
-the bright-state decay is made from (in memory only), and fitted by the same code
-(:func:`fit_decays`: 1 or 2 exponentials with the IRF, the lower AIC kept), so a state and a
-level are compared on equal terms. A state's decay is what Full SMS shows per group; a level's
-decay shows whether the lifetime follows the intensity level by level (the dimmer, shorter-lived
-charged state of fluorescence-lifetime-intensity correlation, Galland et al., Nature 479, 203
+the bright-state decay is made from (:meth:`spad.analysis.windowed.KeptPhotons.sorted_delays`;
+photons in memory only), and fitted by the same code (:func:`fit_decays`: 1 or 2 exponentials
+with the IRF, the lower AIC kept), so a state and a level are compared on equal terms. A
+state's decay is what Full SMS shows per group; a level's decay shows whether the lifetime
+follows the intensity level by level (the dimmer, shorter-lived charged state of
+fluorescence-lifetime-intensity correlation, Galland et al., Nature 479, 203
 (2011)), which a grouping of several levels into one state averages away.
 
 A recording can have hundreds of levels and a fit costs ~0.05 s, so levels are fitted only when
@@ -20,9 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from spad.analysis.decay_window import wrap_delays
 from spad.analysis.lifetimes import LifetimeResult, fit_decay_select, state_decay_histograms
-from spad.analysis.photon_collector import PhotonList
 
 FIT_MIN_PHOTONS = 1000
 """Photons a state's or a level's decay needs to be fitted: below it a 1-2 exponential fit on a
@@ -58,45 +57,6 @@ class LevelDecays:
     def n_skipped(self) -> int:
         """Levels with enough photons for a fit that were left out by the cap."""
         return self.n_enough - len(self.decays)
-
-
-def sorted_delays(photons: PhotonList, times: np.ndarray, order: np.ndarray,
-                  shift_s: np.ndarray, edges: np.ndarray, wrap_s: float | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Arrival times and aligned delays of the photons that have a delay, in time order.
-
-    Parameters
-    ----------
-    photons
-        The photons, in memory, in the stream's order.
-    times
-        Their arrival times (s), sorted; ``order`` sorts ``photons`` into that order.
-    order
-        The permutation that sorts the photons by time.
-    shift_s
-        Alignment shift (s) of each detector number (cable delays), indexed by detector.
-    edges
-        Decay bin edges (s).
-    wrap_s
-        The delays are wrapped by this (s; default the edges' span) to lie from ``edges[0]``
-        (:func:`spad.analysis.decay_window.wrap_delays`).
-
-    Returns
-    -------
-    t_sorted, d_sorted
-        Arrival times (s, sorted) and aligned delays (s).
-    """
-    # the photons with a delay (T2: not before the first sync), in time order
-    d_all = photons.delays[order]
-    valid = d_all >= 0
-    if valid.all():
-        # every photon has a delay (always in T3): no whole-length copies of the times
-        t_sorted, det_all = times, photons.detectors[order]
-    else:
-        t_sorted, det_all, d_all = times[valid], photons.detectors[order][valid], d_all[valid]
-    # each photon's delay moved by its detector's alignment shift, wrapped into the period
-    return t_sorted, wrap_delays(d_all * photons.delay_unit_s - shift_s[det_all], edges,
-                                     wrap_s)
 
 
 def fit_decays(hists: dict[int, np.ndarray], edges: np.ndarray, period: float,

@@ -7,20 +7,22 @@ decay and of the bright state (with fit quality), pulsed g2(0) raw and time-gate
 :class:`PhotonAnalysis`, serialises to JSON-ready dicts and into the particle HDF5 file.
 
 Live and replay share this code: the accumulators are chunk-invariant, and the whole-trace steps
-run on the concatenated photons, so the same photons give the same numbers however they arrive.
+are passes over the photons as time-ordered windows (:class:`spad.analysis.windowed.PhotonWindows`),
+so the same photons give the same numbers however they arrive.
 
-Memory: up to :data:`PHOTON_BUDGET` photons are held and analysed at once. Beyond it the
-collector lets the photons go, and the whole-trace steps read the source again in windows
-(:mod:`spad.analysis.windowed`): the same numbers, several reads of the file, memory bounded by a
-window. A source that cannot be read again (a generator, a live stream) gets the streaming
-results only, and the whole-trace ones are null with a note saying why.
+Memory: up to :data:`PHOTON_BUDGET` photons are held, and the whole-trace steps read them as one
+window (:class:`~spad.analysis.windowed.MemoryWindows`). Beyond it the collector lets the photons
+go, and the same steps read the source again in windows
+(:class:`~spad.analysis.windowed.FileWindows`): the same numbers, several reads of the file,
+memory bounded by a window. A source that cannot be read again (a generator, a live stream)
+gets the streaming results only, and the whole-trace ones are null with a note saying why.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -30,37 +32,39 @@ from spad.analysis.accumulators import (
     Decay,
     DecayHistogram,
     IntensityTrace,
-    add_delay_histograms,
 )
 from spad.analysis.blinking import (
     PowerLawFit,
-    analyse_blinking,
     block_jackknife,
     excess_variance,
     reported_exponent,
 )
 from spad.analysis.decay_window import DecayWindow, decay_window
 from spad.analysis.flid import FLIDHistogram
-from spad.analysis.g2 import gate_mask, gated_pulsed_g2, pulse_delays
+from spad.analysis.g2 import pulse_delays
 from spad.analysis.g2_background import g2_background
-from spad.analysis.g2_pairs import sync_pair_areas, sync_pair_g2
+from spad.analysis.g2_pairs import sync_pair_g2
 from spad.analysis.g2_timing import (
     analyze_g2,
     check_gated,
     correlation_range,
 )
-from spad.analysis.level_decays import level_decays, sorted_delays, state_decays
+from spad.analysis.level_decays import level_decays, state_decays
 from spad.analysis.lifetimes import (
     LifetimeResult,
     fit_decay,
     fit_decay_select,
-    state_decay_histograms,
 )
-from spad.analysis.photon_collector import PhotonCollector, PhotonCount, PhotonList
+from spad.analysis.photon_collector import PhotonCollector, PhotonCount
 from spad.analysis.photon_result import PhotonAnalysis
-from spad.analysis.roi import select_photons
 from spad.analysis.settings import AnalysisSettings
-from spad.analysis.windowed import PhotonWindows, WindowedPhotons, select_windowed
+from spad.analysis.windowed import (
+    FileWindows,
+    KeptPhotons,
+    MemoryWindows,
+    PhotonWindows,
+    select_photons,
+)
 
 from spad.photons import SYNC, PhotonChunk, Timing
 
@@ -250,59 +254,39 @@ def accumulate(source: Iterable[PhotonChunk] | Any, s: AnalysisSettings) -> Accu
     return acc.acc
 
 
-def _subset(photons: PhotonList, keep: np.ndarray) -> PhotonList:
-    return PhotonList(photons.timestamps[keep], photons.delays[keep], photons.detectors[keep],
-                      photons.delay_unit_s, photons.timing)
-
-
-def _decay_of(photons: PhotonList, template: Decay) -> Decay:
-    """Delay histograms of ``photons`` on the bins of ``template`` (T2 delays included: they
-    are kept per photon, so no sync events are needed)."""
-    counts = np.zeros_like(template.counts)
-    add_delay_histograms(counts, photons.delays, photons.detectors, template,
-                         photons.delay_unit_s)
-    return replace(template, counts=counts)
-
-
-def selection_step(out: PhotonAnalysis, acc: Accumulated, photons: PhotonList,
-                   times: np.ndarray, order: np.ndarray, s: AnalysisSettings
-                   ) -> tuple[PhotonList, np.ndarray, np.ndarray]:
-    """Region of interest and photon bursts (:func:`spad.analysis.roi.select_photons`), and the
-    blinking analysis of the photons kept.
+def selection_step(out: PhotonAnalysis, acc: Accumulated, windows: PhotonWindows,
+                   first_s: float, last_s: float, n: int, s: AnalysisSettings) -> KeptPhotons:
+    """Region of interest and photon bursts, and the blinking analysis of the photons kept
+    (:func:`spad.analysis.windowed.select_photons`), in passes over ``windows`` (``first_s``,
+    ``last_s``, ``n``: the time of the first and last photon and their number).
 
     When photons are left out, the decays, the correlation and the FLID are made again from the
-    kept photons (the trace stays whole, for the figure). Returns the kept photons, their
-    sorted times and the order that sorts them.
+    kept photons (the trace stays whole, for the figure). Returns the kept photons, for the
+    passes to come.
     """
-    sel = select_photons(times, s.trace_bin_s, s.confidence, roi=s.roi,
+    sel = select_photons(windows, first_s, last_s, s.trace_bin_s, s.confidence, roi=s.roi,
                          auto_roi=s.auto_roi, bursts=s.remove_bursts)
     selection_fields(out, sel, s)
-    if sel.keep.all():
-        return photons, times, order
-    keep = np.empty_like(sel.keep)
-    keep[order] = sel.keep  # back to the stream's order
-    kept = _subset(photons, keep)
-    if acc.pulsed:
-        out.decay = _decay_of(kept, acc.decay.result())
+    photons = KeptPhotons(windows, sel)
+    if sel.keeps_all(first_s, last_s):
+        photons.n_kept = n
+        return photons
     lag_s, width_s = correlation_range(acc.timing.sync_period if acc.pulsed else None)
-    corr = CrossCorrelation(*s.detectors, max_lag_s=lag_s, bin_width_s=width_s)
-    chunk = PhotonChunk(kept.timing, kept.timestamps, kept.detectors,
-                        kept.delays.astype(np.uint16) if kept.timing.is_t3 else None)
-    corr.update(chunk)
-    out.correlation = corr.result()
-    if acc.timing.is_t3 and acc.flid is not None:
-        flid = FLIDHistogram(s.trace_bin_s, s.detectors)
-        flid.update(chunk)
-        out.flid = flid.result()
-    t_kept = kept.times_s()
-    order_kept = np.argsort(t_kept, kind="stable")
-    t_kept.sort(kind="stable")  # the values of t_kept[order_kept], without another array
-    return kept, t_kept, order_kept
+    decay, corr, flid = photons.made_again(acc.decay.result() if acc.pulsed else None, lag_s,
+                                           width_s, s.detectors, s.trace_bin_s)
+    if photons.n_kept == n:
+        return photons  # all kept after all: the accumulators' results stand
+    if acc.pulsed:
+        out.decay = decay
+    out.correlation = corr
+    if acc.timing.is_t3:
+        out.flid = flid
+    return photons
 
 
 def selection_fields(out: PhotonAnalysis, sel: Any, s: AnalysisSettings) -> None:
-    """The ROI, burst and blinking fields of a selection (:class:`spad.analysis.roi.Selection` or
-    :class:`spad.analysis.windowed.WindowedSelection`)."""
+    """The ROI, burst and blinking fields of a selection
+    (:class:`spad.analysis.windowed.Selection`)."""
     out.blinking = sel.blinking
     out.roi_start_s, out.roi_end_s = sel.roi_start_s, sel.roi_end_s
     out.roi_source = "set" if s.roi is not None else ("auto" if sel.roi_auto else "whole")
@@ -314,14 +298,10 @@ def selection_fields(out: PhotonAnalysis, sel: Any, s: AnalysisSettings) -> None
                          f"ROI {sel.roi_start_s:.2f}-{sel.roi_end_s:.2f} s")
 
 
-def blinking_step(out: PhotonAnalysis, times: np.ndarray | None, s: AnalysisSettings) -> None:
+def blinking_step(out: PhotonAnalysis) -> None:
     """Levels, states, dwell statistics and switching rates of the intensity trace (of the
-    blinking analysis :func:`selection_step` made, else of ``times``)."""
+    blinking analysis :func:`selection_step` made, if any), and the trace's excess variance."""
     blink = out.blinking
-    if blink is None and times is not None:
-        blink = analyse_blinking(times, bin_width=s.trace_bin_s, confidence=s.confidence,
-                                 bursts=s.remove_bursts)
-    out.blinking = blink
     if blink is not None:
         out.on_fraction = blink.on_fraction
         out.on_fraction_err = blink.on_fraction_err
@@ -354,9 +334,8 @@ def _fit_quality(out: PhotonAnalysis, fit: LifetimeResult, what: str) -> None:
                          f"chi2/dof {fit.chi2_reduced:.2f}): the model misses structure")
 
 
-def lifetime_step(out: PhotonAnalysis, acc: Accumulated,
-                  photons: PhotonList | Any, times: np.ndarray | None,
-                  order: np.ndarray | None, s: AnalysisSettings) -> None:
+def lifetime_step(out: PhotonAnalysis, acc: Accumulated, photons: KeptPhotons | None,
+                  s: AnalysisSettings) -> None:
     """Decays (detectors aligned for their cable delays) and lifetimes of the whole decay and
     of the bright state. Needs the laser period."""
     decay = out.decay if out.decay is not None else acc.decay.result()
@@ -394,15 +373,9 @@ def lifetime_step(out: PhotonAnalysis, acc: Accumulated,
         return
     in_memory: tuple[np.ndarray, np.ndarray] | None = None
     try:
-        if isinstance(photons, PhotonList):
-            in_memory = sorted_delays(photons, times, order, shift_s, edges, window.wrap_s)
-            hists = state_decay_histograms(*in_memory, edges, blink.level_start,
-                                           blink.level_end, blink.level_on.astype(np.int64))
-        else:  # analysis.windowed.WindowedPhotons: a pass over the source
-            hists = photons.state_decay_histograms(shift_s, edges, window.wrap_s,
-                                                   blink.level_start,
-                                                   blink.level_end,
-                                                   blink.level_on.astype(np.int64))
+        hists, in_memory = photons.state_decay_histograms(shift_s, edges, window.wrap_s,
+                                                          blink.level_start, blink.level_end,
+                                                          blink.level_on.astype(np.int64))
         on = hists.get(1)
         bright = (fit_decay_select(on, edges, period, max_exp=2, irf=irf)
                   if on is not None and on.sum() >= 200 else None)
@@ -421,7 +394,7 @@ def lifetime_step(out: PhotonAnalysis, acc: Accumulated,
     except (ValueError, RuntimeError) as exc:
         out.notes.append(f"bright-state fit failed: {exc}")
     if in_memory is not None:
-        # in memory only: above PHOTON_BUDGET it would be one more pass over the whole file
+        # photons in memory only: above PHOTON_BUDGET it would be one more pass over the file
         out.state_decays, out.state_lifetimes = state_decays(
             *in_memory, edges, period, irf, blink.level_start, blink.level_end,
             blink.level_state)
@@ -475,8 +448,7 @@ _G2_VALUES = ("g2_zero", "g2_zero_err", "g2_zero_gated", "g2_zero_gated_err", "g
 _DW_FAIL = "its fit's residuals fail the Durbin-Watson test (see the fit's note)"
 
 
-def g2_step(out: PhotonAnalysis, acc: Accumulated,
-            photons: PhotonList | Any,
+def g2_step(out: PhotonAnalysis, acc: Accumulated, photons: KeptPhotons | None,
             s: AnalysisSettings, background: dict[str, Any], background_cps: float | None,
             ) -> None:
     """g2 on any timing (:func:`spad.analysis.g2_timing.analyze_g2`): pulsed peak areas when the
@@ -500,9 +472,7 @@ def g2_step(out: PhotonAnalysis, acc: Accumulated,
     if (acc.timing.is_t3 and photons is not None and res.decay_usable
             and g2.trusted and res.g2_zero is not None):
         # T3 photons carry their pulse: count the pairs by sync label, no peak-shape model
-        pairs = (sync_pair_areas(photons, *s.detectors) if isinstance(photons, PhotonList)
-                 else photons.sync_pairs(*s.detectors))
-        g2 = sync_pair_g2(pairs, g2)
+        g2 = sync_pair_g2(photons.sync_pairs(*s.detectors), g2)
         out.g2_zero, out.g2_zero_err = g2.g2, g2.g2_err
     out.g2 = g2
     out.g2_zero_delay_s = res.zero.lag_s if res.zero is not None else None
@@ -528,9 +498,7 @@ def g2_step(out: PhotonAnalysis, acc: Accumulated,
                 e * f for e, f in zip(gated_bg["background_err_hz"], frac, strict=True))
     lag_s, width_s = correlation_range(stated)
     try:
-        gate = (partial(gated_pulsed_g2, photons) if isinstance(photons, PhotonList)
-                else photons.gated_pulsed_g2)
-        out.correlation_gated, g2g, kept = gate(
+        out.correlation_gated, g2g, kept = photons.gated_pulsed_g2(
             out.decay, out.pulse_delay_s, s.gate_s, det_a=s.detectors[0],
             det_b=s.detectors[1], max_lag_s=lag_s, bin_width_s=width_s,
             sync_period_s=res.period_s, centre_lag_s=g2.centre_lag_s, **gated_bg)
@@ -539,11 +507,7 @@ def g2_step(out: PhotonAnalysis, acc: Accumulated,
         return
     if acc.timing.is_t3 and g2g.trusted and math.isfinite(g2g.g2):
         # the gated photons' pairs counted by sync label, as the ungated g2(0)
-        pairs = (sync_pair_areas(_subset(photons, gate_mask(photons, out.pulse_delay_s,
-                                                            s.gate_s)), *s.detectors)
-                 if isinstance(photons, PhotonList)
-                 else photons.sync_pairs(*s.detectors, out.pulse_delay_s, s.gate_s))
-        g2g = sync_pair_g2(pairs, g2g)
+        g2g = sync_pair_g2(photons.sync_pairs(*s.detectors, out.pulse_delay_s, s.gate_s), g2g)
     value, notes = check_gated(g2g, kept)
     out.notes.extend(notes)
     out.g2_gated = g2g
@@ -584,7 +548,9 @@ def analyze_photons(source: Iterable[PhotonChunk] | Any,
 
 def finish(acc: Accumulated, s: AnalysisSettings,
            reread: Callable[[], Iterable[PhotonChunk]] | None = None) -> PhotonAnalysis:
-    """The whole-trace steps on what the accumulators gathered (see :func:`analyze_photons`).
+    """The whole-trace steps on what the accumulators gathered (see :func:`analyze_photons`),
+    each a pass over the photons as windows: the collector's photons as one window, or, when
+    it held more than :data:`PHOTON_BUDGET` and let them go, ``reread`` read in windows.
 
     Parameters
     ----------
@@ -600,18 +566,17 @@ def finish(acc: Accumulated, s: AnalysisSettings,
         bright-state lifetime, gated g2), with a note.
     """
     collected = acc.collector.result()
+    windows: PhotonWindows | None = None
     if isinstance(collected, PhotonCount):
-        return finish_over_budget(acc, s, collected, reread)
-    photons = collected
-    n = int(photons.timestamps.size)
-    # Arrival times, computed and ordered once. A time-tag stream is already (nearly) in time
-    # order, and a stable sort (radix/timsort) of sorted data is ~50x cheaper than the default
-    # introsort, which gains nothing from order. The times are sorted in place (the values of
-    # times[order]): one whole-length array less.
-    times = photons.times_s()
-    order = np.argsort(times, kind="stable")
-    times.sort(kind="stable")
-    duration = float(times[-1] - times[0]) if n > 1 else 0.0
+        n, first_s, last_s = collected.n_photons, collected.first_s, collected.last_s
+        if reread is not None:
+            windows = FileWindows(reread, s.detectors)
+    else:
+        memory = MemoryWindows(collected, s.detectors)
+        windows, times = memory, memory.whole.times
+        n = int(times.size)
+        first_s, last_s = (float(times[0]), float(times[-1])) if n else (0.0, 0.0)
+    duration = last_s - first_s if n > 1 else 0.0
     out = PhotonAnalysis(trace=acc.trace.result())
     out.n_photons, out.duration_s = n, duration
     out.count_rate_cps = n / duration if duration else 0.0
@@ -619,77 +584,33 @@ def finish(acc: Accumulated, s: AnalysisSettings,
     if n < 100:
         out.notes.append(f"only {n} photons on detectors {s.detectors}: nothing to analyse")
         return out
-    photons, times, order = selection_step(out, acc, photons, times, order, s)
-    n = int(times.size)
-    # what was analysed: the ROI's photons, bursts removed
-    out.n_photons, out.duration_s = n, out.roi_end_s - out.roi_start_s
-    out.count_rate_cps = n / out.duration_s if out.duration_s > 0 else 0.0
-    whole_trace_steps(out, acc, s, photons, times, order)
-    return out
-
-
-def selection_windowed_step(out: PhotonAnalysis, acc: Accumulated, windows: PhotonWindows,
-                            span: PhotonCount, s: AnalysisSettings) -> WindowedPhotons:
-    """:func:`selection_step` for a recording of more than
-    :data:`PHOTON_BUDGET` photons, in passes over the source
-    (:func:`spad.analysis.windowed.select_windowed`). Returns the kept photons as passes to come
-    (:class:`spad.analysis.windowed.WindowedPhotons`)."""
-    sel = select_windowed(windows, span, s.trace_bin_s, s.confidence, roi=s.roi,
-                          auto_roi=s.auto_roi, bursts=s.remove_bursts)
-    selection_fields(out, sel, s)
-    photons = WindowedPhotons(windows, sel)
-    if sel.keeps_all(span.first_s, span.last_s):
-        photons.n_kept = span.n_photons
-        return photons
-    lag_s, width_s = correlation_range(acc.timing.sync_period if acc.pulsed else None)
-    decay, corr, flid = photons.made_again(acc.decay.result() if acc.pulsed else None, lag_s,
-                                           width_s, s.detectors, s.trace_bin_s)
-    if photons.n_kept == span.n_photons:
-        return photons  # all kept after all: the accumulators' results stand
-    if acc.pulsed:
-        out.decay = decay
-    out.correlation = corr
-    if acc.timing.is_t3:
-        out.flid = flid
-    return photons
-
-
-def finish_over_budget(acc: Accumulated, s: AnalysisSettings, span: PhotonCount,
-                        reread: Callable[[], Iterable[PhotonChunk]] | None) -> PhotonAnalysis:
-    """:func:`finish` for more than the photon budget: the steps in
-    windows over ``reread`` (:mod:`spad.analysis.windowed`), or null without it."""
-    n = span.n_photons
-    duration = span.last_s - span.first_s
-    out = PhotonAnalysis(trace=acc.trace.result())
-    out.n_photons, out.duration_s = n, duration
-    out.count_rate_cps = n / duration if duration else 0.0
-    out.mode, out.sync_period_s = acc.timing.mode, acc.timing.sync_period
-    photons: WindowedPhotons | None = None
-    if reread is None:
+    photons: KeptPhotons | None = None
+    if windows is None:
+        assert isinstance(collected, PhotonCount)
         out.notes.append(
-            f"{n} photons, more than the {span.limit} analysed in memory, and the source "
+            f"{n} photons, more than the {collected.limit} analysed in memory, and the source "
             "cannot be read again: no blinking levels, ROI, burst removal, bright-state "
             "lifetime or gated g2(0) (analyse the recorded file for them); the decays, "
             "correlation and g2(0) are of every photon")
     else:
-        windows = PhotonWindows(reread, s.detectors)
-        photons = selection_windowed_step(out, acc, windows, span, s)
+        photons = selection_step(out, acc, windows, first_s, last_s, n, s)
+        # what was analysed: the ROI's photons, bursts removed
         n = photons.n_kept
         out.n_photons, out.duration_s = n, out.roi_end_s - out.roi_start_s
         out.count_rate_cps = n / out.duration_s if out.duration_s > 0 else 0.0
-    whole_trace_steps(out, acc, s, photons, None, None)
-    if reread is not None:
-        out.notes.append(f"{span.n_photons} photons, more than the {span.limit} analysed in "
-                         f"memory at once: the whole-trace analyses read the source again "
-                         f"in windows ({windows.passes} passes)")
+    whole_trace_steps(out, acc, s, photons)
+    if isinstance(collected, PhotonCount) and windows is not None:
+        out.notes.append(f"{collected.n_photons} photons, more than the {collected.limit} "
+                         f"analysed in memory at once: the whole-trace analyses read the "
+                         f"source again in windows ({windows.passes} passes)")
     return out
 
 
 def whole_trace_steps(out: PhotonAnalysis, acc: Accumulated, s: AnalysisSettings,
-           photons: PhotonList | Any, times: np.ndarray | None,
-           order: np.ndarray | None) -> None:
-    """Blinking, lifetimes and g2 once the photons analysed are chosen."""
-    blinking_step(out, times, s)
+                      photons: KeptPhotons | None) -> None:
+    """Blinking, lifetimes and g2 once the photons analysed are chosen (``photons``: the kept
+    photons, ``None`` when they cannot be read again)."""
+    blinking_step(out)
     background: dict[str, Any] = {}
     background_cps = None
     if acc.pulsed:
@@ -698,7 +619,7 @@ def whole_trace_steps(out: PhotonAnalysis, acc: Accumulated, s: AnalysisSettings
             out.correlation = acc.correlation.result()
         first = analyze_g2(out.correlation, acc.timing.sync_period)
         if first.decay_usable:
-            lifetime_step(out, acc, photons, times, order, s)
+            lifetime_step(out, acc, photons, s)
             _honest_lifetime(out, out.decay_period_s or acc.timing.sync_period)
             background, background_cps = g2_background(out, acc.timing.sync_period, s)
         else:

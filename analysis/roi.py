@@ -15,18 +15,15 @@ bleaching only if it lasts at least ``min_dark_s`` and at least ``factor`` times
 dwell earlier in the trace: a blinking particle's OFF dwells follow a power law, so a final dark
 stretch no longer than those before it is most likely one more OFF dwell, not bleaching. What
 cannot be told apart (a final OFF dwell far longer than any before it) is cut; the ROI is
-reported, so a user who disagrees gives it by hand.
+reported, so a user who disagrees gives it by hand. The selection itself, a pass over the
+photons, is :func:`spad.analysis.windowed.select_photons`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-from spad.analysis.blinking import BlinkingResult, analyse_blinking
-from spad.analysis.bursts import photons_outside
 
-__all__ = ["bleach_end", "parse_roi", "Selection", "select_photons"]
+__all__ = ["bleach_end", "parse_roi"]
 
 
 def bleach_end(level_start: np.ndarray, level_end: np.ndarray, level_intensity: np.ndarray,
@@ -87,78 +84,3 @@ def parse_roi(text: str) -> tuple[float | None, float | None]:
             lo is not None and hi is not None and hi <= lo):
         raise ValueError(f"ROI {text!r}: times must be >= 0 s with END after START")
     return lo, hi
-
-
-@dataclass
-class Selection:
-    """The photons an analysis keeps: inside the ROI and outside every burst.
-
-    Attributes
-    ----------
-    keep
-        Mask over the sorted photon times given to :func:`select_photons`.
-    roi_start_s, roi_end_s
-        The region of interest on the recording's clock (s).
-    roi_auto
-        The end was set by :func:`bleach_end` (the trace's dark tail was cut).
-    blinking
-        The blinking analysis of the kept photons (bursts already removed).
-    """
-
-    keep: np.ndarray
-    roi_start_s: float
-    roi_end_s: float
-    roi_auto: bool
-    blinking: BlinkingResult
-
-
-def select_photons(times: np.ndarray, bin_width: float, confidence: float,
-                   roi: tuple[float | None, float | None] | None = None,
-                   auto_roi: bool = True, bursts: bool = True,
-                   min_dark_s: float = 1.0) -> Selection:
-    """Region of interest and burst removal, then the blinking analysis of what is left.
-
-    A ROI given by hand is used as it is; otherwise, with ``auto_roi``, the trace is cut where a
-    trailing dark run begins (:func:`bleach_end`) and the levels are found again on the photons
-    before it, so that the dark tail changes neither the threshold nor the grouping.
-
-    Parameters
-    ----------
-    times
-        Sorted photon arrival times (s, the recording's clock).
-    bin_width, confidence
-        Of the blinking analysis (:func:`spad.analysis.blinking.analyse_blinking`).
-    roi
-        (start, end) in seconds, either ``None`` for the trace's own start or end.
-    auto_roi
-        Find the end of the ROI from the trace when ``roi`` does not give one.
-    bursts
-        Find and remove photon bursts.
-    min_dark_s
-        Shortest trailing dark run cut by the automatic ROI.
-    """
-    t = np.asarray(times, dtype=np.float64)
-    if t.size < 2:
-        raise ValueError("need at least two photons")
-    lo, hi = roi if roi is not None else (None, None)
-    start = float(t[0]) if lo is None else float(lo)
-    end = float(t[-1]) if hi is None else float(hi)
-    in_roi = (t >= start) & (t <= end)
-    if int(in_roi.sum()) < 2:
-        raise ValueError(f"the ROI {start:g}-{end:g} s holds fewer than two photons "
-                         f"(photons from {t[0]:g} to {t[-1]:g} s)")
-    # all of the trace (the usual case): no copy of the times
-    blink = analyse_blinking(t if in_roi.all() else t[in_roi], bin_width, confidence,
-                             bursts=bursts)
-    auto = False
-    if hi is None and auto_roi:
-        cut = bleach_end(blink.level_start, blink.level_end, blink.level_intensity,
-                         blink.threshold_rate, min_dark_s=min_dark_s)
-        if cut is not None and np.count_nonzero(in_roi & (t < cut)) >= 2:
-            end, auto = cut, True
-            in_roi &= t < cut
-            blink = analyse_blinking(t[in_roi], bin_width, confidence, bursts=bursts)
-    keep = in_roi
-    if blink.bursts is not None and len(blink.bursts):
-        keep = keep & photons_outside(t, blink.bursts.start, blink.bursts.end)
-    return Selection(keep, start, end, auto, blink)

@@ -1,33 +1,37 @@
-"""Whole-trace analyses of a recording too long to hold in memory: its photons read again, in
-windows of time-ordered photons.
+"""The photons of one particle as time-ordered windows: the one source every whole-trace step
+reads.
 
-:func:`spad.analysis.photon_analysis.finish` keeps every photon of a particle when there are at most
-:data:`spad.analysis.photon_analysis.PHOTON_BUDGET` of them. Above that the collector lets them go
-(:class:`spad.analysis.photon_collector.PhotonCount`), the streaming accumulators (trace, decays,
-correlation, FLID) stay as they are, and what needs the photons again is done here in passes
-over the source, each holding one window of at most :data:`WINDOW_PHOTONS` photons:
+The streaming accumulators (trace, decays, correlation, FLID) see each chunk once. What needs
+the photons again, after the pass (the change points and levels, the region of interest and
+burst removal, the decays and correlation of the photons kept, the bright-state and per-state
+decays, the sync-pair counts and the time-gated g2), is written once here and in
+:mod:`spad.analysis.blinking`, as passes over a :class:`PhotonWindows`:
 
-- the change points (:class:`spad.analysis.changepoints.ChangePointStream`, which carries the
-  unfinished window of the Watkins-Yang search from one piece to the next, so the change points
-  are exactly those of the whole stream);
-- the levels and burst removal (from the change points' times alone), the binned trace of the
-  photons kept (a second pass), then the rest of the blinking analysis
-  (:func:`spad.analysis.blinking.blinking_from_levels`, no photons needed);
-- the region of interest (:func:`select_windowed`, as :func:`spad.analysis.roi.select_photons`);
-- the decays, correlation and FLID of the photons kept, the bright-state decay and the
-  time-gated g2 (:class:`WindowedPhotons`).
+- :class:`MemoryWindows`: the photons the collector held (at most
+  :data:`spad.analysis.photon_analysis.PHOTON_BUDGET`), sorted once, as one cached window;
+- :class:`FileWindows`: a source that can be read again (a file reader), read once per pass in
+  windows of at most :data:`WINDOW_PHOTONS` photons, when there were more photons than the
+  budget;
+- a live stream cannot be read again: it gets the :class:`MemoryWindows` of what its collector
+  held, and beyond the budget no windows at all (the whole-trace results are null, with a note;
+  the recorded file, analysed afterwards, gets them).
 
-Every quantity is the in-memory one computed in pieces: counts add, photon times and indices
-are those of the whole sorted stream. The results are therefore the same as the in-memory
-path's (``tests/test_windowed.py`` compares them with a tiny budget), at the price of reading
-the source several times (up to seven passes).
+Every quantity is computed in pieces that add up: counts add, photon times and indices are
+those of the whole sorted stream, and the change-point search carries its unfinished window
+from one piece to the next (:class:`spad.analysis.changepoints.ChangePointStream`). The
+numbers are therefore the same for one window and for many (``tests/test_windowed.py`` compares
+them with a tiny budget), at the price of reading a file several times (up to seven passes).
+
+A new whole-trace analysis goes here once, as a pass over windows (copy
+:meth:`KeptPhotons.sync_pairs`, the shortest), and is called from
+:mod:`spad.analysis.photon_analysis`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from spad.analysis.accumulators import (
@@ -37,33 +41,20 @@ from spad.analysis.accumulators import (
     StreamState,
     add_delay_histograms,
 )
-from spad.analysis.blinking import (
-    BlinkingResult,
-    add_to_bins,
-    blinking_from_levels,
-    burst_note,
-)
-from spad.analysis.bursts import Bursts, find_bursts, give_burst_time, photons_outside
-from spad.analysis.changepoints import (
-    EDGE,
-    Levels,
-    change_points_kernel,
-    critical_curve,
-    first_decrease,
-)
+from spad.analysis.blinking import BlinkingResult, blinking_in_passes, change_points_of
+from spad.analysis.bursts import photons_outside
 from spad.analysis.decay_window import wrap_delays
 from spad.analysis.flid import FLIDHistogram
 from spad.analysis.g2 import G2Result, passes_gate, pulsed_g2
 from spad.analysis.g2_pairs import SyncPairCounter
 from spad.analysis.lifetimes import state_decay_histograms
-from spad.analysis.photon_collector import PhotonCount
+from spad.analysis.photon_collector import PhotonList
 from spad.analysis.roi import bleach_end
 
 from spad.photons import PhotonChunk, Timing
 
-__all__ = ["WINDOW_PHOTONS", "PhotonWindows", "Window", "ChangePointStream",
-           "analyse_blinking_windowed", "select_windowed", "WindowedSelection",
-           "WindowedPhotons"]
+__all__ = ["WINDOW_PHOTONS", "PhotonWindows", "MemoryWindows", "FileWindows", "Window",
+           "select_photons", "Selection", "KeptPhotons"]
 
 #: Photons per window of a pass. Each photon of a window costs ~35 bytes (timestamp, delay,
 #: detector, time, sort order, sorted time): 4·10^6 photons are ~150 MB, small beside the 2 GB
@@ -105,9 +96,96 @@ class Window:
         return out
 
 
-class PhotonWindows:
-    """The photons of some detectors of a source that can be read again, window by window in
-    time order, as many times as asked.
+class PhotonWindows(Protocol):
+    """The photons of some detectors of one particle, as time-ordered windows, as many passes
+    as asked.
+
+    Attributes
+    ----------
+    detectors
+        Detectors whose photons are taken.
+    timing, delay_unit_s
+        The stream's timing and the seconds per delay unit (known after the first pass).
+    passes
+        Passes made so far.
+    in_memory
+        All photons are one window held in memory: analyses too costly to repeat over a file
+        (the per-state and per-level decay fits) run only then.
+    """
+
+    detectors: tuple[int, ...]
+    timing: Timing | None
+    delay_unit_s: float
+    passes: int
+    in_memory: bool
+
+    def __call__(self, lo: float | None = None, hi: float | None = None,
+                 below: float | None = None) -> Iterator[Window]:
+        """One pass: the windows of the photons with ``lo <= t <= hi`` and ``t < below`` (each
+        bound ``None``: none), in time order. Windows may be empty after the bounds."""
+        ...
+
+
+class MemoryWindows:
+    """Photons held in memory as one window (:class:`PhotonWindows`), sorted once; the window
+    of the last bounds asked for is cached.
+
+    Parameters
+    ----------
+    photons
+        The photons of ``detectors``, in the stream's order.
+    detectors
+        The detectors they were collected from.
+    """
+
+    in_memory = True
+
+    def __init__(self, photons: PhotonList, detectors: Iterable[int]) -> None:
+        self.timing: Timing | None = photons.timing
+        self.delay_unit_s = photons.delay_unit_s
+        self.detectors = tuple(int(d) for d in detectors)
+        self.passes = 0
+        # Arrival times, computed and ordered once. A time-tag stream is already (nearly) in
+        # time order, and a stable sort (radix/timsort) of sorted data is ~50x cheaper than the
+        # default introsort, which gains nothing from order. The times are sorted in place (the
+        # values of times[order]): one whole-length array less.
+        times = photons.times_s()
+        order = np.argsort(times, kind="stable")
+        times.sort(kind="stable")
+        self.whole = Window(times, order, photons.timestamps, photons.delays, photons.detectors)
+        self._bounds: tuple[float | None, float | None, float | None] = (None, None, None)
+        self._cached = self.whole
+
+    def __call__(self, lo: float | None = None, hi: float | None = None,
+                 below: float | None = None) -> Iterator[Window]:
+        self.passes += 1
+        if (lo, hi, below) != self._bounds:
+            self._bounds, self._cached = (lo, hi, below), self._within(lo, hi, below)
+        yield self._cached
+
+    def _within(self, lo: float | None, hi: float | None, below: float | None) -> Window:
+        w = self.whole
+        t = w.times
+        mask = np.ones(t.size, dtype=bool)
+        if lo is not None:
+            mask &= t >= lo
+        if hi is not None:
+            mask &= t <= hi
+        if below is not None:
+            mask &= t < below
+        if mask.all():
+            return w  # all of the trace (the usual case): no copy
+        stream = w.stream_mask(mask)
+        # each kept photon's position among the kept ones in the stream's order; the stable
+        # sort of the kept times is the whole sort restricted to them
+        rank = np.cumsum(stream) - 1
+        return Window(t[mask], rank[w.order[mask]], w.timestamps[stream], w.delays[stream],
+                      w.detectors[stream])
+
+
+class FileWindows:
+    """The photons of some detectors of a source that can be read again (:class:`PhotonWindows`),
+    read once per pass, in windows of at most ``size`` photons.
 
     Parameters
     ----------
@@ -121,6 +199,8 @@ class PhotonWindows:
         Photons per window (default :data:`WINDOW_PHOTONS`, read when the passes run).
     """
 
+    in_memory = False
+
     def __init__(self, chunks: Callable[[], Iterable[PhotonChunk]],
                  detectors: Iterable[int], size: int | None = None) -> None:
         self._chunks = chunks
@@ -132,8 +212,6 @@ class PhotonWindows:
 
     def __call__(self, lo: float | None = None, hi: float | None = None,
                  below: float | None = None) -> Iterator[Window]:
-        """One pass: the windows of the photons with ``lo <= t <= hi`` and ``t < below`` (each
-        bound ``None``: none). Windows may be empty after the bounds."""
         self.passes += 1
         size = max(1, int(self.size if self.size is not None else WINDOW_PHOTONS))
         stream = StreamState()
@@ -198,191 +276,28 @@ class PhotonWindows:
         return Window(t, order, ts, dl, det), t_max
 
 
-class ChangePointStream:
-    """:func:`~spad.analysis.changepoints.find_change_points` on a stream of sorted photon times
-    fed in pieces.
-
-    The search runs window by window (``analysis.changepoints._find_change_points``); the
-    photons from where it stopped are kept (at most one window) and searched again with the
-    next piece, so the change points are exactly those of the search on the whole stream while
-    memory holds one piece. Also kept: the times of each change point's photon and of the
-    photon before it, the first and last time and the count, which is all
-    :class:`~spad.analysis.changepoints.Levels` and burst removal need.
-
-    Parameters
-    ----------
-    confidence, window, overlap, min_photons, edge
-        As for :func:`~spad.analysis.changepoints.find_change_points`.
-    """
-
-    def __init__(self, confidence: float = 0.95, window: int = 1000, overlap: int = 200,
-                 min_photons: int = 20, edge: int = EDGE) -> None:
-        if not 0 <= overlap < window:
-            raise ValueError(f"overlap ({overlap}) must lie in [0, window = {window})")
-        self.min_intervals = max(int(min_photons) - 1, 2 * edge)
-        if window < self.min_intervals:
-            raise ValueError(f"window ({window}) shorter than the shortest tested segment")
-        self.window, self.overlap, self.edge = int(window), int(overlap), int(edge)
-        grid, values = critical_curve(float(confidence), int(window), int(edge))
-        self._grid = np.ascontiguousarray(grid, dtype=np.float64)
-        self._values = np.ascontiguousarray(values, dtype=np.float64)
-        self._carry = np.empty(0)
-        self._offset = 0              # stream index of self._carry[0]
-        self.n_photons = 0
-        self.first_s = float("nan")
-        self.last_s = float("nan")
-        self._cps: list[np.ndarray] = []
-        self._t_at: list[np.ndarray] = []
-        self._t_before: list[np.ndarray] = []
-        self._closed = False
-
-    def update(self, times: np.ndarray) -> None:
-        """Add the next sorted photon times (seconds)."""
-        t = np.ascontiguousarray(times, dtype=np.float64)
-        if self._closed:
-            raise ValueError("ChangePointStream: closed")
-        if not t.size:
-            return
-        if first_decrease(t) >= 0 or (self.n_photons and t[0] < self.last_s):
-            raise ValueError("photon times must be sorted in time")
-        if not self.n_photons:
-            self.first_s = float(t[0])
-        self.n_photons += int(t.size)
-        self.last_s = float(t[-1])
-        buf = np.concatenate([self._carry, t]) if self._carry.size else t
-        self._search(buf, final=False)
-
-    def close(self) -> np.ndarray:
-        """Search the rest; returns all change points (stream indices, sorted)."""
-        if not self._closed:
-            self._closed = True
-            if self._carry.size > self.min_intervals:
-                self._search(self._carry, final=True)
-            self._carry = np.empty(0)
-        return self.change_points
-
-    def _search(self, buf: np.ndarray, final: bool) -> None:
-        cps, resume = change_points_kernel(buf, self.window, self.overlap, self.min_intervals,
-                                          self.edge, self._grid, self._values, final)
-        if cps.size:
-            # a change point is never a window's first photon (edge > 0): cps - 1 is in buf
-            self._cps.append(cps + self._offset)
-            self._t_at.append(buf[cps])
-            self._t_before.append(buf[cps - 1])
-        if not final:
-            self._carry = buf[resume:].copy()
-            self._offset += int(resume)
-
-    @property
-    def change_points(self) -> np.ndarray:
-        """Change points so far (stream indices of each new level's first photon)."""
-        return np.concatenate(self._cps) if self._cps else np.empty(0, dtype=np.int64)
-
-    def levels(self) -> tuple[Levels, np.ndarray]:
-        """The levels (as :func:`levels_from_change_points` makes them from the whole stream)
-        and the time of each level's last photon (after :meth:`close`)."""
-        if self.n_photons < 2:
-            raise ValueError("need at least two photons to form a level")
-        cps = self.close()
-        t_at = np.concatenate(self._t_at) if self._t_at else np.empty(0)
-        t_before = np.concatenate(self._t_before) if self._t_before else np.empty(0)
-        first = np.concatenate([[0], cps])
-        counts = np.diff(np.concatenate([first, [self.n_photons]]))
-        start = np.concatenate([[self.first_s], t_at])
-        end = np.concatenate([t_at, [self.last_s]])
-        last_photon = np.concatenate([t_before, [self.last_s]])
-        return (Levels(start=start, end=end, n_photons=counts.astype(np.int64),
-                       first_photon=first), last_photon)
-
-
-def _change_points(windows: PhotonWindows, bounds: tuple[Any, Any, Any], confidence: float
-                   ) -> ChangePointStream:
-    """One pass: the change points of the photons within ``bounds`` (lo, hi, below)."""
-    cp = ChangePointStream(confidence)
-    for w in windows(*bounds):
-        cp.update(w.times)
-    cp.close()
-    return cp
-
-
-def _without_bursts(levels: Levels, last_photon_s: np.ndarray, n: int, found: Bursts
-                    ) -> tuple[Levels, np.ndarray, np.ndarray, int, float]:
-    """:func:`spad.analysis.bursts.remove_bursts` from the levels alone.
-
-    Returns the levels of the kept photons, the stream-index ranges ``[first, stop)`` of the
-    burst levels, the number of photons kept and the time of the last one.
-    """
-    first = np.asarray(levels.first_photon, dtype=np.int64)
-    last = np.append(first[1:], n)
-    is_burst = np.zeros(len(levels), dtype=bool)
-    is_burst[found.level] = True
-    good = np.flatnonzero(~is_burst)
-    if good.size == 0:
-        raise ValueError("every level is a burst: no emission left")
-    removed = np.where(is_burst, last - first, 0)
-    before = np.cumsum(removed) - removed   # burst photons before each level
-    new_first = first[good] - before[good]
-    n_kept = int(n - removed.sum())
-    start = np.asarray(levels.start, dtype=np.float64)[good].copy()
-    t_last = float(last_photon_s[good[-1]])
-    end = np.append(start[1:], t_last)
-    n_ph = np.diff(np.append(new_first, n_kept)).astype(np.int64)
-    give_burst_time(levels, good, start, end)
-    return (Levels(start=start, end=end, n_photons=n_ph, first_photon=new_first),
-            first[is_burst], last[is_burst], n_kept, t_last)
-
-
-def analyse_blinking_windowed(windows: PhotonWindows, bounds: tuple[Any, Any, Any],
-                              bin_width: float, confidence: float, bursts: bool = True,
-                              change_points: ChangePointStream | None = None
-                              ) -> BlinkingResult:
-    """:func:`spad.analysis.blinking.analyse_blinking` of the photons within ``bounds`` (lo, hi,
-    below) of ``windows``: one pass for the change points (unless given), one for the binned
-    trace of the photons kept."""
-    cp = change_points or _change_points(windows, bounds, confidence)
-    if cp.n_photons < 2:
-        raise ValueError("need a 1-D array of at least two photon times")
-    levels, last_photon = cp.levels()
-    notes: list[str] = []
-    found: Bursts | None = None
-    burst_lo = burst_hi = np.empty(0, dtype=np.int64)
-    n_kept, t0, t1 = cp.n_photons, cp.first_s, cp.last_s
-    if bursts:
-        found = find_bursts(levels)
-        if len(found):
-            levels, burst_lo, burst_hi, n_kept, t1 = _without_bursts(levels, last_photon,
-                                                                      cp.n_photons, found)
-            t0 = float(levels.start[0])
-            notes.append(burst_note(found))
-    n_bins = int(np.floor((t1 - t0) / bin_width))
-    if n_bins < 1:
-        raise ValueError(f"the span {t1 - t0:g} s is shorter than one bin of {bin_width:g} s")
-    counts = np.zeros(n_bins, dtype=np.int64)
-    offset = 0
-    for w in windows(*bounds):
-        t = w.times
-        if burst_lo.size:
-            # the burst levels' photons, by their index in the stream (as remove_bursts)
-            idx = offset + np.arange(t.size)
-            k = np.searchsorted(burst_lo, idx, side="right") - 1
-            inside = (k >= 0) & (idx < burst_hi[np.maximum(k, 0)])
-            t = t[~inside]
-        add_to_bins(t, t0, float(bin_width), counts)
-        offset += w.times.size
-    return blinking_from_levels(levels, found, counts, n_kept, float(t1 - t0), bin_width,
-                                confidence, notes=notes)
+def _times(windows: PhotonWindows, bounds: tuple[Any, Any, Any]
+           ) -> Callable[[], Iterator[np.ndarray]]:
+    """The sorted photon times within ``bounds`` (lo, hi, below), a window at a time, once per
+    call (the pieces :func:`spad.analysis.blinking.blinking_in_passes` reads)."""
+    return lambda: (w.times for w in windows(*bounds))
 
 
 @dataclass
-class WindowedSelection:
-    """The photons the analyses keep (:func:`select_windowed`), as bounds and bursts.
+class Selection:
+    """The photons the analyses keep (:func:`select_photons`): inside the region of interest
+    and outside every burst.
 
     Attributes
     ----------
     bounds
         (lo, hi, below): the photons with ``lo <= t <= hi`` and ``t < below`` are in the ROI.
-    roi_start_s, roi_end_s, roi_auto, blinking
-        As :class:`spad.analysis.roi.Selection`.
+    roi_start_s, roi_end_s
+        The region of interest on the recording's clock (s).
+    roi_auto
+        The end was set by :func:`spad.analysis.roi.bleach_end` (the trace's dark tail was cut).
+    blinking
+        The blinking analysis of the kept photons (bursts already removed).
     """
 
     bounds: tuple[float, float, float | None]
@@ -411,48 +326,72 @@ class WindowedSelection:
         return keep
 
 
-def select_windowed(windows: PhotonWindows, span: PhotonCount, bin_width: float,
-                    confidence: float, roi: tuple[float | None, float | None] | None = None,
-                    auto_roi: bool = True, bursts: bool = True, min_dark_s: float = 1.0
-                    ) -> WindowedSelection:
-    """:func:`spad.analysis.roi.select_photons` in passes over ``windows`` (``span``: the count and
-    the first and last time of all the photons)."""
+def select_photons(windows: PhotonWindows, first_s: float, last_s: float, bin_width: float,
+                   confidence: float, roi: tuple[float | None, float | None] | None = None,
+                   auto_roi: bool = True, bursts: bool = True, min_dark_s: float = 1.0
+                   ) -> Selection:
+    """Region of interest and burst removal, then the blinking analysis of what is left, in
+    passes over ``windows``.
+
+    A ROI given by hand is used as it is; otherwise, with ``auto_roi``, the trace is cut where a
+    trailing dark run begins (:func:`spad.analysis.roi.bleach_end`) and the levels are found
+    again on the photons before it, so that the dark tail changes neither the threshold nor the
+    grouping.
+
+    Parameters
+    ----------
+    windows
+        The photons.
+    first_s, last_s
+        Time of their first and last photon (s, the recording's clock).
+    bin_width, confidence
+        Of the blinking analysis (:func:`spad.analysis.blinking.analyse_blinking`).
+    roi
+        (start, end) in seconds, either ``None`` for the trace's own start or end.
+    auto_roi
+        Find the end of the ROI from the trace when ``roi`` does not give one.
+    bursts
+        Find and remove photon bursts.
+    min_dark_s
+        Shortest trailing dark run cut by the automatic ROI.
+    """
     lo, hi = roi if roi is not None else (None, None)
-    start = float(span.first_s) if lo is None else float(lo)
-    end = float(span.last_s) if hi is None else float(hi)
+    start = float(first_s) if lo is None else float(lo)
+    end = float(last_s) if hi is None else float(hi)
     bounds: tuple[float, float, float | None] = (start, end, None)
-    cp = _change_points(windows, bounds, confidence)
+    cp = change_points_of(_times(windows, bounds)(), confidence)
     if cp.n_photons < 2:
         raise ValueError(f"the ROI {start:g}-{end:g} s holds fewer than two photons "
-                         f"(photons from {span.first_s:g} to {span.last_s:g} s)")
-    blink = analyse_blinking_windowed(windows, bounds, bin_width, confidence, bursts, cp)
+                         f"(photons from {first_s:g} to {last_s:g} s)")
+    blink = blinking_in_passes(_times(windows, bounds), bin_width, confidence, bursts=bursts,
+                               change_points=cp)
     auto = False
     if hi is None and auto_roi:
         cut = bleach_end(blink.level_start, blink.level_end, blink.level_intensity,
                          blink.threshold_rate, min_dark_s=min_dark_s)
         if cut is not None:
             cut_bounds = (start, end, float(cut))
-            cp = _change_points(windows, cut_bounds, confidence)
+            cp = change_points_of(_times(windows, cut_bounds)(), confidence)
             if cp.n_photons >= 2:
                 end, auto, bounds = float(cut), True, cut_bounds
-                blink = analyse_blinking_windowed(windows, bounds, bin_width, confidence,
-                                                  bursts, cp)
-    return WindowedSelection(bounds, start, end, auto, blink)
+                blink = blinking_in_passes(_times(windows, bounds), bin_width, confidence,
+                                           bursts=bursts, change_points=cp)
+    return Selection(bounds, start, end, auto, blink)
 
 
-class WindowedPhotons:
-    """The kept photons of a recording too long to hold, for the steps of
-    :mod:`spad.analysis.photon_analysis` that need them again: each method is one pass.
+class KeptPhotons:
+    """The photons a selection keeps, for the steps of :mod:`spad.analysis.photon_analysis`
+    that need them after the selection: each method is one pass over the windows.
 
     Parameters
     ----------
     windows
-        The source's photons, window by window.
+        The particle's photons, window by window.
     selection
         Which are kept (ROI, bursts).
     """
 
-    def __init__(self, windows: PhotonWindows, selection: WindowedSelection) -> None:
+    def __init__(self, windows: PhotonWindows, selection: Selection) -> None:
         self.windows = windows
         self.selection = selection
         self.n_kept = -1
@@ -465,8 +404,8 @@ class WindowedPhotons:
                    detectors: tuple[int, int], trace_bin_s: float
                    ) -> tuple[Decay | None, Correlation, Any]:
         """Decays (on ``decay``'s bins, if given), correlation and FLID (T3) of the kept
-        photons, as :func:`spad.analysis.photon_analysis.selection_step` makes them; also counts
-        them (:attr:`n_kept`)."""
+        photons, for :func:`spad.analysis.photon_analysis.selection_step` when photons are left
+        out; also counts them (:attr:`n_kept`)."""
         counts = None if decay is None else np.zeros_like(decay.counts)
         corr = CrossCorrelation(*detectors, max_lag_s=lag_s, bin_width_s=width_s)
         timing = self.windows.timing
@@ -487,41 +426,79 @@ class WindowedPhotons:
         return (None if decay is None else replace(decay, counts=counts), corr.result(),
                 None if flid is None else flid.result())
 
+    def sorted_delays(self, shift_s: np.ndarray, edges: np.ndarray, wrap_s: float | None = None
+                      ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Window by window: the arrival times and aligned delays of the kept photons that have
+        a delay (T2: not before the first sync), in time order.
+
+        Parameters
+        ----------
+        shift_s
+            Alignment shift (s) of each detector number (cable delays), indexed by detector.
+        edges
+            Decay bin edges (s).
+        wrap_s
+            The delays are wrapped by this (s; default the edges' span) to lie from
+            ``edges[0]`` (:func:`spad.analysis.decay_window.wrap_delays`).
+
+        Yields
+        ------
+        t_sorted, d_sorted
+            Arrival times (s, sorted) and aligned delays (s).
+        """
+        unit = self.windows.delay_unit_s
+        for w, keep in self._kept():
+            if keep.all():
+                # every photon kept (the usual case): no whole-length copies of the times
+                t_sorted, sel = w.times, w.order
+            else:
+                t_sorted, sel = w.times[keep], w.order[keep]
+            d_all = w.delays[sel]
+            det_all = w.detectors[sel]
+            valid = d_all >= 0
+            if not valid.all():
+                t_sorted, det_all, d_all = t_sorted[valid], det_all[valid], d_all[valid]
+            # each photon's delay moved by its detector's alignment shift, wrapped into the
+            # period
+            yield t_sorted, wrap_delays(d_all * unit - shift_s[det_all], edges, wrap_s)
+
     def state_decay_histograms(self, shift_s: np.ndarray, edges: np.ndarray, wrap_s: float,
                                level_start: np.ndarray, level_end: np.ndarray,
-                               level_state: np.ndarray) -> dict[int, np.ndarray]:
-        """:func:`spad.analysis.lifetimes.state_decay_histograms` of the kept photons, their
-        delays moved by their detector's ``shift_s`` and wrapped by ``wrap_s`` (as
-        :func:`spad.analysis.photon_analysis.lifetime_step` does), summed over the windows."""
-        unit = self.windows.delay_unit_s
+                               level_state: np.ndarray
+                               ) -> tuple[dict[int, np.ndarray],
+                                          tuple[np.ndarray, np.ndarray] | None]:
+        """:func:`spad.analysis.lifetimes.state_decay_histograms` of the kept photons
+        (:meth:`sorted_delays`), summed over the windows.
+
+        Returns
+        -------
+        hists, whole
+            The histograms, and (when the windows are in memory, one window) that window's
+            :meth:`sorted_delays`, for the per-state and per-level decays; else ``None``.
+        """
         total: dict[int, np.ndarray] = {}
-        for w, keep in self._kept():
-            sel = w.order[keep]
-            d_all = w.delays[sel]
-            valid = d_all >= 0
-            det = w.detectors[sel][valid]
-            d = wrap_delays(d_all[valid] * unit - shift_s[det], edges, wrap_s)
-            hists = state_decay_histograms(w.times[keep][valid], d, edges, level_start,
-                                           level_end, level_state)
+        whole = None
+        for t, d in self.sorted_delays(shift_s, edges, wrap_s):
+            hists = state_decay_histograms(t, d, edges, level_start, level_end, level_state)
             for k, h in hists.items():
                 total[k] = total[k] + h if k in total else h
-        return dict(sorted(total.items()))
+            if self.windows.in_memory:
+                whole = (t, d)
+        return dict(sorted(total.items())), whole
 
     def sync_pairs(self, det_a: int, det_b: int,
                    pulse_delay_s: Mapping[int, float] | None = None, gate_s: float = 0.0
                    ) -> tuple[int, np.ndarray]:
-        """:func:`spad.analysis.g2_pairs.sync_pair_areas` of the kept photons (those past the
-        time gate, if ``pulse_delay_s`` is given), in one pass."""
+        """Pairs of the kept photons (those past the time gate of
+        :func:`spad.analysis.g2.passes_gate`, if ``pulse_delay_s`` is given) by sync label
+        (:class:`spad.analysis.g2_pairs.SyncPairCounter`), in one pass."""
         counter = SyncPairCounter(det_a, det_b)
         unit = self.windows.delay_unit_s
         for w, keep_sorted in self._kept():
             kept = w.stream_mask(keep_sorted)
             ts, det = w.timestamps[kept], w.detectors[kept]
             if pulse_delay_s is not None:
-                delay_s = w.delays[kept] * unit
-                gate = np.zeros(ts.shape, dtype=bool)
-                for d, t0 in pulse_delay_s.items():
-                    gate |= (det == d) & (delay_s >= t0 + gate_s)
+                gate = passes_gate(w.delays[kept] * unit, det, pulse_delay_s, gate_s)
                 ts, det = ts[gate], det[gate]
             counter.update(ts, det)
         return counter.centre, counter.sides
@@ -530,7 +507,29 @@ class WindowedPhotons:
                         gate_s: float, *, det_a: int, det_b: int, max_lag_s: float,
                         bin_width_s: float, sync_period_s: float, centre_lag_s: float,
                         **g2_options: Any) -> tuple[Correlation, G2Result, float]:
-        """:func:`spad.analysis.g2.gated_pulsed_g2` of the kept photons, in one pass."""
+        """Time-gated pulsed g2(0) of the kept photons, in one pass: the correlation of the
+        photons passing the gate (:func:`spad.analysis.g2.passes_gate`: at least ``gate_s``
+        after their own detector's pulse), with the peak shape from their own decays.
+
+        Parameters
+        ----------
+        decay, pulse_delay_s, gate_s
+            The delay histograms whose bins the gated decays take (``None``: no tail
+            correction), each detector's pulse delay and the gate.
+        det_a, det_b, max_lag_s, bin_width_s
+            As for :class:`~spad.analysis.accumulators.CrossCorrelation` (the ungated
+            correlation's).
+        sync_period_s, centre_lag_s
+            The laser period and the zero-delay peak of the ungated correlation (gating thins
+            the peaks, so they are not looked for again).
+        **g2_options
+            Passed to :func:`spad.analysis.g2.pulsed_g2` (background options).
+
+        Returns
+        -------
+        (Correlation, G2Result, kept_fraction)
+            ``kept_fraction``: share of the kept photons that pass the gate.
+        """
         timing = self.windows.timing
         assert timing is not None
         unit = self.windows.delay_unit_s

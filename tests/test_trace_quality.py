@@ -14,13 +14,15 @@ from spad.analysis.blinking import analyse_blinking
 from spad.analysis.bursts import photons_outside
 from spad.analysis.lifetimes import durbin_watson_bounds, fit_decay
 from spad.analysis.photon_analysis import AnalysisSettings, analyze_photons
-from spad.analysis.photon_collector import PhotonCollector
-from spad.analysis.roi import bleach_end, parse_roi, select_photons
+from spad.analysis.photon_collector import PhotonCollector, PhotonList
+from spad.analysis.roi import bleach_end, parse_roi
+from spad.analysis.windowed import MemoryWindows, select_photons
 from spad.simulators.detection import Detection
 from spad.simulators.emitter import Emitter, PowerLaw, State
 from spad.simulators.recipe import build
 from spad.simulators.stream import simulate
 
+from spad.photons import Timing
 from tests.conftest import chunk_with_bursts
 
 NS = 1e-9
@@ -205,18 +207,27 @@ def test_selection_cuts_the_bleached_tail_and_the_bursts_and_obeys_a_manual_roi(
     em, det = build("monomer", 6, vary=True)
     sim = simulate(dataclasses.replace(em, bleach_s=12.0), det, 20.0, 6, chunk_s=1.0)
     t = with_bursts(photon_times(sim), [(4.0, 0.01)], 4e5, seed=2)
-    sel = select_photons(t, 0.01, 0.99)
+    # the times as photons in memory (1 ps ticks, one detector)
+    photons = PhotonList(np.round(t / 1e-12).astype(np.int64), np.zeros(t.size, np.int64),
+                         np.ones(t.size, np.uint8), 1e-12, Timing("T2", 1e-12))
+    windows = MemoryWindows(photons, (1,))
+    t = windows.whole.times
+
+    def select_photons_of(roi=None):
+        return select_photons(windows, t[0], t[-1], 0.01, 0.99, roi=roi)
+
+    sel = select_photons_of()
     assert sel.roi_auto and abs(sel.roi_end_s - sim.truth.emission_end_s(0)) < 0.02
     assert len(sel.blinking.bursts) == 1
-    assert int(sel.keep.sum()) == sel.blinking.n_photons
-    assert not np.any(sel.keep & (t >= sel.roi_end_s))
+    assert int(sel.keep(t).sum()) == sel.blinking.n_photons
+    assert not np.any(sel.keep(t) & (t >= sel.roi_end_s))
     # by hand: that ROI, no automatic cut
-    manual = select_photons(t, 0.01, 0.99, roi=(1.0, 10.0))
+    manual = select_photons_of(roi=(1.0, 10.0))
     assert not manual.roi_auto and (manual.roi_start_s, manual.roi_end_s) == (1.0, 10.0)
-    kept = t[manual.keep]
+    kept = t[manual.keep(t)]
     assert kept.min() >= 1.0 and kept.max() <= 10.0
     with pytest.raises(ValueError, match="ROI"):
-        select_photons(t, 0.01, 0.99, roi=(30.0, 40.0))
+        select_photons_of(roi=(30.0, 40.0))
 
 
 # --- all of it through analyze_photons --------------------------------------------------------

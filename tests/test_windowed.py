@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 import spad.analysis.photon_analysis as photon_analysis
 import spad.analysis.windowed as windowed
-from spad.analysis.changepoints import find_change_points
+from spad.analysis.changepoints import ChangePointStream, find_change_points
 from spad.analysis.classify import load_classifier
 from spad.analysis.photon_analysis import AnalysisSettings, PhotonAccumulators, analyze_photons
 from spad.analysis.photon_collector import PhotonCollector, PhotonCount, PhotonList
-from spad.analysis.windowed import ChangePointStream
 from spad.simulators.recipe import build
 from spad.simulators.stream import simulate
 
@@ -193,6 +192,40 @@ def test_windowed_roi_and_bursts_are_the_in_memory_ones(monkeypatch):
     whole, win = in_memory_and_windowed(monkeypatch, src, dataclasses.replace(s, roi=(1.0, 6.0)))
     assert whole.roi_source == "set"
     assert_same(whole, win)
+
+
+def test_tiny_windows_are_the_in_memory_one(monkeypatch):
+    """Windows of ~100 photons read in chunks of 97 (every window boundary inside a level, a
+    burst and a change-point search window) give the in-memory numbers, bursts and ROI cut
+    included."""
+    src, dark = simulated("dimer", 5, 6.0, bleach_s=4.5)
+    src = with_bursts(src, [(2.0, 0.01)], 4e5)
+    src.n = 97
+    whole, win = in_memory_and_windowed(monkeypatch, src, AnalysisSettings(dark_counts_hz=dark),
+                                        budget=1000, window=100)
+    assert whole.roi_source == "auto" and whole.n_bursts == 1
+    assert whole.g2_zero_gated is not None and whole.decay_bright is not None
+    assert_same(whole, win)
+
+
+def test_one_window_in_memory_is_cached_and_bounded():
+    """Photons in memory are one window; bounds give the photons within them, in the order a
+    sort of those photons alone would give (ties in the stream's order)."""
+    src, _ = simulated("monomer", 3, 2.0)
+    col = PhotonCollector((1, 2))
+    col.update(src.whole)
+    photons = col.result()
+    windows = windowed.MemoryWindows(photons, (1, 2))
+    (w,) = list(windows())
+    assert w is windows.whole and windows.in_memory and windows.passes == 1
+    (part,) = list(windows(0.5, 1.5, 1.2))
+    t = photons.times_s()
+    inside = (t >= 0.5) & (t <= 1.5) & (t < 1.2)
+    np.testing.assert_array_equal(part.times, np.sort(t[inside], kind="stable"))
+    np.testing.assert_array_equal(part.order, np.argsort(t[inside], kind="stable"))
+    np.testing.assert_array_equal(part.timestamps, photons.timestamps[inside])
+    (again,) = list(windows(0.5, 1.5, 1.2))
+    assert again is part and windows.passes == 3
 
 
 @pytest.mark.parametrize("name, detectors", [("v20_t3.ptu", (1, 2)), ("v20.ht3", (1, 2)),
