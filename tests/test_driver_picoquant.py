@@ -193,16 +193,19 @@ def test_impossible_settings_are_refused(libs, tmp_path):
         HydraHarp(library=str(libs["hydraharp"]), detectors=[1, 5]).open()
 
 
-def test_live_chunks_from_the_driver_are_the_simulated_photons(libs, tmp_path, t3_words):
-    from spad.app.acquisition import live_chunks
-    from spad.photons import PhotonChunk
-
+def test_the_drivers_stream_is_the_simulated_photons(libs, tmp_path, t3_words):
+    """The driver's FIFO reads, decoded with its own record type and timing (as the
+    acquisition engine's read loop does), give the photons the fake library holds."""
     words, timing = t3_words
     _fake(libs, "hydraharp", tmp_path, words)
     with HydraHarp(library=str(libs["hydraharp"])) as tagger:
         tagger.configure("T3", binning=4)
-        chunks = list(live_chunks(tagger, 10.0))
-    got = PhotonChunk.concatenate(chunks)
+        tagger.start(10.0)
+        read = []
+        while (part := tagger.read()) is not None:
+            read.append(part)
+        tagger.stop()
+        got = Decoder(tagger.record_type, tagger.timing).decode(np.concatenate(read))
     want = Decoder("HydraHarp2T3", timing).decode(words)
     assert np.array_equal(got.timestamps, want.timestamps)
     assert np.array_equal(got.nanotimes, want.nanotimes)

@@ -55,7 +55,5 @@ from spad.app.acquisition.engine import (
     Outcome,
 )
 from spad.app.acquisition.session import Session
-from spad.app.acquisition.stream import live_chunks
 
-__all__ = ["Acquisition", "AcquisitionSettings", "Event", "LiveState", "Outcome", "Session",
-           "live_chunks"]
+__all__ = ["Acquisition", "AcquisitionSettings", "Event", "LiveState", "Outcome", "Session"]
