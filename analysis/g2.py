@@ -663,7 +663,7 @@ def passes_gate(delay_s: np.ndarray, detectors: np.ndarray, pulse_delay_s: Mappi
                 gate_s: float) -> np.ndarray:
     """The time gate itself, on photons given as their delays after the sync (seconds) and
     detectors: :func:`gate_mask` of a photon list, and of each window of a recording read
-    again (:class:`spad.analysis.windowed.WindowedPhotons`)."""
+    again (:class:`spad.analysis.windowed.KeptPhotons`)."""
     if not (gate_s >= 0 and math.isfinite(gate_s)):
         raise ValueError(f"gate_s must be a non-negative number of seconds, not {gate_s!r}")
     keep = np.zeros(detectors.shape, dtype=bool)
