@@ -599,7 +599,8 @@ def finish(acc: Accumulated, s: AnalysisSettings,
         out.n_photons, out.duration_s = n, out.roi_end_s - out.roi_start_s
         out.count_rate_cps = n / out.duration_s if out.duration_s > 0 else 0.0
     whole_trace_steps(out, acc, s, photons)
-    if isinstance(collected, PhotonCount) and windows is not None:
+    if isinstance(windows, FileWindows):
+        assert isinstance(collected, PhotonCount)
         out.notes.append(f"{collected.n_photons} photons, more than the {collected.limit} "
                          f"analysed in memory at once: the whole-trace analyses read the "
                          f"source again in windows ({windows.passes} passes)")
