@@ -100,6 +100,12 @@ class PhotonWindows(Protocol):
     """The photons of some detectors of one particle, as time-ordered windows, as many passes
     as asked.
 
+    Implementations: :class:`MemoryWindows` (photons held in memory, one cached window) and
+    :class:`FileWindows` (a source read again, window by window). A source that cannot be read
+    again (a generator, a live stream) is not one: it gets the :class:`MemoryWindows` of the
+    photons its collector held within the budget, and beyond it no whole-trace results (null,
+    with a note).
+
     Attributes
     ----------
     detectors
