@@ -232,8 +232,13 @@ def _em_iterations(n: np.ndarray, d: np.ndarray, log_fact: np.ndarray, labels: n
     resp = np.zeros((n_groups, m))
     for i in range(m):
         resp[labels[i], i] = 1.0
-    log_d = np.log(d)
-    base = n * log_d - log_fact
+    # element loops, not array expressions or row copies: the same arithmetic, and far less
+    # for numba to compile on the first run (row copies compile shape-check error messages)
+    log_d = np.empty(m)
+    base = np.empty(m)
+    for i in range(m):
+        log_d[i] = np.log(d[i])
+        base[i] = n[i] * log_d[i] - log_fact[i]
     total = 0.0
     for i in range(m):
         total += d[i]
@@ -255,7 +260,8 @@ def _em_iterations(n: np.ndarray, d: np.ndarray, log_fact: np.ndarray, labels: n
                 if k != g:
                     t_g[k] = t_g[g]
                     n_g[k] = n_g[g]
-                    resp[k] = resp[g]
+                    for i in range(m):
+                        resp[k, i] = resp[g, i]
                 k += 1
         g_live = k
         top[:] = -np.inf
