@@ -43,7 +43,7 @@ def _merge_cost(a_n: float, a_d: float, b_n: float, b_d: float) -> float:
     return cost
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _heap_less(cost: np.ndarray, left: np.ndarray, i: int, j: int) -> bool:
     # Ties go to the leftmost pair, as in a left-to-right scan for the first minimum.
     return cost[i] < cost[j] or (cost[i] == cost[j] and left[i] < left[j])
@@ -60,7 +60,7 @@ def _heap_swap(cost: np.ndarray, left: np.ndarray, right: np.ndarray, ver_l: np.
     ver_r[i], ver_r[j] = ver_r[j], ver_r[i]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _heap_push(cost: np.ndarray, left: np.ndarray, right: np.ndarray, ver_l: np.ndarray,
                ver_r: np.ndarray, size: int, c: float, lo: int, hi: int, vl: int,
                vr: int) -> int:
@@ -75,7 +75,7 @@ def _heap_push(cost: np.ndarray, left: np.ndarray, right: np.ndarray, ver_l: np.
     return size + 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _heap_pop(cost: np.ndarray, left: np.ndarray, right: np.ndarray, ver_l: np.ndarray,
               ver_r: np.ndarray, size: int) -> int:
     """Remove the root (the caller has read it); returns the new size."""
