@@ -247,6 +247,50 @@ def critical_value(n: int | np.ndarray, confidence: float = 0.95, edge: int = ED
 _TABLE_CACHE_MAX = 2048
 
 @njit(cache=True)
+def _interp_one(x: float, xp: np.ndarray, fp: np.ndarray) -> float:
+    """``np.interp(x, xp, fp)`` for one ``x`` (``xp`` increasing), with numpy's arithmetic.
+
+    The same branches and formula as numpy's ``arr_interp`` (and numba's copy of it), so the
+    result is the same to the bit; written out because numba's generic ``np.interp`` (array
+    inputs, error messages built from shapes) took seconds of the first run's compile time.
+    """
+    n = xp.size
+    if x > xp[n - 1]:
+        return fp[n - 1]
+    if x < xp[0]:
+        return fp[0]
+    j = 0
+    while j + 1 < n and x >= xp[j + 1]:
+        j += 1
+    if j == n - 1 or xp[j] == x:
+        return fp[j]
+    slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j])
+    r = slope * (x - xp[j]) + fp[j]
+    if np.isnan(r):  # numpy: if the value is NaN one way, try the other
+        r = slope * (x - xp[j + 1]) + fp[j + 1]
+        if np.isnan(r) and fp[j] == fp[j + 1]:
+            r = fp[j]
+    return r
+
+
+@njit(cache=True)
+def _sort_nearly_sorted(a: np.ndarray) -> None:
+    """Sort ``a`` in place by insertion.
+
+    The search's change points come window by window, each window's after the previous
+    one's, out of order only within a window (binary segmentation): insertion moves each only
+    past its own window's points. (numba's ``np.sort`` took over a second to compile.)
+    """
+    for i in range(1, a.size):
+        v = a[i]
+        j = i - 1
+        while j >= 0 and a[j] > v:
+            a[j + 1] = a[j]
+            j -= 1
+        a[j + 1] = v
+
+
+@njit(cache=True)
 def change_points_kernel(t: np.ndarray, window: int, overlap: int, min_intervals: int,
                         edge: int, crit_n: np.ndarray, crit_v: np.ndarray,
                         final: bool = True) -> tuple[np.ndarray, int]:
@@ -261,7 +305,7 @@ def change_points_kernel(t: np.ndarray, window: int, overlap: int, min_intervals
     h, h2 = _harmonics(window + 1)
     # Most tests are on whole windows: their N-dependent terms are computed once.
     e_w, s_w, w_w = _segment_tables(window, edge, h, h2)
-    crit_w = np.interp(np.log(window), np.log(crit_n), crit_v)
+    crit_w = _interp_one(np.log(window), np.log(crit_n), crit_v)
     log_n = np.log(crit_n)
     # Binary segmentation tests sub-segments of every length below the window, over and over:
     # their N-dependent terms are computed once per length and kept (triangular storage,
@@ -302,17 +346,18 @@ def change_points_kernel(t: np.ndarray, window: int, overlap: int, min_intervals
                 off = nn * (nn + 1) // 2
                 if np.isnan(crit_c[nn]):
                     e, s, w = _segment_tables(nn, edge, h, h2)
-                    e_c[off:off + nn + 1] = e
-                    s_c[off:off + nn + 1] = s
-                    w_c[off:off + nn + 1] = w
-                    crit_c[nn] = np.interp(np.log(nn), log_n, crit_v)
+                    for i in range(nn + 1):  # a loop, not a slice copy: no shape check
+                        e_c[off + i] = e[i]
+                        s_c[off + i] = s[i]
+                        w_c[off + i] = w[i]
+                    crit_c[nn] = _interp_one(np.log(nn), log_n, crit_v)
                 z, k = _segment_statistic(t, a, b, edge, e_c[off:off + nn + 1],
                                           s_c[off:off + nn + 1], w_c[off:off + nn + 1])
                 crit = crit_c[nn]
             else:
                 e, s, w = _segment_tables(b - a, edge, h, h2)
                 z, k = _segment_statistic(t, a, b, edge, e, s, w)
-                crit = np.interp(np.log(b - a), log_n, crit_v)
+                crit = _interp_one(np.log(b - a), log_n, crit_v)
             if k < 0:
                 continue
             if z > crit:
@@ -332,7 +377,9 @@ def change_points_kernel(t: np.ndarray, window: int, overlap: int, min_intervals
         # with more photons. Without a change point, step on keeping an overlap so that a change
         # near the window's end is seen with photons on both sides.
         start = last if last > start else end - overlap
-    return np.sort(found[:n_found]), start
+    found = found[:n_found]
+    _sort_nearly_sorted(found)
+    return found, start
 
 
 def find_change_points(times: np.ndarray, confidence: float = 0.95, window: int = 1000,

@@ -11,27 +11,64 @@ import math
 from dataclasses import replace
 
 import numpy as np
+from numba import njit
 from spad.analysis.g2 import G2Result
 from spad.analysis.photon_collector import PhotonList
 
 __all__ = ["SyncPairCounter", "sync_pair_areas", "sync_pair_g2"]
 
 
-def _unique_counts(syncs: np.ndarray, counts: np.ndarray | None = None
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct syncs, sorted, and the photons of each (summing ``counts`` if given)."""
-    u, inv = np.unique(syncs, return_inverse=True)
-    w = None if counts is None else counts
-    return u, np.bincount(inv.reshape(-1), weights=w, minlength=u.size).astype(np.int64)
+_NO_SYNC = np.iinfo(np.int64).min
+"""Sync number of an empty slot of the counter's ring (older than any real sync)."""
 
 
-def _pairs(ua: np.ndarray, ca: np.ndarray, ub: np.ndarray, cb: np.ndarray, k: int) -> int:
-    """Pairs of an a photon in sync s and a b photon in sync s + k (``ub`` distinct, sorted)."""
-    if ua.size == 0 or ub.size == 0:
-        return 0
-    idx = np.minimum(np.searchsorted(ub, ua + k), ub.size - 1)
-    hit = ub[idx] == ua + k
-    return int(np.sum(ca[hit] * cb[idx[hit]]))
+@njit(cache=True, nogil=True)
+def _count_sync_pairs(syncs: np.ndarray, detectors: np.ndarray, det_a: int, det_b: int,
+                      ring_sync: np.ndarray, ring_a: np.ndarray, ring_b: np.ndarray,
+                      areas: np.ndarray) -> int:
+    """Add the pairs of the next photons (syncs non-decreasing) to ``areas``, one pass.
+
+    ``areas[n + k]`` counts the pairs of an ``det_a`` photon in sync ``s`` and a ``det_b``
+    photon in sync ``s + k``, ``|k| <= n`` with ``n = ring_sync.size - 1``. The ring holds the
+    a and b photons of the last ``n + 1`` distinct syncs (slot ``s % (n + 1)``): each pair is
+    counted once, when its later photon arrives, against the earlier photons in the ring.
+    Returns -1, or the index of the first photon whose sync is older than one before it; then
+    nothing is counted (the ring and ``areas`` are left as they were).
+    """
+    m = ring_sync.size
+    n = m - 1
+    last = _NO_SYNC
+    for j in range(m):
+        last = max(last, ring_sync[j])
+    for i in range(syncs.size):
+        if syncs[i] < last:
+            return i
+        last = syncs[i]
+    for i in range(syncs.size):
+        d = detectors[i]
+        if d != det_a and d != det_b:
+            continue
+        s = syncs[i]
+        slot = s % m
+        if ring_sync[slot] != s:
+            ring_sync[slot] = s
+            ring_a[slot] = 0
+            ring_b[slot] = 0
+        for j in range(m):
+            t = ring_sync[j]
+            if t == _NO_SYNC or s - t > n:
+                continue
+            # t <= s: an a photon now pairs with the b photons of sync t (k = t - s), a b
+            # photon now with the a photons of sync t (k = s - t)
+            if d == det_a:
+                areas[n + t - s] += ring_b[j]
+            if d == det_b:
+                areas[n + s - t] += ring_a[j]
+        if d == det_a:
+            ring_a[slot] += 1
+        if d == det_b:
+            ring_b[slot] += 1
+    return -1
 
 
 class SyncPairCounter:
@@ -42,39 +79,45 @@ class SyncPairCounter:
     In T3 every photon carries the number of its sync, so the peaks are separated by label,
     not by lag windows: no tail of one peak falls into another's window, and no peak shape is
     modelled. Only a photon arriving after the next sync (a decay not over within the period)
-    is counted with the wrong pulse. The photons of the last ``n_side`` syncs are kept to pair
-    with the next piece, so memory stays bounded and any split gives the same counts.
+    is counted with the wrong pulse. The photons of the last ``n_side + 1`` syncs are kept (a
+    count per detector) to pair with the next photons, so memory stays bounded and any split
+    gives the same counts.
     """
 
     def __init__(self, det_a: int, det_b: int, n_side: int = 4) -> None:
         self.det_a, self.det_b, self.n_side = int(det_a), int(det_b), int(n_side)
         self.ks = [k for k in range(-self.n_side, self.n_side + 1) if k != 0]
-        self.centre = 0
-        self.sides = np.zeros(len(self.ks), dtype=np.int64)
-        empty = np.empty(0, dtype=np.int64)
-        self._tail = {self.det_a: (empty, empty), self.det_b: (empty, empty)}
+        self._areas = np.zeros(2 * self.n_side + 1, dtype=np.int64)
+        self._ring_sync = np.full(self.n_side + 1, _NO_SYNC, dtype=np.int64)
+        self._ring_a = np.zeros(self.n_side + 1, dtype=np.int64)
+        self._ring_b = np.zeros(self.n_side + 1, dtype=np.int64)
 
-    def _count(self, a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]
-               ) -> None:
-        self.centre += _pairs(*a, *b, 0)
-        self.sides += np.array([_pairs(*a, *b, k) for k in self.ks], dtype=np.int64)
+    @property
+    def centre(self) -> int:
+        """Pairs of the same sync."""
+        return int(self._areas[self.n_side])
+
+    @property
+    def sides(self) -> np.ndarray:
+        """Pairs of syncs ``k`` apart, for each ``k`` of :attr:`ks`."""
+        return np.delete(self._areas, self.n_side)
 
     def update(self, syncs: np.ndarray, detectors: np.ndarray) -> None:
-        """Add the photons of the next piece of the stream (sync numbers, detectors)."""
-        syncs = np.asarray(syncs, dtype=np.int64)
-        now = {d: _unique_counts(syncs[detectors == d]) for d in (self.det_a, self.det_b)}
-        a, b = self.det_a, self.det_b
-        self._count(now[a], now[b])
-        self._count(self._tail[a], now[b])
-        self._count(now[a], self._tail[b])
-        if syncs.size == 0:
-            return
-        keep_from = int(syncs.max()) - self.n_side
-        for d in (a, b):
-            u = np.concatenate((self._tail[d][0], now[d][0]))
-            c = np.concatenate((self._tail[d][1], now[d][1]))
-            sel = u >= keep_from
-            self._tail[d] = _unique_counts(u[sel], c[sel]) if sel.any() else (u[:0], c[:0])
+        """Add the photons of the next piece of the stream (sync numbers, detectors).
+
+        Raises
+        ------
+        ValueError
+            If the syncs go back in time (within the piece or against the previous ones).
+        """
+        # one dtype per kernel argument: a single compiled specialisation
+        syncs = np.ascontiguousarray(syncs, dtype=np.int64)
+        detectors = np.ascontiguousarray(detectors, dtype=np.uint8)
+        bad = _count_sync_pairs(syncs, detectors, self.det_a, self.det_b, self._ring_sync,
+                                self._ring_a, self._ring_b, self._areas)
+        if bad >= 0:
+            raise ValueError(f"sync pair counts: the photons are not in time order (sync "
+                             f"{int(syncs[bad])} at photon {bad} comes after a later one)")
 
 
 def sync_pair_areas(photons: PhotonList, det_a: int, det_b: int, n_side: int = 4

@@ -43,7 +43,7 @@ def _merge_cost(a_n: float, a_d: float, b_n: float, b_d: float) -> float:
     return cost
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _heap_less(cost: np.ndarray, left: np.ndarray, i: int, j: int) -> bool:
     # Ties go to the leftmost pair, as in a left-to-right scan for the first minimum.
     return cost[i] < cost[j] or (cost[i] == cost[j] and left[i] < left[j])
@@ -60,7 +60,7 @@ def _heap_swap(cost: np.ndarray, left: np.ndarray, right: np.ndarray, ver_l: np.
     ver_r[i], ver_r[j] = ver_r[j], ver_r[i]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _heap_push(cost: np.ndarray, left: np.ndarray, right: np.ndarray, ver_l: np.ndarray,
                ver_r: np.ndarray, size: int, c: float, lo: int, hi: int, vl: int,
                vr: int) -> int:
@@ -75,7 +75,7 @@ def _heap_push(cost: np.ndarray, left: np.ndarray, right: np.ndarray, ver_l: np.
     return size + 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _heap_pop(cost: np.ndarray, left: np.ndarray, right: np.ndarray, ver_l: np.ndarray,
               ver_r: np.ndarray, size: int) -> int:
     """Remove the root (the caller has read it); returns the new size."""
@@ -232,8 +232,13 @@ def _em_iterations(n: np.ndarray, d: np.ndarray, log_fact: np.ndarray, labels: n
     resp = np.zeros((n_groups, m))
     for i in range(m):
         resp[labels[i], i] = 1.0
-    log_d = np.log(d)
-    base = n * log_d - log_fact
+    # element loops, not array expressions or row copies: the same arithmetic, and far less
+    # for numba to compile on the first run (row copies compile shape-check error messages)
+    log_d = np.empty(m)
+    base = np.empty(m)
+    for i in range(m):
+        log_d[i] = np.log(d[i])
+        base[i] = n[i] * log_d[i] - log_fact[i]
     total = 0.0
     for i in range(m):
         total += d[i]
@@ -255,7 +260,8 @@ def _em_iterations(n: np.ndarray, d: np.ndarray, log_fact: np.ndarray, labels: n
                 if k != g:
                     t_g[k] = t_g[g]
                     n_g[k] = n_g[g]
-                    resp[k] = resp[g]
+                    for i in range(m):
+                        resp[k, i] = resp[g, i]
                 k += 1
         g_live = k
         top[:] = -np.inf

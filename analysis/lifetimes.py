@@ -612,7 +612,16 @@ def _level_labels(times: np.ndarray, start: np.ndarray, end: np.ndarray,
     for i in range(times.size):
         t = times[i]
         if j >= 0 and t < start[j]:
-            j = np.searchsorted(start, t, side="right") - 1
+            # bisection for the last start <= t (np.searchsorted(start, t, "right") - 1,
+            # written out: numba's searchsorted costs a second of the first run's compile)
+            lo, hi = 0, n_lev
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if start[mid] <= t:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            j = lo - 1
         while j + 1 < n_lev and start[j + 1] <= t:
             j += 1
         if j < 0:

@@ -10,7 +10,6 @@ import pytest
 
 from spad.app import first_light
 from spad.app.cli import main
-from spad.app.commands import devices
 from spad.app.commands.devices import SIMULATED_FAULTS
 
 # what the check must say for each fault (in the failing instrument's problems)
@@ -71,14 +70,17 @@ def test_several_faults_at_once_are_each_named(capsys):
 
 
 def test_every_instrument_is_closed_after_the_check(capsys, monkeypatch):
+    # spad devices imports the openers from spad.app.rig when it runs (not at its top)
+    from spad.app import rig
+
     opened = []
     for name in ("open_spectrograph", "open_camera", "open_tagger"):
-        real = getattr(devices, name)
+        real = getattr(rig, name)
 
         def opener(*a, _real=real, **k):
             opened.append(_real(*a, **k))
             return opened[-1]
-        monkeypatch.setattr(devices, name, opener)
+        monkeypatch.setattr(rig, name, opener)
     assert main(["devices", "--check", "--simulate-fault", "no_frame"]) == 1
     assert len(opened) == 3 and not any(i.is_opened() for i in opened)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from spad.analysis.g2_pairs import sync_pair_areas
+from spad.analysis.g2_pairs import SyncPairCounter, sync_pair_areas
 from spad.analysis.photon_analysis import AnalysisSettings, analyze_photons
 from spad.analysis.photon_collector import PhotonList
 from spad.simulators.stream import simulate
@@ -24,7 +24,7 @@ DATA = Path(__file__).parent / "data" / "picoquant-sample-data"
 
 def _independent_pairs(syncs_a, syncs_b, k):
     """Pairs of photons of detector a in sync s and of detector b in sync s + k, counted with
-    a Counter (written apart from spad's searchsorted count)."""
+    a Counter (written apart from spad's one-pass count)."""
     count_b = collections.Counter(syncs_b.tolist())
     return sum(n * count_b.get(s + k, 0) for s, n in collections.Counter(syncs_a.tolist()).items())
 
@@ -42,6 +42,34 @@ def test_sync_pairs_on_v20_t3_match_an_independent_count():
     assert centre == _independent_pairs(sa, sb, 0)
     want = [_independent_pairs(sa, sb, k) for k in (-4, -3, -2, -1, 1, 2, 3, 4)]
     assert sides.tolist() == want
+
+
+def test_sync_pair_counter_is_exact_for_dense_syncs_and_any_split():
+    # many photons per sync, empty syncs, a third detector and gaps longer than n_side:
+    # the ring of the last syncs must give the independent count whatever the pieces
+    rng = np.random.default_rng(7)
+    syncs = np.sort(rng.integers(0, 400, 6000)) * 3 + rng.integers(0, 2, 6000).cumsum() // 50
+    syncs = np.sort(syncs)
+    det = rng.integers(1, 4, syncs.size).astype(np.uint8)
+    sa, sb = syncs[det == 1], syncs[det == 2]
+    want_sides = [_independent_pairs(sa, sb, k) for k in (-4, -3, -2, -1, 1, 2, 3, 4)]
+    for cuts in ([], [1, 2, 3], sorted(rng.integers(0, syncs.size, 9).tolist())):
+        counter = SyncPairCounter(1, 2)
+        for a, b in zip([0, *cuts], [*cuts, syncs.size], strict=True):
+            counter.update(syncs[a:b], det[a:b])
+        assert counter.centre == _independent_pairs(sa, sb, 0)
+        assert counter.sides.tolist() == want_sides
+
+
+def test_sync_pair_counter_refuses_photons_out_of_time_order():
+    counter = SyncPairCounter(1, 2)
+    counter.update(np.array([5, 6, 9]), np.array([1, 2, 1], dtype=np.uint8))
+    before = (counter.centre, counter.sides.copy())
+    with pytest.raises(ValueError, match="not in time order"):
+        counter.update(np.array([10, 8]), np.array([2, 1], dtype=np.uint8))
+    with pytest.raises(ValueError, match="not in time order"):
+        counter.update(np.array([7]), np.array([2], dtype=np.uint8))
+    assert counter.centre == before[0] and counter.sides.tolist() == before[1].tolist()
 
 
 def test_v20_t3_g2_is_the_background_corrected_sync_pair_ratio():

@@ -15,11 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 import spad
 from spad.errors import FormatError
-from spad.formats.photon_hdf5_writer import PhotonHdf5Writer
 from spad.output import check_writable, replacing
 from spad.photons import Meta
 
@@ -113,6 +111,9 @@ def _open_writer(fmt: str, tmp: str, meta: Meta, record_type: str | None) -> Any
         return PtuWriter(tmp, record_type, timing, comment=meta.comment or "",
                          acquisition_time=meta.acquisition_time, n_channels=meta.n_channels,
                          creation_time=_creation_datetime(meta))
+    # imported when used: every ``spad`` command registers this module's parser
+    from spad.formats.photon_hdf5_writer import PhotonHdf5Writer
+
     n_ch = meta.n_channels if meta.n_channels and 0 < meta.n_channels < 256 else 2
     provenance = {"filename": os.path.basename(meta.path),
                   "filename_full": os.path.abspath(meta.path),
@@ -175,6 +176,8 @@ def convert(src: str, out: str, fmt: str | None = None, record_type: str | None 
 
 def _copy(reader: Any, writer: Any, meta: Meta, src: str, progress: bool | None
           ) -> tuple[int, int]:
+    from tqdm import tqdm
+
     total = meta.n_records
     if progress is None:
         progress = sys.stderr.isatty() and total >= PROGRESS_MIN_RECORDS

@@ -19,9 +19,6 @@ import argparse
 import json
 from typing import Any
 
-from spad.app import first_light
-from spad.app.rig import open_camera, open_spectrograph, open_stage, open_tagger
-from spad.config import load_rig
 from spad.errors import DeviceError, SpadError
 
 # Faults the simulated instruments can play (simulators/instruments.py, simulators/tagger.py);
@@ -104,10 +101,6 @@ def _stage(stage: Any) -> dict[str, Any]:
             "on_target": stage.is_settled()}
 
 
-CHECKS = {"spectrograph": first_light.check_spectrograph, "camera": first_light.check_camera,
-          "tagger": first_light.check_tagger}
-
-
 def _faults(args: argparse.Namespace, rig: Any) -> dict[str, list[str]]:
     """``--simulate-fault`` names by instrument, refused for a real instrument."""
     if args.simulate_fault and not args.check:
@@ -124,6 +117,14 @@ def _faults(args: argparse.Namespace, rig: Any) -> dict[str, list[str]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported here, not at the top: every ``spad`` command registers this module's parser,
+    # and the self-tests pull in the record decoders (numba)
+    from spad.app import first_light
+    from spad.app.rig import open_camera, open_spectrograph, open_stage, open_tagger
+    from spad.config import load_rig
+
+    checks = {"spectrograph": first_light.check_spectrograph,
+              "camera": first_light.check_camera, "tagger": first_light.check_tagger}
     rig = load_rig(args.config)
     faults = _faults(args, rig)
     report: dict[str, Any] = {"rig": rig.path or "default (simulated)"}
@@ -155,8 +156,8 @@ def run(args: argparse.Namespace) -> int:
             if args.check:
                 if "error" in entry:
                     entry["check"] = {"passed": False, "problems": [entry["error"]]}
-                elif kind in CHECKS:        # the stage has no self-test: its state is shown
-                    check = CHECKS[kind](inst)
+                elif kind in checks:        # the stage has no self-test: its state is shown
+                    check = checks[kind](inst)
                     entry["check"] = check.as_dict()
                     failed |= not check.passed
             report[kind] = entry

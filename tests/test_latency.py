@@ -1,0 +1,32 @@
+"""Start-up latency (issue 21, item 6): what a command imports. The times themselves are
+measured by tests/benchmarks/bench_latency.py, never asserted (they depend on the machine)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+HEAVY = ("numba", "h5py", "lmfit", "scipy.optimize", "scipy.stats", "tqdm", "pandas",
+         "matplotlib")
+
+
+def _imported_after(code: str) -> list[str]:
+    probe = (f"import sys\n{code}\n"
+             f"print('imported:', *(m for m in {HEAVY!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True,
+                         text=True)
+    last = out.stdout.splitlines()[-1]   # after what the command printed
+    assert last.startswith("imported:")
+    return last.split()[1:]
+
+
+def test_building_the_command_line_imports_no_heavy_module():
+    # every spad command builds the whole parser: a command module that imports numba or
+    # h5py at its top makes all of them pay for it
+    assert _imported_after("from spad.app.cli import build_parser; build_parser()") == []
+
+
+def test_spad_help_imports_no_heavy_module():
+    code = ("from spad.app.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass")
+    assert _imported_after(code) == []
