@@ -86,3 +86,14 @@ def test_monomer_g2_against_truth_with_background_from_the_decay_floor(rate, dar
     assert abs(np.mean(pulls)) < 0.75          # 6 runs: the mean pull's own spread is 0.41
     # the floor includes the afterpulses (0.7 % of the counts): at least the dark counts
     assert np.mean(bgs) > 2 * dark * 0.95
+
+
+def test_no_g2_where_the_background_cannot_be_corrected_for():
+    """1 kcps of a monomer under 2 x 2 kHz of dark counts: the decay floor is most of the
+    counts, so no correction is made, and the uncorrected ratio is the background's (it read
+    about 1 for a true 0.08): no g2(0), with a note; the plain ratio stays as g2_zero_raw."""
+    truth, res = _run(300, 1000, 2000.0)
+    assert truth < 0.15
+    assert res.g2_zero is None and res.g2_zero_err is None and res.g2_zero_gated is None
+    assert res.g2_zero_raw is not None and res.g2_zero_raw > 0.5
+    assert any(n.startswith("no g2(0):") and "background" in n for n in res.notes)
