@@ -58,10 +58,19 @@ def g2_background(out: PhotonAnalysis, sync_period_s: float | None, s: AnalysisS
     fit = out.lifetime_all
     # a decay fit whose lifetime physics allows gives a floor; a fit that misses structure
     # near the pulse (Durbin-Watson) still measures the flat floor over the period
+    duration = out.correlation.duration_s if out.correlation is not None else out.duration_s
     if (fit is None or out.decay is None or not np.isfinite(fit.background)
             or sync_period_s is None or fit.tau_intensity_mean > sync_period_s):
+        # no floor from the fit (a floor that dominates is taken up as a microsecond
+        # "lifetime"): the quietest quarter of the period still tells when it is most counts
+        quiet = _quiet_floor_cps(out, sync_period_s, duration, (det_a, det_b))
+        rate = out.count_rate_cps or 0.0
+        if quiet is not None and rate > 0 and quiet > 0.5 * rate:
+            out.notes.append(f"the decay's quietest quarter period holds {quiet / rate:.0%} "
+                             "of the counts spread over the period: no background correction "
+                             "of g2")
+            return {}, quiet
         return _off_level_background(out, s)
-    duration = out.correlation.duration_s if out.correlation is not None else out.duration_s
     edges = out.decay_fitted_edges_s
     covered = None if edges is None else float(edges[-1] - edges[0])
     b, db = decay_floor_background(out.decay, sync_period_s, duration,
@@ -76,6 +85,26 @@ def g2_background(out: PhotonAnalysis, sync_period_s: float | None, s: AnalysisS
         return {}, sum(b)
     return ({"background_hz": b, "background_err_hz": db,
              "background_source": "decay floor"}, sum(b))
+
+
+def _quiet_floor_cps(out: PhotonAnalysis, period_s: float | None, duration_s: float | None,
+                     detectors: tuple[int, int]) -> float | None:
+    """The detectors' flat floor without a fit, in counts/s: the smallest count over a
+    quarter of the recorded period (circularly), scaled to the whole recorded period. An upper
+    bound (a decay's tail adds to it), used only to tell a floor that is most of the counts."""
+    decay = out.decay
+    if decay is None or not duration_s or duration_s <= 0:
+        return None
+    rows = [decay.counts[decay.detectors.index(d)] for d in detectors if d in decay.detectors]
+    if not rows:
+        return None
+    row = np.sum(rows, axis=0).astype(float)
+    if period_s is not None and period_s > 0:
+        row = row[:max(1, int(np.count_nonzero(decay.bin_edges_s[1:] <= period_s + 1e-15)))]
+    n = row.size
+    q = max(1, n // 4)
+    csum = np.concatenate(([0.0], np.cumsum(np.concatenate((row, row[:q])))))
+    return float(np.min(csum[q:q + n] - csum[:n])) * n / q / float(duration_s)
 
 
 def _off_level_background(out: PhotonAnalysis, s: AnalysisSettings

@@ -97,6 +97,15 @@ def test_no_g2_where_the_background_cannot_be_corrected_for():
     assert res.g2_zero is None and res.g2_zero_err is None and res.g2_zero_gated is None
     assert res.g2_zero_raw is not None and res.g2_zero_raw > 0.5
     assert any(n.startswith("no g2(0):") and "background" in n for n in res.notes)
+    # a run whose decay fit takes the floor up as a microsecond "lifetime" (no floor from the
+    # fit): the quietest quarter of the period still shows the floor is most of the counts
+    emitters, detection = build("monomer", 1014, count_rate=1000)
+    sim = simulate(emitters, dataclasses.replace(detection, dark_rate_hz=2000.0), 60.0, 1014,
+                   chunk_s=1.0)
+    res = analyze_photons(sim.chunks(), AnalysisSettings())
+    assert any("not given: longer than the laser period" in n for n in res.notes)
+    assert res.g2_zero is None and res.g2_zero_gated is None
+    assert any(n.startswith("no g2(0):") for n in res.notes)
 
 
 def _all_photons(emitters, detection, duration, seed) -> PhotonList:

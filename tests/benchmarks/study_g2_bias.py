@@ -65,8 +65,8 @@ def _clean_ratio(clean: PhotonList, keep: np.ndarray) -> float:
     return centre / sides.mean() if sides.sum() > 0 else math.nan
 
 
-def run(rate: float, dark: float, stray: float, seed: int, duration: float, given: bool
-        ) -> dict[str, float]:
+def run(rate: float, dark: float, stray: float, seed: int, duration: float, given: bool,
+        afterpulse: float | None = None) -> dict[str, float]:
     # 0.1 excitations per pulse reach about 200 kcps at most; brighter runs excite more
     emitters, detection = build("monomer", seed, count_rate=min(rate, 1.5e5))
     if rate > 1.5e5:
@@ -75,6 +75,8 @@ def run(rate: float, dark: float, stray: float, seed: int, duration: float, give
                        * emitters.rep_rate_hz)
         detection = dataclasses.replace(detection, collection_efficiency=(
             detection.collection_efficiency * rate / bright))
+    if afterpulse is not None:
+        detection = dataclasses.replace(detection, afterpulse_probability=afterpulse)
     per_det = dark + stray * rate / 2
     sim = simulate(emitters, dataclasses.replace(detection, dark_rate_hz=per_det), duration,
                    seed, chunk_s=1.0)
@@ -138,6 +140,8 @@ def main() -> None:
                    help="photons per run (the duration follows from the rate; 1-60 s)")
     p.add_argument("--given", action="store_true", help="dark counts given, not read off the floor")
     p.add_argument("--seed", type=int, default=1000)
+    p.add_argument("--afterpulse", type=float, default=None,
+                   help="afterpulse probability (default: the simulator's, 0.007)")
     a = p.parse_args()
     warnings.simplefilter("ignore")
     every: list[dict[str, float]] = []
@@ -150,7 +154,7 @@ def main() -> None:
         for dark in a.darks:
             for stray in a.strays:
                 t0 = time.perf_counter()
-                rows = [run(rate, dark, stray, a.seed + i, duration, a.given)
+                rows = [run(rate, dark, stray, a.seed + i, duration, a.given, a.afterpulse)
                         for i in range(a.runs)]
                 every.extend(rows)
                 bg = [r["bg"] / r["bg_true"] for r in rows if r["bg"]]
