@@ -42,7 +42,7 @@ from spad.analysis.blinking import (
 from spad.analysis.decay_window import DecayWindow, decay_window
 from spad.analysis.flid import FLIDHistogram
 from spad.analysis.g2 import pulse_delays
-from spad.analysis.g2_background import g2_background
+from spad.analysis.g2_background import drop_uncorrected, g2_background, gated_background
 from spad.analysis.g2_pairs import sync_pair_g2
 from spad.analysis.g2_timing import (
     analyze_g2,
@@ -485,17 +485,9 @@ def g2_step(out: PhotonAnalysis, acc: Accumulated, photons: KeptPhotons | None,
     if photons is None:
         out.notes.append("no gated g2(0): the photons could not be read again to gate them")
         return
-    gated_bg = dict(background)
-    if "background_hz" in gated_bg:
-        # background passes the gate for the part of the period after it
-        period = res.period_s
-        frac = [max(0.0, period - out.pulse_delay_s.get(d, 0.0) - s.gate_s) / period
-                for d in s.detectors]
-        gated_bg["background_hz"] = tuple(b * f for b, f in
-                                          zip(gated_bg["background_hz"], frac, strict=True))
-        if "background_err_hz" in gated_bg:
-            gated_bg["background_err_hz"] = tuple(
-                e * f for e, f in zip(gated_bg["background_err_hz"], frac, strict=True))
+    # the share of the recorded background that passes the gate, whatever the TCSPC range
+    gated_bg = gated_background(background, out.decay, res.period_s, out.pulse_delay_s,
+                                s.gate_s, s.detectors)
     lag_s, width_s = correlation_range(stated)
     try:
         out.correlation_gated, g2g, kept = photons.gated_pulsed_g2(
@@ -641,6 +633,7 @@ def whole_trace_steps(out: PhotonAnalysis, acc: Accumulated, s: AnalysisSettings
             out.correlation = acc.correlation.result()
         background, background_cps = g2_background(out, acc.timing.sync_period, s)
     g2_step(out, acc, photons, s, background, background_cps)
+    drop_uncorrected(out, background, background_cps)
     stated = acc.timing.sync_period
     if acc.timing.is_t3 and stated and out.decay_period_s and (
             out.decay_period_s > 1.05 * stated):
