@@ -138,6 +138,23 @@ def test_fast_rig_runs_camera_stage_and_tagger_on_one_simulated_clock(tmp_path):
         assert isinstance(rig.camera.clock, WallClock) and rig.tagger.clock is not None
 
 
+def test_fast_survey_stops_each_particle_when_sure(tmp_path):
+    """On the simulated clock with the live analysis in step with the photons, stop-when-sure
+    ends the recordings as in real time on a fast enough machine: well before the cap."""
+    settings = SurveySettings(area=_area(3e-6), acquisition=AcquisitionSettings(
+        duration_s=30.0, until_confident=0.95))
+    with _rig(n=2, size=3e-6, seed=3) as rig:
+        survey = Survey(rig, tmp_path, settings, analysis_worker=False)
+        kinds = []
+        survey.add_callback(lambda ev: kinds.append(ev.kind))
+        report = survey.run()
+    assert report["done"] == 2
+    for r in survey.records.values():
+        assert r["stop_reason"] == "confident" and r["recorded_s"] < 15, r
+        assert r["peak_ev"] is not None
+    assert kinds.index("visit") < kinds.index("recording") < kinds.index("particle")
+
+
 def test_survey_refuses_a_folder_with_a_survey_and_a_rig_without_stage(tmp_path):
     SurveyLog(tmp_path).append("scan", area=_area().to_dict())
     with _rig(n=1) as rig, pytest.raises(SpadError, match="--resume"):
