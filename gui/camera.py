@@ -86,8 +86,8 @@ class CameraPanel(QtWidgets.QWidget):
         self._sum: np.ndarray | None = None
 
         self.view = pg.PlotWidget()
-        self.view.setMinimumSize(200, 120)
-        self.view.setLabel("bottom", "column (pixel, dispersion →)")
+        self.view.setMinimumSize(200, 160)     # room for the axis labels below and left
+        self.view.setLabel("bottom", "column (pixel, along the dispersion)")
         self.view.setLabel("left", "row (pixel)")
         self.image = pg.ImageItem(axisOrder="row-major")
         self.view.addItem(self.image)
@@ -121,6 +121,10 @@ class CameraPanel(QtWidgets.QWidget):
         self.average.valueChanged.connect(lambda n: self._resize_average(n))
         self.info = QtWidgets.QLabel("")
         self.info.setWordWrap(True)
+        # two lines: the dock's layout sizes a wrapped label for one line (Qt does not pass
+        # height-for-width up through dock widgets), and the second line then pushed the
+        # image's axis label under the buttons
+        self.info.setMinimumHeight(2 * self.info.fontMetrics().lineSpacing() + 2)
         # three rows: in one, the controls alone set a 660 px wide column (too wide beside the
         # trace on a 1366 px laptop screen)
         row = QtWidgets.QGridLayout()

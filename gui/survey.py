@@ -28,6 +28,8 @@ import pyqtgraph as pg
 from PyQt5 import QtCore, QtWidgets
 from spad.gui.panels import LABEL_COLOURS, PeakHistogramPanel, no_si_prefix
 
+from spad.app.survey_scan import SCAN_DWELL_S, SCAN_STEP_M
+
 STATE_COLOURS = {"pending": (255, 255, 255), "recording": (255, 210, 0),
                  "skipped": (0, 0, 0), "failed": (0, 0, 0)}
 """Colour of a candidate that has no verdict (yet)."""
@@ -74,10 +76,10 @@ class SurveyPanel(QtWidgets.QWidget):
         browse.clicked.connect(self._browse)
         self.area = QtWidgets.QLineEdit("")
         self.area.setPlaceholderText("X0,Y0,X1,Y1 µm (empty: the simulated slide)")
-        self.step = QtWidgets.QDoubleSpinBox(decimals=0, minimum=10, maximum=5000, value=100,
-                                             suffix=" nm")
-        self.dwell = QtWidgets.QDoubleSpinBox(decimals=1, minimum=0.1, maximum=1000, value=5,
-                                              suffix=" ms")
+        self.step = QtWidgets.QDoubleSpinBox(decimals=0, minimum=10, maximum=5000,
+                                             value=SCAN_STEP_M * 1e9, suffix=" nm")
+        self.dwell = QtWidgets.QDoubleSpinBox(decimals=1, minimum=0.1, maximum=1000,
+                                              value=SCAN_DWELL_S * 1e3, suffix=" ms")
         self.cap = QtWidgets.QDoubleSpinBox(decimals=0, minimum=1, maximum=3600, value=30,
                                             suffix=" s")
         self.resume_box = QtWidgets.QCheckBox("resume")

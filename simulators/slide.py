@@ -255,15 +255,19 @@ class SlideTagger(SimulatedTagger):
         Seed of the photon draws (each start draws anew).
     realtime
         Deliver photons at the pace of the wall clock.
+    clock
+        The rig's clock (:class:`~spad.simulators.tagger.SimulatedTagger`); the stage and
+        camera should run on the same one.
     """
 
     name = "Simulated HydraHarp 400 (slide)"
 
     def __init__(self, slide: Slide, stage: SimulatedStage, camera: Any = None, seed: int = 0,
-                 realtime: bool = True) -> None:
+                 realtime: bool = True, clock: Any = None) -> None:
         first = slide.particles[0] if slide.particles else draw_particle(
             slide.spec, np.random.default_rng(0))
-        super().__init__(first.emitters, first.detection, seed=seed, realtime=realtime)
+        super().__init__(first.emitters, first.detection, seed=seed, realtime=realtime,
+                         clock=clock)
         self.slide, self.stage, self.camera = slide, stage, camera
         self._dark = Detection(mode="T3")
         self._starts = 0
@@ -358,6 +362,7 @@ class SlideTagger(SimulatedTagger):
         chunk = PhotonChunk(timing, ticks, det[order], nano)
         if self.realtime:
             time.sleep(max(0.0, duration_s - (time.monotonic() - wall0)))
+        self.advance_clock(duration_s)
         yield enc.encode(chunk)
 
 
@@ -387,16 +392,20 @@ class MixTagger(SimulatedTagger):
         A simulated camera whose scene shows the particle (or ``None``).
     realtime
         Deliver photons at the pace of the wall clock.
+    clock
+        The rig's clock (:class:`~spad.simulators.tagger.SimulatedTagger`); the camera should
+        run on the same one.
     """
 
     name = "Simulated HydraHarp 400 (particle mix)"
 
-    def __init__(self, spec: SlideSpec, camera: Any = None, realtime: bool = True) -> None:
+    def __init__(self, spec: SlideSpec, camera: Any = None, realtime: bool = True,
+                 clock: Any = None) -> None:
         self.spec = spec
         self._rng = np.random.default_rng(spec.seed)
         self.particle = draw_particle(spec, self._rng)
         super().__init__(self.particle.emitters, self.particle.detection,
-                         seed=self.particle.seed, realtime=realtime)
+                         seed=self.particle.seed, realtime=realtime, clock=clock)
         self.camera = camera
         self.particles: list[SlideParticle] = []
         if camera is not None:

@@ -3,7 +3,11 @@
 It implements :class:`spad.drivers.interfaces.tagger.TimeTagger`: configure, start, then read raw
 HydraHarp v2 records (T3 or T2) in FIFO-sized pieces. Like the hardware, in T2 it records every
 (divided) sync as a special record on channel 0. With ``realtime=True`` records become
-available at the pace of the wall clock; otherwise as fast as they can be simulated.
+available at the pace of the wall clock; otherwise as fast as they can be simulated, and the
+tagger's :attr:`~SimulatedTagger.clock` (a :class:`~spad.simulators.instruments.ManualClock`)
+moves on by the measurement time of each piece as it is delivered. A simulated rig gives that
+clock to its camera, spectrograph and stage, so a fast run sees the same frames, moves and
+photons as a real-time one, however fast the machine is.
 
 Faults (:meth:`SimulatedTagger.inject`, for the first-light check ``spad devices --check``):
 ``"no_sync"`` (the laser's sync cable is off: no sync, and in T3 no records at all, as a
@@ -20,6 +24,7 @@ import numpy as np
 from spad.drivers.interfaces.tagger import TaggerConfig, TimeTagger
 from spad.simulators.detection import Detection
 from spad.simulators.emitter import Emitter
+from spad.simulators.instruments import ManualClock, WallClock
 from spad.simulators.stream import Simulation, record_type_for
 
 from spad.errors import DeviceError
@@ -52,13 +57,17 @@ class SimulatedTagger(TimeTagger):
         Largest number of records one :meth:`read` returns.
     chunk_s
         Simulated time generated at once (the latency of a read in real-time mode).
+    clock
+        The clock of the rig (see the module docstring); default: the wall clock in real
+        time, else a new :class:`~spad.simulators.instruments.ManualClock`. A manual clock is
+        advanced by the tagger as it delivers records; the wall clock runs by itself.
     """
 
     name = "Simulated HydraHarp 400"
 
     def __init__(self, emitters: Emitter | Sequence[Emitter], detection: Detection | None = None,
                  seed: int = 0, realtime: bool = False, fifo_records: int = FIFO_RECORDS,
-                 chunk_s: float = 0.05) -> None:
+                 chunk_s: float = 0.05, clock: WallClock | ManualClock | None = None) -> None:
         self.emitters = emitters
         self.detection = Detection() if detection is None else detection
         self.seed = int(seed)
@@ -67,6 +76,9 @@ class SimulatedTagger(TimeTagger):
             raise ValueError("fifo_records must be >= 1")
         self.fifo_records = int(fifo_records)
         self.chunk_s = float(chunk_s)
+        if clock is None:
+            clock = WallClock() if self.realtime else ManualClock()
+        self.clock = clock
         first = emitters if isinstance(emitters, Emitter) else next(iter(emitters))
         self._rep_rate = first.rep_rate_hz
         self._config = TaggerConfig()
@@ -147,12 +159,22 @@ class SimulatedTagger(TimeTagger):
 
     def _generate(self, sim: Simulation) -> Iterator[np.ndarray]:
         enc = Encoder(self.record_type, sim.timing)
-        for chunk in sim.chunks():
+        done = 0.0
+        for k, chunk in enumerate(sim.chunks()):
             det = chunk.detectors
             n1 = int(np.count_nonzero(det == 1))
             n2 = int(np.count_nonzero(det == 2))
             self._last_rates = [n1 / sim.chunk_s, n2 / sim.chunk_s]
+            end = min((k + 1) * sim.chunk_s, sim.duration_s)
+            self.advance_clock(end - done)
+            done = end
             yield enc.encode(chunk)
+
+    def advance_clock(self, seconds: float) -> None:
+        """Let ``seconds`` of measurement pass on a manual :attr:`clock` (records delivered;
+        the wall clock runs by itself)."""
+        if isinstance(self.clock, ManualClock):
+            self.clock.advance(seconds)
 
     def inject(self, fault: str | None) -> None:
         """Switch a fault on (one of :data:`FAULTS`) or off (``None``)."""

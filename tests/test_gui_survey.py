@@ -62,11 +62,10 @@ def test_survey_tab_scans_finds_records_and_colours_by_verdict(qtbot, window, tm
     assert all(candidate_colour(c) in LABEL_COLOURS.values() for c in s.candidates)
     # the population: counts summed to the particles
     assert sum(int(t.split()[-1]) for t in panel.counts.text()[10:].split(", ")) == 3
-    # and histogram bars for the verdicts' peak energies. The simulated camera exposes in wall
-    # time while this slide's photons run on a simulated clock, so whether a 3-s particle got
-    # a spectrum frame depends on the machine's speed: the peaks are set here instead.
-    for i, r in enumerate(s.records.values()):
-        r["peak_ev"] = 2.00 - 0.03 * (r["classification"]["label"] == "dimer") + 0.002 * i
+    # and histogram bars for the verdicts' peak energies: the simulated camera runs on the
+    # tagger's simulated clock, so each 3-s particle has its spectrum (two 1-s frames) however
+    # fast the machine is
+    assert all(r["peak_ev"] is not None for r in s.records.values())
     panel._show_population()
     assert len(panel.population.items) == 2 * len({r["classification"]["label"]
                                                     for r in s.records.values()})

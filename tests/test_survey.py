@@ -113,6 +113,48 @@ def test_survey_records_each_particle_once_and_skips_bleached(tmp_path):
     assert {"scan_row", "candidates", "visit", "progress", "particle", "finished"} <= set(events)
 
 
+def test_fast_rig_runs_camera_stage_and_tagger_on_one_simulated_clock(tmp_path):
+    from spad.simulators.instruments import ManualClock, WallClock
+
+    from spad.app.acquisition import Acquisition
+
+    with _rig(n=1, seed=2) as rig:
+        clock = rig.tagger.clock
+        assert isinstance(clock, ManualClock)
+        assert rig.camera.clock is clock and rig.stage.motion.clock is clock
+        assert rig.spectrograph.clock is clock
+        p = rig.slide.particles[0]
+        rig.stage.move_to(x_m=p.x_m, y_m=p.y_m)
+        t0 = clock.now()
+        out = Acquisition(rig, AcquisitionSettings(duration_s=2.5, exposure_s=0.5),
+                          path=tmp_path / "p.h5", analysis_worker=False).run()
+        # the clock moved by the photons delivered, not by the machine's speed: 2.5 s hold
+        # four whole 0.5-s exposures (each plus its 1.5 ms read-out), whatever the wall time
+        assert clock.now() - t0 == pytest.approx(2.5)
+        assert out.state.frames == 4
+        assert out.result.record()["peak_ev"] is not None
+    with open_rig(Rig(stage=StageSettings(), slide=SlideSettings(n_particles=1)),
+                  realtime=True) as rig:
+        assert isinstance(rig.camera.clock, WallClock) and rig.tagger.clock is not None
+
+
+def test_fast_survey_stops_each_particle_when_sure(tmp_path):
+    """On the simulated clock with the live analysis in step with the photons, stop-when-sure
+    ends the recordings as in real time on a fast enough machine: well before the cap."""
+    settings = SurveySettings(area=_area(3e-6), acquisition=AcquisitionSettings(
+        duration_s=30.0, until_confident=0.95))
+    with _rig(n=2, size=3e-6, seed=3) as rig:
+        survey = Survey(rig, tmp_path, settings, analysis_worker=False)
+        kinds = []
+        survey.add_callback(lambda ev: kinds.append(ev.kind))
+        report = survey.run()
+    assert report["done"] == 2
+    for r in survey.records.values():
+        assert r["stop_reason"] == "confident" and r["recorded_s"] < 15, r
+        assert r["peak_ev"] is not None
+    assert kinds.index("visit") < kinds.index("recording") < kinds.index("particle")
+
+
 def test_survey_refuses_a_folder_with_a_survey_and_a_rig_without_stage(tmp_path):
     SurveyLog(tmp_path).append("scan", area=_area().to_dict())
     with _rig(n=1) as rig, pytest.raises(SpadError, match="--resume"):

@@ -66,8 +66,9 @@ class Instruments:
     stage: its truth, for tests and demos."""
 
 
-def open_spectrograph(s: SpectrographSettings) -> SpectrographInterface:
-    """Create and open the spectrograph of ``s``."""
+def open_spectrograph(s: SpectrographSettings, clock: Any = None) -> SpectrographInterface:
+    """Create and open the spectrograph of ``s`` (a simulated one runs on ``clock``, default
+    the wall clock)."""
     if s.backend == "acton":
         from spad.drivers.acton import ActonSpectrograph
         mono: SpectrographInterface = ActonSpectrograph(
@@ -75,14 +76,15 @@ def open_spectrograph(s: SpectrographSettings) -> SpectrographInterface:
             inclusion_angle_deg=s.inclusion_angle_deg, pixel_size_m=s.pixel_size_m)
     else:
         from spad.simulators.instruments import SimulatedSpectrograph
-        mono = SimulatedSpectrograph(focal_length_m=s.focal_length_m)
+        mono = SimulatedSpectrograph(focal_length_m=s.focal_length_m, clock=clock)
     mono.open()
     return mono
 
 
-def open_camera(s: CameraSettings, spectrograph: SpectrographInterface | None = None
-                ) -> CameraInterface:
-    """Create and open the camera of ``s`` (a simulated one looks through ``spectrograph``)."""
+def open_camera(s: CameraSettings, spectrograph: SpectrographInterface | None = None,
+                clock: Any = None) -> CameraInterface:
+    """Create and open the camera of ``s`` (a simulated one looks through ``spectrograph``
+    and runs on ``clock``, default the wall clock)."""
     if s.backend == "andor":
         from spad.drivers.andor import AndorCamera
         cam: CameraInterface = AndorCamera(
@@ -92,7 +94,7 @@ def open_camera(s: CameraSettings, spectrograph: SpectrographInterface | None = 
         cam.open()
         return cam
     from spad.simulators.instruments import SimulatedCamera
-    cam = SimulatedCamera(spectrograph=spectrograph)
+    cam = SimulatedCamera(spectrograph=spectrograph, clock=clock)
     cam.open()
     try:
         cam.set_exposure(s.exposure_s)
@@ -105,9 +107,10 @@ def open_camera(s: CameraSettings, spectrograph: SpectrographInterface | None = 
     return cam
 
 
-def open_stage(s: StageSettings, *, realtime: bool = True) -> StageInterface:
-    """Create and open the sample stage of ``s`` (a simulated one runs on the wall clock, or
-    on a simulated clock with ``realtime=False``)."""
+def open_stage(s: StageSettings, *, realtime: bool = True, clock: Any = None
+               ) -> StageInterface:
+    """Create and open the sample stage of ``s`` (a simulated one runs on ``clock``; default
+    the wall clock, or a simulated clock of its own with ``realtime=False``)."""
     if s.backend == "pi":
         from spad.drivers.pi import PIStage
 
@@ -119,13 +122,15 @@ def open_stage(s: StageSettings, *, realtime: bool = True) -> StageInterface:
         from spad.simulators.instruments import ManualClock
         from spad.simulators.stage import SimulatedStage, StageMotion
 
-        stage = SimulatedStage(StageMotion(clock=None if realtime else ManualClock()))
+        if clock is None and not realtime:
+            clock = ManualClock()
+        stage = SimulatedStage(StageMotion(clock=clock))
     stage.open()
     return stage
 
 
 def _slide_tagger(slide: SlideSettings, stage: StageInterface | None, camera: Any,
-                  seed: int, realtime: bool) -> tuple[TimeTagger, Any]:
+                  seed: int, realtime: bool, clock: Any) -> tuple[TimeTagger, Any]:
     """The simulated tagger over the slide (with a simulated stage) or its mix (without)."""
     from spad.simulators.instruments import SimulatedCamera
     from spad.simulators.slide import MixTagger, Slide, SlideTagger, spec_from_settings
@@ -135,12 +140,12 @@ def _slide_tagger(slide: SlideSettings, stage: StageInterface | None, camera: An
     cam = camera if isinstance(camera, SimulatedCamera) else None
     if isinstance(stage, SimulatedStage):
         sl = Slide(spec)
-        return SlideTagger(sl, stage, cam, seed=seed, realtime=realtime), sl
-    return MixTagger(spec, cam, realtime=realtime), None
+        return SlideTagger(sl, stage, cam, seed=seed, realtime=realtime, clock=clock), sl
+    return MixTagger(spec, cam, realtime=realtime, clock=clock), None
 
 
 def open_tagger(s: TaggerSettings, *, seed: int = 0, realtime: bool = True,
-                tagger: TimeTagger | None = None) -> TimeTagger:
+                tagger: TimeTagger | None = None, clock: Any = None) -> TimeTagger:
     """Create, open and configure the time tagger of ``s``.
 
     ``seed`` and ``realtime`` only concern the simulated tagger (a monomer in focus; records at
@@ -170,7 +175,8 @@ def open_tagger(s: TaggerSettings, *, seed: int = 0, realtime: bool = True,
         from spad.simulators.detection import Detection
         from spad.simulators.emitter import monomer
         from spad.simulators.tagger import SimulatedTagger
-        tagger = SimulatedTagger(monomer(rng=seed), Detection(), seed=seed, realtime=realtime)
+        tagger = SimulatedTagger(monomer(rng=seed), Detection(), seed=seed, realtime=realtime,
+                                 clock=clock)
         tagger.open()
     try:
         tagger.configure(s.mode, s.sync_divider, s.binning, offsets, s.sync_offset_ns * 1e-9)
@@ -186,23 +192,32 @@ def open_rig(config_path: str | os.PathLike[str] | Rig | None = None, *, seed: i
     """Open every instrument of the rig file ``config_path`` (``None``: all simulated; or a
     checked :class:`~spad.config.Rig`).
 
+    With a simulated tagger and ``realtime=False``, the simulated instruments share the
+    tagger's simulated clock (it moves on as photons are delivered, and as the stage and the
+    spectrograph wait): a fast run records the same as a real-time one on any machine.
+
     Yields
     ------
     Instruments
         ``.tagger``, ``.camera``, ``.spectrograph`` (the drivers/interfaces types) and ``.rig``.
     """
     rig = config_path if isinstance(config_path, Rig) else load_rig(config_path)
+    clock = None
+    if not realtime and rig.tagger.backend == "simulated":
+        from spad.simulators.instruments import ManualClock
+        clock = ManualClock()
     with ExitStack() as stack:
-        mono = open_spectrograph(rig.spectrograph)
+        mono = open_spectrograph(rig.spectrograph, clock)
         stack.callback(mono.close)
-        cam = open_camera(rig.camera, mono)
+        cam = open_camera(rig.camera, mono, clock)
         stack.callback(cam.close)
         stage = slide = sim = None
         if rig.stage is not None:
-            stage = open_stage(rig.stage, realtime=realtime)
+            stage = open_stage(rig.stage, realtime=realtime, clock=clock)
             stack.callback(stage.close)
         if rig.tagger.backend == "simulated" and (stage is not None or rig.slide is not None):
-            sim, slide = _slide_tagger(rig.slide or SlideSettings(), stage, cam, seed, realtime)
-        tagger = open_tagger(rig.tagger, seed=seed, realtime=realtime, tagger=sim)
+            sim, slide = _slide_tagger(rig.slide or SlideSettings(), stage, cam, seed, realtime,
+                                       clock)
+        tagger = open_tagger(rig.tagger, seed=seed, realtime=realtime, tagger=sim, clock=clock)
         stack.callback(tagger.close)
         yield Instruments(tagger, cam, mono, rig, stage, slide)

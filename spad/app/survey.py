@@ -132,8 +132,9 @@ def _plain(obj: Any) -> Any:
 
 @dataclass
 class SurveyEvent:
-    """What the survey reports: ``kind`` is ``scan_row``, ``candidates``, ``visit``,
-    ``progress`` (of the particle being recorded; ``data`` has the acquisition's LiveState),
+    """What the survey reports: ``kind`` is ``scan_row``, ``candidates``, ``visit`` (moving
+    to a candidate and centring on it), ``recording`` (its recording starts), ``progress`` (of
+    the particle being recorded; ``data`` has the acquisition's LiveState),
     ``particle`` (a candidate finished: done, skipped or failed), ``paused``, ``finished``."""
 
     kind: str
@@ -155,14 +156,21 @@ class Survey:
     resume
         Go on with the survey logged in ``folder``; without it, a folder with a survey log
         is refused (so nothing is recorded twice by mistake).
+    analysis_worker
+        Run each recording's live analysis in another process (the default: at the
+        microscope a slow fit never holds up the recording). ``False`` runs it in the
+        recording thread, in step with the photons: on a simulated rig that runs on its
+        simulated clock (``realtime=False``) stop-when-sure then decides exactly as it would
+        in real time on a machine fast enough, and the survey is reproducible.
     """
 
     def __init__(self, rig: Any, folder: str | Path, settings: SurveySettings | None = None,
-                 *, resume: bool = False) -> None:
+                 *, resume: bool = False, analysis_worker: bool = True) -> None:
         if getattr(rig, "stage", None) is None:
             raise SpadError("survey: the rig has no sample stage (add a [stage] table to the "
                             "rig file)")
         self.rig = rig
+        self.analysis_worker = analysis_worker
         self.folder = Path(folder)
         self.settings = settings or SurveySettings()
         self.log = SurveyLog(self.folder)
@@ -399,11 +407,13 @@ class Survey:
             self._end(c, "skipped", "skipped by the user before recording", offset)
             return
         c.position = stage.get_position()
-        acq = Acquisition(self.rig, s.acquisition, session=self.session)
+        acq = Acquisition(self.rig, s.acquisition, session=self.session,
+                          analysis_worker=self.analysis_worker)
         c.particle, c.file = acq.name, acq.path.name
         self.log.append("visit", id=c.id, particle=acq.name, file=acq.path.name,
                         position=c.position, optimised=asdict(opt))
         self.acquisition = acq
+        self._emit("recording", c)
         acq.add_callback(lambda ev: self._emit("progress", ev.state)
                          if ev.kind in ("progress", "verdict") else None)
         try:

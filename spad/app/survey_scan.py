@@ -25,8 +25,12 @@ from typing import Any
 import numpy as np
 
 from spad.errors import DeviceError, SpadError
-from spad.formats.records import Decoder
 from spad.photons import SYNC
+
+SCAN_STEP_M = 100e-9
+"""Default scan step (``spad survey --step``, the Survey tab, the benchmark)."""
+SCAN_DWELL_S = 0.002
+"""Default dwell time per scan pixel."""
 
 
 @dataclass
@@ -37,8 +41,8 @@ class Area:
     y0_m: float
     x1_m: float
     y1_m: float
-    step_m: float = 100e-9
-    dwell_s: float = 0.005
+    step_m: float = SCAN_STEP_M
+    dwell_s: float = SCAN_DWELL_S
 
     def __post_init__(self) -> None:
         if not (self.x1_m > self.x0_m and self.y1_m > self.y0_m):
@@ -103,6 +107,8 @@ class Candidate:
 def count_rate(tagger: Any, dwell_s: float) -> float:
     """Photons per second (both detectors, syncs excluded) over ``dwell_s`` where the focus
     is, from the tagger's stream."""
+    from spad.formats.records import Decoder  # here: the CLI reads this module's defaults
+
     decoder = Decoder(tagger.record_type, tagger.timing)
     tagger.start(dwell_s)
     n = 0

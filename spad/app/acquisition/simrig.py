@@ -22,24 +22,36 @@ def simulated_rig(particle: str = "monomer", seed: int = 0, realtime: bool = Tru
                   vary: bool = True, dimer_fraction: float = 0.5) -> Iterator[Instruments]:
     """``with simulated_rig("dimer", seed=3) as rig:`` -> ``rig.tagger``, ``rig.camera``,
     ``rig.spectrograph`` (camera and spectrograph ``None`` with ``camera=False``).
-    ``dimer_fraction`` is the mix of ``particle="mix"``."""
-    from spad.simulators.instruments import Scene, SimulatedCamera, SimulatedSpectrograph
+    ``dimer_fraction`` is the mix of ``particle="mix"``.
+
+    With ``realtime=False`` the camera and spectrograph run on the tagger's simulated clock
+    (it moves on as photons are delivered), so what a fast recording holds (frames included)
+    does not depend on the machine's speed."""
+    from spad.simulators.instruments import (
+        ManualClock,
+        Scene,
+        SimulatedCamera,
+        SimulatedSpectrograph,
+        WallClock,
+    )
     from spad.simulators.slide import MixTagger, SlideSpec
     from spad.simulators.spectrum import particle_lines
     from spad.simulators.stream import Simulation
     from spad.simulators.tagger import SimulatedTagger
 
+    clock = WallClock() if realtime else ManualClock()
     spectrograph = cam = None
     if camera:
-        spectrograph = SimulatedSpectrograph()
-        cam = SimulatedCamera(None, spectrograph, seed=seed)
+        spectrograph = SimulatedSpectrograph(clock=clock)
+        cam = SimulatedCamera(None, spectrograph, seed=seed, clock=clock)
     if particle == "mix":
         spec = SlideSpec(n_particles=0, dimer_fraction=dimer_fraction,
                          count_rate_hz=count_rate, seed=seed)
-        tagger: SimulatedTagger = MixTagger(spec, cam, realtime=realtime)
+        tagger: SimulatedTagger = MixTagger(spec, cam, realtime=realtime, clock=clock)
     else:
         emitters, detection = build(particle, seed, None, vary, "T3", count_rate)
-        tagger = SimulatedTagger(emitters, detection, seed=seed, realtime=realtime)
+        tagger = SimulatedTagger(emitters, detection, seed=seed, realtime=realtime,
+                                 clock=clock)
         if cam is not None:
             truth = Simulation(emitters, detection, 1.0, seed).truth
             cam.scene = Scene(lines=particle_lines(truth))

@@ -20,6 +20,8 @@ from spad.errors import SpadError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from spad.app.survey_scan import SCAN_DWELL_S, SCAN_STEP_M
+
     p = sub.add_parser(
         "survey", help="scan the slide, find the particles, record each until sure",
         description="Unattended survey on a rig with a sample stage: raster-scan the area, "
@@ -39,10 +41,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--area", metavar="X0,Y0,X1,Y1",
                    help="area to scan in stage coordinates, µm (default on the simulated "
                         "slide: the populated square and 0.5 µm around it)")
-    p.add_argument("--step", type=float, default=100.0, metavar="NM",
-                   help="scan step, nm (default 100)")
-    p.add_argument("--dwell", type=float, default=5.0, metavar="MS",
-                   help="scan dwell time per pixel, ms (default 5)")
+    p.add_argument("--step", type=float, default=SCAN_STEP_M * 1e9, metavar="NM",
+                   help=f"scan step, nm (default {SCAN_STEP_M * 1e9:g})")
+    p.add_argument("--dwell", type=float, default=SCAN_DWELL_S * 1e3, metavar="MS",
+                   help=f"scan dwell time per pixel, ms (default {SCAN_DWELL_S * 1e3:g})")
     p.add_argument("--threshold", type=float, metavar="CPS",
                    help="smallest count rate above background of a particle in the scan "
                         "(default: background + 6 robust sd)")
@@ -69,8 +71,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     sim.add_argument("--seed", type=int, default=None,
                      help="seed of the slide (default: a new slide; logged for --resume)")
     sim.add_argument("--fast", action="store_true",
-                     help="run as fast as simulated instead of in real time (recordings then "
-                          "outrun the live verdict and usually run to --duration)")
+                     help="run on the simulated clock, as fast as simulated, instead of in "
+                          "real time (the live verdict is taken in step with the photons, so "
+                          "each particle stops when sure as it would in real time)")
     p.set_defaults(func=run)
 
 
@@ -150,7 +153,8 @@ def run(args: argparse.Namespace) -> int:
     prepare()
     tty = sys.stderr.isatty()
     with open_rig(rig_settings, realtime=not args.fast) as rig:
-        survey = Survey(rig, out, settings, resume=args.resume)
+        survey = Survey(rig, out, settings, resume=args.resume,
+                        analysis_worker=not args.fast)
         if not args.resume and args.config is None:
             SurveyLog(out).append("rig", slide_seed=seed, slide=rig_settings.slide)
         bars: dict[str, Any] = {}
