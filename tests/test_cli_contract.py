@@ -231,7 +231,9 @@ def test_interrupted_simulate_leaves_nothing(sig: int, want: int, tmp_path: Path
     lines = err.splitlines()
     assert lines[-1].startswith("spad: interrupted") and len(lines) == 2, err  # + the estimate
     assert not any(f in err for f in FORBIDDEN)
-    assert took < 2.0  # "within a second" on an idle machine; CI is shared
+    # ended by the signal, not by the 10-hour simulation (within _interrupt's hang guard); the
+    # seconds it takes are measured by make torture, not asserted: load makes them longer
+    assert took < 30
     assert not list(tmp_path.iterdir())
 
 
