@@ -274,6 +274,47 @@ def test_gui_sigterm_finalises_the_recording_with_one_line(tmp_path, monkeypatch
         assert f["user/acquisition/final/photons"][()] > 0
 
 
+_ENDLESS_ANALYSIS = """
+import signal, sys, threading, time
+import spad.analysis.particle as particle
+
+def endless(path, settings):   # an analysis that never ends
+    # it says when it has begun and the app's signal handlers are in place (set once the
+    # window is made, which starts this analysis)
+    while getattr(signal.getsignal(signal.SIGTERM), "__name__", "") != "on_signal":
+        time.sleep(0.01)
+    print("analysing", flush=True)
+    threading.Event().wait()
+
+particle.analyze_particle = endless
+from spad.app.cli import main
+sys.exit(main(["gui", sys.argv[1]]))
+"""
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_gui_signal_abandons_an_analysis_in_progress(tmp_path, sig, code) -> None:
+    # spad gui FILE analyses the file in a thread; a signal must not wait for it (it only
+    # reads the file). This analysis never ends, so an exit at all shows it was not awaited.
+    f = tmp_path / "p.h5"
+    assert main(["simulate", "--duration", "0.5", "-o", str(f)]) == 0
+    child = subprocess.Popen([sys.executable, "-c", _ENDLESS_ANALYSIS, str(f)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))
+    try:
+        assert child.stdout.readline().strip() == "analysing", child.stderr.read()
+        child.send_signal(sig)
+        _, err = child.communicate(timeout=60)    # a hang guard, not a measurement
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert child.returncode == code, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("spad")]
+    assert lines == ["spad: interrupted" + (" (SIGTERM)" if sig == signal.SIGTERM else "")], err
+    assert "Traceback" not in err and "QThread" not in err, err
+
+
 def _ptu_with(tmp_path: Path, name: str, change) -> Path:  # noqa: ANN001
     """The sample T3 PTU (HydraHarp2 T3 records) with ``change(bytearray, data_offset)``."""
     src = Path(__file__).parent / "data" / "picoquant-sample-data" / "v20_t3.ptu"
