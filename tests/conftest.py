@@ -15,6 +15,7 @@ import pytest
 DATA = Path(__file__).parent / "data"
 
 _PR_SET_PDEATHSIG = 1   # prctl(2): a signal the kernel sends the child when its parent dies
+_SIGTERM = int(signal.SIGTERM)
 
 
 def _popen_ends_with_the_tests() -> None:
@@ -23,7 +24,9 @@ def _popen_ends_with_the_tests() -> None:
     leaves no process behind. (The spad workers watch their parent on their own.) Only for
     programs started from the main thread: the kernel sends the signal when the starting
     *thread* ends."""
-    libc = ctypes.CDLL(None, use_errno=True)
+    # looked up here: the child, forked from a process with threads, only makes the call
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong]
     popen_init = subprocess.Popen.__init__
 
     def init(self, *args, preexec_fn=None, **kwargs) -> None:  # noqa: ANN001, ANN002, ANN003
@@ -32,7 +35,7 @@ def _popen_ends_with_the_tests() -> None:
             return
 
         def in_child() -> None:
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+            prctl(_PR_SET_PDEATHSIG, _SIGTERM)
             if preexec_fn is not None:
                 preexec_fn()
 
