@@ -51,6 +51,8 @@ __all__ = [
     "state_decay_histograms", "fit_states", "periodic_decay_bins", "durbin_watson_bounds",
 ]
 
+MIN_OCCUPIED_BINS = 3
+"""Fewest TCSPC bins with photons in a fit range that a decay can be fitted from."""
 
 #: Turner (2020) response-surface coefficients (b1, b2, b3, b4) of the Durbin-Watson lower bound
 #: at 5 % and 1 %, per number of exponentials, as Full SMS assigns them.
@@ -402,6 +404,13 @@ def _fit(model: _Decay, y: np.ndarray, e: np.ndarray, period: float, n_exp: int,
     if n_fit < 2 * n_exp + 4 or ys.sum() <= 0:
         raise ValueError(f"too few bins or counts in the fit range ({n_fit} bins, "
                          f"{int(ys.sum())} counts)")
+    occupied = int(np.count_nonzero(ys))
+    if occupied < MIN_OCCUPIED_BINS:
+        # a decay spreads its photons over the bins after the pulse; photons piled into one
+        # or two bins are delays stuck at one value (e.g. all in the TCSPC overflow bin), and
+        # a fit of them gives a lifetime shorter than a bin that was never measured
+        raise ValueError(f"no decay: all {int(ys.sum())} photons in {occupied} TCSPC "
+                         f"bin{'s' if occupied != 1 else ''} (delays stuck at one value)")
     t = 0.5 * (e[1:] + e[:-1])
     dt = float(e[1] - e[0])
     bg0 = float(np.mean(np.sort(ys)[: max(3, n_fit // 20)])) if background else 0.0

@@ -123,6 +123,12 @@ def reduce_spectrum(data: SpectrumData, cosmic_threshold: float = 8.0,
         # a recording that ended before the camera's first exposure did: nothing to reduce
         # (numpy would make NaNs, and a fit of them a peak that was never measured)
         raise ValueError("no spectrum frames were recorded")
+    lo, hi = float(np.min(data.frames)), float(np.max(data.frames))
+    if lo == hi:
+        # a camera that saw nothing (or a file of zeros): there is no line, whatever a fit of
+        # the noise model would make of it
+        raise ValueError(f"no signal: every pixel of the {data.n_frames} spectrum frames "
+                         f"reads {lo:g}")
     d = subtract_bias(data, bias_adu=bias_adu, dark=dark)
     frames = d.frames
     n_cosmic = 0

@@ -35,9 +35,12 @@ def run_app(files: list[str], config: Path | None = None) -> int:
 
     SIGTERM and Ctrl-C (SIGINT) close the window as its close button does, except that a
     recording in progress is aborted rather than analysed (its file finalised with everything
-    acquired): the app ends within a second or two with one line and exit code 143 / 130. A
-    second signal ends it at once. The handlers raise nothing: an exception raised inside a Qt
-    slot could only be printed and dropped by PyQt.
+    acquired) and an analysis of recorded files in progress is abandoned rather than waited
+    for (it only reads its files, and may take minutes): the app ends within a second or two
+    with one line and exit code 143 / 130. Where an abandoned analysis is still running then,
+    the process ends here with :func:`os._exit` (Python cannot shut down under a running
+    QThread). A second signal ends it at once. The handlers raise nothing: an exception raised
+    inside a Qt slot could only be printed and dropped by PyQt.
     """
     from spad.gui.platform_check import check_display
 
@@ -51,6 +54,7 @@ def run_app(files: list[str], config: Path | None = None) -> int:
     app.setOrganizationName("spad")
     w = make_window(files, config)
     received: list[int] = []
+    abandoned: list[QtCore.QThread] = []
 
     def on_signal(signum: int, frame: object) -> None:  # noqa: ARG001
         if received:
@@ -59,6 +63,14 @@ def run_app(files: list[str], config: Path | None = None) -> int:
         live = getattr(w, "live", None)
         if live is not None and getattr(live, "acq", None) is not None:
             live.acq.abort("SIGTERM" if signum == signal.SIGTERM else "interrupted")
+        worker = getattr(w, "worker", None)
+        if worker is not None and worker.isRunning():
+            # read-only work: stop it at the next particle and do not wait for this one
+            # (closing the window waits for w.worker); its results would go to a closed window
+            worker.interrupted = True
+            worker.blockSignals(True)
+            abandoned.append(worker)
+            w.worker = None
         QtCore.QTimer.singleShot(0, w.close)
         QtCore.QTimer.singleShot(0, app.quit)
 
@@ -82,5 +94,8 @@ def run_app(files: list[str], config: Path | None = None) -> int:
         sig = received[0]
         print("spad: interrupted" + (" (SIGTERM)" if sig == signal.SIGTERM else "") + kept,
               file=sys.stderr, flush=True)
+        if any(t.isRunning() for t in abandoned):
+            sys.stdout.flush()
+            os._exit(128 + sig)
         return 128 + sig
     return code

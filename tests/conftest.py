@@ -1,12 +1,68 @@
-"""Shared test fixtures."""
+"""Shared test fixtures, and no process left behind by a test run that is killed."""
 
 from __future__ import annotations
 
+import ctypes
+import os
+import signal
+import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 DATA = Path(__file__).parent / "data"
+
+_PR_SET_PDEATHSIG = 1   # prctl(2): a signal the kernel sends the child when its parent dies
+_SIGTERM = int(signal.SIGTERM)
+
+
+def _popen_ends_with_the_tests() -> None:
+    """Programs the tests start (``spad acquire`` for minutes, a dask scheduler, ...) get
+    SIGTERM from the kernel when the test process dies, kill -9 included: a killed test run
+    leaves no process behind. (The spad workers watch their parent on their own.) Only for
+    programs started from the main thread: the kernel sends the signal when the starting
+    *thread* ends."""
+    # looked up here: the child, forked from a process with threads, only makes the call
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong]
+    popen_init = subprocess.Popen.__init__
+
+    def init(self, *args, preexec_fn=None, **kwargs) -> None:  # noqa: ANN001, ANN002, ANN003
+        if threading.current_thread() is not threading.main_thread():
+            popen_init(self, *args, preexec_fn=preexec_fn, **kwargs)
+            return
+
+        def in_child() -> None:
+            prctl(_PR_SET_PDEATHSIG, _SIGTERM)
+            if preexec_fn is not None:
+                preexec_fn()
+
+        popen_init(self, *args, preexec_fn=in_child, **kwargs)
+
+    subprocess.Popen.__init__ = init
+
+
+def _end_with_the_controller() -> None:
+    """A pytest-xdist worker ends, within a fraction of a second, once the pytest process that
+    started it is gone (kill -9 of ``pytest -n 2``): it would otherwise go on running tests,
+    with their workers, for minutes. Its children then get SIGTERM (see above)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="watch the pytest controller", daemon=True).start()
+
+
+def pytest_configure(config) -> None:  # noqa: ANN001, ARG001
+    if hasattr(os, "fork"):
+        _popen_ends_with_the_tests()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        _end_with_the_controller()
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:  # noqa: ANN001, ARG001

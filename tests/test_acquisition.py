@@ -107,18 +107,21 @@ def test_spectrum_frames_and_settings_are_in_the_file(tmp_path) -> None:
 def test_swmr_reader_sees_the_file_grow_while_it_is_written(tmp_path) -> None:
     path = tmp_path / "p.h5"
     with simulated_rig("monomer", seed=4, realtime=True, camera=False) as rig:
-        acq = Acquisition(rig, AcquisitionSettings(duration_s=4.0), path=path)
+        acq = Acquisition(rig, AcquisitionSettings(duration_s=600.0), path=path)
         acq.start()
         while acq.snapshot().photons == 0:
             time.sleep(0.05)
         seen = []
         with h5py.File(path, "r", libver="latest", swmr=True) as f:
             ts = f["photon_data/timestamps"]
-            for _ in range(12):
+            # until the reader has seen the file grow twice, however slow the machine is; then
+            # the recording is stopped (a readiness signal, not a time)
+            while len(set(seen)) < 3 and not acq.finished:
                 ts.refresh()
                 seen.append(ts.shape[0])
-                time.sleep(0.2)
+                time.sleep(0.05)
             assert np.all(np.diff(f["photon_data/timestamps"][:seen[-1]]) >= 0)
+        acq.stop()
         out = acq.wait()
     assert seen[-1] > seen[0] > 0
     assert out.state.photons >= seen[-1]
@@ -186,7 +189,7 @@ def test_stop_and_abort_from_another_thread(tmp_path) -> None:
             out = acq.wait(20)
         assert out.stop_reason == ("stopped" if how == "stop" else "aborted")
         assert (out.result is None) == (how == "abort")
-        assert out.state.elapsed_s < 10
+        assert out.state.elapsed_s < 30    # stopped, not ended by its duration
         with spad.open(path) as reader:
             assert len(reader.read().photons.timestamps) == out.state.photons
 

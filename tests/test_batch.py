@@ -151,11 +151,13 @@ def test_remote_scheduler_and_worker_processes(survey, tmp_path, capsys) -> None
                                "--no-dashboard", "--scheduler-file", str(sched_file)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
     try:
-        deadline = time.monotonic() + 60
-        while not sched_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        time.sleep(0.3)  # the file is written in one go, but give it a moment
-        address = json.loads(sched_file.read_text())["address"]
+        deadline = time.monotonic() + 120      # a hang guard
+        address = None
+        while address is None and time.monotonic() < deadline:
+            try:   # until the scheduler has written its whole file, however long it takes
+                address = json.loads(sched_file.read_text())["address"]
+            except (OSError, ValueError, KeyError):
+                time.sleep(0.2)
         assert address.startswith("tcp://127.0.0.1:")
         procs.append(subprocess.Popen(
             [BIN / "dask", "worker", address, "--nworkers", "1", "--nthreads", "1",

@@ -209,29 +209,36 @@ def test_simulate_refuses_what_the_disk_cannot_hold(tmp_path: Path, capsys) -> N
 # -- interruption, on the real executable --------------------------------------------------------
 
 def _interrupt(argv: list[str], sig: int, ready: callable, cwd: Path) -> tuple[int, str, float]:
-    """Start ``spad ARGV``, send ``sig`` once ``ready()``; exit code, stderr, seconds to exit."""
+    """Start ``spad ARGV``, send ``sig`` once ``ready(pid)``; exit code, stderr, seconds to
+    exit."""
     proc = subprocess.Popen([SPAD, *argv], cwd=cwd, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 60
-    while not ready() and proc.poll() is None and time.monotonic() < deadline:
+    while not ready(proc.pid) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert proc.poll() is None, proc.stderr.read()
+    if proc.poll() is not None:      # ended before it was ready: no signal sent
+        with proc.stderr:
+            return proc.returncode, proc.stderr.read(), 0.0
     t0 = time.monotonic()
     os.killpg(proc.pid, sig)  # like Ctrl-C in a terminal: the whole process group
     code = proc.wait(timeout=30)
-    return code, proc.stderr.read(), time.monotonic() - t0
+    took = time.monotonic() - t0
+    with proc.stderr:
+        return code, proc.stderr.read(), took
 
 
 @pytest.mark.parametrize(("sig", "want"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupted_simulate_leaves_nothing(sig: int, want: int, tmp_path: Path) -> None:
     code, err, took = _interrupt(
         ["simulate", "--particle", "dimer", "--duration", "36000", "-o", "long.h5"], sig,
-        lambda: any(p.name.startswith(".long.") for p in tmp_path.iterdir()), tmp_path)
+        lambda pid: any(p.name.startswith(".long.") for p in tmp_path.iterdir()), tmp_path)
     assert code == want, err
     lines = err.splitlines()
     assert lines[-1].startswith("spad: interrupted") and len(lines) == 2, err  # + the estimate
     assert not any(f in err for f in FORBIDDEN)
-    assert took < 2.0  # "within a second" on an idle machine; CI is shared
+    # ended by the signal, not by the 10-hour simulation (within _interrupt's hang guard); the
+    # seconds it takes are measured by make torture, not asserted: load makes them longer
+    assert took < 30
     assert not list(tmp_path.iterdir())
 
 
@@ -241,10 +248,16 @@ def test_interrupted_analyze_stops_its_workers(tmp_path: Path) -> None:
         f = tmp_path / f"p{i}.ptu"
         shutil.copy(REAL_T3, f)
         files.append(str(f))
-    started = time.monotonic()
+
+    def workers_started(pid: int) -> bool:
+        # once the pool's two workers exist, not after some seconds (a busy machine may not
+        # have started them yet, an idle one may have finished)
+        out = subprocess.run(["ps", "--ppid", str(pid), "-o", "args="], capture_output=True,
+                             text=True).stdout
+        return sum("resource_tracker" not in line for line in out.splitlines()) >= 2
+
     code, err, took = _interrupt(["analyze", *files, "--jobs", "2", "--report", "rep"],
-                                 signal.SIGINT, lambda: time.monotonic() - started > 2.0,
-                                 tmp_path)
+                                 signal.SIGINT, workers_started, tmp_path)
     if code == 0:
         pytest.skip("the analysis finished before the signal")
     assert code == 130, err

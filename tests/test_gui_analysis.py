@@ -40,7 +40,10 @@ def window(qtbot, tmp_path):
 
 def _wait_idle(qtbot, w) -> None:
     qtbot.waitUntil(lambda: w.worker is not None and w.worker.isFinished(), timeout=120_000)
-    qtbot.wait(50)  # the finished signal's slot (classification) runs on the GUI thread
+    # the slots of the worker's last signals (classification) run on the GUI thread: deliver
+    # what it queued, rather than wait a while and hope
+    QtCore.QCoreApplication.sendPostedEvents()
+    QtCore.QCoreApplication.processEvents()
 
 
 def test_replay_shows_the_same_results_as_spad_analyze(qtbot, window, session_dir, capsys):

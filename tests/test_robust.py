@@ -274,6 +274,47 @@ def test_gui_sigterm_finalises_the_recording_with_one_line(tmp_path, monkeypatch
         assert f["user/acquisition/final/photons"][()] > 0
 
 
+_ENDLESS_ANALYSIS = """
+import signal, sys, threading, time
+import spad.analysis.particle as particle
+
+def endless(path, settings):   # an analysis that never ends
+    # it says when it has begun and the app's signal handlers are in place (set once the
+    # window is made, which starts this analysis)
+    while getattr(signal.getsignal(signal.SIGTERM), "__name__", "") != "on_signal":
+        time.sleep(0.01)
+    print("analysing", flush=True)
+    threading.Event().wait()
+
+particle.analyze_particle = endless
+from spad.app.cli import main
+sys.exit(main(["gui", sys.argv[1]]))
+"""
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_gui_signal_abandons_an_analysis_in_progress(tmp_path, sig, code) -> None:
+    # spad gui FILE analyses the file in a thread; a signal must not wait for it (it only
+    # reads the file). This analysis never ends, so an exit at all shows it was not awaited.
+    f = tmp_path / "p.h5"
+    assert main(["simulate", "--duration", "0.5", "-o", str(f)]) == 0
+    child = subprocess.Popen([sys.executable, "-c", _ENDLESS_ANALYSIS, str(f)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))
+    try:
+        assert child.stdout.readline().strip() == "analysing", child.stderr.read()
+        child.send_signal(sig)
+        _, err = child.communicate(timeout=60)    # a hang guard, not a measurement
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert child.returncode == code, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("spad")]
+    assert lines == ["spad: interrupted" + (" (SIGTERM)" if sig == signal.SIGTERM else "")], err
+    assert "Traceback" not in err and "QThread" not in err, err
+
+
 def _ptu_with(tmp_path: Path, name: str, change) -> Path:  # noqa: ANN001
     """The sample T3 PTU (HydraHarp2 T3 records) with ``change(bytearray, data_offset)``."""
     src = Path(__file__).parent / "data" / "picoquant-sample-data" / "v20_t3.ptu"
@@ -495,3 +536,51 @@ def test_ctrl_c_during_batch_writes_the_table_of_what_finished(tmp_path) -> None
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")
                 or ".part" in p.name]
     assert _gone(kids) == []
+
+
+def _analyze_json(path: Path, capsys) -> dict:  # noqa: ANN001
+    import json
+
+    capsys.readouterr()
+    assert main(["analyze", str(path), "--json", "--jobs", "1"]) == 0   # a result, with notes
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.fixture(scope="module")
+def simulated_particle(tmp_path_factory) -> Path:
+    f = tmp_path_factory.mktemp("bad") / "p.h5"
+    assert main(["simulate", "--duration", "3", "--seed", "4", "-o", str(f)]) == 0
+    return f
+
+
+@pytest.mark.parametrize("value", [0, 500])
+def test_emccd_frames_without_signal_give_no_peak(tmp_path, capsys, simulated_particle,
+                                                   value) -> None:
+    f = tmp_path / "flat.h5"
+    shutil.copy(simulated_particle, f)
+    with h5py.File(f, "r+") as h5:
+        h5["user/spectrum/frames"][...] = value      # all-zero, or one constant level
+        n = len(h5["user/spectrum/frames"])
+    rec = _analyze_json(f, capsys)
+    assert rec["peak_ev"] is None and rec["fwhm_mev"] is None and rec["shift_mev"] is None
+    said = f"no signal: every pixel of the {n} spectrum frames reads {value}"
+    assert any(note.endswith(said) for note in rec["notes"]), rec["notes"]
+    assert rec["lifetime_ns"] is not None            # the photons still give their results
+
+
+@pytest.mark.parametrize("delay", [65535, 1000])
+def test_delays_all_in_one_tcspc_bin_give_no_lifetime(tmp_path, capsys, simulated_particle,
+                                                      delay) -> None:
+    # 65535: the top of a 16-bit delay, beyond the file's 12500 TCSPC bins (an overflow bin);
+    # 1000: one bin inside the range. Either way there is no decay to fit.
+    f = tmp_path / "stuck.h5"
+    shutil.copy(simulated_particle, f)
+    with h5py.File(f, "r+") as h5:
+        h5["photon_data/nanotimes"][...] = delay
+        n = len(h5["photon_data/nanotimes"])
+    rec = _analyze_json(f, capsys)
+    for key in ("lifetime_ns", "lifetime_err_ns", "lifetime_chi2_reduced"):
+        assert rec[key] is None, (key, rec[key])
+    assert f"whole-decay fit failed: no decay: all {n} photons in 1 TCSPC bin (delays stuck at "\
+        "one value)" in rec["notes"], rec["notes"]
+    assert rec["peak_ev"] is not None                # the spectrum still gives its peak

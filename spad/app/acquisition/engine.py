@@ -304,12 +304,17 @@ class Acquisition:
         up the FIFO reads. ``False`` runs each one in the acquisition thread before the next
         read: every update then gets its verdict, whatever the machine's load, which makes
         the decisions a function of the photons alone (tests; a replay does the same).
+    clock
+        Seconds of a monotonic clock, read once per FIFO read to time the flushes (default
+        :func:`time.monotonic`; a test gives a simulated clock to check the flush cadence
+        whatever the machine's speed).
     """
 
     def __init__(self, rig: Any, settings: AcquisitionSettings | None = None, *,
                  path: str | Path | None = None, session: Any = None,
                  name: str | None = None, classifier: Classifier | None = None,
-                 analysis_worker: bool = True) -> None:
+                 analysis_worker: bool = True,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if (path is None) == (session is None):
             raise ValueError("give either path or session")
         self.rig = rig
@@ -325,6 +330,7 @@ class Acquisition:
             raise FileExistsError(17, "file exists (choose another name)", str(self.path))
         self.classifier = classifier or load_classifier()
         self.analysis_worker = analysis_worker
+        self.clock = clock
         if analysis_worker:
             _analysis_pool().submit(_warm)     # the worker imports while the rig is set up
         # bounded: a program that follows the callbacks or snapshot() and never reads the
@@ -473,7 +479,7 @@ class Acquisition:
         pending: Future | None = None
         pending_at = 0.0
         decoder = Decoder(tagger.record_type, tagger.timing)
-        last_flush = time.monotonic()
+        last_flush = self.clock()
         try:
             try:
                 tagger.start(s.duration_s)
@@ -500,7 +506,7 @@ class Acquisition:
                         rec.write_photons(chunk)
                         for sink in self._photon_sinks:
                             sink.append(chunk)
-                now = time.monotonic()
+                now = self.clock()
                 if now - last_flush >= s.flush_s:
                     rec.flush()
                     last_flush = now
