@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from spad.analysis.blinking import BlinkingResult, analyse_blinking
+from spad.analysis.blinking import BlinkingResult, analyse_blinking, steady_emitter
 from spad.analysis.bursts import photons_outside
 
 __all__ = ["bleach_end", "parse_roi", "Selection", "select_photons"]
@@ -151,7 +151,9 @@ def select_photons(times: np.ndarray, bin_width: float, confidence: float,
     blink = analyse_blinking(t if in_roi.all() else t[in_roi], bin_width, confidence,
                              bursts=bursts)
     auto = False
-    if hi is None and auto_roi:
+    # a steady emitter has no dark state to bleach into: the threshold through its shot noise
+    # would make its dimmer levels look dark and cut the trace anywhere
+    if hi is None and auto_roi and not steady_emitter(blink.state_intensity):
         cut = bleach_end(blink.level_start, blink.level_end, blink.level_intensity,
                          blink.threshold_rate, min_dark_s=min_dark_s)
         if cut is not None and np.count_nonzero(in_roi & (t < cut)) >= 2:
