@@ -293,7 +293,9 @@ def fit_correlogram(correlation: Correlation, period_s: float, centre_lag_s: flo
         cov = np.linalg.pinv(info)
     g2 = a0 / a
     grad = np.array([1.0 / a, -a0 / a ** 2, 0.0])[:jac.shape[1]]
-    var = float(grad @ cov @ grad)
+    # at least one pair's worth of Poisson error in the centre peak: a centre area fitted to
+    # the bound 0 under a model that puts almost nothing there has a Fisher error near 0
+    var = max(float(grad @ cov @ grad), max(a0, 1.0) / a ** 2)
     chi2 = float(np.sum((counts - mu) ** 2 / mu)) / max(n - jac.shape[1], 1)
     tau = math.exp(log_tau) if shape is None or lifetime_s else math.nan
     tau_err = (tau * math.sqrt(max(float(cov[2, 2]), 0.0)) if jac.shape[1] == 3 else 0.0)

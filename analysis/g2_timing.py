@@ -577,11 +577,21 @@ def _correlogram_fit(correlation: Correlation, period: float, centre: float, res
             notes.append(f"correlogram fit with the measured peak shape failed ({exc}): "
                          "exponential peak shape")
     try:
-        if fit is None:
-            fit = fit_correlogram(correlation, period, centre, floor, None)
+        expo = fit_correlogram(correlation, period, centre, floor, None)
     except ValueError as exc:
-        notes.append(f"correlogram fit failed: {exc}")
-        return None
+        expo = None
+        if fit is None:
+            notes.append(f"correlogram fit failed: {exc}")
+            return None
+    # the measured shape must describe the correlogram at least as well as the exponential
+    # (few photons in the histograms, a zero peak misplaced): else the exponential stands
+    if expo is not None and (fit is None or fit.chi2_reduced > max(1.5 * expo.chi2_reduced,
+                                                                   expo.chi2_reduced + 0.5)):
+        if fit is not None:
+            notes.append(f"the peak shape from the delay histograms does not describe the "
+                         f"correlogram (chi2/dof {fit.chi2_reduced:.1f} against "
+                         f"{expo.chi2_reduced:.1f} for an exponential shape): exponential")
+        fit = expo
     if not use_fit(res, corrected, fit):
         return None
     floor_text = ("fixed by the measured background" if background_hz is not None else

@@ -470,6 +470,14 @@ def fit_classifier(train: list[dict[str, Any]], outliers: float = 0.03,
             ys.append(is_d)
             meas.append(background_measured(row.get("g2_correction")))
         x, e, yy = np.array(xs), np.array(es), np.array(ys, bool)
+        meas_a = np.array(meas, bool)
+        # a value known to worse than 5 times the population's interquartile range says
+        # nothing about the classes, and one wild value (a T2 fit's g2(0) of 1e10 +/- 1e19)
+        # would set the outlier span and wreck the class fits
+        if x.size:
+            q25, q75 = np.quantile(x, [0.25, 0.75])
+            useful = e < 5.0 * max(float(q75 - q25), 1e-9)
+            x, e, yy, meas_a = x[useful], e[useful], yy[useful], meas_a[useful]
         if yy.sum() < 5 or (~yy).sum() < 5:
             continue
         lo, hi = np.quantile(x, [0.005, 0.995])
@@ -477,7 +485,7 @@ def fit_classifier(train: list[dict[str, Any]], outliers: float = 0.03,
         floor = MIN_SPREAD.get(name, 0.0)
         # g2(0): the classes from the particles whose background was measured; the others'
         # extra scatter is their systematic error
-        ok = np.array(meas, bool) if name in SYSTEMATIC_FEATURES else np.ones(x.size, bool)
+        ok = meas_a if name in SYSTEMATIC_FEATURES else np.ones(x.size, bool)
         if min((ok & yy).sum(), (ok & ~yy).sum()) < 5:
             ok = np.ones(x.size, bool)
         for cls, sel in (("monomer", ~yy & ok), ("dimer", yy & ok)):
@@ -560,8 +568,8 @@ def reliability_figure(reports: dict[str, dict[str, Any]], path: Path) -> Path:
             x = np.array([v["stated"] for v in b])
             y = np.array([v["observed"] for v in b])
             n = np.array([v["n"] for v in b])
-            err = np.array([[v["observed"] - v["wilson_lo"] for v in b],
-                            [v["wilson_hi"] - v["observed"] for v in b]])
+            err = np.clip(np.array([[v["observed"] - v["wilson_lo"] for v in b],
+                                    [v["wilson_hi"] - v["observed"] for v in b]]), 0.0, None)
             ax.errorbar(x, y, err, fmt=style, color=f"C{i}", lw=1, ms=4, capsize=2,
                         label=f"{name}, {which} (n = {rep['n']})")
             for xi, yi, ni in zip(x, y, n, strict=True):
