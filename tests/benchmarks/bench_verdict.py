@@ -6,8 +6,9 @@ writes its particle file and times, as a user calls the code:
 
 - the whole analysis, ``spad.analysis.particle.analyze_particle`` (what ``spad analyze`` runs);
 - inside it, the correlogram fit with the peak shape from the measured delay histograms
-  (``spad.analysis.g2_fit.measured_shape`` + ``fit_correlogram``) and, for comparison, with
-  the fitted exponential shape (T2 without sync);
+  (``spad.analysis.g2_fit.measured_shape`` + ``fit_correlogram``) and with the fitted
+  exponential shape (T2 without sync; in T3 it is run too, as the check that the measured
+  shape fits at least as well);
 - the verdict, ``spad.analysis.particle.classify_session`` on the one particle (the
   classifier; the session mixture needs several particles and is skipped for one).
 
@@ -90,8 +91,11 @@ def main() -> None:
     c = result.classification
     print(f"verdict (classify_session, 1 particle):  wall {w_c:7.3f} s  cpu {c_c:7.3f} s  "
           f"({c.label}, P(dimer) = {c.p_dimer:.3f})")
-    print(f"fit + verdict: {w_m + w_c:.3f} s wall of {wall:.3f} s "
-          f"({100 * (w_m + w_c) / wall:.1f} %); target <= 0.1 s")
+    # the analysis runs both fits where the peaks overlap: the exponential one checks that
+    # the measured shape describes the correlogram at least as well
+    added = w_m + w_e + w_c
+    print(f"fits + verdict, as the analysis runs them: {added:.3f} s wall of {wall:.3f} s "
+          f"({100 * added / wall:.1f} %); target <= 0.1 s")
 
 
 if __name__ == "__main__":
