@@ -206,7 +206,20 @@ def steady_emitter(state_intensity: np.ndarray) -> bool:
     return bool(x.min() >= STEADY_RATIO * x.max())
 
 
-def block_jackknife(counts: np.ndarray, statistic: Any, n_blocks: int = 20) -> float | None:
+JACKKNIFE_BLOCKS = 20
+"""Blocks of the trace for the jackknife errors of the blinking features."""
+
+ON_FRACTION_RESOLUTION = 1.0 / JACKKNIFE_BLOCKS
+"""Smallest standard error of an ON fraction. The trace is judged in
+:data:`JACKKNIFE_BLOCKS` blocks; OFF time confined to less than about one block's worth (one
+long OFF dwell, short OFF dwells below the change-point resolution) leaves every block alike
+and the jackknife error at 0. A steady emitter's ON fraction of 1 is therefore 1 to within
+one block out of :data:`JACKKNIFE_BLOCKS`, not exactly: a zero error would make it decisive
+evidence."""
+
+
+def block_jackknife(counts: np.ndarray, statistic: Any,
+                    n_blocks: int = JACKKNIFE_BLOCKS) -> float | None:
     """Standard error of ``statistic(counts)`` by the delete-one-block jackknife over
     ``n_blocks`` consecutive blocks of the trace (blocks keep the correlation of blinking
     within them; Efron & Tibshirani, *An Introduction to the Bootstrap*, ch. 11). ``None``
@@ -749,10 +762,13 @@ def blinking_from_levels(levels: Levels, found: Bursts | None, counts: np.ndarra
     inter = float(frac[1:-1].sum()) if grouping.n_states > 2 else 0.0
     if steady_emitter(grouping.intensities):
         # no OFF state: a threshold would split the shot noise of the one state in half
-        on_frac, on_err = 1.0, 0.0
+        on_frac, on_err = 1.0, ON_FRACTION_RESOLUTION
     else:
         on_frac = mix.on_fraction
-        on_err = block_jackknife(counts, lambda c: float(np.mean(c > mix.threshold)))
+        on_err = block_jackknife(counts, lambda c: float(np.mean(c > mix.threshold)),
+                                 JACKKNIFE_BLOCKS)
+        if on_err is not None:
+            on_err = max(on_err, ON_FRACTION_RESOLUTION)
     return BlinkingResult(
         n_photons=int(n_photons), duration=float(duration), bin_width=float(bin_width),
         confidence=float(confidence), histogram=intensity_histogram(counts)[0], mixture=mix,

@@ -79,6 +79,10 @@ class FeatureModel:
         the recording (``g2_correction`` names neither ``decay floor`` nor ``dark counts``):
         uncorrected background and an ``off level`` upper bound move g2(0) by more than its
         Poisson error says (fitted on the calibration population).
+    floor
+        Smallest standard error of a measured value (the feature's scale): what the
+        measurement can resolve. An error below it (a steady emitter's ON fraction of 1 with
+        a jackknife error of 0) is raised to it, so that no value is exact evidence.
     """
 
     name: str
@@ -91,6 +95,7 @@ class FeatureModel:
     weight: float = 1.0
     group: str = ""
     systematic: float = 0.0
+    floor: float = 0.0
 
     def measured(self, value: float, err: float | None,
                  correction: str | None = None) -> tuple[float, float]:
@@ -98,6 +103,7 @@ class FeatureModel:
         error counts as infinite: the value then carries no evidence); with ``correction``
         (the g2 correction) the systematic error of an unmeasured background is added."""
         e = float(err) if err is not None and math.isfinite(float(err)) and err >= 0 else math.inf
+        e = max(e, self.floor)
         if self.systematic and not background_measured(correction):
             e = math.hypot(e, self.systematic)
         if self.transform == "log":

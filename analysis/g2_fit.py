@@ -8,12 +8,21 @@ little. Here the whole correlogram is fitted, bin by bin, with the pulsed model
     n(τ_j) = F w + A_0 P_0(j) + A Σ_{k≠0} P_k(j),
 
 a comb of identical peaks, one per laser period, whose shape P is that of the delay
-difference of two photons of one excitation: for a single-exponential decay of lifetime τ
-the two-sided exponential exp(-|Δ|/τ) / 2τ (the correlation of the two detectors' decays;
-the IRF, tens to hundreds of ps, does not change the peak areas and is left out). The centre
-peak's area A_0 is free, the side peaks share the area A, and the lifetime τ of the shape is
-fitted too: in T2 without sync events the peak shape is the only place the lifetime shows,
-and in T3 the fitted τ agrees with the decay's. The flat floor F (pairs per second of lag) is
+difference Δ = d_b - d_a of two photons of different excitations: the cross-correlation of
+the two detectors' single-pulse delay distributions.
+
+- **With delay histograms** (T3, and T2 with sync events) the shape is built from them
+  (:func:`measured_shape`): each detector's histogram, its uncorrelated background removed,
+  holds the decay convolved with that detector's IRF, but wrapped into one period when the
+  decay outlasts it. It is unwrapped with the decay fit's lifetime (the tail that arrived
+  after the next syncs is an exponential continued from the end of the period) and the two
+  are correlated. Only the areas are fitted: A_0 and A.
+- **Without** (T2 without sync) the shape is the two-sided exponential exp(-|Δ|/τ) / 2τ of a
+  single-exponential decay (the IRF, tens to hundreds of ps, does not change the peak areas
+  and is left out), and its lifetime τ is fitted too: the peak shape is then the only place
+  the lifetime shows.
+
+The flat floor F (pairs per second of lag) is
 **fixed** from the recording's measured uncorrelated background (dark counts, the decay's
 floor), not left free, so that it cannot trade off against the overlapping tails
 (``F = (b_a r_b + r_a b_b - b_a b_b) D`` as in :func:`spad.analysis.g2.pulsed_g2`).
@@ -32,8 +41,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize_scalar
+from scipy.signal import fftconvolve
 from spad.analysis.accumulators import Correlation
-from spad.analysis.g2 import G2Result
+from spad.analysis.g2 import G2Result, peak_fractions
 
 MAX_SIDE_PEAKS = 8
 """Side peaks on each side used in the fit (blinking bunching is flat over them)."""
@@ -63,6 +73,9 @@ class CorrelogramFit:
         Side peaks used (both sides together) and the fit's bin width.
     period_s
         The laser period of the fit.
+    shape
+        ``"measured decays"`` (the shape from the delay histograms, lifetime as given) or
+        ``"exponential"`` (two-sided exponential, lifetime fitted).
     """
 
     g2: float
@@ -76,6 +89,7 @@ class CorrelogramFit:
     n_peaks: int
     bin_width_s: float
     period_s: float
+    shape: str = "exponential"
 
 
 def _cdf(x: np.ndarray, tau: float) -> np.ndarray:
@@ -92,9 +106,80 @@ def peak_matrix(edges: np.ndarray, centre: float, period: float, tau: float,
     return c[1:] - c[:-1]
 
 
+MAX_SHAPE_BINS = 1 << 16
+"""Longest unwrapped delay distribution (bins) of :func:`measured_shape` (memory, FFT time)."""
+
+
+def _unwrap(h: np.ndarray, width: float, period: float, lifetime: float) -> np.ndarray:
+    """One detector's single-pulse delay distribution from its histogram over one period
+    (background removed, rolled so the rise comes first): the histogram holds the decay of
+    this pulse plus the tails of all earlier ones, ``a e^{-t/τ} q`` with
+    ``q = e^{-T/τ} / (1 - e^{-T/τ})`` past the IRF. ``a`` comes from the second half of the
+    period, where the decay is the exponential alone; the tail is taken off and continued
+    beyond the period."""
+    n = h.size
+    t = (np.arange(n) + 0.5) * width
+    q = math.exp(-period / lifetime) / -math.expm1(-period / lifetime)
+    late = t >= 0.5 * period
+    e = np.exp(-t / lifetime)
+    a = float(h[late].sum() / max((e[late] * (1.0 + q)).sum(), 1e-300))
+    own = np.clip(h - a * q * e, 0.0, None)
+    extra = min(int(math.ceil(12.0 * lifetime / width)), MAX_SHAPE_BINS) - n
+    if extra <= 0:
+        return own
+    t_x = (n + np.arange(extra) + 0.5) * width
+    return np.concatenate([own, a * np.exp(-t_x / lifetime)])
+
+
+def measured_shape(h_a: np.ndarray, h_b: np.ndarray, width_s: float, period_s: float,
+                   lifetime_s: float, background_per_bin: tuple[float, float] = (0.0, 0.0)
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """The peak shape from the two detectors' delay histograms (see the module notes).
+
+    Parameters
+    ----------
+    h_a, h_b
+        Delay histograms (counts per bin of ``width_s`` after the sync) over one period.
+    width_s, period_s
+        Their bin width and the laser period.
+    lifetime_s
+        The decay's lifetime (its intensity-weighted one from the decay fit): continues the
+        tail beyond the period.
+    background_per_bin
+        Each histogram's uncorrelated background per bin (dark counts, spread evenly).
+
+    Returns
+    -------
+    (edges_s, cdf)
+        Cumulative distribution of Δ = d_b - d_a at ``edges_s``, as
+        :func:`spad.analysis.g2.delay_difference` gives it.
+    """
+    n = max(2, min(len(h_a), len(h_b), int(round(period_s / width_s))))
+    rows, rolls = [], []
+    for h, bg in ((h_a, background_per_bin[0]), (h_b, background_per_bin[1])):
+        sig = np.clip(np.asarray(h[:n], float) - bg, 0.0, None)
+        if sig.sum() <= 0:
+            raise ValueError("a delay histogram holds no signal above its background")
+        # start a twentieth of the period before the maximum: the rise (IRF) comes first and
+        # the second half of the period is decay tail
+        r = (int(np.argmax(sig)) - max(1, n // 20)) % n
+        # the decay fit's intensity-weighted lifetime continues the tail (checked against
+        # bi-exponential truth; the slope of the histogram's own tail did worse)
+        rows.append(_unwrap(np.roll(sig, -r), width_s, period_s, lifetime_s))
+        rolls.append(r)
+    f_a, f_b = rows
+    p = np.clip(fftconvolve(f_b, f_a[::-1]), 0.0, None)
+    cdf = np.concatenate(([0.0], np.cumsum(p)))
+    cdf /= cdf[-1]
+    # element j of the convolution with the reversed a row is the lag j - (len(f_a) - 1)
+    edges = ((np.arange(-(f_a.size - 1), f_b.size + 1) - 0.5 + rolls[1] - rolls[0])
+             * width_s)
+    return edges, cdf
+
+
 def fit_correlogram(correlation: Correlation, period_s: float, centre_lag_s: float,
-                    floor_hz: float = 0.0, lifetime_s: float | None = None
-                    ) -> CorrelogramFit:
+                    floor_hz: float = 0.0, lifetime_s: float | None = None,
+                    shape: tuple[np.ndarray, np.ndarray] | None = None) -> CorrelogramFit:
     """Fit the whole correlogram with the pulsed model (see the module notes).
 
     Parameters
@@ -107,6 +192,9 @@ def fit_correlogram(correlation: Correlation, period_s: float, centre_lag_s: flo
         Uncorrelated pairs per second of lag (fixed): ``(b_a r_b + r_a b_b - b_a b_b) D``.
     lifetime_s
         The peak shape's lifetime when the decay gave it (T3); default fitted.
+    shape
+        The measured peak shape, ``(edges_s, cdf)`` of :func:`measured_shape`: then only the
+        areas are fitted (``lifetime_s`` is reported as the shape's lifetime).
 
     Raises
     ------
@@ -138,6 +226,8 @@ def fit_correlogram(correlation: Correlation, period_s: float, centre_lag_s: flo
     floor = max(float(floor_hz), 0.0) * width
 
     def design(log_tau: float) -> np.ndarray:
+        if shape is not None:
+            return measured
         tau = math.exp(log_tau)
         # every peak whose tail reaches the fitted range (e^-12 of it), not only the complete
         reach = min(int(math.ceil(12 * tau / period)) + 1, 200)
@@ -164,7 +254,19 @@ def fit_correlogram(correlation: Correlation, period_s: float, centre_lag_s: flo
         mu = np.maximum(floor + x @ a, 1e-12)
         return a, float(np.sum(mu - counts * np.log(mu)))
 
-    if lifetime_s is not None:
+    if shape is not None:
+        # peak k of Δ holds the pairs whose syncs are k apart; the one of the same pulse is
+        # the peak that lands on the zero-delay peak (cable delays move Δ, not the label)
+        s_edges, s_cdf = shape
+        median = float(np.interp(0.5, s_cdf, s_edges))
+        k0 = int(round((centre_lag_s - median) / period))
+        reach = int(math.ceil(max(abs(s_edges[0]), abs(s_edges[-1])) / period)) + 1
+        peaks = np.arange(k_lo + k0 - reach, k_hi + k0 + reach + 1)
+        m = peak_fractions(s_edges, s_cdf, edges[:-1], edges[1:], peaks, period)
+        is_c = peaks == k0
+        measured = np.column_stack([m[:, is_c][:, 0], m[:, ~is_c].sum(axis=1)])
+        log_tau = math.log(lifetime_s) if lifetime_s else 0.0
+    elif lifetime_s is not None:
         log_tau = math.log(lifetime_s)
     else:
         # lifetimes from period/300 to 4 periods or 100 ns (the longest a QD bright state
@@ -183,7 +285,7 @@ def fit_correlogram(correlation: Correlation, period_s: float, centre_lag_s: flo
     # (A_0, A, log τ); the τ column by a central difference
     h = 1e-4
     dmu_dlt = (design(log_tau + h) - design(log_tau - h)) @ np.array([a0, a]) / (2 * h)
-    jac = np.column_stack([x, dmu_dlt]) if lifetime_s is None else x
+    jac = np.column_stack([x, dmu_dlt]) if lifetime_s is None and shape is None else x
     info = jac.T @ (jac / mu[:, None])
     try:
         cov = np.linalg.inv(info)
@@ -191,12 +293,15 @@ def fit_correlogram(correlation: Correlation, period_s: float, centre_lag_s: flo
         cov = np.linalg.pinv(info)
     g2 = a0 / a
     grad = np.array([1.0 / a, -a0 / a ** 2, 0.0])[:jac.shape[1]]
-    var = float(grad @ cov @ grad)
+    # at least one pair's worth of Poisson error in the centre peak: a centre area fitted to
+    # the bound 0 under a model that puts almost nothing there has a Fisher error near 0
+    var = max(float(grad @ cov @ grad), max(a0, 1.0) / a ** 2)
     chi2 = float(np.sum((counts - mu) ** 2 / mu)) / max(n - jac.shape[1], 1)
-    tau = math.exp(log_tau)
-    tau_err = tau * math.sqrt(max(float(cov[2, 2]), 0.0)) if lifetime_s is None else 0.0
+    tau = math.exp(log_tau) if shape is None or lifetime_s else math.nan
+    tau_err = (tau * math.sqrt(max(float(cov[2, 2]), 0.0)) if jac.shape[1] == 3 else 0.0)
     return CorrelogramFit(float(g2), math.sqrt(max(var, 0.0)), float(a0), float(a), tau,
-                          tau_err, floor, chi2, int(k_hi - k_lo), width, period)
+                          tau_err, floor, chi2, int(k_hi - k_lo), width, period,
+                          "exponential" if shape is None else "measured decays")
 
 
 def floor_rate(correlation: Correlation, background_hz: tuple[float, float] | None) -> float:

@@ -532,7 +532,7 @@ def analyze_g2(correlation: Correlation, stated_period_s: float | None = None, *
                      "overlap and g2(0) from peak areas cannot be trusted (raw ratio kept)")
         res = replace(res, g2=math.nan, g2_err=math.nan, trusted=False)
     fitted = _correlogram_fit(correlation, period, zp.lag_s, res, background_hz, lifetime_s,
-                              notes)
+                              notes, decay if decay_usable else None)
     if fitted is not None:
         res, val = fitted
         return G2Analysis("pulsed", period, source, comb, zp, res, None, val,
@@ -550,30 +550,59 @@ def analyze_g2(correlation: Correlation, stated_period_s: float | None = None, *
 
 def _correlogram_fit(correlation: Correlation, period: float, centre: float, res: G2Result,
                      background_hz: tuple[float, float] | None, lifetime_s: float | None,
-                     notes: list[str]) -> tuple[G2Result, float | None] | None:
+                     notes: list[str], decay: DecayInput | None = None
+                     ) -> tuple[G2Result, float | None] | None:
     """g2(0) from a fit of the whole correlogram (:mod:`spad.analysis.g2_fit`) where the
     coincidence peaks overlap: the window result with the fitted value, and the value to
-    report; ``None`` where the window ratio stands."""
-    from spad.analysis.g2_fit import fit_correlogram, floor_rate, use_fit
+    report; ``None`` where the window ratio stands. With the detectors' delay histograms and
+    the decay's lifetime the peak shape is built from them, else it is a fitted two-sided
+    exponential."""
+    from spad.analysis.g2 import _decay_rows
+    from spad.analysis.g2_fit import fit_correlogram, floor_rate, measured_shape, use_fit
 
     corrected = "leakage" in res.correction
     if res.trusted and corrected:
         return None
+    floor = floor_rate(correlation, background_hz)
+    fit = None
+    if decay is not None and lifetime_s:
+        try:
+            h_a, h_b, w_d = _decay_rows(decay, correlation.det_a, correlation.det_b)
+            d = correlation.duration_s
+            bg = ((0.0, 0.0) if background_hz is None else
+                  tuple(float(b) * d * w_d / period for b in background_hz))
+            shape = measured_shape(h_a, h_b, w_d, period, lifetime_s, bg)
+            fit = fit_correlogram(correlation, period, centre, floor, lifetime_s, shape)
+        except ValueError as exc:
+            notes.append(f"correlogram fit with the measured peak shape failed ({exc}): "
+                         "exponential peak shape")
     try:
-        fit = fit_correlogram(correlation, period, centre, floor_rate(correlation,
-                                                                      background_hz),
-                              None)
+        expo = fit_correlogram(correlation, period, centre, floor, None)
     except ValueError as exc:
-        notes.append(f"correlogram fit failed: {exc}")
-        return None
+        expo = None
+        if fit is None:
+            notes.append(f"correlogram fit failed: {exc}")
+            return None
+    # the measured shape must describe the correlogram at least as well as the exponential
+    # (few photons in the histograms, a zero peak misplaced): else the exponential stands
+    if expo is not None and (fit is None or fit.chi2_reduced > max(1.5 * expo.chi2_reduced,
+                                                                   expo.chi2_reduced + 0.5)):
+        if fit is not None:
+            notes.append(f"the peak shape from the delay histograms does not describe the "
+                         f"correlogram (chi2/dof {fit.chi2_reduced:.1f} against "
+                         f"{expo.chi2_reduced:.1f} for an exponential shape): exponential")
+        fit = expo
     if not use_fit(res, corrected, fit):
         return None
-    floor = "fixed by the measured background" if background_hz is not None else \
-        "zero (no background measured)"
+    floor_text = ("fixed by the measured background" if background_hz is not None else
+                  "zero (no background measured)")
+    shape_note = ("peak shape from the detectors' delay histograms (lifetime "
+                  f"{fit.lifetime_s * 1e9:.1f} ns beyond the period)"
+                  if fit.shape == "measured decays" else
+                  f"exponential peak shape of lifetime {fit.lifetime_s * 1e9:.1f} ns")
     notes.append(f"g2(0) from a fit of the whole correlogram (the coincidence peaks overlap): "
-                 f"{fit.g2:.3f} +/- {fit.g2_err:.3f}, peak shape of lifetime "
-                 f"{fit.lifetime_s * 1e9:.1f} ns, floor {floor}, chi2/dof "
-                 f"{fit.chi2_reduced:.2f}")
+                 f"{fit.g2:.3f} +/- {fit.g2_err:.3f}, {shape_note}, floor {floor_text}, "
+                 f"chi2/dof {fit.chi2_reduced:.2f}")
     out = replace(res, g2=fit.g2, g2_err=fit.g2_err,
                   correction="+".join(x for x in (res.correction, "correlogram fit")
                                       if x and x != "none"))

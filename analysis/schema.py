@@ -144,7 +144,8 @@ FIELDS: tuple[Field, ...] = (
           "a dimmest state at least half as bright as the brightest: a threshold would only "
           "split its shot noise)", _P, feature=_P, label="ON fraction", error="on_fraction_err"),
     Field("on_fraction_err", "", "standard error of `on_fraction` (jackknife over 20 blocks "
-          "of the trace; 0 for a steady emitter)", _P),
+          "of the trace, at least 0.05: one block's worth, the resolution of 20 blocks; 0.05 "
+          "for a steady emitter)", _P),
     Field("n_levels", "", "number of intensity states after change-point detection: the "
           "fewest whose BIC is within 10 of the maximum, of up to 10 tried (10: a lower bound, "
           "with a note; grows with the count rate and duration: reported, not a classifier "

@@ -41,7 +41,12 @@ from spad.analysis.accumulators import (
     StreamState,
     add_delay_histograms,
 )
-from spad.analysis.blinking import BlinkingResult, blinking_in_passes, change_points_of
+from spad.analysis.blinking import (
+    BlinkingResult,
+    blinking_in_passes,
+    change_points_of,
+    steady_emitter,
+)
 from spad.analysis.bursts import photons_outside
 from spad.analysis.decay_window import wrap_delays
 from spad.analysis.flid import FLIDHistogram
@@ -372,7 +377,9 @@ def select_photons(windows: PhotonWindows, first_s: float, last_s: float, bin_wi
     blink = blinking_in_passes(_times(windows, bounds), bin_width, confidence, bursts=bursts,
                                change_points=cp)
     auto = False
-    if hi is None and auto_roi:
+    # a steady emitter has no dark state to bleach into: the threshold through its shot noise
+    # would make its dimmer levels look dark and cut the trace anywhere
+    if hi is None and auto_roi and not steady_emitter(blink.state_intensity):
         cut = bleach_end(blink.level_start, blink.level_end, blink.level_intensity,
                          blink.threshold_rate, min_dark_s=min_dark_s)
         if cut is not None:

@@ -338,16 +338,26 @@ def _apply(emitter: Emitter, overrides: dict[str, Any]) -> Emitter:
     return dataclasses.replace(emitter, **overrides)
 
 
+FWHM_CV = 0.12
+"""Particle-to-particle spread (log scale) of the single-particle line width. Room-temperature
+line widths of single CdSe-based dots differ from dot to dot by tens of percent at one size
+(Cui et al., Nat. Chem. 5, 602 (2013), photon-correlation Fourier spectroscopy), spanning
+60-80 meV and more for CdSe/CdS; so a monomer's and a fused dimer's widths (broadened by
+~20 meV through a rod-like neck: Cui et al., Nat. Commun. 10, 5401 (2019)) overlap."""
+
+
 def _vary(e: Emitter, rng: np.random.Generator, peak_sd_ev: float, lifetime_cv: float,
-          brightness_cv: float) -> Emitter:
-    """Particle-to-particle variation: peak energy, lifetimes and brightness."""
+          brightness_cv: float, fwhm_cv: float = FWHM_CV) -> Emitter:
+    """Particle-to-particle variation: peak energy, lifetimes, brightness and line width."""
     peak = e.peak_ev + rng.normal(0.0, peak_sd_ev)
-    # Log-normal factors keep lifetimes and brightness positive with the given spread.
+    # Log-normal factors keep lifetimes, brightness and width positive with the given spread.
     tau_f = float(np.exp(rng.normal(0.0, lifetime_cv)))
     bright_f = float(np.exp(rng.normal(0.0, brightness_cv)))
+    # drawn last, so the draws above are those of earlier versions for the same seed
+    fwhm = e.fwhm_ev * float(np.exp(rng.normal(0.0, fwhm_cv)))
     states = tuple(dataclasses.replace(s, lifetimes_s=tuple(t * tau_f for t in s.lifetimes_s))
                    for s in e.states)
-    return dataclasses.replace(e, peak_ev=peak, states=states,
+    return dataclasses.replace(e, peak_ev=peak, states=states, fwhm_ev=fwhm,
                                mean_excitations=e.mean_excitations * bright_f)
 
 
@@ -365,8 +375,9 @@ def monomer(*, blinking: bool = True, rng: np.random.Generator | int | None = No
     blinking
         False keeps the dot ON all the time (one state).
     rng
-        Generator or seed: draws this particle's peak energy (sd 25 meV), lifetime (10 %) and
-        brightness (20 %) so that a population is realistic. ``None``: the nominal particle.
+        Generator or seed: draws this particle's peak energy (sd 25 meV), lifetime (10 %),
+        brightness (20 %) and line width (:data:`FWHM_CV`) so that a population is
+        realistic. ``None``: the nominal particle.
     **overrides
         Any :class:`Emitter` field, e.g. ``mean_excitations=0.05, rep_rate_hz=2.5e6``.
     """

@@ -194,3 +194,33 @@ def test_too_few_spectra_give_no_reference() -> None:
     assert m.reference_ev is None and m.classes() == {}
     m = session_model([Sample(2.0, 0.001, 0.5)], _clf(), reference_ev=2.01)
     assert m.reference_ev == pytest.approx(2.01) and m.reference_from == "given"
+
+
+def test_a_zero_error_is_raised_to_the_features_floor() -> None:
+    """An ON fraction of 1 ± 0 (a steady emitter's, before the floor) weighs as 1 ± floor: no
+    value is exact evidence."""
+    clf = _clf()
+    on = clf.model("on_fraction")
+    on.floor = 0.05
+    exact = clf.classify({"on_fraction": 1.0, "on_fraction_err": 0.0}).evidence["on_fraction"]
+    floored = clf.classify({"on_fraction": 1.0, "on_fraction_err": 0.05})
+    assert exact == pytest.approx(floored.evidence["on_fraction"])
+    assert on.measured(1.0, 0.0) == (1.0, 0.05)
+    assert on.measured(1.0, 0.2) == (1.0, 0.2)
+
+
+def test_the_on_fraction_alone_never_reaches_p_above_0_9() -> None:
+    """Steady emitters exist in both classes (the calibration population holds 20 % of each
+    without blinking, spad.app.calibrate.STEADY_SHARE): the shipped classifier lets the ON
+    fraction alone, at any value and at its smallest error, say monomer or dimer with at most
+    p = 0.9. In particular a steady emitter without g2 (the real v20_t2.ptu: one detector, one
+    intensity state, ON fraction 1) gets no verdict from it."""
+    from spad.analysis.blinking import ON_FRACTION_RESOLUTION
+
+    clf = load_classifier()
+    for v in np.linspace(0.0, 1.0, 41):
+        for err in (0.0, ON_FRACTION_RESOLUTION):
+            p = clf.classify({"on_fraction": v, "on_fraction_err": err}).p_dimer
+            assert 0.1 <= p <= 0.9, (v, err, p)
+    steady = clf.classify({"on_fraction": 1.0, "on_fraction_err": ON_FRACTION_RESOLUTION})
+    assert steady.label == "uncertain"

@@ -96,3 +96,97 @@ def test_t2_without_sync_at_80_mhz_gets_a_g2_from_the_fit() -> None:
         assert "correlogram fit" in p.g2_correction, p.notes
         assert p.g2_zero_err < 0.3
         assert lo - 3 * p.g2_zero_err < p.g2_zero < hi + 3 * p.g2_zero_err, (kind, p.g2_zero)
+
+
+def _decay(tau: float, irf_sd: float, delay: float, width: float,
+           components: tuple[tuple[float, float], ...]) -> np.ndarray:
+    """Single-pulse delay distribution per bin: exponentials (amplitude, lifetime factor)
+    convolved with a Gaussian IRF (exponentially modified Gaussians), not wrapped."""
+    from scipy.stats import exponnorm
+
+    n = int(np.ceil((15 * tau + 5 * irf_sd + delay + 2e-9) / width))
+    t = np.arange(n + 1) * width
+    cdf = sum(a * exponnorm.cdf(t, f * tau / irf_sd, loc=1e-9 + delay, scale=irf_sd)
+              for a, f in components) / sum(a for a, _ in components)
+    return np.diff(cdf)
+
+
+def _measured_case(g2: float, tau: float, period: float, seed: int,
+                   components: tuple[tuple[float, float], ...] = ((1.0, 1.0),),
+                   side: float = 4000.0, floor_hz: float = 5e8, hist_photons: float = 2e6,
+                   hist_bg: float = 2.0):
+    """A Poisson correlogram whose peak shape is the exact correlation of two detectors'
+    single-pulse decays (IRFs of 0.15 and 0.2 ns, detector b 1.3 ns later), and the two
+    detectors' delay histograms over one period (wrapped, Poisson, with a flat background):
+    what a T3 recording gives the analysis. Returns the fit with the measured shape."""
+    from scipy.signal import fftconvolve
+    from spad.analysis.g2 import peak_fractions
+    from spad.analysis.g2_fit import measured_shape
+
+    rng = np.random.default_rng(seed)
+    n = int(round(period / max(16e-12, period / 2000)))
+    w = period / n
+    f_a = _decay(tau, 0.15e-9, 0.0, w, components)
+    f_b = _decay(tau, 0.2e-9, 1.3e-9, w, components)
+    size = max(f_a.size, f_b.size)
+    f_a, f_b = np.pad(f_a, (0, size - f_a.size)), np.pad(f_b, (0, size - f_b.size))
+    p = np.clip(fftconvolve(f_b, f_a[::-1]), 0.0, None)
+    cdf = np.concatenate(([0.0], np.cumsum(p)))
+    cdf /= cdf[-1]
+    s_edges = (np.arange(-(size - 1), size + 1) - 0.5) * w
+
+    def wrapped(f: np.ndarray) -> np.ndarray:
+        m = int(np.ceil(f.size / n)) * n
+        return np.pad(f, (0, m - f.size)).reshape(-1, n).sum(axis=0)
+
+    h_a = rng.poisson(hist_photons * wrapped(f_a) + hist_bg)
+    h_b = rng.poisson(hist_photons * wrapped(f_b) + hist_bg)
+    half = max(300e-9, 5.5 * period)
+    cw = min(0.5e-9, period / 40)
+    edges = np.arange(-half, half + cw / 2, cw)
+    k = int(half / period) + int(15 * tau / period) + 3
+    peaks = np.arange(-k, k + 1)
+    m = peak_fractions(s_edges, cdf, edges[:-1], edges[1:], peaks, period)
+    mu = (floor_hz * cw + side * m[:, peaks != 0].sum(axis=1)
+          + g2 * side * m[:, peaks == 0][:, 0])
+    c = Correlation(0.5 * (edges[1:] + edges[:-1]), edges, rng.poisson(mu), cw, 1, 2,
+                    10 ** 5, 10 ** 5, 10.0, period)
+    centre = float(np.interp(0.5, cdf, s_edges))
+    # the decay fit's intensity-weighted lifetime
+    tau_i = (sum(a * (f * tau) ** 2 for a, f in components)
+             / sum(a * f * tau for a, f in components))
+    shape = measured_shape(h_a, h_b, w, period, tau_i, (hist_bg, hist_bg))
+    return fit_correlogram(c, period, centre, floor_hz=floor_hz, lifetime_s=tau_i,
+                           shape=shape)
+
+
+@pytest.mark.parametrize(("rep_mhz", "tau_ns", "components"), [
+    (1, 40, ((1.0, 1.0),)), (5, 30, ((1.0, 1.0),)), (20, 40, ((1.0, 1.0),)),
+    (40, 25, ((1.0, 1.0),)), (80, 8, ((1.0, 1.0),)), (80, 20, ((1.0, 1.0),)),
+    (80, 40, ((1.0, 1.0),)),
+    # a dimer's decay: 30 % at 0.4 tau, 70 % at tau (the exponential shape is biased here)
+    (5, 30, ((0.3, 0.4), (0.7, 1.0))), (20, 40, ((0.3, 0.4), (0.7, 1.0))),
+    (80, 20, ((0.3, 0.4), (0.7, 1.0)))])
+@pytest.mark.parametrize("g2", [0.08, 0.55])
+def test_measured_peak_shape_recovers_g2(rep_mhz: float, tau_ns: float,
+                                         components: tuple, g2: float) -> None:
+    """The peak shape from the delay histograms (IRF and decay as measured, wrapped into one
+    period and unwrapped by the fit) recovers g2(0) of correlograms drawn from the exact
+    correlation of the two detectors' decays at 1-80 MHz with lifetimes up to 40 ns: over 8
+    draws the mean lies within 3 standard errors of the truth (+0.01; +0.04 for a
+    bi-exponential decay, whose tail beyond the period the fit continues with one exponential
+    of the intensity-weighted lifetime: up to -0.03 measured at 20-80 MHz), and the stated
+    errors describe the scatter."""
+    period, tau = 1e-6 / rep_mhz, tau_ns * 1e-9
+    fits = [_measured_case(g2, tau, period, 500 + seed, components) for seed in range(8)]
+    assert all(f.shape == "measured decays" for f in fits)
+    vals = np.array([f.g2 for f in fits])
+    errs = np.array([f.g2_err for f in fits])
+    slack = 0.01 if len(components) == 1 else 0.04
+    assert abs(vals.mean() - g2) < 3 * np.median(errs) / np.sqrt(vals.size) + slack
+    assert 0.2 < np.mean(((vals - vals.mean()) / errs) ** 2) < 3.0
+
+
+def test_measured_shape_with_few_coincidences_gives_a_large_error() -> None:
+    f = _measured_case(0.1, 30e-9, 12.5e-9, 3, side=5.0, floor_hz=0.0, hist_photons=2e4)
+    assert np.isfinite(f.g2) and f.g2_err > 0.5

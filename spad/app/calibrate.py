@@ -95,8 +95,17 @@ PRESETS = {"lab": conditions, "study": study_conditions, "fast": fast_conditions
 """Named sets of recording conditions a population can be drawn from."""
 
 
+STEADY_SHARE = 0.2
+"""Share of particles of either class drawn without blinking (one intensity state: a monomer
+always ON, a dimer at one level). Thick-shell CdSe/CdS dots include non-blinking ones (Chen et
+al., J. Am. Chem. Soc. 130, 5026 (2008); Mahler et al., Nat. Mater. 7, 659 (2008)), and the
+fused dimers are grown from such dots; without them in the population an ON fraction of 1
+would look like proof of a monomer. The share is a modelling choice, not a measured one."""
+
+
 def build_particle(kind: str, seed: int, cond: dict[str, Any]) -> tuple[Any, Any]:
-    """Emitters and detection for one particle under ``cond`` (see :func:`conditions`)."""
+    """Emitters and detection for one particle under ``cond`` (see :func:`conditions`); a
+    share :data:`STEADY_SHARE` of them does not blink."""
     import dataclasses
 
     from spad.simulators.detection import Detection
@@ -104,7 +113,12 @@ def build_particle(kind: str, seed: int, cond: dict[str, Any]) -> tuple[Any, Any
 
     rng = np.random.default_rng(seed)
     neck = float(rng.uniform(5.6, 6.3)) if kind == "dimer" else None
-    e = monomer(rng=rng) if kind == "monomer" else dimer(neck, rng=rng)
+    # drawn apart from rng, so every other draw of this seed stays what it was
+    steady = bool(np.random.default_rng([seed, 0x57EAD]).random() < STEADY_SHARE)
+    if kind == "monomer":
+        e = monomer(blinking=not steady, rng=rng)
+    else:
+        e = dimer(neck, n_levels=1 if steady else 6, rng=rng)
     # bright state's mean lifetime scaled to the drawn one (every state by the same factor)
     tau_on = max(s.mean_lifetime_s for s in e.states)
     f = cond["lifetime_ns"] * 1e-9 / tau_on
@@ -240,12 +254,7 @@ def summary(pop: list[dict[str, Any]], pred: list[str],
             precise.append(v)
     pd = np.array([np.nan if x is None else x for x in p_dimer], float)
     y = np.array([t == "dimer" for t in truth], float)
-    bins = []
-    for lo in np.arange(0.0, 1.0, 0.1):
-        m = (pd >= lo) & ((pd < lo + 0.1) | (lo >= 0.9 - 1e-9) & (pd <= 1.0))
-        if m.any():
-            bins.append({"p_lo": round(float(lo), 1), "n": int(m.sum()),
-                         "stated": float(pd[m].mean()), "observed": float(y[m].mean())})
+    bins = reliability_bins(pd, y)
     n_v = int(sum(verdict))
     return {"n": len(pop), "accuracy": float(np.mean(right)) if right else None,
             "verdicts": n_v, "verdict_share": float(np.mean(verdict)) if verdict else None,
@@ -253,7 +262,98 @@ def summary(pop: list[dict[str, Any]], pred: list[str],
                                        / n_v) if n_v else None),
             "n_g2_err_below_0.1": len(precise),
             "verdict_share_g2_err_below_0.1": float(np.mean(precise)) if precise else None,
-            "reliability": bins}
+            "reliability": bins,
+            "reliability_pooled": pool_bins(bins, MIN_PARTICLES_PER_BIN)}
+
+
+MIN_PARTICLES_PER_BIN = 20
+"""Particles a pooled probability bin holds at least (see :func:`pool_bins`)."""
+
+
+def wilson(k: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval (95 % for z = 1.96) of a share k / n (Wilson, J. Am. Stat. Assoc.
+    22, 209 (1927)); unlike the normal one it stays inside [0, 1] and is not empty at k = 0."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return max(0.0, c - h), min(1.0, c + h)
+
+
+def _bin_stats(lo: float, hi: float, pd: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    n, k = int(pd.size), float(y.sum())
+    w_lo, w_hi = wilson(k, n)
+    stated, observed = float(pd.mean()), k / n
+    return {"p_lo": round(lo, 2), "p_hi": round(hi, 2), "n": n, "dimers": int(k),
+            "stated": stated, "observed": observed, "wilson_lo": w_lo, "wilson_hi": w_hi,
+            "within_5_points": abs(observed - stated) <= 0.05,
+            "stated_inside_wilson": w_lo <= stated <= w_hi}
+
+
+def reliability_bins(pd: np.ndarray, y: np.ndarray) -> list[dict[str, Any]]:
+    """Stated P(dimer) against the observed share of dimers in bins of 0.1 (the last holds
+    1.0), with the 95 % Wilson interval of each observed share; empty bins left out."""
+    ok = np.isfinite(pd)
+    pd, y = pd[ok], y[ok]
+    idx = np.minimum((pd * 10).astype(int), 9)
+    return [_bin_stats(i / 10, (i + 1) / 10, pd[idx == i], y[idx == i])
+            for i in range(10) if np.any(idx == i)]
+
+
+def pool_bins(bins: list[dict[str, Any]], min_n: int) -> list[dict[str, Any]]:
+    """Neighbouring bins of :func:`reliability_bins` merged, from the middle (0.5) outwards on
+    each side, until each holds at least ``min_n`` particles (a last sparse bin on a side joins
+    its neighbour): the 5-point calibration target needs about that many particles in a bin
+    before a miss means anything. Stated p is the mean over the pooled particles."""
+    def merge(group: list[dict[str, Any]]) -> dict[str, Any]:
+        n = sum(b["n"] for b in group)
+        k = sum(b["dimers"] for b in group)
+        stated = sum(b["stated"] * b["n"] for b in group) / n
+        w_lo, w_hi = wilson(k, n)
+        return {"p_lo": min(b["p_lo"] for b in group), "p_hi": max(b["p_hi"] for b in group),
+                "n": n, "dimers": k, "stated": stated, "observed": k / n,
+                "wilson_lo": w_lo, "wilson_hi": w_hi,
+                "within_5_points": abs(k / n - stated) <= 0.05,
+                "stated_inside_wilson": w_lo <= stated <= w_hi}
+
+    out: list[dict[str, Any]] = []
+    for side in ([b for b in bins if b["p_lo"] < 0.5][::-1], [b for b in bins
+                                                            if b["p_lo"] >= 0.5]):
+        # the outermost bin (p < 0.1, p >= 0.9) usually holds most particles: kept apart when
+        # full, so that it does not swallow the sparse middle
+        outer = [side.pop()] if side and side[-1]["n"] >= min_n and side[-1]["p_lo"] in (
+            0.0, 0.9) else []
+        groups: list[list[dict[str, Any]]] = []
+        cur: list[dict[str, Any]] = []
+        for b in side:
+            cur.append(b)
+            if sum(c["n"] for c in cur) >= min_n:
+                groups.append(cur)
+                cur = []
+        if cur:   # a sparse rest joins the pooled bin next to it, or stands alone (n shown)
+            if groups:
+                groups[-1].extend(cur)
+            else:
+                groups.append(cur)
+        out.extend(merge(g) for g in [*groups, *([outer] if outer else [])])
+    return sorted(out, key=lambda b: b["p_lo"])
+
+
+def reliability_table(reports: dict[str, dict[str, Any]]) -> str:
+    """The pooled reliability bins of each held-out population as a markdown table."""
+    rows = ["| held-out population | evidence | P(dimer) bin | particles | stated | observed "
+            "(95 % Wilson) | within 5 points |", "|---|---|---|---|---|---|---|"]
+    for name, rep in reports.items():
+        for which, summ in (("with spectrum", rep["summary"]),
+                            ("photons only", rep["photons_only"]["summary"])):
+            for b in summ["reliability_pooled"]:
+                rows.append(f"| {name} ({rep['n']}) | {which} | {b['p_lo']:.1f}-{b['p_hi']:.1f}"
+                             f" | {b['n']} | {b['stated']:.3f} | {b['observed']:.3f} "
+                             f"({b['wilson_lo']:.3f}-{b['wilson_hi']:.3f}) | "
+                             f"{'yes' if b['within_5_points'] else 'no'} |")
+    return "\n".join(rows)
 
 
 RATE_BINS_KCPS = (1, 5, 20, 60, 200)
@@ -289,16 +389,21 @@ def per_condition(pop: list[dict[str, Any]], pred: list[str]) -> dict[str, Any]:
     return out
 
 
-# The feature models: transform, its scale, group (see spad.analysis.classify.FeatureModel).
+# The feature models: transform, its scale, group, error floor (see
+# spad.analysis.classify.FeatureModel). The floors: no measurement is exact, and a zero error
+# would make any value decisive evidence.
 FEATURE_SETUP: dict[str, dict[str, Any]] = {
-    "g2_zero": {"group": "g2"},
-    "g2_zero_gated": {"group": "g2"},
-    "lifetime_ns": {"transform": "log", "scale": 0.05},
-    "on_fraction": {},
+    "g2_zero": {"group": "g2", "floor": 0.01},
+    "g2_zero_gated": {"group": "g2", "floor": 0.01},
+    # 1 % of the lifetime: the TCSPC bin and IRF shape limit a decay fit at about that
+    "lifetime_ns": {"transform": "log", "scale": 0.05, "floor": 0.1},
+    # one block of the 20 the trace is judged in (spad.analysis.blinking.ON_FRACTION_RESOLUTION)
+    "on_fraction": {"floor": 0.05},
     # steady emitters measure near 0 (and below it by noise); blinking ones spread over decades
-    "intensity_excess_var": {"transform": "asinh", "scale": 0.01},
-    "fwhm_mev": {},
-    "shift_mev": {},
+    "intensity_excess_var": {"transform": "asinh", "scale": 0.01, "floor": 0.005},
+    # about a pixel of the spectrograph (~1 meV at 620 nm)
+    "fwhm_mev": {"floor": 1.0},
+    "shift_mev": {"floor": 1.0},
 }
 
 MIN_SPREAD: dict[str, float] = {
@@ -306,11 +411,9 @@ MIN_SPREAD: dict[str, float] = {
     # Bawendi, Nano Lett. 11, 1136 (2011)): g2(0) of either class is no sharper than that
     "g2_zero": 0.03, "g2_zero_gated": 0.03,
     "lifetime_ns": 0.1,            # 10 % particle to particle (log scale)
-    # real dots include non-blinking ones: the simulated classes (every monomer blinks,
-    # every dimer's summed trace is steady) are sharper than a sample
+    # blinking statistics spread from dot to dot beyond what the simulated population holds
     "on_fraction": 0.05, "intensity_excess_var": 0.2,
-    # single-particle line widths at room temperature span 60-80 meV (the simulator gives
-    # every monomer 70 meV exactly)
+    # single-particle line widths at room temperature span 60-80 meV
     "fwhm_mev": 5.0, "shift_mev": 5.0,
 }
 """Smallest particle-to-particle spread of each feature's class distribution (transformed
@@ -367,6 +470,14 @@ def fit_classifier(train: list[dict[str, Any]], outliers: float = 0.03,
             ys.append(is_d)
             meas.append(background_measured(row.get("g2_correction")))
         x, e, yy = np.array(xs), np.array(es), np.array(ys, bool)
+        meas_a = np.array(meas, bool)
+        # a value known to worse than 5 times the population's interquartile range says
+        # nothing about the classes, and one wild value (a T2 fit's g2(0) of 1e10 +/- 1e19)
+        # would set the outlier span and wreck the class fits
+        if x.size:
+            q25, q75 = np.quantile(x, [0.25, 0.75])
+            useful = e < 5.0 * max(float(q75 - q25), 1e-9)
+            x, e, yy, meas_a = x[useful], e[useful], yy[useful], meas_a[useful]
         if yy.sum() < 5 or (~yy).sum() < 5:
             continue
         lo, hi = np.quantile(x, [0.005, 0.995])
@@ -374,7 +485,7 @@ def fit_classifier(train: list[dict[str, Any]], outliers: float = 0.03,
         floor = MIN_SPREAD.get(name, 0.0)
         # g2(0): the classes from the particles whose background was measured; the others'
         # extra scatter is their systematic error
-        ok = np.array(meas, bool) if name in SYSTEMATIC_FEATURES else np.ones(x.size, bool)
+        ok = meas_a if name in SYSTEMATIC_FEATURES else np.ones(x.size, bool)
         if min((ok & yy).sum(), (ok & ~yy).sum()) < 5:
             ok = np.ones(x.size, bool)
         for cls, sel in (("monomer", ~yy & ok), ("dimer", yy & ok)):
@@ -438,9 +549,10 @@ TEST_SEEDS = {"lab": SEED_OFFSET_TEST, "study": 2_000_000, "fast": 3_000_000}
 
 
 def reliability_figure(reports: dict[str, dict[str, Any]], path: Path) -> Path:
-    """Stated P(dimer) against the observed share of dimers per bin of 0.1, for each held-out
-    population with and without the spectrum (error bars: binomial; numbers: particles in the
-    bin)."""
+    """Stated P(dimer) against the observed share of dimers per probability bin (bins of 0.1
+    pooled to at least :data:`MIN_PARTICLES_PER_BIN` particles, :func:`pool_bins`), for each
+    held-out population with and without the spectrum (error bars: 95 % Wilson intervals;
+    numbers: particles in the bin)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -452,12 +564,12 @@ def reliability_figure(reports: dict[str, dict[str, Any]], path: Path) -> Path:
     for i, (name, rep) in enumerate(reports.items()):
         for which, style in (("with spectrum", "-o"), ("photons only", "--s")):
             b = (rep["summary"] if which == "with spectrum"
-                 else rep["photons_only"]["summary"])["reliability"]
+                 else rep["photons_only"]["summary"])["reliability_pooled"]
             x = np.array([v["stated"] for v in b])
             y = np.array([v["observed"] for v in b])
             n = np.array([v["n"] for v in b])
-            # binomial standard error of the observed share (at least that of one particle)
-            err = np.sqrt(np.maximum(y * (1 - y), 0.25 / n) / n)
+            err = np.clip(np.array([[v["observed"] - v["wilson_lo"] for v in b],
+                                    [v["wilson_hi"] - v["observed"] for v in b]]), 0.0, None)
             ax.errorbar(x, y, err, fmt=style, color=f"C{i}", lw=1, ms=4, capsize=2,
                         label=f"{name}, {which} (n = {rep['n']})")
             for xi, yi, ni in zip(x, y, n, strict=True):
@@ -467,7 +579,8 @@ def reliability_figure(reports: dict[str, dict[str, Any]], path: Path) -> Path:
     ax.set_ylim(0, 1)
     ax.set_xlabel("stated P(dimer)")
     ax.set_ylabel("observed share of dimers")
-    ax.set_title("verdict calibration on held-out simulated particles", fontsize=10)
+    ax.set_title("verdict calibration on held-out simulated particles\n(bins pooled to "
+                 f">= {MIN_PARTICLES_PER_BIN} particles, 95 % Wilson intervals)", fontsize=9)
     ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     fig.savefig(path)
@@ -508,6 +621,7 @@ def main(argv: list[str] | None = None) -> int:
         print(name, "photons only", json.dumps(rep["photons_only"]["summary"]), file=sys.stderr)
     if a.figure is not None:
         reliability_figure(reports, a.figure)
+    print(reliability_table(reports))
     if not a.evaluate_only:
         clf.provenance.update({
             "script": "spad/app/calibrate.py",
