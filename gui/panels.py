@@ -596,8 +596,15 @@ class VerdictPanel(QtWidgets.QWidget):
                    for v in vals]
         self.bars.setOpts(x0=np.minimum(vals, 0), y=y, width=np.abs(vals), brushes=brushes)
         ax = self.plot.getPlotItem().getAxis("left")
-        ax.setTicks([[(i, evidence_label(n, (inputs or {}).get(n), n in no_information))
-                      for i, n in enumerate(names)]])
+        ticks = [(i, evidence_label(n, (inputs or {}).get(n), n in no_information))
+                 for i, n in enumerate(names)]
+        ax.setTicks([ticks])
+        # pyqtgraph drops a label wider than its axis, so the axis takes the widest line
+        metrics = QtGui.QFontMetrics(ax.style["tickFont"])
+        widest = max((metrics.horizontalAdvance(line) for _, text in ticks
+                      for line in text.split("\n")), default=0)
+        pad = max(0, ax.style["tickLength"]) + ax.style["tickTextOffset"][0] + 8
+        ax.setWidth(max(95, widest + pad))
         if names:
             self.plot.setYRange(-0.7, len(names) - 0.3, padding=0)
 

@@ -292,3 +292,35 @@ def test_verdict_panel_shows_each_value_with_its_error(qtbot) -> None:
     assert ticks[0] == "g2(0)\n0.52 ± 0.02"
     assert ticks[1] == "ON fraction\n0.7 ± 40 (no info)"
     assert panel.label.text().startswith("dimer")
+
+
+def test_verdict_panel_draws_every_label(qtbot) -> None:
+    """pyqtgraph silently drops a tick label wider than its axis: seen in live mode, where
+    "g2(0) gated … (no info)" and a long intensity-variance value went unlabelled."""
+    from PyQt5 import QtGui
+    from spad.gui.panels import VerdictPanel
+
+    evidence = {"g2_zero": 6.3, "g2_zero_gated": 0.0, "lifetime_ns": 0.38, "on_fraction": 1.8,
+                "intensity_excess_var": 0.55, "fwhm_mev": 3.9, "shift_mev": 0.0}
+    inputs = {"g2_zero": (0.544, 0.0259), "g2_zero_gated": (0.2549, 0.0277),
+              "lifetime_ns": (13.91, 0.0364), "on_fraction": (0.5475, 0.05),
+              "intensity_excess_var": (-0.001234, 0.0024303), "fwhm_mev": (89.83, 0.95),
+              "shift_mev": (None, None)}
+    panel = VerdictPanel()
+    qtbot.addWidget(panel)
+    panel.resize(300, 420)
+    panel.show()
+    panel.show_verdict("dimer", 1.0, 1.0, evidence, "photons (live)", "", inputs,
+                       ["g2_zero_gated", "shift_mev"])
+    qtbot.wait(50)
+    ax = panel.plot.getPlotItem().getAxis("left")
+    image = QtGui.QImage(400, 600, QtGui.QImage.Format_ARGB32)
+    painter = QtGui.QPainter(image)
+    try:
+        painter.setFont(ax.style["tickFont"])
+        _, _, texts = ax.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    drawn = {text.split("\n")[0] for _, _, text in texts}
+    assert drawn == {"g2(0)", "g2(0) gated", "lifetime", "ON fraction", "intensity var.",
+                     "FWHM", "red shift"}
