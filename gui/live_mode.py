@@ -426,7 +426,8 @@ class LiveMode(QtCore.QObject):
         w = self.window
         w.decay.show_decays([(name, edges, counts, fit,
                               None if title is None else f"live ({at_s:.0f} s): {title}")
-                             for name, edges, counts, fit, title in decay_sources(p)])
+                             for name, edges, counts, fit, title in decay_sources(p)],
+                            p.decay_period_s)
         c, cg = p.correlation, p.correlation_gated
         w.g2.show_g2(None if c is None else c.lags_s, None if c is None else c.counts,
                      None if cg is None else cg.counts, p.g2_zero, p.g2_zero_err,

@@ -471,7 +471,7 @@ class MainWindow(QtWidgets.QMainWindow):
             f"({p.count_rate_cps / 1e3:.1f} kcps), ON fraction "
             f"{'n/a' if p.on_fraction is None else format(p.on_fraction, '.2f')}")
         self.bic.show_bic(None if b is None else b.bic, p.n_levels)
-        self.decay.show_decays(decay_sources(p))
+        self.decay.show_decays(decay_sources(p), p.decay_period_s)
         c, cg = p.correlation, p.correlation_gated
         self.g2.show_g2(None if c is None else c.lags_s, None if c is None else c.counts,
                         None if cg is None else cg.counts, p.g2_zero, p.g2_zero_err,

@@ -409,6 +409,7 @@ class DecayPanel(QtWidgets.QWidget):
         self.choice.currentIndexChanged.connect(self._choose)
         # None for a heading of the list (not a decay)
         self._sources: list[tuple[np.ndarray | None, np.ndarray | None, Any, str] | None] = []
+        self._period_s: float | None = None
         # a fit's title takes two lines, three in a dock 600 px wide (a 1366 px screen): room
         # for them from the start, since a dock does not grow when its label wraps later (the
         # residuals' axis below would be clipped)
@@ -416,10 +417,13 @@ class DecayPanel(QtWidgets.QWidget):
         _stack(self, self.choice, self.info, self.glw)
 
     def show_decays(self, sources: list[tuple[str, np.ndarray | None, np.ndarray | None, Any,
-                                              str | None]]) -> None:
+                                              str | None]],
+                    period_s: float | None = None) -> None:
         """Offer several decays, each ``(name, edges_s, counts, fit, title)``; the one chosen in
         the panel's list is drawn (the same name as before stays chosen). An entry whose title
-        is ``None`` is a heading of the list: shown, not selectable."""
+        is ``None`` is a heading of the list: shown, not selectable. ``period_s``: the laser
+        period the decays were fitted over (see :meth:`show_decay`)."""
+        self._period_s = period_s
         before = self.choice.currentText()
         self._sources = [None if src[4] is None else src[1:] for src in sources]
         self.choice.blockSignals(True)
@@ -450,13 +454,18 @@ class DecayPanel(QtWidgets.QWidget):
             self.info.setText("no decay (no laser period)")
             return
         centres = 0.5 * (edges_s[1:] + edges_s[:-1])
+        # A fit window that starts just before a pulse early in the period wraps: it runs from
+        # late in one period into the next (edges 190-390 ns at 200 ns). Drawn one period
+        # earlier it reads as it is, from just before the sync (-10 ns) to the next pulse.
+        period = self._period_s
+        lead = period if period and edges_s[0] >= period / 2 else 0.0
         y = np.asarray(counts, float)
         pos = y > 0
-        self.data.setData(centres[pos] * 1e9, y[pos])
+        self.data.setData((centres[pos] - lead) * 1e9, y[pos])
         if fit is not None and getattr(fit, "model", np.empty(0)).size:
             sel = (centres >= fit.fit_start) & (centres <= fit.fit_stop)
             n = min(int(sel.sum()), fit.model.size)
-            x = centres[sel][:n]
+            x = centres[sel][:n] - lead
             m = np.asarray(fit.model[:n], float)
             ok = m > 0
             self.fit.setData(x[ok] * 1e9, m[ok])

@@ -324,3 +324,30 @@ def test_verdict_panel_draws_every_label(qtbot) -> None:
     drawn = {text.split("\n")[0] for _, _, text in texts}
     assert drawn == {"g2(0)", "g2(0) gated", "lifetime", "ON fraction", "intensity var.",
                      "FWHM", "red shift"}
+
+
+def test_decay_window_that_wraps_is_drawn_from_before_the_sync(qtbot) -> None:
+    """A fit window starting 10 ns before a pulse at 3 ns runs 190-390 ns at a 200 ns period
+    (seen in live mode): it is drawn from -10 ns to 190 ns, delays after the sync as a reader
+    expects, with the fit on the same axis; a window from 0 is drawn as it is."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    from spad.gui.panels import DecayPanel
+
+    panel = DecayPanel()
+    qtbot.addWidget(panel)
+    period, width = 200e-9, 0.128e-9
+    edges = 190e-9 + np.arange(1563) * width
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    counts = 1000.0 * np.exp(-np.clip(centres - 203e-9, 0, None) / 20e-9) + 2.0
+    fit = SimpleNamespace(model=counts.copy(), fit_start=float(centres[0]),
+                          fit_stop=float(centres[-1]))
+    panel.show_decays([("all photons", edges, counts, fit, "all photons")], period)
+    x, _ = panel.data.getData()
+    xf, _ = panel.fit.getData()
+    assert -10.0 < x.min() < -9.8 and 189.8 < x.max() < 190.0
+    assert np.allclose(xf, x)
+    panel.show_decays([("all photons", edges - 190e-9, counts, None, "all photons")], period)
+    x, _ = panel.data.getData()
+    assert 0 <= x.min() < 0.1
