@@ -123,7 +123,7 @@ DecayInput = Decay | tuple[np.ndarray, np.ndarray, float]
 for both, or ``(counts_a, counts_b, bin_width_s)`` on bins from delay 0."""
 
 
-def _decay_rows(decay: DecayInput, det_a: int, det_b: int
+def decay_rows(decay: DecayInput, det_a: int, det_b: int
                 ) -> tuple[np.ndarray, np.ndarray, float]:
     if isinstance(decay, Decay):
         rows = []
@@ -187,7 +187,7 @@ def delay_difference(decay: DecayInput, det_a: int = 1, det_b: int = 2
     (edges_s, cdf)
         Cumulative distribution of Delta at the bin edges ``edges_s`` (seconds), from 0 to 1.
     """
-    h_a, h_b, width = _decay_rows(decay, det_a, det_b)
+    h_a, h_b, width = decay_rows(decay, det_a, det_b)
     if h_a.sum() <= 0 or h_b.sum() <= 0:
         raise ValueError("a decay histogram is empty: no peak shape")
     n = h_a.size
@@ -437,7 +437,7 @@ def pulsed_g2(correlation: Correlation | CrossCorrelation, sync_period_s: float 
         # Each detector's delays rolled within the period so that its quietest quarter comes
         # first: a pulse that straddles the sync (cable delay near a multiple of T) would split
         # Delta into two modes a period apart. Delta moves by a known constant, added back.
-        h_a, h_b, w_d = _decay_rows(decay, c.det_a, c.det_b)
+        h_a, h_b, w_d = decay_rows(decay, c.det_a, c.det_b)
         (h_a, r_a), (h_b, r_b) = _quiet_first(h_a, period, w_d), _quiet_first(h_b, period, w_d)
         shift_d = (r_b - r_a) * w_d
         edges_d, cdf = delay_difference((h_a, h_b, w_d))

@@ -557,7 +557,7 @@ def _correlogram_fit(correlation: Correlation, period: float, centre: float, res
     report; ``None`` where the window ratio stands. With the detectors' delay histograms and
     the decay's lifetime the peak shape is built from them, else it is a fitted two-sided
     exponential."""
-    from spad.analysis.g2 import _decay_rows
+    from spad.analysis.g2 import decay_rows
     from spad.analysis.g2_fit import fit_correlogram, floor_rate, measured_shape, use_fit
 
     corrected = "leakage" in res.correction
@@ -567,7 +567,7 @@ def _correlogram_fit(correlation: Correlation, period: float, centre: float, res
     fit = None
     if decay is not None and lifetime_s:
         try:
-            h_a, h_b, w_d = _decay_rows(decay, correlation.det_a, correlation.det_b)
+            h_a, h_b, w_d = decay_rows(decay, correlation.det_a, correlation.det_b)
             d = correlation.duration_s
             bg = ((0.0, 0.0) if background_hz is None else
                   tuple(float(b) * d * w_d / period for b in background_hz))

@@ -112,3 +112,21 @@ def test_every_package_is_installed_under_spad() -> None:
             found.add(".".join((top, *rel)))
     assert found == listed
     assert {p.split(".")[0] for p in listed} == {"spad"}
+
+
+def test_no_module_takes_a_private_name_from_another() -> None:
+    """A name with a leading underscore is its module's own: another module that needs it
+    gets a public name (issue 21 item 4), so the two cannot drift apart unseen."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    taken = []
+    for folder in ("spad", "analysis", "drivers", "gui", "simulators"):
+        for path in sorted((root / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if (isinstance(node, ast.ImportFrom) and (node.module or "").startswith("spad")
+                        and any(a.name.startswith("_") and not a.name.startswith("__")
+                                for a in node.names)):
+                    taken.append(f"{path.relative_to(root)}:{node.lineno} {node.module}")
+    assert not taken, taken

@@ -160,7 +160,7 @@ def _title(path: str) -> str:
 # Small HDF5 helpers of the writer
 
 
-def _put(group: h5py.Group, name: str, value: Any, *, title: bool = True) -> h5py.Dataset:
+def put_field(group: h5py.Group, name: str, value: Any, *, title: bool = True) -> h5py.Dataset:
     """Write one field: str -> fixed-length byte string scalar (the spec's string type)."""
     if isinstance(value, str):
         value = np.bytes_(value.encode("utf-8"))
@@ -184,7 +184,9 @@ def _pytables_attrs(ds: h5py.Dataset, growing: bool = False) -> None:
                          "FLAVOR": np.bytes_(b"python" if ds.ndim == 0 else b"numpy")})
 
 
-def _group(parent: h5py.Group, name: str) -> h5py.Group:
+def spec_group(parent: h5py.Group, name: str) -> h5py.Group:
+    """The group ``name`` of ``parent``, created if missing, with the TITLE the spec's
+    reference files carry."""
     g = parent.require_group(name)
     g.attrs["TITLE"] = np.bytes_(_title(g.name))
     return g
@@ -332,12 +334,12 @@ class PhotonHdf5Writer:
                         "format_version": np.bytes_(FORMAT_VERSION.encode()),
                         "format_url": np.bytes_(FORMAT_URL.encode())})
         # Root copies of the format fields: redundant with /identity but named by the spec.
-        _put(f, "format_name", FORMAT_NAME)
-        _put(f, "format_version", FORMAT_VERSION)
-        _put(f, "description", description if description else " ")
-        _put(f, "acquisition_duration", float(self._fixed_duration or 0.0))
+        put_field(f, "format_name", FORMAT_NAME)
+        put_field(f, "format_version", FORMAT_VERSION)
+        put_field(f, "description", description if description else " ")
+        put_field(f, "acquisition_duration", float(self._fixed_duration or 0.0))
 
-        pd = _group(f, "photon_data")
+        pd = spec_group(f, "photon_data")
         opts: dict[str, Any] = dict(maxshape=(None,), chunks=(_DATASET_CHUNK,))
         if compression is not None:
             # the shuffle groups the bytes of the timestamps by significance: the high ones
@@ -349,40 +351,41 @@ class PhotonHdf5Writer:
             ds = pd.create_dataset(name, shape=(0,), dtype=dtype, **opts)
             _pytables_attrs(ds, growing=True)
             ds.attrs["TITLE"] = np.bytes_(_title(ds.name))
-        _put(_group(pd, "timestamps_specs"), "timestamps_unit", float(timing.timestamp_unit))
+        put_field(spec_group(pd, "timestamps_specs"), "timestamps_unit",
+                  float(timing.timestamp_unit))
         if timing.is_t3:
-            ns = _group(pd, "nanotimes_specs")
-            _put(ns, "tcspc_unit", float(timing.nanotime_unit))
+            ns = spec_group(pd, "nanotimes_specs")
+            put_field(ns, "tcspc_unit", float(timing.nanotime_unit))
             bins = timing.tcspc_num_bins or 1 << 16
-            _put(ns, "tcspc_num_bins", int(bins))
-            _put(ns, "tcspc_range", float(bins * timing.nanotime_unit))
-        ms = _group(pd, "measurement_specs")
-        _put(ms, "measurement_type", "generic")
-        _put(ms, "laser_repetition_rate", rates[0])
-        specs = _group(ms, "detectors_specs")
+            put_field(ns, "tcspc_num_bins", int(bins))
+            put_field(ns, "tcspc_range", float(bins * timing.nanotime_unit))
+        ms = spec_group(pd, "measurement_specs")
+        put_field(ms, "measurement_type", "generic")
+        put_field(ms, "laser_repetition_rate", rates[0])
+        specs = spec_group(ms, "detectors_specs")
         for i, ids in enumerate(self._split, 1):
-            _put(specs, f"split_ch{i}", np.asarray(ids, np.uint8))
+            put_field(specs, f"split_ch{i}", np.asarray(ids, np.uint8))
         if not timing.is_t3:
-            _put(specs, "non_photon_id1", np.asarray([SYNC], np.uint8))
+            put_field(specs, "non_photon_id1", np.asarray([SYNC], np.uint8))
 
-        setup = _group(f, "setup")
+        setup = spec_group(f, "setup")
         n_pixels = sum(len(ch) for ch in self._split)
         for name, value in (("num_pixels", n_pixels), ("num_spots", 1), ("num_spectral_ch", 1),
                             ("num_polarization_ch", 1), ("num_split_ch", len(self._split)),
                             ("modulated_excitation", False), ("lifetime", lifetime)):
-            _put(setup, name, value)
+            put_field(setup, name, value)
         n_lasers = len(rates)
-        _put(setup, "excitation_alternated", np.zeros(n_lasers, np.int8))
-        _put(setup, "excitation_cw", np.zeros(n_lasers, np.int8))  # pulsed laser(s)
-        _put(setup, "laser_repetition_rates", np.asarray(rates, float))
+        put_field(setup, "excitation_alternated", np.zeros(n_lasers, np.int8))
+        put_field(setup, "excitation_cw", np.zeros(n_lasers, np.int8))  # pulsed laser(s)
+        put_field(setup, "laser_repetition_rates", np.asarray(rates, float))
         if exc_wl is not None:
-            _put(setup, "excitation_wavelengths", np.sort(np.asarray(exc_wl, float)))
+            put_field(setup, "excitation_wavelengths", np.sort(np.asarray(exc_wl, float)))
         if det_wl is not None:
-            _put(setup, "detection_wavelengths", np.asarray(det_wl, float))
+            put_field(setup, "detection_wavelengths", np.asarray(det_wl, float))
         if ratios is not None:
-            _put(setup, "detection_split_ch_ratios", np.asarray(ratios, float))
+            put_field(setup, "detection_split_ch_ratios", np.asarray(ratios, float))
 
-        ident = _group(f, "identity")
+        ident = spec_group(f, "identity")
         path = Path(self.path)
         for name, value in (
                 ("format_name", FORMAT_NAME), ("format_version", FORMAT_VERSION),
@@ -392,14 +395,14 @@ class PhotonHdf5Writer:
                 ("filename", path.name), ("filename_full", str(path.resolve())),
                 *identity.items()):
             if value is not None:
-                _put(ident, name, str(value))
+                put_field(ident, name, str(value))
         if provenance:
-            prov = _group(f, "provenance")
+            prov = spec_group(f, "provenance")
             for name in _PROVENANCE_FIELDS:
                 if provenance.get(name) is not None:
-                    _put(prov, name, str(provenance[name]))
+                    put_field(prov, name, str(provenance[name]))
         if sample_name is not None:
-            _put(_group(f, "sample"), "sample_name", sample_name)
+            put_field(spec_group(f, "sample"), "sample_name", sample_name)
 
         mk = f.require_group("user").create_group("markers")
         t = mk.create_dataset("times", shape=(0,), dtype=np.int64, **opts)
@@ -484,12 +487,12 @@ class PhotonHdf5Writer:
                                              else self._span())
             configured = {d for ch in self._split for d in ch}
             ids = sorted(configured | set(np.flatnonzero(self._counts).tolist()))
-            det = _group(f["setup"], "detectors")
-            _put(det, "id", np.asarray(ids, np.uint8))
-            _put(det, "counts", self._counts[ids].astype(np.int64))
+            det = spec_group(f["setup"], "detectors")
+            put_field(det, "id", np.asarray(ids, np.uint8))
+            put_field(det, "counts", self._counts[ids].astype(np.int64))
             labels = [self._labels.get(i, "sync" if i == SYNC and not self.timing.is_t3
                                        else f"detector {i}") for i in ids]
-            _put(det, "label", np.asarray([s.encode("utf-8") for s in labels]))
+            put_field(det, "label", np.asarray([s.encode("utf-8") for s in labels]))
             f.flush()
         finally:
             self._f.close()

@@ -181,7 +181,7 @@ def _finalise(f: h5py.File, path: Path) -> list[str]:
     """Write what a cut-off writer did not: the detectors table, the duration, the acquisition's
     final record. Returns what was done."""
     from spad.formats.photon_hdf5 import read_user_group
-    from spad.formats.photon_hdf5_writer import _group, _put, write_user_group
+    from spad.formats.photon_hdf5_writer import put_field, spec_group, write_user_group
     from spad.particle import ACQUISITION_GROUP
     from spad.photons import SYNC
 
@@ -201,11 +201,11 @@ def _finalise(f: h5py.File, path: Path) -> list[str]:
                 if name.startswith("split_ch"):
                     configured |= {int(x) for x in np.atleast_1d(ds[()])}
         ids = sorted(configured | set(np.flatnonzero(counts).tolist()))
-        det = _group(f["setup"], "detectors")
-        _put(det, "id", np.asarray(ids, np.uint8))
-        _put(det, "counts", counts[ids].astype(np.int64))
+        det = spec_group(f["setup"], "detectors")
+        put_field(det, "id", np.asarray(ids, np.uint8))
+        put_field(det, "counts", counts[ids].astype(np.int64))
         labels = ["sync" if i == SYNC and not is_t3 else f"detector {i}" for i in ids]
-        _put(det, "label", np.asarray([s.encode("utf-8") for s in labels]))
+        put_field(det, "label", np.asarray([s.encode("utf-8") for s in labels]))
         done.append("detectors table written")
     if "acquisition_duration" in f:
         f["acquisition_duration"][()] = span
