@@ -39,6 +39,7 @@ import h5py
 import numpy as np
 
 from spad.errors import FormatError
+from spad.formats.repair import ACQUISITION_GROUP as ACQUISITION_GROUP  # one of its groups
 from spad.formats.spectra import SPECTRUM_GROUP, read_spectrum_group
 from spad.output import replacing
 from spad.photons import SYNC, Measurement, PhotonChunk, Timing
@@ -53,10 +54,6 @@ time-tag formats of :data:`spad.formats.FORMATS`, which itself reads content, no
 
 TRUTH_GROUP = "ground_truth"
 ANALYSIS_GROUP = "analysis"
-ACQUISITION_GROUP = "acquisition"
-"""``/user/acquisition`` of a recording (``spad acquire``): settings, instrument states, start;
-``final`` (stop reason, end, photons, error) when it ends, or from ``spad repair`` when it was
-cut off (:mod:`spad.formats.repair`)."""
 LAYOUT = "spad particle 1"
 """Version tag stored as ``/user/spectrum/layout``."""
 

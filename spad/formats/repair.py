@@ -40,6 +40,11 @@ import numpy as np
 
 from spad.errors import FormatError
 
+ACQUISITION_GROUP = "acquisition"
+"""``/user/acquisition`` of a recording (``spad acquire``): settings, instrument states, start;
+``final`` (stop reason, end, photons, error) when it ends, or from :func:`repair` when it was
+cut off. Defined here, below the particle file (:mod:`spad.particle`), which uses it too."""
+
 REPAIRED_ATTR = "spad_repaired"
 """Root attribute set by :func:`repair`: when, and what was done (text)."""
 
@@ -182,7 +187,6 @@ def _finalise(f: h5py.File, path: Path) -> list[str]:
     final record. Returns what was done."""
     from spad.formats.photon_hdf5 import read_user_group
     from spad.formats.photon_hdf5_writer import put_field, spec_group, write_user_group
-    from spad.particle import ACQUISITION_GROUP
     from spad.photons import SYNC
 
     done = []
