@@ -114,12 +114,21 @@ def _adjacent_ahc(n: np.ndarray, d: np.ndarray, max_groups: int) -> np.ndarray:
     versions and stale ones are skipped when popped.
     """
     m = n.shape[0]
-    gn = n.astype(np.float64).copy()
-    gd = d.astype(np.float64).copy()
-    nxt = np.arange(1, m + 1)       # next live group's first level (m: none)
-    prv = np.arange(-1, m - 1)      # previous live group's first level (-1: none)
-    alive = np.ones(m, dtype=np.bool_)
-    ver = np.zeros(m, dtype=np.int64)
+    # np.empty and element loops, not astype/copy/arange/ones/zeros: the same values, and each
+    # of those numpy functions is one more implementation for numba to compile on the first run
+    gn = np.empty(m)
+    gd = np.empty(m)
+    nxt = np.empty(m, dtype=np.int64)       # next live group's first level (m: none)
+    prv = np.empty(m, dtype=np.int64)       # previous live group's first level (-1: none)
+    alive = np.empty(m, dtype=np.bool_)
+    ver = np.empty(m, dtype=np.int64)
+    for i in range(m):
+        gn[i] = n[i]
+        gd[i] = d[i]
+        nxt[i] = i + 1
+        prv[i] = i - 1
+        alive[i] = True
+        ver[i] = 0
     cap = 3 * m + 1                 # m - 1 initial pairs plus at most 2 per merge
     h_cost = np.empty(cap)
     h_left = np.empty(cap, dtype=np.int64)
@@ -130,7 +139,10 @@ def _adjacent_ahc(n: np.ndarray, d: np.ndarray, max_groups: int) -> np.ndarray:
     for j in range(m - 1):
         size = _heap_push(h_cost, h_left, h_right, h_vl, h_vr, size,
                           _merge_cost(gn[j], gd[j], gn[j + 1], gd[j + 1]), j, j + 1, 0, 0)
-    labels = np.zeros((max_groups, m), dtype=np.int64)
+    labels = np.empty((max_groups, m), dtype=np.int64)
+    for g in range(max_groups):
+        for i in range(m):
+            labels[g, i] = 0
     g = m
     while True:
         if g <= max_groups:
@@ -229,7 +241,10 @@ def _em_iterations(n: np.ndarray, d: np.ndarray, log_fact: np.ndarray, labels: n
     """
     m = n.shape[0]
     log_floor = np.log(1e-300)
-    resp = np.zeros((n_groups, m))
+    resp = np.empty((n_groups, m))
+    for g in range(n_groups):
+        for i in range(m):
+            resp[g, i] = 0.0
     for i in range(m):
         resp[labels[i], i] = 1.0
     # element loops, not array expressions or row copies: the same arithmetic, and far less
@@ -243,8 +258,8 @@ def _em_iterations(n: np.ndarray, d: np.ndarray, log_fact: np.ndarray, labels: n
     for i in range(m):
         total += d[i]
     g_live = n_groups
-    t_g = np.zeros(n_groups)
-    n_g = np.zeros(n_groups)
+    t_g = np.empty(n_groups)     # both set for every live group before they are read
+    n_g = np.empty(n_groups)
     top = np.empty(m)
     s = np.empty(m)
     bits = np.empty(m, dtype=np.int64)
@@ -264,7 +279,8 @@ def _em_iterations(n: np.ndarray, d: np.ndarray, log_fact: np.ndarray, labels: n
                         resp[k, i] = resp[g, i]
                 k += 1
         g_live = k
-        top[:] = -np.inf
+        for i in range(m):
+            top[i] = -np.inf
         for g in range(g_live):
             inten = max(n_g[g] / t_g[g], 1e-300)
             li = np.log(inten)
@@ -277,7 +293,8 @@ def _em_iterations(n: np.ndarray, d: np.ndarray, log_fact: np.ndarray, labels: n
                      else lp + n[i] * log_floor - 1e-300 - n[i] * log_d[i])
                 row[i] = r
                 top[i] = max(top[i], r)
-        s[:] = 0.0
+        for i in range(m):
+            s[i] = 0.0
         for g in range(g_live):
             row = resp[g]
             for i in range(m):
@@ -297,7 +314,11 @@ def _em_iterations(n: np.ndarray, d: np.ndarray, log_fact: np.ndarray, labels: n
             loglik = new_loglik
             break
         loglik = new_loglik
-    return resp[:g_live].copy(), loglik
+    out = np.empty((g_live, m))
+    for g in range(g_live):
+        for i in range(m):
+            out[g, i] = resp[g, i]
+    return out, loglik
 
 
 def _poisson_mixture_em(n: np.ndarray, d: np.ndarray, labels: np.ndarray, n_groups: int,

@@ -619,8 +619,13 @@ def _label_histograms(nanotimes: np.ndarray, labels: np.ndarray, edges: np.ndarr
                       n_labels: int) -> tuple[np.ndarray, np.ndarray]:
     """Histograms of the photons of dense labels 0..n_labels-1 (negative: left out), and
     whether each label has any photon at all (in the bins or not)."""
-    hist = np.zeros((n_labels, edges.size - 1), dtype=np.int64)
-    seen = np.zeros(n_labels, dtype=np.bool_)
+    # np.empty and element loops, not np.zeros: numba compiles less on the first run
+    hist = np.empty((n_labels, edges.size - 1), dtype=np.int64)
+    seen = np.empty(n_labels, dtype=np.bool_)
+    for lab in range(n_labels):
+        seen[lab] = False
+        for k in range(edges.size - 1):
+            hist[lab, k] = 0
     for i in range(nanotimes.size):
         lab = labels[i]
         if lab < 0:
@@ -638,7 +643,9 @@ def _level_labels(times: np.ndarray, start: np.ndarray, end: np.ndarray,
     """Label of the level holding each photon ([start, end), the last level closed), -1 if
     none. The level index follows sorted times by stepping; a time that goes back (unsorted
     input) is looked up by bisection, so the result never depends on the order."""
-    out = np.full(times.size, -1, dtype=np.int64)
+    out = np.empty(times.size, dtype=np.int64)   # not np.full: less for numba to compile
+    for i in range(times.size):
+        out[i] = -1
     n_lev = start.size
     if n_lev == 0:
         return out
