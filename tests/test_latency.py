@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 HEAVY = ("numba", "h5py", "lmfit", "scipy.optimize", "scipy.stats", "tqdm", "pandas",
          "matplotlib")
@@ -30,3 +31,26 @@ def test_spad_help_imports_no_heavy_module():
     code = ("from spad.app.cli import main\n"
             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass")
     assert _imported_after(code) == []
+
+
+PTU = str(Path(__file__).parent / "data" / "picoquant-sample-data" / "v20_t3.ptu")
+
+
+def _command_imports(args: list[str]) -> list[str]:
+    return _imported_after("from spad.app.cli import main\n"
+                           "import contextlib, io\n"
+                           "with contextlib.redirect_stdout(io.StringIO()):\n"
+                           f"    main({args!r})")
+
+
+def test_spad_info_of_a_ptu_imports_only_the_decoder():
+    # info decodes the records (numba kernels) and needs nothing of the analysis or HDF5
+    assert _command_imports(["info", PTU]) == ["numba"]
+
+
+def test_spad_analyze_of_one_file_imports_no_progress_bar_or_plotting():
+    # tqdm is imported only where its bar may show (more than three files); pandas and
+    # matplotlib never (lmfit's optional imports are hidden by spad.analysis.lmfit_lean)
+    imported = _command_imports(["analyze", "--jobs", "1", PTU])
+    assert not {"tqdm", "pandas", "matplotlib"} & set(imported)
+    assert "numba" in imported   # the probe sees the analysis' own imports
