@@ -8,7 +8,6 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +132,9 @@ def _mapped(func: Callable[..., Any], jobs: list[tuple[str, str | None]], settin
     if args.jobs <= 1 or len(jobs) == 1:
         yield (func(p, s, settings) for p, s in jobs)
         return
+    # imported here: multiprocessing costs every spad command (all build this parser) ~7 ms
+    from concurrent.futures import ProcessPoolExecutor
+
     pool = ProcessPoolExecutor(max_workers=min(args.jobs, len(jobs)),
                                initializer=safe_output.worker_init)
     abort = True
