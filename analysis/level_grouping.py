@@ -194,8 +194,10 @@ _TWO_M64 = 2.0 ** -64
 
 
 @njit(cache=True)
-def _exp_nonpositive(x: np.ndarray, bits: np.ndarray) -> None:
-    """x[:] = exp(x) for x <= 0, in place, to 1-2 ulp (``bits``: int64 scratch, same size).
+def _exp_nonpositive(x: np.ndarray, bits: np.ndarray, scale: np.ndarray) -> None:
+    """x[:] = exp(x) for x <= 0, in place, to 1-2 ulp (``bits``: int64 scratch, same size;
+    ``scale``: the same memory as float64, ``bits.view(np.float64)``, made by the caller in
+    Python because a view costs numba's first run a fifth of a second to compile).
 
     The library exp is a scalar call per element and dominated the EM. This one is plain
     arithmetic that the compiler vectorises: exp(x) = 2^k exp(r), r = x - k ln 2 in
@@ -223,15 +225,16 @@ def _exp_nonpositive(x: np.ndarray, bits: np.ndarray) -> None:
         p = p * r + 1.0
         bits[i] = (np.int64(k) + 1087) << 52
         x[i] = p
-    scale = bits.view(np.float64)
     for i in range(m):
         x[i] = x[i] * scale[i] * _TWO_M64
 
 
 @njit(cache=True)
 def _em_iterations(n: np.ndarray, d: np.ndarray, log_fact: np.ndarray, labels: np.ndarray,
-                   n_groups: int, max_iter: int, tol: float) -> tuple[np.ndarray, float]:
-    """EM iterations of :func:`_poisson_mixture_em`: (responsibilities (G, L), log-likelihood).
+                   n_groups: int, max_iter: int, tol: float, bits: np.ndarray,
+                   scale: np.ndarray) -> tuple[np.ndarray, float]:
+    """EM iterations of :func:`_poisson_mixture_em`: (responsibilities (G, L), log-likelihood);
+    ``bits`` and ``scale`` are the scratch of :func:`_exp_nonpositive`, one entry per level.
 
     The updates of the array formulation (reference in tests/test_blinking.py), arranged for
     speed: ln p(n_l | g) = n_l ln(I_g d_l) - I_g d_l - ln n_l! is split into the part that
@@ -262,7 +265,6 @@ def _em_iterations(n: np.ndarray, d: np.ndarray, log_fact: np.ndarray, labels: n
     n_g = np.empty(n_groups)
     top = np.empty(m)
     s = np.empty(m)
-    bits = np.empty(m, dtype=np.int64)
     loglik = -np.inf
     for _ in range(max_iter):
         for g in range(g_live):
@@ -299,7 +301,7 @@ def _em_iterations(n: np.ndarray, d: np.ndarray, log_fact: np.ndarray, labels: n
             row = resp[g]
             for i in range(m):
                 row[i] -= top[i]
-            _exp_nonpositive(row, bits)
+            _exp_nonpositive(row, bits, scale)
             for i in range(m):
                 s[i] += row[i]
         new_loglik = 0.0
@@ -331,9 +333,10 @@ def _poisson_mixture_em(n: np.ndarray, d: np.ndarray, labels: np.ndarray, n_grou
     """
     n = np.ascontiguousarray(n, dtype=np.float64)
     d = np.ascontiguousarray(d, dtype=np.float64)
+    bits = np.empty(n.size, dtype=np.int64)
     resp, loglik = _em_iterations(n, d, gammaln(n + 1.0),
                                   np.ascontiguousarray(labels, dtype=np.int64), int(n_groups),
-                                  int(max_iter), float(tol))
+                                  int(max_iter), float(tol), bits, bits.view(np.float64))
     total = d.sum()
     t_g = resp @ d
     inten = (resp @ n) / np.maximum(t_g, 1e-300)
