@@ -173,15 +173,13 @@ def _adjacent_ahc(n: np.ndarray, d: np.ndarray, max_groups: int) -> np.ndarray:
         nxt[lo] = after
         if after < m:
             prv[after] = lo
-        before = prv[lo]
-        if before >= 0:
-            size = _heap_push(h_cost, h_left, h_right, h_vl, h_vr, size,
-                              _merge_cost(gn[before], gd[before], gn[lo], gd[lo]), before, lo,
-                              ver[before], ver[lo])
-        if after < m:
-            size = _heap_push(h_cost, h_left, h_right, h_vl, h_vr, size,
-                              _merge_cost(gn[lo], gd[lo], gn[after], gd[after]), lo, after,
-                              ver[lo], ver[after])
+        # the merged group's pairs with its left, then its right neighbour (one call site:
+        # the inlined heap code is compiled once less on the first run)
+        for side in range(2):
+            a, b = (prv[lo], lo) if side == 0 else (lo, after)
+            if a >= 0 and b < m:
+                size = _heap_push(h_cost, h_left, h_right, h_vl, h_vr, size,
+                                  _merge_cost(gn[a], gd[a], gn[b], gd[b]), a, b, ver[a], ver[b])
         g -= 1
     return labels
 
