@@ -45,6 +45,9 @@ from spad.photons import SYNC, PhotonChunk, Timing
 NO_SYNC = np.iinfo(np.int64).min
 """Sentinel for "no sync event seen yet" in T2 delay tracking."""
 
+_INT64_MIN = int(np.iinfo(np.int64).min)
+_INT64_MAX = int(np.iinfo(np.int64).max)
+
 
 # --------------------------------------------------------------------------------------------
 # helpers shared by the accumulators
@@ -200,8 +203,8 @@ class TimeBins:
 @njit(cache=True, nogil=True)
 def selected_range(timestamps, detectors, rows, width):  # pragma: no cover - compiled
     """Smallest and largest time bin of the selected photons (hi < lo when none)."""
-    lo = np.iinfo(np.int64).max
-    hi = np.iinfo(np.int64).min
+    lo = _INT64_MAX   # module constants: np.iinfo in a kernel is more for numba to compile
+    hi = _INT64_MIN
     for i in range(timestamps.shape[0]):
         if rows[detectors[i]] >= 0:
             b = timestamps[i] // width

@@ -342,10 +342,14 @@ def _ks_scan(t: np.ndarray, resolution: float, min_tail: int) -> tuple[int, floa
     n_all = t.shape[0]
     half = 0.5 * resolution
     # suffix sums of ln t for O(1) alpha per candidate (x_eff changes, so keep sum ln t)
-    suffix = np.zeros(n_all + 1)
+    # np.empty and element loops, not np.zeros/np.full: numba compiles less on the first run
+    suffix = np.empty(n_all + 1)
+    suffix[n_all] = 0.0
     for i in range(n_all - 1, -1, -1):
         suffix[i] = suffix[i + 1] + np.log(t[i])
-    alphas = np.full(n_all, np.nan)    # NaN: not a candidate
+    alphas = np.empty(n_all)
+    for i in range(n_all):
+        alphas[i] = np.nan             # NaN: not a candidate
     for i in range(n_all - min_tail + 1):
         if i > 0 and t[i] == t[i - 1]:
             continue

@@ -85,8 +85,12 @@ _TABLE: dict[float, np.ndarray] = {
 @njit(cache=True)
 def _harmonics(n: int) -> tuple[np.ndarray, np.ndarray]:
     """H[j] = sum_{i<=j} 1/i and H2[j] = sum_{i<=j} 1/i^2 for j = 0..n."""
-    h = np.zeros(n + 1)
-    h2 = np.zeros(n + 1)
+    # np.empty and element loops, not np.zeros/np.full (here and in the other kernels): the
+    # same values, and less for numba to compile on the first run
+    h = np.empty(n + 1)
+    h2 = np.empty(n + 1)
+    h[0] = 0.0
+    h2[0] = 0.0
     for j in range(1, n + 1):
         h[j] = h[j - 1] + 1.0 / j
         h2[j] = h2[j - 1] + 1.0 / (j * j)
@@ -103,9 +107,13 @@ def _segment_tables(n: int, edge: int, h: np.ndarray, h2: np.ndarray
     the first two terms, ``s`` the inverse standard deviation and ``w`` Watkins & Yang's weight.
     Entries outside ``edge..N-edge`` (and of zero variance) have ``s = 0`` and ``w = -inf``.
     """
-    e = np.zeros(n + 1)
-    s = np.zeros(n + 1)
-    w = np.full(n + 1, -np.inf)
+    e = np.empty(n + 1)
+    s = np.empty(n + 1)
+    w = np.empty(n + 1)
+    for k in range(n + 1):
+        e[k] = 0.0
+        s[k] = 0.0
+        w[k] = -np.inf
     hn = h[n - 1]
     h2n = h2[n - 1]
     sig_e = np.pi ** 2 / 6.0 - h2n
@@ -315,7 +323,9 @@ def change_points_kernel(t: np.ndarray, window: int, overlap: int, min_intervals
     e_c = np.empty(size)
     s_c = np.empty(size)
     w_c = np.empty(size)
-    crit_c = np.full(window + 1 if cache else 1, np.nan)  # NaN: length not seen yet
+    crit_c = np.empty(window + 1 if cache else 1)
+    for k in range(crit_c.shape[0]):
+        crit_c[k] = np.nan                                  # NaN: length not seen yet
     found = np.empty(max(n_photons // max(edge, 1) + 1, 1), dtype=np.int64)
     n_found = 0
     stack_a = np.empty(4 * window + 8, dtype=np.int64)

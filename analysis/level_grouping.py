@@ -114,12 +114,21 @@ def _adjacent_ahc(n: np.ndarray, d: np.ndarray, max_groups: int) -> np.ndarray:
     versions and stale ones are skipped when popped.
     """
     m = n.shape[0]
-    gn = n.astype(np.float64).copy()
-    gd = d.astype(np.float64).copy()
-    nxt = np.arange(1, m + 1)       # next live group's first level (m: none)
-    prv = np.arange(-1, m - 1)      # previous live group's first level (-1: none)
-    alive = np.ones(m, dtype=np.bool_)
-    ver = np.zeros(m, dtype=np.int64)
+    # np.empty and element loops, not astype/copy/arange/ones/zeros: the same values, and each
+    # of those numpy functions is one more implementation for numba to compile on the first run
+    gn = np.empty(m)
+    gd = np.empty(m)
+    nxt = np.empty(m, dtype=np.int64)       # next live group's first level (m: none)
+    prv = np.empty(m, dtype=np.int64)       # previous live group's first level (-1: none)
+    alive = np.empty(m, dtype=np.bool_)
+    ver = np.empty(m, dtype=np.int64)
+    for i in range(m):
+        gn[i] = n[i]
+        gd[i] = d[i]
+        nxt[i] = i + 1
+        prv[i] = i - 1
+        alive[i] = True
+        ver[i] = 0
     cap = 3 * m + 1                 # m - 1 initial pairs plus at most 2 per merge
     h_cost = np.empty(cap)
     h_left = np.empty(cap, dtype=np.int64)
@@ -130,7 +139,10 @@ def _adjacent_ahc(n: np.ndarray, d: np.ndarray, max_groups: int) -> np.ndarray:
     for j in range(m - 1):
         size = _heap_push(h_cost, h_left, h_right, h_vl, h_vr, size,
                           _merge_cost(gn[j], gd[j], gn[j + 1], gd[j + 1]), j, j + 1, 0, 0)
-    labels = np.zeros((max_groups, m), dtype=np.int64)
+    labels = np.empty((max_groups, m), dtype=np.int64)
+    for g in range(max_groups):
+        for i in range(m):
+            labels[g, i] = 0
     g = m
     while True:
         if g <= max_groups:
@@ -161,15 +173,13 @@ def _adjacent_ahc(n: np.ndarray, d: np.ndarray, max_groups: int) -> np.ndarray:
         nxt[lo] = after
         if after < m:
             prv[after] = lo
-        before = prv[lo]
-        if before >= 0:
-            size = _heap_push(h_cost, h_left, h_right, h_vl, h_vr, size,
-                              _merge_cost(gn[before], gd[before], gn[lo], gd[lo]), before, lo,
-                              ver[before], ver[lo])
-        if after < m:
-            size = _heap_push(h_cost, h_left, h_right, h_vl, h_vr, size,
-                              _merge_cost(gn[lo], gd[lo], gn[after], gd[after]), lo, after,
-                              ver[lo], ver[after])
+        # the merged group's pairs with its left, then its right neighbour (one call site:
+        # the inlined heap code is compiled once less on the first run)
+        for side in range(2):
+            a, b = (prv[lo], lo) if side == 0 else (lo, after)
+            if a >= 0 and b < m:
+                size = _heap_push(h_cost, h_left, h_right, h_vl, h_vr, size,
+                                  _merge_cost(gn[a], gd[a], gn[b], gd[b]), a, b, ver[a], ver[b])
         g -= 1
     return labels
 
@@ -182,8 +192,10 @@ _TWO_M64 = 2.0 ** -64
 
 
 @njit(cache=True)
-def _exp_nonpositive(x: np.ndarray, bits: np.ndarray) -> None:
-    """x[:] = exp(x) for x <= 0, in place, to 1-2 ulp (``bits``: int64 scratch, same size).
+def _exp_nonpositive(x: np.ndarray, bits: np.ndarray, scale: np.ndarray) -> None:
+    """x[:] = exp(x) for x <= 0, in place, to 1-2 ulp (``bits``: int64 scratch, same size;
+    ``scale``: the same memory as float64, ``bits.view(np.float64)``, made by the caller in
+    Python because a view costs numba's first run a fifth of a second to compile).
 
     The library exp is a scalar call per element and dominated the EM. This one is plain
     arithmetic that the compiler vectorises: exp(x) = 2^k exp(r), r = x - k ln 2 in
@@ -211,15 +223,16 @@ def _exp_nonpositive(x: np.ndarray, bits: np.ndarray) -> None:
         p = p * r + 1.0
         bits[i] = (np.int64(k) + 1087) << 52
         x[i] = p
-    scale = bits.view(np.float64)
     for i in range(m):
         x[i] = x[i] * scale[i] * _TWO_M64
 
 
 @njit(cache=True)
 def _em_iterations(n: np.ndarray, d: np.ndarray, log_fact: np.ndarray, labels: np.ndarray,
-                   n_groups: int, max_iter: int, tol: float) -> tuple[np.ndarray, float]:
-    """EM iterations of :func:`_poisson_mixture_em`: (responsibilities (G, L), log-likelihood).
+                   n_groups: int, max_iter: int, tol: float, bits: np.ndarray,
+                   scale: np.ndarray) -> tuple[np.ndarray, float]:
+    """EM iterations of :func:`_poisson_mixture_em`: (responsibilities (G, L), log-likelihood);
+    ``bits`` and ``scale`` are the scratch of :func:`_exp_nonpositive`, one entry per level.
 
     The updates of the array formulation (reference in tests/test_blinking.py), arranged for
     speed: ln p(n_l | g) = n_l ln(I_g d_l) - I_g d_l - ln n_l! is split into the part that
@@ -229,7 +242,10 @@ def _em_iterations(n: np.ndarray, d: np.ndarray, log_fact: np.ndarray, labels: n
     """
     m = n.shape[0]
     log_floor = np.log(1e-300)
-    resp = np.zeros((n_groups, m))
+    resp = np.empty((n_groups, m))
+    for g in range(n_groups):
+        for i in range(m):
+            resp[g, i] = 0.0
     for i in range(m):
         resp[labels[i], i] = 1.0
     # element loops, not array expressions or row copies: the same arithmetic, and far less
@@ -243,11 +259,10 @@ def _em_iterations(n: np.ndarray, d: np.ndarray, log_fact: np.ndarray, labels: n
     for i in range(m):
         total += d[i]
     g_live = n_groups
-    t_g = np.zeros(n_groups)
-    n_g = np.zeros(n_groups)
+    t_g = np.empty(n_groups)     # both set for every live group before they are read
+    n_g = np.empty(n_groups)
     top = np.empty(m)
     s = np.empty(m)
-    bits = np.empty(m, dtype=np.int64)
     loglik = -np.inf
     for _ in range(max_iter):
         for g in range(g_live):
@@ -264,7 +279,8 @@ def _em_iterations(n: np.ndarray, d: np.ndarray, log_fact: np.ndarray, labels: n
                         resp[k, i] = resp[g, i]
                 k += 1
         g_live = k
-        top[:] = -np.inf
+        for i in range(m):
+            top[i] = -np.inf
         for g in range(g_live):
             inten = max(n_g[g] / t_g[g], 1e-300)
             li = np.log(inten)
@@ -277,12 +293,13 @@ def _em_iterations(n: np.ndarray, d: np.ndarray, log_fact: np.ndarray, labels: n
                      else lp + n[i] * log_floor - 1e-300 - n[i] * log_d[i])
                 row[i] = r
                 top[i] = max(top[i], r)
-        s[:] = 0.0
+        for i in range(m):
+            s[i] = 0.0
         for g in range(g_live):
             row = resp[g]
             for i in range(m):
                 row[i] -= top[i]
-            _exp_nonpositive(row, bits)
+            _exp_nonpositive(row, bits, scale)
             for i in range(m):
                 s[i] += row[i]
         new_loglik = 0.0
@@ -297,7 +314,11 @@ def _em_iterations(n: np.ndarray, d: np.ndarray, log_fact: np.ndarray, labels: n
             loglik = new_loglik
             break
         loglik = new_loglik
-    return resp[:g_live].copy(), loglik
+    out = np.empty((g_live, m))
+    for g in range(g_live):
+        for i in range(m):
+            out[g, i] = resp[g, i]
+    return out, loglik
 
 
 def _poisson_mixture_em(n: np.ndarray, d: np.ndarray, labels: np.ndarray, n_groups: int,
@@ -310,9 +331,10 @@ def _poisson_mixture_em(n: np.ndarray, d: np.ndarray, labels: np.ndarray, n_grou
     """
     n = np.ascontiguousarray(n, dtype=np.float64)
     d = np.ascontiguousarray(d, dtype=np.float64)
+    bits = np.empty(n.size, dtype=np.int64)
     resp, loglik = _em_iterations(n, d, gammaln(n + 1.0),
                                   np.ascontiguousarray(labels, dtype=np.int64), int(n_groups),
-                                  int(max_iter), float(tol))
+                                  int(max_iter), float(tol), bits, bits.view(np.float64))
     total = d.sum()
     t_g = resp @ d
     inten = (resp @ n) / np.maximum(t_g, 1e-300)

@@ -196,15 +196,39 @@ _FWHM = 2 * np.sqrt(2 * np.log(2))
 _FIRST_PASS_NFEV = 40
 
 
+# Results kept per cache of _Decay (least recently used dropped first): enough for the base
+# point's pieces of up to three lifetimes, which every column of a Jacobian returns to, and
+# the stepped ones.
+_KEEP = 8
+
+
+def _recall(cache: dict, key: Any) -> np.ndarray | None:
+    """The result stored under ``key`` (now the most recently used), or None."""
+    value = cache.pop(key, None)
+    if value is not None:
+        cache[key] = value
+    return value
+
+
+def _remember(cache: dict, key: Any, value: np.ndarray) -> None:
+    """Store ``value`` under ``key``, dropping the least recently used beyond ``_KEEP``."""
+    cache[key] = value
+    if len(cache) > _KEEP:
+        del cache[next(iter(cache))]
+
+
 class _Decay:
     """Evaluates the model on a histogram's bins for given parameter values.
 
     A least-squares solver changes one parameter at a time while it builds its Jacobian by
-    finite differences, so most calls repeat most of the previous call's work. The last result
-    of every expensive piece is kept and reused while its inputs are unchanged: the IRF's FFT
-    (keyed by the Gaussian's centre and width), each lifetime's unconvolved component FFT (keyed
-    by lifetime and offset) and each convolved component (keyed by all of these). Changing only
-    amplitudes or the background then costs no FFT at all.
+    finite differences, so most calls repeat most of the previous call's work. The last few
+    results of every expensive piece are kept and reused while their inputs recur: the IRF's
+    FFT (keyed by the Gaussian's centre and width), each lifetime's unconvolved component FFT
+    (keyed by lifetime and offset) and each convolved component (keyed by all of these).
+    Changing only amplitudes or the background then costs no FFT at all, and neither does the
+    return to the base point after a lifetime or the IRF was stepped (the next column of the
+    Jacobian). A reused result is the very array an evaluation with the same inputs computed,
+    so results are bit-identical to computing everything afresh.
     """
 
     def __init__(self, edges: np.ndarray, period: float, irf_kind: str,
@@ -229,9 +253,9 @@ class _Decay:
         # Gaussian IRF: mass between edge - dt/2 and edge + dt/2 of each bin's left edge; the
         # right point of bin i is the left point of bin i + 1, so n + 1 CDF values suffice.
         self._irf_points = edges - self.dt / 2
-        self._irf_key: tuple[float, float] | None = None
-        self._comp_fft: dict[int, tuple[tuple[float, float], np.ndarray]] = {}
-        self._row: dict[int, tuple[tuple[float, ...], np.ndarray]] = {}
+        self._irf_ffts: dict[tuple[float, float], np.ndarray] = {}
+        self._comp_fft: dict[tuple[int, float, float], np.ndarray] = {}
+        self._row: dict[tuple[int, tuple[float, ...]], np.ndarray] = {}
 
     def gaussian_irf(self, center: float, sigma: float) -> np.ndarray:
         """Gaussian IRF mass placed at each bin's left edge (midpoint rule), wrapped by T
@@ -252,10 +276,11 @@ class _Decay:
         if self.kind == "measured":
             return self.irf_fft
         key = (center, sigma)
-        if key != self._irf_key:
-            self._gauss_fft = scipy.fft.rfft(self.gaussian_irf(center, sigma), self.nfft)
-            self._irf_key = key
-        return self._gauss_fft
+        f = _recall(self._irf_ffts, key)
+        if f is None:
+            f = scipy.fft.rfft(self.gaussian_irf(center, sigma), self.nfft)
+            _remember(self._irf_ffts, key, f)
+        return f
 
     def _component(self, j: int, tau: float, shift: float, center: float, sigma: float
                    ) -> np.ndarray:
@@ -266,24 +291,24 @@ class _Decay:
             key = (tau, shift)
         else:
             key = (tau, center, sigma)
-        cached = self._row.get(j)
-        if cached is not None and cached[0] == key:
-            return cached[1]
+        row = _recall(self._row, (j, key))
+        if row is not None:
+            return row
         n = self.n
         if self.kind == "none":
             row = periodic_decay_bins(self.edges - self.t_exc, tau, self.period)
         else:
             # Measured IRF: its photons sit at bin centres, moved by the shift.
             offset = self.dt / 2 + shift if self.kind == "measured" else 0.0
-            ckey = (tau, offset)
-            c = self._comp_fft.get(j)
-            if c is None or c[0] != ckey:
+            ckey = (j, tau, offset)
+            c = _recall(self._comp_fft, ckey)
+            if c is None:
                 comp = periodic_decay_bins(self.grid - offset, tau, self.period)
-                c = (ckey, scipy.fft.rfft(comp, self.nfft))
-                self._comp_fft[j] = c
-            full = scipy.fft.irfft(c[1] * self._irf_fft(center, sigma), self.nfft)
+                c = scipy.fft.rfft(comp, self.nfft)
+                _remember(self._comp_fft, ckey, c)
+            full = scipy.fft.irfft(c * self._irf_fft(center, sigma), self.nfft)
             row = full[n:2 * n]
-        self._row[j] = (key, row)
+        _remember(self._row, (j, key), row)
         return row
 
     def components(self, taus: np.ndarray, shift: float = 0.0, center: float = 0.0,
@@ -594,8 +619,13 @@ def _label_histograms(nanotimes: np.ndarray, labels: np.ndarray, edges: np.ndarr
                       n_labels: int) -> tuple[np.ndarray, np.ndarray]:
     """Histograms of the photons of dense labels 0..n_labels-1 (negative: left out), and
     whether each label has any photon at all (in the bins or not)."""
-    hist = np.zeros((n_labels, edges.size - 1), dtype=np.int64)
-    seen = np.zeros(n_labels, dtype=np.bool_)
+    # np.empty and element loops, not np.zeros: numba compiles less on the first run
+    hist = np.empty((n_labels, edges.size - 1), dtype=np.int64)
+    seen = np.empty(n_labels, dtype=np.bool_)
+    for lab in range(n_labels):
+        seen[lab] = False
+        for k in range(edges.size - 1):
+            hist[lab, k] = 0
     for i in range(nanotimes.size):
         lab = labels[i]
         if lab < 0:
@@ -613,7 +643,9 @@ def _level_labels(times: np.ndarray, start: np.ndarray, end: np.ndarray,
     """Label of the level holding each photon ([start, end), the last level closed), -1 if
     none. The level index follows sorted times by stepping; a time that goes back (unsorted
     input) is looked up by bisection, so the result never depends on the order."""
-    out = np.full(times.size, -1, dtype=np.int64)
+    out = np.empty(times.size, dtype=np.int64)   # not np.full: less for numba to compile
+    for i in range(times.size):
+        out[i] = -1
     n_lev = start.size
     if n_lev == 0:
         return out

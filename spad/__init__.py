@@ -7,8 +7,16 @@ optics and the spectrum model. The spine imports nothing from ``analysis``, ``si
 line, reports, acquisition) is :mod:`spad.app`, which ``import spad`` never loads.
 """
 
-from spad.errors import DeviceError, FormatError, SpadError
-from spad.photons import SYNC, Measurement, Meta, PhotonChunk, Timing
+import os
+import sys
+
+from spad.startup import one_blas_thread
+
+# before numpy loads (spad.photons imports it): OpenBLAS reads its thread count only then
+one_blas_thread(getattr(sys, "argv", None) and sys.argv[0] or "", os.environ)
+
+from spad.errors import DeviceError, FormatError, SpadError  # noqa: E402
+from spad.photons import SYNC, Measurement, Meta, PhotonChunk, Timing  # noqa: E402
 
 __version__ = "0.1.0"
 

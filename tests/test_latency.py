@@ -3,8 +3,15 @@ measured by tests/benchmarks/bench_latency.py, never asserted (they depend on th
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
+
+from spad.startup import BLAS_THREAD_VARIABLES as BLAS_VARIABLES
+from spad.startup import one_blas_thread
 
 HEAVY = ("numba", "h5py", "lmfit", "scipy.optimize", "scipy.stats", "tqdm", "pandas",
          "matplotlib")
@@ -30,3 +37,53 @@ def test_spad_help_imports_no_heavy_module():
     code = ("from spad.app.cli import main\n"
             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass")
     assert _imported_after(code) == []
+
+
+PTU = str(Path(__file__).parent / "data" / "picoquant-sample-data" / "v20_t3.ptu")
+
+
+def _command_imports(args: list[str]) -> list[str]:
+    return _imported_after("from spad.app.cli import main\n"
+                           "import contextlib, io\n"
+                           "with contextlib.redirect_stdout(io.StringIO()):\n"
+                           f"    main({args!r})")
+
+
+def test_spad_info_of_a_ptu_imports_only_the_decoder():
+    # info decodes the records (numba kernels) and needs nothing of the analysis or HDF5
+    assert _command_imports(["info", PTU]) == ["numba"]
+
+
+def test_spad_analyze_of_one_file_imports_no_progress_bar_or_plotting():
+    # tqdm is imported only where its bar may show (more than three files); pandas and
+    # matplotlib never (lmfit's optional imports are hidden by spad.analysis.lmfit_lean)
+    imported = _command_imports(["analyze", "--jobs", "1", PTU])
+    assert not {"tqdm", "pandas", "matplotlib"} & set(imported)
+    assert "numba" in imported   # the probe sees the analysis' own imports
+
+
+def test_the_spad_program_gets_one_blas_thread_unless_the_user_chose():
+    env: dict[str, str] = {}
+    assert one_blas_thread("/home/lab/.venv/bin/spad", env)
+    assert env == {"OPENBLAS_NUM_THREADS": "1"}
+    assert one_blas_thread(r"C:\lab\venv\Scripts\spad.exe", {})
+    for chosen in ({"OMP_NUM_THREADS": "4"}, {"OPENBLAS_NUM_THREADS": "8"}):
+        env = dict(chosen)
+        assert not one_blas_thread("/usr/bin/spad", env)
+        assert env == chosen
+    env = {}
+    assert not one_blas_thread("/usr/bin/python3", env)   # spad imported as a library
+    assert env == {}
+
+
+def test_blas_has_one_thread_in_the_spad_program_as_numpy_loads():
+    # spad/__init__ must make the setting before numpy (imported by spad.photons) loads
+    # OpenBLAS, which reads it only then
+    pytest.importorskip("threadpoolctl")
+    probe = ("import sys\nsys.argv[0] = '/venv/bin/spad'\nimport spad\nimport scipy.linalg\n"
+             "import threadpoolctl\n"
+             "print(sorted({i['num_threads'] for i in threadpoolctl.threadpool_info()}))")
+    env = {k: v for k, v in os.environ.items() if k not in BLAS_VARIABLES}
+    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True,
+                         text=True, env=env)
+    assert out.stdout.split("\n")[-2] == "[1]"

@@ -208,6 +208,37 @@ def test_model_components_equal_direct_convolution_after_cached_calls(kind):
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-15)
 
 
+@pytest.mark.parametrize("kind", ["none", "gaussian", "measured"])
+def test_cached_model_is_bit_identical_to_a_fresh_one_over_jacobian_columns(kind):
+    # The model keeps several recent FFTs and components and reuses them when a point recurs
+    # (each column of a finite-difference Jacobian steps one parameter and returns to the base
+    # point): every call must give exactly the numbers a fresh model computes for that point.
+    rng = np.random.default_rng(5)
+    period, n = 50 * NS, 120
+    edges = np.linspace(0, period, n + 1)
+    irf = rng.random(n) ** 8
+    irf /= irf.sum()
+
+    def fresh() -> _Decay:
+        return _Decay(edges, period, kind, irf if kind == "measured" else None,
+                      2 * NS if kind == "none" else None)
+
+    model = fresh()
+    base = [2 * NS, 7 * NS, 19 * NS, 0.1 * NS, 4 * NS, 0.3 * NS]   # taus, shift, centre, sigma
+    points = []
+    for _ in range(3):                                  # three LM iterations
+        points.append(list(base))
+        for i in range(len(base)):                      # one column per parameter
+            stepped = list(base)
+            stepped[i] *= 1 + 1e-7
+            points += [stepped, list(base)]
+        base = [b * (1 + 0.05 * rng.standard_normal()) for b in base]
+    for *taus, shift, centre, sigma in points:
+        got = model.components(np.array(taus), shift=shift, center=centre, sigma=sigma)
+        want = fresh().components(np.array(taus), shift=shift, center=centre, sigma=sigma)
+        assert np.array_equal(got, want)
+
+
 def test_gaussian_irf_mass_wraps_around_the_period():
     period, n = 50 * NS, 500
     edges = np.linspace(0, period, n + 1)

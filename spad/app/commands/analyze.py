@@ -8,7 +8,6 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +132,9 @@ def _mapped(func: Callable[..., Any], jobs: list[tuple[str, str | None]], settin
     if args.jobs <= 1 or len(jobs) == 1:
         yield (func(p, s, settings) for p, s in jobs)
         return
+    # imported here: multiprocessing costs every spad command (all build this parser) ~7 ms
+    from concurrent.futures import ProcessPoolExecutor
+
     pool = ProcessPoolExecutor(max_workers=min(args.jobs, len(jobs)),
                                initializer=safe_output.worker_init)
     abort = True
@@ -143,9 +145,17 @@ def _mapped(func: Callable[..., Any], jobs: list[tuple[str, str | None]], settin
         safe_output.shutdown_pool(pool, abort)
 
 
-def run(args: argparse.Namespace) -> int:
+def _progress_bar(n_files: int) -> Any:
+    """A tqdm bar over more than three files (on a terminal), else None: tqdm is imported only
+    where it may show."""
+    if n_files <= 3:
+        return contextlib.nullcontext(None)
     from tqdm import tqdm
 
+    return tqdm(total=n_files, unit="file", disable=None, file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
     from spad.analysis.particle import classify_session
 
     files = [str(f) for f in args.files]
@@ -164,13 +174,13 @@ def run(args: argparse.Namespace) -> int:
     if args.report is not None:
         check_folder(args.report)  # fail before the work, not after
     results, failed = [], 0
-    with (tqdm(total=len(jobs), unit="file", disable=len(jobs) <= 3 or None,
-               file=sys.stderr) as bar, _mapped(_one, jobs, settings, args) as outs):
+    with _progress_bar(len(jobs)) as bar, _mapped(_one, jobs, settings, args) as outs:
         for out in outs:
-            bar.update()
+            if bar is not None:
+                bar.update()
             if isinstance(out, str):
                 failed += 1
-                tqdm.write(f"spad: error: {out}", file=sys.stderr)
+                (print if bar is None else bar.write)(f"spad: error: {out}", file=sys.stderr)
             else:
                 results.append(out)
     if not results:  # nothing usable: that is bad input, not a partial batch
