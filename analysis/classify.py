@@ -180,8 +180,10 @@ ClassPair = tuple[tuple[float, float], tuple[float, float]]
 
 
 def background_measured(correction: str | None) -> bool:
-    """Whether a g2 correction string says the background was measured in the recording."""
-    return bool(correction) and any(k in correction for k in ("decay floor", "dark counts"))
+    """Whether a g2 correction string says the background was measured in the recording (the
+    decay's floor, dark counts, or the correlogram's floor fitted with its error)."""
+    return bool(correction) and any(k in correction for k in ("decay floor", "dark counts",
+                                                              "fitted floor"))
 
 
 def _label(name: str) -> str:
