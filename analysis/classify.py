@@ -46,6 +46,11 @@ MODEL_PATH = Path(__file__).parent / "data" / "classifier.json"
 
 LABELS = ("monomer", "dimer")
 
+MAX_G2_ERROR = 0.5
+"""A g2(0) (raw or gated) whose standard error exceeds this carries no evidence, whatever its
+value: it cannot tell 0.08 from 0.57, and the class normals' tails would still turn a wild
+value (-1.2 +/- 0.86 for a dimer) into a decisive-looking log-odds."""
+
 NO_INFORMATION = 0.05
 """A feature whose error leaves a squared separation of the class means, in units of their
 spread plus the error, below this carries no information (reported as such)."""
@@ -83,6 +88,13 @@ class FeatureModel:
         Smallest standard error of a measured value (the feature's scale): what the
         measurement can resolve. An error below it (a steady emitter's ON fraction of 1 with
         a jackknife error of 0) is raised to it, so that no value is exact evidence.
+    steady
+        ``(share, mean, sd)``: the share of either class that does not blink, and the
+        distribution of the true quantity among them (transformed scale); ``None`` for a
+        feature that is not a blinking statistic. Both classes then are the mixture
+        ``share N(mean, sd^2) + (1 - share) N(mu_c, sigma_c^2)``, so a steady emitter, which
+        either class can be, carries no evidence of its class from its blinking statistics
+        (the class normals alone read its ON fraction of 1 as a monomer's).
     """
 
     name: str
@@ -96,6 +108,7 @@ class FeatureModel:
     group: str = ""
     systematic: float = 0.0
     floor: float = 0.0
+    steady: tuple[float, float, float] | None = None
 
     def measured(self, value: float, err: float | None,
                  correction: str | None = None) -> tuple[float, float]:
@@ -128,10 +141,17 @@ class FeatureModel:
             return 0.0
         mono, dim = classes or (self.monomer, self.dimer)
         flat = outliers / self.span
+
+        def normal(mu: float, sd: float) -> float:
+            var = sd ** 2 + err_t ** 2
+            return math.exp(-0.5 * (x_t - mu) ** 2 / var) / math.sqrt(2 * math.pi * var)
+
         lp = []
         for mu, sd in (dim, mono):
-            var = sd ** 2 + err_t ** 2
-            dens = math.exp(-0.5 * (x_t - mu) ** 2 / var) / math.sqrt(2 * math.pi * var)
+            dens = normal(mu, sd)
+            if self.steady is not None:
+                share, mu_s, sd_s = self.steady
+                dens = share * normal(mu_s, sd_s) + (1.0 - share) * dens
             lp.append(math.log((1.0 - outliers) * dens + flat))
         return lp[0] - lp[1]
 
@@ -208,7 +228,10 @@ class Classifier:
             raise ValueError(f"{path}: not a classifier of this spad version (no 'features'); "
                              "re-fit it with python -m spad.app.calibrate")
         feats = [FeatureModel(**{**f, "monomer": tuple(f["monomer"]),
-                                 "dimer": tuple(f["dimer"])}) for f in d["features"]]
+                                 "dimer": tuple(f["dimer"]),
+                                 "steady": (None if f.get("steady") is None
+                                            else tuple(f["steady"]))})
+                 for f in d["features"]]
         return cls(feats, d.get("uncertain_below", 0.95), d.get("outliers", 0.03),
                    d.get("provenance", {}))
 
@@ -238,6 +261,9 @@ class Classifier:
                 out[f.name], why[f.name] = 0.0, "not measured"
                 continue
             x_t, e_t = f.measured(float(v), values.get(f.error), values.get("g2_correction"))
+            if f.group == "g2" and math.isfinite(e_t) and e_t > MAX_G2_ERROR:
+                out[f.name], why[f.name] = 0.0, f"error above {MAX_G2_ERROR:g}"
+                continue
             measured[f.name] = (x_t, e_t)
             pair = classes.get(f.name)
             sep = (f.separation(e_t) if pair is None else

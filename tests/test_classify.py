@@ -55,11 +55,12 @@ def test_empty_evidence_gives_none() -> None:
     assert c.evidence["g2_zero"] == 0.0
     assert c.p_dimer == pytest.approx(0.5)
     assert c.label == "uncertain"
-    assert "g2_zero" in c.no_information and "error too large" in c.reason
-    # error above 0.5: never more than p = 0.9 whatever the value
+    assert "g2_zero" in c.no_information and "error above 0.5" in c.reason
+    # error above 0.5: no evidence at all whatever the value (a dimer's -1.19 +/- 0.86 gave
+    # -1.6 to the log-odds through the class normals' tails)
     for x in np.linspace(-3, 4, 29):
-        p = clf.classify({"g2_zero": x, "g2_zero_err": 0.51}).p_dimer
-        assert 0.1 < p < 0.9
+        c = clf.classify({"g2_zero": x, "g2_zero_err": 0.51})
+        assert c.evidence["g2_zero"] == 0.0 and c.p_dimer == pytest.approx(0.5)
 
 
 def test_a_value_without_an_error_carries_no_evidence() -> None:
@@ -71,9 +72,9 @@ def test_a_value_without_an_error_carries_no_evidence() -> None:
 def test_evidence_shrinks_with_the_error() -> None:
     clf = _clf()
     ev = [clf.classify({"g2_zero": 0.5, "g2_zero_err": e}).evidence["g2_zero"]
-          for e in (0.02, 0.1, 0.3, 1.0, 3.0)]
-    assert all(a > b for a, b in zip(ev, ev[1:], strict=False))
-    assert ev[-1] < 0.05
+          for e in (0.02, 0.1, 0.3, 0.45, 1.0, 3.0)]
+    assert all(a > b for a, b in zip(ev[:4], ev[1:4], strict=False))
+    assert ev[3] > 0.0 and ev[4] == ev[5] == 0.0      # no evidence above an error of 0.5
 
 
 def test_one_wild_value_cannot_decide_alone() -> None:
@@ -224,3 +225,21 @@ def test_the_on_fraction_alone_never_reaches_p_above_0_9() -> None:
             assert 0.1 <= p <= 0.9, (v, err, p)
     steady = clf.classify({"on_fraction": 1.0, "on_fraction_err": ON_FRACTION_RESOLUTION})
     assert steady.label == "uncertain"
+
+
+def test_a_steady_emitter_carries_little_blinking_evidence(tmp_path) -> None:
+    """Both classes hold non-blinking particles (spad.app.calibrate.STEADY_SHARE): with the
+    steady component in both class models an ON fraction of 1 says far less about the class
+    than the class normals alone make of it, while a blinking value keeps its evidence; the
+    component survives saving and loading."""
+    plain = FeatureModel("on_fraction", "on_fraction_err", (0.85, 0.08), (0.6, 0.1), 2.0)
+    mixed = FeatureModel("on_fraction", "on_fraction_err", (0.85, 0.08), (0.6, 0.1), 2.0,
+                         steady=(0.2, 1.0, 0.02))
+    steady_plain = plain.log_ratio(1.0, 0.05, 0.03)
+    steady_mixed = mixed.log_ratio(1.0, 0.05, 0.03)
+    assert steady_plain < -3.0 and abs(steady_mixed) < 0.5 * abs(steady_plain)
+    assert mixed.log_ratio(0.55, 0.05, 0.03) > 2.0
+    clf = Classifier([mixed])
+    clf.save(tmp_path / "c.json")
+    back = Classifier.load(tmp_path / "c.json")
+    assert back.model("on_fraction").steady == (0.2, 1.0, 0.02)
