@@ -457,8 +457,11 @@ def fit_classifier(train: list[dict[str, Any]], outliers: float = 0.03,
 
     # Training reference: the median measured peak of the training monomers (in use, the
     # session's mixture sets it).
+    # (finite peaks only: one spectrum without a peak made the median NaN, and with it every
+    # red shift, so that the red shift silently dropped out of the model)
     ref = float(np.median([p["result"].spectrum.peak_ev for p in train
-                           if p["kind"] == "monomer" and p["result"].spectrum is not None]))
+                           if p["kind"] == "monomer" and p["result"].spectrum is not None
+                           and math.isfinite(p["result"].spectrum.peak_ev)]))
     rows = _rows(train, ref)
     y = np.array([p["kind"] == "dimer" for p in train])
     steady_all = np.array([is_steady(p["seed"]) for p in train])
