@@ -418,7 +418,7 @@ MIN_SPREAD: dict[str, float] = {
     "g2_zero": 0.03, "g2_zero_gated": 0.03,
     "lifetime_ns": 0.1,            # 10 % particle to particle (log scale)
     # blinking statistics spread from dot to dot beyond what the simulated population holds
-    "on_fraction": 0.1, "intensity_excess_var": 0.2,
+    "on_fraction": 0.15, "intensity_excess_var": 0.2,
     # single-particle line widths at room temperature span 60-80 meV
     "fwhm_mev": 5.0, "shift_mev": 5.0,
 }
