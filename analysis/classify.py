@@ -316,11 +316,11 @@ class Classifier:
 
     def _bunched(self, values: Mapping[str, float | None]) -> str | None:
         """Why neither class applies, where a g2(0) lies above 1 by more than
-        :data:`BUNCHED_SIGMA` standard errors. Independent emitters, each antibunched, give g2(0) = (sum of I_i^2 g_i + the
-        cross terms) / (sum of I_i)^2 < 1 (docs/physics.md, "Two emitters in one focus"; N
-        equal ones 1 - 1/N at most), so a monomer and a dimer of quantum dots both stay below
-        1, and such light is bunched (background, an aggregate, or a detector pair that does
-        not see one particle)."""
+        :data:`BUNCHED_SIGMA` standard errors. Independent emitters, each antibunched, give
+        g2(0) = (sum of I_i^2 g_i + the cross terms) / (sum of I_i)^2 < 1 (docs/physics.md,
+        "Two emitters in one focus"; N equal ones 1 - 1/N at most), so a monomer and a dimer
+        of quantum dots both stay below 1, and such light is bunched (background, an
+        aggregate, or a detector pair that does not see one particle)."""
         for f in self.features:
             if not f.name.startswith("g2_zero"):
                 continue
