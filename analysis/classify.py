@@ -46,6 +46,18 @@ MODEL_PATH = Path(__file__).parent / "data" / "classifier.json"
 
 LABELS = ("monomer", "dimer")
 
+MAX_G2_ERROR = 0.5
+"""A g2(0) (raw or gated) whose standard error exceeds this carries no evidence, whatever its
+value: it cannot tell 0.08 from 0.57, and the class normals' tails would still turn a wild
+value (-1.2 +/- 0.86 for a dimer) into a decisive-looking log-odds."""
+
+BUNCHED_SIGMA = 2.0
+"""A g2(0) this many standard errors above 1 is light neither class gives: no verdict. Two,
+not three: the public v30_t2.ptu reads 1.55 +/- 0.19 (2.8 standard errors) once the
+correlogram fit measures its floor, and its blinking statistics alone would call it a dimer
+at p = 0.999; a dimer (g2(0) ~ 0.57) measured there is 5 standard errors off, and no particle
+of the held-out simulated populations lies between 2 and 3 standard errors above 1."""
+
 NO_INFORMATION = 0.05
 """A feature whose error leaves a squared separation of the class means, in units of their
 spread plus the error, below this carries no information (reported as such)."""
@@ -83,6 +95,13 @@ class FeatureModel:
         Smallest standard error of a measured value (the feature's scale): what the
         measurement can resolve. An error below it (a steady emitter's ON fraction of 1 with
         a jackknife error of 0) is raised to it, so that no value is exact evidence.
+    steady
+        ``(share, mean, sd)``: the share of either class that does not blink, and the
+        distribution of the true quantity among them (transformed scale); ``None`` for a
+        feature that is not a blinking statistic. Both classes then are the mixture
+        ``share N(mean, sd^2) + (1 - share) N(mu_c, sigma_c^2)``, so a steady emitter, which
+        either class can be, carries no evidence of its class from its blinking statistics
+        (the class normals alone read its ON fraction of 1 as a monomer's).
     """
 
     name: str
@@ -96,6 +115,7 @@ class FeatureModel:
     group: str = ""
     systematic: float = 0.0
     floor: float = 0.0
+    steady: tuple[float, float, float] | None = None
 
     def measured(self, value: float, err: float | None,
                  correction: str | None = None) -> tuple[float, float]:
@@ -128,10 +148,17 @@ class FeatureModel:
             return 0.0
         mono, dim = classes or (self.monomer, self.dimer)
         flat = outliers / self.span
+
+        def normal(mu: float, sd: float) -> float:
+            var = sd ** 2 + err_t ** 2
+            return math.exp(-0.5 * (x_t - mu) ** 2 / var) / math.sqrt(2 * math.pi * var)
+
         lp = []
         for mu, sd in (dim, mono):
-            var = sd ** 2 + err_t ** 2
-            dens = math.exp(-0.5 * (x_t - mu) ** 2 / var) / math.sqrt(2 * math.pi * var)
+            dens = normal(mu, sd)
+            if self.steady is not None:
+                share, mu_s, sd_s = self.steady
+                dens = share * normal(mu_s, sd_s) + (1.0 - share) * dens
             lp.append(math.log((1.0 - outliers) * dens + flat))
         return lp[0] - lp[1]
 
@@ -180,8 +207,10 @@ ClassPair = tuple[tuple[float, float], tuple[float, float]]
 
 
 def background_measured(correction: str | None) -> bool:
-    """Whether a g2 correction string says the background was measured in the recording."""
-    return bool(correction) and any(k in correction for k in ("decay floor", "dark counts"))
+    """Whether a g2 correction string says the background was measured in the recording (the
+    decay's floor, dark counts, or the correlogram's floor fitted with its error)."""
+    return bool(correction) and any(k in correction for k in ("decay floor", "dark counts",
+                                                              "fitted floor"))
 
 
 def _label(name: str) -> str:
@@ -206,7 +235,10 @@ class Classifier:
             raise ValueError(f"{path}: not a classifier of this spad version (no 'features'); "
                              "re-fit it with python -m spad.app.calibrate")
         feats = [FeatureModel(**{**f, "monomer": tuple(f["monomer"]),
-                                 "dimer": tuple(f["dimer"])}) for f in d["features"]]
+                                 "dimer": tuple(f["dimer"]),
+                                 "steady": (None if f.get("steady") is None
+                                            else tuple(f["steady"]))})
+                 for f in d["features"]]
         return cls(feats, d.get("uncertain_below", 0.95), d.get("outliers", 0.03),
                    d.get("provenance", {}))
 
@@ -236,6 +268,9 @@ class Classifier:
                 out[f.name], why[f.name] = 0.0, "not measured"
                 continue
             x_t, e_t = f.measured(float(v), values.get(f.error), values.get("g2_correction"))
+            if f.group == "g2" and math.isfinite(e_t) and e_t > MAX_G2_ERROR:
+                out[f.name], why[f.name] = 0.0, f"error above {MAX_G2_ERROR:g}"
+                continue
             measured[f.name] = (x_t, e_t)
             pair = classes.get(f.name)
             sep = (f.separation(e_t) if pair is None else
@@ -280,17 +315,17 @@ class Classifier:
         return Classification(label, p_likely, p, ev, model, reason, inputs, none)
 
     def _bunched(self, values: Mapping[str, float | None]) -> str | None:
-        """Why neither class applies, where a g2(0) lies above 1 by more than three standard
-        errors. Independent emitters, each antibunched, give g2(0) = (sum of I_i^2 g_i + the
-        cross terms) / (sum of I_i)^2 < 1 (docs/physics.md, "Two emitters in one focus"; N
-        equal ones 1 - 1/N at most), so a monomer and a dimer of quantum dots both stay below
-        1, and such light is bunched (background, an aggregate, or a detector pair that does
-        not see one particle)."""
+        """Why neither class applies, where a g2(0) lies above 1 by more than
+        :data:`BUNCHED_SIGMA` standard errors. Independent emitters, each antibunched, give
+        g2(0) = (sum of I_i^2 g_i + the cross terms) / (sum of I_i)^2 < 1 (docs/physics.md,
+        "Two emitters in one focus"; N equal ones 1 - 1/N at most), so a monomer and a dimer
+        of quantum dots both stay below 1, and such light is bunched (background, an
+        aggregate, or a detector pair that does not see one particle)."""
         for f in self.features:
             if not f.name.startswith("g2_zero"):
                 continue
             v, e = _finite(values.get(f.name)), _finite(values.get(f.error))
-            if v is not None and e is not None and v - 3.0 * e > 1.0:
+            if v is not None and e is not None and v - BUNCHED_SIGMA * e > 1.0:
                 return (f"{_label(f.name)} {v:.2f} ± {e:.2f} is above 1: neither a single dot "
                         "nor a dimer of independent emitters (their g2(0) is at most 1 - 1/N)")
         return None

@@ -65,8 +65,8 @@ class CorrelogramFit:
         Fitted pairs in the centre peak and in each side peak.
     lifetime_s, lifetime_err_s
         Lifetime of the fitted peak shape.
-    floor_per_bin
-        The fixed floor, pairs per bin of the fit.
+    floor_per_bin, floor_err_per_bin
+        The floor, pairs per bin of the fit, and its standard error (0 where it was fixed).
     chi2_reduced
         Pearson chi-square per degree of freedom.
     n_peaks, bin_width_s
@@ -90,6 +90,7 @@ class CorrelogramFit:
     bin_width_s: float
     period_s: float
     shape: str = "exponential"
+    floor_err_per_bin: float = 0.0
 
 
 def _cdf(x: np.ndarray, tau: float) -> np.ndarray:
@@ -179,7 +180,8 @@ def measured_shape(h_a: np.ndarray, h_b: np.ndarray, width_s: float, period_s: f
 
 def fit_correlogram(correlation: Correlation, period_s: float, centre_lag_s: float,
                     floor_hz: float = 0.0, lifetime_s: float | None = None,
-                    shape: tuple[np.ndarray, np.ndarray] | None = None) -> CorrelogramFit:
+                    shape: tuple[np.ndarray, np.ndarray] | None = None,
+                    free_floor: bool = False) -> CorrelogramFit:
     """Fit the whole correlogram with the pulsed model (see the module notes).
 
     Parameters
@@ -195,6 +197,10 @@ def fit_correlogram(correlation: Correlation, period_s: float, centre_lag_s: flo
     shape
         The measured peak shape, ``(edges_s, cdf)`` of :func:`measured_shape`: then only the
         areas are fitted (``lifetime_s`` is reported as the shape's lifetime).
+    free_floor
+        Fit the floor too (``floor_hz`` ignored): for a recording whose background was not
+        measured. Between separate peaks the flat stretch measures it; where the peaks overlap
+        it trades off against their tails, and the Fisher error of g2(0) says by how much.
 
     Raises
     ------
@@ -223,7 +229,7 @@ def fit_correlogram(correlation: Correlation, period_s: float, centre_lag_s: flo
     width = float(edges[1] - edges[0])
     if counts.sum() <= 0:
         raise ValueError("the correlogram holds no pairs")
-    floor = max(float(floor_hz), 0.0) * width
+    floor = 0.0 if free_floor else max(float(floor_hz), 0.0) * width
 
     def design(log_tau: float) -> np.ndarray:
         if shape is not None:
@@ -234,19 +240,32 @@ def fit_correlogram(correlation: Correlation, period_s: float, centre_lag_s: flo
         peaks = np.arange(k_lo - reach, k_hi + reach + 1)
         m = peak_matrix(edges, centre_lag_s, period, tau, peaks)
         is_c = peaks == 0
-        return np.column_stack([m[:, is_c][:, 0], m[:, ~is_c].sum(axis=1)])
+        return with_floor(np.column_stack([m[:, is_c][:, 0], m[:, ~is_c].sum(axis=1)]))
+
+    def with_floor(x: np.ndarray) -> np.ndarray:
+        # a free floor is one more linear parameter: a column of ones (pairs per bin)
+        return np.column_stack([x, np.ones(n)]) if free_floor else x
+
+    lower = np.array([0.0, 1e-9, 0.0][:2 + free_floor])
 
     def areas(x: np.ndarray) -> tuple[np.ndarray, float]:
-        """Poisson maximum likelihood of (A_0, A) for a fixed shape: the model is linear in
-        them, so Newton steps (iteratively reweighted least squares) converge in a few."""
-        a = np.array([0.5, 1.0]) * max(float(counts.sum() - floor * n), 1.0) / max(
+        """Poisson maximum likelihood of (A_0, A[, F]) for a fixed shape: the model is linear
+        in them, so Newton steps (iteratively reweighted least squares) converge in a few."""
+        total = max(float(counts.sum() - floor * n), 1.0)
+        a = np.array([0.5, 1.0]) * total / max(
             float(x[:, 1].sum()) + 0.5 * float(x[:, 0].sum()), 1e-9)
-        for _ in range(50):
+        if free_floor:
+            a = np.append(0.8 * a, 0.2 * total / n)
+        k = a.size
+        for _ in range(100):
             mu = np.maximum(floor + x @ a, 1e-12)
             grad = x.T @ (counts / mu - 1.0)
-            hess = (x / mu[:, None] ** 2 * counts[:, None]).T @ x + 1e-12 * np.eye(2)
+            # the expected information (Fisher scoring), not the observed one: with a few
+            # pairs in thousands of bins the observed one is near singular and the steps
+            # overshoot (a dimer with 12 pairs ended at A ~ 17 x its area, g2(0) 0 +/- 0.04)
+            hess = (x / mu[:, None]).T @ x + 1e-12 * np.eye(k)
             step = np.linalg.solve(hess, grad)
-            new = np.maximum(a + step, [0.0, 1e-9])
+            new = np.maximum(a + step, lower)
             if np.all(np.abs(new - a) <= 1e-9 * np.maximum(np.abs(a), 1.0)):
                 a = new
                 break
@@ -264,7 +283,7 @@ def fit_correlogram(correlation: Correlation, period_s: float, centre_lag_s: flo
         peaks = np.arange(k_lo + k0 - reach, k_hi + k0 + reach + 1)
         m = peak_fractions(s_edges, s_cdf, edges[:-1], edges[1:], peaks, period)
         is_c = peaks == k0
-        measured = np.column_stack([m[:, is_c][:, 0], m[:, ~is_c].sum(axis=1)])
+        measured = with_floor(np.column_stack([m[:, is_c][:, 0], m[:, ~is_c].sum(axis=1)]))
         log_tau = math.log(lifetime_s) if lifetime_s else 0.0
     elif lifetime_s is not None:
         log_tau = math.log(lifetime_s)
@@ -279,29 +298,34 @@ def fit_correlogram(correlation: Correlation, period_s: float, centre_lag_s: flo
                               method="bounded", options={"xatol": 1e-3})
         log_tau = float(res.x)
     x = design(log_tau)
-    (a0, a), _ = areas(x)
-    mu = np.maximum(floor + x @ np.array([a0, a]), 1e-12)
+    theta, _ = areas(x)
+    a0, a = float(theta[0]), float(theta[1])
+    f_fit = float(theta[2]) if free_floor else floor
+    mu = np.maximum(floor + x @ theta, 1e-12)
     # Fisher information of the Poisson likelihood, sum_j (dmu_j/dθ)(dmu_j/dθ)^T / mu_j, over
-    # (A_0, A, log τ); the τ column by a central difference
+    # (A_0, A[, F], log τ); the τ column by a central difference
     h = 1e-4
-    dmu_dlt = (design(log_tau + h) - design(log_tau - h)) @ np.array([a0, a]) / (2 * h)
-    jac = np.column_stack([x, dmu_dlt]) if lifetime_s is None and shape is None else x
+    dmu_dlt = (design(log_tau + h) - design(log_tau - h)) @ theta / (2 * h)
+    fit_tau = lifetime_s is None and shape is None
+    jac = np.column_stack([x, dmu_dlt]) if fit_tau else x
     info = jac.T @ (jac / mu[:, None])
     try:
         cov = np.linalg.inv(info)
     except np.linalg.LinAlgError:
         cov = np.linalg.pinv(info)
     g2 = a0 / a
-    grad = np.array([1.0 / a, -a0 / a ** 2, 0.0])[:jac.shape[1]]
+    grad = np.zeros(jac.shape[1])
+    grad[:2] = (1.0 / a, -a0 / a ** 2)
     # at least one pair's worth of Poisson error in the centre peak: a centre area fitted to
     # the bound 0 under a model that puts almost nothing there has a Fisher error near 0
     var = max(float(grad @ cov @ grad), max(a0, 1.0) / a ** 2)
     chi2 = float(np.sum((counts - mu) ** 2 / mu)) / max(n - jac.shape[1], 1)
     tau = math.exp(log_tau) if shape is None or lifetime_s else math.nan
-    tau_err = (tau * math.sqrt(max(float(cov[2, 2]), 0.0)) if jac.shape[1] == 3 else 0.0)
-    return CorrelogramFit(float(g2), math.sqrt(max(var, 0.0)), float(a0), float(a), tau,
-                          tau_err, floor, chi2, int(k_hi - k_lo), width, period,
-                          "exponential" if shape is None else "measured decays")
+    tau_err = tau * math.sqrt(max(float(cov[-1, -1]), 0.0)) if fit_tau else 0.0
+    floor_err = math.sqrt(max(float(cov[2, 2]), 0.0)) if free_floor else 0.0
+    return CorrelogramFit(float(g2), math.sqrt(max(var, 0.0)), a0, a, tau,
+                          tau_err, f_fit, chi2, int(k_hi - k_lo), width, period,
+                          "exponential" if shape is None else "measured decays", floor_err)
 
 
 def floor_rate(correlation: Correlation, background_hz: tuple[float, float] | None) -> float:

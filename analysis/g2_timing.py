@@ -39,6 +39,11 @@ NOISE_FACTOR = 25.0
 """A spectral line counts only above this many times the Poisson noise power (false-alarm
 probability e^-25 per frequency for exponentially distributed noise power)."""
 
+SUBHARMONIC = 0.2
+"""A candidate line whose odd multiples hold less than this share of its even multiples' mean
+power is half the comb's fundamental, not a comb of its own: a true comb's harmonics fade with
+their order (broad peaks), so its odd multiples (the fundamental first) are the strong ones."""
+
 
 @dataclass(frozen=True)
 class PeriodFit:
@@ -170,6 +175,11 @@ def find_period(correlation: Correlation, min_period_s: float | None = None,
         # power half a fundamental either side (a smooth feature decreases through f0 / 2)
         local = float(on[0] / max(off[0], _at(freqs, power, 1.5 * f0, half), noise))
         if ratio < 10.0 and local < 5.0:
+            continue
+        if len(on) >= 2 and np.mean(on[0::2]) < SUBHARMONIC * np.mean(on[1::2]):
+            # half the true fundamental: its even multiples are the comb's lines, its odd
+            # ones only the broadband power of an emptied or raised zero-delay peak (a dimer
+            # at 5 MHz in T2 was read at 400 ns, g2(0) 1.02 for a true 0.57)
             continue
         ratio = max(ratio, local)
         period = 1.0 / f0
@@ -365,6 +375,12 @@ N_SIGMA_FORBIDDEN = 3.0
 """A g2(0) this many standard errors below zero is not reported (photon statistics forbid
 negative values; it means an over-corrected background or a wrong peak)."""
 
+OVERLAP_LIFETIMES = 4.0
+"""Periods shorter than this many (intensity-weighted) lifetimes send g2(0) to the correlogram
+fit: the lag windows' tail correction left simulated monomers at 17-18 MHz with 16-19 ns
+decays (3-3.7 lifetimes per period) 0.06-0.12 high, up to 3.7 standard errors, where the fit
+of the whole correlogram was within its error."""
+
 
 def _rebin(c: Correlation, width_s: float) -> Correlation:
     """Sum an odd number of bins, so that lag 0 stays a bin centre."""
@@ -526,12 +542,18 @@ def analyze_g2(correlation: Correlation, stated_period_s: float | None = None, *
                           decay_usable, tuple(notes))
     if res.note:
         notes.append(res.note)
-    if lifetime_s is not None and res.trusted and period < 3 * lifetime_s:
+    if lifetime_s is not None and res.trusted and period < OVERLAP_LIFETIMES * lifetime_s:
         notes.append(f"the decay ({lifetime_s * 1e9:.1f} ns) is not over within the laser "
-                     f"period ({period * 1e9:.1f} ns < 3 lifetimes): the coincidence peaks "
-                     "overlap and g2(0) from peak areas cannot be trusted (raw ratio kept)")
+                     f"period ({period * 1e9:.1f} ns < {OVERLAP_LIFETIMES:g} lifetimes): the "
+                     "coincidence peaks overlap and g2(0) from peak areas cannot be trusted "
+                     "(raw ratio kept)")
         res = replace(res, g2=math.nan, g2_err=math.nan, trusted=False)
-    fitted = _correlogram_fit(correlation, period, zp.lag_s, res, background_hz, lifetime_s,
+    # the OFF level's rate is only an upper bound on the background (an emitting OFF state
+    # counts with it): without delay histograms (T2 without sync) the correlogram's own floor,
+    # fitted, is the better measure
+    no_shape = decay is None or not decay_usable
+    measured_bg = None if background_source == "off level" and no_shape else background_hz
+    fitted = _correlogram_fit(correlation, period, zp.lag_s, res, measured_bg, lifetime_s,
                               notes, decay if decay_usable else None)
     if fitted is not None:
         res, val = fitted
@@ -556,7 +578,10 @@ def _correlogram_fit(correlation: Correlation, period: float, centre: float, res
     coincidence peaks overlap: the window result with the fitted value, and the value to
     report; ``None`` where the window ratio stands. With the detectors' delay histograms and
     the decay's lifetime the peak shape is built from them, else it is a fitted two-sided
-    exponential."""
+    exponential. Without delay histograms and without a measured background (T2 without
+    sync) the floor is fitted too, with its error in g2(0)'s, and the fit always stands: the
+    window ratio would carry the unknown floor uncorrected (or one over-corrected by an
+    upper bound such as the OFF level's rate)."""
     from spad.analysis.g2 import decay_rows
     from spad.analysis.g2_fit import fit_correlogram, floor_rate, measured_shape, use_fit
 
@@ -564,6 +589,7 @@ def _correlogram_fit(correlation: Correlation, period: float, centre: float, res
     if res.trusted and corrected:
         return None
     floor = floor_rate(correlation, background_hz)
+    free = background_hz is None and decay is None
     fit = None
     if decay is not None and lifetime_s:
         try:
@@ -577,7 +603,7 @@ def _correlogram_fit(correlation: Correlation, period: float, centre: float, res
             notes.append(f"correlogram fit with the measured peak shape failed ({exc}): "
                          "exponential peak shape")
     try:
-        expo = fit_correlogram(correlation, period, centre, floor, None)
+        expo = fit_correlogram(correlation, period, centre, floor, None, free_floor=free)
     except ValueError as exc:
         expo = None
         if fit is None:
@@ -592,19 +618,26 @@ def _correlogram_fit(correlation: Correlation, period: float, centre: float, res
                          f"correlogram (chi2/dof {fit.chi2_reduced:.1f} against "
                          f"{expo.chi2_reduced:.1f} for an exponential shape): exponential")
         fit = expo
-    if not use_fit(res, corrected, fit):
+    if not free and not use_fit(res, corrected, fit):
         return None
     floor_text = ("fixed by the measured background" if background_hz is not None else
+                  f"fitted, {fit.floor_per_bin:.3g} +/- {fit.floor_err_per_bin:.2g} pairs per "
+                  f"{fit.bin_width_s * 1e9:.3g} ns bin" if free else
                   "zero (no background measured)")
     shape_note = ("peak shape from the detectors' delay histograms (lifetime "
                   f"{fit.lifetime_s * 1e9:.1f} ns beyond the period)"
                   if fit.shape == "measured decays" else
                   f"exponential peak shape of lifetime {fit.lifetime_s * 1e9:.1f} ns")
-    notes.append(f"g2(0) from a fit of the whole correlogram (the coincidence peaks overlap): "
+    why = ("the coincidence peaks overlap" if not res.trusted or use_fit(res, corrected, fit)
+           else "no background measured: the fit measures the uncorrelated floor")
+    notes.append(f"g2(0) from a fit of the whole correlogram ({why}): "
                  f"{fit.g2:.3f} +/- {fit.g2_err:.3f}, {shape_note}, floor {floor_text}, "
                  f"chi2/dof {fit.chi2_reduced:.2f}")
-    out = replace(res, g2=fit.g2, g2_err=fit.g2_err,
-                  correction="+".join(x for x in (res.correction, "correlogram fit")
+    kept = res.correction if not free else "+".join(
+        x for x in res.correction.split("+") if x != "off level")
+    out = replace(res, g2=fit.g2, g2_err=fit.g2_err, trusted=True,
+                  correction="+".join(x for x in (kept, "correlogram fit",
+                                                  "fitted floor" if free else "")
                                       if x and x != "none"))
     return out, checked(fit.g2, fit.g2_err, "g2(0)", notes)
 

@@ -43,7 +43,7 @@ from spad.analysis.decay_window import DecayWindow, decay_window
 from spad.analysis.flid import FLIDHistogram
 from spad.analysis.g2 import pulse_delays
 from spad.analysis.g2_background import drop_uncorrected, g2_background, gated_background
-from spad.analysis.g2_pairs import sync_pair_g2
+from spad.analysis.g2_pairs import MAX_LABEL_BIAS, label_bias, sync_pair_g2
 from spad.analysis.g2_timing import (
     analyze_g2,
     check_gated,
@@ -457,10 +457,12 @@ def g2_step(out: PhotonAnalysis, acc: Accumulated, photons: KeptPhotons | None,
     if out.correlation is None:
         out.correlation = acc.correlation.result()
     stated = acc.timing.sync_period if acc.pulsed else None
+    # the fitted decay even where its lifetime is not reported (longer than the period, or
+    # residuals failing the Durbin-Watson test): that is where the peaks overlap most
+    tau_s = (out.lifetime_all.tau_intensity_mean if out.lifetime_all is not None
+             else None if out.lifetime_ns is None else out.lifetime_ns * 1e-9)
     res = analyze_g2(out.correlation, stated, decay=out.decay if acc.pulsed else None,
-                     delay_s=s.delay_s, cw_bin_s=s.cw_bin_s,
-                     lifetime_s=(None if out.lifetime_all_ns is None
-                                 else out.lifetime_all_ns * 1e-9), **background)
+                     delay_s=s.delay_s, cw_bin_s=s.cw_bin_s, lifetime_s=tau_s, **background)
     out.g2_analysis = res
     out.notes.extend(res.notes)
     out.g2_excitation, out.g2_period_s = res.excitation, res.period_s
@@ -469,11 +471,21 @@ def g2_step(out: PhotonAnalysis, acc: Accumulated, photons: KeptPhotons | None,
     if res.pulsed is None:
         return
     g2 = res.pulsed
+    bias = (label_bias(res.period_s, out.pulse_delay_s or {}, tau_s)
+            if res.period_s else None)
     if (acc.timing.is_t3 and photons is not None and res.decay_usable
             and g2.trusted and res.g2_zero is not None):
-        # T3 photons carry their pulse: count the pairs by sync label, no peak-shape model
-        g2 = sync_pair_g2(photons.sync_pairs(*s.detectors), g2)
-        out.g2_zero, out.g2_zero_err = g2.g2, g2.g2_err
+        if bias is not None and bias <= MAX_LABEL_BIAS:
+            # T3 photons carry their pulse: count the pairs by sync label, no peak-shape model
+            g2 = sync_pair_g2(photons.sync_pairs(*s.detectors), g2)
+            out.g2_zero, out.g2_zero_err = g2.g2, g2.g2_err
+        else:
+            out.notes.append(
+                "g2(0) not from the pairs counted by sync label: " + (
+                    "no decay fit tells how many photons arrive after the next sync"
+                    if bias is None else
+                    f"the decay runs past the next sync, so photons of neighbouring pulses "
+                    f"share a label (would bias g2(0) up by up to {bias:.2f})"))
     out.g2 = g2
     out.g2_zero_delay_s = res.zero.lag_s if res.zero is not None else None
     out.g2_zero_raw, out.g2_zero_raw_err = g2.g2_raw, g2.g2_raw_err
@@ -497,7 +509,8 @@ def g2_step(out: PhotonAnalysis, acc: Accumulated, photons: KeptPhotons | None,
     except ValueError as exc:
         out.notes.append(f"gated g2 failed: {exc}")
         return
-    if acc.timing.is_t3 and g2g.trusted and math.isfinite(g2g.g2):
+    if (acc.timing.is_t3 and g2g.trusted and math.isfinite(g2g.g2) and bias is not None
+            and bias <= MAX_LABEL_BIAS):
         # the gated photons' pairs counted by sync label, as the ungated g2(0)
         g2g = sync_pair_g2(photons.sync_pairs(*s.detectors, out.pulse_delay_s, s.gate_s), g2g)
     value, notes = check_gated(g2g, kept)

@@ -193,9 +193,10 @@ def v30_records() -> dict[str, dict]:
 
 def test_v30_t2_gets_a_g2_and_the_note(v30_records) -> None:
     rec = v30_records["auto"]
-    # no sync in this T2 file and peaks 12.5 ns apart: the correlogram fit (the window ratio
-    # gave 1.14, within 1.4 of the fit's standard errors)
-    assert rec["g2_zero"] == pytest.approx(1.24, abs=0.05) and rec["g2_zero_err"] < 0.1
+    # no sync in this T2 file and peaks 12.5 ns apart: the correlogram fit, its floor fitted
+    # (nothing measures the background here; with the floor at zero it read 1.24 +/- 0.07,
+    # the window ratio 1.14)
+    assert rec["g2_zero"] == pytest.approx(1.55, abs=0.05) and rec["g2_zero_err"] < 0.25
     # light bunched beyond what any number of independent emitters gives: no verdict
     assert rec["classification"]["label"] == "uncertain"
     assert "is above 1" in rec["classification"]["reason"]

@@ -115,11 +115,12 @@ def test_detector_on_the_sync_input_pulsed_from_the_correlogram() -> None:
     assert r.lifetime_ns is None and r.g2_cw is None
     assert r.g2_excitation == "pulsed"
     assert r.g2_period_s == pytest.approx(12.539e-9, rel=1e-3)
-    assert 0.9 < r.g2_zero < 1.4 and r.g2_zero_err < 0.1
+    assert 1.2 < r.g2_zero < 1.9 and r.g2_zero_err < 0.25
     # its dimmest level (48 kcps for 0.1 s) is no dark background level: no background
-    # correction; the overlapping peaks are fitted as a whole (raw window ratio 1.14, the fit
-    # 1.24 +/- 0.07 with a 4.4 ns peak shape)
-    assert r.g2_correction == "correlogram fit"
+    # correction; the overlapping peaks are fitted as a whole with the floor, which nothing
+    # measures here (raw window ratio 1.14; the fit 1.24 +/- 0.07 with the floor at zero,
+    # 1.55 +/- 0.19 with it fitted)
+    assert r.g2_correction == "correlogram fit+fitted floor"
     assert any("overlap" in n for n in r.notes)
 
 

@@ -103,6 +103,13 @@ fused dimers are grown from such dots; without them in the population an ON frac
 would look like proof of a monomer. The share is a modelling choice, not a measured one."""
 
 
+def is_steady(seed: int) -> bool:
+    """Whether the particle of ``seed`` is drawn without blinking (share :data:`STEADY_SHARE`;
+    drawn apart from the particle's own random stream, so every other draw of the seed stays
+    what it was)."""
+    return bool(np.random.default_rng([seed, 0x57EAD]).random() < STEADY_SHARE)
+
+
 def build_particle(kind: str, seed: int, cond: dict[str, Any]) -> tuple[Any, Any]:
     """Emitters and detection for one particle under ``cond`` (see :func:`conditions`); a
     share :data:`STEADY_SHARE` of them does not blink."""
@@ -113,8 +120,7 @@ def build_particle(kind: str, seed: int, cond: dict[str, Any]) -> tuple[Any, Any
 
     rng = np.random.default_rng(seed)
     neck = float(rng.uniform(5.6, 6.3)) if kind == "dimer" else None
-    # drawn apart from rng, so every other draw of this seed stays what it was
-    steady = bool(np.random.default_rng([seed, 0x57EAD]).random() < STEADY_SHARE)
+    steady = is_steady(seed)
     if kind == "monomer":
         e = monomer(blinking=not steady, rng=rng)
     else:
@@ -412,7 +418,7 @@ MIN_SPREAD: dict[str, float] = {
     "g2_zero": 0.03, "g2_zero_gated": 0.03,
     "lifetime_ns": 0.1,            # 10 % particle to particle (log scale)
     # blinking statistics spread from dot to dot beyond what the simulated population holds
-    "on_fraction": 0.05, "intensity_excess_var": 0.2,
+    "on_fraction": 0.15, "intensity_excess_var": 0.2,
     # single-particle line widths at room temperature span 60-80 meV
     "fwhm_mev": 5.0, "shift_mev": 5.0,
 }
@@ -451,16 +457,20 @@ def fit_classifier(train: list[dict[str, Any]], outliers: float = 0.03,
 
     # Training reference: the median measured peak of the training monomers (in use, the
     # session's mixture sets it).
+    # (finite peaks only: one spectrum without a peak made the median NaN, and with it every
+    # red shift, so that the red shift silently dropped out of the model)
     ref = float(np.median([p["result"].spectrum.peak_ev for p in train
-                           if p["kind"] == "monomer" and p["result"].spectrum is not None]))
+                           if p["kind"] == "monomer" and p["result"].spectrum is not None
+                           and math.isfinite(p["result"].spectrum.peak_ev)]))
     rows = _rows(train, ref)
     y = np.array([p["kind"] == "dimer" for p in train])
+    steady_all = np.array([is_steady(p["seed"]) for p in train])
     models = []
     for name in (*PHOTON_FEATURES, *SPECTRUM_FEATURES):
         base = FeatureModel(name, FEATURE_ERRORS[name], (0.0, 1.0), (0.0, 1.0), 1.0,
                             **FEATURE_SETUP.get(name, {}))
-        xs, es, ys, meas = [], [], [], []
-        for row, is_d in zip(rows, y, strict=True):
+        xs, es, ys, meas, st = [], [], [], [], []
+        for row, is_d, steady in zip(rows, y, steady_all, strict=True):
             v, e = row.get(name), row.get(base.error)
             if v is None or e is None or not (math.isfinite(v) and math.isfinite(e)):
                 continue
@@ -469,15 +479,18 @@ def fit_classifier(train: list[dict[str, Any]], outliers: float = 0.03,
             es.append(e_t)
             ys.append(is_d)
             meas.append(background_measured(row.get("g2_correction")))
+            st.append(steady)
         x, e, yy = np.array(xs), np.array(es), np.array(ys, bool)
         meas_a = np.array(meas, bool)
+        st_a = np.array(st, bool)
         # a value known to worse than 5 times the population's interquartile range says
         # nothing about the classes, and one wild value (a T2 fit's g2(0) of 1e10 +/- 1e19)
         # would set the outlier span and wreck the class fits
         if x.size:
             q25, q75 = np.quantile(x, [0.25, 0.75])
             useful = e < 5.0 * max(float(q75 - q25), 1e-9)
-            x, e, yy, meas_a = x[useful], e[useful], yy[useful], meas_a[useful]
+            x, e, yy, meas_a, st_a = (x[useful], e[useful], yy[useful], meas_a[useful],
+                                      st_a[useful])
         if yy.sum() < 5 or (~yy).sum() < 5:
             continue
         lo, hi = np.quantile(x, [0.005, 0.995])
@@ -488,6 +501,12 @@ def fit_classifier(train: list[dict[str, Any]], outliers: float = 0.03,
         ok = meas_a if name in SYSTEMATIC_FEATURES else np.ones(x.size, bool)
         if min((ok & yy).sum(), (ok & ~yy).sum()) < 5:
             ok = np.ones(x.size, bool)
+        if name in STEADY_FEATURES and st_a.sum() >= 5:
+            # the steady particles of both classes are one component of each class's
+            # mixture; the class normals describe the blinking rest
+            mu_s, sd_s = fit_class(x[st_a], e[st_a], outliers, base.span)
+            base.steady = (STEADY_SHARE, mu_s, max(sd_s, floor))
+            ok = ok & ~st_a
         for cls, sel in (("monomer", ~yy & ok), ("dimer", yy & ok)):
             mu, sd = fit_class(x[sel], e[sel], outliers, base.span)
             setattr(base, cls, (mu, max(sd, floor)))
@@ -501,6 +520,10 @@ def fit_classifier(train: list[dict[str, Any]], outliers: float = 0.03,
     clf.provenance = {"train_reference_ev": ref}
     return clf
 
+
+STEADY_FEATURES = ("on_fraction", "intensity_excess_var")
+"""Blinking statistics: modelled per class as a mixture of the steady share (the same in both
+classes, :data:`STEADY_SHARE`) and the blinking rest (FeatureModel.steady)."""
 
 SYSTEMATIC_FEATURES = ("g2_zero", "g2_zero_gated")
 """Features whose error gets a systematic term when the background was not measured."""
