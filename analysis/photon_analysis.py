@@ -440,12 +440,28 @@ _G2_VALUES = ("g2_zero", "g2_zero_err", "g2_zero_gated", "g2_zero_gated_err", "g
 _DW_FAIL = "its fit's residuals fail the Durbin-Watson test (see the fit's note)"
 
 
-# g2 results that rest on the arrival times' scale (the stated sync period in T3)
-_G2_VALUES = ("g2_zero", "g2_zero_err", "g2_zero_gated", "g2_zero_gated_err", "g2_zero_raw",
-              "g2_zero_raw_err")
+#: Largest standard error of a g2(0) that is reported. Any source's g2(0) lies between 0 and
+#: about 1 (N independent emitters: 1 - 1/N; a blinking one a little above), so a value known
+#: only to worse than ±1 says nothing the physics did not (a sparse correlogram's fit gave
+#: 7.7e8 ± 1e17); the classifier already takes no evidence from one worse than ±0.5.
+MAX_G2_ERR = 1.0
 
-# Durbin-Watson below its 1 % bound: the model misses structure, so its lifetime is no result
-_DW_FAIL = "its fit's residuals fail the Durbin-Watson test (see the fit's note)"
+
+def drop_undetermined(out: PhotonAnalysis) -> None:
+    """No g2(0) (ungated, gated or raw) whose error exceeds :data:`MAX_G2_ERR` or that is not
+    a finite number; a note gives the value that was dropped."""
+    dropped = []
+    for name in ("g2_zero", "g2_zero_gated", "g2_zero_raw"):
+        value, err = getattr(out, name), getattr(out, name + "_err")
+        if value is None:
+            continue
+        if not math.isfinite(value) or (err is not None and not err <= MAX_G2_ERR):
+            dropped.append(f"{name} {value:.3g} ± {err if err is None else format(err, '.3g')}")
+            setattr(out, name, None)
+            setattr(out, name + "_err", None)
+    if dropped:
+        out.notes.append(f"no g2(0) where the coincidences do not determine it (error above "
+                         f"{MAX_G2_ERR:g}): dropped {', '.join(dropped)}")
 
 
 def g2_step(out: PhotonAnalysis, acc: Accumulated, photons: KeptPhotons | None,
@@ -647,6 +663,7 @@ def whole_trace_steps(out: PhotonAnalysis, acc: Accumulated, s: AnalysisSettings
         background, background_cps = g2_background(out, acc.timing.sync_period, s)
     g2_step(out, acc, photons, s, background, background_cps)
     drop_uncorrected(out, background, background_cps)
+    drop_undetermined(out)
     stated = acc.timing.sync_period
     if acc.timing.is_t3 and stated and out.decay_period_s and (
             out.decay_period_s > 1.05 * stated):

@@ -104,15 +104,20 @@ FIELDS: tuple[Field, ...] = (
     Field("g2_zero", "", "pulsed g2(0): zero-delay peak area / mean side-peak area over ±T/2 "
           "windows, corrected for the decay tails that cross the windows where they do (peak "
           "shape from both detectors' decays) and for the uncorrelated background measured in "
-          "the recording (see `g2_correction`); null where it cannot be trusted (see `notes`). "
+          "the recording (see `g2_correction`); null where it cannot be trusted (see `notes`: "
+          "a background too large to correct for, a standard error above 1, a header period "
+          "the delays contradict). "
           "Without periodic peaks, the normalised g2(τ) at τ = 0", _P, feature=_P,
           label="g2(0)", error="g2_zero_err"),
     Field("g2_zero_err", "", "standard error of `g2_zero` (Poisson counts and the background "
           "estimate)", _P),
-    Field("g2_correction", "text", "what `g2_zero` is corrected for: `none`, `leakage` (decay "
-          "tails), `decay floor` (background from the decay fit's flat floor), `off level` "
-          "(from the dark OFF intensity level when there is no decay: an upper bound), "
-          "`dark counts` (given), joined by `+`", _P),
+    Field("g2_correction", "text", "how `g2_zero` was obtained and what it is corrected for: "
+          "`none`, `leakage` (decay tails), `sync pairs` (T3 pairs counted by sync label), "
+          "`correlogram fit` (the whole correlogram fitted where the peaks overlap), `fitted "
+          "floor` (the fit measured the uncorrelated floor: T2 without sync), `decay floor` "
+          "(background from the decay fit's flat floor), `off level` (from the dark OFF "
+          "intensity level when there is no decay: an upper bound), `dark counts` (given), "
+          "joined by `+`", _P),
     Field("g2_background_cps", "counts/s", "uncorrelated background of both detectors "
           "subtracted from g2", _P),
     Field("g2_zero_gated", "", "the same for photons arriving more than the gate after their "
