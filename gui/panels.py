@@ -565,6 +565,9 @@ class VerdictPanel(QtWidgets.QWidget):
         self.bars = pg.BarGraphItem(x0=[], y=[], height=0.6, width=[], brush="k")
         self.plot.addItem(self.bars)
         self.plot.addLine(x=0, pen=pg.mkPen("k"))
+        self._labels: list[str] = []
+        # the labels' lines follow the room each row has
+        self.plot.getPlotItem().vb.sigResized.connect(self._label_axis)
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         # the notes can run to many lines: they scroll, so that the evidence plot keeps the
@@ -604,18 +607,27 @@ class VerdictPanel(QtWidgets.QWidget):
         brushes = [pg.mkBrush(LABEL_COLOURS["dimer"] if v > 0 else LABEL_COLOURS["monomer"])
                    for v in vals]
         self.bars.setOpts(x0=np.minimum(vals, 0), y=y, width=np.abs(vals), brushes=brushes)
-        ax = self.plot.getPlotItem().getAxis("left")
-        ticks = [(i, evidence_label(n, (inputs or {}).get(n), n in no_information))
-                 for i, n in enumerate(names)]
-        ax.setTicks([ticks])
-        # pyqtgraph drops a label wider than its axis, so the axis takes the widest line
-        metrics = QtGui.QFontMetrics(ax.style["tickFont"])
-        widest = max((metrics.horizontalAdvance(line) for _, text in ticks
-                      for line in text.split("\n")), default=0)
-        pad = max(0, ax.style["tickLength"]) + ax.style["tickTextOffset"][0] + 8
-        ax.setWidth(max(95, widest + pad))
+        self._labels = [evidence_label(n, (inputs or {}).get(n), n in no_information)
+                        for n in names]
+        self._label_axis()
         if names:
             self.plot.setYRange(-0.7, len(names) - 0.3, padding=0)
+
+
+    def _label_axis(self) -> None:
+        """Label the bars: name over value where each row has room for two lines, else one
+        line each (a short dock at 1366×768 overlapped the two-line labels). pyqtgraph drops
+        a label wider than its axis, so the axis takes the widest line."""
+        ax = self.plot.getPlotItem().getAxis("left")
+        metrics = QtGui.QFontMetrics(ax.style["tickFont"])
+        rows = max(len(self._labels), 1)
+        two = self.plot.getPlotItem().vb.height() / rows >= 2.2 * metrics.lineSpacing()
+        texts = [t if two else t.replace("\n", " ") for t in self._labels]
+        ax.setTicks([list(enumerate(texts))])
+        widest = max((metrics.horizontalAdvance(line) for t in texts
+                      for line in t.split("\n")), default=0)
+        pad = max(0, ax.style["tickLength"]) + ax.style["tickTextOffset"][0] + 8
+        ax.setWidth(max(95, widest + pad))
 
 
 def evidence_label(name: str, value: Sequence[float | None] | None, none: bool) -> str:
