@@ -249,3 +249,19 @@ def test_a_steady_emitter_carries_little_blinking_evidence(tmp_path) -> None:
     clf.save(tmp_path / "c.json")
     back = Classifier.load(tmp_path / "c.json")
     assert back.model("on_fraction").steady == (0.2, 1.0, 0.02)
+
+
+def test_platt_fit_recovers_a_known_map():
+    """Log-odds twice too confident (true P(dimer) = sigmoid(z / 2 + 0.3)): Platt scaling
+    finds slope 0.5 and offset 0.3; calibrated log-odds give slope 1 and offset 0."""
+    from spad.app.calibrate import platt_fit
+
+    rng = np.random.default_rng(3)
+    z = rng.normal(0.0, 4.0, 20000)
+    y = rng.random(z.size) < 1.0 / (1.0 + np.exp(-(0.5 * z + 0.3)))
+    a, b = platt_fit(z, y)
+    assert a == pytest.approx(0.5, abs=0.03)
+    assert b == pytest.approx(0.3, abs=0.06)
+    a, b = platt_fit(0.5 * z + 0.3, y)
+    assert a == pytest.approx(1.0, abs=0.06)
+    assert b == pytest.approx(0.0, abs=0.06)
