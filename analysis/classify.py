@@ -40,7 +40,7 @@ from scipy.optimize import minimize
 from spad.analysis.schema import BY_NAME, PHOTON_FEATURES, SPECTRUM_FEATURES
 
 __all__ = ["PHOTON_FEATURES", "SPECTRUM_FEATURES", "Classification", "Classifier",
-           "FeatureModel", "fit_class", "fit_weights", "load_classifier"]
+           "FeatureModel", "fit_class", "fit_class_with", "fit_weights", "load_classifier"]
 
 MODEL_PATH = Path(__file__).parent / "data" / "classifier.json"
 
@@ -102,6 +102,11 @@ class FeatureModel:
         ``share N(mean, sd^2) + (1 - share) N(mu_c, sigma_c^2)``, so a steady emitter, which
         either class can be, carries no evidence of its class from its blinking statistics
         (the class normals alone read its ON fraction of 1 as a monomer's).
+    steady_like
+        ``(monomer, dimer)``: the share of each class's *blinking* particles whose statistic
+        reads like a steady emitter's (the steady distribution above); a dimer that blinks
+        between grey levels all above the ON threshold reads an ON fraction of 1. Their class
+        density is then ``(1 - q_c) N(mu_c, sigma_c^2) + q_c N(mean, sd^2)``.
     """
 
     name: str
@@ -116,6 +121,7 @@ class FeatureModel:
     systematic: float = 0.0
     floor: float = 0.0
     steady: tuple[float, float, float] | None = None
+    steady_like: tuple[float, float] = (0.0, 0.0)
 
     def measured(self, value: float, err: float | None,
                  correction: str | None = None) -> tuple[float, float]:
@@ -146,21 +152,32 @@ class FeatureModel:
         error, mixed with the outlier density."""
         if not math.isfinite(err_t):
             return 0.0
+        dim, mono, steady = self.densities(x_t, err_t, outliers, classes)
+        if self.steady is not None:
+            share = self.steady[0]
+            dim, mono = share * steady + (1 - share) * dim, share * steady + (1 - share) * mono
+        return math.log(dim) - math.log(mono)
+
+    def densities(self, x_t: float, err_t: float, outliers: float,
+                  classes: tuple[tuple[float, float], tuple[float, float]] | None = None
+                  ) -> tuple[float, float, float]:
+        """The densities of the measured value under the dimers' and the monomers' normal
+        (of its spread plus the error) and under the steady emitters' (1 when the feature has
+        none), each mixed with the outlier density."""
         mono, dim = classes or (self.monomer, self.dimer)
         flat = outliers / self.span
 
-        def normal(mu: float, sd: float) -> float:
+        def mixed(mu: float, sd: float) -> float:
             var = sd ** 2 + err_t ** 2
-            return math.exp(-0.5 * (x_t - mu) ** 2 / var) / math.sqrt(2 * math.pi * var)
+            dens = math.exp(-0.5 * (x_t - mu) ** 2 / var) / math.sqrt(2 * math.pi * var)
+            return (1.0 - outliers) * dens + flat
 
-        lp = []
-        for mu, sd in (dim, mono):
-            dens = normal(mu, sd)
-            if self.steady is not None:
-                share, mu_s, sd_s = self.steady
-                dens = share * normal(mu_s, sd_s) + (1.0 - share) * dens
-            lp.append(math.log((1.0 - outliers) * dens + flat))
-        return lp[0] - lp[1]
+        if self.steady is None:
+            return mixed(*dim), mixed(*mono), 1.0
+        steady = mixed(self.steady[1], self.steady[2])
+        q_m, q_d = self.steady_like
+        return ((1 - q_d) * mixed(*dim) + q_d * steady, (1 - q_m) * mixed(*mono) + q_m * steady,
+                steady)
 
 
 @dataclass
@@ -237,7 +254,8 @@ class Classifier:
         feats = [FeatureModel(**{**f, "monomer": tuple(f["monomer"]),
                                  "dimer": tuple(f["dimer"]),
                                  "steady": (None if f.get("steady") is None
-                                            else tuple(f["steady"]))})
+                                            else tuple(f["steady"])),
+                                 "steady_like": tuple(f.get("steady_like", (0.0, 0.0)))})
                  for f in d["features"]]
         return cls(feats, d.get("uncertain_below", 0.95), d.get("outliers", 0.03),
                    d.get("provenance", {}))
@@ -290,7 +308,33 @@ class Classifier:
                     out[loser], why[loser] = 0.0, f"{_label(f.name)} more precise"
                 best[f.group] = (sep, f.name)
             out[f.name] = f.log_ratio(*measured[f.name], self.outliers, pair)
+        self._joint_steady(out, why, measured)
         return out, why
+
+    def _joint_steady(self, out: dict[str, float], why: Mapping[str, str],
+                      measured: Mapping[str, tuple[float, float]]) -> None:
+        """Blinking statistics judged jointly. A steady emitter, which either class can be,
+        is steady in all of them at once: the class likelihood of the blinking statistics is
+        ``share * prod(steady_f) + (1 - share) * prod(class_f)``, not the product of each
+        statistic's own mixture. Read one at a time, an ON fraction of 1 favours a monomer
+        (blinking monomers spend most time ON) while the intensity variance of 0 that shows
+        the emitter steady cannot take that back, so every steady dimer leaned towards
+        monomer (-1 in the log-odds). The joint log ratio is split by the chain rule: the
+        first statistics keep their own ratios, the last gets the rest (its evidence given
+        the others); the statistics share one weight (fitted as one), so the split does not
+        change the sum."""
+        used = [f for f in self.features
+                if f.steady is not None and f.name in measured and f.name not in why]
+        if len(used) < 2:
+            return
+        share = used[0].steady[0]
+        dim = mono = steady = 0.0
+        for f in used:
+            d, m, s = f.densities(*measured[f.name], self.outliers)
+            dim, mono, steady = dim + math.log(d), mono + math.log(m), steady + math.log(s)
+        joint = (np.logaddexp(math.log(share) + steady, math.log1p(-share) + dim)
+                 - np.logaddexp(math.log(share) + steady, math.log1p(-share) + mono))
+        out[used[-1].name] = float(joint) - sum(out[f.name] for f in used[:-1])
 
     def classify(self, values: Mapping[str, float | None],
                  classes: Mapping[str, ClassPair] | None = None) -> Classification:
@@ -383,12 +427,36 @@ def fit_class(x: np.ndarray, e: np.ndarray, outliers: float, span: float
     return float(res.x[0]), max(float(math.exp(res.x[1])), 1e-4 * span)
 
 
-def fit_weights(llr: np.ndarray, is_dimer: Sequence[bool], upper: float = 2.0,
-                l2: float = 0.5) -> np.ndarray:
+def fit_class_with(x: np.ndarray, e: np.ndarray, outliers: float, span: float,
+                   extra: tuple[float, float]) -> tuple[float, float, float]:
+    """Like :func:`fit_class`, with a second component of fixed mean and spread ``extra``
+    (the steady emitters' distribution) of a fitted share: returns mean, spread and share."""
+    x, e = np.asarray(x, float), np.asarray(e, float)
+    flat = outliers / span
+
+    def normal(mu: float, var: np.ndarray) -> np.ndarray:
+        return np.exp(-0.5 * (x - mu) ** 2 / var) / np.sqrt(2 * np.pi * var)
+
+    other = normal(extra[0], extra[1] ** 2 + e ** 2)
+
+    def nll(p: np.ndarray) -> float:
+        q = 1.0 / (1.0 + math.exp(-p[2]))
+        dens = (1 - q) * normal(p[0], math.exp(2 * p[1]) + e ** 2) + q * other
+        return -float(np.sum(np.log((1 - outliers) * dens + flat)))
+
+    mu0, sd0 = fit_class(x, e, outliers, span)
+    res = minimize(nll, [mu0, math.log(sd0), -3.0], method="Nelder-Mead",
+                   options={"xatol": 1e-6, "fatol": 1e-8, "maxiter": 6000})
+    return (float(res.x[0]), max(float(math.exp(res.x[1])), 1e-4 * span),
+            float(1.0 / (1.0 + math.exp(-res.x[2]))))
+
+
+def fit_weights(llr: np.ndarray, is_dimer: Sequence[bool],
+                upper: float | Sequence[float] = 2.0, l2: float = 0.5) -> np.ndarray:
     """Non-negative weights of the features' log-likelihood ratios (rows: particles), by
     logistic regression without intercept (no evidence stays at p = 0.5), with a ridge towards
     1 (independent evidence) so that a feature rarely informative in training keeps its
-    physical weight."""
+    physical weight; ``upper``: the largest weight, one for all or one per column."""
     z = np.asarray(llr, float)
     y = np.asarray(is_dimer, float)
 
@@ -399,7 +467,7 @@ def fit_weights(llr: np.ndarray, is_dimer: Sequence[bool], upper: float = 2.0,
         return loss, z.T @ (p - y) + l2 * (w - 1)
 
     res = minimize(nll, np.ones(z.shape[1]), jac=True, method="L-BFGS-B",
-                   bounds=[(0.0, upper)] * z.shape[1])
+                   bounds=[(0.0, float(u)) for u in np.broadcast_to(upper, z.shape[1])])
     return res.x
 
 

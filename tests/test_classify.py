@@ -265,3 +265,64 @@ def test_platt_fit_recovers_a_known_map():
     a, b = platt_fit(0.5 * z + 0.3, y)
     assert a == pytest.approx(1.0, abs=0.06)
     assert b == pytest.approx(0.0, abs=0.06)
+
+
+def _blinking_clf(dimer_at_one: float = 0.0) -> Classifier:
+    """ON fraction: monomers 0.88 ± 0.15, dimers 0.56 ± 0.15 (a share ``dimer_at_one`` of the
+    blinking dimers reads like the steady ones); intensity variance (asinh scale): monomers
+    2.9 ± 0.5, dimers 1.9 ± 0.2; steady emitters (20 % of either class) at ON fraction 1 and
+    variance 0."""
+    return Classifier([
+        FeatureModel("on_fraction", "on_fraction_err", (0.88, 0.15), (0.56, 0.15), 1.3,
+                     floor=0.05, steady=(0.2, 1.0, 0.15), steady_like=(0.0, dimer_at_one)),
+        FeatureModel("intensity_excess_var", "intensity_excess_var_err", (2.9, 0.5),
+                     (1.9, 0.2), 8.9, transform="asinh", scale=0.01, floor=0.005,
+                     steady=(0.2, 0.04, 0.2)),
+    ])
+
+
+def test_a_steady_emitter_is_steady_in_all_its_blinking_statistics() -> None:
+    """Judged one at a time, an ON fraction of 1 favoured a monomer by ~1 in the log-odds and
+    the intensity variance of 0 that shows the emitter steady could not take it back, so a
+    steady dimer (the fast set's one wrong verdict) leaned to monomer. Judged jointly, a
+    steady emitter (either class can be one) carries no blinking evidence; the split keeps
+    the sum, and a blinking monomer keeps its evidence."""
+    clf = _blinking_clf()
+    steady = {"on_fraction": 1.0, "on_fraction_err": 0.0,
+              "intensity_excess_var": 0.0, "intensity_excess_var_err": 0.002}
+    alone = clf.classify({"on_fraction": 1.0, "on_fraction_err": 0.0})
+    both = clf.classify(steady)
+    assert alone.evidence["on_fraction"] < -0.8
+    assert abs(sum(both.evidence.values())) < 0.1
+    assert both.evidence["on_fraction"] == pytest.approx(alone.evidence["on_fraction"])
+    blinking_monomer = clf.classify({"on_fraction": 0.9, "on_fraction_err": 0.05,
+                                     "intensity_excess_var": 0.18,
+                                     "intensity_excess_var_err": 0.02})
+    assert sum(blinking_monomer.evidence.values()) < -2.0
+
+
+def test_blinking_dimers_that_read_on_fraction_one_keep_their_evidence(tmp_path) -> None:
+    """A dimer blinking between grey levels all above the ON threshold reads ON fraction 1
+    with a dimer's intensity variance; the share of such dimers in the class model keeps
+    the joint evidence from turning that into a monomer's; the share survives saving."""
+    x = {"on_fraction": 1.0, "on_fraction_err": 0.05,
+         "intensity_excess_var": 0.01 * math.sinh(1.9), "intensity_excess_var_err": 0.005}
+    without = sum(_blinking_clf(0.0).classify(x).evidence.values())
+    with_share = sum(_blinking_clf(0.15).classify(x).evidence.values())
+    assert without < -0.5 and with_share > 0.8
+    _blinking_clf(0.15).save(tmp_path / "c.json")
+    assert Classifier.load(tmp_path / "c.json").model("on_fraction").steady_like == (0.0, 0.15)
+
+
+def test_fit_class_with_a_fixed_second_component() -> None:
+    """The share of a class that reads like the steady emitters is found by maximum
+    likelihood next to the class's own mean and spread."""
+    from spad.analysis.classify import fit_class_with
+
+    rng = np.random.default_rng(5)
+    x = np.r_[rng.normal(0.56, 0.15, 850), rng.normal(1.0, 0.05, 150)]
+    e = np.full(x.size, 0.05)
+    mu, sd, q = fit_class_with(x, e, 0.03, 1.3, (1.0, 0.05))
+    assert mu == pytest.approx(0.56, abs=0.02)
+    assert sd == pytest.approx(0.15, abs=0.02)
+    assert q == pytest.approx(0.15, abs=0.04)
