@@ -14,6 +14,10 @@ from deciding alone. The red shift's class distributions hold the sample's parti
 spread of peak energies (estimated from the session itself when several particles are analysed
 together, see :func:`spad.analysis.session.session_model`).
 
+The blinking statistics (ON fraction, intensity variance) are judged jointly: a steady
+emitter, which either class can be, is steady in all of them at once
+(:meth:`Classifier._joint_steady`).
+
 The class distributions are fitted on simulated populations that span lab conditions
 (``spad/app/calibrate.py``, by maximum likelihood with each particle's own error), and so is one
 non-negative weight per feature on its log-likelihood ratio: features that share information
