@@ -218,8 +218,8 @@ def test_the_on_fraction_alone_never_gives_a_verdict() -> None:
     and an ON fraction of 1 leans no further than p = 0.8. In particular a steady emitter
     without g2 (the real v20_t2.ptu: one detector, one intensity state, ON fraction 1) gets no
     verdict from it. (Until the steady share was modelled the bound was p = 0.9 at any value;
-    a blinking ON fraction of 0.56 now reaches 0.94, as the simulated dimers' 0.57 +/- 0.15
-    against the monomers' 0.88 +/- 0.15 says it should.)"""
+    with the blinking statistics judged jointly and their weight capped at 0.8,
+    spad.app.calibrate.BLINKING_MAX_WEIGHT, the ON fraction alone peaks at p = 0.93, at 0.38.)"""
     from spad.analysis.blinking import ON_FRACTION_RESOLUTION
 
     clf = load_classifier()
