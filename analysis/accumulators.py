@@ -102,8 +102,10 @@ def _t2_delays(timestamps, detectors, last_sync):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _first_decrease(timestamps, previous):  # pragma: no cover - compiled
-    """Index of the first timestamp below its predecessor (-1 if in order)."""
+def first_decrease(timestamps, previous):  # pragma: no cover - compiled
+    """Index of the first timestamp below its predecessor, the first one's being ``previous``
+    (-1 if in order); integer ticks or float seconds. No whole-length temporaries, unlike
+    ``np.diff(t) < 0``."""
     last = previous
     for i in range(timestamps.shape[0]):
         if timestamps[i] < last:
@@ -130,7 +132,7 @@ class StreamState:
             raise ValueError(f"{name}: chunk timing {chunk.timing} differs from the stream's "
                              f"{self.timing}")
         if len(chunk):
-            bad = _first_decrease(chunk.timestamps, self.last_timestamp) if check_order else -1
+            bad = first_decrease(chunk.timestamps, self.last_timestamp) if check_order else -1
             if bad >= 0:
                 raise ValueError(f"{name}: timestamps go backwards at photon {bad} of the chunk; "
                                  "photons must be fed in time order")

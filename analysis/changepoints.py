@@ -46,6 +46,7 @@ from functools import lru_cache
 
 import numpy as np
 from numba import njit
+from spad.analysis.accumulators import first_decrease
 
 __all__ = [
     "Levels", "critical_value", "simulate_critical_values", "find_change_points",
@@ -420,7 +421,7 @@ def find_change_points(times: np.ndarray, confidence: float = 0.95, window: int 
     t = np.ascontiguousarray(times, dtype=np.float64)
     if t.ndim != 1:
         raise ValueError("photon times must be a 1-D array of seconds")
-    if t.size > 1 and first_decrease(t) >= 0:
+    if t.size > 1 and first_decrease(t, t[0]) >= 0:
         raise ValueError("photon times must be sorted in time")
     if not 0 <= overlap < window:
         raise ValueError(f"overlap ({overlap}) must lie in [0, window = {window})")
@@ -433,16 +434,6 @@ def find_change_points(times: np.ndarray, confidence: float = 0.95, window: int 
     return change_points_kernel(t, int(window), int(overlap), min_intervals, int(edge),
                                np.ascontiguousarray(grid, dtype=np.float64),
                                np.ascontiguousarray(values, dtype=np.float64), True)[0]
-
-
-@njit(cache=True)
-def first_decrease(t: np.ndarray) -> int:  # pragma: no cover - compiled
-    """Index of the first value below its predecessor (-1 if sorted): no whole-length
-    temporaries, unlike ``np.diff(t) < 0``."""
-    for i in range(1, t.shape[0]):
-        if t[i] < t[i - 1]:
-            return i
-    return -1
 
 
 @dataclass
@@ -535,7 +526,7 @@ class ChangePointStream:
             raise ValueError("ChangePointStream: closed")
         if not t.size:
             return
-        if first_decrease(t) >= 0 or (self.n_photons and t[0] < self.last_s):
+        if first_decrease(t, t[0]) >= 0 or (self.n_photons and t[0] < self.last_s):
             raise ValueError("photon times must be sorted in time")
         if not self.n_photons:
             self.first_s = float(t[0])
