@@ -17,6 +17,13 @@ Poisson scatter of the background pairs in the centre (part of the reported erro
 scatter than against the analytic truth (which has none after the gate). The g2(0) is also
 given against the simulator's analytic truth of the run (its realised blinking).
 
+``--decompose`` also runs each seed without afterpulses (dark counts kept) and prints, per
+photon and detector, the registered afterpulses ``p``, those in their parent's sync ``eps0``
+and those the decay floor took as background ``p_floor`` (the paired difference of the
+photon counts, of the same-detector pairs within one sync, of the floor). ``--veto`` analyses
+the photons without those that follow another photon of their detector within one sync (a
+trial of removing the same-sync afterpulses; docs/methods.md, "g2").
+
 Printed per condition: the mean difference (± its standard error over the runs), the mean
 reported error, their ratio and whether |bias| < error / 3. Not pass/fail:
 ``tests/test_g2_bias.py`` guards two conditions in seconds.
@@ -64,8 +71,37 @@ def _clean_ratio(clean: PhotonList, keep: np.ndarray) -> float:
     return centre / sides.mean() if sides.sum() > 0 else math.nan
 
 
+def repeats(ph: PhotonList) -> np.ndarray:
+    """Photons whose detector's previous photon carries the same sync (mostly afterpulses)."""
+    rep = np.zeros(ph.timestamps.size, bool)
+    for det in np.unique(ph.detectors):
+        idx = np.flatnonzero(ph.detectors == det)
+        rep[idx[1:]] = ph.timestamps[idx[1:]] == ph.timestamps[idx[:-1]]
+    return rep
+
+
+def _analyse(ph: PhotonList, s: AnalysisSettings):
+    return analyze_photons(PhotonChunk(ph.timing, ph.timestamps, ph.detectors,
+                                       ph.delays.astype(np.uint16)), s)
+
+
+def _decompose(emitters, detection, per_det: float, duration: float, seed: int,
+               s: AnalysisSettings, noisy: PhotonList, res) -> dict[str, float]:
+    """Afterpulses per photon and detector: all, in the parent's sync, taken by the floor."""
+    bare = photons_of(simulate(emitters, dataclasses.replace(
+        detection, dark_rate_hz=per_det, afterpulse_probability=0.0), duration, seed,
+        chunk_s=1.0))
+    res0 = _analyse(bare, s)
+    n, n0 = noisy.timestamps.size, bare.timestamps.size
+    out = {"p": (n - n0) / n0, "eps0": (repeats(noisy).sum() - repeats(bare).sum()) / n0}
+    out["p_floor"] = ((res.g2_background_cps - res0.g2_background_cps) / (n0 / duration)
+                      if res.g2_background_cps and res0.g2_background_cps else math.nan)
+    return out
+
+
 def run(rate: float, dark: float, stray: float, seed: int, duration: float, given: bool,
-        afterpulse: float | None = None) -> dict[str, float]:
+        afterpulse: float | None = None, veto: bool = False, decompose: bool = False
+        ) -> dict[str, float]:
     # 0.1 excitations per pulse reach about 200 kcps at most; brighter runs excite more
     emitters, detection = build("monomer", seed, count_rate=min(rate, 1.5e5))
     if rate > 1.5e5:
@@ -83,14 +119,19 @@ def run(rate: float, dark: float, stray: float, seed: int, duration: float, give
     clean = photons_of(simulate(emitters, dataclasses.replace(
         detection, dark_rate_hz=0.0, afterpulse_probability=0.0), duration, seed, chunk_s=1.0))
     s = AnalysisSettings(dark_counts_hz=per_det) if given else AnalysisSettings()
-    res = analyze_photons(PhotonChunk(noisy.timing, noisy.timestamps, noisy.detectors,
-                                      noisy.delays.astype(np.uint16)), s)
+    if veto:
+        keep = ~repeats(noisy)
+        noisy = PhotonList(noisy.timestamps[keep], noisy.delays[keep], noisy.detectors[keep],
+                           noisy.delay_unit_s, noisy.timing)
+    res = _analyse(noisy, s)
     out = {"truth": sim.truth.g2_zero(), "g2": res.g2_zero, "err": res.g2_zero_err,
            "gated": res.g2_zero_gated, "gated_err": res.g2_zero_gated_err,
            "bg": res.g2_background_cps, "bg_true": 2 * per_det}
     out["ref"] = _clean_ratio(clean, np.ones(clean.timestamps.size, bool))
     out["ref_gated"] = (_clean_ratio(clean, gate_mask(clean, res.pulse_delay_s, s.gate_s))
                         if res.pulse_delay_s else math.nan)
+    if decompose and not veto:
+        out.update(_decompose(emitters, detection, per_det, duration, seed, s, noisy, res))
     return out
 
 
@@ -138,6 +179,10 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=1000)
     p.add_argument("--afterpulse", type=float, default=None,
                    help="afterpulse probability (default: the simulator's, 0.007)")
+    p.add_argument("--veto", action="store_true",
+                   help="drop photons following one of their detector's in the same sync")
+    p.add_argument("--decompose", action="store_true",
+                   help="print the afterpulses per photon: all, same-sync, in the floor")
     a = p.parse_args()
     warnings.simplefilter("ignore")
     print(f"{'rate':>8} {'dark/det':>8} {'stray':>5} {'s':>4} {'n':>3}  {'g2 - truth':>17} "
@@ -149,8 +194,8 @@ def main() -> None:
         for dark in a.darks:
             for stray in a.strays:
                 t0 = time.perf_counter()
-                rows = [run(rate, dark, stray, a.seed + i, duration, a.given, a.afterpulse)
-                        for i in range(a.runs)]
+                rows = [run(rate, dark, stray, a.seed + i, duration, a.given, a.afterpulse,
+                            a.veto, a.decompose) for i in range(a.runs)]
                 bg = [r["bg"] / r["bg_true"] for r in rows if r["bg"]]
                 bgs = f"{np.mean(bg):13.3f}" if bg else f"{'-':>13}"
                 print(f"{rate:8.0f} {dark:8.0f} {stray:5.0%} {duration:4.0f} {len(rows):3d}  "
@@ -159,6 +204,10 @@ def main() -> None:
                       f"{summary(rows, 'gated', 'ref_gated', 'gated_err')}"
                       f"  {bgs}"
                       f"  ({time.perf_counter() - t0:.0f} s)", flush=True)
+                if a.decompose and not a.veto:
+                    print("    afterpulses per photon and detector: "
+                          + ", ".join(f"{k} {_fmt(*_mean(rows, k))}"
+                                      for k in ("p", "eps0", "p_floor")), flush=True)
     sys.exit(0)
 
 
