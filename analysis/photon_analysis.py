@@ -443,25 +443,26 @@ _DW_FAIL = "its fit's residuals fail the Durbin-Watson test (see the fit's note)
 #: Largest standard error of a g2(0) that is reported. Any source's g2(0) lies between 0 and
 #: about 1 (N independent emitters: 1 - 1/N; a blinking one a little above), so a value known
 #: only to worse than ±1 says nothing the physics did not (a sparse correlogram's fit gave
-#: 7.7e8 ± 1e17); the classifier already takes no evidence from one worse than ±0.5.
-MAX_G2_ERR = 1.0
+#: 7.7e8 ± 1e17). Not the classifier's bound (classify.MAX_G2_ERROR, 0.5): a value reported
+#: here may still carry no evidence there.
+MAX_REPORTED_G2_ERR = 1.0
 
 
 def drop_undetermined(out: PhotonAnalysis) -> None:
-    """No g2(0) (ungated, gated or raw) whose error exceeds :data:`MAX_G2_ERR` or that is not
-    a finite number; a note gives the value that was dropped."""
+    """No g2(0) (ungated, gated or raw) whose error exceeds :data:`MAX_REPORTED_G2_ERR` or
+    that is not a finite number; a note gives the value that was dropped."""
     dropped = []
     for name in ("g2_zero", "g2_zero_gated", "g2_zero_raw"):
         value, err = getattr(out, name), getattr(out, name + "_err")
         if value is None:
             continue
-        if not math.isfinite(value) or (err is not None and not err <= MAX_G2_ERR):
+        if not math.isfinite(value) or (err is not None and not err <= MAX_REPORTED_G2_ERR):
             dropped.append(f"{name} {value:.3g} ± {err if err is None else format(err, '.3g')}")
             setattr(out, name, None)
             setattr(out, name + "_err", None)
     if dropped:
         out.notes.append(f"no g2(0) where the coincidences do not determine it (error above "
-                         f"{MAX_G2_ERR:g}): dropped {', '.join(dropped)}")
+                         f"{MAX_REPORTED_G2_ERR:g}): dropped {', '.join(dropped)}")
 
 
 def g2_step(out: PhotonAnalysis, acc: Accumulated, photons: KeptPhotons | None,

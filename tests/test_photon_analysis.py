@@ -136,7 +136,7 @@ def test_a_g2_known_to_worse_than_one_is_no_result(tmp_path) -> None:
     """A dimer at 1 kcps for 5 s has a handful of coincidences: its correlogram gives g2(0)
     ± 3, which says nothing the physics did not (any source lies within 0 to about 1). It is
     null with a note naming the dropped value; a value with an error under 1 stays."""
-    from spad.analysis.photon_analysis import MAX_G2_ERR, drop_undetermined
+    from spad.analysis.photon_analysis import MAX_REPORTED_G2_ERR, drop_undetermined
     from spad.analysis.photon_result import PhotonAnalysis
 
     from spad.app.cli import main as spad_main
@@ -149,8 +149,8 @@ def test_a_g2_known_to_worse_than_one_is_no_result(tmp_path) -> None:
     assert any("do not determine it" in n and "dropped g2_zero " in n for n in p.notes)
 
     kept = PhotonAnalysis()
-    kept.g2_zero, kept.g2_zero_err = 0.3, 0.99 * MAX_G2_ERR
+    kept.g2_zero, kept.g2_zero_err = 0.3, 0.99 * MAX_REPORTED_G2_ERR
     kept.g2_zero_gated, kept.g2_zero_gated_err = float("inf"), 0.1
     drop_undetermined(kept)
-    assert (kept.g2_zero, kept.g2_zero_err) == (0.3, 0.99 * MAX_G2_ERR)
+    assert (kept.g2_zero, kept.g2_zero_err) == (0.3, 0.99 * MAX_REPORTED_G2_ERR)
     assert kept.g2_zero_gated is None and kept.g2_zero_gated_err is None
