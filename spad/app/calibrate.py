@@ -451,6 +451,16 @@ def _rows(pop: list[dict[str, Any]], ref_ev: float) -> list[dict[str, Any]]:
     return rows
 
 
+def training_reference(train: list[dict[str, Any]]) -> float:
+    """The red shift's reference in training: the median measured peak (eV) of the training
+    monomers (in use, the session's mixture sets it). Finite peaks only: one spectrum without
+    a peak made the median NaN, and with it every red shift, so that the red shift silently
+    dropped out of the model."""
+    return float(np.median([p["result"].spectrum.peak_ev for p in train
+                            if p["kind"] == "monomer" and p["result"].spectrum is not None
+                            and math.isfinite(p["result"].spectrum.peak_ev)]))
+
+
 def fit_classifier(train: list[dict[str, Any]], outliers: float = 0.03,
                    uncertain_below: float = 0.95) -> Classifier:
     """Fit each feature's class distributions (with each particle's own error) and the
@@ -464,13 +474,7 @@ def fit_classifier(train: list[dict[str, Any]], outliers: float = 0.03,
     )
     from spad.analysis.schema import FEATURE_ERRORS
 
-    # Training reference: the median measured peak of the training monomers (in use, the
-    # session's mixture sets it).
-    # (finite peaks only: one spectrum without a peak made the median NaN, and with it every
-    # red shift, so that the red shift silently dropped out of the model)
-    ref = float(np.median([p["result"].spectrum.peak_ev for p in train
-                           if p["kind"] == "monomer" and p["result"].spectrum is not None
-                           and math.isfinite(p["result"].spectrum.peak_ev)]))
+    ref = training_reference(train)
     rows = _rows(train, ref)
     y = np.array([p["kind"] == "dimer" for p in train])
     steady_all = np.array([is_steady(p["seed"]) for p in train])
@@ -576,9 +580,7 @@ def out_of_fold(train: list[dict[str, Any]], folds: int = 5, seed: int = 0) -> d
     held-out sets are never used here."""
     rng = np.random.default_rng(seed)
     fold = rng.permutation(np.arange(len(train)) % folds)
-    ref = float(np.median([p["result"].spectrum.peak_ev for p in train
-                           if p["kind"] == "monomer" and p["result"].spectrum is not None
-                           and math.isfinite(p["result"].spectrum.peak_ev)]))
+    ref = training_reference(train)
     rows = _rows(train, ref)
     z_full, z_phot = np.zeros(len(train)), np.zeros(len(train))
     for k in range(folds):
