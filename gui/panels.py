@@ -613,7 +613,6 @@ class VerdictPanel(QtWidgets.QWidget):
         if names:
             self.plot.setYRange(-0.7, len(names) - 0.3, padding=0)
 
-
     def _label_axis(self) -> None:
         """Label the bars: name over value where each row has room for two lines, else one
         line each (a short dock at 1366×768 overlapped the two-line labels). pyqtgraph drops
