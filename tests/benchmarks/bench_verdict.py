@@ -44,7 +44,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     a = ap.parse_args()
 
-    from spad.analysis.g2 import _decay_rows
+    from spad.analysis.g2 import decay_rows
     from spad.analysis.g2_fit import fit_correlogram, floor_rate, measured_shape
     from spad.analysis.particle import analyze_particle, classify_session
     from spad.simulators.stream import simulate
@@ -76,7 +76,7 @@ def main() -> None:
     tau = ph.lifetime_all_ns * 1e-9
 
     def measured() -> Any:
-        h_a, h_b, w_d = _decay_rows(decay, corr.det_a, corr.det_b)
+        h_a, h_b, w_d = decay_rows(decay, corr.det_a, corr.det_b)
         shape = measured_shape(h_a, h_b, w_d, period, tau)
         return fit_correlogram(corr, period, centre, floor, tau, shape)
 
