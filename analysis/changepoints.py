@@ -41,6 +41,7 @@ The levels between change points (:class:`Levels`) are grouped into intensity st
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -83,18 +84,15 @@ _TABLE: dict[float, np.ndarray] = {
 }
 
 
-@njit(cache=True)
 def _harmonics(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """H[j] = sum_{i<=j} 1/i and H2[j] = sum_{i<=j} 1/i^2 for j = 0..n."""
-    # np.empty and element loops, not np.zeros/np.full (here and in the other kernels): the
-    # same values, and less for numba to compile on the first run
-    h = np.empty(n + 1)
-    h2 = np.empty(n + 1)
-    h[0] = 0.0
-    h2[0] = 0.0
-    for j in range(1, n + 1):
-        h[j] = h[j - 1] + 1.0 / j
-        h2[j] = h2[j - 1] + 1.0 / (j * j)
+    """H[j] = sum_{i<=j} 1/i and H2[j] = sum_{i<=j} 1/i^2 for j = 0..n.
+
+    Summed in order (``cumsum`` accumulates left to right), as the compiled loop this replaced:
+    the same numbers, and one kernel less for numba to compile on the first run.
+    """
+    j = np.arange(1, n + 1, dtype=np.int64)
+    h = np.cumsum(np.concatenate([[0.0], 1.0 / j]))
+    h2 = np.cumsum(np.concatenate([[0.0], 1.0 / (j * j)]))
     return h, h2
 
 
@@ -162,10 +160,11 @@ def _segment_statistic(t: np.ndarray, a: int, b: int, edge: int, e: np.ndarray,
 
 
 @njit(cache=True)
-def _segment_maxima(steps: np.ndarray, edge: int) -> np.ndarray:
-    """Maximum statistic of each row of exponential inter-photon intervals."""
+def _segment_maxima(steps: np.ndarray, edge: int, h: np.ndarray, h2: np.ndarray
+                    ) -> np.ndarray:
+    """Maximum statistic of each row of exponential inter-photon intervals (``h, h2``:
+    :func:`_harmonics` of the row length)."""
     n_sim, n = steps.shape
-    h, h2 = _harmonics(n)
     e, s, w = _segment_tables(n, edge, h, h2)
     out = np.empty(n_sim)
     t = np.empty(n + 1)
@@ -180,7 +179,8 @@ def _segment_maxima(steps: np.ndarray, edge: int) -> np.ndarray:
 def _null_maxima(n: int, n_sim: int, edge: int, rng: np.random.Generator) -> np.ndarray:
     """Maxima of the statistic for ``n_sim`` constant-rate segments of n intervals."""
     chunk = max(1, 2_000_000 // n)  # bounded memory: ~16 MB of intervals at a time
-    parts = [_segment_maxima(rng.standard_exponential((min(chunk, n_sim - i), n)), edge)
+    h, h2 = _harmonics(n)
+    parts = [_segment_maxima(rng.standard_exponential((min(chunk, n_sim - i), n)), edge, h, h2)
              for i in range(0, n_sim, chunk)]
     return np.concatenate(parts)
 
@@ -255,31 +255,27 @@ def critical_value(n: int | np.ndarray, confidence: float = 0.95, edge: int = ED
 #: Longest window whose per-length tables are cached (3 x 8 x W^2 / 2 bytes: 50 MB at 2048).
 _TABLE_CACHE_MAX = 2048
 
-@njit(cache=True)
-def _interp_one(x: float, xp: np.ndarray, fp: np.ndarray) -> float:
-    """``np.interp(x, xp, fp)`` for one ``x`` (``xp`` increasing), with numpy's arithmetic.
+@lru_cache(maxsize=16)
+def search_tables(confidence: float, window: int, edge: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What :func:`change_points_kernel` needs besides the photons: the harmonic sums
+    (:func:`_harmonics` up to ``window + 1``) and the critical value for every segment length
+    0..``window`` (:func:`critical_value`; entry 0 unused).
 
-    The same branches and formula as numpy's ``arr_interp`` (and numba's copy of it), so the
-    result is the same to the bit; written out because numba's generic ``np.interp`` (array
-    inputs, error messages built from shapes) took seconds of the first run's compile time.
+    Computed here once per setting rather than in the kernel, which is fed again with every
+    chunk of a stream, and not compiled: two fewer kernels for numba to compile on the first
+    run. The logarithms are the C library's (``math.log``), as the compiled kernel's were
+    (numpy's vectorised log may differ in the last bit), and ``np.interp`` is the arithmetic
+    the kernel copied from it, so the critical values are the same to the bit.
     """
-    n = xp.size
-    if x > xp[n - 1]:
-        return fp[n - 1]
-    if x < xp[0]:
-        return fp[0]
-    j = 0
-    while j + 1 < n and x >= xp[j + 1]:
-        j += 1
-    if j == n - 1 or xp[j] == x:
-        return fp[j]
-    slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j])
-    r = slope * (x - xp[j]) + fp[j]
-    if np.isnan(r):  # numpy: if the value is NaN one way, try the other
-        r = slope * (x - xp[j + 1]) + fp[j + 1]
-        if np.isnan(r) and fp[j] == fp[j + 1]:
-            r = fp[j]
-    return r
+    grid, values = critical_curve(float(confidence), int(window), int(edge))
+    log_grid = np.array([math.log(x) for x in grid])
+    log_n = np.array([-math.inf] + [math.log(x) for x in range(1, window + 1)])
+    crit = np.interp(log_n, log_grid, np.ascontiguousarray(values, dtype=np.float64))
+    h, h2 = _harmonics(window + 1)
+    for x in (h, h2, crit):
+        x.flags.writeable = False   # shared by every search with this setting
+    return h, h2, crit
 
 
 @njit(cache=True)
@@ -301,21 +297,19 @@ def _sort_nearly_sorted(a: np.ndarray) -> None:
 
 @njit(cache=True)
 def change_points_kernel(t: np.ndarray, window: int, overlap: int, min_intervals: int,
-                        edge: int, crit_n: np.ndarray, crit_v: np.ndarray,
-                        final: bool = True) -> tuple[np.ndarray, int]:
+                        edge: int, h: np.ndarray, h2: np.ndarray, crit: np.ndarray,
+                        final: bool) -> tuple[np.ndarray, int]:
     """Change points of ``t`` (sorted indices) and the photon where the search would go on.
 
-    With ``final`` False, ``t`` is only the beginning of the stream: the search stops before a
-    window that the photons so far do not fill, and returns where it stopped; fed again from
-    there with more photons it goes on exactly as it would have on the whole stream (each
-    window's tests see only that window's photons).
+    ``h, h2, crit`` are :func:`search_tables` for the window and edge. With ``final`` False,
+    ``t`` is only the beginning of the stream: the search stops before a window that the
+    photons so far do not fill, and returns where it stopped; fed again from there with more
+    photons it goes on exactly as it would have on the whole stream (each window's tests see
+    only that window's photons).
     """
     n_photons = t.shape[0]
-    h, h2 = _harmonics(window + 1)
     # Most tests are on whole windows: their N-dependent terms are computed once.
     e_w, s_w, w_w = _segment_tables(window, edge, h, h2)
-    crit_w = _interp_one(np.log(window), np.log(crit_n), crit_v)
-    log_n = np.log(crit_n)
     # Binary segmentation tests sub-segments of every length below the window, over and over:
     # their N-dependent terms are computed once per length and kept (triangular storage,
     # ~12 MB for the default window of 1000; longer windows recompute them, memory bound).
@@ -324,9 +318,9 @@ def change_points_kernel(t: np.ndarray, window: int, overlap: int, min_intervals
     e_c = np.empty(size)
     s_c = np.empty(size)
     w_c = np.empty(size)
-    crit_c = np.empty(window + 1 if cache else 1)
-    for k in range(crit_c.shape[0]):
-        crit_c[k] = np.nan                                  # NaN: length not seen yet
+    seen = np.empty(window + 1 if cache else 1, dtype=np.bool_)   # lengths tabulated
+    for k in range(seen.shape[0]):
+        seen[k] = False
     found = np.empty(max(n_photons // max(edge, 1) + 1, 1), dtype=np.int64)
     n_found = 0
     stack_a = np.empty(4 * window + 8, dtype=np.int64)
@@ -351,27 +345,24 @@ def change_points_kernel(t: np.ndarray, window: int, overlap: int, min_intervals
                 continue
             if b - a == window:
                 z, k = _segment_statistic(t, a, b, edge, e_w, s_w, w_w)
-                crit = crit_w
             elif cache:
                 nn = b - a
                 off = nn * (nn + 1) // 2
-                if np.isnan(crit_c[nn]):
+                if not seen[nn]:
                     e, s, w = _segment_tables(nn, edge, h, h2)
                     for i in range(nn + 1):  # a loop, not a slice copy: no shape check
                         e_c[off + i] = e[i]
                         s_c[off + i] = s[i]
                         w_c[off + i] = w[i]
-                    crit_c[nn] = _interp_one(np.log(nn), log_n, crit_v)
+                    seen[nn] = True
                 z, k = _segment_statistic(t, a, b, edge, e_c[off:off + nn + 1],
                                           s_c[off:off + nn + 1], w_c[off:off + nn + 1])
-                crit = crit_c[nn]
             else:
                 e, s, w = _segment_tables(b - a, edge, h, h2)
                 z, k = _segment_statistic(t, a, b, edge, e, s, w)
-                crit = _interp_one(np.log(b - a), log_n, crit_v)
             if k < 0:
                 continue
-            if z > crit:
+            if z > crit[b - a]:
                 c = a + k
                 found[n_found] = c
                 n_found += 1
@@ -430,10 +421,9 @@ def find_change_points(times: np.ndarray, confidence: float = 0.95, window: int 
         raise ValueError(f"window ({window}) shorter than the shortest tested segment")
     if t.size <= min_intervals:
         return np.empty(0, dtype=np.int64)
-    grid, values = critical_curve(float(confidence), int(window), int(edge))
-    return change_points_kernel(t, int(window), int(overlap), min_intervals, int(edge),
-                               np.ascontiguousarray(grid, dtype=np.float64),
-                               np.ascontiguousarray(values, dtype=np.float64), True)[0]
+    h, h2, crit = search_tables(float(confidence), int(window), int(edge))
+    return change_points_kernel(t, int(window), int(overlap), min_intervals, int(edge), h, h2,
+                                crit, True)[0]
 
 
 @dataclass
@@ -506,9 +496,7 @@ class ChangePointStream:
         if window < self.min_intervals:
             raise ValueError(f"window ({window}) shorter than the shortest tested segment")
         self.window, self.overlap, self.edge = int(window), int(overlap), int(edge)
-        grid, values = critical_curve(float(confidence), int(window), int(edge))
-        self._grid = np.ascontiguousarray(grid, dtype=np.float64)
-        self._values = np.ascontiguousarray(values, dtype=np.float64)
+        self._tables = search_tables(float(confidence), int(window), int(edge))
         self._carry = np.empty(0)
         self._offset = 0              # stream index of self._carry[0]
         self.n_photons = 0
@@ -546,7 +534,7 @@ class ChangePointStream:
 
     def _search(self, buf: np.ndarray, final: bool) -> None:
         cps, resume = change_points_kernel(buf, self.window, self.overlap, self.min_intervals,
-                                          self.edge, self._grid, self._values, final)
+                                          self.edge, *self._tables, final)
         if cps.size:
             # a change point is never a window's first photon (edge > 0): cps - 1 is in buf
             self._cps.append(cps + self._offset)

@@ -502,8 +502,9 @@ def test_cached_segment_tables_give_the_same_change_points(monkeypatch):
     fast = find_change_points(t, 0.95, window=400, overlap=100)
     assert fast.size >= 5
     monkeypatch.setattr(cp, "_TABLE_CACHE_MAX", 0)
-    grid, values = cp.critical_curve(0.95, 400, cp.EDGE)
-    plain, _ = cp.change_points_kernel.py_func(t, 400, 100, 19, cp.EDGE, grid, values)  # 20 ph.
+    h, h2, crit = cp.search_tables(0.95, 400, cp.EDGE)
+    plain, _ = cp.change_points_kernel.py_func(t, 400, 100, 19, cp.EDGE, h, h2, crit,  # 20 ph.
+                                               True)
     np.testing.assert_array_equal(fast, plain)
 
 
@@ -553,3 +554,30 @@ def test_block_jackknife_error_of_a_mean() -> None:
     err = block_jackknife(x, np.mean)
     assert err == pytest.approx(10 / np.sqrt(x.size), rel=0.4)
     assert block_jackknife(x[:10], np.mean) is None
+
+
+def test_search_tables_are_the_kernels_former_arithmetic():
+    # the harmonic sums and critical values, now computed before the compiled search, are the
+    # numbers its loops made: sums in order, the C library's log, numpy's interpolation
+    import math
+
+    import spad.analysis.changepoints as cp
+
+    for window in (400, 1000):
+        h, h2, crit = cp.search_tables(0.95, window, cp.EDGE)
+        sh = sh2 = 0.0
+        for j in range(1, window + 2):
+            sh += 1.0 / j
+            sh2 += 1.0 / (j * j)
+            assert h[j] == sh and h2[j] == sh2
+        grid, values = cp.critical_curve(0.95, window, cp.EDGE)
+        xp = [math.log(x) for x in grid]
+        for nn in range(2 * cp.EDGE, window + 1):
+            x = math.log(nn)
+            j = max(i for i in range(len(xp)) if xp[i] <= x) if x >= xp[0] else 0
+            if x > xp[-1] or x < xp[0] or j == len(xp) - 1 or xp[j] == x:
+                ref = values[-1] if x > xp[-1] else values[0] if x < xp[0] else values[j]
+            else:
+                ref = ((values[j + 1] - values[j]) / (xp[j + 1] - xp[j]) * (x - xp[j])
+                       + values[j])
+            assert crit[nn] == ref
