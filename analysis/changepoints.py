@@ -97,22 +97,20 @@ def _harmonics(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @njit(cache=True)
-def _segment_tables(n: int, edge: int, h: np.ndarray, h2: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Terms of the statistic that depend on N and k only.
+def _segment_tables(n: int, edge: int, h: np.ndarray, h2: np.ndarray, e: np.ndarray,
+                    s: np.ndarray, w: np.ndarray, off: int) -> None:
+    """Terms of the statistic that depend on N and k only, into ``e, s, w[off:off + n + 1]``.
 
-    Returns ``(e, s, w)`` such that the statistic at k is
-    ``(-2k ln V_k - 2(N-k) ln(1 - V_k) + e[k]) * s[k] + w[k]``: ``e`` is minus the expectation of
-    the first two terms, ``s`` the inverse standard deviation and ``w`` Watkins & Yang's weight.
-    Entries outside ``edge..N-edge`` (and of zero variance) have ``s = 0`` and ``w = -inf``.
+    The statistic at k is ``(-2k ln V_k - 2(N-k) ln(1 - V_k) + e[k]) * s[k] + w[k]``: ``e`` is
+    minus the expectation of the first two terms, ``s`` the inverse standard deviation and
+    ``w`` Watkins & Yang's weight. Entries outside ``edge..N-edge`` (and of zero variance) have
+    ``s = 0`` and ``w = -inf``. The caller provides the arrays (allocated in Python: an array
+    made in a kernel is one more implementation for numba to compile on the first run).
     """
-    e = np.empty(n + 1)
-    s = np.empty(n + 1)
-    w = np.empty(n + 1)
     for k in range(n + 1):
-        e[k] = 0.0
-        s[k] = 0.0
-        w[k] = -np.inf
+        e[off + k] = 0.0
+        s[off + k] = 0.0
+        w[off + k] = -np.inf
     hn = h[n - 1]
     h2n = h2[n - 1]
     sig_e = np.pi ** 2 / 6.0 - h2n
@@ -125,19 +123,19 @@ def _segment_tables(n: int, edge: int, h: np.ndarray, h2: np.ndarray
         var = 4.0 * k * k * v_k + 4.0 * m * m * v_m - 8.0 * k * m * sig_e
         if var <= 0.0:
             continue
-        e[k] = 2.0 * k * u_k + 2.0 * m * u_m
-        s[k] = 1.0 / np.sqrt(var)
-        w[k] = 0.5 * np.log(4.0 * k * m / (n * n))
-    return e, s, w
+        e[off + k] = 2.0 * k * u_k + 2.0 * m * u_m
+        s[off + k] = 1.0 / np.sqrt(var)
+        w[off + k] = 0.5 * np.log(4.0 * k * m / (n * n))
 
 
 @njit(cache=True)
 def _segment_statistic(t: np.ndarray, a: int, b: int, edge: int, e: np.ndarray,
-                       s: np.ndarray, w: np.ndarray) -> tuple[float, int]:
+                       s: np.ndarray, w: np.ndarray, off: int) -> tuple[float, int]:
     """Maximum weighted standardised log-likelihood ratio over the segment t[a..b].
 
-    ``e, s, w`` are :func:`_segment_tables` for N = b - a. Returns the maximum and the offset k
-    (change at photon a + k); (-inf, -1) if the segment is too short or has zero duration.
+    ``e, s, w[off:]`` are :func:`_segment_tables` for N = b - a. Returns the maximum and the
+    offset k (change at photon a + k); (-inf, -1) if the segment is too short or has zero
+    duration.
     """
     n = b - a
     span = t[b] - t[a]
@@ -150,9 +148,10 @@ def _segment_statistic(t: np.ndarray, a: int, b: int, edge: int, e: np.ndarray,
     for k in range(edge, n - edge + 1):
         v = (t[a + k] - t0) * inv_span
         # Coincident time stamps would give ln 0; such a position carries no information.
-        if v <= 0.0 or v >= 1.0 or s[k] == 0.0:
+        if v <= 0.0 or v >= 1.0 or s[off + k] == 0.0:
             continue
-        z = (e[k] - 2.0 * k * np.log(v) - 2.0 * (n - k) * np.log1p(-v)) * s[k] + w[k]
+        z = ((e[off + k] - 2.0 * k * np.log(v) - 2.0 * (n - k) * np.log1p(-v)) * s[off + k]
+             + w[off + k])
         if z > best:
             best = z
             best_k = k
@@ -160,19 +159,18 @@ def _segment_statistic(t: np.ndarray, a: int, b: int, edge: int, e: np.ndarray,
 
 
 @njit(cache=True)
-def _segment_maxima(steps: np.ndarray, edge: int, h: np.ndarray, h2: np.ndarray
-                    ) -> np.ndarray:
-    """Maximum statistic of each row of exponential inter-photon intervals (``h, h2``:
-    :func:`_harmonics` of the row length)."""
+def _segment_maxima(steps: np.ndarray, edge: int, e: np.ndarray, s: np.ndarray,
+                    w: np.ndarray) -> np.ndarray:
+    """Maximum statistic of each row of exponential inter-photon intervals (``e, s, w``:
+    :func:`_segment_tables` of the row length)."""
     n_sim, n = steps.shape
-    e, s, w = _segment_tables(n, edge, h, h2)
     out = np.empty(n_sim)
     t = np.empty(n + 1)
     for j in range(n_sim):
         t[0] = 0.0
         for i in range(n):
             t[i + 1] = t[i] + steps[j, i]
-        out[j] = _segment_statistic(t, 0, n, edge, e, s, w)[0]
+        out[j] = _segment_statistic(t, 0, n, edge, e, s, w, 0)[0]
     return out
 
 
@@ -180,8 +178,10 @@ def _null_maxima(n: int, n_sim: int, edge: int, rng: np.random.Generator) -> np.
     """Maxima of the statistic for ``n_sim`` constant-rate segments of n intervals."""
     chunk = max(1, 2_000_000 // n)  # bounded memory: ~16 MB of intervals at a time
     h, h2 = _harmonics(n)
-    parts = [_segment_maxima(rng.standard_exponential((min(chunk, n_sim - i), n)), edge, h, h2)
-             for i in range(0, n_sim, chunk)]
+    e, s, w = np.empty(n + 1), np.empty(n + 1), np.empty(n + 1)
+    _segment_tables(n, edge, h, h2, e, s, w, 0)
+    parts = [_segment_maxima(rng.standard_exponential((min(chunk, n_sim - i), n)), edge, e, s,
+                             w) for i in range(0, n_sim, chunk)]
     return np.concatenate(parts)
 
 
@@ -279,52 +279,22 @@ def search_tables(confidence: float, window: int, edge: int
 
 
 @njit(cache=True)
-def _sort_nearly_sorted(a: np.ndarray) -> None:
-    """Sort ``a`` in place by insertion.
-
-    The search's change points come window by window, each window's after the previous
-    one's, out of order only within a window (binary segmentation): insertion moves each only
-    past its own window's points. (numba's ``np.sort`` took over a second to compile.)
-    """
-    for i in range(1, a.size):
-        v = a[i]
-        j = i - 1
-        while j >= 0 and a[j] > v:
-            a[j + 1] = a[j]
-            j -= 1
-        a[j + 1] = v
-
-
-@njit(cache=True)
-def change_points_kernel(t: np.ndarray, window: int, overlap: int, min_intervals: int,
-                        edge: int, h: np.ndarray, h2: np.ndarray, crit: np.ndarray,
-                        final: bool) -> tuple[np.ndarray, int]:
-    """Change points of ``t`` (sorted indices) and the photon where the search would go on.
-
-    ``h, h2, crit`` are :func:`search_tables` for the window and edge. With ``final`` False,
-    ``t`` is only the beginning of the stream: the search stops before a window that the
-    photons so far do not fill, and returns where it stopped; fed again from there with more
-    photons it goes on exactly as it would have on the whole stream (each window's tests see
-    only that window's photons).
-    """
+def _search_kernel(t: np.ndarray, window: int, overlap: int, min_intervals: int, edge: int,
+                   h: np.ndarray, h2: np.ndarray, crit: np.ndarray, final: bool,
+                   cache: bool, e: np.ndarray, s: np.ndarray, w: np.ndarray, seen: np.ndarray,
+                   found: np.ndarray, stack_a: np.ndarray, stack_b: np.ndarray
+                   ) -> tuple[int, int]:
+    """The search of :func:`change_points_kernel` in the scratch arrays it allocates: returns
+    the number of change points written to ``found`` (in the order found) and where the
+    search stopped."""
     n_photons = t.shape[0]
-    # Most tests are on whole windows: their N-dependent terms are computed once.
-    e_w, s_w, w_w = _segment_tables(window, edge, h, h2)
-    # Binary segmentation tests sub-segments of every length below the window, over and over:
-    # their N-dependent terms are computed once per length and kept (triangular storage,
-    # ~12 MB for the default window of 1000; longer windows recompute them, memory bound).
-    cache = window <= _TABLE_CACHE_MAX
-    size = (window + 1) * (window + 2) // 2 if cache else 1
-    e_c = np.empty(size)
-    s_c = np.empty(size)
-    w_c = np.empty(size)
-    seen = np.empty(window + 1 if cache else 1, dtype=np.bool_)   # lengths tabulated
-    for k in range(seen.shape[0]):
-        seen[k] = False
-    found = np.empty(max(n_photons // max(edge, 1) + 1, 1), dtype=np.int64)
+    # Binary segmentation tests sub-segments of every length up to the window, over and over
+    # (most tests are on whole windows): their N-dependent terms are computed once per length
+    # and kept in triangular storage (``seen``: which lengths are there), ~12 MB for the
+    # default window of 1000. Without ``cache`` (windows longer than _TABLE_CACHE_MAX) the
+    # window's terms are kept (from 0, put there by the caller) and the others recomputed each
+    # time (from window + 1).
     n_found = 0
-    stack_a = np.empty(4 * window + 8, dtype=np.int64)
-    stack_b = np.empty(4 * window + 8, dtype=np.int64)
     start = 0
     while True:
         if not final and start + window > n_photons - 1:
@@ -333,7 +303,6 @@ def change_points_kernel(t: np.ndarray, window: int, overlap: int, min_intervals
         if end - start < min_intervals:
             break
         last = -1
-        depth = 0
         stack_a[0] = start
         stack_b[0] = end
         depth = 1
@@ -341,28 +310,27 @@ def change_points_kernel(t: np.ndarray, window: int, overlap: int, min_intervals
             depth -= 1
             a = stack_a[depth]
             b = stack_b[depth]
-            if b - a < min_intervals:
+            nn = b - a
+            if nn < min_intervals:
                 continue
-            if b - a == window:
-                z, k = _segment_statistic(t, a, b, edge, e_w, s_w, w_w)
-            elif cache:
-                nn = b - a
+            # one call site of _segment_tables, with an int64 offset: numba compiles a helper
+            # once per call signature, and a literal 0 is a signature of its own
+            if cache:
                 off = nn * (nn + 1) // 2
-                if not seen[nn]:
-                    e, s, w = _segment_tables(nn, edge, h, h2)
-                    for i in range(nn + 1):  # a loop, not a slice copy: no shape check
-                        e_c[off + i] = e[i]
-                        s_c[off + i] = s[i]
-                        w_c[off + i] = w[i]
-                    seen[nn] = True
-                z, k = _segment_statistic(t, a, b, edge, e_c[off:off + nn + 1],
-                                          s_c[off:off + nn + 1], w_c[off:off + nn + 1])
+                compute = not seen[nn]
+                seen[nn] = True
+            elif nn == window:
+                off = 0
+                compute = False
             else:
-                e, s, w = _segment_tables(b - a, edge, h, h2)
-                z, k = _segment_statistic(t, a, b, edge, e, s, w)
+                off = window + 1
+                compute = True
+            if compute:
+                _segment_tables(nn, edge, h, h2, e, s, w, off)
+            z, k = _segment_statistic(t, a, b, edge, e, s, w, off)
             if k < 0:
                 continue
-            if z > crit[b - a]:
+            if z > crit[nn]:
                 c = a + k
                 found[n_found] = c
                 n_found += 1
@@ -379,9 +347,43 @@ def change_points_kernel(t: np.ndarray, window: int, overlap: int, min_intervals
         # with more photons. Without a change point, step on keeping an overlap so that a change
         # near the window's end is seen with photons on both sides.
         start = last if last > start else end - overlap
-    found = found[:n_found]
-    _sort_nearly_sorted(found)
-    return found, start
+    return n_found, start
+
+
+def change_points_kernel(t: np.ndarray, window: int, overlap: int, min_intervals: int,
+                         edge: int, h: np.ndarray, h2: np.ndarray, crit: np.ndarray,
+                         final: bool) -> tuple[np.ndarray, int]:
+    """Change points of ``t`` (sorted indices) and the photon where the search would go on.
+
+    ``h, h2, crit`` are :func:`search_tables` for the window and edge. With ``final`` False,
+    ``t`` is only the beginning of the stream: the search stops before a window that the
+    photons so far do not fill, and returns where it stopped; fed again from there with more
+    photons it goes on exactly as it would have on the whole stream (each window's tests see
+    only that window's photons).
+
+    The compiled search (:func:`_search_kernel`) gets its scratch from here, and the change
+    points are sorted here (they come out of order only within a window): allocation and
+    sorting in a kernel cost numba's first run more compile time than they cost here to run.
+    """
+    t = np.ascontiguousarray(t, dtype=np.float64)
+    n_photons = t.shape[0]
+    cache = window <= _TABLE_CACHE_MAX
+    if cache:
+        size = (window + 1) * (window + 2) // 2
+        seen = np.zeros(window + 1, dtype=np.bool_)
+    else:
+        size = 2 * (window + 1)
+        seen = np.zeros(1, dtype=np.bool_)
+    e, s, w = np.empty(size), np.empty(size), np.empty(size)
+    if not cache:
+        _segment_tables(int(window), int(edge), h, h2, e, s, w, 0)
+    found = np.empty(max(n_photons // max(edge, 1) + 1, 1), dtype=np.int64)
+    stack_a = np.empty(4 * window + 8, dtype=np.int64)
+    stack_b = np.empty(4 * window + 8, dtype=np.int64)
+    n_found, start = _search_kernel(t, int(window), int(overlap), int(min_intervals),
+                                    int(edge), h, h2, crit, bool(final), cache, e, s, w, seen,
+                                    found, stack_a, stack_b)
+    return np.sort(found[:n_found]), int(start)
 
 
 def find_change_points(times: np.ndarray, confidence: float = 0.95, window: int = 1000,

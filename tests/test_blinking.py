@@ -493,8 +493,8 @@ def test_pruned_ks_scan_equals_the_full_scan():
 
 
 def test_cached_segment_tables_give_the_same_change_points(monkeypatch):
-    # the compiled search keeps per-length tables; the interpreted one with the cache turned
-    # off computes them for every segment, as before the cache
+    # the search keeps per-length tables; with the cache turned off it computes them for every
+    # segment, as before the cache
     import spad.analysis.changepoints as cp
 
     rng = np.random.default_rng(33)
@@ -503,8 +503,7 @@ def test_cached_segment_tables_give_the_same_change_points(monkeypatch):
     assert fast.size >= 5
     monkeypatch.setattr(cp, "_TABLE_CACHE_MAX", 0)
     h, h2, crit = cp.search_tables(0.95, 400, cp.EDGE)
-    plain, _ = cp.change_points_kernel.py_func(t, 400, 100, 19, cp.EDGE, h, h2, crit,  # 20 ph.
-                                               True)
+    plain, _ = cp.change_points_kernel(t, 400, 100, 19, cp.EDGE, h, h2, crit, True)  # 20 ph.
     np.testing.assert_array_equal(fast, plain)
 
 
