@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,131 @@ def test_blas_has_one_thread_in_the_spad_program_as_numpy_loads():
     out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True,
                          text=True, env=env)
     assert out.stdout.split("\n")[-2] == "[1]"
+
+
+# --- the first run's compilation on two cores (spad.analysis.kernels_warmup) ----------------
+
+WARM_LIST_PROBE = """
+import contextlib, io, sys
+from numba.core.dispatcher import Dispatcher
+from spad.analysis.kernels_warmup import KERNELS, compile_share
+from spad.app.cli import main
+
+compile_share(KERNELS)
+
+
+def kernels():
+    for name, module in list(sys.modules.items()):
+        if name.startswith("spad.analysis."):
+            for attr, value in vars(module).items():
+                if isinstance(value, Dispatcher):
+                    yield f"{name}.{attr}", value
+
+
+before = {name: set(k.signatures) for name, k in kernels()}
+with contextlib.redirect_stdout(io.StringIO()):
+    main(["analyze", "--jobs", "1", sys.argv[1]])
+for name, k in kernels():
+    for sig in set(k.signatures) - before.get(name, set()):
+        print("compiled by the analysis:", name, sig)
+print("done")
+"""
+
+
+def test_the_warm_up_list_holds_every_kernel_a_t3_analysis_calls(tmp_path):
+    # a kernel or argument type missing from KERNELS would be compiled by the analysis after
+    # the warm-up, on one core (and a wrong type would compile a specialisation never used)
+    path = tmp_path / "p.h5"
+    spad = str(Path(sys.executable).with_name("spad"))
+    subprocess.run([spad, "simulate", "--duration", "10", "--seed", "2", "--spectrum-s", "0",
+                    "-o", str(path)], check=True, capture_output=True)
+    out = subprocess.run([sys.executable, "-c", WARM_LIST_PROBE, str(path)], check=True,
+                         capture_output=True, text=True)
+    assert out.stdout.splitlines() == ["done"]
+
+
+FORK_PROBE = """
+import os, sys
+from spad.analysis.kernels_warmup import compile_kernels
+
+parent = os.getpid()
+folder = sys.argv[1]
+cached = sys.argv[2] == "cached"
+block = sys.argv[3] == "block"
+entries = [("m", f"k{i}", ()) for i in range(5)]
+
+
+def compile_(share):
+    who = "parent" if os.getpid() == parent else "child"
+    with open(os.path.join(folder, who), "a") as f:
+        f.write(" ".join(e[1] for e in share) + "\\n")
+    if block and share != entries[:1]:
+        import time
+        time.sleep(600)
+    return 0 if cached and share[:1] == entries[:1] else len(share)
+
+
+pid = compile_kernels(entries, 3, compile_)
+print("child", pid)
+if pid is not None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+        print("not reaped")
+    except ChildProcessError:
+        print("reaped")
+"""
+
+
+def _fork_probe(folder: Path, *args: str) -> list[str]:
+    out = subprocess.run([sys.executable, "-c", FORK_PROBE, str(folder), *args], check=True,
+                         capture_output=True, text=True)
+    return out.stdout.split()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the child is forked on Linux only")
+def test_a_cold_cache_is_compiled_in_two_processes(tmp_path):
+    out = _fork_probe(tmp_path, "cold", "go")
+    assert out[0] == "child" and out[1] != "None" and out[2] == "reaped"
+    # the parent probed with the first kernel, then compiled its share; the child the rest
+    assert (tmp_path / "parent").read_text().splitlines() == ["k0", "k1 k2"]
+    assert (tmp_path / "child").read_text().splitlines() == ["k3 k4"]
+
+
+def test_a_filled_cache_forks_nothing(tmp_path):
+    assert _fork_probe(tmp_path, "cached", "go") == ["child", "None"]
+    assert (tmp_path / "parent").read_text().splitlines() == ["k0"]
+    assert not (tmp_path / "child").exists()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"   # a zombie has ended, it waits only for its parent to read it
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the child is forked on Linux only")
+def test_the_compiling_child_dies_with_a_killed_parent(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", FORK_PROBE, str(tmp_path), "cold", "block"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # both are compiling (blocked in the fake compiler) once both have written
+        for _ in range(600):
+            if (tmp_path / "child").exists() and len(
+                    (tmp_path / "parent").read_text().splitlines()) == 2:
+                break
+            assert proc.poll() is None
+            time.sleep(0.05)
+        children = [int(p) for p in
+                    Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+        assert len(children) == 1
+    finally:
+        proc.kill()
+        proc.wait()
+    for _ in range(600):   # the kernel sends the child SIGKILL as the parent dies
+        if not _alive(children[0]):
+            break
+        time.sleep(0.05)
+    assert not _alive(children[0])

@@ -17,7 +17,9 @@ as wall time above CPU time). The particles are simulated into a temporary folde
 
 ``--kernels`` breaks figure 4 down: the same first ``spad analyze`` in a child process that
 times every numba compilation it starts (CPU seconds, nested compilations counted in the kernel
-that needed them), printed worst first.
+that needed them), printed worst first. There the kernels all compile in that one process
+(:mod:`spad.analysis.kernels_warmup` forks no second one), so the sum is the compile CPU of
+both processes of the real first run.
 """
 
 from __future__ import annotations
@@ -84,6 +86,8 @@ def timed(self, sig):
 
 
 dispatcher.Dispatcher.compile = timed
+import spad.analysis.kernels_warmup as warmup
+warmup._can_fork = lambda: False   # all in this process, where they are timed
 from spad.app.cli import main
 try:
     main(sys.argv[1:])
