@@ -32,7 +32,7 @@ __all__ = ["KERNELS", "CHILD_SHARE", "compile_kernels", "compile_share"]
 _A1 = {dtype: getattr(types, dtype)[::1] for dtype in ("float64", "int64", "uint8", "uint16",
                                                      "boolean")}
 _F, _I, _U8, _U16, _B = _A1["float64"], _A1["int64"], _A1["uint8"], _A1["uint16"], _A1["boolean"]
-_I2 = types.int64[:, ::1]
+_I2, _F2 = types.int64[:, ::1], types.float64[:, ::1]
 _R = types.Array(types.float64, 1, "C", readonly=True)   # changepoints.search_tables
 _f, _i, _b = types.float64, types.int64, types.boolean
 
@@ -52,20 +52,22 @@ KERNELS: tuple[Entry, ...] = (
      (_I, _U8, _U16, _b, _i, _i, _i, _f, _f, _f, _f, _I, _I, _I, _B, _I)),
     ("spad.analysis.changepoints", "_search_kernel",
      (_F, _i, _i, _i, _i, _R, _R, _R, _b, _b, _F, _F, _F, _B, _I, _I, _I)),
+    ("spad.analysis.g2_pairs", "_count_sync_pairs", (_I, _U8, _i, _i, _I, _I, _I, _I)),
+    ("spad.analysis.flid", "_flid_hist", (_I, _I, _i, _i, _I2)),
     # the child's share, compiled while this process compiles the above
-    ("spad.analysis.level_grouping", "_em_iterations", (_F, _F, _F, _I, _i, _i, _f, _I, _F)),
+    ("spad.analysis.level_grouping", "_em_iterations",
+     (_F, _F, _F, _I, _i, _f, _F2, _F2, _F2, _I, _F)),
     ("spad.analysis.blinking", "_ks_scan", (_F, _f, _i)),
     ("spad.analysis.blinking", "add_to_bins", (_F, _f, _f, _I)),
     ("spad.analysis.lifetimes", "_label_histograms", (_F, _I, _F, _i)),
     ("spad.analysis.lifetimes", "_level_labels", (_F, _F, _F, _I)),
-    ("spad.analysis.g2_pairs", "_count_sync_pairs", (_I, _U8, _i, _i, _I, _I, _I, _I)),
     ("spad.analysis.flid", "_fill_flid", (_I, _U8, _U16, _I, _i, _i, _I2)),
-    ("spad.analysis.flid", "_flid_hist", (_I, _I, _i, _i, _I2)),
 )
 
-CHILD_SHARE = 7
+CHILD_SHARE = 9
 """Entries of :data:`KERNELS` from this index on are compiled by the child: the two shares
-took about equal compile time (tests/benchmarks/bench_latency.py ``--kernels``)."""
+take about equal compile time (2.7-2.8 s of CPU each on a quiet machine, from
+tests/benchmarks/bench_latency.py ``--kernels``)."""
 
 _PR_SET_PDEATHSIG = 1   # prctl(2): the signal the kernel sends a process when its parent dies
 

@@ -152,10 +152,15 @@ def _exp_nonpositive(x: np.ndarray, bits: np.ndarray, scale: np.ndarray) -> None
 
 @njit(cache=True)
 def _em_iterations(n: np.ndarray, d: np.ndarray, log_fact: np.ndarray, labels: np.ndarray,
-                   n_groups: int, max_iter: int, tol: float, bits: np.ndarray,
-                   scale: np.ndarray) -> tuple[np.ndarray, float]:
-    """EM iterations of :func:`_poisson_mixture_em`: (responsibilities (G, L), log-likelihood);
-    ``bits`` and ``scale`` are the scratch of :func:`_exp_nonpositive`, one entry per level.
+                   max_iter: int, tol: float, resp: np.ndarray, per_level: np.ndarray,
+                   per_group: np.ndarray, bits: np.ndarray, scale: np.ndarray
+                   ) -> tuple[int, float]:
+    """EM iterations of :func:`_poisson_mixture_em`: the responsibilities end in
+    ``resp[:G]`` (``resp``: (groups, levels) scratch), returns (G, log-likelihood), G the
+    groups left. ``per_level`` (4, levels) and ``per_group`` (2, groups) are scratch, and
+    ``bits`` and ``scale`` that of :func:`_exp_nonpositive`, one entry per level. (Scratch
+    comes from the caller: an array made in a kernel is one more implementation for numba
+    to compile on the first run.)
 
     The updates of the array formulation (reference in tests/test_blinking.py), arranged for
     speed: ln p(n_l | g) = n_l ln(I_g d_l) - I_g d_l - ln n_l! is split into the part that
@@ -163,9 +168,8 @@ def _em_iterations(n: np.ndarray, d: np.ndarray, log_fact: np.ndarray, labels: n
     responsibilities and enters the log-likelihood once per level; that leaves one exp per
     level and group, computed by :func:`_exp_nonpositive`. Equal to rounding (~1e-14).
     """
-    m = n.shape[0]
+    n_groups, m = resp.shape
     log_floor = np.log(1e-300)
-    resp = np.empty((n_groups, m))
     for g in range(n_groups):
         for i in range(m):
             resp[g, i] = 0.0
@@ -173,8 +177,10 @@ def _em_iterations(n: np.ndarray, d: np.ndarray, log_fact: np.ndarray, labels: n
         resp[labels[i], i] = 1.0
     # element loops, not array expressions or row copies: the same arithmetic, and far less
     # for numba to compile on the first run (row copies compile shape-check error messages)
-    log_d = np.empty(m)
-    base = np.empty(m)
+    log_d = per_level[0]
+    base = per_level[1]
+    top = per_level[2]
+    s = per_level[3]
     for i in range(m):
         log_d[i] = np.log(d[i])
         base[i] = n[i] * log_d[i] - log_fact[i]
@@ -182,10 +188,8 @@ def _em_iterations(n: np.ndarray, d: np.ndarray, log_fact: np.ndarray, labels: n
     for i in range(m):
         total += d[i]
     g_live = n_groups
-    t_g = np.empty(n_groups)     # both set for every live group before they are read
-    n_g = np.empty(n_groups)
-    top = np.empty(m)
-    s = np.empty(m)
+    t_g = per_group[0]     # both set for every live group before they are read
+    n_g = per_group[1]
     loglik = -np.inf
     for _ in range(max_iter):
         for g in range(g_live):
@@ -237,11 +241,7 @@ def _em_iterations(n: np.ndarray, d: np.ndarray, log_fact: np.ndarray, labels: n
             loglik = new_loglik
             break
         loglik = new_loglik
-    out = np.empty((g_live, m))
-    for g in range(g_live):
-        for i in range(m):
-            out[g, i] = resp[g, i]
-    return out, loglik
+    return g_live, loglik
 
 
 def _poisson_mixture_em(n: np.ndarray, d: np.ndarray, labels: np.ndarray, n_groups: int,
@@ -255,9 +255,12 @@ def _poisson_mixture_em(n: np.ndarray, d: np.ndarray, labels: np.ndarray, n_grou
     n = np.ascontiguousarray(n, dtype=np.float64)
     d = np.ascontiguousarray(d, dtype=np.float64)
     bits = np.empty(n.size, dtype=np.int64)
-    resp, loglik = _em_iterations(n, d, gammaln(n + 1.0),
-                                  np.ascontiguousarray(labels, dtype=np.int64), int(n_groups),
-                                  int(max_iter), float(tol), bits, bits.view(np.float64))
+    resp = np.empty((int(n_groups), n.size))
+    g_live, loglik = _em_iterations(n, d, gammaln(n + 1.0),
+                                    np.ascontiguousarray(labels, dtype=np.int64),
+                                    int(max_iter), float(tol), resp, np.empty((4, n.size)),
+                                    np.empty((2, int(n_groups))), bits, bits.view(np.float64))
+    resp = resp[:g_live]
     total = d.sum()
     t_g = resp @ d
     inten = (resp @ n) / np.maximum(t_g, 1e-300)
