@@ -328,9 +328,22 @@ def _ks_distance(t: np.ndarray, i: int, alpha: float, x_eff: float, half: float,
     return d
 
 
-@njit(cache=True)
 def _ks_scan(t: np.ndarray, resolution: float, min_tail: int) -> tuple[int, float, float]:
     """Scan candidate t_min (distinct values of sorted t): (index, alpha, KS distance) of best.
+
+    :func:`_ks_scan_kernel` with its scratch arrays made here (an array made in a kernel is
+    one more implementation for numba to compile on the first run).
+    """
+    t = np.ascontiguousarray(t, dtype=np.float64)
+    return _ks_scan_kernel(t, float(resolution), int(min_tail), np.empty(t.size + 1),
+                           np.empty(t.size))
+
+
+@njit(cache=True)
+def _ks_scan_kernel(t: np.ndarray, resolution: float, min_tail: int, suffix: np.ndarray,
+                    alphas: np.ndarray) -> tuple[int, float, float]:
+    """Scan candidate t_min (distinct values of sorted t): (index, alpha, KS distance) of best;
+    ``suffix`` and ``alphas`` are scratch, of ``t.size + 1`` and ``t.size`` entries.
 
     The result is that of computing every candidate's KS distance in full and taking the first
     minimum (reference in tests/test_blinking.py), O(n^2). Here a candidate's tail scan stops
@@ -342,12 +355,9 @@ def _ks_scan(t: np.ndarray, resolution: float, min_tail: int) -> tuple[int, floa
     n_all = t.shape[0]
     half = 0.5 * resolution
     # suffix sums of ln t for O(1) alpha per candidate (x_eff changes, so keep sum ln t)
-    # np.empty and element loops, not np.zeros/np.full: numba compiles less on the first run
-    suffix = np.empty(n_all + 1)
     suffix[n_all] = 0.0
     for i in range(n_all - 1, -1, -1):
         suffix[i] = suffix[i + 1] + np.log(t[i])
-    alphas = np.empty(n_all)
     for i in range(n_all):
         alphas[i] = np.nan             # NaN: not a candidate
     for i in range(n_all - min_tail + 1):

@@ -57,7 +57,7 @@ KERNELS: tuple[Entry, ...] = (
     # the child's share, compiled while this process compiles the above
     ("spad.analysis.level_grouping", "_em_iterations",
      (_F, _F, _F, _I, _i, _f, _F2, _F2, _F2, _I, _F)),
-    ("spad.analysis.blinking", "_ks_scan", (_F, _f, _i)),
+    ("spad.analysis.blinking", "_ks_scan_kernel", (_F, _f, _i, _F, _F)),
     ("spad.analysis.blinking", "add_to_bins", (_F, _f, _f, _I)),
     ("spad.analysis.lifetimes", "_label_histograms", (_F, _I, _F, _i)),
     ("spad.analysis.lifetimes", "_level_labels", (_F, _F, _F, _I)),
