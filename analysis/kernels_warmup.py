@@ -54,6 +54,7 @@ KERNELS: tuple[Entry, ...] = (
      (_F, _i, _i, _i, _i, _R, _R, _R, _b, _b, _F, _F, _F, _B, _I, _I, _I)),
     ("spad.analysis.g2_pairs", "_count_sync_pairs", (_I, _U8, _i, _i, _I, _I, _I, _I)),
     ("spad.analysis.flid", "_flid_hist", (_I, _I, _i, _i, _I2)),
+    ("spad.analysis.flid", "_fill_flid", (_I, _U8, _U16, _I, _i, _i, _I2)),
     # the child's share, compiled while this process compiles the above
     ("spad.analysis.level_grouping", "_em_iterations",
      (_F, _F, _F, _I, _i, _f, _F2, _F2, _F2, _I, _F)),
@@ -61,13 +62,13 @@ KERNELS: tuple[Entry, ...] = (
     ("spad.analysis.blinking", "add_to_bins", (_F, _f, _f, _I)),
     ("spad.analysis.lifetimes", "_label_histograms", (_F, _I, _F, _i)),
     ("spad.analysis.lifetimes", "_level_labels", (_F, _F, _F, _I)),
-    ("spad.analysis.flid", "_fill_flid", (_I, _U8, _U16, _I, _i, _i, _I2)),
 )
 
-CHILD_SHARE = 9
+CHILD_SHARE = 10
 """Entries of :data:`KERNELS` from this index on are compiled by the child: the two shares
-take about equal compile time (2.7-2.8 s of CPU each on a quiet machine, from
-tests/benchmarks/bench_latency.py ``--kernels``)."""
+take about equal compile time (3.7-3.8 s of CPU each at a load of 8 on 2 cores, from
+tests/benchmarks/bench_latency.py ``--kernels``; the child's share includes numba's array
+constructors, first compiled there by the lifetime kernels)."""
 
 _PR_SET_PDEATHSIG = 1   # prctl(2): the signal the kernel sends a process when its parent dies
 
