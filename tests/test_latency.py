@@ -216,3 +216,11 @@ def test_the_compiling_child_dies_with_a_killed_parent(tmp_path):
             break
         time.sleep(0.05)
     assert not _alive(children[0])
+
+
+def test_the_warm_up_does_nothing_with_numba_jit_disabled():
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
+    out = subprocess.run([sys.executable, "-c", "from spad.analysis.kernels_warmup import "
+                          "compile_kernels; print(compile_kernels())"], check=True,
+                         capture_output=True, text=True, env=env)
+    assert out.stdout.split() == ["None"]

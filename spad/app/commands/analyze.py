@@ -173,9 +173,10 @@ def run(args: argparse.Namespace) -> int:
         raise SpadError(f"--jobs must be at least 1, not {args.jobs}")
     if args.report is not None:
         check_folder(args.report)  # fail before the work, not after
-    from spad.analysis.kernels_warmup import compile_kernels
+    if not args.scheduler:   # a Dask cluster's workers compile their own
+        from spad.analysis.kernels_warmup import compile_kernels
 
-    compile_kernels()   # the first run after an install: compiled on two cores
+        compile_kernels()   # the first run after an install: compiled on two cores
     results, failed = [], 0
     with _progress_bar(len(jobs)) as bar, _mapped(_one, jobs, settings, args) as outs:
         for out in outs:
