@@ -12,7 +12,9 @@ kernel (to find out) and returns.
 The child ends with its work, and also the moment its parent dies, however it dies
 (``prctl(PR_SET_PDEATHSIG)``, Linux); where that or ``fork`` is not available, or the process
 has other threads (forking them is unsafe), nothing is forked and the kernels compile as they
-are first called.
+are first called. So do the kernels that are not in the list: those only other recordings
+need (T2 correlations, spectra, the PicoQuant record decoders). The list names each module's
+own kernels as strings: they are private to their modules, and only compiled from here.
 """
 
 from __future__ import annotations
