@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import ndimage, special, stats
+from scipy import ndimage, special
+from spad.analysis.distributions import f_sf
 from spad.analysis.lmfit_lean import lmfit
 from spad.analysis.spectrum_frames import estimate_noise
 
@@ -405,7 +406,7 @@ def fit_spectrum(wavelength_m: np.ndarray, counts: np.ndarray,
     if r2 is not None:
         k1, k2, n = r1.nvarys, r2.nvarys, x.size
         f_stat = ((r1.chisqr - r2.chisqr) / (k2 - k1)) / (r2.chisqr / (n - k2))
-        p_value = float(stats.f.sf(f_stat, k2 - k1, n - k2))
+        p_value = float(f_sf(f_stat, k2 - k1, n - k2))
         areas_ok = all(_significant(r2.params[f"p{j}_amplitude"]) for j in (1, 2))
         supported = bool(r1.bic - r2.bic > 10 and p_value < 1e-3)
         # one asymmetric line competes with two lines (not nested: BIC alone)
@@ -450,7 +451,7 @@ def _f_test(small: lmfit.minimizer.MinimizerResult, big: lmfit.minimizer.Minimiz
     if big.chisqr <= 0 or n <= k2:
         return 0.0
     f_stat = ((small.chisqr - big.chisqr) / (k2 - k1)) / (big.chisqr / (n - k2))
-    return float(stats.f.sf(f_stat, k2 - k1, n - k2))
+    return float(f_sf(f_stat, k2 - k1, n - k2))
 
 
 def _significant(par: lmfit.Parameter) -> bool:
