@@ -37,14 +37,16 @@ which undercounts the information of bins with no counts by half.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import scipy.fft
 from numba import njit
 from scipy.special import ndtr, xlogy
-from spad.analysis.lmfit_lean import lmfit
 from spad.analysis.schema import to_json_types
+
+if TYPE_CHECKING:
+    from spad.analysis.lmfit_lean import lmfit
 
 __all__ = [
     "LifetimeResult", "fit_decay", "fit_tail",
@@ -446,6 +448,8 @@ def _fit(model: _Decay, y: np.ndarray, e: np.ndarray, period: float, n_exp: int,
     if len(tau_guess) != n_exp:
         raise ValueError(f"tau_guess needs {n_exp} lifetimes, got {len(tau_guess)}")
     total = max(float(ys.sum()) - bg0 * n_fit, 1.0)
+
+    from spad.analysis.lmfit_lean import lmfit  # at the first fit: T2 data never fit one
 
     params = lmfit.Parameters()
     for j, tau in enumerate(tau_guess, 1):

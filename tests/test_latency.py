@@ -71,6 +71,15 @@ def test_spad_analyze_of_a_photon_particle_imports_no_scipy_stats_or_signal():
     assert not {"scipy.stats", "scipy.signal", "scipy.interpolate", "pandas"} & set(imported)
 
 
+def test_spad_analyze_of_t2_photons_imports_no_fitting_library():
+    # T2 records have no laser sync: no decay, no lifetime fit, so neither lmfit nor
+    # scipy.optimize (this file's single intensity level has no dwell times to fit either)
+    t2 = str(Path(PTU).with_name("v20_t2.ptu"))
+    imported = _command_imports(["analyze", "--jobs", "1", "--json", t2])
+    assert "numba" in imported
+    assert not {"lmfit", "scipy.optimize", "scipy.stats", "scipy.signal"} & set(imported)
+
+
 def _run(code: str) -> list[str]:
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                          text=True)

@@ -73,3 +73,11 @@ def test_full_convolution_is_fftconvolve():
         ai = RNG.integers(0, 9, na)
         _same(full_convolution(ai, b), signal.fftconvolve(ai, b))
     _same(full_convolution(np.array([]), np.ones(3)), signal.fftconvolve(np.array([]), np.ones(3)))
+
+
+def test_gaussian_fwhm_factor_is_lmfits():
+    # written out in spectrum_fit so that the module need not import lmfit
+    from spad.analysis.lmfit_lean import lmfit
+    from spad.analysis.spectrum_fit import GAUSSIAN_FWHM_FACTOR
+
+    assert GAUSSIAN_FWHM_FACTOR == float(f"{lmfit.models.GaussianModel.fwhm_factor:.7f}")
