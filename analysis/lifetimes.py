@@ -258,6 +258,7 @@ class _Decay:
         self._irf_ffts: dict[tuple[float, float], np.ndarray] = {}
         self._comp_fft: dict[tuple[int, float, float], np.ndarray] = {}
         self._row: dict[tuple[int, tuple[float, ...]], np.ndarray] = {}
+        self._rows: dict[tuple[Any, ...], np.ndarray] = {}
 
     def gaussian_irf(self, center: float, sigma: float) -> np.ndarray:
         """Gaussian IRF mass placed at each bin's left edge (midpoint rule), wrapped by T
@@ -316,8 +317,15 @@ class _Decay:
     def components(self, taus: np.ndarray, shift: float = 0.0, center: float = 0.0,
                    sigma: float = 1.0) -> np.ndarray:
         """Unit-area (per period) components on the bins, one row per lifetime."""
-        return np.stack([self._component(j, float(tau), shift, center, sigma)
-                         for j, tau in enumerate(taus)])
+        key = (tuple(float(tau) for tau in taus), shift, center, sigma)
+        rows = _recall(self._rows, key)
+        if rows is None:
+            # the Jacobian's amplitude and background columns change none of these: the
+            # rows stacked for the base point serve them all
+            rows = np.stack([self._component(j, tau, shift, center, sigma)
+                             for j, tau in enumerate(key[0])])
+            _remember(self._rows, key, rows)
+        return rows
 
 
 def _initial_tau(t: np.ndarray, y: np.ndarray, bg: float, period: float) -> float:
