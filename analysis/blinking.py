@@ -29,9 +29,10 @@ from typing import Any, Literal
 
 import numpy as np
 from numba import njit
-from scipy import optimize, special, stats
+from scipy import special
 from spad.analysis.bursts import BURST_TRACE_SHARE, Bursts, find_bursts, levels_without_bursts
 from spad.analysis.changepoints import ChangePointStream, Levels
+from spad.analysis.distributions import chi2_sf, kurtosis, skew
 from spad.analysis.level_grouping import Grouping, group_levels
 from spad.analysis.schema import to_json_types
 from spad.analysis.switching import SwitchingRates, switching_rates
@@ -159,6 +160,8 @@ def mixture_threshold(counts: np.ndarray, method: Literal["poisson", "gaussian"]
         if method == "poisson":
             logp = x[None, :] * np.log(mu)[:, None] - mu[:, None] - log_fact[None, :]
         else:
+            from scipy import stats  # the Gaussian mixture only: spared on every particle
+
             logp = stats.norm.logpdf(x[None, :], mu[:, None], sd[:, None])
         logp = logp + np.log(np.maximum(w, 1e-300))[:, None]
         top = logp.max(axis=0)
@@ -524,6 +527,8 @@ def _fit_truncated(fit: PowerLawFit, tail: np.ndarray, x_eff: float, sum_log: fl
         val = _tpl_nll(p[0], np.exp(p[1]), sum_log, sum_t, n, x_eff)
         return val if np.isfinite(val) else 1e300
 
+    from scipy import optimize  # the power-law tails only
+
     best = None
     for lam0 in (0.01 / tail.mean(), 0.3 / tail.mean(), 3 / tail.max()):
         r = optimize.minimize(nll, np.array([fit.alpha, np.log(lam0)]), method="Nelder-Mead",
@@ -541,7 +546,7 @@ def _fit_truncated(fit: PowerLawFit, tail: np.ndarray, x_eff: float, sum_log: fl
     # better (up to optimiser tolerance).
     llr = min(-nll_pl + best.fun, 0.0)
     fit.log_likelihood_ratio = float(llr)
-    fit.p_value = float(0.5 * stats.chi2.sf(-2 * llr, 1)) if llr < 0 else 1.0
+    fit.p_value = float(0.5 * chi2_sf(-2 * llr, 1)) if llr < 0 else 1.0
     fit.preferred = "truncated" if fit.p_value < 0.05 else "power_law"
 
 
@@ -576,8 +581,8 @@ def bimodality_coefficient(x: np.ndarray) -> float:
     n = v.size
     if n < 4 or np.all(v == v[0]):
         return float("nan")
-    g = stats.skew(v, bias=False)
-    k = stats.kurtosis(v, bias=False)
+    g = skew(v, bias=False)
+    k = kurtosis(v, bias=False)
     return float((g ** 2 + 1) / (k + 3 * (n - 1) ** 2 / ((n - 2) * (n - 3))))
 
 

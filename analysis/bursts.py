@@ -30,8 +30,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 from spad.analysis.changepoints import Levels
+from spad.analysis.distributions import poisson_pmf, poisson_sf
 
 __all__ = ["Bursts", "find_bursts", "levels_without_bursts", "photons_outside", "scan_p_value"]
 
@@ -86,8 +86,8 @@ def scan_p_value(n: np.ndarray, rate: float, window_s: np.ndarray, total_s: floa
     n = np.asarray(n, dtype=np.float64)
     w = np.asarray(window_s, dtype=np.float64)
     psi = rate * w
-    tail = stats.poisson.sf(n - 1, psi)
-    pk = stats.poisson.pmf(n - 1, psi)
+    tail = poisson_sf(n - 1, psi)
+    pk = poisson_pmf(n - 1, psi)
     x = np.clip((n - psi) / np.maximum(n, 1.0), 0.0, None) * rate * np.clip(total_s - w, 0.0,
                                                                            None) * pk
     p = -np.expm1(np.log1p(-np.minimum(tail, 1.0 - 1e-16)) - x)

@@ -40,7 +40,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import minimize
 from spad.analysis.schema import BY_NAME, PHOTON_FEATURES, SPECTRUM_FEATURES
 
 __all__ = ["PHOTON_FEATURES", "SPECTRUM_FEATURES", "Classification", "Classifier",
@@ -424,6 +423,8 @@ def fit_class(x: np.ndarray, e: np.ndarray, outliers: float, span: float
         dens = np.exp(-0.5 * (x - p[0]) ** 2 / var) / np.sqrt(2 * np.pi * var)
         return -float(np.sum(np.log((1 - outliers) * dens + flat)))
 
+    from scipy.optimize import minimize  # calibration only: a verdict never fits
+
     med = float(np.median(x))
     sd0 = max(float(np.median(np.abs(x - med))) * 1.4826, 1e-3 * span)
     res = minimize(nll, [med, math.log(sd0)], method="Nelder-Mead",
@@ -448,6 +449,8 @@ def fit_class_with(x: np.ndarray, e: np.ndarray, outliers: float, span: float,
         dens = (1 - q) * normal(p[0], math.exp(2 * p[1]) + e ** 2) + q * other
         return -float(np.sum(np.log((1 - outliers) * dens + flat)))
 
+    from scipy.optimize import minimize  # calibration only
+
     mu0, sd0 = fit_class(x, e, outliers, span)
     res = minimize(nll, [mu0, math.log(sd0), -3.0], method="Nelder-Mead",
                    options={"xatol": 1e-6, "fatol": 1e-8, "maxiter": 6000})
@@ -469,6 +472,8 @@ def fit_weights(llr: np.ndarray, is_dimer: Sequence[bool],
         p = 1.0 / (1.0 + np.exp(-s))
         loss = float(np.sum(np.logaddexp(0.0, s) - y * s) + 0.5 * l2 * np.sum((w - 1) ** 2))
         return loss, z.T @ (p - y) + l2 * (w - 1)
+
+    from scipy.optimize import minimize  # calibration only
 
     res = minimize(nll, np.ones(z.shape[1]), jac=True, method="L-BFGS-B",
                    bounds=[(0.0, float(u)) for u in np.broadcast_to(upper, z.shape[1])])

@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import fftconvolve
+import scipy.fft
 from spad.analysis.accumulators import Correlation, CrossCorrelation, Decay
 from spad.analysis.photon_collector import PhotonList
 
@@ -167,6 +167,28 @@ def _above_floor(row: np.ndarray, period_s: float, bin_width_s: float) -> np.nda
     return out if out.sum() > 0 else row
 
 
+def full_convolution(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``scipy.signal.fftconvolve(a, b)`` (mode "full") of two 1-D real arrays, on scipy.fft.
+
+    The same transforms in the same order as SciPy 1.17's ``fftconvolve`` (``rfftn`` at the
+    next fast length, the product, ``irfftn``, cropped), hence the same numbers, without the
+    import of ``scipy.signal`` (~0.1-0.4 s) that the analysis of every particle would pay.
+    """
+    a, b = np.asarray(a), np.asarray(b)
+    if a.size == 0 or b.size == 0:
+        return np.asarray([])
+    if a.size == 1 or b.size == 1:
+        return a * b   # fftconvolve multiplies by a length-1 input (broadcasting)
+    a = a.astype(np.float64) if a.dtype.kind in "iub" else a
+    b = b.astype(np.float64) if b.dtype.kind in "iub" else b
+    shape = a.size + b.size - 1
+    fshape = [scipy.fft.next_fast_len(shape, True)]
+    ret = scipy.fft.irfftn(scipy.fft.rfftn(a, fshape, axes=[0]) * scipy.fft.rfftn(b, fshape,
+                                                                                   axes=[0]),
+                           fshape, axes=[0])
+    return ret[:shape].copy()
+
+
 def delay_difference(decay: DecayInput, det_a: int = 1, det_b: int = 2
                      ) -> tuple[np.ndarray, np.ndarray]:
     """Distribution of ``Delta = d_b - d_a`` for independent photons: the shape of a side peak.
@@ -193,7 +215,7 @@ def delay_difference(decay: DecayInput, det_a: int = 1, det_b: int = 2
     n = h_a.size
     # element j of the full convolution with the reversed a histogram is
     # sum_i h_a[i] h_b[i + j - (n - 1)]: lag bin j - (n - 1)
-    p = np.clip(fftconvolve(h_b, h_a[::-1]), 0.0, None)
+    p = np.clip(full_convolution(h_b, h_a[::-1]), 0.0, None)
     cdf = np.concatenate(([0.0], np.cumsum(p)))
     cdf /= cdf[-1]
     edges = (np.arange(-(n - 1), n + 1) - 0.5) * width
@@ -610,7 +632,7 @@ def cw_g2(correlation: Correlation | CrossCorrelation, duration_s: float | None 
 
 
 __all__ = ["pulsed_g2", "G2Result", "cw_g2", "CWG2", "find_peak_offset", "delay_difference",
-           "peak_fractions", "solve_peak_areas", "DecayInput"]
+           "peak_fractions", "solve_peak_areas", "DecayInput", "full_convolution"]
 
 
 # --------------------------------------------------------------------------------------------

@@ -40,10 +40,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize_scalar
-from scipy.signal import fftconvolve
 from spad.analysis.accumulators import Correlation
-from spad.analysis.g2 import G2Result, peak_fractions
+from spad.analysis.g2 import G2Result, full_convolution, peak_fractions
 
 MAX_SIDE_PEAKS = 8
 """Side peaks on each side used in the fit (blinking bunching is flat over them)."""
@@ -169,7 +167,7 @@ def measured_shape(h_a: np.ndarray, h_b: np.ndarray, width_s: float, period_s: f
         rows.append(_unwrap(np.roll(sig, -r), width_s, period_s, lifetime_s))
         rolls.append(r)
     f_a, f_b = rows
-    p = np.clip(fftconvolve(f_b, f_a[::-1]), 0.0, None)
+    p = np.clip(full_convolution(f_b, f_a[::-1]), 0.0, None)
     cdf = np.concatenate(([0.0], np.cumsum(p)))
     cdf /= cdf[-1]
     # element j of the convolution with the reversed a row is the lag j - (len(f_a) - 1)
@@ -293,6 +291,8 @@ def fit_correlogram(correlation: Correlation, period_s: float, centre_lag_s: flo
         grid = np.linspace(math.log(period / 300), math.log(max(4 * period, 100e-9)), 11)
         vals = [areas(design(g))[1] for g in grid]
         k = int(np.argmin(vals))
+        from scipy.optimize import minimize_scalar  # without a lifetime only
+
         res = minimize_scalar(lambda g: areas(design(g))[1],
                               bounds=(grid[max(k - 1, 0)], grid[min(k + 1, grid.size - 1)]),
                               method="bounded", options={"xatol": 1e-3})

@@ -37,14 +37,16 @@ which undercounts the information of bins with no counts by half.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import scipy.fft
 from numba import njit
 from scipy.special import ndtr, xlogy
-from spad.analysis.lmfit_lean import lmfit
 from spad.analysis.schema import to_json_types
+
+if TYPE_CHECKING:
+    from spad.analysis.lmfit_lean import lmfit
 
 __all__ = [
     "LifetimeResult", "fit_decay", "fit_tail",
@@ -256,6 +258,7 @@ class _Decay:
         self._irf_ffts: dict[tuple[float, float], np.ndarray] = {}
         self._comp_fft: dict[tuple[int, float, float], np.ndarray] = {}
         self._row: dict[tuple[int, tuple[float, ...]], np.ndarray] = {}
+        self._rows: dict[tuple[Any, ...], np.ndarray] = {}
 
     def gaussian_irf(self, center: float, sigma: float) -> np.ndarray:
         """Gaussian IRF mass placed at each bin's left edge (midpoint rule), wrapped by T
@@ -314,8 +317,15 @@ class _Decay:
     def components(self, taus: np.ndarray, shift: float = 0.0, center: float = 0.0,
                    sigma: float = 1.0) -> np.ndarray:
         """Unit-area (per period) components on the bins, one row per lifetime."""
-        return np.stack([self._component(j, float(tau), shift, center, sigma)
-                         for j, tau in enumerate(taus)])
+        key = (tuple(float(tau) for tau in taus), shift, center, sigma)
+        rows = _recall(self._rows, key)
+        if rows is None:
+            # the Jacobian's amplitude and background columns change none of these: the
+            # rows stacked for the base point serve them all
+            rows = np.stack([self._component(j, tau, shift, center, sigma)
+                             for j, tau in enumerate(key[0])])
+            _remember(self._rows, key, rows)
+        return rows
 
 
 def _initial_tau(t: np.ndarray, y: np.ndarray, bg: float, period: float) -> float:
@@ -446,6 +456,8 @@ def _fit(model: _Decay, y: np.ndarray, e: np.ndarray, period: float, n_exp: int,
     if len(tau_guess) != n_exp:
         raise ValueError(f"tau_guess needs {n_exp} lifetimes, got {len(tau_guess)}")
     total = max(float(ys.sum()) - bg0 * n_fit, 1.0)
+
+    from spad.analysis.lmfit_lean import lmfit  # at the first fit: T2 data never fit one
 
     params = lmfit.Parameters()
     for j, tau in enumerate(tau_guess, 1):

@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 from spad.analysis.classify import Classifier
 from spad.analysis.schema import SPECTRUM_FEATURES
 
@@ -155,6 +154,8 @@ def session_model(samples: Sequence[Sample], classifier: Classifier,
         e0 = (reference_ev * 1e3 if reference_ev is not None
               else float(np.median(np.where(prior < 0.5, e_mev, e_mev + shift))))
         fit_spread = len(ok) >= MIN_SPREAD
+        if fit_spread:
+            from scipy.optimize import minimize_scalar  # a session of particles only
         r = prior
         for _ in range(200):
             var_m, var_d = s_mev ** 2 + err ** 2, s_mev ** 2 + extra ** 2 + err ** 2

@@ -24,7 +24,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 from spad.analysis.spectrum_calibration import (
     HG_AR_LINES_AIR_NM,
     air_to_vacuum,
@@ -158,6 +157,8 @@ def reduce_spectrum(data: SpectrumData, cosmic_threshold: float = 8.0,
         unit = "adu"
         slope = None
     slope, floor = estimate_noise(counts, slope)
+    from scipy import ndimage  # spectra only: spared on photon particles
+
     level = ndimage.median_filter(counts, size=9, mode="nearest")
     variance = slope * np.clip(level, 0, None) + floor
     return ReducedSpectrum(wavelength_m=np.asarray(d.wavelength_m, dtype=float), counts=counts,

@@ -13,7 +13,6 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import signal
 
 from spad.optics import Spectrograph
 from spad.spectrum import SpectrumData
@@ -83,6 +82,8 @@ def find_lamp_lines(intensity: np.ndarray, min_snr: float = 10.0, half_width: in
     -------
     Line centres in 0-based column units, increasing.
     """
+    from scipy import signal  # lamp calibration only: spared on every particle
+
     y = np.asarray(intensity, dtype=float)
     noise = 1.4826 * np.median(np.abs(np.diff(y, 2))) / math.sqrt(6) + 1e-12
     peaks, props = signal.find_peaks(y, prominence=min_snr * noise, distance=2)

@@ -13,14 +13,17 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import ndimage, special, stats
-from spad.analysis.lmfit_lean import lmfit
+from scipy import special
+from spad.analysis.distributions import f_sf
 from spad.analysis.spectrum_frames import estimate_noise
 
 from spad.optics import HC_EV_M, wavelength_to_energy
+
+if TYPE_CHECKING:
+    from spad.analysis.lmfit_lean import lmfit
 
 PEAK_MODELS = ("gaussian", "lorentzian", "voigt")
 
@@ -125,6 +128,8 @@ class _PeakFit:
         x = self.x
         dx = float(np.median(np.diff(x)))
         span = float(x[-1] - x[0])
+        from spad.analysis.lmfit_lean import lmfit  # with a spectrum only
+
         p = lmfit.Parameters()
         p.add("bg_c", value=bg)
         p.add("bg_slope", value=0.0, vary=self.background == "linear")
@@ -178,6 +183,8 @@ class _PeakFit:
         The Jacobian stays numerical, as before: an analytic one takes half the calls but
         follows another path, which moves the stderr of a parameter pinned at its bound (Voigt
         gamma at 0) and lands some two-peak starts in other minima."""
+        from spad.analysis.lmfit_lean import lmfit  # with a spectrum only
+
         mini = lmfit.Minimizer(self.residual, params, fcn_args=(weights,))
         result = mini.leastsq()
         result.best_fit = self.evaluate(result.params)
@@ -201,6 +208,8 @@ class _SplitFit(_PeakFit):
         dx = float(np.median(np.diff(x)))
         span = float(x[-1] - x[0])
         s = float(np.clip(s, dx, span / 2))
+        from spad.analysis.lmfit_lean import lmfit  # with a spectrum only
+
         p = lmfit.Parameters()
         p.add("bg_c", value=bg)
         p.add("bg_slope", value=0.0, vary=self.background == "linear")
@@ -295,6 +304,8 @@ def fit_spectrum(wavelength_m: np.ndarray, counts: np.ndarray,
     y_col = np.asarray(counts, dtype=float)
     if wl.shape != y_col.shape or wl.ndim != 1 or wl.size < 8:
         raise ValueError("wavelength_m and counts must be 1-D of equal length (>= 8 columns)")
+    from scipy import ndimage  # imported at first use: photon-only commands never need it
+
     if noise_slope is None or noise_floor is None:
         noise_slope, noise_floor = estimate_noise(y_col, noise_slope)
     if variance is None:
@@ -405,7 +416,7 @@ def fit_spectrum(wavelength_m: np.ndarray, counts: np.ndarray,
     if r2 is not None:
         k1, k2, n = r1.nvarys, r2.nvarys, x.size
         f_stat = ((r1.chisqr - r2.chisqr) / (k2 - k1)) / (r2.chisqr / (n - k2))
-        p_value = float(stats.f.sf(f_stat, k2 - k1, n - k2))
+        p_value = float(f_sf(f_stat, k2 - k1, n - k2))
         areas_ok = all(_significant(r2.params[f"p{j}_amplitude"]) for j in (1, 2))
         supported = bool(r1.bic - r2.bic > 10 and p_value < 1e-3)
         # one asymmetric line competes with two lines (not nested: BIC alone)
@@ -450,7 +461,7 @@ def _f_test(small: lmfit.minimizer.MinimizerResult, big: lmfit.minimizer.Minimiz
     if big.chisqr <= 0 or n <= k2:
         return 0.0
     f_stat = ((small.chisqr - big.chisqr) / (k2 - k1)) / (big.chisqr / (n - k2))
-    return float(stats.f.sf(f_stat, k2 - k1, n - k2))
+    return float(f_sf(f_stat, k2 - k1, n - k2))
 
 
 def _significant(par: lmfit.Parameter) -> bool:
@@ -470,7 +481,9 @@ def _fwhm(kind: str, sigma: float, gamma: float) -> float:
     return 1.0692 * gamma + math.sqrt(0.8664 * gamma**2 + 5.545083 * sigma**2)
 
 
-GAUSSIAN_FWHM_FACTOR = float(f"{lmfit.models.GaussianModel.fwhm_factor:.7f}")
+GAUSSIAN_FWHM_FACTOR = float(f"{2 * math.sqrt(2 * math.log(2)):.7f}")
+"""lmfit's ``GaussianModel.fwhm_factor``, 2 sqrt(2 ln 2), rounded as in its ``fwhm`` expression
+(written out: the module does not import lmfit until a spectrum is fitted)."""
 
 
 def _fwhm_error(result: lmfit.minimizer.MinimizerResult, pre: str, kind: str) -> float:

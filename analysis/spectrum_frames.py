@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 from numba import njit
-from scipy import ndimage
 
 from spad.spectrum import SpectrumData
 
@@ -165,6 +164,8 @@ def remove_cosmic_rays(frames: np.ndarray, threshold: float = 8.0, window: int =
                                    float(min_relative))
         return cleaned.reshape(frames.shape), mask.reshape(frames.shape)
     size = (1,) * (frames.ndim - 1) + (window,)
+    from scipy import ndimage  # imported at first use: photon-only commands never need it
+
     expected = ndimage.median_filter(frames, size=size, mode="nearest")
     resid = frames - expected
     wide = size[:-1] + (31,)
@@ -605,6 +606,8 @@ def estimate_noise(counts: np.ndarray, slope: float | None = None, smooth: int =
     slope, floor
     """
     y = np.asarray(counts, dtype=float)
+    from scipy import ndimage  # imported at first use: photon-only commands never need it
+
     level = ndimage.median_filter(y, size=smooth, mode="nearest")
     d2 = np.zeros_like(y)
     d2[1:-1] = y[:-2] - 2 * y[1:-1] + y[2:]

@@ -408,10 +408,25 @@ class KeptPhotons:
         self.windows = windows
         self.selection = selection
         self.n_kept = -1
+        self._in_memory: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def _kept(self) -> Iterator[tuple[Window, np.ndarray]]:
         for w in self.windows(*self.selection.bounds):
             yield w, self.selection.keep(w.times)
+
+    def _kept_streams(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Window by window: the kept photons' timestamps, delays and detectors in the
+        stream's order. Photons in memory (one window) are picked out once and kept for the
+        next pass: the g2 step makes three (pairs, gated correlation, gated pairs)."""
+        if self._in_memory is not None:
+            yield self._in_memory
+            return
+        for w, keep_sorted in self._kept():
+            kept = w.stream_mask(keep_sorted)
+            streams = w.timestamps[kept], w.delays[kept], w.detectors[kept]
+            if self.windows.in_memory:
+                self._in_memory = streams
+            yield streams
 
     def made_again(self, decay: Decay | None, lag_s: float, width_s: float,
                    detectors: tuple[int, int], trace_bin_s: float
@@ -507,11 +522,9 @@ class KeptPhotons:
         (:class:`spad.analysis.g2_pairs.SyncPairCounter`), in one pass."""
         counter = SyncPairCounter(det_a, det_b)
         unit = self.windows.delay_unit_s
-        for w, keep_sorted in self._kept():
-            kept = w.stream_mask(keep_sorted)
-            ts, det = w.timestamps[kept], w.detectors[kept]
+        for ts, dl, det in self._kept_streams():
             if pulse_delay_s is not None:
-                gate = passes_gate(w.delays[kept] * unit, det, pulse_delay_s, gate_s)
+                gate = passes_gate(dl * unit, det, pulse_delay_s, gate_s)
                 ts, det = ts[gate], det[gate]
             counter.update(ts, det)
         return counter.centre, counter.sides
@@ -549,9 +562,7 @@ class KeptPhotons:
         acc = CrossCorrelation(det_a, det_b, max_lag_s=max_lag_s, bin_width_s=bin_width_s)
         counts = None if decay is None else np.zeros_like(decay.counts)
         n_kept = n_pass = 0
-        for w, keep_sorted in self._kept():
-            kept = w.stream_mask(keep_sorted)
-            ts, dl, det = w.timestamps[kept], w.delays[kept], w.detectors[kept]
+        for ts, dl, det in self._kept_streams():
             gate = passes_gate(dl * unit, det, pulse_delay_s, gate_s)
             n_kept += int(ts.size)
             n_pass += int(np.count_nonzero(gate))

@@ -14,8 +14,8 @@ import pytest
 from spad.startup import BLAS_THREAD_VARIABLES as BLAS_VARIABLES
 from spad.startup import one_blas_thread
 
-HEAVY = ("numba", "h5py", "lmfit", "scipy.optimize", "scipy.stats", "tqdm", "pandas",
-         "matplotlib")
+HEAVY = ("numba", "h5py", "lmfit", "scipy.optimize", "scipy.stats", "scipy.signal",
+         "scipy.interpolate", "tqdm", "pandas", "matplotlib")
 
 
 def _imported_after(code: str) -> list[str]:
@@ -61,6 +61,54 @@ def test_spad_analyze_of_one_file_imports_no_progress_bar_or_plotting():
     imported = _command_imports(["analyze", "--jobs", "1", PTU])
     assert not {"tqdm", "pandas", "matplotlib"} & set(imported)
     assert "numba" in imported   # the probe sees the analysis' own imports
+
+
+def test_spad_analyze_of_a_photon_particle_imports_no_scipy_stats_or_signal():
+    # scipy.stats and scipy.signal (~0.3-0.6 s together) only wrap special functions and FFTs
+    # the analysis calls (spad.analysis.distributions, g2.full_convolution), and lmfit's own
+    # scipy.stats names are deferred (spad.analysis.lmfit_lean)
+    imported = _command_imports(["analyze", "--jobs", "1", "--json", PTU])
+    assert "lmfit" in imported   # the lifetime was fitted: lmfit's import was the one probed
+    assert not {"scipy.stats", "scipy.signal", "scipy.interpolate", "pandas"} & set(imported)
+
+
+def test_spad_analyze_of_t2_photons_imports_no_fitting_library():
+    # T2 records have no laser sync: no decay, no lifetime fit, so neither lmfit nor
+    # scipy.optimize (this file's single intensity level has no dwell times to fit either)
+    t2 = str(Path(PTU).with_name("v20_t2.ptu"))
+    imported = _command_imports(["analyze", "--jobs", "1", "--json", t2])
+    assert "numba" in imported
+    assert not {"lmfit", "scipy.optimize", "scipy.stats", "scipy.signal"} & set(imported)
+
+
+def _run(code: str) -> list[str]:
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True)
+    return out.stdout.split()
+
+
+def test_lmfit_defers_scipy_stats_to_its_first_use():
+    code = """
+import sys
+from spad.analysis.lmfit_lean import Deferred, lmfit
+print('loaded' if 'scipy.stats' in sys.modules else 'deferred')
+# no stand-in is left anywhere but in lmfit's own modules
+leaks = [n for n, m in list(sys.modules.items()) if not n.startswith('lmfit') and m is not None
+         and any(isinstance(v, Deferred) for v in list(vars(m).values()))]
+print('leaks:' + ','.join(leaks))
+print(lmfit.minimizer.norm_dist.pdf(0.0))   # lmfit's name works: imports scipy.stats now
+import scipy.stats
+print(type(sys.modules['scipy.stats']).__name__,
+      scipy.stats.norm is lmfit.minimizer.norm_dist.resolve())
+print(lmfit.confidence.f.sf(2.0, 3, 40) == scipy.stats.f.sf(2.0, 3, 40))
+"""
+    assert _run(code) == ["deferred", "leaks:", "0.3989422804014327", "module", "True", "True"]
+
+
+def test_lmfit_uses_scipy_stats_itself_when_it_is_loaded_already():
+    code = ("import sys, scipy.stats\nfrom spad.analysis.lmfit_lean import lmfit\n"
+            "print(lmfit.minimizer.norm_dist is scipy.stats.norm)")
+    assert _run(code) == ["True"]
 
 
 def test_the_spad_program_gets_one_blas_thread_unless_the_user_chose():

@@ -20,6 +20,10 @@ times every numba compilation it starts (CPU seconds, nested compilations counte
 that needed them), printed worst first. There the kernels all compile in that one process
 (:mod:`spad.analysis.kernels_warmup` forks no second one), so the sum is the compile CPU of
 both processes of the real first run.
+
+``--imports`` breaks figure 2 down: the same ``spad analyze`` under ``python -X importtime``,
+the import time of each package summed over its modules (scipy's and spad's by sub-package),
+largest first.
 """
 
 from __future__ import annotations
@@ -109,6 +113,28 @@ def kernels(path: Path, cache: Path) -> None:
     print("\n".join(line for line in lines if " s  " in line))
 
 
+def imports(path: Path) -> None:
+    """Print the import time of each package that ``spad analyze`` of ``path`` imports."""
+    code = ("from spad.app.cli import main\n"
+            f"main(['analyze', '--jobs', '1', {str(path)!r}])")
+    out = subprocess.run([sys.executable, "-X", "importtime", "-c", code], check=True,
+                         capture_output=True, text=True)
+    spent: dict[str, float] = {}
+    for line in out.stderr.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        own, _, name = line[len("import time:"):].split("|")
+        if not own.strip().isdigit():
+            continue   # the header
+        parts = name.strip().split(".")
+        package = ".".join(parts[:2]) if parts[0] in ("scipy", "spad") else parts[0]
+        spent[package] = spent.get(package, 0.0) + int(own) * 1e-6
+    print("import time (s, wall, own time of each package's modules) of spad analyze:")
+    for package, t in sorted(spent.items(), key=lambda kv: -kv[1])[:20]:
+        print(f"{t:6.3f} s  {package}")
+    print(f"{sum(spent.values()):6.3f} s  all imports")
+
+
 def in_process(path: Path, repeat: int) -> float:
     """Figure 1: analyze_photons on a file's photons (read once into memory)."""
     from spad.analysis.photon_analysis import analyze_photons
@@ -135,12 +161,14 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--kernels", action="store_true",
                    help="also time each kernel's compilation in the first spad analyze")
+    p.add_argument("--imports", action="store_true",
+                   help="also break the imports of spad analyze down by package")
     args = p.parse_args()
     todo = args.only or sorted(TARGETS)
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         p30, p60 = d / "p30.h5", d / "p60.h5"
-        if 2 in todo or 4 in todo or args.kernels:
+        if 2 in todo or 4 in todo or args.kernels or args.imports:
             _command(["simulate", "--duration", "30", "--seed", "1", "--spectrum-s", "0",
                       "-o", str(p30)], 1)
         if 1 in todo:
@@ -159,6 +187,10 @@ def main() -> None:
             figures[4], CPU[4] = _command(["analyze", "--jobs", "1", str(p30)], 1, env)
         if args.kernels:
             kernels(p30, d / "empty_numba_cache_kernels")
+        if args.imports:
+            if 2 not in todo:
+                _command(["analyze", "--jobs", "1", str(p30)], 1)   # the cache warm
+            imports(p30)
     load = os.getloadavg()[0]
     print(f"load average (1 min) at the end: {load:.1f} on {os.cpu_count()} CPUs")
     for k in todo:
