@@ -99,7 +99,7 @@ def g2_background(out: PhotonAnalysis, sync_period_s: float | None, s: AnalysisS
         share = afterpulse_background(
             photons.kept_pieces, out.decay, photons.windows.delay_unit_s, sync_period_s,
             float(duration or 0.0), (det_a, det_b), np.asarray(fit.taus, dtype=float),
-            out.pulse_delay_s or {})
+            out.pulse_delay_s or {}, b)
         if share is not None:
             b = tuple(max(0.0, x + dx) for x, dx in zip(b, share.shift_hz, strict=True))
             db = tuple(math.hypot(e, de) for e, de in zip(db, share.shift_err_hz,
@@ -283,11 +283,13 @@ class AfterpulseShare:
         latter from the later syncs' excess pairs bin by bin: noisy, not used).
     later_hz
         The rate of afterpulses of later syncs.
+    background_same_hz
+        The rate of same-sync afterpulses of background counts (background themselves).
     bunching
         Side-peak pairs over the pairs of uncorrelated rates (1 + the blinking bunching).
     shift_hz, shift_err_hz
-        Change of the uncorrelated background: ``-floor_same + later * (bunching - 1)``,
-        and its standard error.
+        Change of the uncorrelated background: ``-(floor_same - background_same) + later *
+        (bunching - 1) * (1 - floor / rate)``, and its standard error.
     """
 
     dead_time_s: tuple[float, float]
@@ -296,6 +298,7 @@ class AfterpulseShare:
     floor_same_hz: tuple[float, float]
     floor_later_hz: tuple[float, float]
     later_hz: tuple[float, float]
+    background_same_hz: tuple[float, float]
     bunching: float
     shift_hz: tuple[float, float]
     shift_err_hz: tuple[float, float]
@@ -345,7 +348,8 @@ def afterpulse_background(pieces: Callable[[], Iterable[tuple[np.ndarray, np.nda
                                                                 np.ndarray]]],
                           decay: Decay, delay_unit_s: float, period_s: float,
                           duration_s: float, detectors: tuple[int, int], taus: np.ndarray,
-                          pulse_delay_s: dict[int, float]) -> AfterpulseShare | None:
+                          pulse_delay_s: dict[int, float], floor_hz: tuple[float, float]
+                          ) -> AfterpulseShare | None:
     """How afterpulses move the detectors' uncorrelated background from the decay's flat
     floor (T3), measured from the recording; ``None`` where they cannot be measured.
 
@@ -363,7 +367,8 @@ def afterpulse_background(pieces: Callable[[], Iterable[tuple[np.ndarray, np.nda
     parent's blinking. The decay fit's floor holds the same-sync ones' share
     (:func:`_floor_weights`) and, as they land anywhere in the period, nearly all the later
     ones: the background is the floor less the former plus the later ones times the
-    blinking bunching less one (docs/methods.md, "Bias of the background correction").
+    blinking bunching less one. Afterpulses of background counts are background and stay
+    (docs/methods.md, "Bias of the background correction").
 
     Parameters
     ----------
@@ -379,6 +384,8 @@ def afterpulse_background(pieces: Callable[[], Iterable[tuple[np.ndarray, np.nda
         The whole decay fit's lifetimes in s.
     pulse_delay_s
         Each detector's pulse delay after the sync in s.
+    floor_hz
+        Each detector's background from the decay floor, counts/s.
     """
     if (period_s <= 0 or duration_s <= 0 or not len(taus)
             or any(d not in decay.detectors or d not in pulse_delay_s for d in detectors)):
@@ -404,7 +411,7 @@ def afterpulse_background(pieces: Callable[[], Iterable[tuple[np.ndarray, np.nda
     bunching = (float(counter.cross[0]) / (2 * n_far) * n_syncs
                 / (float(counter.counts[0]) * float(counter.counts[1])))
     out: dict[str, list[float]] = {k: [] for k in (
-        "dead", "same", "later", "fs", "fl", "lhz", "shift", "err")}
+        "dead", "same", "later", "fs", "fl", "lhz", "bg", "shift", "err")}
     for x, d in enumerate(detectors):
         # two photons of one pulse on one detector: as on the two detectors (antibunched,
         # blinking, background alike), scaled by the rates (each unordered pair once)
@@ -425,13 +432,26 @@ def afterpulse_background(pieces: Callable[[], Iterable[tuple[np.ndarray, np.nda
         fs = nb * float(wts @ same[idx])
         fl = nb * float(wts @ later[idx])
         lsum = float(later.sum())
+        # the afterpulses of background counts are background: those of one sync (by the
+        # parent's delay bin, each bin's share of background parents), flat like their
+        # parents, stay in the floor; those of later syncs do not blink. The background
+        # parents: the floor without its same-sync afterpulses, which follow their parents
+        parents = h[x, 5] - scale * h[x, 6]
+        uncorrelated = max(0.0, floor_hz[x] * duration_s - fs)
+        bg_share = uncorrelated / nb / np.maximum(row[idx], 1.0)
+        bg_share = np.minimum(bg_share, 1.0)
+        a_bg = float(parents[idx] @ bg_share)
+        rate = float(counter.counts[x]) / duration_s
+        signal_share = (max(0.0, 1.0 - uncorrelated / duration_s / rate) if rate > 0
+                        else 0.0)
         # an afterpulse of a later sync lands anywhere in its period (most come long after
         # the parent), so the floor holds it whole; it pairs like a photon of its parent's
         # blinking, the bunching more than an uncorrelated count. The per-bin shape of the
         # later syncs' excess is too noisy to take the floor's share of it bin by bin (as
         # ``fl``, reported only).
         var = (nb ** 2 * float(wts ** 2 @ var_same[idx])
-               + (bunching - 1.0) ** 2 * float(var_later.sum()))
+               + float(bg_share ** 2 @ (h[x, 5] + scale ** 2 * h[x, 6])[idx])
+               + ((bunching - 1.0) * signal_share) ** 2 * float(var_later.sum()))
         n = float(counter.counts[x])
         out["dead"].append(short[x] * delay_unit_s)
         out["same"].append(float(same.sum()) / n)
@@ -439,11 +459,14 @@ def afterpulse_background(pieces: Callable[[], Iterable[tuple[np.ndarray, np.nda
         out["fs"].append(fs / duration_s)
         out["fl"].append(fl / duration_s)
         out["lhz"].append(lsum / duration_s)
-        out["shift"].append((-fs + (bunching - 1.0) * lsum) / duration_s)
+        out["bg"].append(a_bg / duration_s)
+        out["shift"].append((-(fs - a_bg) + (bunching - 1.0) * signal_share * lsum)
+                            / duration_s)
         out["err"].append(math.sqrt(max(var, 0.0)) / duration_s)
 
     def pair(key: str) -> tuple[float, float]:
         return float(out[key][0]), float(out[key][1])
 
     return AfterpulseShare(pair("dead"), pair("same"), pair("later"), pair("fs"), pair("fl"),
-                           pair("lhz"), float(bunching), pair("shift"), pair("err"))
+                           pair("lhz"), pair("bg"), float(bunching), pair("shift"),
+                           pair("err"))

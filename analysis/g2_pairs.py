@@ -167,6 +167,7 @@ def _count_self_pairs(syncs: np.ndarray, bins: np.ndarray, delays: np.ndarray,
                     if k == 0:
                         if dn > dead[x]:
                             hists[x, 0, b] += 1
+                            hists[x, 5, ring_b[y, j]] += 1
                     elif k < n_near:
                         hists[x, 1, b] += 1
                     elif k >= far_lo:
@@ -178,8 +179,12 @@ def _count_self_pairs(syncs: np.ndarray, bins: np.ndarray, delays: np.ndarray,
                     dn = (n - offset[x]) - (ring_d[y, j] - offset[y])
                     if dn > dead[x]:
                         hists[x, 2, b] += 1
-                    elif -dn > dead[y]:
+                    if dn > dead[y]:
+                        hists[y, 6, ring_b[y, j]] += 1
+                    if -dn > dead[y]:
                         hists[y, 2, ring_b[y, j]] += 1
+                    if -dn > dead[x]:
+                        hists[x, 6, b] += 1
                 elif k >= far_lo:
                     cross[0] += 1
             if y == x and full:
@@ -204,8 +209,9 @@ class SelfPairCounter:
     two detectors in one sync where this detector's photon is the later by more than its dead
     time once the pulses are aligned (the same pairs without afterpulses); 3, pairs
     ``far_lo..far_hi - 1`` syncs apart (uncorrelated); 4, those of them the dead time would let
-    through one sync apart. :attr:`cross`: the two detectors' pairs ``far_lo..far_hi - 1``
-    syncs apart. Memory: a ring of each detector's last photons.
+    through one sync apart; 5 and 6, the pairs of rows 0 and 2 by the earlier photon's delay
+    bin (this detector's photon the earlier in row 6). :attr:`cross`: the two detectors'
+    pairs ``far_lo..far_hi - 1`` syncs apart. Memory: a ring of each detector's last photons.
 
     Parameters
     ----------
@@ -236,7 +242,7 @@ class SelfPairCounter:
         self._offset = np.array(offset_units, dtype=np.int64)
         self.period = int(period_units)
         nb = self.edges.size - 1
-        self.hists = np.zeros((2, 5, nb), dtype=np.int64)
+        self.hists = np.zeros((2, 7, nb), dtype=np.int64)
         self.cross = np.zeros(1, dtype=np.int64)
         self.counts = np.zeros(2, dtype=np.int64)
         self.lost = 0

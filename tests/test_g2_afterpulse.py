@@ -24,7 +24,7 @@ from spad.photons import PhotonChunk
 def _direct_rows(syncs, delays, dets, edges, dead, offset, period, n_near, far_lo, far_hi):
     """The counter's rows, counted pair by pair over all earlier photons (written apart from
     the ring)."""
-    hists = np.zeros((2, 5, edges.size - 1), dtype=np.int64)
+    hists = np.zeros((2, 7, edges.size - 1), dtype=np.int64)
     cross = 0
     ids = {1: 0, 2: 1}
     bins = np.clip(np.searchsorted(edges, delays, side="right") - 1, 0, edges.size - 2)
@@ -43,6 +43,7 @@ def _direct_rows(syncs, delays, dets, edges, dead, offset, period, n_near, far_l
                 dn = delays[j] - delays[i]
                 if k == 0 and dn > dead[x]:
                     hists[x, 0, bins[j]] += 1
+                    hists[x, 5, bins[i]] += 1
                 elif 1 <= k < n_near:
                     hists[x, 1, bins[j]] += 1
                 elif far_lo <= k:
@@ -50,10 +51,10 @@ def _direct_rows(syncs, delays, dets, edges, dead, offset, period, n_near, far_l
                     hists[x, 4, bins[j]] += dn > dead[x] - period
             elif k == 0:
                 dn = (delays[j] - offset[x]) - (delays[i] - offset[y])
-                if dn > dead[x]:
-                    hists[x, 2, bins[j]] += 1
-                elif -dn > dead[y]:
-                    hists[y, 2, bins[i]] += 1
+                hists[x, 2, bins[j]] += dn > dead[x]
+                hists[y, 6, bins[i]] += dn > dead[y]
+                hists[y, 2, bins[i]] += -dn > dead[y]
+                hists[x, 6, bins[j]] += -dn > dead[x]
             elif far_lo <= k:
                 cross += 1
     return hists, cross
