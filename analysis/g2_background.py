@@ -13,18 +13,26 @@ the time gate keeps.
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from spad.analysis.accumulators import Decay
 from spad.analysis.g2 import passes_gate
+from spad.analysis.g2_pairs import SelfPairCounter
 from spad.analysis.g2_timing import decay_floor_background
+from spad.analysis.lifetimes import periodic_decay_bins
 from spad.analysis.photon_result import PhotonAnalysis
 from spad.analysis.settings import AnalysisSettings
 
+if TYPE_CHECKING:
+    from spad.analysis.windowed import KeptPhotons
 
-def g2_background(out: PhotonAnalysis, sync_period_s: float | None, s: AnalysisSettings
-                  ) -> tuple[dict[str, Any], float | None]:
+
+def g2_background(out: PhotonAnalysis, sync_period_s: float | None, s: AnalysisSettings,
+                  photons: KeptPhotons | None = None) -> tuple[dict[str, Any], float | None]:
     """Background options for :func:`~spad.analysis.g2_timing.analyze_g2` and the total rate.
 
     Given dark counts win; else the decay fit's flat floor (with a laser period and a decay);
@@ -39,6 +47,9 @@ def g2_background(out: PhotonAnalysis, sync_period_s: float | None, s: AnalysisS
         The stream's sync period in s.
     s
         The analysis settings (detectors, dark counts).
+    photons
+        The kept photons (T3), to measure the afterpulses that move the decay floor's
+        background (:func:`afterpulse_background`); ``None``: the floor as it is.
 
     Returns
     -------
@@ -83,6 +94,22 @@ def g2_background(out: PhotonAnalysis, sync_period_s: float | None, s: AnalysisS
         out.notes.append(f"the decay's flat floor is {sum(b) / max(rate, 1e-9):.0%} of the "
                          "counts: no background correction of g2")
         return {}, sum(b)
+    if photons is not None and photons.windows.timing is not None and (
+            photons.windows.timing.is_t3):
+        share = afterpulse_background(
+            photons.kept_pieces, out.decay, photons.windows.delay_unit_s, sync_period_s,
+            float(duration or 0.0), (det_a, det_b), np.asarray(fit.taus, dtype=float),
+            out.pulse_delay_s or {}, b)
+        if share is not None:
+            b = tuple(max(0.0, x + dx) for x, dx in zip(b, share.shift_hz, strict=True))
+            db = tuple(math.hypot(e, de) for e, de in zip(db, share.shift_err_hz,
+                                                         strict=True))
+            out.notes.append(
+                "g2 background: the decay floor less the afterpulses it holds, plus those "
+                "landing in a later sync (measured from each detector's own pairs: per photon "
+                f"{share.same_sync[0]:.4f}/{share.same_sync[1]:.4f} in the parent's sync, "
+                f"{share.later_sync[0]:.4f}/{share.later_sync[1]:.4f} later; "
+                f"{sum(share.shift_hz):+.0f} cps)")
     return ({"background_hz": b, "background_err_hz": db,
              "background_source": "decay floor"}, sum(b))
 
@@ -227,3 +254,219 @@ def drop_uncorrected(out: PhotonAnalysis, background: dict[str, Any],
     out.notes.append(f"no g2(0): {background_cps:.0f} cps of the counts are uncorrelated "
                      "background (the decay's flat floor), too much to correct for; the "
                      "uncorrected ratio (g2_zero_raw) is mostly the background's")
+
+
+AFTERPULSE_REACH_S = 3e-6
+"""How long after a photon its detector's afterpulses are looked for: the same-detector pairs
+up to this far apart, less those far apart, are the afterpulses (a silicon SPAD's afterpulses
+mostly come within a microsecond: Wayne, Bienfang & Polyakov, Opt. Express 25, 20352
+(2017))."""
+
+MIN_SAME_SYNC_PAIRS = 100
+"""Fewest same-detector pairs within one sync per detector to measure the afterpulses."""
+
+
+@dataclass(frozen=True)
+class AfterpulseShare:
+    """Each detector's afterpulses measured from its own pairs, and how they move its
+    uncorrelated background (:func:`afterpulse_background`); per detector a and b, rates in
+    counts/s.
+
+    Attributes
+    ----------
+    dead_time_s
+        The shortest delay between two photons of the detector within one sync.
+    same_sync, later_sync
+        Afterpulses per photon that land in their parent's sync and in a later one.
+    floor_same_hz, floor_later_hz
+        The rates of each that a flat floor under the decay takes as background (the
+        latter from the later syncs' excess pairs bin by bin: noisy, not used).
+    later_hz
+        The rate of afterpulses of later syncs.
+    background_same_hz
+        The rate of same-sync afterpulses of background counts (background themselves).
+    bunching
+        Side-peak pairs over the pairs of uncorrelated rates (1 + the blinking bunching).
+    shift_hz, shift_err_hz
+        Change of the uncorrelated background: ``-(floor_same - background_same) + later *
+        (bunching - 1) * (1 - floor / rate)``, and its standard error.
+    """
+
+    dead_time_s: tuple[float, float]
+    same_sync: tuple[float, float]
+    later_sync: tuple[float, float]
+    floor_same_hz: tuple[float, float]
+    floor_later_hz: tuple[float, float]
+    later_hz: tuple[float, float]
+    background_same_hz: tuple[float, float]
+    bunching: float
+    shift_hz: tuple[float, float]
+    shift_err_hz: tuple[float, float]
+
+
+def _dead_times(pieces: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                detectors: tuple[int, int]) -> tuple[list[int], list[int], list[int]]:
+    """Per detector the shortest delay step between successive photons within one sync (in
+    units), and how many such steps go forward and backward in delay."""
+    short = [np.iinfo(np.int64).max] * 2
+    fwd, back = [0, 0], [0, 0]
+    for ts, dl, det in pieces:
+        for x, d in enumerate(detectors):
+            m = det == d
+            s, n = ts[m], dl[m].astype(np.int64)
+            same = s[1:] == s[:-1]
+            step = (n[1:] - n[:-1])[same]
+            fwd[x] += int(np.count_nonzero(step > 0))
+            back[x] += int(np.count_nonzero(step < 0))
+            pos = step[step > 0]
+            if pos.size:
+                short[x] = min(short[x], int(pos.min()))
+    return short, fwd, back
+
+
+def _floor_weights(row: np.ndarray, edges_s: np.ndarray, period_s: float, pulse_s: float,
+                   taus: np.ndarray) -> np.ndarray:
+    """How a flat floor fitted under a periodic multi-exponential decay follows each bin's
+    counts: the row of the linearised fit (Poisson weights, the lifetimes free) that gives
+    the floor per bin from the counts. The decay fit's floor is its maximum-likelihood
+    estimate, so a small addition ``a`` to the counts moves it by ``weights @ a``."""
+    t = edges_s - pulse_s
+    cols = [periodic_decay_bins(t, float(tau), period_s) for tau in taus]
+    base = np.column_stack([*cols, np.ones(row.size)])
+    w = 1.0 / np.maximum(row, 1.0)
+    amp = np.linalg.lstsq(base * np.sqrt(w)[:, None], row * np.sqrt(w), rcond=None)[0]
+    model = np.maximum(base @ amp, 1e-3 * max(row.mean(), 1e-9))
+    deriv = [amp[j] * (periodic_decay_bins(t, float(tau) * 1.001, period_s) - cols[j])
+             / (float(tau) * 0.001) for j, tau in enumerate(taus)]
+    jac = np.column_stack([*cols, np.ones(row.size), *deriv])
+    sw = np.sqrt(1.0 / model)[:, None]
+    pinv = np.linalg.pinv(jac * sw) * sw.T
+    return pinv[len(taus)]
+
+
+def afterpulse_background(pieces: Callable[[], Iterable[tuple[np.ndarray, np.ndarray,
+                                                                np.ndarray]]],
+                          decay: Decay, delay_unit_s: float, period_s: float,
+                          duration_s: float, detectors: tuple[int, int], taus: np.ndarray,
+                          pulse_delay_s: dict[int, float], floor_hz: tuple[float, float]
+                          ) -> AfterpulseShare | None:
+    """How afterpulses move the detectors' uncorrelated background from the decay's flat
+    floor (T3), measured from the recording; ``None`` where they cannot be measured.
+
+    Each detector's afterpulses are its excess pairs (afterpulsing measured from one
+    detector's autocorrelation: Wayne, Bienfang & Polyakov, Opt. Express 25, 20352 (2017);
+    the cross-correlation of two detectors has none: Zhao et al., Appl. Opt. 42, 4031
+    (2003)). In later syncs, the same-detector pairs within :data:`AFTERPULSE_REACH_S` less
+    the pairs the same photons make 4-8 times as far apart, where they are uncorrelated.
+    Within one sync, beyond the dead time, less the two detectors' pairs of one sync with
+    their pulses aligned: two photons of one pulse pair on one detector as on two
+    (antibunched, with the background's pairs), so the histogram by the later photon's delay
+    is the same-sync afterpulses'. An afterpulse in its parent's sync pairs with the other
+    detector like its parent, so it scales the centre and the side peaks alike and is no
+    background; one of a later sync pairs like an uncorrelated count that follows the
+    parent's blinking. The decay fit's floor holds the same-sync ones' share
+    (:func:`_floor_weights`) and, as they land anywhere in the period, nearly all the later
+    ones: the background is the floor less the former plus the later ones times the
+    blinking bunching less one. Afterpulses of background counts are background and stay
+    (docs/methods.md, "Bias of the background correction").
+
+    Parameters
+    ----------
+    pieces
+        Called for one pass over the photons: (sync numbers, delays in units, detectors).
+    decay, delay_unit_s
+        The delay histograms and the delay unit in s.
+    period_s, duration_s
+        The laser period and the recording's duration in s.
+    detectors
+        The two detectors.
+    taus
+        The whole decay fit's lifetimes in s.
+    pulse_delay_s
+        Each detector's pulse delay after the sync in s.
+    floor_hz
+        Each detector's background from the decay floor, counts/s.
+    """
+    if (period_s <= 0 or duration_s <= 0 or not len(taus)
+            or any(d not in decay.detectors or d not in pulse_delay_s for d in detectors)):
+        return None
+    short, fwd, back = _dead_times(pieces(), detectors)
+    if min(fwd) < MIN_SAME_SYNC_PAIRS or any(b > f for b, f in zip(back, fwd, strict=True)):
+        # too few pairs, or delays that run backwards in time (reverse start-stop)
+        return None
+    n_near = max(1, math.ceil(AFTERPULSE_REACH_S / period_s))
+    far_lo = 4 * n_near
+    far_hi = 8 * n_near
+    n_far = far_hi - far_lo
+    edges_units = np.round(decay.bin_edges_s / delay_unit_s)
+    offsets = tuple(int(round(pulse_delay_s[d] / delay_unit_s)) for d in detectors)
+    counter = SelfPairCounter(*detectors, edges_units, (short[0] - 1, short[1] - 1), offsets,
+                              int(round(period_s / delay_unit_s)), n_near, far_lo, far_hi)
+    for ts, dl, det in pieces():
+        counter.update(ts, dl, det)
+    if counter.lost or counter.cross[0] <= 0 or min(counter.counts) <= 0:
+        return None
+    h = counter.hists.astype(float)
+    n_syncs = duration_s / period_s
+    bunching = (float(counter.cross[0]) / (2 * n_far) * n_syncs
+                / (float(counter.counts[0]) * float(counter.counts[1])))
+    out: dict[str, list[float]] = {k: [] for k in (
+        "dead", "same", "later", "fs", "fl", "lhz", "bg", "shift", "err")}
+    for x, d in enumerate(detectors):
+        # two photons of one pulse on one detector: as on the two detectors (antibunched,
+        # blinking, background alike), scaled by the rates (each unordered pair once)
+        scale = float(counter.counts[x]) / float(counter.counts[1 - x])
+        same = h[x, 0] - scale * h[x, 2]
+        var_same = h[x, 0] + scale ** 2 * h[x, 2]
+        # one sync apart, the dead time after a photon late in its sync hides the next sync's
+        # first photons: the reference of that sync takes the same cut
+        ref_later = (h[x, 3] * (n_near - 2) + h[x, 4]) / n_far
+        later = h[x, 1] - ref_later
+        var_later = h[x, 1] + ref_later / n_far
+        row = np.asarray(decay.counts[decay.detectors.index(d)], dtype=float)
+        idx = _recorded_bins(decay, row, period_s)
+        wts = _floor_weights(row[idx], decay.bin_edges_s[idx[0]:idx[-1] + 2], period_s,
+                             float(pulse_delay_s[d]), np.asarray(taus, dtype=float))
+        nb = idx.size
+        # of the counts in the recorded bins, the floor (counts per bin times bins) they add
+        fs = nb * float(wts @ same[idx])
+        fl = nb * float(wts @ later[idx])
+        lsum = float(later.sum())
+        # the afterpulses of background counts are background: those of one sync (by the
+        # parent's delay bin, each bin's share of background parents), flat like their
+        # parents, stay in the floor; those of later syncs do not blink. The background
+        # parents: the floor without its same-sync afterpulses, which follow their parents
+        parents = h[x, 5] - scale * h[x, 6]
+        uncorrelated = max(0.0, floor_hz[x] * duration_s - fs)
+        bg_share = uncorrelated / nb / np.maximum(row[idx], 1.0)
+        bg_share = np.minimum(bg_share, 1.0)
+        a_bg = float(parents[idx] @ bg_share)
+        rate = float(counter.counts[x]) / duration_s
+        signal_share = (max(0.0, 1.0 - uncorrelated / duration_s / rate) if rate > 0
+                        else 0.0)
+        # an afterpulse of a later sync lands anywhere in its period (most come long after
+        # the parent), so the floor holds it whole; it pairs like a photon of its parent's
+        # blinking, the bunching more than an uncorrelated count. The per-bin shape of the
+        # later syncs' excess is too noisy to take the floor's share of it bin by bin (as
+        # ``fl``, reported only).
+        var = (nb ** 2 * float(wts ** 2 @ var_same[idx])
+               + float(bg_share ** 2 @ (h[x, 5] + scale ** 2 * h[x, 6])[idx])
+               + ((bunching - 1.0) * signal_share) ** 2 * float(var_later.sum()))
+        n = float(counter.counts[x])
+        out["dead"].append(short[x] * delay_unit_s)
+        out["same"].append(float(same.sum()) / n)
+        out["later"].append(lsum / n)
+        out["fs"].append(fs / duration_s)
+        out["fl"].append(fl / duration_s)
+        out["lhz"].append(lsum / duration_s)
+        out["bg"].append(a_bg / duration_s)
+        out["shift"].append((-(fs - a_bg) + (bunching - 1.0) * signal_share * lsum)
+                            / duration_s)
+        out["err"].append(math.sqrt(max(var, 0.0)) / duration_s)
+
+    def pair(key: str) -> tuple[float, float]:
+        return float(out[key][0]), float(out[key][1])
+
+    return AfterpulseShare(pair("dead"), pair("same"), pair("later"), pair("fs"), pair("fl"),
+                           pair("lhz"), pair("bg"), float(bunching), pair("shift"),
+                           pair("err"))

@@ -16,7 +16,8 @@ from numba import njit
 from spad.analysis.g2 import G2Result
 from spad.analysis.photon_collector import PhotonList
 
-__all__ = ["MAX_LABEL_BIAS", "SyncPairCounter", "label_bias", "sync_pair_areas", "sync_pair_g2"]
+__all__ = ["MAX_LABEL_BIAS", "SelfPairCounter", "SyncPairCounter", "label_bias",
+           "sync_pair_areas", "sync_pair_g2"]
 
 
 _NO_SYNC = np.iinfo(np.int64).min
@@ -119,6 +120,152 @@ class SyncPairCounter:
         if bad >= 0:
             raise ValueError(f"sync pair counts: the photons are not in time order (sync "
                              f"{int(syncs[bad])} at photon {bad} comes after a later one)")
+
+
+@njit(cache=True, nogil=True)
+def _count_self_pairs(syncs: np.ndarray, bins: np.ndarray, delays: np.ndarray,
+                      detectors: np.ndarray, det_a: int, det_b: int, dead: np.ndarray,
+                      offset: np.ndarray, period: int, n_near: int, far_lo: int, far_hi: int,
+                      ring_s: np.ndarray, ring_d: np.ndarray, ring_b: np.ndarray,
+                      ring_n: np.ndarray, head: np.ndarray, hists: np.ndarray,
+                      cross: np.ndarray, counts: np.ndarray) -> int:
+    """Add the next photons' pairs to ``hists`` (rows of :class:`SelfPairCounter`) and
+    ``cross`` (the two detectors' pairs ``far_lo..far_hi - 1`` syncs apart).
+
+    Detector ``det_a`` is index 0, ``det_b`` 1; delays in units, ``bins`` their histogram
+    bins, ``dead`` each detector's dead time, ``offset`` its pulse delay (to compare the two
+    detectors' delays), ``period`` the sync period, all in delay units. ``ring_*`` hold each
+    detector's last photons (sync, delay, bin) in a ring, ``head`` the next slot, ``ring_n``
+    the filled ones. Returns how many photons found their own ring full of photons still
+    within ``far_hi`` syncs (pairs lost).
+    """
+    cap = ring_s.shape[1]
+    lost = 0
+    for i in range(syncs.size):
+        d = detectors[i]
+        if d == det_a:
+            x = 0
+        elif d == det_b:
+            x = 1
+        else:
+            continue
+        s = syncs[i]
+        n = delays[i]
+        b = bins[i]
+        counts[x] += 1
+        for y in range(2):
+            full = ring_n[y] == cap
+            j = head[y]
+            for _ in range(ring_n[y]):
+                j = j - 1 if j > 0 else cap - 1
+                k = s - ring_s[y, j]
+                if k >= far_hi:
+                    full = False
+                    break
+                if y == x:
+                    dn = n - ring_d[y, j]
+                    if k == 0:
+                        if dn > dead[x]:
+                            hists[x, 0, b] += 1
+                            hists[x, 5, ring_b[y, j]] += 1
+                    elif k < n_near:
+                        hists[x, 1, b] += 1
+                    elif k >= far_lo:
+                        hists[x, 3, b] += 1
+                        if dn > dead[x] - period:
+                            hists[x, 4, b] += 1
+                elif k == 0:
+                    # the later of the two after aligning their pulses, as if on one detector
+                    dn = (n - offset[x]) - (ring_d[y, j] - offset[y])
+                    if dn > dead[x]:
+                        hists[x, 2, b] += 1
+                    if dn > dead[y]:
+                        hists[y, 6, ring_b[y, j]] += 1
+                    if -dn > dead[y]:
+                        hists[y, 2, ring_b[y, j]] += 1
+                    if -dn > dead[x]:
+                        hists[x, 6, b] += 1
+                elif k >= far_lo:
+                    cross[0] += 1
+            if y == x and full:
+                lost += 1
+        ring_s[x, head[x]] = s
+        ring_d[x, head[x]] = n
+        ring_b[x, head[x]] = b
+        head[x] = head[x] + 1 if head[x] + 1 < cap else 0
+        if ring_n[x] < cap:
+            ring_n[x] += 1
+    return lost
+
+
+class SelfPairCounter:
+    """Pairs of photons of one detector, by the syncs between them and the later photon's
+    delay bin, for the afterpulses' share of the background
+    (:func:`spad.analysis.g2_background.afterpulse_background`); fed the photons in time
+    order, in any pieces.
+
+    Per detector, :attr:`hists` rows by the later photon's delay bin: 0, pairs in one sync
+    more than its dead time apart; 1, pairs ``1..n_near - 1`` syncs apart; 2, pairs of the
+    two detectors in one sync where this detector's photon is the later by more than its dead
+    time once the pulses are aligned (the same pairs without afterpulses); 3, pairs
+    ``far_lo..far_hi - 1`` syncs apart (uncorrelated); 4, those of them the dead time would let
+    through one sync apart; 5 and 6, the pairs of rows 0 and 2 by the earlier photon's delay
+    bin (this detector's photon the earlier in row 6). :attr:`cross`: the two detectors'
+    pairs ``far_lo..far_hi - 1`` syncs apart. Memory: a ring of each detector's last photons.
+
+    Parameters
+    ----------
+    det_a, det_b
+        The detectors.
+    bin_edges_units
+        Delay bin edges (as the decay's, in delay units) of the histograms.
+    dead_units
+        Each detector's dead time in delay units.
+    offset_units
+        Each detector's pulse delay in delay units.
+    period_units
+        The sync period in delay units.
+    n_near, far_lo, far_hi
+        The sync distances counted as near (afterpulses) and far (reference).
+    """
+
+    def __init__(self, det_a: int, det_b: int, bin_edges_units: np.ndarray,
+                 dead_units: tuple[int, int], offset_units: tuple[int, int],
+                 period_units: int, n_near: int, far_lo: int, far_hi: int,
+                 ring: int = 4096) -> None:
+        if not 1 <= n_near <= far_lo < far_hi:
+            raise ValueError("self pairs: need 1 <= n_near <= far_lo < far_hi")
+        self.det_a, self.det_b = int(det_a), int(det_b)
+        self.edges = np.asarray(bin_edges_units, dtype=np.float64)
+        self.n_near, self.far_lo, self.far_hi = int(n_near), int(far_lo), int(far_hi)
+        self._dead = np.array(dead_units, dtype=np.int64)
+        self._offset = np.array(offset_units, dtype=np.int64)
+        self.period = int(period_units)
+        nb = self.edges.size - 1
+        self.hists = np.zeros((2, 7, nb), dtype=np.int64)
+        self.cross = np.zeros(1, dtype=np.int64)
+        self.counts = np.zeros(2, dtype=np.int64)
+        self.lost = 0
+        self._ring_s = np.zeros((2, ring), dtype=np.int64)
+        self._ring_d = np.zeros((2, ring), dtype=np.int64)
+        self._ring_b = np.zeros((2, ring), dtype=np.int64)
+        self._ring_n = np.zeros(2, dtype=np.int64)
+        self._head = np.zeros(2, dtype=np.int64)
+
+    def update(self, syncs: np.ndarray, delays: np.ndarray, detectors: np.ndarray) -> None:
+        """Add the photons of the next piece of the stream (sync numbers, delays in units,
+        detectors), in time order."""
+        syncs = np.ascontiguousarray(syncs, dtype=np.int64)
+        if syncs.size == 0:
+            return
+        delays = np.ascontiguousarray(delays, dtype=np.int64)
+        bins = np.clip(np.searchsorted(self.edges, delays, side="right") - 1, 0,
+                       self.edges.size - 2).astype(np.int64)
+        self.lost += int(_count_self_pairs(
+            syncs, bins, delays, np.ascontiguousarray(detectors, dtype=np.uint8),
+            self.det_a, self.det_b, self._dead, self._offset, self.period, self.n_near,
+            self.far_lo, self.far_hi, self._ring_s, self._ring_d, self._ring_b,
+            self._ring_n, self._head, self.hists, self.cross, self.counts))
 
 
 def sync_pair_areas(photons: PhotonList, det_a: int, det_b: int, n_side: int = 4

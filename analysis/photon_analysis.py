@@ -644,7 +644,7 @@ def whole_trace_steps(out: PhotonAnalysis, acc: Accumulated, s: AnalysisSettings
         if first.decay_usable:
             lifetime_step(out, acc, photons, s)
             _honest_lifetime(out, out.decay_period_s or acc.timing.sync_period)
-            background, background_cps = g2_background(out, acc.timing.sync_period, s)
+            background, background_cps = g2_background(out, acc.timing.sync_period, s, photons)
         else:
             if out.decay is None:
                 out.decay = acc.decay.result()

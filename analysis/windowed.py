@@ -514,6 +514,12 @@ class KeptPhotons:
                 whole = (t, d)
         return dict(sorted(total.items())), whole
 
+    def kept_pieces(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """The kept photons' (timestamps, delays in units, detectors), window by window."""
+        for w, keep_sorted in self._kept():
+            kept = w.stream_mask(keep_sorted)
+            yield w.timestamps[kept], w.delays[kept], w.detectors[kept]
+
     def sync_pairs(self, det_a: int, det_b: int,
                    pulse_delay_s: Mapping[int, float] | None = None, gate_s: float = 0.0
                    ) -> tuple[int, np.ndarray]:

@@ -17,6 +17,10 @@ Poisson scatter of the background pairs in the centre (part of the reported erro
 scatter than against the analytic truth (which has none after the gate). The g2(0) is also
 given against the simulator's analytic truth of the run (its realised blinking).
 
+``--no-afterpulse-model`` analyses without the afterpulses measured from each detector's own
+pairs (:func:`spad.analysis.g2_background.afterpulse_background`): the decay floor taken as
+it is, as before that correction, for the same seeds.
+
 ``--decompose`` also runs each seed without afterpulses (dark counts kept) and prints, per
 photon and detector, the registered afterpulses ``p``, those in their parent's sync ``eps0``
 and those the decay floor took as background ``p_floor`` (the paired difference of the
@@ -39,6 +43,7 @@ import time
 import warnings
 
 import numpy as np
+from spad.analysis import g2_background
 from spad.analysis.g2 import gate_mask
 from spad.analysis.g2_pairs import sync_pair_areas
 from spad.analysis.photon_analysis import AnalysisSettings, analyze_photons
@@ -183,8 +188,13 @@ def main() -> None:
                    help="drop photons following one of their detector's in the same sync")
     p.add_argument("--decompose", action="store_true",
                    help="print the afterpulses per photon: all, same-sync, in the floor")
+    p.add_argument("--no-afterpulse-model", action="store_true",
+                   help="take the decay floor as the background as it is (no afterpulses "
+                        "measured from the detectors' own pairs)")
     a = p.parse_args()
     warnings.simplefilter("ignore")
+    if a.no_afterpulse_model:
+        g2_background.afterpulse_background = lambda *args, **kwargs: None
     print(f"{'rate':>8} {'dark/det':>8} {'stray':>5} {'s':>4} {'n':>3}  {'g2 - truth':>17} "
           f"{'g2 - clean':>17} {'err':>6} {'bias/err':>15} {'<1/3':>4}  "
           f"{'gated - clean':>17} {'err':>6} {'bias/err':>15} {'<1/3':>4}"
