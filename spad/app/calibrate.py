@@ -214,12 +214,43 @@ def confusion(truth: list[str], predicted: list[str]) -> dict[str, dict[str, int
                 for p in ("monomer", "dimer", "uncertain")} for t in ("monomer", "dimer")}
 
 
-def evaluate(clf: Classifier, pop: list[dict[str, Any]]) -> dict[str, Any]:
+def mapped_p(evidence: dict[str, float], m: dict[str, float]) -> float:
+    """P(dimer) after a map of the log-odds fitted out of fold (:func:`out_of_fold`):
+    ``{"slope", "offset"}`` maps the summed log-odds z (Platt), ``{"slope_other"}`` scales all
+    but the blinking statistics' evidence and leaves that as it is (so the cap on its weight,
+    :data:`BLINKING_MAX_WEIGHT`, still holds)."""
+    z_blink = sum(v for k, v in evidence.items() if k in STEADY_FEATURES)
+    z_other = sum(v for k, v in evidence.items() if k not in STEADY_FEATURES)
+    if "slope_other" in m:
+        z = m["slope_other"] * z_other + z_blink
+    else:
+        z = m["slope"] * (z_other + z_blink) + m["offset"]
+    return 1.0 / (1.0 + math.exp(-max(min(z, 500.0), -500.0)))
+
+
+def mapped_reliability(pop: list[dict[str, Any]], evidence: list[dict[str, float]],
+                       maps: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """Pooled reliability bins and log loss of the stated P(dimer) and of each map's."""
+    y = np.array([p["kind"] == "dimer" for p in pop], float)
+    out: dict[str, Any] = {}
+    for name, m in {"none": None, **maps}.items():
+        pd = np.array([mapped_p(e, m) if m is not None else mapped_p(e, {"slope_other": 1.0})
+                       for e in evidence])
+        out[name] = {"map": m, "log_loss": _log_loss(pd, y),
+                     "reliability_pooled": pool_bins(reliability_bins(pd, y),
+                                                     MIN_PARTICLES_PER_BIN)}
+    return out
+
+
+def evaluate(clf: Classifier, pop: list[dict[str, Any]],
+             maps: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
     """Classify a population as ``spad analyze`` does (one session: the mixture over all its
     particles sets the red shifts' reference and spread); accuracy counts 'uncertain' as
     wrong. Also: the share of verdicts among particles whose g2(0) error is below 0.1, the
     accuracy of the verdicts, and the reliability table (stated P(dimer) against the observed
-    share of dimers, in bins of 0.1)."""
+    share of dimers, in bins of 0.1); with ``maps`` (the out-of-fold maps, :func:`mapped_p`)
+    the reliability and log loss with each map too, under ``mapped`` (reported, not
+    applied)."""
     from spad.analysis.particle import classify_session
     from spad.app.report import red_shift
 
@@ -242,6 +273,11 @@ def evaluate(clf: Classifier, pop: list[dict[str, Any]]) -> dict[str, Any]:
     out["session"] = None if session is None else session.to_dict()
     out["summary"] = summary(pop, pred, [r.classification.p_dimer for r in results])
     out["per_condition"] = per_condition(pop, pred)
+    if maps:
+        out["mapped"] = {
+            "with_spectrum": mapped_reliability(pop, [r.classification.evidence
+                                                      for r in results], maps),
+            "photons_only": mapped_reliability(pop, [c.evidence for c in photon_only], maps)}
     rs = red_shift([r.record() for r in results])
     mono = [p["true_peak_ev"] for p in pop if p["kind"] == "monomer"]
     dim = [p["true_peak_ev"] for p in pop if p["kind"] == "dimer"]
@@ -367,6 +403,24 @@ def reliability_table(reports: dict[str, dict[str, Any]]) -> str:
                              f" | {b['n']} | {b['stated']:.3f} | {b['observed']:.3f} "
                              f"({b['wilson_lo']:.3f}-{b['wilson_hi']:.3f}) | "
                              f"{'yes' if b['within_5_points'] else 'no'} |")
+    return "\n".join(rows)
+
+
+def mapped_table(reports: dict[str, dict[str, Any]]) -> str:
+    """Held-out reliability without and with each out-of-fold map (:func:`mapped_p`), as a
+    markdown table: the evidence for or against applying a map."""
+    rows = ["| held-out population | evidence | map | log loss | P(dimer) bin | particles | "
+            "stated | observed (95 % Wilson) | within 5 points |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for name, rep in reports.items():
+        for which, per_map in rep.get("mapped", {}).items():
+            for m, v in per_map.items():
+                for b in v["reliability_pooled"]:
+                    rows.append(f"| {name} ({rep['n']}) | {which.replace('_', ' ')} | {m} | "
+                                f"{v['log_loss']:.4f} | {b['p_lo']:.1f}-{b['p_hi']:.1f} | "
+                                f"{b['n']} | {b['stated']:.3f} | {b['observed']:.3f} "
+                                f"({b['wilson_lo']:.3f}-{b['wilson_hi']:.3f}) | "
+                                f"{'yes' if b['within_5_points'] else 'no'} |")
     return "\n".join(rows)
 
 
@@ -583,22 +637,59 @@ def out_of_fold(train: list[dict[str, Any]], folds: int = 5, seed: int = 0) -> d
     ref = training_reference(train)
     rows = _rows(train, ref)
     z_full, z_phot = np.zeros(len(train)), np.zeros(len(train))
+    # the same log-odds without the blinking statistics' evidence
+    o_full, o_phot = np.zeros(len(train)), np.zeros(len(train))
     for k in range(folds):
         clf = fit_classifier([p for p, f in zip(train, fold, strict=True) if f != k])
         for i in np.flatnonzero(fold == k):
             photons = {n: v for n, v in rows[i].items() if n not in SPECTRUM_FEATURES}
-            z_full[i] = sum(clf.classify(rows[i]).evidence.values())
-            z_phot[i] = sum(clf.classify(photons).evidence.values())
+            for z, o, values in ((z_full, o_full, rows[i]), (z_phot, o_phot, photons)):
+                ev = clf.classify(values).evidence
+                z[i] = sum(ev.values())
+                o[i] = sum(v for n, v in ev.items() if n not in STEADY_FEATURES)
     y = np.array([p["kind"] == "dimer" for p in train], float)
     a, b = platt_fit(np.r_[z_full, z_phot], np.r_[y, y])
-    out: dict[str, Any] = {"folds": folds, "platt_slope": a, "platt_offset": b}
-    for name, z in (("with_spectrum", z_full), ("photons_only", z_phot)):
+    # the map per evidence kind that keeps the blinking cap: a slope on all evidence but the
+    # blinking statistics', theirs kept as it is (an offset of the fit), no intercept
+    other, blinking = np.r_[o_full, o_phot], np.r_[z_full - o_full, z_phot - o_phot]
+    a_o = float(slopes_fit(other[:, None], np.r_[y, y], offset=blinking)[0])
+    a_ob, a_b = (float(v) for v in slopes_fit(np.column_stack([other, blinking]), np.r_[y, y]))
+    out: dict[str, Any] = {"folds": folds, "platt_slope": a, "platt_offset": b,
+                           "slope_other": a_o,
+                           "free_slopes": {"other": a_ob, "blinking": a_b}}
+    for name, z, o in (("with_spectrum", z_full, o_full), ("photons_only", z_phot, o_phot)):
         p = 1.0 / (1.0 + np.exp(-np.clip(z, -500, 500)))
         q = 1.0 / (1.0 + np.exp(-np.clip(a * z + b, -500, 500)))
+        r = 1.0 / (1.0 + np.exp(-np.clip(a_o * o + (z - o), -500, 500)))
         out[name] = {"reliability_pooled": pool_bins(reliability_bins(p, y),
                                                      MIN_PARTICLES_PER_BIN),
-                     "log_loss": _log_loss(p, y), "log_loss_platt": _log_loss(q, y)}
+                     "log_loss": _log_loss(p, y), "log_loss_platt": _log_loss(q, y),
+                     "log_loss_slope_other": _log_loss(r, y)}
     return out
+
+
+def oof_maps(oof: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """The maps :func:`out_of_fold` fitted, as :func:`mapped_p` takes them."""
+    return {"platt": {"slope": oof["platt_slope"], "offset": oof["platt_offset"]},
+            "slope_other": {"slope_other": oof["slope_other"]}}
+
+
+def slopes_fit(z: np.ndarray, is_dimer: np.ndarray,
+               offset: np.ndarray | None = None) -> np.ndarray:
+    """Slopes ``a`` of ``p = 1 / (1 + exp(-(z @ a + offset)))`` (``z``: one column per kind of
+    evidence) by maximum likelihood, without intercept (no evidence stays at p = 0.5)."""
+    from scipy.optimize import minimize
+
+    z, y = np.asarray(z, float), np.asarray(is_dimer, float)
+    c = np.zeros(len(y)) if offset is None else np.asarray(offset, float)
+
+    def nll(a: np.ndarray) -> tuple[float, np.ndarray]:
+        s = z @ a + c
+        return (float(np.sum(np.logaddexp(0.0, s) - y * s)),
+                z.T @ (1.0 / (1.0 + np.exp(-s)) - y))
+
+    return minimize(nll, np.ones(z.shape[1]), jac=True, method="L-BFGS-B",
+                    bounds=[(0.0, 10.0)] * z.shape[1]).x
 
 
 def _log_loss(p: np.ndarray, y: np.ndarray) -> float:
@@ -655,16 +746,32 @@ def load_population(preset: str, n_each: int, seed0: int, workers: int, cache: P
         with tempfile.TemporaryDirectory() as folder:
             return simulate_population(n_each, seed0, workers, folder, preset)
     cache.mkdir(parents=True, exist_ok=True)
-    pkl = cache / f"analysed_{preset}_{seed0}_{n_each}.pkl"
-    if pkl.exists() and not fresh:
-        return pickle.loads(pkl.read_bytes())
-    pop = simulate_population(n_each, seed0, workers, cache, preset, keep=True)
-    pkl.write_bytes(pickle.dumps(pop))
+    whole = cache / f"analysed_{preset}_{seed0}_{n_each}.pkl"
+    if whole.exists() and not fresh:
+        return pickle.loads(whole.read_bytes())
+    # analysed in blocks of CACHE_BLOCK monomers and dimers, each kept as soon as it is done:
+    # an interrupted run of a large population resumes at the first missing block (a block's
+    # particles are those of the whole run: seeds seed0 + 2 i and seed0 + 2 i + 1)
+    pop: list[dict[str, Any]] = []
+    for start in range(0, n_each, CACHE_BLOCK):
+        m = min(CACHE_BLOCK, n_each - start)
+        pkl = cache / f"analysed_{preset}_{seed0 + 2 * start}_{m}.pkl"
+        if pkl.exists() and not fresh:
+            pop.extend(pickle.loads(pkl.read_bytes()))
+            continue
+        block = simulate_population(m, seed0 + 2 * start, workers, cache, preset, keep=True)
+        pkl.write_bytes(pickle.dumps(block))
+        pop.extend(block)
     return pop
 
 
+CACHE_BLOCK = 50
+"""Monomers (and as many dimers) per cached block of an analysed population."""
+
+
 TEST_SEEDS = {"lab": SEED_OFFSET_TEST, "study": 2_000_000, "fast": 3_000_000}
-"""First seed of each held-out population (training uses the lab conditions from seed 1)."""
+"""First seed of each held-out population (training uses the lab conditions from seed 1);
+``--test-seed`` draws a population from another base."""
 
 
 def reliability_figure(reports: dict[str, dict[str, Any]], path: Path) -> Path:
@@ -714,6 +821,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--test", action="append", choices=sorted(PRESETS),
                     help="held-out condition sets (repeatable; default lab); study and fast "
                          "have --n-study / --n-fast particles of each kind")
+    ap.add_argument("--test-seed", action="append", default=[], metavar="NAME=SEED",
+                    help="first seed of a held-out population (default: lab 1000000, study "
+                         "2000000, fast 3000000); a new base draws particles no run saw")
     ap.add_argument("--n-study", type=int, default=10)
     ap.add_argument("--n-fast", type=int, default=15)
     ap.add_argument("--evaluate-only", action="store_true",
@@ -731,6 +841,13 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     tests = a.test or ["lab"]
     sizes = {"lab": a.n_test, "study": a.n_study, "fast": a.n_fast}
+    seeds = dict(TEST_SEEDS)
+    for item in a.test_seed:
+        name, _, value = item.partition("=")
+        if name not in PRESETS or not value.isdigit() or int(value) < 2 * a.n_train + 1:
+            ap.error(f"--test-seed {item}: want NAME=SEED with NAME one of {sorted(PRESETS)} "
+                     f"and SEED above the training seeds (1-{2 * a.n_train})")
+        seeds[name] = int(value)
     if a.evaluate_only:
         clf = Classifier.load(a.out)
     else:
@@ -739,15 +856,20 @@ def main(argv: list[str] | None = None) -> int:
         oof = out_of_fold(train) if a.out_of_fold else None
         if oof is not None:
             print("out of fold (training):", json.dumps(oof), file=sys.stderr)
-    reports = {name: evaluate(clf, load_population(name, sizes[name], TEST_SEEDS[name],
-                                                   a.workers, a.cache, a.fresh))
+    maps = oof_maps(oof) if oof is not None else None
+    reports = {name: evaluate(clf, load_population(name, sizes[name], seeds[name],
+                                                   a.workers, a.cache, a.fresh), maps)
                for name in tests}
+    for name, rep in reports.items():
+        rep["first_seed"] = seeds[name]
     for name, rep in reports.items():
         print(name, json.dumps(rep["summary"]), file=sys.stderr)
         print(name, "photons only", json.dumps(rep["photons_only"]["summary"]), file=sys.stderr)
     if a.figure is not None:
         reliability_figure(reports, a.figure)
     print(reliability_table(reports))
+    if maps:
+        print(mapped_table(reports))
     if not a.evaluate_only:
         clf.provenance.update({
             "script": "spad/app/calibrate.py",
