@@ -1,11 +1,11 @@
 """Fit the monomer/dimer classifier on simulated populations and test it on held-out ones.
 
-Run from the repository root (the README's figures: 1100 particles, ~6 min on 2 cores; a
-``--cache`` folder keeps the analysed particles, so a refit after a classifier change reuses
-them)::
+Run from the repository root (the README's figures: 2600 particles, about 0.6 s each on a
+quiet core; a ``--cache`` folder keeps the analysed particles in blocks, so an interrupted run
+resumes and a refit after a classifier change reuses them)::
 
-    .venv/bin/python -m spad.app.calibrate --n-train 250 --n-test 250 --n-study 25 \
-        --n-fast 25 --test lab --test study --test fast --cache DIR \
+    .venv/bin/python -m spad.app.calibrate --n-train 250 --n-test 1000 --n-study 25 \
+        --n-fast 25 --test lab --test study --test fast --test-seed lab=5000000 --cache DIR \
         --figure docs/verdict_reliability.png --out-of-fold
 
 For each particle it draws recording conditions spanning what labs record (:func:`conditions`:
@@ -20,8 +20,8 @@ populations exactly as ``spad analyze`` does (session reference from the photon-
 and writes the parameters with their provenance, held-out accuracy overall and per condition
 (rate, duration, repetition rate, timing mode) and calibration per probability bin (Wilson
 intervals, pooled bins) to ``analysis/data/classifier.json``. ``--out-of-fold`` adds the
-training particles' out-of-fold reliability and the Platt map fitted to it (reported, not
-applied).
+training particles' out-of-fold reliability, the maps fitted to it (Platt's, and a slope on all
+but the blinking evidence) and each map's held-out reliability (reported, not applied).
 """
 
 from __future__ import annotations
@@ -43,6 +43,15 @@ from spad.analysis.classify import (
     PHOTON_FEATURES,
     SPECTRUM_FEATURES,
     Classifier,
+)
+from spad.app.reliability import (
+    MIN_PARTICLES_PER_BIN,
+    log_loss,
+    mapped_table,
+    pool_bins,
+    reliability_bins,
+    reliability_figure,
+    reliability_table,
 )
 from spad.app.safe_output import worker_init
 
@@ -214,12 +223,43 @@ def confusion(truth: list[str], predicted: list[str]) -> dict[str, dict[str, int
                 for p in ("monomer", "dimer", "uncertain")} for t in ("monomer", "dimer")}
 
 
-def evaluate(clf: Classifier, pop: list[dict[str, Any]]) -> dict[str, Any]:
+def mapped_p(evidence: dict[str, float], m: dict[str, float]) -> float:
+    """P(dimer) after a map of the log-odds fitted out of fold (:func:`out_of_fold`):
+    ``{"slope", "offset"}`` maps the summed log-odds z (Platt), ``{"slope_other"}`` scales all
+    but the blinking statistics' evidence and leaves that as it is (so the cap on its weight,
+    :data:`BLINKING_MAX_WEIGHT`, still holds)."""
+    z_blink = sum(v for k, v in evidence.items() if k in STEADY_FEATURES)
+    z_other = sum(v for k, v in evidence.items() if k not in STEADY_FEATURES)
+    if "slope_other" in m:
+        z = m["slope_other"] * z_other + z_blink
+    else:
+        z = m["slope"] * (z_other + z_blink) + m["offset"]
+    return 1.0 / (1.0 + math.exp(-max(min(z, 500.0), -500.0)))
+
+
+def mapped_reliability(pop: list[dict[str, Any]], evidence: list[dict[str, float]],
+                       maps: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """Pooled reliability bins and log loss of the stated P(dimer) and of each map's."""
+    y = np.array([p["kind"] == "dimer" for p in pop], float)
+    out: dict[str, Any] = {}
+    for name, m in {"none": None, **maps}.items():
+        pd = np.array([mapped_p(e, m) if m is not None else mapped_p(e, {"slope_other": 1.0})
+                       for e in evidence])
+        out[name] = {"map": m, "log_loss": log_loss(pd, y),
+                     "reliability_pooled": pool_bins(reliability_bins(pd, y),
+                                                     MIN_PARTICLES_PER_BIN)}
+    return out
+
+
+def evaluate(clf: Classifier, pop: list[dict[str, Any]],
+             maps: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
     """Classify a population as ``spad analyze`` does (one session: the mixture over all its
     particles sets the red shifts' reference and spread); accuracy counts 'uncertain' as
     wrong. Also: the share of verdicts among particles whose g2(0) error is below 0.1, the
     accuracy of the verdicts, and the reliability table (stated P(dimer) against the observed
-    share of dimers, in bins of 0.1)."""
+    share of dimers, in bins of 0.1); with ``maps`` (the out-of-fold maps, :func:`mapped_p`)
+    the reliability and log loss with each map too, under ``mapped`` (reported, not
+    applied)."""
     from spad.analysis.particle import classify_session
     from spad.app.report import red_shift
 
@@ -242,6 +282,11 @@ def evaluate(clf: Classifier, pop: list[dict[str, Any]]) -> dict[str, Any]:
     out["session"] = None if session is None else session.to_dict()
     out["summary"] = summary(pop, pred, [r.classification.p_dimer for r in results])
     out["per_condition"] = per_condition(pop, pred)
+    if maps:
+        out["mapped"] = {
+            "with_spectrum": mapped_reliability(pop, [r.classification.evidence
+                                                      for r in results], maps),
+            "photons_only": mapped_reliability(pop, [c.evidence for c in photon_only], maps)}
     rs = red_shift([r.record() for r in results])
     mono = [p["true_peak_ev"] for p in pop if p["kind"] == "monomer"]
     dim = [p["true_peak_ev"] for p in pop if p["kind"] == "dimer"]
@@ -278,96 +323,6 @@ def summary(pop: list[dict[str, Any]], pred: list[str],
             "verdict_share_g2_err_below_0.1": float(np.mean(precise)) if precise else None,
             "reliability": bins,
             "reliability_pooled": pool_bins(bins, MIN_PARTICLES_PER_BIN)}
-
-
-MIN_PARTICLES_PER_BIN = 20
-"""Particles a pooled probability bin holds at least (see :func:`pool_bins`)."""
-
-
-def wilson(k: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval (95 % for z = 1.96) of a share k / n (Wilson, J. Am. Stat. Assoc.
-    22, 209 (1927)); unlike the normal one it stays inside [0, 1] and is not empty at k = 0."""
-    if n <= 0:
-        return 0.0, 1.0
-    p = k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return max(0.0, c - h), min(1.0, c + h)
-
-
-def _bin_stats(lo: float, hi: float, pd: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-    n, k = int(pd.size), float(y.sum())
-    w_lo, w_hi = wilson(k, n)
-    stated, observed = float(pd.mean()), k / n
-    return {"p_lo": round(lo, 2), "p_hi": round(hi, 2), "n": n, "dimers": int(k),
-            "stated": stated, "observed": observed, "wilson_lo": w_lo, "wilson_hi": w_hi,
-            "within_5_points": abs(observed - stated) <= 0.05,
-            "stated_inside_wilson": w_lo <= stated <= w_hi}
-
-
-def reliability_bins(pd: np.ndarray, y: np.ndarray) -> list[dict[str, Any]]:
-    """Stated P(dimer) against the observed share of dimers in bins of 0.1 (the last holds
-    1.0), with the 95 % Wilson interval of each observed share; empty bins left out."""
-    ok = np.isfinite(pd)
-    pd, y = pd[ok], y[ok]
-    idx = np.minimum((pd * 10).astype(int), 9)
-    return [_bin_stats(i / 10, (i + 1) / 10, pd[idx == i], y[idx == i])
-            for i in range(10) if np.any(idx == i)]
-
-
-def pool_bins(bins: list[dict[str, Any]], min_n: int) -> list[dict[str, Any]]:
-    """Neighbouring bins of :func:`reliability_bins` merged, from the middle (0.5) outwards on
-    each side, until each holds at least ``min_n`` particles (a last sparse bin on a side joins
-    its neighbour): the 5-point calibration target needs about that many particles in a bin
-    before a miss means anything. Stated p is the mean over the pooled particles."""
-    def merge(group: list[dict[str, Any]]) -> dict[str, Any]:
-        n = sum(b["n"] for b in group)
-        k = sum(b["dimers"] for b in group)
-        stated = sum(b["stated"] * b["n"] for b in group) / n
-        w_lo, w_hi = wilson(k, n)
-        return {"p_lo": min(b["p_lo"] for b in group), "p_hi": max(b["p_hi"] for b in group),
-                "n": n, "dimers": k, "stated": stated, "observed": k / n,
-                "wilson_lo": w_lo, "wilson_hi": w_hi,
-                "within_5_points": abs(k / n - stated) <= 0.05,
-                "stated_inside_wilson": w_lo <= stated <= w_hi}
-
-    out: list[dict[str, Any]] = []
-    for side in ([b for b in bins if b["p_lo"] < 0.5][::-1], [b for b in bins
-                                                            if b["p_lo"] >= 0.5]):
-        # the outermost bin (p < 0.1, p >= 0.9) usually holds most particles: kept apart when
-        # full, so that it does not swallow the sparse middle
-        outer = [side.pop()] if side and side[-1]["n"] >= min_n and side[-1]["p_lo"] in (
-            0.0, 0.9) else []
-        groups: list[list[dict[str, Any]]] = []
-        cur: list[dict[str, Any]] = []
-        for b in side:
-            cur.append(b)
-            if sum(c["n"] for c in cur) >= min_n:
-                groups.append(cur)
-                cur = []
-        if cur:   # a sparse rest joins the pooled bin next to it, or stands alone (n shown)
-            if groups:
-                groups[-1].extend(cur)
-            else:
-                groups.append(cur)
-        out.extend(merge(g) for g in [*groups, *([outer] if outer else [])])
-    return sorted(out, key=lambda b: b["p_lo"])
-
-
-def reliability_table(reports: dict[str, dict[str, Any]]) -> str:
-    """The pooled reliability bins of each held-out population as a markdown table."""
-    rows = ["| held-out population | evidence | P(dimer) bin | particles | stated | observed "
-            "(95 % Wilson) | within 5 points |", "|---|---|---|---|---|---|---|"]
-    for name, rep in reports.items():
-        for which, summ in (("with spectrum", rep["summary"]),
-                            ("photons only", rep["photons_only"]["summary"])):
-            for b in summ["reliability_pooled"]:
-                rows.append(f"| {name} ({rep['n']}) | {which} | {b['p_lo']:.1f}-{b['p_hi']:.1f}"
-                             f" | {b['n']} | {b['stated']:.3f} | {b['observed']:.3f} "
-                             f"({b['wilson_lo']:.3f}-{b['wilson_hi']:.3f}) | "
-                             f"{'yes' if b['within_5_points'] else 'no'} |")
-    return "\n".join(rows)
 
 
 RATE_BINS_KCPS = (1, 5, 20, 60, 200)
@@ -583,27 +538,59 @@ def out_of_fold(train: list[dict[str, Any]], folds: int = 5, seed: int = 0) -> d
     ref = training_reference(train)
     rows = _rows(train, ref)
     z_full, z_phot = np.zeros(len(train)), np.zeros(len(train))
+    # the same log-odds without the blinking statistics' evidence
+    o_full, o_phot = np.zeros(len(train)), np.zeros(len(train))
     for k in range(folds):
         clf = fit_classifier([p for p, f in zip(train, fold, strict=True) if f != k])
         for i in np.flatnonzero(fold == k):
             photons = {n: v for n, v in rows[i].items() if n not in SPECTRUM_FEATURES}
-            z_full[i] = sum(clf.classify(rows[i]).evidence.values())
-            z_phot[i] = sum(clf.classify(photons).evidence.values())
+            for z, o, values in ((z_full, o_full, rows[i]), (z_phot, o_phot, photons)):
+                ev = clf.classify(values).evidence
+                z[i] = sum(ev.values())
+                o[i] = sum(v for n, v in ev.items() if n not in STEADY_FEATURES)
     y = np.array([p["kind"] == "dimer" for p in train], float)
     a, b = platt_fit(np.r_[z_full, z_phot], np.r_[y, y])
-    out: dict[str, Any] = {"folds": folds, "platt_slope": a, "platt_offset": b}
-    for name, z in (("with_spectrum", z_full), ("photons_only", z_phot)):
+    # the map per evidence kind that keeps the blinking cap: a slope on all evidence but the
+    # blinking statistics', theirs kept as it is (an offset of the fit), no intercept
+    other, blinking = np.r_[o_full, o_phot], np.r_[z_full - o_full, z_phot - o_phot]
+    a_o = float(slopes_fit(other[:, None], np.r_[y, y], offset=blinking)[0])
+    a_ob, a_b = (float(v) for v in slopes_fit(np.column_stack([other, blinking]), np.r_[y, y]))
+    out: dict[str, Any] = {"folds": folds, "platt_slope": a, "platt_offset": b,
+                           "slope_other": a_o,
+                           "free_slopes": {"other": a_ob, "blinking": a_b}}
+    for name, z, o in (("with_spectrum", z_full, o_full), ("photons_only", z_phot, o_phot)):
         p = 1.0 / (1.0 + np.exp(-np.clip(z, -500, 500)))
         q = 1.0 / (1.0 + np.exp(-np.clip(a * z + b, -500, 500)))
+        r = 1.0 / (1.0 + np.exp(-np.clip(a_o * o + (z - o), -500, 500)))
         out[name] = {"reliability_pooled": pool_bins(reliability_bins(p, y),
                                                      MIN_PARTICLES_PER_BIN),
-                     "log_loss": _log_loss(p, y), "log_loss_platt": _log_loss(q, y)}
+                     "log_loss": log_loss(p, y), "log_loss_platt": log_loss(q, y),
+                     "log_loss_slope_other": log_loss(r, y)}
     return out
 
 
-def _log_loss(p: np.ndarray, y: np.ndarray) -> float:
-    p = np.clip(p, 1e-12, 1 - 1e-12)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+def oof_maps(oof: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """The maps :func:`out_of_fold` fitted, as :func:`mapped_p` takes them."""
+    return {"platt": {"slope": oof["platt_slope"], "offset": oof["platt_offset"]},
+            "slope_other": {"slope_other": oof["slope_other"]}}
+
+
+def slopes_fit(z: np.ndarray, is_dimer: np.ndarray,
+               offset: np.ndarray | None = None) -> np.ndarray:
+    """Slopes ``a`` of ``p = 1 / (1 + exp(-(z @ a + offset)))`` (``z``: one column per kind of
+    evidence) by maximum likelihood, without intercept (no evidence stays at p = 0.5)."""
+    from scipy.optimize import minimize
+
+    z, y = np.asarray(z, float), np.asarray(is_dimer, float)
+    c = np.zeros(len(y)) if offset is None else np.asarray(offset, float)
+
+    def nll(a: np.ndarray) -> tuple[float, np.ndarray]:
+        s = z @ a + c
+        return (float(np.sum(np.logaddexp(0.0, s) - y * s)),
+                z.T @ (1.0 / (1.0 + np.exp(-s)) - y))
+
+    return minimize(nll, np.ones(z.shape[1]), jac=True, method="L-BFGS-B",
+                    bounds=[(0.0, 10.0)] * z.shape[1]).x
 
 
 BLINKING_MAX_WEIGHT = 0.8
@@ -655,56 +642,32 @@ def load_population(preset: str, n_each: int, seed0: int, workers: int, cache: P
         with tempfile.TemporaryDirectory() as folder:
             return simulate_population(n_each, seed0, workers, folder, preset)
     cache.mkdir(parents=True, exist_ok=True)
-    pkl = cache / f"analysed_{preset}_{seed0}_{n_each}.pkl"
-    if pkl.exists() and not fresh:
-        return pickle.loads(pkl.read_bytes())
-    pop = simulate_population(n_each, seed0, workers, cache, preset, keep=True)
-    pkl.write_bytes(pickle.dumps(pop))
+    whole = cache / f"analysed_{preset}_{seed0}_{n_each}.pkl"
+    if whole.exists() and not fresh:
+        return pickle.loads(whole.read_bytes())
+    # analysed in blocks of CACHE_BLOCK monomers and dimers, each kept as soon as it is done:
+    # an interrupted run of a large population resumes at the first missing block (a block's
+    # particles are those of the whole run: seeds seed0 + 2 i and seed0 + 2 i + 1)
+    pop: list[dict[str, Any]] = []
+    for start in range(0, n_each, CACHE_BLOCK):
+        m = min(CACHE_BLOCK, n_each - start)
+        pkl = cache / f"analysed_{preset}_{seed0 + 2 * start}_{m}.pkl"
+        if pkl.exists() and not fresh:
+            pop.extend(pickle.loads(pkl.read_bytes()))
+            continue
+        block = simulate_population(m, seed0 + 2 * start, workers, cache, preset, keep=True)
+        pkl.write_bytes(pickle.dumps(block))
+        pop.extend(block)
     return pop
 
 
+CACHE_BLOCK = 50
+"""Monomers (and as many dimers) per cached block of an analysed population."""
+
+
 TEST_SEEDS = {"lab": SEED_OFFSET_TEST, "study": 2_000_000, "fast": 3_000_000}
-"""First seed of each held-out population (training uses the lab conditions from seed 1)."""
-
-
-def reliability_figure(reports: dict[str, dict[str, Any]], path: Path) -> Path:
-    """Stated P(dimer) against the observed share of dimers per probability bin (bins of 0.1
-    pooled to at least :data:`MIN_PARTICLES_PER_BIN` particles, :func:`pool_bins`), for each
-    held-out population with and without the spectrum (error bars: 95 % Wilson intervals;
-    numbers: particles in the bin)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
-    ax.plot([0, 1], [0, 1], color="0.6", lw=1, label="perfect calibration")
-    ax.fill_between([0, 1], [-0.05, 0.95], [0.05, 1.05], color="0.9", label="± 5 points")
-    for i, (name, rep) in enumerate(reports.items()):
-        for which, style in (("with spectrum", "-o"), ("photons only", "--s")):
-            b = (rep["summary"] if which == "with spectrum"
-                 else rep["photons_only"]["summary"])["reliability_pooled"]
-            x = np.array([v["stated"] for v in b])
-            y = np.array([v["observed"] for v in b])
-            n = np.array([v["n"] for v in b])
-            err = np.clip(np.array([[v["observed"] - v["wilson_lo"] for v in b],
-                                    [v["wilson_hi"] - v["observed"] for v in b]]), 0.0, None)
-            ax.errorbar(x, y, err, fmt=style, color=f"C{i}", lw=1, ms=4, capsize=2,
-                        label=f"{name}, {which} (n = {rep['n']})")
-            for xi, yi, ni in zip(x, y, n, strict=True):
-                ax.annotate(str(ni), (xi, yi), fontsize=6, color=f"C{i}",
-                            xytext=(3, -8), textcoords="offset points")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("stated P(dimer)")
-    ax.set_ylabel("observed share of dimers")
-    ax.set_title("verdict calibration on held-out simulated particles\n(bins pooled to "
-                 f">= {MIN_PARTICLES_PER_BIN} particles, 95 % Wilson intervals)", fontsize=9)
-    ax.legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+"""First seed of each held-out population (training uses the lab conditions from seed 1);
+``--test-seed`` draws a population from another base."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -714,6 +677,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--test", action="append", choices=sorted(PRESETS),
                     help="held-out condition sets (repeatable; default lab); study and fast "
                          "have --n-study / --n-fast particles of each kind")
+    ap.add_argument("--test-seed", action="append", default=[], metavar="NAME=SEED",
+                    help="first seed of a held-out population (default: lab 1000000, study "
+                         "2000000, fast 3000000); a new base draws particles no run saw")
     ap.add_argument("--n-study", type=int, default=10)
     ap.add_argument("--n-fast", type=int, default=15)
     ap.add_argument("--evaluate-only", action="store_true",
@@ -731,6 +697,13 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     tests = a.test or ["lab"]
     sizes = {"lab": a.n_test, "study": a.n_study, "fast": a.n_fast}
+    seeds = dict(TEST_SEEDS)
+    for item in a.test_seed:
+        name, _, value = item.partition("=")
+        if name not in PRESETS or not value.isdigit() or int(value) < 2 * a.n_train + 1:
+            ap.error(f"--test-seed {item}: want NAME=SEED with NAME one of {sorted(PRESETS)} "
+                     f"and SEED above the training seeds (1-{2 * a.n_train})")
+        seeds[name] = int(value)
     if a.evaluate_only:
         clf = Classifier.load(a.out)
     else:
@@ -739,15 +712,20 @@ def main(argv: list[str] | None = None) -> int:
         oof = out_of_fold(train) if a.out_of_fold else None
         if oof is not None:
             print("out of fold (training):", json.dumps(oof), file=sys.stderr)
-    reports = {name: evaluate(clf, load_population(name, sizes[name], TEST_SEEDS[name],
-                                                   a.workers, a.cache, a.fresh))
+    maps = oof_maps(oof) if oof is not None else None
+    reports = {name: evaluate(clf, load_population(name, sizes[name], seeds[name],
+                                                   a.workers, a.cache, a.fresh), maps)
                for name in tests}
+    for name, rep in reports.items():
+        rep["first_seed"] = seeds[name]
     for name, rep in reports.items():
         print(name, json.dumps(rep["summary"]), file=sys.stderr)
         print(name, "photons only", json.dumps(rep["photons_only"]["summary"]), file=sys.stderr)
     if a.figure is not None:
         reliability_figure(reports, a.figure)
     print(reliability_table(reports))
+    if maps:
+        print(mapped_table(reports))
     if not a.evaluate_only:
         clf.provenance.update({
             "script": "spad/app/calibrate.py",
