@@ -370,10 +370,12 @@ class SimulatedAndorSDK2Camera:
         while True:
             self._check("WaitForAcquisitionTimeOut")
             if self.fault != "acquisition_timeout":
-                acquired, unread = self._cam.get_frames_status()
-                if unread >= nframes:
+                # "running" before the frames: a series that ends between the two readings
+                # then has its last frames counted (read the other way round, they were not)
+                running = self._cam.acquisition_in_progress()
+                if self._cam.get_frames_status()[1] >= nframes:
                     return True
-                if not self._cam.acquisition_in_progress():
+                if not running:
                     if error_on_stopped:
                         raise self._pl.AndorError("waiting for frames while stopped")
                     return False

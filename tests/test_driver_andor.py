@@ -98,6 +98,24 @@ def test_frame_indices_are_those_of_the_frames_read_when_frames_end_between_call
         assert indices == list(range(12)) and n == 12
 
 
+@pytest.mark.parametrize("step_s", [0.001, 0.004, 0.007])
+def test_waiting_for_the_last_frames_when_the_series_ends_between_calls(step_s):
+    """Waiting for a frame while the series ends returns the frames it made (a busy machine
+    once got "no acquisition running" with frames still unread)."""
+    cam, _ = _camera(clock=_BusyClock(step_s))
+    with cam:
+        cam.set_read_mode("fvb")
+        cam.set_acquisition_mode("kinetic", 12)
+        cam.start_acquisition()
+        indices = []
+        while len(indices) < 12:
+            cam.wait_for_frame(5.0)
+            indices.extend(m["index"] for m in cam.read_frames_with_info()[1])
+        assert indices == list(range(12))
+        with pytest.raises(DeviceError, match="no acquisition running"):
+            cam.wait_for_frame(1.0)
+
+
 def test_read_modes_roi_binning_and_single_snap():
     cam, _ = _camera()
     with cam:
