@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from spad.analysis.accumulators import Decay
 from spad.analysis.g2 import passes_gate
-from spad.analysis.g2_pairs import SelfPairCounter
+from spad.analysis.g2_pairs import SelfPairCounter, same_sync_steps
 from spad.analysis.g2_timing import decay_floor_background
 from spad.analysis.lifetimes import periodic_decay_bins
 from spad.analysis.photon_result import PhotonAnalysis
@@ -308,20 +308,11 @@ def _dead_times(pieces: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]],
                 detectors: tuple[int, int]) -> tuple[list[int], list[int], list[int]]:
     """Per detector the shortest delay step between successive photons within one sync (in
     units), and how many such steps go forward and backward in delay."""
-    short = [np.iinfo(np.int64).max] * 2
-    fwd, back = [0, 0], [0, 0]
+    short = np.full(2, np.iinfo(np.int64).max, dtype=np.int64)
+    fwd, back = np.zeros(2, dtype=np.int64), np.zeros(2, dtype=np.int64)
     for ts, dl, det in pieces:
-        for x, d in enumerate(detectors):
-            m = det == d
-            s, n = ts[m], dl[m].astype(np.int64)
-            same = s[1:] == s[:-1]
-            step = (n[1:] - n[:-1])[same]
-            fwd[x] += int(np.count_nonzero(step > 0))
-            back[x] += int(np.count_nonzero(step < 0))
-            pos = step[step > 0]
-            if pos.size:
-                short[x] = min(short[x], int(pos.min()))
-    return short, fwd, back
+        same_sync_steps(ts, dl, det, detectors, short, fwd, back)
+    return [int(v) for v in short], [int(v) for v in fwd], [int(v) for v in back]
 
 
 def _floor_weights(row: np.ndarray, edges_s: np.ndarray, period_s: float, pulse_s: float,

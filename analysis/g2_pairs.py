@@ -17,7 +17,7 @@ from spad.analysis.g2 import G2Result
 from spad.analysis.photon_collector import PhotonList
 
 __all__ = ["MAX_LABEL_BIAS", "SelfPairCounter", "SyncPairCounter", "label_bias",
-           "sync_pair_areas", "sync_pair_g2"]
+           "same_sync_steps", "sync_pair_areas", "sync_pair_g2"]
 
 
 _NO_SYNC = np.iinfo(np.int64).min
@@ -123,23 +123,72 @@ class SyncPairCounter:
 
 
 @njit(cache=True, nogil=True)
-def _count_self_pairs(syncs: np.ndarray, bins: np.ndarray, delays: np.ndarray,
-                      detectors: np.ndarray, det_a: int, det_b: int, dead: np.ndarray,
-                      offset: np.ndarray, period: int, n_near: int, far_lo: int, far_hi: int,
+def _same_sync_steps(syncs: np.ndarray, delays: np.ndarray, detectors: np.ndarray, det_a: int,
+                     det_b: int, short: np.ndarray, fwd: np.ndarray, back: np.ndarray) -> None:
+    """Fold the delay steps between each detector's successive photons of one sync (``det_a``
+    index 0, ``det_b`` 1) into ``short`` (the shortest forward step), ``fwd`` and ``back``
+    (how many steps go forward and backward); one pass, the photons of this piece only."""
+    last_s = np.zeros(2, dtype=np.int64)
+    last_d = np.zeros(2, dtype=np.int64)
+    seen = np.zeros(2, dtype=np.bool_)
+    for i in range(syncs.size):
+        d = detectors[i]
+        if d == det_a:
+            x = 0
+        elif d == det_b:
+            x = 1
+        else:
+            continue
+        s = syncs[i]
+        n = delays[i]
+        if seen[x] and s == last_s[x]:
+            step = n - last_d[x]
+            if step > 0:
+                fwd[x] += 1
+                if step < short[x]:
+                    short[x] = step
+            elif step < 0:
+                back[x] += 1
+        seen[x] = True
+        last_s[x] = s
+        last_d[x] = n
+
+
+def same_sync_steps(syncs: np.ndarray, delays: np.ndarray, detectors: np.ndarray,
+                    detectors_ab: tuple[int, int], short: np.ndarray, fwd: np.ndarray,
+                    back: np.ndarray) -> None:
+    """Add one piece of photons (sync numbers, delays in units, detectors) to each of the two
+    detectors' steps between successive photons of one sync: ``short`` the shortest forward
+    step (int64 ``[2]``, start at the int64 maximum), ``fwd`` and ``back`` how many go
+    forward and backward (int64 ``[2]``). Steps across pieces are not counted."""
+    _same_sync_steps(np.ascontiguousarray(syncs, dtype=np.int64),
+                     np.ascontiguousarray(delays, dtype=np.int64),
+                     np.ascontiguousarray(detectors, dtype=np.uint8),
+                     int(detectors_ab[0]), int(detectors_ab[1]), short, fwd, back)
+
+
+@njit(cache=True, nogil=True)
+def _count_self_pairs(syncs: np.ndarray, delays: np.ndarray, detectors: np.ndarray,
+                      edges: np.ndarray, table: np.ndarray, table_lo: int, det_a: int,
+                      det_b: int, dead: np.ndarray, offset: np.ndarray, period: int,
+                      n_near: int, far_lo: int, far_hi: int,
                       ring_s: np.ndarray, ring_d: np.ndarray, ring_b: np.ndarray,
                       ring_n: np.ndarray, head: np.ndarray, hists: np.ndarray,
                       cross: np.ndarray, counts: np.ndarray) -> int:
     """Add the next photons' pairs to ``hists`` (rows of :class:`SelfPairCounter`) and
     ``cross`` (the two detectors' pairs ``far_lo..far_hi - 1`` syncs apart).
 
-    Detector ``det_a`` is index 0, ``det_b`` 1; delays in units, ``bins`` their histogram
-    bins, ``dead`` each detector's dead time, ``offset`` its pulse delay (to compare the two
-    detectors' delays), ``period`` the sync period, all in delay units. ``ring_*`` hold each
-    detector's last photons (sync, delay, bin) in a ring, ``head`` the next slot, ``ring_n``
-    the filled ones. Returns how many photons found their own ring full of photons still
-    within ``far_hi`` syncs (pairs lost).
+    Detector ``det_a`` is index 0, ``det_b`` 1; delays in units, ``edges`` the histograms'
+    bin edges (a delay outside them counts in the first or last bin), ``table`` the bin of
+    each delay ``table_lo, table_lo + 1, ...`` up to the last edge (empty: none), ``dead`` each
+    detector's dead time, ``offset`` its pulse delay (to compare the two detectors' delays),
+    ``period`` the sync period, all in delay units. ``ring_*`` hold each detector's last
+    photons (sync, delay, bin) in a ring, ``head`` the next slot, ``ring_n`` the filled ones.
+    Returns how many photons found their own ring full of photons still within ``far_hi``
+    syncs (pairs lost).
     """
     cap = ring_s.shape[1]
+    last_bin = edges.size - 2
     lost = 0
     for i in range(syncs.size):
         d = detectors[i]
@@ -151,7 +200,24 @@ def _count_self_pairs(syncs: np.ndarray, bins: np.ndarray, delays: np.ndarray,
             continue
         s = syncs[i]
         n = delays[i]
-        b = bins[i]
+        # the bin: the edges at or below the delay less one, within the bins (numpy's
+        # searchsorted, side right, clipped); from the table when there is one (a binary
+        # search costs ~50 ns a photon in mispredicted branches)
+        if table.size == 0:
+            lo, hi = 0, edges.size
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if edges[mid] <= n:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            b = min(max(lo - 1, 0), last_bin)
+        elif n < table_lo:
+            b = 0
+        elif n - table_lo < table.size:
+            b = table[n - table_lo]
+        else:
+            b = last_bin
         counts[x] += 1
         for y in range(2):
             full = ring_n[y] == cap
@@ -198,6 +264,11 @@ def _count_self_pairs(syncs: np.ndarray, bins: np.ndarray, delays: np.ndarray,
     return lost
 
 
+MAX_BIN_TABLE = 1 << 20
+"""Most whole delays :class:`SelfPairCounter` tabulates the bins of (4 MB); wider edges are
+searched photon by photon."""
+
+
 class SelfPairCounter:
     """Pairs of photons of one detector, by the syncs between them and the later photon's
     delay bin, for the afterpulses' share of the background
@@ -236,12 +307,23 @@ class SelfPairCounter:
         if not 1 <= n_near <= far_lo < far_hi:
             raise ValueError("self pairs: need 1 <= n_near <= far_lo < far_hi")
         self.det_a, self.det_b = int(det_a), int(det_b)
-        self.edges = np.asarray(bin_edges_units, dtype=np.float64)
+        self.edges = np.ascontiguousarray(bin_edges_units, dtype=np.float64)
         self.n_near, self.far_lo, self.far_hi = int(n_near), int(far_lo), int(far_hi)
         self._dead = np.array(dead_units, dtype=np.int64)
         self._offset = np.array(offset_units, dtype=np.int64)
         self.period = int(period_units)
         nb = self.edges.size - 1
+        # each whole delay's bin, looked up per photon (a binary search costs more than the
+        # pairs); none for edges too far apart to tabulate
+        self._table = np.zeros(0, dtype=np.int32)
+        self._table_lo = 0
+        if nb >= 1 and np.all(np.isfinite(self.edges[[0, -1]])):
+            lo, hi = math.ceil(self.edges[0]), math.floor(self.edges[-1])
+            if 0 <= hi - lo < MAX_BIN_TABLE:
+                whole = np.arange(lo, hi + 1, dtype=np.int64)
+                self._table = np.clip(np.searchsorted(self.edges, whole, side="right") - 1, 0,
+                                      nb - 1).astype(np.int32)
+                self._table_lo = int(lo)
         self.hists = np.zeros((2, 7, nb), dtype=np.int64)
         self.cross = np.zeros(1, dtype=np.int64)
         self.counts = np.zeros(2, dtype=np.int64)
@@ -258,14 +340,13 @@ class SelfPairCounter:
         syncs = np.ascontiguousarray(syncs, dtype=np.int64)
         if syncs.size == 0:
             return
-        delays = np.ascontiguousarray(delays, dtype=np.int64)
-        bins = np.clip(np.searchsorted(self.edges, delays, side="right") - 1, 0,
-                       self.edges.size - 2).astype(np.int64)
         self.lost += int(_count_self_pairs(
-            syncs, bins, delays, np.ascontiguousarray(detectors, dtype=np.uint8),
-            self.det_a, self.det_b, self._dead, self._offset, self.period, self.n_near,
-            self.far_lo, self.far_hi, self._ring_s, self._ring_d, self._ring_b,
-            self._ring_n, self._head, self.hists, self.cross, self.counts))
+            syncs, np.ascontiguousarray(delays, dtype=np.int64),
+            np.ascontiguousarray(detectors, dtype=np.uint8), self.edges, self._table,
+            self._table_lo, self.det_a,
+            self.det_b, self._dead, self._offset, self.period, self.n_near, self.far_lo,
+            self.far_hi, self._ring_s, self._ring_d, self._ring_b, self._ring_n, self._head,
+            self.hists, self.cross, self.counts))
 
 
 def sync_pair_areas(photons: PhotonList, det_a: int, det_b: int, n_side: int = 4

@@ -31,9 +31,10 @@ from numba import types
 
 __all__ = ["KERNELS", "CHILD_SHARE", "compile_kernels", "compile_share"]
 
-_A1 = {dtype: getattr(types, dtype)[::1] for dtype in ("float64", "int64", "uint8", "uint16",
-                                                     "boolean")}
+_A1 = {dtype: getattr(types, dtype)[::1] for dtype in ("float64", "int64", "int32", "uint8",
+                                                     "uint16", "boolean")}
 _F, _I, _U8, _U16, _B = _A1["float64"], _A1["int64"], _A1["uint8"], _A1["uint16"], _A1["boolean"]
+_I32 = _A1["int32"]
 _I2, _F2 = types.int64[:, ::1], types.float64[:, ::1]
 _I3 = types.int64[:, :, ::1]
 _R = types.Array(types.float64, 1, "C", readonly=True)   # changepoints.search_tables
@@ -65,8 +66,10 @@ KERNELS: tuple[Entry, ...] = (
     ("spad.analysis.blinking", "add_to_bins", (_F, _f, _f, _I)),
     ("spad.analysis.lifetimes", "_label_histograms", (_F, _I, _F, _i)),
     ("spad.analysis.lifetimes", "_level_labels", (_F, _F, _F, _I)),
+    ("spad.analysis.g2_pairs", "_same_sync_steps", (_I, _I, _U8, _i, _i, _I, _I, _I)),
     ("spad.analysis.g2_pairs", "_count_self_pairs",
-     (_I, _I, _I, _U8, _i, _i, _I, _I, _i, _i, _i, _i, _I2, _I2, _I2, _I, _I, _I3, _I, _I)),
+     (_I, _I, _U8, _F, _I32, _i, _i, _i, _I, _I, _i, _i, _i, _i, _I2, _I2, _I2, _I, _I, _I3,
+      _I, _I)),
 )
 
 CHILD_SHARE = 10

@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
-from spad.analysis import g2_background
+from spad.analysis import g2_background, g2_pairs
 from spad.analysis.g2 import gate_mask
 from spad.analysis.g2_pairs import SelfPairCounter, sync_pair_areas
 from spad.analysis.photon_analysis import AnalysisSettings, analyze_photons
@@ -85,6 +85,64 @@ def test_self_pair_counter_matches_a_direct_count_in_any_split():
     small.update(syncs, delays, dets)
     assert small.lost > 0
 
+
+
+@pytest.mark.parametrize("tabulate", [True, False])
+def test_self_pair_counter_bins_delays_as_searchsorted(tabulate, monkeypatch):
+    """The delay bins found in the kernel, from the table of whole delays or (edges too far
+    apart to tabulate) by a binary search, are numpy's: uneven edges, and delays
+    below the first and beyond the last edge in the end bins."""
+    if not tabulate:
+        monkeypatch.setattr(g2_pairs, "MAX_BIN_TABLE", 0)
+    rng = np.random.default_rng(5)
+    n = 1200
+    syncs = np.sort(rng.integers(0, 500, n))
+    delays = rng.integers(-30, 260, n)
+    order = np.lexsort((delays, syncs))
+    syncs, delays = syncs[order], delays[order]
+    dets = rng.integers(1, 3, n).astype(np.uint8)
+    # fractional edges and whole ones (a delay on an edge is in the bin above it)
+    edges = np.sort(np.concatenate([[-4.5, 0.0, 50.0, 120.0, 231.25],
+                                    rng.uniform(0.0, 230.0, 13)]))
+    args = ((5, 8), (2, -3), 200, 3, 6, 12)
+    want, want_cross = _direct_rows(syncs, delays, dets, edges, *args)
+    counter = SelfPairCounter(1, 2, edges, *args)
+    assert (counter._table.size > 0) == tabulate
+    for a, b in ((0, 400), (400, n)):
+        counter.update(syncs[a:b], delays[a:b], dets[a:b])
+    assert np.array_equal(counter.hists, want)
+    assert int(counter.cross[0]) == want_cross
+
+
+def _direct_dead_times(pieces, detectors):
+    """Per detector the shortest forward delay step between successive photons of one sync
+    and the forward and backward steps, piece by piece (with numpy, apart from the kernel)."""
+    short = [np.iinfo(np.int64).max] * 2
+    fwd, back = [0, 0], [0, 0]
+    for ts, dl, det in pieces:
+        for x, d in enumerate(detectors):
+            s, n = ts[det == d], dl[det == d].astype(np.int64)
+            step = (n[1:] - n[:-1])[s[1:] == s[:-1]]
+            fwd[x] += int(np.count_nonzero(step > 0))
+            back[x] += int(np.count_nonzero(step < 0))
+            if np.any(step > 0):
+                short[x] = min(short[x], int(step[step > 0].min()))
+    return short, fwd, back
+
+
+def test_dead_times_are_the_steps_of_successive_photons_of_one_sync():
+    rng = np.random.default_rng(9)
+    n = 3000
+    syncs = np.sort(rng.integers(0, 900, n))
+    # delays in no order within a sync: steps both ways; a third detector in between
+    delays = rng.integers(0, 400, n).astype(np.uint16)
+    dets = rng.integers(1, 4, n).astype(np.uint8)
+    for cuts in ([], [1, 1500], sorted(rng.integers(0, n, 9).tolist())):
+        pieces = [(syncs[a:b], delays[a:b], dets[a:b])
+                  for a, b in zip([0, *cuts], [*cuts, n], strict=True)]
+        want = _direct_dead_times(pieces, (1, 3))
+        assert min(want[1]) > 0 and min(want[2]) > 0
+        assert g2_background._dead_times(pieces, (1, 3)) == want
 
 def _photons(emitters, detection, seed, duration):
     chunks = list(simulate(emitters, detection, duration, seed, chunk_s=1.0).chunks())
