@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from spad.drivers.interfaces.spectrograph import SpectrographInterface
 from spad.simulators.emccd import Emccd
-from spad.simulators.instruments import Scene, SimulatedCamera, WallClock
+from spad.simulators.instruments import ManualClock, Scene, SimulatedCamera, WallClock
 
 
 def _pylablib() -> SimpleNamespace:
@@ -57,16 +57,19 @@ class SimulatedAndorSDK2Camera:
         Cooling dynamics: approach speed and time from reaching the set point to "stabilized".
     stall_c
         Where the cooler stalls under the ``"temperature_not_reached"`` fault.
+    clock
+        The camera's time (default the wall clock; a test gives a :class:`ManualClock`).
     """
 
     def __init__(self, idx: int = 0, ini_path: str = "", temperature: Any = None,
                  fan_mode: str = "off", amp_mode: Any = None, *, scene: Scene | None = None,
                  spectrograph: SpectrographInterface | None = None, sensor: Emccd | None = None,
                  seed: int | None = None, cooling_rate_c_per_s: float = 20.0,
-                 stabilise_s: float = 0.5, stall_c: float = -45.0) -> None:
+                 stabilise_s: float = 0.5, stall_c: float = -45.0,
+                 clock: WallClock | ManualClock | None = None) -> None:
         self.idx = idx
         self._pl = _pylablib()
-        self._cam = SimulatedCamera(scene, spectrograph, sensor, seed, WallClock(),
+        self._cam = SimulatedCamera(scene, spectrograph, sensor, seed, clock or WallClock(),
                                     cooling_rate_c_per_s, name="simulated iXon")
         self._cam.STABILISE_S = stabilise_s
         self.fault: str | None = None
@@ -367,10 +370,12 @@ class SimulatedAndorSDK2Camera:
         while True:
             self._check("WaitForAcquisitionTimeOut")
             if self.fault != "acquisition_timeout":
-                acquired, unread = self._cam.get_frames_status()
-                if unread >= nframes:
+                # "running" before the frames: a series that ends between the two readings
+                # then has its last frames counted (read the other way round, they were not)
+                running = self._cam.acquisition_in_progress()
+                if self._cam.get_frames_status()[1] >= nframes:
                     return True
-                if not self._cam.acquisition_in_progress():
+                if not running:
                     if error_on_stopped:
                         raise self._pl.AndorError("waiting for frames while stopped")
                     return False
@@ -385,11 +390,10 @@ class SimulatedAndorSDK2Camera:
         if self.fault == "acquisition_timeout":
             frames = np.zeros((0, 1, 1), np.uint16)
         else:
-            acquired, unread = self._cam.get_frames_status()
-            frames = self._cam.read_multiple_images()
-            first = acquired - len(frames)
+            # frames and their indices from one clock reading (a frame may end between calls)
+            frames, first = self._cam.read_frames_indexed()
             infos = [self._pl.TFrameInfo(first + i) for i in range(len(frames))]
-            self._first_unread = acquired
+            self._first_unread = first + len(frames)
         if frames.ndim == 2:                        # fvb / single track: one row per frame
             frames = frames[:, None, :]
         hbin, vbin = self._image[4], self._image[5]

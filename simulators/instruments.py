@@ -589,9 +589,18 @@ class SimulatedCamera(CameraInterface):
         return self._acquired, len(self._unread)
 
     def read_multiple_images(self) -> np.ndarray:
+        return self.read_frames_indexed()[0]
+
+    def read_frames_indexed(self) -> tuple[np.ndarray, int]:
+        """The unread frames (as :meth:`read_multiple_images`) and the index of the first of
+        them in the acquisition, both from one reading of the clock: a frame that ends
+        between two calls would otherwise be counted but not read, or read but not counted."""
         self._require_open()
         self._update()
         frames, self._unread = self._unread, []
+        return self._stack(frames), self._acquired - len(frames)
+
+    def _stack(self, frames: list[np.ndarray]) -> np.ndarray:
         if frames:
             out = np.stack(frames)
             if self.fault == "saturated":

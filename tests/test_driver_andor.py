@@ -10,7 +10,7 @@ import pytest
 from spad.drivers.andor import AndorCamera
 from spad.drivers.andor.sdk import connect_sdk2
 from spad.simulators.andor import SimulatedAndorSDK2Camera
-from spad.simulators.instruments import Scene, SimulatedSpectrograph
+from spad.simulators.instruments import ManualClock, Scene, SimulatedSpectrograph
 from spad.simulators.spectrum import EmissionLine
 
 from spad.errors import DeviceError
@@ -66,6 +66,54 @@ def test_settings_cooling_and_a_kinetic_series():
         with pytest.raises(DeviceError, match="no acquisition running"):
             cam.wait_for_frame(1.0)
     assert not cam.is_opened() and not made[0].is_opened()
+
+
+class _BusyClock(ManualClock):
+    """Simulated time that moves on at every reading: on a loaded machine a frame may end
+    between any two calls into the camera (here, a quarter of a frame passes at each)."""
+
+    def __init__(self, step_s: float) -> None:
+        super().__init__()
+        self.step_s = step_s
+
+    def now(self) -> float:
+        self.t += self.step_s
+        return self.t
+
+
+def test_frame_indices_are_those_of_the_frames_read_when_frames_end_between_calls():
+    """The index of each frame read is its place in the acquisition, even when a frame ends
+    while the frames are being read (seen once as an index of -1 on a busy machine)."""
+    cam, _ = _camera(clock=_BusyClock(0.004))
+    with cam:
+        cam.set_read_mode("fvb")
+        cam.set_acquisition_mode("kinetic", 12)
+        cam.start_acquisition()
+        n, indices = 0, []
+        while cam.acquisition_in_progress() or cam.get_frames_status()[1]:
+            f, m = cam.read_frames_with_info()
+            assert len(f) == len(m)
+            n += len(f)
+            indices.extend(x["index"] for x in m)
+        assert indices == list(range(12)) and n == 12
+
+
+@pytest.mark.parametrize("step_s", [0.001, 0.004, 0.007])
+def test_waiting_for_the_last_frames_when_the_series_ends_between_calls(step_s):
+    """Waiting for a frame while the series ends returns the frames it made (a busy machine
+    once got "no acquisition running" with frames still unread)."""
+    cam, _ = _camera(clock=_BusyClock(step_s))
+    with cam:
+        cam.set_read_mode("fvb")
+        cam.set_acquisition_mode("kinetic", 12)
+        cam.start_acquisition()
+        indices = []
+        while len(indices) < 12:
+            cam.wait_for_frame(5.0)
+            indices.extend(m["index"] for m in cam.read_frames_with_info()[1])
+        assert indices == list(range(12))
+        with pytest.raises(DeviceError, match="no acquisition running"):
+            cam.wait_for_frame(1.0)
 
 
 def test_read_modes_roi_binning_and_single_snap():
