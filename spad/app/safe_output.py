@@ -42,18 +42,21 @@ during the clean-up exits at once.
 from __future__ import annotations
 
 import _thread
+import contextlib
 import math
 import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from spad.errors import SpadError
 from spad.output import check_folder, check_writable, replacing, user_os_error
 
-__all__ = ["install", "interrupted", "worker_init", "shutdown_pool", "error_line", "check_range",
+__all__ = ["install", "interrupted", "catching", "acknowledge", "worker_init", "shutdown_pool",
+           "error_line", "check_range",
            "Terminated", "replacing", "check_writable", "check_folder", "EXIT_OK",
            "EXIT_SOME_FAILED",
            "EXIT_USAGE", "EXIT_BUG"]
@@ -70,13 +73,39 @@ class Terminated(KeyboardInterrupt):
 
 _acknowledged = threading.Event()
 
+REDELIVER_AFTER_S = 1.0
+"""How long :func:`_watchdog` waits for :func:`acknowledge` before delivering a signal again."""
+
+_catching = 0          # depth of :func:`catching` blocks the main thread is in
+
+
+@contextlib.contextmanager
+def catching() -> Iterator[None]:
+    """Declare that the main thread catches every interruption in this block itself and calls
+    :func:`acknowledge` when it does (``spad acquire``'s loop, ``spad batch``'s).
+
+    A signal that arrives inside such a block is not delivered again by the watchdog. On a
+    busy machine the main thread may wait more than a second for the GIL (another thread in
+    a long HDF5 or compiled call) between the handler and its ``except`` clause; a second
+    delivery would then land inside that clause, before it could finalise the recording or
+    write the table, and the command would end with a bare "interrupted". Interruptions
+    dropped in a ``__del__`` or weakref callback are still delivered again
+    (:func:`_unraisable`)."""
+    global _catching
+    _catching += 1
+    try:
+        yield
+    finally:
+        _catching -= 1
+
 
 def _handler(signum: int, frame: Any) -> None:  # noqa: ARG001
     global _signal_received
     if _signal_received is None:
         _signal_received = signum
         _acknowledged.clear()
-        threading.Thread(target=_watchdog, args=(signum,), daemon=True).start()
+        if not _catching:
+            threading.Thread(target=_watchdog, args=(signum,), daemon=True).start()
     elif _acknowledged.is_set():  # a second signal while cleaning up: stop now
         os._exit(128 + _signal_received)
     raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
@@ -90,7 +119,7 @@ def _watchdog(signum: int) -> None:
     has not been called after a second the signal is delivered again, and after three more
     the process exits with the interruption's code.
     """
-    if _acknowledged.wait(1.0):
+    if _acknowledged.wait(REDELIVER_AFTER_S):
         return
     _thread.interrupt_main(signum)
     if _acknowledged.wait(3.0):

@@ -109,30 +109,30 @@ def follow(acq: Any) -> Any:
     interrupt: KeyboardInterrupt | None = None
     outcome = None
     give_up = math.inf
-    try:
-        acq.start()
-    except KeyboardInterrupt as exc:  # before the thread ran: it may still have started
-        interrupt = exc
-        safe_output.acknowledge()
-        acq.abort("SIGTERM" if isinstance(exc, safe_output.Terminated) else "interrupted")
-        give_up = time.monotonic() + STOP_WAIT_S
-    while time.monotonic() < give_up:
+    with safe_output.catching():  # every interruption is caught below
         try:
-            outcome = acq.wait(0.1)
-            if outcome is not None or acq.finished or acq._thread is None:
-                break
-        except KeyboardInterrupt as exc:
-            if interrupt is None:
-                interrupt = exc
-                # the signal has reached us: no redelivery (safe_output's watchdog)
-                safe_output.acknowledge()
-                acq.abort("SIGTERM" if isinstance(exc, safe_output.Terminated)
-                          else "interrupted")
-                # The file is finalised within a read of the FIFO. Should the thread be held
-                # up longer (an instrument that does not answer), the command still ends in
-                # time: what was flushed is in the file, which spad repairs when it next
-                # opens it (spad repair).
-                give_up = time.monotonic() + STOP_WAIT_S
+            acq.start()
+        except KeyboardInterrupt as exc:  # before the thread ran: it may still have started
+            interrupt = exc
+            safe_output.acknowledge()
+            acq.abort("SIGTERM" if isinstance(exc, safe_output.Terminated) else "interrupted")
+            give_up = time.monotonic() + STOP_WAIT_S
+        while time.monotonic() < give_up:
+            try:
+                outcome = acq.wait(0.1)
+                if outcome is not None or acq.finished or acq._thread is None:
+                    break
+            except KeyboardInterrupt as exc:
+                if interrupt is None:
+                    interrupt = exc
+                    safe_output.acknowledge()
+                    acq.abort("SIGTERM" if isinstance(exc, safe_output.Terminated)
+                              else "interrupted")
+                    # The file is finalised within a read of the FIFO. Should the thread be
+                    # held up longer (an instrument that does not answer), the command still
+                    # ends in time: what was flushed is in the file, which spad repairs when
+                    # it next opens it (spad repair).
+                    give_up = time.monotonic() + STOP_WAIT_S
     if tty:
         print(file=sys.stderr)
     if interrupt is not None:
