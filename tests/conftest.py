@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 import signal
 import subprocess
@@ -73,6 +74,33 @@ def pytest_sessionfinish(session, exitstatus) -> None:  # noqa: ANN001, ARG001
     engine = sys.modules.get("spad.app.acquisition.engine")
     if engine is not None:
         engine.shutdown_workers()
+
+
+@pytest.fixture(autouse=True)
+def _qt_windows_deleted_top_down(request):  # noqa: ANN001, ANN202
+    """A GUI test's windows are deleted by Qt, from the window down, before the next test.
+
+    pytest-qt closes them and calls ``deleteLater``, which nothing processes outside an event
+    loop; a window is held in reference cycles (signals to its own methods), so it was
+    deleted whenever Python's cyclic collector ran, wrapper by wrapper in any order. A
+    pyqtgraph ViewBox deleted before its plot then emitted ``geometryChanged`` into a
+    legend's anchor, and the xdist worker crashed in a later test's event processing
+    (``LegendItem has been deleted``, then a segmentation fault). So the collector waits
+    during a GUI test, and the deferred deletions are run here, before it resumes."""
+    if "qtbot" not in request.fixturenames:
+        yield
+        return
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        from PyQt5 import QtCore
+
+        QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.DeferredDelete)
+        if was_enabled:
+            gc.enable()
+        gc.collect()
 
 
 @pytest.fixture
