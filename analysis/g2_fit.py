@@ -37,6 +37,7 @@ correlogram as a comb of such peaks.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,11 +98,35 @@ def _cdf(x: np.ndarray, tau: float) -> np.ndarray:
     return np.where(x < 0, 0.5 * e, 1.0 - 0.5 * e)
 
 
+def _cdf_two(x: np.ndarray, taus: tuple[float, float], share: float) -> np.ndarray:
+    """CDF of the peak shape of a decay with two components: photon shares ``share`` and
+    ``1 - share`` with lifetimes ``taus``, ``f(t) = sum_i w_i exp(-t/τ_i) / τ_i``.
+
+    Photons of different pulses are independent, so Δ = d_b - d_a has the density
+    ``∫ f(t) f(t + Δ) dt = sum_ij w_i w_j exp(-Δ/τ_j) / (τ_i + τ_j)`` for Δ ≥ 0 and
+    ``sum_ij w_i w_j exp(Δ/τ_i) / (τ_i + τ_j)`` for Δ < 0: for each pair (i, j) of components,
+    share w_i w_j, an exponential of τ_i to the left and of τ_j to the right (in amplitudes
+    a_i = w_i / τ_i of the decay, the weight a_i a_j τ_i τ_j / (τ_i + τ_j) of each part), and
+    for one component the two-sided exponential of :func:`_cdf`.
+    """
+    w = (share, 1.0 - share)
+    out = np.zeros_like(x)
+    neg = x < 0
+    for i in range(2):
+        for j in range(2):
+            ti, tj = taus[i], taus[j]
+            left = ti / (ti + tj) * np.exp(np.minimum(x, 0.0) / ti)
+            right = 1.0 - tj / (ti + tj) * np.exp(-np.maximum(x, 0.0) / tj)
+            out += w[i] * w[j] * np.where(neg, left, right)
+    return out
+
+
 def peak_matrix(edges: np.ndarray, centre: float, period: float, tau: float,
-                peaks: np.ndarray) -> np.ndarray:
-    """Share of each peak (columns; peak k at ``centre + k period``) in each bin (rows)."""
+                peaks: np.ndarray, second: tuple[float, float] | None = None) -> np.ndarray:
+    """Share of each peak (columns; peak k at ``centre + k period``) in each bin (rows); with
+    ``second = (τ_2, share of τ)`` the shape of a two-component decay (:func:`_cdf_two`)."""
     x = edges[:, None] - (centre + peaks[None, :] * period)
-    c = _cdf(x, tau)
+    c = _cdf(x, tau) if second is None else _cdf_two(x, (tau, second[0]), second[1])
     return c[1:] - c[:-1]
 
 
@@ -179,7 +204,8 @@ def measured_shape(h_a: np.ndarray, h_b: np.ndarray, width_s: float, period_s: f
 def fit_correlogram(correlation: Correlation, period_s: float, centre_lag_s: float,
                     floor_hz: float = 0.0, lifetime_s: float | None = None,
                     shape: tuple[np.ndarray, np.ndarray] | None = None,
-                    free_floor: bool = False) -> CorrelogramFit:
+                    free_floor: bool = False, two_components: bool | None = None
+                    ) -> CorrelogramFit:
     """Fit the whole correlogram with the pulsed model (see the module notes).
 
     Parameters
@@ -199,6 +225,12 @@ def fit_correlogram(correlation: Correlation, period_s: float, centre_lag_s: flo
         Fit the floor too (``floor_hz`` ignored): for a recording whose background was not
         measured. Between separate peaks the flat stretch measures it; where the peaks overlap
         it trades off against their tails, and the Fisher error of g2(0) says by how much.
+    two_components
+        Where the shape is fitted (no ``shape``, no ``lifetime_s``), also try the shape of a
+        two-component decay (:func:`_cdf_two`) and keep it where it fits significantly better
+        (:data:`TWO_COMPONENT_LR`); ``lifetime_s`` is then the photon-weighted mean lifetime.
+        Default: with ``free_floor`` (T2 without sync, where the shape is the only model of
+        the decay; with delay histograms the measured shape holds every component).
 
     Raises
     ------
@@ -229,14 +261,26 @@ def fit_correlogram(correlation: Correlation, period_s: float, centre_lag_s: flo
         raise ValueError("the correlogram holds no pairs")
     floor = 0.0 if free_floor else max(float(floor_hz), 0.0) * width
 
-    def design(log_tau: float) -> np.ndarray:
+    # lifetimes from period/300 to 4 periods or 100 ns (the longest a QD bright state shows),
+    # whichever is longer
+    lt_lo, lt_hi = math.log(period / 300), math.log(max(4 * period, 100e-9))
+
+    def design(q: float | np.ndarray) -> np.ndarray:
+        """The peak columns for the shape parameters ``q``: log τ, or (log τ_1, log τ_2,
+        logit of τ_1's photon share) for two components."""
         if shape is not None:
             return measured
-        tau = math.exp(log_tau)
+        q = np.atleast_1d(np.asarray(q, float))
+        tau = math.exp(min(max(float(q[0]), lt_lo), lt_hi))
+        second = None
+        if q.size == 3:
+            second = (math.exp(min(max(float(q[1]), lt_lo), lt_hi)),
+                      1.0 / (1.0 + math.exp(-min(max(float(q[2]), -10.0), 10.0))))
+        longest = max(tau, second[0]) if second else tau
         # every peak whose tail reaches the fitted range (e^-12 of it), not only the complete
-        reach = min(int(math.ceil(12 * tau / period)) + 1, 200)
+        reach = min(int(math.ceil(12 * longest / period)) + 1, 200)
         peaks = np.arange(k_lo - reach, k_hi + reach + 1)
-        m = peak_matrix(edges, centre_lag_s, period, tau, peaks)
+        m = peak_matrix(edges, centre_lag_s, period, tau, peaks, second)
         is_c = peaks == 0
         return with_floor(np.column_stack([m[:, is_c][:, 0], m[:, ~is_c].sum(axis=1)]))
 
@@ -286,9 +330,7 @@ def fit_correlogram(correlation: Correlation, period_s: float, centre_lag_s: flo
     elif lifetime_s is not None:
         log_tau = math.log(lifetime_s)
     else:
-        # lifetimes from period/300 to 4 periods or 100 ns (the longest a QD bright state
-        # shows), whichever is longer
-        grid = np.linspace(math.log(period / 300), math.log(max(4 * period, 100e-9)), 11)
+        grid = np.linspace(lt_lo, lt_hi, 11)
         vals = [areas(design(g))[1] for g in grid]
         k = int(np.argmin(vals))
         from scipy.optimize import minimize_scalar  # without a lifetime only
@@ -297,17 +339,27 @@ def fit_correlogram(correlation: Correlation, period_s: float, centre_lag_s: flo
                               bounds=(grid[max(k - 1, 0)], grid[min(k + 1, grid.size - 1)]),
                               method="bounded", options={"xatol": 1e-3})
         log_tau = float(res.x)
-    x = design(log_tau)
+    fit_tau = lifetime_s is None and shape is None
+    q = np.array([log_tau])
+    two = False
+    if fit_tau and (free_floor if two_components is None else two_components):
+        q2, gain = _second_component(lambda v: areas(design(v))[1], log_tau)
+        if 2.0 * gain > TWO_COMPONENT_LR:
+            q, two = q2, True
+    x = design(q)
     theta, _ = areas(x)
     a0, a = float(theta[0]), float(theta[1])
     f_fit = float(theta[2]) if free_floor else floor
     mu = np.maximum(floor + x @ theta, 1e-12)
     # Fisher information of the Poisson likelihood, sum_j (dmu_j/dθ)(dmu_j/dθ)^T / mu_j, over
-    # (A_0, A[, F], log τ); the τ column by a central difference
+    # (A_0, A[, F], shape parameters); the shape columns by central differences
     h = 1e-4
-    dmu_dlt = (design(log_tau + h) - design(log_tau - h)) @ theta / (2 * h)
-    fit_tau = lifetime_s is None and shape is None
-    jac = np.column_stack([x, dmu_dlt]) if fit_tau else x
+    shape_cols = []
+    for i in range(q.size if fit_tau else 0):
+        dq = np.zeros(q.size)
+        dq[i] = h
+        shape_cols.append((design(q + dq) - design(q - dq)) @ theta / (2 * h))
+    jac = np.column_stack([x, *shape_cols])
     info = jac.T @ (jac / mu[:, None])
     try:
         cov = np.linalg.inv(info)
@@ -322,10 +374,45 @@ def fit_correlogram(correlation: Correlation, period_s: float, centre_lag_s: flo
     chi2 = float(np.sum((counts - mu) ** 2 / mu)) / max(n - jac.shape[1], 1)
     tau = math.exp(log_tau) if shape is None or lifetime_s else math.nan
     tau_err = tau * math.sqrt(max(float(cov[-1, -1]), 0.0)) if fit_tau else 0.0
+    if two:
+        # the photon-weighted mean lifetime and its error (delta method over the shape block)
+        def mean_tau(v: np.ndarray) -> float:
+            share = 1.0 / (1.0 + math.exp(-v[2]))
+            return share * math.exp(v[0]) + (1 - share) * math.exp(v[1])
+
+        tau = mean_tau(q)
+        g = np.array([(mean_tau(q + h * e) - mean_tau(q - h * e)) / (2 * h) for e in np.eye(3)])
+        block = cov[-3:, -3:]
+        tau_err = math.sqrt(max(float(g @ block @ g), 0.0))
     floor_err = math.sqrt(max(float(cov[2, 2]), 0.0)) if free_floor else 0.0
     return CorrelogramFit(float(g2), math.sqrt(max(var, 0.0)), a0, a, tau,
                           tau_err, f_fit, chi2, int(k_hi - k_lo), width, period,
-                          "exponential" if shape is None else "measured decays", floor_err)
+                          "measured decays" if shape is not None else
+                          "two exponentials" if two else "exponential", floor_err)
+
+
+TWO_COMPONENT_LR = 9.21
+"""Twice the log-likelihood gain the two-component peak shape must bring over one exponential
+to be used: the 99 % point of chi-square with 2 degrees of freedom (its two extra parameters,
+a likelihood-ratio test; Wilks, Ann. Math. Stat. 9, 60 (1938))."""
+
+
+def _second_component(nll: Callable[[np.ndarray], float], log_tau: float
+                      ) -> tuple[np.ndarray, float]:
+    """The two-component peak shape's parameters (log τ_1, log τ_2, logit share of τ_1) by
+    Nelder-Mead from one component's lifetime spread both ways, and the drop in the negative
+    log-likelihood against that one component."""
+    from scipy.optimize import minimize
+
+    one = nll(np.array([log_tau]))
+    start = np.array([log_tau - math.log(2.0), log_tau + math.log(2.0), 0.0])
+    # the simplex spans a factor 1.5 in each lifetime and a share of 0.5 to 0.73 (scipy's own
+    # steps, 5 % of each value and 0.00025 where it is 0, left the share at its start)
+    simplex = np.vstack([start, start + np.diag([0.4, 0.4, 1.0])])
+    res = minimize(nll, start, method="Nelder-Mead",
+                   options={"xatol": 1e-2, "fatol": 1e-2, "maxiter": 600,
+                            "initial_simplex": simplex})
+    return np.asarray(res.x, float), float(one - res.fun)
 
 
 def floor_rate(correlation: Correlation, background_hz: tuple[float, float] | None) -> float:
