@@ -627,6 +627,8 @@ def _correlogram_fit(correlation: Correlation, period: float, centre: float, res
     shape_note = ("peak shape from the detectors' delay histograms (lifetime "
                   f"{fit.lifetime_s * 1e9:.1f} ns beyond the period)"
                   if fit.shape == "measured decays" else
+                  "peak shape of a decay with two lifetimes (photon-weighted mean "
+                  f"{fit.lifetime_s * 1e9:.1f} ns)" if fit.shape == "two exponentials" else
                   f"exponential peak shape of lifetime {fit.lifetime_s * 1e9:.1f} ns")
     why = ("the coincidence peaks overlap" if not res.trusted or use_fit(res, corrected, fit)
            else "no background measured: the fit measures the uncorrelated floor")
