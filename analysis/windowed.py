@@ -414,10 +414,11 @@ class KeptPhotons:
         for w in self.windows(*self.selection.bounds):
             yield w, self.selection.keep(w.times)
 
-    def _kept_streams(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Window by window: the kept photons' timestamps, delays and detectors in the
-        stream's order. Photons in memory (one window) are picked out once and kept for the
-        next pass: the g2 step makes three (pairs, gated correlation, gated pairs)."""
+    def kept_pieces(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Window by window: the kept photons' timestamps, delays (in units) and detectors in
+        the stream's order. Photons in memory (one window) are picked out once and kept for
+        the next pass: the g2 background's afterpulse model makes two and the g2 step three
+        (pairs, gated correlation, gated pairs)."""
         if self._in_memory is not None:
             yield self._in_memory
             return
@@ -514,12 +515,6 @@ class KeptPhotons:
                 whole = (t, d)
         return dict(sorted(total.items())), whole
 
-    def kept_pieces(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """The kept photons' (timestamps, delays in units, detectors), window by window."""
-        for w, keep_sorted in self._kept():
-            kept = w.stream_mask(keep_sorted)
-            yield w.timestamps[kept], w.delays[kept], w.detectors[kept]
-
     def sync_pairs(self, det_a: int, det_b: int,
                    pulse_delay_s: Mapping[int, float] | None = None, gate_s: float = 0.0
                    ) -> tuple[int, np.ndarray]:
@@ -528,7 +523,7 @@ class KeptPhotons:
         (:class:`spad.analysis.g2_pairs.SyncPairCounter`), in one pass."""
         counter = SyncPairCounter(det_a, det_b)
         unit = self.windows.delay_unit_s
-        for ts, dl, det in self._kept_streams():
+        for ts, dl, det in self.kept_pieces():
             if pulse_delay_s is not None:
                 gate = passes_gate(dl * unit, det, pulse_delay_s, gate_s)
                 ts, det = ts[gate], det[gate]
@@ -568,7 +563,7 @@ class KeptPhotons:
         acc = CrossCorrelation(det_a, det_b, max_lag_s=max_lag_s, bin_width_s=bin_width_s)
         counts = None if decay is None else np.zeros_like(decay.counts)
         n_kept = n_pass = 0
-        for ts, dl, det in self._kept_streams():
+        for ts, dl, det in self.kept_pieces():
             gate = passes_gate(dl * unit, det, pulse_delay_s, gate_s)
             n_kept += int(ts.size)
             n_pass += int(np.count_nonzero(gate))
