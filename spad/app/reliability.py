@@ -126,7 +126,7 @@ def reliability_figure(reports: dict[str, dict[str, Any]], path: Path) -> Path:
     """Stated P(dimer) against the observed share of dimers per probability bin (bins of 0.1
     pooled to at least :data:`MIN_PARTICLES_PER_BIN` particles, :func:`pool_bins`), for each
     held-out population with and without the spectrum (error bars: 95 % Wilson intervals;
-    numbers: particles in the bin)."""
+    numbers: particles in each bin between p = 0.05 and 0.95)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -147,10 +147,12 @@ def reliability_figure(reports: dict[str, dict[str, Any]], path: Path) -> Path:
             ax.errorbar(x, y, err, fmt=style, color=f"C{i}", lw=1, ms=4, capsize=2,
                         label=f"{name}, {which} (n = {rep['n']})")
             for xi, yi, ni in zip(x, y, n, strict=True):
-                ax.annotate(str(ni), (xi, yi), fontsize=6, color=f"C{i}",
-                            xytext=(3, -8), textcoords="offset points")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
+                # the outer bins' counts (in the tables) would pile up in the corners
+                if 0.05 < xi < 0.95:
+                    ax.annotate(str(ni), (xi, yi), fontsize=6, color=f"C{i}",
+                                xytext=(3, -8), textcoords="offset points")
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("stated P(dimer)")
     ax.set_ylabel("observed share of dimers")
     ax.set_title("verdict calibration on held-out simulated particles\n(bins pooled to "
