@@ -264,7 +264,7 @@ def test_interrupted_analyze_stops_its_workers(tmp_path: Path) -> None:
         pytest.skip("the analysis finished before the signal")
     assert code == 130, err
     assert err.strip().splitlines()[-1] == "spad: interrupted"
-    assert not any(f in err for f in FORBIDDEN)
+    assert not any(f in err for f in FORBIDDEN), err
     assert not (tmp_path / "rep").exists() or not any(
         p.name.startswith(".") for p in (tmp_path / "rep").iterdir())
 

@@ -138,6 +138,41 @@ def test_a_slow_dispatcher_gets_the_interruption_once(monkeypatch) -> None:
     assert (caught, again) == (1, 0)
 
 
+def _slow_worker_init(marker: str) -> None:
+    """A worker start-up slow enough for a signal to arrive before ``worker_init`` runs."""
+    from spad.app.safe_output import worker_init
+
+    Path(marker + ".tmp").write_text(str(os.getpid()))
+    os.replace(marker + ".tmp", marker)      # whole when it appears
+    time.sleep(3.0)
+    worker_init()
+
+
+def test_a_worker_started_under_signals_held_ignores_an_early_ctrl_c(tmp_path) -> None:
+    """Ctrl-C goes to the whole process group. A worker that gets it while still starting,
+    before worker_init sets it to ignore SIGINT, died with a KeyboardInterrupt traceback
+    (seen once in CI: `spad analyze --jobs 2` interrupted as its workers started). Started
+    inside signals_held() it holds the signal until it ignores it, and goes on."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from spad.app.safe_output import signals_held
+
+    marker = tmp_path / "started"
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"),
+                               initializer=_slow_worker_init, initargs=(str(marker),))
+    try:
+        with signals_held():
+            future = pool.submit(os.getpid)
+        end = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < end:
+            time.sleep(0.01)
+        os.kill(int(marker.read_text()), signal.SIGINT)   # during the slow start-up
+        assert future.result(timeout=60) == int(marker.read_text())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def test_kill_9_leaves_no_worker_and_the_file_is_repaired(tmp_path) -> None:
     path = tmp_path / "k.h5"
     child, kids = _start_recording(path)

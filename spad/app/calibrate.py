@@ -53,7 +53,7 @@ from spad.app.reliability import (
     reliability_figure,
     reliability_table,
 )
-from spad.app.safe_output import worker_init
+from spad.app.safe_output import signals_held, worker_init
 
 SEED_OFFSET_TEST = 1_000_000
 
@@ -210,7 +210,9 @@ def simulate_population(n_each: int, seed0: int, workers: int, folder: str | Pat
     # workers that end with this process, however it ends (spad.app.safe_output.worker_init)
     with ProcessPoolExecutor(max_workers=workers, initializer=worker_init) as pool:
         out = []
-        for i, r in enumerate(pool.map(_particle, jobs, chunksize=1)):
+        with signals_held():    # the workers start here
+            results = pool.map(_particle, jobs, chunksize=1)
+        for i, r in enumerate(results):
             out.append(r)
             print(f"\r{i + 1}/{len(jobs)} particles", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)

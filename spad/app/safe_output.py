@@ -29,8 +29,9 @@ For a new command
 - refuse impossible option values up front with :func:`check_range` (one line naming the
   option and its accepted range);
 - start worker processes with ``initializer=worker_init`` (workers leave Ctrl-C to the main
-  process, and end by themselves when it dies, ``kill -9`` included) and shut them down with
-  :func:`shutdown_pool` in a ``finally``;
+  process, and end by themselves when it dies, ``kill -9`` included), inside
+  :func:`signals_held` (the call that starts them: the first ``submit`` or ``map``), and shut
+  them down with :func:`shutdown_pool` in a ``finally``;
 - long compiled (numba) loops need nothing special: a signal that arrives inside one is
   recognised afterwards (:func:`interrupted`), however the compiled code re-raised it.
 
@@ -55,7 +56,8 @@ from typing import Any
 from spad.errors import SpadError
 from spad.output import check_folder, check_writable, replacing, user_os_error
 
-__all__ = ["install", "interrupted", "catching", "acknowledge", "worker_init", "shutdown_pool",
+__all__ = ["install", "interrupted", "catching", "acknowledge", "worker_init", "signals_held",
+           "shutdown_pool",
            "error_line", "check_range",
            "Terminated", "replacing", "check_writable", "check_folder", "EXIT_OK",
            "EXIT_SOME_FAILED",
@@ -204,12 +206,33 @@ def worker_init(parent_pid: int | None = None, background: bool = False) -> None
                      daemon=True).start()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):   # held since the start (signals_held): now ignored
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     if background:
         from spad.app.memory import fix_mmap_threshold
 
         if hasattr(os, "nice"):
             os.nice(10)
         fix_mmap_threshold()
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Start worker processes inside this block: SIGINT and SIGTERM are held (blocked, not
+    lost) in the calling thread, and a process started here inherits the block, so a Ctrl-C
+    sent to the whole process group cannot reach a worker before :func:`worker_init` has set
+    it to ignore it (it would print a KeyboardInterrupt traceback from multiprocessing's
+    start-up code). This process gets a held signal as soon as the block ends; other threads
+    receive signals as before."""
+    if (not hasattr(signal, "pthread_sigmask")
+            or threading.current_thread() is not threading.main_thread()):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _watch_parent(parent: int) -> None:

@@ -34,7 +34,7 @@ from spad.analysis.classify import Classification, Classifier, load_classifier
 from spad.analysis.particle import ParticleResult, classify_session
 from spad.analysis.photon_analysis import AnalysisSettings, PhotonAccumulators, finish
 from spad.app.acquisition.recorder import ParticleRecorder
-from spad.app.safe_output import shutdown_pool, worker_init
+from spad.app.safe_output import shutdown_pool, signals_held, worker_init
 from spad.errors import DeviceError
 from spad.formats.records import Decoder
 from spad.output import user_os_error
@@ -737,6 +737,8 @@ def _analysis_pool() -> ProcessPoolExecutor:
         # watches for its parent's death while it still imports the analysis
         _POOL = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
                                     initializer=worker_init, initargs=(os.getpid(), True))
+        with signals_held():    # the worker starts at the first submit
+            _POOL.submit(_warm)
     return _POOL
 
 

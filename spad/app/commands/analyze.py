@@ -139,7 +139,9 @@ def _mapped(func: Callable[..., Any], jobs: list[tuple[str, str | None]], settin
                                initializer=safe_output.worker_init)
     abort = True
     try:
-        yield pool.map(func, paths, spectra, [settings] * len(jobs), chunksize=1)
+        with safe_output.signals_held():   # map submits every job: the workers start here
+            results = pool.map(func, paths, spectra, [settings] * len(jobs), chunksize=1)
+        yield results
         abort = False
     finally:
         safe_output.shutdown_pool(pool, abort)
