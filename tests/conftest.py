@@ -109,6 +109,20 @@ def data_dir() -> Path:
     return DATA
 
 
+def simulated_photon_list(emitters, detection, duration_s, seed):
+    """A simulated T3 stream, whole, as the in-memory photon list the g2 steps read."""
+    import numpy as np
+    from spad.analysis.photon_collector import PhotonList
+    from spad.simulators.stream import simulate
+
+    from spad.photons import PhotonChunk
+
+    c = PhotonChunk.concatenate(simulate(emitters, detection, duration_s, seed,
+                                         chunk_s=1.0).chunks())
+    return PhotonList(c.timestamps, c.nanotimes.astype(np.int64), c.detectors,
+                      c.timing.nanotime_unit, c.timing)
+
+
 def chunk_with_bursts(chunks, bursts, rate_hz, seed):
     """A T3 stream as one chunk, with burst photons (``rate_hz``, random detector 1-2 and
     nanotime) added at each ``(start_s, duration_s)`` of ``bursts``."""

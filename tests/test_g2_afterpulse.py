@@ -15,10 +15,10 @@ from spad.analysis.g2 import gate_mask
 from spad.analysis.g2_pairs import SelfPairCounter, sync_pair_areas
 from spad.analysis.photon_analysis import AnalysisSettings, analyze_photons
 from spad.analysis.photon_collector import PhotonList
-from spad.simulators.stream import simulate
 
 from spad.app.commands.simulate import build
 from spad.photons import PhotonChunk
+from tests.conftest import simulated_photon_list
 
 
 def _direct_rows(syncs, delays, dets, edges, dead, offset, period, n_near, far_lo, far_hi):
@@ -144,15 +144,6 @@ def test_dead_times_are_the_steps_of_successive_photons_of_one_sync():
         assert min(want[1]) > 0 and min(want[2]) > 0
         assert g2_background._dead_times(pieces, (1, 3)) == want
 
-def _photons(emitters, detection, seed, duration):
-    chunks = list(simulate(emitters, detection, duration, seed, chunk_s=1.0).chunks())
-    timing = chunks[0].timing
-    return PhotonList(np.concatenate([c.timestamps for c in chunks]),
-                      np.concatenate([c.nanotimes for c in chunks]).astype(np.int64),
-                      np.concatenate([c.detectors for c in chunks]), timing.nanotime_unit,
-                      timing)
-
-
 def _analyse(ph: PhotonList, model: bool, monkeypatch):
     with monkeypatch.context() as m:
         if not model:
@@ -193,9 +184,9 @@ def test_afterpulse_model_brings_gated_g2_at_300_kcps_to_the_clean_photons(monke
     before, after, errors = [], [], []
     for seed in range(1000, 1012):
         emitters, detection = _bright_monomer(seed, 3e5, 0.007)
-        noisy = _photons(emitters, detection, seed, 1.0)
-        clean = _photons(emitters, dataclasses.replace(
-            detection, dark_rate_hz=0.0, afterpulse_probability=0.0), seed, 1.0)
+        noisy = simulated_photon_list(emitters, detection, 1.0, seed)
+        clean = simulated_photon_list(emitters, dataclasses.replace(
+            detection, dark_rate_hz=0.0, afterpulse_probability=0.0), 1.0, seed)
         res0 = _analyse(noisy, False, monkeypatch)
         res = _analyse(noisy, True, monkeypatch)
         assert any("afterpulses it holds" in n for n in res.notes)
@@ -214,9 +205,9 @@ def test_same_sync_afterpulses_measured_as_simulated(monkeypatch):
     without them)."""
     seed = 1001
     emitters, detection = _bright_monomer(seed, 3e5, 0.007)
-    noisy = _photons(emitters, detection, seed, 1.0)
-    bare = _photons(emitters, dataclasses.replace(detection, afterpulse_probability=0.0), seed,
-                    1.0)
+    noisy = simulated_photon_list(emitters, detection, 1.0, seed)
+    bare = simulated_photon_list(
+        emitters, dataclasses.replace(detection, afterpulse_probability=0.0), 1.0, seed)
     shares = []
     real = g2_background.afterpulse_background
 
@@ -247,7 +238,7 @@ def test_without_afterpulses_the_background_does_not_move(monkeypatch):
     to measure any, so the floor stands as it was and g2(0) is unchanged."""
     for seed in (1000, 1002):
         emitters, detection = _bright_monomer(seed, 3e5, 0.0)
-        noisy = _photons(emitters, detection, seed, 1.0)
+        noisy = simulated_photon_list(emitters, detection, 1.0, seed)
         res0 = _analyse(noisy, False, monkeypatch)
         res = _analyse(noisy, True, monkeypatch)
         assert not any("afterpulses it holds" in n for n in res.notes)

@@ -18,6 +18,7 @@ from spad.simulators.stream import simulate
 
 import spad
 from spad.app.commands.simulate import build
+from tests.conftest import simulated_photon_list
 
 DATA = Path(__file__).parent / "data" / "picoquant-sample-data"
 
@@ -136,15 +137,6 @@ def test_no_g2_where_the_background_cannot_be_corrected_for():
     assert any(n.startswith("no g2(0):") for n in res.notes)
 
 
-def _all_photons(emitters, detection, duration, seed) -> PhotonList:
-    chunks = list(simulate(emitters, detection, duration, seed, chunk_s=1.0).chunks())
-    timing = chunks[0].timing
-    return PhotonList(np.concatenate([c.timestamps for c in chunks]),
-                      np.concatenate([c.nanotimes for c in chunks]).astype(np.int64),
-                      np.concatenate([c.detectors for c in chunks]), timing.nanotime_unit,
-                      timing)
-
-
 def _pairs_of(ph: PhotonList, keep: np.ndarray):
     return sync_pair_areas(PhotonList(ph.timestamps[keep], ph.delays[keep], ph.detectors[keep],
                                       ph.delay_unit_s, ph.timing), 1, 2)
@@ -169,10 +161,10 @@ def test_background_pairs_subtracted_match_the_simulated_background():
     for seed in (11, 12, 13):
         emitters, detection = build("monomer", seed, count_rate=30_000)
         detection = dataclasses.replace(detection, afterpulse_probability=0.0)
-        noisy = _all_photons(emitters, dataclasses.replace(detection, dark_rate_hz=5000.0),
-                             5.0, seed)
-        clean = _all_photons(emitters, dataclasses.replace(detection, dark_rate_hz=0.0), 5.0,
-                             seed)
+        noisy = simulated_photon_list(
+            emitters, dataclasses.replace(detection, dark_rate_hz=5000.0), 5.0, seed)
+        clean = simulated_photon_list(
+            emitters, dataclasses.replace(detection, dark_rate_hz=0.0), 5.0, seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             res = analyze_photons(PhotonChunk(noisy.timing, noisy.timestamps, noisy.detectors,
