@@ -332,7 +332,7 @@ class Acquisition:
         self.analysis_worker = analysis_worker
         self.clock = clock
         if analysis_worker:
-            _analysis_pool().submit(_warm)     # the worker imports while the rig is set up
+            _analysis_pool()     # the worker starts and imports while the rig is set up
         # bounded: a program that follows the callbacks or snapshot() and never reads the
         # queue must not grow by two events a second for as long as it records
         self.events: queue.Queue[Event] = queue.Queue(EVENTS_KEPT)
@@ -725,7 +725,7 @@ def prepare(settings: AnalysisSettings | None = None,
     seconds = warm_up(settings)
     if progress is not None:
         progress(f"analysis ready ({seconds:.1f} s)")
-    _analysis_pool().submit(_warm)
+    _analysis_pool()     # the live-analysis worker starts
 
 
 def _analysis_pool() -> ProcessPoolExecutor:
@@ -737,7 +737,7 @@ def _analysis_pool() -> ProcessPoolExecutor:
         # watches for its parent's death while it still imports the analysis
         _POOL = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
                                     initializer=worker_init, initargs=(os.getpid(), True))
-        with signals_held():    # the worker starts at the first submit
+        with signals_held():    # the worker starts at the first submit: a task of no work
             _POOL.submit(_warm)
     return _POOL
 
