@@ -203,7 +203,8 @@ FIELDS: tuple[Field, ...] = (
           "`photons`", "classification"),
     Field("reason", "text", "the evidence that decided (value ± error and its log-odds), the "
           "evidence against, the features that carried no information and why; for "
-          "`uncertain`, that the probability is below the threshold or that g2(0) is above 1",
+          "`uncertain`, that the probability is below the threshold, that it reaches it only "
+          "with the blinking statistics above their fitted weight, or that g2(0) is above 1",
           "classification"),
 )
 """Every per-particle result field, in the order of the JSON record."""

@@ -6,7 +6,7 @@ resumes and a refit after a classifier change reuses them)::
 
     .venv/bin/python -m spad.app.calibrate --n-train 250 --n-test 1000 --n-study 25 \
         --n-fast 25 --test lab --test study --test fast --test-seed lab=5000000 --cache DIR \
-        --figure docs/verdict_reliability.png --out-of-fold
+        --figure docs/verdict_reliability.png
 
 For each particle it draws recording conditions spanning what labs record (:func:`conditions`:
 1-200 kcps, 5-300 s, 1-80 MHz, lifetimes 10-80 ns, background 0-20 %, IRF 30-500 ps, T2 and
@@ -19,9 +19,9 @@ statistics judged jointly) on the training population, then classifies the held-
 populations exactly as ``spad analyze`` does (session reference from the photon-only monomers)
 and writes the parameters with their provenance, held-out accuracy overall and per condition
 (rate, duration, repetition rate, timing mode) and calibration per probability bin (Wilson
-intervals, pooled bins) to ``analysis/data/classifier.json``. ``--out-of-fold`` adds the
-training particles' out-of-fold reliability, the maps fitted to it (Platt's, and a slope on all
-but the blinking evidence) and each map's held-out reliability (reported, not applied).
+intervals, pooled bins) to ``analysis/data/classifier.json``. The stated probability's
+calibration (:attr:`spad.analysis.classify.Classifier.slopes`) is fitted to the training
+particles' out-of-fold log-odds (:func:`out_of_fold`), never to a held-out set.
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ from spad.analysis.classify import (
 )
 from spad.app.reliability import (
     MIN_PARTICLES_PER_BIN,
+    hosmer_lemeshow,
     log_loss,
-    mapped_table,
     pool_bins,
     reliability_bins,
     reliability_figure,
@@ -225,43 +225,13 @@ def confusion(truth: list[str], predicted: list[str]) -> dict[str, dict[str, int
                 for p in ("monomer", "dimer", "uncertain")} for t in ("monomer", "dimer")}
 
 
-def mapped_p(evidence: dict[str, float], m: dict[str, float]) -> float:
-    """P(dimer) after a map of the log-odds fitted out of fold (:func:`out_of_fold`):
-    ``{"slope", "offset"}`` maps the summed log-odds z (Platt), ``{"slope_other"}`` scales all
-    but the blinking statistics' evidence and leaves that as it is (so the cap on its weight,
-    :data:`BLINKING_MAX_WEIGHT`, still holds)."""
-    z_blink = sum(v for k, v in evidence.items() if k in STEADY_FEATURES)
-    z_other = sum(v for k, v in evidence.items() if k not in STEADY_FEATURES)
-    if "slope_other" in m:
-        z = m["slope_other"] * z_other + z_blink
-    else:
-        z = m["slope"] * (z_other + z_blink) + m["offset"]
-    return 1.0 / (1.0 + math.exp(-max(min(z, 500.0), -500.0)))
-
-
-def mapped_reliability(pop: list[dict[str, Any]], evidence: list[dict[str, float]],
-                       maps: dict[str, dict[str, float]]) -> dict[str, Any]:
-    """Pooled reliability bins and log loss of the stated P(dimer) and of each map's."""
-    y = np.array([p["kind"] == "dimer" for p in pop], float)
-    out: dict[str, Any] = {}
-    for name, m in {"none": None, **maps}.items():
-        pd = np.array([mapped_p(e, m) if m is not None else mapped_p(e, {"slope_other": 1.0})
-                       for e in evidence])
-        out[name] = {"map": m, "log_loss": log_loss(pd, y),
-                     "reliability_pooled": pool_bins(reliability_bins(pd, y),
-                                                     MIN_PARTICLES_PER_BIN)}
-    return out
-
-
-def evaluate(clf: Classifier, pop: list[dict[str, Any]],
-             maps: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
+def evaluate(clf: Classifier, pop: list[dict[str, Any]]) -> dict[str, Any]:
     """Classify a population as ``spad analyze`` does (one session: the mixture over all its
     particles sets the red shifts' reference and spread); accuracy counts 'uncertain' as
     wrong. Also: the share of verdicts among particles whose g2(0) error is below 0.1, the
     accuracy of the verdicts, and the reliability table (stated P(dimer) against the observed
-    share of dimers, in bins of 0.1); with ``maps`` (the out-of-fold maps, :func:`mapped_p`)
-    the reliability and log loss with each map too, under ``mapped`` (reported, not
-    applied)."""
+    share of dimers, in bins of 0.1) and the log loss, with the spectrum and from photons
+    only."""
     from spad.analysis.particle import classify_session
     from spad.app.report import red_shift
 
@@ -284,11 +254,9 @@ def evaluate(clf: Classifier, pop: list[dict[str, Any]],
     out["session"] = None if session is None else session.to_dict()
     out["summary"] = summary(pop, pred, [r.classification.p_dimer for r in results])
     out["per_condition"] = per_condition(pop, pred)
-    if maps:
-        out["mapped"] = {
-            "with_spectrum": mapped_reliability(pop, [r.classification.evidence
-                                                      for r in results], maps),
-            "photons_only": mapped_reliability(pop, [c.evidence for c in photon_only], maps)}
+    y = np.array([t == "dimer" for t in truth], float)
+    out["log_loss"] = log_loss(np.array([r.classification.p_dimer for r in results]), y)
+    out["photons_only"]["log_loss"] = log_loss(np.array([c.p_dimer for c in photon_only]), y)
     rs = red_shift([r.record() for r in results])
     mono = [p["true_peak_ev"] for p in pop if p["kind"] == "monomer"]
     dim = [p["true_peak_ev"] for p in pop if p["kind"] == "dimer"]
@@ -316,6 +284,7 @@ def summary(pop: list[dict[str, Any]], pred: list[str],
     pd = np.array([np.nan if x is None else x for x in p_dimer], float)
     y = np.array([t == "dimer" for t in truth], float)
     bins = reliability_bins(pd, y)
+    pooled = pool_bins(bins, MIN_PARTICLES_PER_BIN)
     n_v = int(sum(verdict))
     return {"n": len(pop), "accuracy": float(np.mean(right)) if right else None,
             "verdicts": n_v, "verdict_share": float(np.mean(verdict)) if verdict else None,
@@ -324,7 +293,8 @@ def summary(pop: list[dict[str, Any]], pred: list[str],
             "n_g2_err_below_0.1": len(precise),
             "verdict_share_g2_err_below_0.1": float(np.mean(precise)) if precise else None,
             "reliability": bins,
-            "reliability_pooled": pool_bins(bins, MIN_PARTICLES_PER_BIN)}
+            "reliability_pooled": pooled,
+            "hosmer_lemeshow": hosmer_lemeshow(pooled)}
 
 
 RATE_BINS_KCPS = (1, 5, 20, 60, 200)
@@ -529,65 +499,55 @@ def platt_fit(z: np.ndarray, is_dimer: np.ndarray) -> tuple[float, float]:
 
 
 def out_of_fold(train: list[dict[str, Any]], folds: int = 5, seed: int = 0) -> dict[str, Any]:
-    """How well the stated probabilities hold on training particles no fit saw: each fold's
-    particles classified (with their spectra, reference from the training monomers, and from
-    photons only) by a classifier fitted on the other folds. Returns the pooled reliability
-    bins of both, their log loss, and the Platt map fitted to these out-of-fold log-odds
-    (:func:`platt_fit`; Platt's own advice: fit the map on data the model did not see). The
+    """The calibration of the stated probability, from training particles no fit saw: each
+    fold's particles classified (with their spectra, reference from the training monomers, and
+    from photons only) by a classifier fitted on the other folds, and two slopes, on all
+    evidence but the blinking statistics' and on theirs, fitted to these out-of-fold log-odds
+    (:func:`slopes_fit`; fitting the map on data the model did not see is Platt's advice).
+    Returns the slopes (``rest``, ``blinking``, :attr:`Classifier.slopes`) and, before and
+    after them, the pooled reliability bins and log loss out of fold, and the Platt map left
+    to fit after them (:func:`platt_fit`; slope 1 and offset 0 when nothing is left). The
     held-out sets are never used here."""
     rng = np.random.default_rng(seed)
     fold = rng.permutation(np.arange(len(train)) % folds)
     ref = training_reference(train)
     rows = _rows(train, ref)
-    z_full, z_phot = np.zeros(len(train)), np.zeros(len(train))
-    # the same log-odds without the blinking statistics' evidence
-    o_full, o_phot = np.zeros(len(train)), np.zeros(len(train))
+    # each particle's log-odds split by kind: all evidence but the blinking statistics', theirs
+    z = {"with_spectrum": np.zeros((len(train), 2)), "photons_only": np.zeros((len(train), 2))}
     for k in range(folds):
         clf = fit_classifier([p for p, f in zip(train, fold, strict=True) if f != k])
         for i in np.flatnonzero(fold == k):
             photons = {n: v for n, v in rows[i].items() if n not in SPECTRUM_FEATURES}
-            for z, o, values in ((z_full, o_full, rows[i]), (z_phot, o_phot, photons)):
+            for name, values in (("with_spectrum", rows[i]), ("photons_only", photons)):
                 ev = clf.classify(values).evidence
-                z[i] = sum(ev.values())
-                o[i] = sum(v for n, v in ev.items() if n not in STEADY_FEATURES)
+                blinking = sum(v for n, v in ev.items() if n in STEADY_FEATURES)
+                z[name][i] = (sum(ev.values()) - blinking, blinking)
     y = np.array([p["kind"] == "dimer" for p in train], float)
-    a, b = platt_fit(np.r_[z_full, z_phot], np.r_[y, y])
-    # the map per evidence kind that keeps the blinking cap: a slope on all evidence but the
-    # blinking statistics', theirs kept as it is (an offset of the fit), no intercept
-    other, blinking = np.r_[o_full, o_phot], np.r_[z_full - o_full, z_phot - o_phot]
-    a_o = float(slopes_fit(other[:, None], np.r_[y, y], offset=blinking)[0])
-    a_ob, a_b = (float(v) for v in slopes_fit(np.column_stack([other, blinking]), np.r_[y, y]))
-    out: dict[str, Any] = {"folds": folds, "platt_slope": a, "platt_offset": b,
-                           "slope_other": a_o,
-                           "free_slopes": {"other": a_ob, "blinking": a_b}}
-    for name, z, o in (("with_spectrum", z_full, o_full), ("photons_only", z_phot, o_phot)):
-        p = 1.0 / (1.0 + np.exp(-np.clip(z, -500, 500)))
-        q = 1.0 / (1.0 + np.exp(-np.clip(a * z + b, -500, 500)))
-        r = 1.0 / (1.0 + np.exp(-np.clip(a_o * o + (z - o), -500, 500)))
+    both = np.vstack([z["with_spectrum"], z["photons_only"]])
+    rest, blinking = (float(v) for v in slopes_fit(both, np.r_[y, y]))
+    a, b = platt_fit(both @ [rest, blinking], np.r_[y, y])
+    out: dict[str, Any] = {"folds": folds, "slopes": {"rest": rest, "blinking": blinking},
+                           "platt_after_slopes": {"slope": a, "offset": b}}
+    for name, zz in z.items():
+        p = 1.0 / (1.0 + np.exp(-np.clip(zz.sum(axis=1), -500, 500)))
+        q = 1.0 / (1.0 + np.exp(-np.clip(zz @ [rest, blinking], -500, 500)))
         out[name] = {"reliability_pooled": pool_bins(reliability_bins(p, y),
                                                      MIN_PARTICLES_PER_BIN),
-                     "log_loss": log_loss(p, y), "log_loss_platt": log_loss(q, y),
-                     "log_loss_slope_other": log_loss(r, y)}
+                     "reliability_pooled_calibrated": pool_bins(reliability_bins(q, y),
+                                                                MIN_PARTICLES_PER_BIN),
+                     "log_loss": log_loss(p, y), "log_loss_calibrated": log_loss(q, y)}
     return out
 
 
-def oof_maps(oof: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """The maps :func:`out_of_fold` fitted, as :func:`mapped_p` takes them."""
-    return {"platt": {"slope": oof["platt_slope"], "offset": oof["platt_offset"]},
-            "slope_other": {"slope_other": oof["slope_other"]}}
-
-
-def slopes_fit(z: np.ndarray, is_dimer: np.ndarray,
-               offset: np.ndarray | None = None) -> np.ndarray:
-    """Slopes ``a`` of ``p = 1 / (1 + exp(-(z @ a + offset)))`` (``z``: one column per kind of
+def slopes_fit(z: np.ndarray, is_dimer: np.ndarray) -> np.ndarray:
+    """Slopes ``a`` of ``p = 1 / (1 + exp(-(z @ a)))`` (``z``: one column per kind of
     evidence) by maximum likelihood, without intercept (no evidence stays at p = 0.5)."""
     from scipy.optimize import minimize
 
     z, y = np.asarray(z, float), np.asarray(is_dimer, float)
-    c = np.zeros(len(y)) if offset is None else np.asarray(offset, float)
 
     def nll(a: np.ndarray) -> tuple[float, np.ndarray]:
-        s = z @ a + c
+        s = z @ a
         return (float(np.sum(np.logaddexp(0.0, s) - y * s)),
                 z.T @ (1.0 / (1.0 + np.exp(-s)) - y))
 
@@ -596,15 +556,17 @@ def slopes_fit(z: np.ndarray, is_dimer: np.ndarray,
 
 
 BLINKING_MAX_WEIGHT = 0.8
-"""Largest weight of the blinking statistics' joint evidence. Their class distributions come
-from the simulator's blinking model, and real dots spread from dot to dot beyond it (a real
-monomer under strong excitation can sit at an ON fraction of 0.3). Fitted freely the weight
-rose to 1.6 and an ON fraction of 0.3 alone gave p = 0.99; at 1 one alone still reached 0.96.
-At 0.8 no ON fraction alone gives a verdict (p <= 0.93), the guarantee of
-tests/test_classify.py. What held-out data show does not call for more: verdicts from
-blinking statistics alone were all right there (65 of 65, lab) but the 95 % Wilson bound,
-0.944, does not reach the 0.95 a verdict states. The cost: the out-of-fold probabilities
-from photons alone are somewhat underconfident (Platt slope 1.47)."""
+"""Largest fitted weight of the blinking statistics' joint evidence. Their class distributions
+come from the simulator's blinking model, and real dots spread from dot to dot beyond it (a
+real monomer under strong excitation can sit at an ON fraction of 0.3). Fitted freely the
+weight rose to 1.6 and an ON fraction of 0.3 alone gave p = 0.99; at 1 one alone still reached
+0.96. At 0.8 no ON fraction alone gives p >= 0.93. The calibration's slope on the blinking
+evidence (out of fold about 2.3, :func:`out_of_fold`) then states the probability the
+simulated population supports, and a verdict must also hold at this weight
+(:meth:`spad.analysis.classify.Classifier.classify`): so no ON fraction alone gives a verdict,
+the guarantee of tests/test_classify.py, while the stated probability is calibrated. Verdicts
+from blinking statistics alone were all right on held-out data (65 of 65, lab), but the 95 %
+Wilson bound, 0.944, does not reach the 0.95 a verdict states."""
 
 STEADY_FEATURES = ("on_fraction", "intensity_excess_var")
 """Blinking statistics: modelled per class as a mixture of the steady share (the same in both
@@ -692,10 +654,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fresh", action="store_true", help="analyse cached files again")
     ap.add_argument("--figure", type=Path, default=None, help="write the reliability diagram")
     ap.add_argument("--out", type=Path, default=MODEL_PATH)
-    ap.add_argument("--out-of-fold", action="store_true",
-                    help="also classify each fifth of the training particles with a classifier "
-                         "fitted on the rest, and fit a Platt map to those log-odds (reported "
-                         "in the provenance, not applied)")
     a = ap.parse_args(argv)
     tests = a.test or ["lab"]
     sizes = {"lab": a.n_test, "study": a.n_study, "fast": a.n_fast}
@@ -711,12 +669,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         train = load_population("lab", a.n_train, 1, a.workers, a.cache, a.fresh)
         clf = fit_classifier(train)
-        oof = out_of_fold(train) if a.out_of_fold else None
-        if oof is not None:
-            print("out of fold (training):", json.dumps(oof), file=sys.stderr)
-    maps = oof_maps(oof) if oof is not None else None
+        oof = out_of_fold(train)
+        clf.slopes = (oof["slopes"]["rest"], oof["slopes"]["blinking"])
+        print("out of fold (training):", json.dumps(oof), file=sys.stderr)
     reports = {name: evaluate(clf, load_population(name, sizes[name], seeds[name],
-                                                   a.workers, a.cache, a.fresh), maps)
+                                                   a.workers, a.cache, a.fresh))
                for name in tests}
     for name, rep in reports.items():
         rep["first_seed"] = seeds[name]
@@ -726,8 +683,13 @@ def main(argv: list[str] | None = None) -> int:
     if a.figure is not None:
         reliability_figure(reports, a.figure)
     print(reliability_table(reports))
-    if maps:
-        print(mapped_table(reports))
+    for name, rep in reports.items():
+        for which, summ in (("with spectrum", rep["summary"]),
+                            ("photons only", rep["photons_only"]["summary"])):
+            hl = summ["hosmer_lemeshow"]
+            if hl["p_value"] is not None:
+                print(f"{name} ({rep['n']}), {which}: Hosmer-Lemeshow {hl['statistic']:.1f} "
+                      f"over {hl['bins']} bins, p = {hl['p_value']:.2f}")
     if not a.evaluate_only:
         clf.provenance.update({
             "script": "spad/app/calibrate.py",
@@ -738,8 +700,7 @@ def main(argv: list[str] | None = None) -> int:
                       "max_photons": MAX_PHOTONS, "seeds": [1, 2 * a.n_train]},
             "held_out": reports,
         })
-        if oof is not None:
-            clf.provenance["out_of_fold"] = oof
+        clf.provenance["out_of_fold"] = oof
         clf.save(a.out)
     return 0
 
