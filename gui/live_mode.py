@@ -487,7 +487,7 @@ class LiveMode(QtCore.QObject):
                      else state.status)
             w.verdict.show_verdict(state.verdict, state.probability, state.p_dimer,
                                    state.evidence, "photons (live)", extra, state.inputs,
-                                   state.no_information)
+                                   state.no_information, state.reason)
         if self.frames:
             while self.frames:
                 for f in self.frames.popleft():

@@ -483,7 +483,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.verdict.show_verdict(None, None, None, None, extra=text)
         else:
             self.verdict.show_verdict(cl.label, cl.probability, cl.p_dimer, cl.evidence,
-                                      cl.model, text, cl.inputs, cl.no_information)
+                                      cl.model, text, cl.inputs, cl.no_information, cl.reason)
 
     # -- export -----------------------------------------------------------------------------
 

@@ -586,9 +586,11 @@ class VerdictPanel(QtWidgets.QWidget):
                      p_dimer: float | None, evidence: Mapping[str, float] | None,
                      model: str = "", extra: str = "",
                      inputs: Mapping[str, Sequence[float | None]] | None = None,
-                     no_information: Sequence[str] = ()) -> None:
+                     no_information: Sequence[str] = (), reason: str = "") -> None:
         """Show a verdict; each evidence bar is labelled with its feature's value ± error
-        (``inputs``) and, for the features in ``no_information``, marked as carrying none."""
+        (``inputs``) and, for the features in ``no_information``, marked as carrying none. For
+        ``uncertain`` the first clause of ``reason`` says why (p may be high: a verdict must
+        also hold with the blinking statistics at their fitted weight)."""
         if label is None:
             self.label.setText("no verdict yet")
             self.label.setStyleSheet("")
@@ -596,9 +598,13 @@ class VerdictPanel(QtWidgets.QWidget):
             self.bars.setOpts(x0=[], y=[], width=[])
             return
         colour = LABEL_COLOURS.get(label, (0, 0, 0))
-        self.label.setText(f"{label}  (p = {fmt(probability, '.2f')})")
+        likelier = ("" if label != "uncertain" or p_dimer is None
+                    else "dimer, " if p_dimer >= 0.5 else "monomer, ")
+        self.label.setText(f"{label}  ({likelier}p = {fmt(probability, '.2f')})")
         self.label.setStyleSheet("color: rgb({},{},{})".format(*colour))
+        why = reason.split("; ")[0] if label == "uncertain" and reason else ""
         self.detail.setText(f"P(dimer) = {fmt(p_dimer, '.2f')}; model: {model}"
+                            + (f"\nuncertain: {why}" if why else "")
                             + (f"\n{extra}" if extra else ""))
         ev = dict(evidence or {})
         names = list(ev)

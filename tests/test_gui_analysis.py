@@ -294,6 +294,30 @@ def test_verdict_panel_shows_each_value_with_its_error(qtbot) -> None:
     assert panel.label.text().startswith("dimer")
 
 
+def test_verdict_panel_says_why_a_likely_class_is_uncertain(qtbot) -> None:
+    """A stated p above 0.95 with the label uncertain (the blinking statistics alone, beyond
+    their fitted weight) reads as a contradiction unless the panel says why: the reason's
+    first clause is shown under P(dimer)."""
+    from spad.analysis.classify import Classifier, FeatureModel
+    from spad.gui.panels import VerdictPanel
+
+    on = FeatureModel("on_fraction", "on_fraction_err", (0.88, 0.15), (0.56, 0.15), 1.3,
+                      floor=0.05, steady=(0.2, 1.0, 0.15))
+    clf = Classifier([on], slopes=(1.0, 4.0))
+    c = clf.classify({"on_fraction": 0.6, "on_fraction_err": 0.05})   # +1.5 at weight 1
+    assert c.label == "uncertain" and c.probability > 0.95
+    panel = VerdictPanel()
+    qtbot.addWidget(panel)
+    panel.show_verdict(c.label, c.probability, c.p_dimer, c.evidence, c.model, "",
+                       c.inputs, c.no_information, c.reason)
+    assert panel.label.text() == f"uncertain  (dimer, p = {c.probability:.2f})"
+    assert "uncertain: dimer is likelier" in panel.detail.text()
+    assert "blinking statistics at their fitted weight" in panel.detail.text()
+    panel.show_verdict("dimer", 0.99, 0.99, c.evidence, c.model, "", c.inputs,
+                       c.no_information, "decided by g2(0)")
+    assert "uncertain" not in panel.detail.text()
+
+
 @pytest.mark.parametrize("size", [(300, 420), (385, 260)])
 def test_verdict_panel_draws_every_label(qtbot, size) -> None:
     """pyqtgraph silently drops a tick label wider than its axis: seen in live mode, where

@@ -125,6 +125,7 @@ class LiveState:
     evidence: dict[str, float] = field(default_factory=dict)
     inputs: dict[str, list[float | None]] = field(default_factory=dict)
     no_information: list[str] = field(default_factory=list)
+    reason: str = ""
     verdict_age_s: float | None = None
     frames: int = 0
     path: str | None = None
@@ -265,7 +266,8 @@ class LivePipeline:
         return {"g2_zero": photons.g2_zero, "g2_zero_err": photons.g2_zero_err,
                 "verdict": c.label, "probability": c.probability, "p_dimer": c.p_dimer,
                 "evidence": dict(c.evidence), "inputs": dict(c.inputs),
-                "no_information": list(c.no_information), "verdict_age_s": self.elapsed_s - at}
+                "no_information": list(c.no_information), "reason": c.reason,
+                "verdict_age_s": self.elapsed_s - at}
 
     def final(self, path: str | Path) -> ParticleResult:
         """The result of the whole particle: what ``spad analyze path`` gives.
@@ -601,7 +603,7 @@ class Acquisition:
             c = result.classification
             state = self._set(verdict=c.label, probability=c.probability, p_dimer=c.p_dimer,
                               evidence=dict(c.evidence), inputs=dict(c.inputs),
-                              no_information=list(c.no_information),
+                              no_information=list(c.no_information), reason=c.reason,
                               g2_zero=result.photons.g2_zero,
                               g2_zero_err=result.photons.g2_zero_err, verdict_age_s=0.0)
         if self.session is not None:
