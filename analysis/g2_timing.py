@@ -439,6 +439,24 @@ def checked(value: float, err: float, what: str, notes: list[str]) -> float | No
     return value
 
 
+SAME_PERIOD = 0.01
+"""Relative difference up to which the stated sync period and the coincidence peaks' period
+are the same laser period."""
+
+
+def decay_usable(correlation: Correlation, stated_period_s: float | None) -> bool:
+    """Whether the delay histograms are decays of one laser pulse: the file states a sync
+    period and the coincidence peaks, where there are any, repeat at that period (a divided
+    sync or a wrong header gives another). The period decision of :func:`analyze_g2`, without
+    its g2: the lifetimes are fitted, or not, before the g2 needs them."""
+    if not stated_period_s:
+        return False
+    if correlation.n_a == 0 or correlation.n_b == 0:
+        return True
+    comb = find_period(correlation)
+    return comb is None or abs(stated_period_s / comb.period_s - 1.0) < SAME_PERIOD
+
+
 def analyze_g2(correlation: Correlation, stated_period_s: float | None = None, *,
                decay: DecayInput | None = None, delay_s: float | None = None,
                background_hz: tuple[float, float] | None = None,
@@ -488,7 +506,7 @@ def analyze_g2(correlation: Correlation, stated_period_s: float | None = None, *
     if comb is not None and stated_period_s:
         ratio = stated_period_s / comb.period_s
         k = int(round(ratio))
-        if abs(ratio - 1.0) < 0.01:
+        if abs(ratio - 1.0) < SAME_PERIOD:
             period, source, offset = float(stated_period_s), "sync", comb.offset_s
         else:
             decay_usable = False
@@ -706,5 +724,6 @@ def decay_floor_background(decay: Decay, period_s: float, duration_s: float,
     return b, db  # type: ignore[return-value]
 
 
-__all__ = ["find_period", "PeriodFit", "zero_peak", "ZeroPeak", "Z_PICK", "analyze_g2",
-           "G2Analysis", "check_gated", "correlation_range", "decay_floor_background", "checked"]
+__all__ = ["decay_usable", "find_period", "PeriodFit", "zero_peak", "ZeroPeak", "Z_PICK",
+           "analyze_g2", "G2Analysis", "check_gated", "correlation_range",
+           "decay_floor_background", "checked"]

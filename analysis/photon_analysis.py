@@ -48,6 +48,7 @@ from spad.analysis.g2_timing import (
     analyze_g2,
     check_gated,
     correlation_range,
+    decay_usable,
 )
 from spad.analysis.level_decays import level_decays, state_decays
 from spad.analysis.lifetimes import (
@@ -640,8 +641,7 @@ def whole_trace_steps(out: PhotonAnalysis, acc: Accumulated, s: AnalysisSettings
         # the period decision first: a divided sync makes the delay histograms no decays
         if out.correlation is None:
             out.correlation = acc.correlation.result()
-        first = analyze_g2(out.correlation, acc.timing.sync_period)
-        if first.decay_usable:
+        if decay_usable(out.correlation, acc.timing.sync_period):
             lifetime_step(out, acc, photons, s)
             _honest_lifetime(out, out.decay_period_s or acc.timing.sync_period)
             background, background_cps = g2_background(out, acc.timing.sync_period, s, photons)
