@@ -48,8 +48,11 @@ def reliability_bins(pd: np.ndarray, y: np.ndarray) -> list[dict[str, Any]]:
 def pool_bins(bins: list[dict[str, Any]], min_n: int) -> list[dict[str, Any]]:
     """Neighbouring bins of :func:`reliability_bins` merged, from the middle (0.5) outwards on
     each side, until each holds at least ``min_n`` particles (a last sparse bin on a side joins
-    its neighbour): the 5-point calibration target needs about that many particles in a bin
-    before a miss means anything. Stated p is the mean over the pooled particles."""
+    its neighbour), so that no bin rests on a handful of particles. Even so a middle bin of 20-50
+    particles has a 95 % interval of +/- 14-22 points (1.96 sqrt(p (1 - p) / n) at p = 0.5):
+    a 5-point miss is only told from counting noise above about 400 particles in a bin, and
+    :func:`hosmer_lemeshow` judges all bins at once. Stated p is the mean over the pooled
+    particles."""
     def merge(group: list[dict[str, Any]]) -> dict[str, Any]:
         n = sum(b["n"] for b in group)
         k = sum(b["dimers"] for b in group)
