@@ -129,7 +129,8 @@ def reliability_figure(reports: dict[str, dict[str, Any]], path: Path) -> Path:
     """Stated P(dimer) against the observed share of dimers per probability bin (bins of 0.1
     pooled to at least :data:`MIN_PARTICLES_PER_BIN` particles, :func:`pool_bins`), for each
     held-out population with and without the spectrum (error bars: 95 % Wilson intervals;
-    numbers: particles in each bin between p = 0.05 and 0.95)."""
+    numbers: particles in each bin between p = 0.05 and 0.95; open markers off the line: a
+    bin still under that count, the last of a small population)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -147,8 +148,15 @@ def reliability_figure(reports: dict[str, dict[str, Any]], path: Path) -> Path:
             n = np.array([v["n"] for v in b])
             err = np.clip(np.array([[v["observed"] - v["wilson_lo"] for v in b],
                                     [v["wilson_hi"] - v["observed"] for v in b]]), 0.0, None)
-            ax.errorbar(x, y, err, fmt=style, color=f"C{i}", lw=1, ms=4, capsize=2,
-                        label=f"{name}, {which} (n = {rep['n']})")
+            # a bin left with fewer particles (the last of a small population) is drawn open
+            # and off the line: a line to a bin of one particle drew the eye to it
+            full = n >= MIN_PARTICLES_PER_BIN
+            line, marker = style[:-1], style[-1]
+            ax.plot(x[full], y[full], line + marker, color=f"C{i}", lw=1, ms=4,
+                    label=f"{name}, {which} (n = {rep['n']})")
+            ax.errorbar(x, y, err, fmt="none", ecolor=f"C{i}", elinewidth=1, capsize=2)
+            if (~full).any():
+                ax.plot(x[~full], y[~full], marker, color=f"C{i}", ms=4, mfc="none")
             for xi, yi, ni in zip(x, y, n, strict=True):
                 # the outer bins' counts (in the tables) would pile up in the corners
                 if 0.05 < xi < 0.95:
@@ -159,7 +167,8 @@ def reliability_figure(reports: dict[str, dict[str, Any]], path: Path) -> Path:
     ax.set_xlabel("stated P(dimer)")
     ax.set_ylabel("observed share of dimers")
     ax.set_title("verdict calibration on held-out simulated particles\n(bins pooled to "
-                 f">= {MIN_PARTICLES_PER_BIN} particles, 95 % Wilson intervals)", fontsize=9)
+                 f">= {MIN_PARTICLES_PER_BIN} particles, 95 % Wilson intervals; open: fewer)",
+                 fontsize=9)
     ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     fig.savefig(path)
