@@ -55,3 +55,37 @@ def test_hosmer_lemeshow_passes_stated_probabilities_that_hold_and_fails_timid_o
     assert good["p_value"] > 0.01 and good["bins"] >= 8
     timid = 1.0 / (1.0 + np.exp(-0.5 * z))
     assert hosmer_lemeshow(pool_bins(reliability_bins(timid, y), 20))["p_value"] < 1e-6
+
+
+def test_the_reliability_figure_draws_sparse_bins_off_the_line(tmp_path) -> None:
+    """The figure of a population with a bin of one particle: that bin is drawn (an open
+    marker with its interval) but not joined to the line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    from spad.app.reliability import pool_bins, reliability_bins, reliability_figure
+
+    p = np.r_[np.full(30, 0.02), 0.55, np.full(30, 0.98)]
+    y = np.r_[np.zeros(30), 1.0, np.ones(30)]
+    summary = {"reliability_pooled": pool_bins(reliability_bins(p, y), 20)}
+    assert [b["n"] for b in summary["reliability_pooled"]] == [30, 1, 30]
+    drawn = []
+    real_plot = plt.Axes.plot
+
+    def plot(self, *args, **kwargs):
+        drawn.append((np.asarray(args[0]).size, kwargs.get("mfc")))
+        return real_plot(self, *args, **kwargs)
+
+    plt.Axes.plot = plot
+    try:
+        out = reliability_figure({"toy": {"n": 61, "summary": summary,
+                                          "photons_only": {"summary": summary}}},
+                                 tmp_path / "r.png")
+    finally:
+        plt.Axes.plot = real_plot
+    assert out.stat().st_size > 1000
+    # after the diagonal, per evidence kind: the line through the two full bins, then the open
+    # marker of the sparse one
+    assert drawn[1:] == [(2, None), (1, "none"), (2, None), (1, "none")]
