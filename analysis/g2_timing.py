@@ -502,14 +502,14 @@ def analyze_g2(correlation: Correlation, stated_period_s: float | None = None, *
                               bool(stated_period_s), tuple(notes))
     comb = find_period(correlation)
     period, source, offset = None, None, None
-    decay_usable = bool(stated_period_s)
+    usable = bool(stated_period_s)
     if comb is not None and stated_period_s:
         ratio = stated_period_s / comb.period_s
         k = int(round(ratio))
         if abs(ratio - 1.0) < SAME_PERIOD:
             period, source, offset = float(stated_period_s), "sync", comb.offset_s
         else:
-            decay_usable = False
+            usable = False
             period, source, offset = comb.period_s, "correlogram", comb.offset_s
             if k >= 2 and abs(ratio - k) < 0.01 * k:
                 period = float(stated_period_s) / k
@@ -551,13 +551,13 @@ def analyze_g2(correlation: Correlation, stated_period_s: float | None = None, *
         notes.append(zp.note)
     try:
         res = pulsed_g2(correlation, period, centre_lag_s=zp.lag_s,
-                        decay=decay if decay_usable else None, background_hz=background_hz,
+                        decay=decay if usable else None, background_hz=background_hz,
                         background_err_hz=background_err_hz,
                         background_source=background_source)
     except ValueError as exc:
         notes.append(f"g2 failed: {exc}")
         return G2Analysis("pulsed", period, source, comb, zp, None, None, None, None,
-                          decay_usable, tuple(notes))
+                          usable, tuple(notes))
     if res.note:
         notes.append(res.note)
     if lifetime_s is not None and res.trusted and period < OVERLAP_LIFETIMES * lifetime_s:
@@ -569,14 +569,14 @@ def analyze_g2(correlation: Correlation, stated_period_s: float | None = None, *
     # the OFF level's rate is only an upper bound on the background (an emitting OFF state
     # counts with it): without delay histograms (T2 without sync) the correlogram's own floor,
     # fitted, is the better measure
-    no_shape = decay is None or not decay_usable
+    no_shape = decay is None or not usable
     measured_bg = None if background_source == "off level" and no_shape else background_hz
     fitted = _correlogram_fit(correlation, period, zp.lag_s, res, measured_bg, lifetime_s,
-                              notes, decay if decay_usable else None)
+                              notes, decay if usable else None)
     if fitted is not None:
         res, val = fitted
         return G2Analysis("pulsed", period, source, comb, zp, res, None, val,
-                          res.g2_err if val is not None else None, decay_usable, tuple(notes))
+                          res.g2_err if val is not None else None, usable, tuple(notes))
     if "leakage" not in res.correction and res.trusted:
         bias = _overlap_bias(correlation, period, zp.lag_s)
         if bias > max(0.02, res.g2_err):
@@ -585,7 +585,7 @@ def analyze_g2(correlation: Correlation, stated_period_s: float | None = None, *
                          "is no decay to correct it: g2(0) may be biased up by about that much")
     val = checked(res.g2, res.g2_err, "g2(0)", notes)
     return G2Analysis("pulsed", period, source, comb, zp, res, None, val,
-                      res.g2_err if val is not None else None, decay_usable, tuple(notes))
+                      res.g2_err if val is not None else None, usable, tuple(notes))
 
 
 def _correlogram_fit(correlation: Correlation, period: float, centre: float, res: G2Result,
