@@ -494,23 +494,32 @@ def _fit(model: _Decay, y: np.ndarray, e: np.ndarray, period: float, n_exp: int,
     # contributing less than 1 % of the total's Poisson noise is fixed at its bound and the
     # rest refitted, which converges in a few steps to the same constrained optimum.
     res = mini.minimize(method="leastsq", max_nfev=_FIRST_PASS_NFEV * (nvary + 1))
+    # the later passes get lmfit's own budget, given explicitly: a Minimizer keeps the cap of
+    # its last fit for the next one unless told (lmfit's Minimizer.set_max_nfev), so they ran
+    # under the first pass's cap
+    budget = 2000 * (nvary + 1)
     if background and res.params["bg"].value * n_fit < 0.01 * np.sqrt(ys.sum()):
         res.params["bg"].set(value=0.0, vary=False)
-        res = mini.minimize(method="leastsq", params=res.params)
+        res = mini.minimize(method="leastsq", params=res.params, max_nfev=budget)
         m = np.maximum(evaluate(res.params.valuesdict()), 1e-12)
         if np.sum(1.0 - ys / m) < 0:
             # the likelihood rises with the background after all (Karush-Kuhn-Tucker): free it
             res.params["bg"].set(value=max(bg0, 1e-3), vary=True)
-            res = mini.minimize(method="leastsq", params=res.params)
+            res = mini.minimize(method="leastsq", params=res.params, max_nfev=budget)
         else:
             # fixed only for the optimiser: its uncertainty is still part of the errors
             res.params["bg"].set(vary=True)
     elif res.aborted:
-        res = mini.minimize(method="leastsq", params=res.params)
+        res = mini.minimize(method="leastsq", params=res.params, max_nfev=budget)
     if not res.success:
         # A poor start can leave LM in a corner; Nelder-Mead is slower but sturdier.
-        res = mini.minimize(method="nelder", params=res.params)
-        res = mini.minimize(method="leastsq", params=res.params)
+        try:
+            res = mini.minimize(method="nelder", params=res.params, max_nfev=budget)
+        except lmfit.minimizer.AbortFitException:
+            # lmfit evaluates the residual once more after a scalar minimiser used up its
+            # budget, outside its own guard; LM goes on from where it was
+            pass
+        res = mini.minimize(method="leastsq", params=res.params, max_nfev=budget)
     return _summarise(res.params, evaluate, ys, n_exp, model.kind, start, stop, dt,
                       bool(res.success), str(res.message))
 
