@@ -54,7 +54,8 @@ import numpy as np
 from spad.analysis.schema import BY_NAME, PHOTON_FEATURES, SPECTRUM_FEATURES
 
 __all__ = ["PHOTON_FEATURES", "SPECTRUM_FEATURES", "Classification", "Classifier",
-           "FeatureModel", "fit_class", "fit_class_with", "fit_weights", "load_classifier"]
+           "FeatureModel", "fit_class", "fit_class_with", "fit_weights", "load_classifier",
+           "p_from_log_odds"]
 
 MODEL_PATH = Path(__file__).parent / "data" / "classifier.json"
 
@@ -369,7 +370,7 @@ class Classifier:
         ev = {f.name: (blinking if f.steady is not None else rest) * f.weight * llr[f.name]
               for f in self.features}
         z = sum(ev.values())
-        p = _sigmoid(z)
+        p = p_from_log_odds(z)
         # the verdict's check: the blinking statistics at their fitted weight (the slope on
         # them, when it raises their evidence, trusts the simulated blinking model more)
         z_check = z - sum((1.0 - 1.0 / blinking) * ev[f.name] for f in self.features
@@ -379,7 +380,7 @@ class Classifier:
         spectral = any(ev[n] != 0.0 for n in SPECTRUM_FEATURES if n in ev)
         model = "spectrum+photons" if spectral else "photons"
         likely, p_likely = ("dimer", p) if p >= 0.5 else ("monomer", 1.0 - p)
-        p_check = _sigmoid(z_check) if likely == "dimer" else 1.0 - _sigmoid(z_check)
+        p_check = p_from_log_odds(z_check) if likely == "dimer" else 1.0 - p_from_log_odds(z_check)
         bunched = self._bunched(values)
         label = (likely if min(p_likely, p_check) >= self.uncertain_below and not bunched
                  else "uncertain")
@@ -432,7 +433,8 @@ class Classifier:
         return "; ".join(parts)
 
 
-def _sigmoid(z: float) -> float:
+def p_from_log_odds(z: float) -> float:
+    """P(dimer) from the summed log-odds of dimer (clipped at +/-500: no overflow)."""
     return float(1.0 / (1.0 + math.exp(-max(min(z, 500.0), -500.0))))
 
 

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from spad.analysis.classify import Classifier
+from spad.analysis.classify import Classifier, p_from_log_odds
 from spad.analysis.schema import SPECTRUM_FEATURES
 
 MIN_REFERENCE = 3
@@ -99,8 +99,8 @@ class SessionModel:
 
 def photon_p_dimer(evidence: Mapping[str, float] | None) -> float:
     """P(dimer) from the photon features' evidence alone (the spectral evidence left out)."""
-    z = sum(v for k, v in (evidence or {}).items() if k not in SPECTRUM_FEATURES)
-    return 1.0 / (1.0 + math.exp(-max(min(z, 500.0), -500.0)))
+    return p_from_log_odds(sum(v for k, v in (evidence or {}).items()
+                               if k not in SPECTRUM_FEATURES))
 
 
 def samples_from_records(records: Iterable[Mapping[str, Any]]) -> list[Sample]:

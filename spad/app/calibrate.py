@@ -520,7 +520,8 @@ def out_of_fold(train: list[dict[str, Any]], folds: int = 5, seed: int = 0) -> d
             photons = {n: v for n, v in rows[i].items() if n not in SPECTRUM_FEATURES}
             for name, values in (("with_spectrum", rows[i]), ("photons_only", photons)):
                 ev = clf.classify(values).evidence
-                blinking = sum(v for n, v in ev.items() if n in STEADY_FEATURES)
+                # the split Classifier.classify applies the slopes by
+                blinking = sum(ev[f.name] for f in clf.features if f.steady is not None)
                 z[name][i] = (sum(ev.values()) - blinking, blinking)
     y = np.array([p["kind"] == "dimer" for p in train], float)
     both = np.vstack([z["with_spectrum"], z["photons_only"]])
