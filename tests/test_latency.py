@@ -140,53 +140,61 @@ def test_blas_has_one_thread_in_the_spad_program_as_numpy_loads():
 
 # --- the first run's compilation on two cores (spad.analysis.kernels_warmup) ----------------
 
-WARM_LIST_PROBE = """
+CALL_ORDER_PROBE = """
 import contextlib, io, sys
-from numba.core.dispatcher import Dispatcher
-from spad.analysis.kernels_warmup import KERNELS, compile_share
+import numba.core.dispatcher as dispatcher
+import spad.analysis.kernels_warmup as warmup
 from spad.app.cli import main
 
-compile_share(KERNELS)
+warmup._can_fork = lambda: False   # every kernel compiled or loaded here, as called
+calls, depth = [], [0]
+compile_ = dispatcher.Dispatcher.compile
 
 
-def kernels():
-    for name, module in list(sys.modules.items()):
-        if name.startswith("spad.analysis."):
-            for attr, value in vars(module).items():
-                if isinstance(value, Dispatcher):
-                    yield f"{name}.{attr}", value
+def recorded(self, sig):
+    depth[0] += 1
+    try:
+        return compile_(self, sig)
+    finally:
+        depth[0] -= 1
+        if depth[0] == 0 and self.py_func.__module__.startswith("spad.analysis."):
+            calls.append((self.py_func.__module__, self.py_func.__name__, tuple(sig)))
 
 
-before = {name: set(k.signatures) for name, k in kernels()}
+dispatcher.Dispatcher.compile = recorded
 with contextlib.redirect_stdout(io.StringIO()):
     main(["analyze", "--jobs", "1", sys.argv[1]])
-for name, k in kernels():
-    for sig in set(k.signatures) - before.get(name, set()):
-        print("compiled by the analysis:", name, sig)
-print("done")
+listed = [(m, k, tuple(sig)) for m, k, sig in warmup.KERNELS]
+print("missing from the list:", [c[:2] for c in calls if c not in listed])
+print("never called:", [e[:2] for e in listed if e not in calls])
+print("in call order:", [c for c in calls if c in listed] == listed)
 """
 
 
-def test_the_warm_up_list_holds_every_kernel_a_t3_analysis_calls(tmp_path):
-    # a kernel or argument type missing from KERNELS would be compiled by the analysis after
-    # the warm-up, on one core (and a wrong type would compile a specialisation never used)
+def test_the_warm_up_list_is_what_a_t3_analysis_calls_in_call_order(tmp_path):
+    # a kernel or argument type missing from KERNELS would be compiled on one core, a wrong
+    # type would compile a specialisation never used, and the child compiles its share in the
+    # list's order, which must be the order the analysis needs them in (numba compiles, or
+    # loads from its cache, on a kernel's first call for each type: what is recorded here)
     path = tmp_path / "p.h5"
     spad = str(Path(sys.executable).with_name("spad"))
     subprocess.run([spad, "simulate", "--duration", "10", "--seed", "2", "--spectrum-s", "0",
                     "-o", str(path)], check=True, capture_output=True)
-    out = subprocess.run([sys.executable, "-c", WARM_LIST_PROBE, str(path)], check=True,
+    out = subprocess.run([sys.executable, "-c", CALL_ORDER_PROBE, str(path)], check=True,
                          capture_output=True, text=True)
-    assert out.stdout.splitlines() == ["done"]
+    assert out.stdout.splitlines()[-3:] == ["missing from the list: []", "never called: []",
+                                            "in call order: True"]
 
 
 FORK_PROBE = """
 import os, sys
-from spad.analysis.kernels_warmup import compile_kernels
+from spad.analysis.kernels_warmup import compile_kernels, compiling_kernels
 
 parent = os.getpid()
 folder = sys.argv[1]
 cached = sys.argv[2] == "cached"
 block = sys.argv[3] == "block"
+ahead = sys.argv[4] == "ahead"
 entries = [("m", f"k{i}", ()) for i in range(5)]
 
 
@@ -194,13 +202,21 @@ def compile_(share):
     who = "parent" if os.getpid() == parent else "child"
     with open(os.path.join(folder, who), "a") as f:
         f.write(" ".join(e[1] for e in share) + "\\n")
-    if block and share != entries[:1]:
+    if block and who == "child":
         import time
         time.sleep(600)
-    return 0 if cached and share[:1] == entries[:1] else len(share)
+    return 0 if cached else len(share)
 
 
-pid = compile_kernels(entries, 3, compile_)
+def held(entry):
+    return cached
+
+
+if ahead:
+    pid = compile_kernels(entries, {"k3", "k4"}, compile_, held)
+else:
+    with compiling_kernels(entries, {"k3", "k4"}, compile_, held) as pid:
+        print("block")
 print("child", pid)
 if pid is not None:
     try:
@@ -218,18 +234,63 @@ def _fork_probe(folder: Path, *args: str) -> list[str]:
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the child is forked on Linux only")
-def test_a_cold_cache_is_compiled_in_two_processes(tmp_path):
-    out = _fork_probe(tmp_path, "cold", "go")
+def test_a_cold_cache_is_compiled_in_two_processes_ahead_of_workers(tmp_path):
+    out = _fork_probe(tmp_path, "cold", "go", "ahead")
     assert out[0] == "child" and out[1] != "None" and out[2] == "reaped"
-    # the parent probed with the first kernel, then compiled its share; the child the rest
+    # the first entry before the fork (numba's set-up, once), then this process's share;
+    # the child its share, one entry at a time (each reported when done)
     assert (tmp_path / "parent").read_text().splitlines() == ["k0", "k1 k2"]
-    assert (tmp_path / "child").read_text().splitlines() == ["k3 k4"]
+    assert (tmp_path / "child").read_text().splitlines() == ["k3", "k4"]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the child is forked on Linux only")
+def test_around_the_analysis_this_process_leaves_its_share_to_the_calls(tmp_path):
+    out = _fork_probe(tmp_path, "cold", "go", "block")
+    assert out[0] == "block" and out[1] == "child" and out[2] != "None" and out[3] == "reaped"
+    assert (tmp_path / "parent").read_text().splitlines() == ["k0"]
+    assert (tmp_path / "child").read_text().splitlines() == ["k3", "k4"]
 
 
 def test_a_filled_cache_forks_nothing(tmp_path):
-    assert _fork_probe(tmp_path, "cached", "go") == ["child", "None"]
-    assert (tmp_path / "parent").read_text().splitlines() == ["k0"]
+    for mode in ("ahead", "block"):
+        assert _fork_probe(tmp_path, "cached", "go", mode)[-2:] == ["child", "None"]
+    assert not (tmp_path / "parent").exists()
     assert not (tmp_path / "child").exists()
+
+
+OVERLAP_PROBE = """
+import numpy as np
+from numba import types
+from spad.analysis import blinking
+from spad.analysis.kernels_warmup import compiling_kernels, index_holds
+
+F, I = types.float64[::1], types.int64[::1]
+entries = [("spad.analysis.accumulators", "first_decrease", (I, types.int64)),
+           ("spad.analysis.blinking", "add_to_bins", (F, types.float64, types.float64, I))]
+print("held before:", index_holds(entries[1]))
+with compiling_kernels(entries, {"add_to_bins"}) as pid:
+    counts = np.zeros(3, dtype=np.int64)
+    blinking.add_to_bins(np.array([0.5, 1.5, 1.7, 9.0]), 0.0, 1.0, counts)
+    print("counts:", counts.tolist())
+    stats = blinking.add_to_bins.stats
+    print("forked:", pid is not None, "compiled here:", sum(stats.cache_misses.values()),
+          "loaded:", sum(stats.cache_hits.values()))
+print("hook left:", "compile" in vars(blinking.add_to_bins))
+print("held after:", index_holds(entries[1]))
+with compiling_kernels(entries, {"add_to_bins"}) as pid:
+    print("forked again:", pid is not None)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the child is forked on Linux only")
+def test_a_kernel_of_the_childs_share_is_loaded_from_its_work_not_compiled_twice(tmp_path):
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba_cache")}
+    out = subprocess.run([sys.executable, "-c", OVERLAP_PROBE], check=True,
+                         capture_output=True, text=True, env=env)
+    assert out.stdout.splitlines() == [
+        "held before: False", "counts: [1, 2, 0]",
+        "forked: True compiled here: 0 loaded: 1",   # it waited for the child's report
+        "hook left: False", "held after: True", "forked again: False"]
 
 
 def _alive(pid: int) -> bool:
@@ -243,10 +304,10 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the child is forked on Linux only")
 def test_the_compiling_child_dies_with_a_killed_parent(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-c", FORK_PROBE, str(tmp_path), "cold", "block"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-c", FORK_PROBE, str(tmp_path), "cold", "block",
+                             "ahead"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        # both are compiling (blocked in the fake compiler) once both have written
+        # both are compiling (the child blocked in the fake compiler) once both have written
         for _ in range(600):
             if (tmp_path / "child").exists() and len(
                     (tmp_path / "parent").read_text().splitlines()) == 2:
@@ -268,7 +329,9 @@ def test_the_compiling_child_dies_with_a_killed_parent(tmp_path):
 
 def test_the_warm_up_does_nothing_with_numba_jit_disabled():
     env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
-    out = subprocess.run([sys.executable, "-c", "from spad.analysis.kernels_warmup import "
-                          "compile_kernels; print(compile_kernels())"], check=True,
-                         capture_output=True, text=True, env=env)
-    assert out.stdout.split() == ["None"]
+    code = ("from spad.analysis.kernels_warmup import compile_kernels, compiling_kernels\n"
+            "print(compile_kernels())\n"
+            "with compiling_kernels() as pid:\n    print(pid)")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True, env=env)
+    assert out.stdout.split() == ["None", "None"]

@@ -158,8 +158,6 @@ def _progress_bar(n_files: int) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from spad.analysis.particle import classify_session
-
     files = [str(f) for f in args.files]
     spectra: list[str | None]
     if args.spectrum is None:
@@ -175,20 +173,28 @@ def run(args: argparse.Namespace) -> int:
         raise SpadError(f"--jobs must be at least 1, not {args.jobs}")
     if args.report is not None:
         check_folder(args.report)  # fail before the work, not after
+    warm_up: Any = contextlib.nullcontext()
     if not args.scheduler:   # a Dask cluster's workers compile their own
-        from spad.analysis.kernels_warmup import compile_kernels
+        from spad.analysis.kernels_warmup import compiling_kernels
 
-        compile_kernels()   # the first run after an install: compiled on two cores
+        # the first run after an install compiles on two cores; worker processes would each
+        # compile what is missing, so for them it is done before they start
+        in_process = args.jobs <= 1 or len(jobs) == 1   # as _mapped decides
+        warm_up = compiling_kernels(ahead=not in_process)
     results, failed = [], 0
-    with _progress_bar(len(jobs)) as bar, _mapped(_one, jobs, settings, args) as outs:
-        for out in outs:
-            if bar is not None:
-                bar.update()
-            if isinstance(out, str):
-                failed += 1
-                (print if bar is None else bar.write)(f"spad: error: {out}", file=sys.stderr)
-            else:
-                results.append(out)
+    with warm_up:
+        from spad.analysis.particle import classify_session
+
+        with _progress_bar(len(jobs)) as bar, _mapped(_one, jobs, settings, args) as outs:
+            for out in outs:
+                if bar is not None:
+                    bar.update()
+                if isinstance(out, str):
+                    failed += 1
+                    (print if bar is None else bar.write)(f"spad: error: {out}",
+                                                          file=sys.stderr)
+                else:
+                    results.append(out)
     if not results:  # nothing usable: that is bad input, not a partial batch
         return safe_output.EXIT_USAGE
     classify_session(results, args.reference_ev)
