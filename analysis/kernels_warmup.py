@@ -82,7 +82,16 @@ CHILD_SHARE: frozenset[str] = frozenset({
     "_em_iterations", "_ks_scan_kernel", "_level_labels", "_label_histograms",
     "_same_sync_steps", "_count_sync_pairs", "_flid_hist"})
 """The kernels of :data:`KERNELS` the child compiles (in the list's order); this process
-compiles the rest as the analysis calls them, and the analysis itself runs here."""
+compiles the rest as the analysis calls them, and runs the analysis.
+
+Chosen from tests/benchmarks/bench_latency.py ``--kernels`` (compile CPU, 30 s particle):
+this process compiles the kernels the analysis calls first (3.0 s, the change-point search
+the largest) and the afterpulse pair counter (0.8 s), the child those from the level
+grouping's EM on (3.5 s: EM 1.0 s, KS scan 0.6 s, the lifetimes' level labels and histograms
+0.8 s, the g2 pair counters and the FLID histogram 0.8 s), so that the child has each of them
+in the cache about when the analysis reaches it. The analysis calls the last four within a
+tenth of a second of each other: the child, ahead there, compiles three, and this process
+the afterpulse counter, which the child would finish later than this process compiles it."""
 
 _PR_SET_PDEATHSIG = 1   # prctl(2): the signal the kernel sends a process when its parent dies
 

@@ -19,7 +19,11 @@ as wall time above CPU time). The particles are simulated into a temporary folde
 times every numba compilation it starts (CPU seconds, nested compilations counted in the kernel
 that needed them), printed worst first. There the kernels all compile in that one process
 (:mod:`spad.analysis.kernels_warmup` forks no second one), so the sum is the compile CPU of
-both processes of the real first run.
+both processes of the real first run. Then the real first run once more, with the CPU time
+of each of its two processes: the analysing one before the fork and in all, the compiling
+child's, and how long the analysis waited for the child's kernels (wall time). The shares are
+balanced (``kernels_warmup.CHILD_SHARE``) when the child ends about as the analysis does and
+the waits are short.
 
 ``--imports`` breaks figure 2 down: the same ``spad analyze`` under ``python -X importtime``,
 the import time of each package summed over its modules (scipy's and spad's by sub-package),
@@ -103,14 +107,55 @@ finally:
 """Run in a child with an empty numba cache: CPU time of each top-level compilation."""
 
 
+TWO_PROCESSES = """
+import os, sys, time
+import spad.analysis.kernels_warmup as warmup
+from spad.app.cli import main
+
+waited, at_fork = [0.0], [float("nan")]
+wait_for, fork = warmup._Reports.wait_for, os.fork
+
+
+def timed_wait(self, index):
+    t0 = time.perf_counter()
+    try:
+        return wait_for(self, index)
+    finally:
+        waited[0] += time.perf_counter() - t0
+
+
+def timed_fork():
+    t = os.times()
+    at_fork[0] = t.user + t.system
+    return fork()
+
+
+warmup._Reports.wait_for = timed_wait
+os.fork = timed_fork
+try:
+    main(sys.argv[1:])
+finally:
+    t = os.times()
+    print(f"analysing process {t.user + t.system:5.2f} s CPU ({at_fork[0]:4.2f} s before the "
+          f"fork), compiling child {t.children_user + t.children_system:5.2f} s CPU, "
+          f"waits for the child {waited[0]:4.2f} s")
+"""
+"""Run with an empty numba cache: the CPU time of the two processes of the first run."""
+
+
 def kernels(path: Path, cache: Path) -> None:
-    """Print the compile time of each kernel the first ``spad analyze`` compiles."""
+    """Print the compile time of each kernel the first ``spad analyze`` compiles, then the
+    CPU time of each process of a real first run."""
     env = {**os.environ, "NUMBA_CACHE_DIR": str(cache)}
     out = subprocess.run([sys.executable, "-c", KERNEL_TIMER, "analyze", "--jobs", "1",
                           str(path)], check=True, capture_output=True, text=True, env=env)
     print("compile time (CPU) per kernel of the first spad analyze:")
     lines = out.stdout.splitlines()
     print("\n".join(line for line in lines if " s  " in line))
+    env["NUMBA_CACHE_DIR"] = str(cache.with_name(cache.name + "_two"))
+    out = subprocess.run([sys.executable, "-c", TWO_PROCESSES, "analyze", "--jobs", "1",
+                          str(path)], check=True, capture_output=True, text=True, env=env)
+    print("the first spad analyze on two cores:", out.stdout.splitlines()[-1])
 
 
 def imports(path: Path) -> None:
