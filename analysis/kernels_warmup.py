@@ -79,19 +79,21 @@ KERNELS: tuple[Entry, ...] = (
 )
 
 CHILD_SHARE: frozenset[str] = frozenset({
-    "_em_iterations", "_ks_scan_kernel", "_level_labels", "_label_histograms",
-    "_same_sync_steps", "_count_sync_pairs", "_flid_hist"})
+    "_em_iterations", "_level_labels", "_label_histograms", "_same_sync_steps",
+    "_count_self_pairs", "_count_sync_pairs", "_flid_hist"})
 """The kernels of :data:`KERNELS` the child compiles (in the list's order); this process
 compiles the rest as the analysis calls them, and runs the analysis.
 
-Chosen from tests/benchmarks/bench_latency.py ``--kernels`` (compile CPU, 30 s particle):
-this process compiles the kernels the analysis calls first (3.0 s, the change-point search
-the largest) and the afterpulse pair counter (0.8 s), the child those from the level
-grouping's EM on (3.5 s: EM 1.0 s, KS scan 0.6 s, the lifetimes' level labels and histograms
-0.8 s, the g2 pair counters and the FLID histogram 0.8 s), so that the child has each of them
-in the cache about when the analysis reaches it. The analysis calls the last four within a
-tenth of a second of each other: the child, ahead there, compiles three, and this process
-the afterpulse counter, which the child would finish later than this process compiles it."""
+Chosen from tests/benchmarks/bench_latency.py ``--kernels`` (compile CPU of a 30 s
+particle's first run; the child's kernels must be in the cache about when the analysis
+reaches them): this process compiles the kernels the analysis calls first (2.4 s, the
+change-point search the largest) and the KS scan of the power-law fits (0.6 s), the child the
+level grouping's EM (1.0 s), the lifetimes' level labels and histograms (0.8 s) and the four
+kernels the analysis calls last, within a tenth of a second of each other (the g2 pair
+counters, the afterpulse one 0.8 s, and the FLID histogram: 1.5 s). With the KS scan in the
+child's share and the afterpulse counter here instead, the child was late for the pair
+counters and this process compiled the afterpulse counter after it had waited: 0.15-0.25 s
+of CPU more on this process's path (three alternated runs each, load 2.4-3.5)."""
 
 _PR_SET_PDEATHSIG = 1   # prctl(2): the signal the kernel sends a process when its parent dies
 
