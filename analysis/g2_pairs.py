@@ -124,13 +124,14 @@ class SyncPairCounter:
 
 @njit(cache=True, nogil=True)
 def _same_sync_steps(syncs: np.ndarray, delays: np.ndarray, detectors: np.ndarray, det_a: int,
-                     det_b: int, short: np.ndarray, fwd: np.ndarray, back: np.ndarray) -> None:
+                     det_b: int, short: np.ndarray, fwd: np.ndarray, back: np.ndarray,
+                     last: np.ndarray) -> None:
     """Fold the delay steps between each detector's successive photons of one sync (``det_a``
     index 0, ``det_b`` 1) into ``short`` (the shortest forward step), ``fwd`` and ``back``
-    (how many steps go forward and backward); one pass, the photons of this piece only."""
-    last_s = np.zeros(2, dtype=np.int64)
-    last_d = np.zeros(2, dtype=np.int64)
-    seen = np.zeros(2, dtype=np.bool_)
+    (how many steps go forward and backward); one pass, the photons of this piece only.
+    ``last`` (int64, 6 zeros) is scratch: per detector the last photon's sync, its delay, and
+    whether there was one (from the caller: each array made in a kernel costs numba's first
+    run ~0.1 s to compile)."""
     for i in range(syncs.size):
         d = detectors[i]
         if d == det_a:
@@ -141,17 +142,17 @@ def _same_sync_steps(syncs: np.ndarray, delays: np.ndarray, detectors: np.ndarra
             continue
         s = syncs[i]
         n = delays[i]
-        if seen[x] and s == last_s[x]:
-            step = n - last_d[x]
+        if last[4 + x] and s == last[x]:
+            step = n - last[2 + x]
             if step > 0:
                 fwd[x] += 1
                 if step < short[x]:
                     short[x] = step
             elif step < 0:
                 back[x] += 1
-        seen[x] = True
-        last_s[x] = s
-        last_d[x] = n
+        last[4 + x] = 1
+        last[x] = s
+        last[2 + x] = n
 
 
 def same_sync_steps(syncs: np.ndarray, delays: np.ndarray, detectors: np.ndarray,
@@ -164,7 +165,8 @@ def same_sync_steps(syncs: np.ndarray, delays: np.ndarray, detectors: np.ndarray
     _same_sync_steps(np.ascontiguousarray(syncs, dtype=np.int64),
                      np.ascontiguousarray(delays, dtype=np.int64),
                      np.ascontiguousarray(detectors, dtype=np.uint8),
-                     int(detectors_ab[0]), int(detectors_ab[1]), short, fwd, back)
+                     int(detectors_ab[0]), int(detectors_ab[1]), short, fwd, back,
+                     np.zeros(6, dtype=np.int64))
 
 
 @njit(cache=True, nogil=True)

@@ -70,7 +70,7 @@ KERNELS: tuple[Entry, ...] = (
     ("spad.analysis.blinking", "_ks_scan_kernel", (_F, _f, _i, _F, _F)),
     ("spad.analysis.lifetimes", "_level_labels", (_F, _F, _F, _I)),
     ("spad.analysis.lifetimes", "_label_histograms", (_F, _I, _F, _i)),
-    ("spad.analysis.g2_pairs", "_same_sync_steps", (_I, _I, _U8, _i, _i, _I, _I, _I)),
+    ("spad.analysis.g2_pairs", "_same_sync_steps", (_I, _I, _U8, _i, _i, _I, _I, _I, _I)),
     ("spad.analysis.g2_pairs", "_count_self_pairs",
      (_I, _I, _U8, _F, _I32, _i, _i, _i, _I, _I, _i, _i, _i, _i, _I2, _I2, _I2, _I, _I, _I3,
       _I, _I)),
