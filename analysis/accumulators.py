@@ -609,16 +609,16 @@ def _correlate(timestamps, detectors, nanotimes, t3, start, det_a, det_b, period
             if auto:
                 x = (lag - lo) / width
                 if 0.0 <= x < nb:
-                    hist[int(x)] += 1
+                    hist[np.int64(x)] += 1
                 x = (-lag - lo) / width
                 if 0.0 <= x < nb:
-                    hist[int(x)] += 1
+                    hist[np.int64(x)] += 1
                 continue
             if not is_b:
                 lag = -lag
             x = (lag - lo) / width
             if 0.0 <= x < nb:
-                hist[int(x)] += 1
+                hist[np.int64(x)] += 1
         r = (head + count) & mask
         ring_key[r] = key
         ring_fine[r] = f

@@ -324,7 +324,14 @@ def _ks_distance(t: np.ndarray, i: int, alpha: float, x_eff: float, half: float,
             p_before = p_after  # the same expression: t[j] - 0 == t[j] + 0
         else:
             p_before = 1.0 - ((t[j] - half) / x_eff) ** (1.0 - alpha)
-        d = max(d, abs(after - p_after), abs(before - p_before))
+        # written out, not max(): the same comparisons (Python's, which numba's max copies),
+        # and no builtin overload for numba to compile on the first run
+        e_after = abs(after - p_after)
+        if e_after > d:
+            d = e_after
+        e_before = abs(before - p_before)
+        if e_before > d:
+            d = e_before
         if d >= stop or d > stop_strict:
             break
         j = k + 1
@@ -370,11 +377,14 @@ def _ks_scan_kernel(t: np.ndarray, resolution: float, min_tail: int, suffix: np.
         if s > 0:
             alphas[i] = 1.0 + (n_all - i) / s
     bound = np.inf
-    step = max(1, (n_all - min_tail + 1) // 40)
+    step = (n_all - min_tail + 1) // 40   # max(1, ...) written out, as in _ks_distance
+    if not step > 1:
+        step = 1
     for i in range(0, n_all - min_tail + 1, step):
         if not np.isnan(alphas[i]):
-            bound = min(bound, _ks_distance(t, i, alphas[i], t[i] - half, half, np.inf,
-                                            np.inf))
+            d = _ks_distance(t, i, alphas[i], t[i] - half, half, np.inf, np.inf)
+            if d < bound:   # min(bound, d) written out
+                bound = d
     best_i, best_a, best_d = -1, np.nan, np.inf
     for i in range(n_all - min_tail + 1):
         if np.isnan(alphas[i]):

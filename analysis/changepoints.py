@@ -301,7 +301,9 @@ def _search_kernel(t: np.ndarray, window: int, overlap: int, min_intervals: int,
     while True:
         if not final and start + window > n_photons - 1:
             break  # the next window is not full yet: more photons will come
-        end = min(start + window, n_photons - 1)
+        end = start + window   # min(start + window, n_photons - 1), written out: no builtin
+        if n_photons - 1 < end:   # overload for numba to compile on the first run
+            end = n_photons - 1
         if end - start < min_intervals:
             break
         last = -1
