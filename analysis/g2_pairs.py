@@ -41,7 +41,8 @@ def _count_sync_pairs(syncs: np.ndarray, detectors: np.ndarray, det_a: int, det_
     n = m - 1
     last = _NO_SYNC
     for j in range(m):
-        last = max(last, ring_sync[j])
+        if ring_sync[j] > last:   # last = max(last, ring_sync[j]), written out: no builtin
+            last = ring_sync[j]   # overload for numba to compile on the first run
     for i in range(syncs.size):
         if syncs[i] < last:
             return i
@@ -213,7 +214,11 @@ def _count_self_pairs(syncs: np.ndarray, delays: np.ndarray, detectors: np.ndarr
                     lo = mid + 1
                 else:
                     hi = mid
-            b = min(max(lo - 1, 0), last_bin)
+            b = lo - 1   # min(max(lo - 1, 0), last_bin) written out, as in _count_sync_pairs
+            if 0 > b:
+                b = 0
+            if last_bin < b:
+                b = last_bin
         elif n < table_lo:
             b = 0
         elif n - table_lo < table.size:

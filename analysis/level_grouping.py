@@ -129,7 +129,9 @@ def _exp_nonpositive(x: np.ndarray, bits: np.ndarray, scale: np.ndarray) -> None
     """
     m = x.shape[0]
     for i in range(m):
-        xi = max(x[i], -746.0)
+        xi = x[i]   # max(x[i], -746.0) written out: no builtin overload for numba to compile
+        if -746.0 > xi:   # (numba's max: the later value when greater; NaN stays)
+            xi = -746.0
         k = np.floor(xi * _INV_LN2 + 0.5)
         r = (xi - k * _LN2_HI) - k * _LN2_LO
         p = 1.0 / 479001600.0
@@ -210,7 +212,9 @@ def _em_iterations(n: np.ndarray, d: np.ndarray, log_fact: np.ndarray, labels: n
         for i in range(m):
             top[i] = -np.inf
         for g in range(g_live):
-            inten = max(n_g[g] / t_g[g], 1e-300)
+            inten = n_g[g] / t_g[g]   # max(..., 1e-300) written out, as in _exp_nonpositive
+            if 1e-300 > inten:
+                inten = 1e-300
             li = np.log(inten)
             lp = np.log(t_g[g] / total)
             row = resp[g]
@@ -220,7 +224,8 @@ def _em_iterations(n: np.ndarray, d: np.ndarray, log_fact: np.ndarray, labels: n
                 r = (lp + n[i] * li - mu if mu >= 1e-300
                      else lp + n[i] * log_floor - 1e-300 - n[i] * log_d[i])
                 row[i] = r
-                top[i] = max(top[i], r)
+                if r > top[i]:   # top[i] = max(top[i], r)
+                    top[i] = r
         for i in range(m):
             s[i] = 0.0
         for g in range(g_live):
