@@ -79,21 +79,23 @@ KERNELS: tuple[Entry, ...] = (
 )
 
 CHILD_SHARE: frozenset[str] = frozenset({
-    "_em_iterations", "_level_labels", "_label_histograms", "_same_sync_steps",
+    "_fill_flid", "_em_iterations", "_level_labels", "_label_histograms", "_same_sync_steps",
     "_count_self_pairs", "_count_sync_pairs", "_flid_hist"})
 """The kernels of :data:`KERNELS` the child compiles (in the list's order); this process
 compiles the rest as the analysis calls them, and runs the analysis.
 
-Chosen from tests/benchmarks/bench_latency.py ``--kernels`` (compile CPU of a 30 s
-particle's first run; the child's kernels must be in the cache about when the analysis
-reaches them): this process compiles the kernels the analysis calls first (2.4 s, the
-change-point search the largest) and the KS scan of the power-law fits (0.6 s), the child the
-level grouping's EM (1.0 s), the lifetimes' level labels and histograms (0.8 s) and the four
-kernels the analysis calls last, within a tenth of a second of each other (the g2 pair
-counters, the afterpulse one 0.8 s, and the FLID histogram: 1.5 s). With the KS scan in the
-child's share and the afterpulse counter here instead, the child was late for the pair
-counters and this process compiled the afterpulse counter after it had waited: 0.15-0.25 s
-of CPU more on this process's path (three alternated runs each, load 2.4-3.5)."""
+Chosen by the CPU time of each process of a 30 s particle's first run
+(tests/benchmarks/bench_latency.py ``--kernels``; the child's kernels must be in the cache
+about when the analysis reaches them). This process compiles the kernels the analysis calls
+first but the FLID fill (2.2 s, the change-point search the largest) and the KS scan of the
+power-law fits (0.6 s); the child the FLID fill (0.2 s, first: the analysis calls it early),
+the level grouping's EM (1.2 s), the lifetimes' level labels and histograms (0.9 s) and the
+four kernels the analysis calls last, within a tenth of a second of each other (the g2 pair
+counters, the afterpulse one 0.9 s, and the FLID histogram: 1.5 s). With the KS scan in the
+child's share and the afterpulse counter here, the child was late for the pair counters and
+this process compiled the afterpulse counter after it had waited (0.15-0.25 s of CPU more on
+its path); with the blinking trace's binning in the child's share too, it waited for the EM
+(~0.4 s)."""
 
 _PR_SET_PDEATHSIG = 1   # prctl(2): the signal the kernel sends a process when its parent dies
 
