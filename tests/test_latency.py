@@ -259,6 +259,7 @@ def test_a_filled_cache_forks_nothing(tmp_path):
 
 
 OVERLAP_PROBE = """
+import gc
 import numpy as np
 from numba import types
 from spad.analysis import blinking
@@ -275,7 +276,7 @@ with compiling_kernels(entries, {"add_to_bins"}) as pid:
     stats = blinking.add_to_bins.stats
     print("forked:", pid is not None, "compiled here:", sum(stats.cache_misses.values()),
           "loaded:", sum(stats.cache_hits.values()))
-print("hook left:", "compile" in vars(blinking.add_to_bins))
+print("hook left:", "compile" in vars(blinking.add_to_bins), "frozen left:", gc.get_freeze_count())
 print("held after:", index_holds(entries[1]))
 with compiling_kernels(entries, {"add_to_bins"}) as pid:
     print("forked again:", pid is not None)
@@ -290,7 +291,7 @@ def test_a_kernel_of_the_childs_share_is_loaded_from_its_work_not_compiled_twice
     assert out.stdout.splitlines() == [
         "held before: False", "counts: [1, 2, 0]",
         "forked: True compiled here: 0 loaded: 1",   # it waited for the child's report
-        "hook left: False", "held after: True", "forked again: False"]
+        "hook left: False frozen left: 0", "held after: True", "forked again: False"]
 
 
 def _alive(pid: int) -> bool:
