@@ -245,7 +245,8 @@ def compiling_kernels(entries: Sequence[Entry] = KERNELS,
     read_end, write_end = os.pipe()
     # what is alive now (the imports, numba's set-up) stays alive: left out of the garbage
     # collections until the block ends, which numba's compilations trigger in both processes
-    # and which went over all of it (~0.2 s in each)
+    # and which went over all of it (~0.2 s in each); a caller's own freeze is left as it is
+    thaw = gc.get_freeze_count() == 0
     gc.freeze()
     pid = os.fork()
     if pid == 0:   # the child: compile its share into the cache, then leave without cleanup
@@ -297,7 +298,8 @@ def compiling_kernels(entries: Sequence[Entry] = KERNELS,
         raise
     finally:
         os.close(read_end)
-        gc.unfreeze()
+        if thaw:
+            gc.unfreeze()
 
 
 def compile_kernels(entries: Sequence[Entry] = KERNELS,
