@@ -240,14 +240,16 @@ def compiling_kernels(entries: Sequence[Entry] = KERNELS,
     if not todo or not _can_fork():
         yield None       # cached, or compiled as called
         return
-    compile_(entries[:1])
-    parent = os.getpid()
-    read_end, write_end = os.pipe()
-    # what is alive now (the imports, numba's set-up) stays alive: left out of the garbage
-    # collections until the block ends, which numba's compilations trigger in both processes
-    # and which went over all of it (~0.2 s in each); a caller's own freeze is left as it is
+    # what is alive now (the imports), and then numba's set-up, stays alive: left out of the
+    # garbage collections until the block ends, which numba's compilations trigger in both
+    # processes and which went over all of it (~0.2 s in each); a caller's own freeze is left
+    # as it is
     thaw = gc.get_freeze_count() == 0
     gc.freeze()
+    compile_(entries[:1])
+    gc.freeze()
+    parent = os.getpid()
+    read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:   # the child: compile its share into the cache, then leave without cleanup
         code = 1
