@@ -608,8 +608,8 @@ def _correlate(timestamps, detectors, nanotimes, t3, start, det_a, det_b, period
             lag = (key - ring_key[r]) * period + (f - ring_fine[r])
             if auto:
                 x = (lag - lo) / width
-                if 0.0 <= x < nb:
-                    hist[np.int64(x)] += 1
+                if 0.0 <= x < nb:   # np.int64, not int(): the same truncation, and no
+                    hist[np.int64(x)] += 1   # builtin overload to compile on the first run
                 x = (-lag - lo) / width
                 if 0.0 <= x < nb:
                     hist[np.int64(x)] += 1
