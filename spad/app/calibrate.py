@@ -244,8 +244,8 @@ def evaluate(clf: Classifier, pop: list[dict[str, Any]]) -> dict[str, Any]:
     results = [p["result"] for p in pop]
     truth = [p["kind"] for p in pop]
     out: dict[str, Any] = {"n": len(pop)}
-    pred = [clf.classify(r.photons.features()).label for r in results]
     photon_only = [clf.classify(r.photons.features()) for r in results]
+    pred = [c.label for c in photon_only]
     out["photons_only"] = {"accuracy": float(np.mean([a == b for a, b in zip(truth, pred,
                                                                              strict=True)])),
                            "confusion": confusion(truth, pred),
@@ -568,7 +568,7 @@ come from the simulator's blinking model, and real dots spread from dot to dot b
 real monomer under strong excitation can sit at an ON fraction of 0.3). Fitted freely the
 weight rose to 1.6 and an ON fraction of 0.3 alone gave p = 0.99; at 1 one alone still reached
 0.96. At 0.8 no ON fraction alone gives p >= 0.93. The calibration's slope on the blinking
-evidence (out of fold about 2.3, :func:`out_of_fold`) then states the probability the
+evidence (out of fold about 2.6, :func:`out_of_fold`) then states the probability the
 simulated population supports, and a verdict must also hold at this weight
 (:meth:`spad.analysis.classify.Classifier.classify`): so no ON fraction alone gives a verdict,
 the guarantee of tests/test_classify.py, while the stated probability is calibrated. Verdicts
