@@ -107,6 +107,12 @@ class PhotonAnalysis:
         """The scalar results as JSON types (NaN -> None), keyed by attribute name."""
         return to_json_types(self.values)
 
+    def scalars_only(self) -> PhotonAnalysis:
+        """A copy with the scalar results and the notes only, the full results for figures
+        left out: all that tables, reports and the classifier read, a few kB where the whole
+        is up to a MB (spad.app.calibrate keeps thousands of particles so)."""
+        return PhotonAnalysis(**self.values, notes=list(self.notes))
+
     def features(self) -> dict[str, float | None]:
         """The photon features the classifier uses, with their standard errors."""
         s = self.summary()

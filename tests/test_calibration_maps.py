@@ -89,3 +89,21 @@ def test_the_reliability_figure_draws_sparse_bins_off_the_line(tmp_path) -> None
     # after the diagonal, per evidence kind: the line through the two full bins, then the open
     # marker of the sparse one
     assert drawn[1:] == [(2, None), (1, "none"), (2, None), (1, "none")]
+
+
+@pytest.mark.parametrize("kind, seed", [("dimer", 24), ("monomer", 7)])
+def test_cached_particles_keep_all_the_classifier_and_tables_read(tmp_path, kind, seed) -> None:
+    """The calibration caches each analysed particle with its scalar results only
+    (PhotonAnalysis.scalars_only): its features, table row and verdict are those of the whole
+    result (a T3 dimer and a T2 monomer, short lab recordings)."""
+    from spad.analysis.particle import analyze_particle, classify_session
+
+    lean = calibrate._particle((kind, seed, str(tmp_path), "lab", True))["result"]
+    full = analyze_particle(next(tmp_path.glob(f"lab_{kind}_{seed}.h5")))
+    assert full.photons.trace is not None and lean.photons.trace is None
+    assert lean.photons.features() == full.photons.features()
+    assert lean.photons.summary() == full.photons.summary()
+    for r in (lean, full):
+        classify_session([r], reference_ev=2.0)
+    assert lean.record() == full.record()
+    assert lean.classification == full.classification
