@@ -97,7 +97,7 @@ def fit_decays(hists: dict[int, np.ndarray], edges: np.ndarray, period: float,
 
 def state_decays(t_sorted: np.ndarray, d_sorted: np.ndarray, edges: np.ndarray, period: float,
                  irf: np.ndarray | str, level_start: np.ndarray, level_end: np.ndarray,
-                 level_state: np.ndarray
+                 level_state: np.ndarray, fit: bool = True
                  ) -> tuple[dict[int, np.ndarray], dict[int, LifetimeResult | None]]:
     """Decay and fit of each intensity state of a level grouping.
 
@@ -109,6 +109,8 @@ def state_decays(t_sorted: np.ndarray, d_sorted: np.ndarray, edges: np.ndarray, 
         As for :func:`fit_decays`.
     level_start, level_end, level_state
         The levels (s, time order) and the state of each (0 = dimmest).
+    fit
+        Fit the decays (else the fits are an empty dict).
 
     Returns
     -------
@@ -124,7 +126,7 @@ def state_decays(t_sorted: np.ndarray, d_sorted: np.ndarray, edges: np.ndarray, 
     except ValueError:
         return {}, {}
     decays = {s: np.asarray(c, dtype=np.float64) for s, c in sorted(hists.items())}
-    return decays, fit_decays(decays, edges, period, irf)
+    return decays, (fit_decays(decays, edges, period, irf) if fit else {})
 
 
 def level_photons(t_sorted: np.ndarray, level_start: np.ndarray, level_end: np.ndarray

@@ -398,7 +398,7 @@ def lifetime_step(out: PhotonAnalysis, acc: Accumulated, photons: KeptPhotons | 
         # photons in memory only: above PHOTON_BUDGET it would be one more pass over the file
         out.state_decays, out.state_lifetimes = state_decays(
             *in_memory, edges, period, irf, blink.level_start, blink.level_end,
-            blink.level_state)
+            blink.level_state, fit=s.state_fits)
         if s.max_level_fits > 0:
             out.level_decays = level_decays(*in_memory, edges, period, irf, blink.level_start,
                                             blink.level_end, max_levels=s.max_level_fits)

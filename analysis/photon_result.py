@@ -81,7 +81,8 @@ class PhotonAnalysis:
     #                                             the header's period contradicts the delays)
     decay_bright: np.ndarray | None = None       # bright-state decay on the same bins (fitted)
     # per intensity state of the level grouping (0 = dimmest): decay on the same bins, and its
-    # fit where the state has enough photons (None otherwise); for figures, not for the table
+    # fit where the state has enough photons (None otherwise) when asked
+    # (AnalysisSettings.state_fits); for figures, not for the table
     state_decays: dict[int, np.ndarray] = field(default_factory=dict)
     state_lifetimes: dict[int, LifetimeResult | None] = field(default_factory=dict)
     # per single resolved level, when asked (AnalysisSettings.max_level_fits): for figures

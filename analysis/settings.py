@@ -69,6 +69,11 @@ class AnalysisSettings:
         (:func:`spad.analysis.level_decays.level_decays`; the desktop app's Decay panel). 0, the
         default of ``spad analyze`` and the live analysis: none, as each costs a fit and no
         table field depends on them.
+    state_fits
+        Fit the decay of each intensity state of the level grouping (the desktop app's Decay
+        panel, live and afterwards). False, the default of ``spad analyze`` and ``spad batch``:
+        the decays are made, not fitted, as no table field depends on the fits (up to six
+        fits, a quarter of the analysis of a 60 s particle).
     """
 
     detectors: tuple[int, int] = (1, 2)
@@ -86,13 +91,15 @@ class AnalysisSettings:
     auto_roi: bool = True
     remove_bursts: bool = True
     max_level_fits: int = 0
+    state_fits: bool = False
 
     @classmethod
     def from_user(cls, *, gate_ns: float = 5.0, bin_ms: float = 10.0,
                   detectors: Sequence[int] | None = None, delay_ns: float | None = None,
                   roi: str | tuple[float | None, float | None] | None = None,
                   auto_roi: bool = True, remove_bursts: bool = True,
-                  irf: str | Path | None = None, max_level_fits: int = 0) -> AnalysisSettings:
+                  irf: str | Path | None = None, max_level_fits: int = 0,
+                  state_fits: bool = False) -> AnalysisSettings:
         """The settings from the user's units and choices, checked: the one place where
         ``spad analyze``'s options, a ``spad batch`` settings file and the desktop app's panel
         become :class:`AnalysisSettings`.
@@ -111,8 +118,9 @@ class AnalysisSettings:
             Not ``--no-auto-roi``, not ``--keep-bursts``.
         irf
             ``--irf``: a measured IRF recording, histogrammed here (:func:`irf_from_file`).
-        max_level_fits
-            Single-level decays to fit (the desktop app's Decay panel; see the attribute).
+        max_level_fits, state_fits
+            Single-level decays to fit, and whether to fit each intensity state's decay (the
+            desktop app's Decay panel; see the attributes).
 
         Raises
         ------
@@ -136,7 +144,7 @@ class AnalysisSettings:
         s = cls(gate_s=gate_ns * 1e-9, trace_bin_s=bin_ms * 1e-3, detectors=(a, b),
                 auto_detectors=detectors is None, roi=roi, auto_roi=auto_roi,
                 remove_bursts=remove_bursts, delay_s=None if delay_ns is None else delay_ns * 1e-9,
-                max_level_fits=max_level_fits)
+                max_level_fits=max_level_fits, state_fits=state_fits)
         if irf:
             s.irf, s.irf_path = irf_from_file(irf, s), str(irf)
         return s

@@ -250,14 +250,16 @@ def settings_from(bin_ms: float, gate_ns: float, auto_roi: bool = True,
     options (``--bin-ms``, ``--gate-ns``, ``--no-auto-roi``, ``--keep-bursts``; the same
     defaults and checks: :meth:`spad.analysis.settings.AnalysisSettings.from_user`).
 
-    The one addition: the decays of up to :data:`spad.analysis.level_decays.MAX_LEVEL_FITS` single
-    levels are fitted for the Decay panel; no field of the record depends on them.
+    The one addition: the Decay panel's fits, of each intensity state's decay and of up to
+    :data:`spad.analysis.level_decays.MAX_LEVEL_FITS` single levels; no field of the record
+    depends on them.
     """
     from spad.analysis.level_decays import MAX_LEVEL_FITS
     from spad.analysis.settings import AnalysisSettings
 
     return AnalysisSettings.from_user(bin_ms=bin_ms, gate_ns=gate_ns, auto_roi=auto_roi,
-                                      remove_bursts=remove_bursts, max_level_fits=MAX_LEVEL_FITS)
+                                      remove_bursts=remove_bursts, max_level_fits=MAX_LEVEL_FITS,
+                                      state_fits=True)
 
 
 def peaks_by_label(records: Sequence[dict[str, Any]]) -> dict[str, list[float]]:
@@ -292,7 +294,8 @@ def decay_sources(p: Any) -> list[tuple[str, Any, Any, Any, str | None]]:
         label = f"{name}, {int(counts.sum())} photons"
         out.append((name, edges, counts, fit,
                     lifetime_title(fit, label) if fit is not None
-                    else f"{label}: too few photons for a fit"))
+                    else f"{label}: too few photons for a fit" if state in p.state_lifetimes
+                    else f"{label}: not fitted (AnalysisSettings.state_fits)"))
     out += _level_sources(p, edges)
     return out
 

@@ -105,6 +105,20 @@ def test_no_level_fits_unless_asked():
     assert res.state_decays  # the state decays are made as before
 
 
+def test_state_fits_only_when_asked_and_no_table_value_depends_on_them():
+    """The intensity states' decays are always made; their fits only for the desktop app's
+    Decay panel (AnalysisSettings.state_fits), and the table's values are the same either
+    way."""
+    emitters, detection = build("dimer", 7, vary=True)
+    sim = simulate(emitters, detection, 10.0, 7, chunk_s=1.0)
+    plain = analyze_photons(sim.chunks(), AnalysisSettings())
+    asked = analyze_photons(sim.chunks(), AnalysisSettings(state_fits=True))
+    assert len(plain.state_decays) >= 2 and plain.state_lifetimes == {}
+    assert asked.state_lifetimes.keys() == asked.state_decays.keys()
+    assert any(f is not None for f in asked.state_lifetimes.values())
+    assert plain.summary() == asked.summary()
+
+
 def test_level_photons_and_choice_on_known_numbers():
     t = np.array([0.1, 0.2, 0.5, 0.9, 1.0, 1.5, 2.0])
     start, end = np.array([0.0, 0.5, 1.5]), np.array([0.5, 1.5, 2.0])
