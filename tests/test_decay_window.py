@@ -75,6 +75,20 @@ def test_pulse_near_the_end_of_a_range_longer_than_the_period_wraps():
     assert np.abs(again - y).sum() <= 0.001 * y.sum()  # only float rounding at bin edges
 
 
+@pytest.mark.parametrize("lo, span", [(0.0, 200e-9), (-3e-9, 12.5e-9), (192.896e-9, 199.936e-9),
+                                      (7.3, 0.1)])
+def test_wrap_delays_is_the_float_modulo_bit_for_bit(lo, span):
+    """The shortcut for delays within one span of the window (most of them) gives the very
+    floats np.mod gives: a photon never moves across a bin edge."""
+    rng = np.random.default_rng(5)
+    d = np.r_[rng.uniform(lo - 3 * span, lo + 3 * span, 100_000),
+              [lo, lo + span, lo - span, -0.0, 0.0, lo - 1e-30, lo + 1e-30],
+              lo - np.logspace(-40, -5, 200), lo - span + np.logspace(-40, -5, 200)]
+    want = lo + np.mod(d - lo, span)
+    got = wrap_delays(d, np.array([lo, lo + 2 * span]), span)
+    assert np.array_equal(got, want) and np.array_equal(np.signbit(got), np.signbit(want))
+
+
 def test_range_shorter_than_period_is_unchanged():
     w, period = 0.128 * NS, 200 * NS
     hist = np.full(1000, 5.0)
