@@ -27,22 +27,23 @@ _NO_SYNC = np.iinfo(np.int64).min
 @njit(cache=True, nogil=True)
 def _count_sync_pairs(syncs: np.ndarray, detectors: np.ndarray, det_a: int, det_b: int,
                       ring_sync: np.ndarray, ring_a: np.ndarray, ring_b: np.ndarray,
-                      areas: np.ndarray) -> int:
+                      head: np.ndarray, areas: np.ndarray) -> int:
     """Add the pairs of the next photons (syncs non-decreasing) to ``areas``, one pass.
 
     ``areas[n + k]`` counts the pairs of an ``det_a`` photon in sync ``s`` and a ``det_b``
     photon in sync ``s + k``, ``|k| <= n`` with ``n = ring_sync.size - 1``. The ring holds the
-    a and b photons of the last ``n + 1`` distinct syncs (slot ``s % (n + 1)``): each pair is
-    counted once, when its later photon arrives, against the earlier photons in the ring.
+    a and b photons of the last ``n + 1`` distinct syncs that had any, oldest at ``head[0]``:
+    each pair is counted once, when its later photon arrives, against the earlier photons in
+    the ring, newest first, up to the first sync more than ``n`` back (at tens of kcps and MHz
+    rates that is the photon's own sync or the one before: a slot per sync number, all
+    ``n + 1`` read for every photon, cost twice as much).
     Returns -1, or the index of the first photon whose sync is older than one before it; then
     nothing is counted (the ring and ``areas`` are left as they were).
     """
     m = ring_sync.size
     n = m - 1
-    last = _NO_SYNC
-    for j in range(m):
-        if ring_sync[j] > last:   # last = max(last, ring_sync[j]), written out: no builtin
-            last = ring_sync[j]   # overload for numba to compile on the first run
+    h = head[0]
+    last = ring_sync[h - 1 if h > 0 else m - 1]   # the newest (_NO_SYNC while empty)
     for i in range(syncs.size):
         if syncs[i] < last:
             return i
@@ -52,25 +53,30 @@ def _count_sync_pairs(syncs: np.ndarray, detectors: np.ndarray, det_a: int, det_
         if d != det_a and d != det_b:
             continue
         s = syncs[i]
-        slot = s % m
-        if ring_sync[slot] != s:
-            ring_sync[slot] = s
-            ring_a[slot] = 0
-            ring_b[slot] = 0
-        for j in range(m):
+        newest = h - 1 if h > 0 else m - 1
+        if ring_sync[newest] != s:
+            newest = h
+            ring_sync[h] = s
+            ring_a[h] = 0
+            ring_b[h] = 0
+            h = h + 1 if h + 1 < m else 0
+        j = newest
+        for _ in range(m):
             t = ring_sync[j]
             if t == _NO_SYNC or s - t > n:
-                continue
+                break
             # t <= s: an a photon now pairs with the b photons of sync t (k = t - s), a b
             # photon now with the a photons of sync t (k = s - t)
             if d == det_a:
                 areas[n + t - s] += ring_b[j]
             if d == det_b:
                 areas[n + s - t] += ring_a[j]
+            j = j - 1 if j > 0 else m - 1
         if d == det_a:
-            ring_a[slot] += 1
+            ring_a[newest] += 1
         if d == det_b:
-            ring_b[slot] += 1
+            ring_b[newest] += 1
+    head[0] = h
     return -1
 
 
@@ -94,6 +100,7 @@ class SyncPairCounter:
         self._ring_sync = np.full(self.n_side + 1, _NO_SYNC, dtype=np.int64)
         self._ring_a = np.zeros(self.n_side + 1, dtype=np.int64)
         self._ring_b = np.zeros(self.n_side + 1, dtype=np.int64)
+        self._head = np.zeros(1, dtype=np.int64)
 
     @property
     def centre(self) -> int:
@@ -117,7 +124,7 @@ class SyncPairCounter:
         syncs = np.ascontiguousarray(syncs, dtype=np.int64)
         detectors = np.ascontiguousarray(detectors, dtype=np.uint8)
         bad = _count_sync_pairs(syncs, detectors, self.det_a, self.det_b, self._ring_sync,
-                                self._ring_a, self._ring_b, self._areas)
+                                self._ring_a, self._ring_b, self._head, self._areas)
         if bad >= 0:
             raise ValueError(f"sync pair counts: the photons are not in time order (sync "
                              f"{int(syncs[bad])} at photon {bad} comes after a later one)")

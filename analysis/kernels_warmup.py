@@ -75,7 +75,7 @@ KERNELS: tuple[Entry, ...] = (
     ("spad.analysis.g2_pairs", "_count_self_pairs",
      (_I, _I, _U8, _F, _I32, _i, _i, _i, _I, _I, _i, _i, _i, _i, _I2, _I2, _I2, _I, _I, _I3,
       _I, _I)),
-    ("spad.analysis.g2_pairs", "_count_sync_pairs", (_I, _U8, _i, _i, _I, _I, _I, _I)),
+    ("spad.analysis.g2_pairs", "_count_sync_pairs", (_I, _U8, _i, _i, _I, _I, _I, _I, _I)),
     ("spad.analysis.flid", "_flid_hist", (_I, _I, _i, _i, _I2)),
 )
 
