@@ -85,12 +85,15 @@ def wrap_delays(delays_s: np.ndarray, edges: np.ndarray, wrap_s: float | None = 
     # np.mod of a float is slow (~70 ns a photon). It returns a value in [0, span) unchanged
     # and one in [-span, 0) plus span (the usual case: the pulse late in the TCSPC range puts
     # most delays before the window's start), the same float either way; only the rest need it
-    wrapped = np.where(x < 0.0, x + span, x)
-    far = (x < -span) | (x >= span)
-    if far.any():
-        wrapped[far] = np.mod(x[far], span)
-    wrapped += lo
-    return wrapped
+    far = None
+    if x.size and (x.min() < -span or x.max() >= span):
+        far = (x < -span) | (x >= span)
+        far_x = np.mod(x[far], span)
+    np.add(x, span, out=x, where=x < 0.0)
+    if far is not None:
+        x[far] = far_x
+    x += lo
+    return x
 
 
 def _observed(y: np.ndarray, p_zero: float = 1e-3, near: int = 20) -> tuple[int, int]:
