@@ -34,7 +34,7 @@ from spad.analysis.session import MIN_REFERENCE, Sample, SessionModel, session_m
 from spad.analysis.spectra import SpectrumResult, analyze_spectrum
 
 import spad
-from spad.formats.photon_hdf5 import open_hdf5
+from spad.formats.repair import open_repaired
 from spad.formats.spectra import open_spectrum
 
 MIN_REFERENCE_MONOMERS = MIN_REFERENCE
@@ -100,7 +100,7 @@ class ParticleResult:
 
 def _has_spectrum_group(path: Path) -> bool:
     try:
-        with open_hdf5(path) as f:
+        with open_repaired(path) as f:
             return "user/spectrum" in f
     except OSError:
         return False

@@ -17,8 +17,9 @@ one_blas_thread(getattr(sys, "argv", None) and sys.argv[0] or "", os.environ)
 
 from spad.errors import DeviceError, FormatError, SpadError  # noqa: E402
 from spad.photons import SYNC, Measurement, Meta, PhotonChunk, Timing  # noqa: E402
+from spad.version import VERSION  # noqa: E402
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 
 def open(path):  # noqa: A001 - the public entry point is deliberately ``spad.open``

@@ -311,7 +311,8 @@ def read_particle(path: str | os.PathLike[str], photons: bool = True) -> Particl
     photons
         Load the photons (False reads only the spectrum and truth).
     """
-    from spad.formats.photon_hdf5 import is_photon_hdf5, open_hdf5, read_user_group
+    from spad.formats.photon_hdf5 import is_photon_hdf5, read_user_group
+    from spad.formats.repair import open_repaired
 
     path = Path(path)
     if not path.exists():
@@ -332,7 +333,7 @@ def read_particle(path: str | os.PathLike[str], photons: bool = True) -> Particl
     spectrum, truth = None, None
     if user.exists():
         try:
-            with open_hdf5(user) as f:
+            with open_repaired(user) as f:
                 spectrum = read_spectrum_group(f, user)
                 if f.get(f"user/{TRUTH_GROUP}") is not None:
                     truth = read_user_group(f, TRUTH_GROUP)

@@ -130,3 +130,100 @@ def test_no_module_takes_a_private_name_from_another() -> None:
                                 for a in node.names)):
                     taken.append(f"{path.relative_to(root)}:{node.lineno} {node.module}")
     assert not taken, taken
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Each module of the five folders -> the spad modules it imports by name, at module level
+    or inside a function (``from spad.x import y`` counts as importing ``spad.x.y`` where that
+    is a module, else ``spad.x``); the implicit import of a module's parent package is left
+    out."""
+    import ast
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    conf = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    files: dict[str, Path] = {}
+    for top, folder in {"spad": "spad", **conf["package-dir"]}.items():
+        if top.count(".") > 1:
+            continue
+        for path in (root / folder).rglob("*.py"):
+            rel = path.relative_to(root / folder).with_suffix("").parts
+            name = ".".join((top, *rel))
+            files[name.removesuffix(".__init__")] = path
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                edges |= {a.name for a in node.names if a.name in files}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join([*package.split(".")[:len(package.split(".")) - node.level
+                                                        + 1], *([base] if base else [])])
+                for a in node.names:
+                    sub = f"{base}.{a.name}"
+                    edges.add(sub if sub in files else base)
+        graph[name] = {e for e in edges if e in files and e != name}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_cycles() -> None:
+    """No module imports, even inside a function, one that imports it back, directly or
+    through others (issue 21): what sits below never needs what sits above."""
+    assert _cycles(_import_graph()) == []
+
+
+def test_cycles_finds_a_cycle_through_three_modules() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _cycles(graph) == [["a", "b", "c"]]
+
+
+def test_the_version_is_pyprojects() -> None:
+    """spad.version.VERSION, which the files spad writes carry, is the installed version."""
+    import tomllib
+    from pathlib import Path
+
+    import spad
+    from spad.version import VERSION
+
+    root = Path(__file__).resolve().parents[1]
+    assert VERSION == tomllib.loads((root / "pyproject.toml").read_text())["project"]["version"]
+    assert spad.__version__ == VERSION

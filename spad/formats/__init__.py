@@ -196,6 +196,11 @@ def open(path: str | os.PathLike[str]) -> Reader:  # noqa: A001 - the public ent
     ...         ...
     """
     fmt = _detect(path)
+    if fmt.name == "Photon-HDF5":
+        # a recording cut off while written (its writer gone) is repaired before it is read
+        from spad.formats.repair import repair_cut_off
+
+        repair_cut_off(path)
     module, cls = fmt.reader.split(":")
     reader: type[Reader] = getattr(importlib.import_module(module), cls)
     return reader(path)

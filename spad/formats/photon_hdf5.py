@@ -60,23 +60,15 @@ def open_hdf5(path: str | os.PathLike[str]) -> h5py.File:
 
     A file written in SWMR mode (``spad acquire``) keeps HDF5's "open for write" mark until it is
     closed; if the writer was killed the mark stays, and a plain read-only open refuses the file.
-    Such a file is repaired first when its writer is gone (:func:`spad.formats.repair.repair`:
-    marks cleared, final metadata written from what was flushed), after which any HDF5 reader
-    opens it. While it is still being recorded, or where it cannot be written (read-only
-    medium), it is opened in SWMR read mode instead, which reads everything the writer flushed.
+    Such a file is opened in SWMR read mode, which reads everything the writer flushed.
+    :func:`spad.open` and the particle readers repair a cut-off file first, when its writer is
+    gone (:func:`spad.formats.repair.open_repaired`), after which any HDF5 reader opens it.
     """
     try:
         return h5py.File(path, "r")
     except OSError as exc:
         if "already open for write" not in str(exc):
             raise
-    from spad.formats.repair import repair
-
-    try:
-        repair(path)
-        return h5py.File(path, "r")
-    except (OSError, FormatError):  # in use, read-only, or beyond repair: read what is there
-        pass
     return h5py.File(path, "r", libver="latest", swmr=True)
 
 

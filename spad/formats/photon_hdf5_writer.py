@@ -326,7 +326,7 @@ class PhotonHdf5Writer:
                       software_version: str | None, identity: dict[str, str | None],
                       provenance: Mapping[str, str] | None, sample_name: str | None,
                       compression: str | None) -> None:
-        import spad
+        from spad.version import VERSION
 
         f, timing = self._f, self.timing
         f.attrs["TITLE"] = np.bytes_(_TITLES["/"])
@@ -390,7 +390,7 @@ class PhotonHdf5Writer:
         for name, value in (
                 ("format_name", FORMAT_NAME), ("format_version", FORMAT_VERSION),
                 ("format_url", FORMAT_URL), ("software", software),
-                ("software_version", software_version or spad.__version__),
+                ("software_version", software_version or VERSION),
                 ("creation_time", datetime.now().isoformat(sep=" ", timespec="seconds")),
                 ("filename", path.name), ("filename_full", str(path.resolve())),
                 *identity.items()):

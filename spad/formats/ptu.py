@@ -430,8 +430,8 @@ class PtuWriter:
                  comment: str = "", acquisition_time: float | None = None,
                  n_channels: int | None = None, creation_time: dt.datetime | None = None,
                  tags: dict[str, tuple[int, Any]] | None = None) -> None:
-        from spad import __version__
         from spad.formats.records import Encoder, record_type
+        from spad.version import VERSION
 
         self.rectype = record_type(rectype)
         if self.rectype.mode != timing.mode:
@@ -460,7 +460,7 @@ class PtuWriter:
             ("File_CreatingTime", TY_TDATETIME, creation_time or dt.datetime.now()),
             ("File_Comment", TY_ANSISTRING, comment),
             ("CreatorSW_Name", TY_ANSISTRING, "spad"),
-            ("CreatorSW_Version", TY_ANSISTRING, __version__),
+            ("CreatorSW_Version", TY_ANSISTRING, VERSION),
             ("Measurement_Mode", TY_INT8, 3 if timing.is_t3 else 2),
             ("Measurement_SubMode", TY_INT8, 0),
             ("MeasDesc_GlobalResolution", TY_FLOAT8, timing.timestamp_unit),

@@ -13,9 +13,10 @@ missing afterwards:
 
 :func:`repair` clears the marks (what HDF5's ``h5clear -s`` does: flags set to 0 and the
 superblock checksum recomputed, Jenkins' lookup3 as HDF5 uses it) and writes the final
-metadata from what is in the file. :func:`spad.formats.photon_hdf5.open_hdf5` calls it when it
-meets such a file (so spad repairs a cut file the next time it opens it); ``spad repair FILE``
-calls it on demand.
+metadata from what is in the file. :func:`spad.open` and the particle readers call it through
+:func:`open_repaired` / :func:`repair_cut_off` when they meet such a file (so spad repairs a cut
+file the next time it opens it); ``spad repair FILE`` calls it on demand. This module sits
+above the Photon-HDF5 reader and writer, whose helpers it uses; neither imports it.
 
 A file that is being recorded right now looks the same. The recorder holds a shared
 ``flock`` on the file for as long as it writes (:func:`hold_writer_lock`); :func:`repair` takes
@@ -228,6 +229,24 @@ def _finalise(f: h5py.File, path: Path) -> list[str]:
         write_user_group(f, ACQUISITION_GROUP, data)
         done.append("/user/acquisition/final written")
     return done
+
+
+def repair_cut_off(path: str | os.PathLike[str]) -> None:
+    """Repair ``path`` if it carries HDF5's "open for write" marks and its writer is gone. A
+    file still being recorded, on a read-only medium or damaged beyond repair is left as it
+    is: it is read in SWMR mode, what the writer flushed
+    (:func:`spad.formats.photon_hdf5.open_hdf5`)."""
+    if open_for_write_marked(path):
+        with contextlib.suppress(OSError, FormatError):
+            repair(path)
+
+
+def open_repaired(path: str | os.PathLike[str]) -> h5py.File:
+    """:func:`spad.formats.photon_hdf5.open_hdf5` after :func:`repair_cut_off`."""
+    from spad.formats.photon_hdf5 import open_hdf5
+
+    repair_cut_off(path)
+    return open_hdf5(path)
 
 
 def repair(path: str | os.PathLike[str]) -> list[str]:

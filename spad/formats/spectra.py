@@ -557,11 +557,11 @@ def read_particle_spectrum(path: str | Path) -> SpectrumData:
     The layout is the one :mod:`spad.particle` writes (:func:`read_spectrum_group`).
     """
 
-    from spad.formats.photon_hdf5 import open_hdf5
+    from spad.formats.repair import open_repaired
 
     path = Path(path)
     try:
-        with open_hdf5(path) as f:
+        with open_repaired(path) as f:
             data = read_spectrum_group(f, path)
     except FormatError:
         raise
