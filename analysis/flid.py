@@ -22,10 +22,10 @@ from spad.analysis.accumulators import (
     StreamState,
     TimeBins,
     row_table,
-    selected_range,
     stream_timing,
     whole_ticks,
 )
+from spad.analysis.trace import selected_range
 
 from spad.photons import PhotonChunk
 
@@ -76,7 +76,7 @@ class FLID:
     delay_edges_s
         Edges of the mean-delay axis, seconds after the sync.
     bin_edges_s
-        Time-bin edges in seconds (as :class:`~spad.analysis.accumulators.Trace`).
+        Time-bin edges in seconds (as :class:`~spad.analysis.trace.Trace`).
     counts_per_bin
         int64: photons (with a known delay) per time bin.
     mean_delay_s
@@ -105,7 +105,7 @@ class FLIDHistogram:
     ----------
     bin_width_s
         Time-bin width (rounded to whole timestamp ticks), as for
-        :class:`~spad.analysis.accumulators.IntensityTrace`.
+        :class:`~spad.analysis.trace.IntensityTrace`.
     detectors
         Detectors whose photons are pooled.
     delay_bin_s

@@ -56,8 +56,8 @@ KERNELS: tuple[Entry, ...] = (
     # checks the list against a run; the types must be numba's objects, not strings: numba's
     # cache keys on what it is given)
     ("spad.analysis.accumulators", "first_decrease", (_I, _i)),
-    ("spad.analysis.accumulators", "selected_range", (_I, _U8, _I, _i)),
-    ("spad.analysis.accumulators", "_fill_trace", (_I, _U8, _I, _i, _i, _I2)),
+    ("spad.analysis.trace", "selected_range", (_I, _U8, _I, _i)),
+    ("spad.analysis.trace", "_fill_trace", (_I, _U8, _I, _i, _i, _I2)),
     ("spad.analysis.accumulators", "_fill_decay", (_U8, _U16, _I, _i, _I2)),
     ("spad.analysis.accumulators", "_correlate",
      (_I, _U8, _U16, _b, _i, _i, _i, _f, _f, _f, _f, _I, _I, _I, _B, _I)),

@@ -27,12 +27,7 @@ from functools import partial
 from typing import Any
 
 import numpy as np
-from spad.analysis.accumulators import (
-    CrossCorrelation,
-    Decay,
-    DecayHistogram,
-    IntensityTrace,
-)
+from spad.analysis.accumulators import CrossCorrelation, Decay, DecayHistogram
 from spad.analysis.blinking import (
     PowerLawFit,
     block_jackknife,
@@ -59,6 +54,7 @@ from spad.analysis.lifetimes import (
 from spad.analysis.photon_collector import PhotonCollector, PhotonCount
 from spad.analysis.photon_result import PhotonAnalysis
 from spad.analysis.settings import AnalysisSettings
+from spad.analysis.trace import IntensityTrace
 from spad.analysis.windowed import (
     FileWindows,
     KeptPhotons,

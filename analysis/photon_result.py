@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from spad.analysis.accumulators import Correlation, Decay, Trace
+from spad.analysis.accumulators import Correlation, Decay
 from spad.analysis.blinking import BlinkingResult
 from spad.analysis.g2 import CWG2, G2Result
 from spad.analysis.g2_timing import G2Analysis
@@ -20,6 +20,7 @@ from spad.analysis.schema import (
     PHOTON_FIELDS,
     to_json_types,
 )
+from spad.analysis.trace import Trace
 
 
 @dataclass

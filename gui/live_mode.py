@@ -8,7 +8,7 @@ the ScopeFoundry way (``update_display`` on a timer):
 - the rolling intensity trace and its histogram at every refresh, from the photon chunks the
   engine decoded and published since the last one (``Acquisition.publish_to``: the engine's
   one read loop of the tagger), binned by the same
-  :class:`spad.analysis.accumulators.IntensityTrace` the analysis uses;
+  :class:`spad.analysis.trace.IntensityTrace` the analysis uses;
 - the decay and the coincidence histogram at every live analysis of the engine (``update_s``),
   with g2(0) ± error and the verdict with its evidence from the engine's live state;
 - the EMCCD frames the engine records (published the same way).
@@ -301,7 +301,7 @@ class LiveMode(QtCore.QObject):
 
     def record(self) -> None:
         """Start recording one particle into the session directory."""
-        from spad.analysis.accumulators import IntensityTrace
+        from spad.analysis.trace import IntensityTrace
 
         from spad.app.acquisition import Acquisition, AcquisitionSettings, Session
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from spad.analysis.accumulators import CrossCorrelation, DecayHistogram, IntensityTrace
+from spad.analysis.accumulators import CrossCorrelation, DecayHistogram
 from spad.analysis.flid import FLID_MAX_BINS, FLIDHistogram
+from spad.analysis.trace import IntensityTrace
 
 from spad.photons import SYNC, PhotonChunk, Timing
 
