@@ -68,7 +68,7 @@ KERNELS: tuple[Entry, ...] = (
     ("spad.analysis.blinking", "add_to_bins", (_F, _f, _f, _I)),
     ("spad.analysis.level_grouping", "_em_iterations",
      (_F, _F, _F, _I, _i, _f, _F2, _F2, _F2, _I, _F)),
-    ("spad.analysis.blinking", "_ks_scan_kernel", (_F, _f, _i, _F, _F)),
+    ("spad.analysis.power_law", "_ks_scan_kernel", (_F, _f, _i, _F, _F)),
     ("spad.analysis.lifetimes", "_level_labels", (_F, _F, _F, _I)),
     ("spad.analysis.lifetimes", "_label_histograms", (_F, _I, _F, _i)),
     ("spad.analysis.g2_pairs", "_same_sync_steps", (_I, _I, _U8, _i, _i, _I, _I, _I, _I)),

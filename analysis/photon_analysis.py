@@ -28,12 +28,7 @@ from typing import Any
 
 import numpy as np
 from spad.analysis.accumulators import CrossCorrelation, Decay, DecayHistogram
-from spad.analysis.blinking import (
-    PowerLawFit,
-    block_jackknife,
-    excess_variance,
-    reported_exponent,
-)
+from spad.analysis.blinking import block_jackknife, excess_variance
 from spad.analysis.decay_window import DecayWindow, decay_window
 from spad.analysis.flid import FLIDHistogram
 from spad.analysis.g2 import pulse_delays
@@ -53,6 +48,7 @@ from spad.analysis.lifetimes import (
 )
 from spad.analysis.photon_collector import PhotonCollector, PhotonCount
 from spad.analysis.photon_result import PhotonAnalysis
+from spad.analysis.power_law import PowerLawFit, reported_exponent
 from spad.analysis.settings import AnalysisSettings
 from spad.analysis.trace import IntensityTrace
 from spad.analysis.windowed import (
@@ -88,7 +84,7 @@ def _chunks_of(source: Any) -> Iterator[PhotonChunk]:
 
 
 def _alpha(fit: PowerLawFit | None, what: str, notes: list[str]) -> float | None:
-    """The dwell-time exponent to report (:func:`spad.analysis.blinking.reported_exponent`):
+    """The dwell-time exponent to report (:func:`spad.analysis.power_law.reported_exponent`):
     ``None``, with a note, where the dwells are no power law."""
     alpha, note = reported_exponent(fit, what)
     if note:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from spad.analysis.blinking import fit_power_law
 from spad.analysis.photon_analysis import AnalysisSettings, analyze_photons
+from spad.analysis.power_law import fit_power_law
 from spad.simulators.blinking import Timeline
 from spad.simulators.recipe import build
 from spad.simulators.stream import simulate

@@ -10,13 +10,11 @@ import pytest
 from numba import njit
 from scipy.special import gammaln
 from spad.analysis.blinking import (
-    _ks_scan,
     analyse_blinking,
     bimodality_coefficient,
     bin_trace,
     dwell_times,
     fano_factor,
-    fit_power_law,
     mixture_threshold,
 )
 from spad.analysis.changepoints import (
@@ -33,6 +31,7 @@ from spad.analysis.level_grouping import (
     group_levels,
 )
 from spad.analysis.photon_collector import PhotonCollector
+from spad.analysis.power_law import _ks_scan, fit_power_law
 from spad.simulators.detection import Detection
 from spad.simulators.emitter import Emitter, PowerLaw, State
 from spad.simulators.stream import simulate
@@ -215,7 +214,7 @@ def test_exponential_dwells_give_no_power_law_exponent():
     """Issue 23, item 5: dwells that an exponential cutoff dominates (gamma-distributed,
     t^-0.3 e^(-t/0.2 s)) are fitted by the truncated law with an exponent <= 1, which no power
     law can have: no exponent, a note; a true truncated power law keeps its exponent."""
-    from spad.analysis.blinking import reported_exponent
+    from spad.analysis.power_law import reported_exponent
 
     rng = np.random.default_rng(16)
     d = rng.gamma(0.7, 0.2, 3000)

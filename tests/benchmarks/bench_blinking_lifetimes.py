@@ -12,10 +12,11 @@ import sys
 import time
 
 import numpy as np
-from spad.analysis.blinking import _ks_scan, analyse_blinking
+from spad.analysis.blinking import analyse_blinking
 from spad.analysis.changepoints import find_change_points, levels_from_change_points
 from spad.analysis.level_grouping import _adjacent_ahc, _poisson_mixture_em, group_levels
 from spad.analysis.lifetimes import fit_decay
+from spad.analysis.power_law import _ks_scan
 
 NS = 1e-9
 
