@@ -90,6 +90,21 @@ def test_decay_of_each_intensity_state(qtbot, window, session_dir):
     assert 0.9 * p.decay_fitted.sum() <= total <= p.decay_fitted.sum()
 
 
+def test_state_decays_without_fits_say_so(session_dir):
+    """An analysis that did not fit the states' decays (spad analyze's default,
+    AnalysisSettings.state_fits) offers them to the Decay panel as not fitted, not as too
+    few photons."""
+    from spad.analysis.particle import analyze_particle
+    from spad.gui.analysis_mode import decay_sources
+
+    p = analyze_particle(session_dir / "dimer.h5").photons
+    assert p.state_decays and p.state_lifetimes == {}
+    states = [(fit, title) for name, _, _, fit, title in decay_sources(p)
+              if name.startswith("state ")]
+    assert len(states) == len(p.state_decays)
+    assert all(fit is None and "not fitted" in title for fit, title in states)
+
+
 def test_decay_of_each_single_level(qtbot, window, session_dir):
     """The Decay panel offers each fitted single level, under a heading, with its fit."""
     from spad.analysis.level_decays import MAX_LEVEL_FITS
