@@ -107,3 +107,26 @@ def test_cached_particles_keep_all_the_classifier_and_tables_read(tmp_path, kind
         classify_session([r], reference_ev=2.0)
     assert lean.record() == full.record()
     assert lean.classification == full.classification
+
+
+def test_middle_by_condition_finds_the_group_whose_stated_p_does_not_hold() -> None:
+    """Stated 0.5 everywhere: at 1-5 MHz half are dimers (it holds), at 20-80 MHz a fifth
+    (it does not); particles stated outside the middle are left out."""
+    rng = np.random.default_rng(3)
+    pop, p = [], []
+    for i in range(400):
+        fast = i % 2 == 1
+        dimer = rng.random() < (0.2 if fast else 0.5)
+        pop.append({"kind": "dimer" if dimer else "monomer", "seed": i,
+                    "conditions": {"rep_rate_hz": 40e6 if fast else 2e6, "mode": "T3"}})
+        p.append(0.5)
+    pop.append({"kind": "dimer", "seed": 999, "conditions": {"rep_rate_hz": 2e6, "mode": "T2"}})
+    p.append(0.99)
+    mid = calibrate.middle_by_condition(pop, p)
+    slow, fast = mid["rep_rate_mhz"]["1-5"], mid["rep_rate_mhz"]["20-80"]
+    assert slow["n"] == fast["n"] == 200 and mid["mode"]["T3"]["n"] == 400
+    assert "T2" not in mid["mode"]
+    assert slow["stated"] == fast["stated"] == 0.5
+    assert abs(slow["z"]) < 3 and fast["z"] < -6
+    assert fast["observed"] == pytest.approx(0.2, abs=0.08)
+    assert sum(g["n"] for g in mid["emitter"].values()) == 400

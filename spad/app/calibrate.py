@@ -255,7 +255,9 @@ def evaluate(clf: Classifier, pop: list[dict[str, Any]]) -> dict[str, Any]:
                                                                              strict=True)])),
                            "confusion": confusion(truth, pred),
                            "summary": summary(pop, pred, [c.p_dimer for c in photon_only]),
-                           "per_condition": per_condition(pop, pred)}
+                           "per_condition": per_condition(pop, pred),
+                           "middle_by_condition": middle_by_condition(
+                               pop, [c.p_dimer for c in photon_only])}
     ref = classify_session(results, classifier=clf)
     pred = [r.classification.label for r in results]
     out["with_spectrum"] = {"accuracy": float(np.mean([a == b for a, b in zip(truth, pred,
@@ -265,6 +267,8 @@ def evaluate(clf: Classifier, pop: list[dict[str, Any]]) -> dict[str, Any]:
     out["session"] = None if session is None else session.to_dict()
     out["summary"] = summary(pop, pred, [r.classification.p_dimer for r in results])
     out["per_condition"] = per_condition(pop, pred)
+    out["middle_by_condition"] = middle_by_condition(
+        pop, [r.classification.p_dimer for r in results])
     y = np.array([t == "dimer" for t in truth], float)
     out["log_loss"] = log_loss(np.array([r.classification.p_dimer for r in results]), y)
     out["photons_only"]["log_loss"] = log_loss(np.array([c.p_dimer for c in photon_only]), y)
@@ -318,6 +322,41 @@ def _bin(value: float, edges: tuple[float, ...]) -> str:
         if value < hi or hi == edges[-1]:
             return f"{lo:g}-{hi:g}"
     return f">{edges[-1]:g}"
+
+
+MIDDLE = (0.05, 0.95)
+"""Stated P(dimer) of the particles :func:`middle_by_condition` looks at."""
+
+
+def middle_by_condition(pop: list[dict[str, Any]], p_dimer: list[float | None]
+                        ) -> dict[str, Any]:
+    """Calibration of the stated probabilities in the middle (:data:`MIDDLE`), per condition:
+    for the particles of each repetition-rate bin, timing mode and kind of emitter (steady
+    or blinking, known in simulation), their number, mean stated P(dimer), observed share of
+    dimers, and ``z`` = (dimers - sum of stated p) / sqrt(sum of p (1 - p)), about N(0, 1)
+    where the stated probabilities hold for that group. The reliability table pools all
+    conditions; a group can be off where the pool is not (the conditions' errors cancel)."""
+    groups: dict[str, dict[str, list[tuple[float, bool]]]] = {
+        "rep_rate_mhz": {}, "mode": {}, "emitter": {}}
+    for part, p in zip(pop, p_dimer, strict=True):
+        if p is None or not MIDDLE[0] < p < MIDDLE[1]:
+            continue
+        c, y = part["conditions"], part["kind"] == "dimer"
+        keys = {"rep_rate_mhz": _bin(c["rep_rate_hz"] / 1e6, REP_BINS_MHZ), "mode": c["mode"],
+                "emitter": "steady" if is_steady(part["seed"]) else "blinking"}
+        for name, key in keys.items():
+            groups[name].setdefault(key, []).append((float(p), y))
+    out: dict[str, Any] = {}
+    for name, by_key in groups.items():
+        out[name] = {}
+        for key, items in sorted(by_key.items()):
+            p = np.array([q for q, _ in items])
+            y = np.array([d for _, d in items], float)
+            var = float(np.sum(p * (1 - p)))
+            out[name][key] = {"n": int(p.size), "stated": float(p.mean()),
+                              "observed": float(y.mean()),
+                              "z": float((y.sum() - p.sum()) / math.sqrt(var)) if var else None}
+    return out
 
 
 def per_condition(pop: list[dict[str, Any]], pred: list[str]) -> dict[str, Any]:
@@ -702,6 +741,15 @@ def main(argv: list[str] | None = None) -> int:
             if hl["p_value"] is not None:
                 print(f"{name} ({rep['n']}), {which}: Hosmer-Lemeshow {hl['statistic']:.1f} "
                       f"over {hl['bins']} bins, p = {hl['p_value']:.2f}")
+    for name, rep in reports.items():
+        for which, mid in (("with spectrum", rep["middle_by_condition"]),
+                           ("photons only", rep["photons_only"]["middle_by_condition"])):
+            for cond, groups in mid.items():
+                for key, g in groups.items():
+                    z = "n/a" if g["z"] is None else f"{g['z']:+.1f}"
+                    print(f"{name}, {which}, stated P(dimer) {MIDDLE[0]:g}-{MIDDLE[1]:g}, "
+                          f"{cond} {key}: {g['n']} particles, stated {g['stated']:.2f}, "
+                          f"observed {g['observed']:.2f}, z = {z}")
     if not a.evaluate_only:
         clf.provenance.update({
             "script": "spad/app/calibrate.py",
