@@ -1,11 +1,11 @@
 """Fit the monomer/dimer classifier on simulated populations and test it on held-out ones.
 
-Run from the repository root (the README's figures: 8000 particles, about 0.6 s each on a
+Run from the repository root (the README's figures: 15 700 particles, about 0.6 s each on a
 quiet core; a ``--cache`` folder keeps the analysed particles in blocks, so an interrupted run
 resumes and a refit after a classifier change reuses them; each analysed particle is kept
 with its scalar results only, about 20 kB)::
 
-    .venv/bin/python -m spad.app.calibrate --n-train 1300 --n-test 2650 --n-study 25 \
+    .venv/bin/python -m spad.app.calibrate --n-train 1300 --n-test 6500 --n-study 25 \
         --n-fast 25 --test lab --test study --test fast --test-seed lab=5000000 --cache DIR \
         --figure docs/verdict_reliability.png
 
