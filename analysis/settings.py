@@ -72,8 +72,9 @@ class AnalysisSettings:
     state_fits
         Fit the decay of each intensity state of the level grouping (the desktop app's Decay
         panel, live and afterwards). False, the default of ``spad analyze`` and ``spad batch``:
-        the decays are made, not fitted, as no table field depends on the fits (up to six
-        fits, a quarter of the analysis of a 60 s particle).
+        the decays are made, not fitted, as no table field depends on the fits (two per state
+        with enough photons, 1 and 2 exponentials: a quarter of the analysis of a 60 s
+        particle).
     """
 
     detectors: tuple[int, int] = (1, 2)
