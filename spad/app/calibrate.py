@@ -39,6 +39,7 @@ import json
 import math
 import sys
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -251,13 +252,13 @@ def evaluate(clf: Classifier, pop: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"n": len(pop)}
     photon_only = [clf.classify(r.photons.features()) for r in results]
     pred = [c.label for c in photon_only]
+    p_photons = [c.p_dimer for c in photon_only]
     out["photons_only"] = {"accuracy": float(np.mean([a == b for a, b in zip(truth, pred,
                                                                              strict=True)])),
                            "confusion": confusion(truth, pred),
-                           "summary": summary(pop, pred, [c.p_dimer for c in photon_only]),
+                           "summary": summary(pop, pred, p_photons),
                            "per_condition": per_condition(pop, pred),
-                           "middle_by_condition": middle_by_condition(
-                               pop, [c.p_dimer for c in photon_only])}
+                           "middle_by_condition": middle_by_condition(pop, p_photons)}
     ref = classify_session(results, classifier=clf)
     pred = [r.classification.label for r in results]
     out["with_spectrum"] = {"accuracy": float(np.mean([a == b for a, b in zip(truth, pred,
@@ -265,13 +266,13 @@ def evaluate(clf: Classifier, pop: list[dict[str, Any]]) -> dict[str, Any]:
                             "confusion": confusion(truth, pred), "reference_ev": ref}
     session = results[0].session if results else None
     out["session"] = None if session is None else session.to_dict()
-    out["summary"] = summary(pop, pred, [r.classification.p_dimer for r in results])
+    p_spectrum = [r.classification.p_dimer for r in results]
+    out["summary"] = summary(pop, pred, p_spectrum)
     out["per_condition"] = per_condition(pop, pred)
-    out["middle_by_condition"] = middle_by_condition(
-        pop, [r.classification.p_dimer for r in results])
+    out["middle_by_condition"] = middle_by_condition(pop, p_spectrum)
     y = np.array([t == "dimer" for t in truth], float)
-    out["log_loss"] = log_loss(np.array([r.classification.p_dimer for r in results]), y)
-    out["photons_only"]["log_loss"] = log_loss(np.array([c.p_dimer for c in photon_only]), y)
+    out["log_loss"] = log_loss(np.array(p_spectrum), y)
+    out["photons_only"]["log_loss"] = log_loss(np.array(p_photons), y)
     rs = red_shift([r.record() for r in results])
     mono = [p["true_peak_ev"] for p in pop if p["kind"] == "monomer"]
     dim = [p["true_peak_ev"] for p in pop if p["kind"] == "dimer"]
@@ -324,6 +325,15 @@ def _bin(value: float, edges: tuple[float, ...]) -> str:
     return f">{edges[-1]:g}"
 
 
+CONDITION_GROUPS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "rate_kcps": lambda c: _bin(c["rate_cps"] / 1e3, RATE_BINS_KCPS),
+    "duration_s": lambda c: _bin(c["duration_s"], DURATION_BINS_S),
+    "rep_rate_mhz": lambda c: _bin(c["rep_rate_hz"] / 1e6, REP_BINS_MHZ),
+    "mode": lambda c: c["mode"]}
+"""The groups the held-out reports break a population into: name -> the group of a
+particle's recording conditions (:func:`conditions`)."""
+
+
 MIDDLE = (0.05, 0.95)
 """Stated P(dimer) of the particles :func:`middle_by_condition` looks at."""
 
@@ -342,8 +352,8 @@ def middle_by_condition(pop: list[dict[str, Any]], p_dimer: list[float | None]
         if p is None or not MIDDLE[0] < p < MIDDLE[1]:
             continue
         c, y = part["conditions"], part["kind"] == "dimer"
-        keys = {"rep_rate_mhz": _bin(c["rep_rate_hz"] / 1e6, REP_BINS_MHZ), "mode": c["mode"],
-                "emitter": "steady" if is_steady(part["seed"]) else "blinking"}
+        keys = {name: CONDITION_GROUPS[name](c) for name in ("rep_rate_mhz", "mode")}
+        keys["emitter"] = "steady" if is_steady(part["seed"]) else "blinking"
         for name, key in keys.items():
             groups[name].setdefault(key, []).append((float(p), y))
     out: dict[str, Any] = {}
@@ -362,12 +372,8 @@ def middle_by_condition(pop: list[dict[str, Any]], p_dimer: list[float | None]
 def per_condition(pop: list[dict[str, Any]], pred: list[str]) -> dict[str, Any]:
     """Accuracy, share of verdicts (not ``uncertain``) and accuracy of the verdicts, per rate
     bin, duration bin, repetition-rate bin and timing mode."""
-    keys = {"rate_kcps": lambda c: _bin(c["rate_cps"] / 1e3, RATE_BINS_KCPS),
-            "duration_s": lambda c: _bin(c["duration_s"], DURATION_BINS_S),
-            "rep_rate_mhz": lambda c: _bin(c["rep_rate_hz"] / 1e6, REP_BINS_MHZ),
-            "mode": lambda c: c["mode"]}
     out: dict[str, Any] = {}
-    for name, key in keys.items():
+    for name, key in CONDITION_GROUPS.items():
         groups: dict[str, list[tuple[str, str]]] = {}
         for p, label in zip(pop, pred, strict=True):
             groups.setdefault(key(p["conditions"]), []).append((p["kind"], label))
