@@ -104,6 +104,11 @@ def _one(path: str, spectrum: str | None, settings: Any) -> Any:
         return text if text.startswith(str(path)) else f"{path}: {text}"
 
 
+def _in_process(args: argparse.Namespace, jobs: list[tuple[str, str | None]]) -> bool:
+    """Whether the jobs run in this process (one job, or ``--jobs 1``), not in workers."""
+    return args.jobs <= 1 or len(jobs) == 1
+
+
 @contextlib.contextmanager
 def _mapped(func: Callable[..., Any], jobs: list[tuple[str, str | None]], settings: Any,
             args: argparse.Namespace) -> Iterator[Iterable[Any]]:
@@ -129,7 +134,7 @@ def _mapped(func: Callable[..., Any], jobs: list[tuple[str, str | None]], settin
         finally:
             client.close()
         return
-    if args.jobs <= 1 or len(jobs) == 1:
+    if _in_process(args, jobs):
         yield (func(p, s, settings) for p, s in jobs)
         return
     # imported here: multiprocessing costs every spad command (all build this parser) ~7 ms
@@ -179,8 +184,7 @@ def run(args: argparse.Namespace) -> int:
 
         # the first run after an install compiles on two cores; worker processes would each
         # compile what is missing, so for them it is done before they start
-        in_process = args.jobs <= 1 or len(jobs) == 1   # as _mapped decides
-        warm_up = compiling_kernels(ahead=not in_process)
+        warm_up = compiling_kernels(ahead=not _in_process(args, jobs))
     results, failed = [], 0
     with warm_up:
         from spad.analysis.particle import classify_session
