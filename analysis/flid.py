@@ -25,7 +25,7 @@ from spad.analysis.accumulators import (
     stream_timing,
     whole_ticks,
 )
-from spad.analysis.trace import selected_range
+from spad.analysis.trace import cover_chunk
 
 from spad.photons import PhotonChunk
 
@@ -145,12 +145,9 @@ class FLIDHistogram:
             self._delay_bin = whole_ticks(self.requested_delay_bin_s, self._stream.delay_unit,
                                      "delay_bin_s")
         delays = self._stream.delays(chunk)
-        lo, hi = selected_range(chunk.timestamps, chunk.detectors, self._rows, self._width)
-        if hi < lo:
+        hi = cover_chunk(chunk, self._rows, self._width, self._bins, "FLIDHistogram")
+        if hi is None:
             return
-        if lo < 0:
-            raise ValueError("FLIDHistogram: negative timestamps")
-        self._bins.cover(lo, hi)
         self._hi = max(self._hi, hi)
         self._dropped += _fill_flid(chunk.timestamps, chunk.detectors, delays, self._rows,
                                     self._width, self._bins.first_bin, self._bins.data)

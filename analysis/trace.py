@@ -43,6 +43,26 @@ def selected_range(timestamps, detectors, rows, width):  # pragma: no cover - co
     return lo, hi
 
 
+def cover_chunk(chunk: PhotonChunk, rows: np.ndarray, width: int, bins: TimeBins,
+                name: str) -> int | None:
+    """Grow ``bins`` to hold the time bins (``width`` ticks) of the chunk's photons of the
+    detectors in ``rows``: the last of those bins, or None when the chunk has none of them.
+    Shared by the time-binned accumulators (the trace, the FLID).
+
+    Raises
+    ------
+    ValueError
+        Negative timestamps (the bins start at time 0 of the stream's clock).
+    """
+    lo, hi = selected_range(chunk.timestamps, chunk.detectors, rows, width)
+    if hi < lo:
+        return None
+    if lo < 0:
+        raise ValueError(f"{name}: negative timestamps")
+    bins.cover(lo, hi)
+    return hi
+
+
 @njit(cache=True, nogil=True)
 def _fill_trace(timestamps, detectors, rows, width, first_bin, counts):  # pragma: no cover
     for i in range(timestamps.shape[0]):
@@ -113,12 +133,9 @@ class IntensityTrace:
         if first:
             self._width = whole_ticks(self.requested_bin_width_s, chunk.timing.timestamp_unit,
                                  "bin_width_s")
-        lo, hi = selected_range(chunk.timestamps, chunk.detectors, self._rows, self._width)
-        if hi < lo:
+        hi = cover_chunk(chunk, self._rows, self._width, self._bins, "IntensityTrace")
+        if hi is None:
             return
-        if lo < 0:
-            raise ValueError("IntensityTrace: negative timestamps")
-        self._bins.cover(lo, hi)
         self._hi = max(self._hi, hi)
         _fill_trace(chunk.timestamps, chunk.detectors, self._rows, self._width,
                     self._bins.first_bin, self._bins.data)
@@ -159,4 +176,4 @@ class IntensityTrace:
         return self
 
 
-__all__ = ["IntensityTrace", "Trace", "selected_range"]
+__all__ = ["IntensityTrace", "Trace", "cover_chunk", "selected_range"]
