@@ -113,6 +113,8 @@ class Format:
     """``matches(head, fh, size)``: the first 256 bytes, the open file and its size."""
     reader: str
     """``"module:Class"`` of the :class:`Reader`, imported when a file is opened."""
+    prepare: str | None = None
+    """``"module:function"`` called with the path before the reader opens it, if any."""
 
 
 FORMATS: tuple[Format, ...] = (
@@ -123,7 +125,9 @@ FORMATS: tuple[Format, ...] = (
     Format("PT2", _legacy("PT2"), "spad.formats.legacy:LegacyReader"),
     Format("HT2", _legacy("HT2"), "spad.formats.legacy:LegacyReader"),
     Format("T3R", _legacy("T3R"), "spad.formats.legacy:LegacyReader"),
-    Format("Photon-HDF5", _photon_hdf5, "spad.formats.photon_hdf5:PhotonHdf5Reader"),
+    # a recording cut off while written (its writer gone) is repaired before it is read
+    Format("Photon-HDF5", _photon_hdf5, "spad.formats.photon_hdf5:PhotonHdf5Reader",
+           "spad.formats.repair:repair_cut_off"),
     # no magic number: recognised from its content, after every format that has one
     Format("SPC", _spc, "spad.formats.bh_spc:SpcReader"),
 )
@@ -196,11 +200,9 @@ def open(path: str | os.PathLike[str]) -> Reader:  # noqa: A001 - the public ent
     ...         ...
     """
     fmt = _detect(path)
-    if fmt.name == "Photon-HDF5":
-        # a recording cut off while written (its writer gone) is repaired before it is read
-        from spad.formats.repair import repair_cut_off
-
-        repair_cut_off(path)
+    if fmt.prepare is not None:
+        module, func = fmt.prepare.split(":")
+        getattr(importlib.import_module(module), func)(path)
     module, cls = fmt.reader.split(":")
     reader: type[Reader] = getattr(importlib.import_module(module), cls)
     return reader(path)
