@@ -26,8 +26,9 @@ The weights are fitted without an intercept, so a particle without evidence stay
 P(dimer) = 0.5. Of the raw and the gated g2(0) only the one whose error makes it the more
 discriminating enters. The fitted parameters ship as ``analysis/data/classifier.json``.
 
-The stated probability is calibrated: two slopes (:attr:`Classifier.slopes`), one on the
-blinking statistics' evidence and one on all the rest, fitted by maximum likelihood to the
+The stated probability is calibrated: three slopes (:attr:`Classifier.slopes`), on the
+blinking statistics' evidence, on the lifetime's and on all the rest, fitted by maximum
+likelihood to the
 training particles' out-of-fold log-odds (each fifth classified by a classifier fitted on the
 other four; Platt, "Probabilistic outputs for support vector machines", in Advances in Large
 Margin Classifiers (1999), fitted the map on data the model did not see; one slope per kind of
@@ -53,9 +54,9 @@ from pathlib import Path
 import numpy as np
 from spad.analysis.schema import BY_NAME, PHOTON_FEATURES, SPECTRUM_FEATURES
 
-__all__ = ["PHOTON_FEATURES", "SPECTRUM_FEATURES", "Classification", "Classifier",
-           "FeatureModel", "fit_class", "fit_class_with", "fit_weights", "load_classifier",
-           "p_from_log_odds"]
+__all__ = ["PHOTON_FEATURES", "SLOPE_KINDS", "SPECTRUM_FEATURES", "Classification", "Classifier",
+           "FeatureModel", "fit_class", "fit_class_given", "fit_class_with", "fit_weights",
+           "load_classifier", "p_from_log_odds"]
 
 MODEL_PATH = Path(__file__).parent / "data" / "classifier.json"
 
@@ -72,6 +73,9 @@ not three: the public v30_t2.ptu reads 1.55 +/- 0.19 (2.8 standard errors) once 
 correlogram fit measures its floor, and its blinking statistics alone would call it a dimer
 at p = 0.999; a dimer (g2(0) ~ 0.57) measured there is 5 standard errors off, and no particle
 of the held-out simulated populations lies between 2 and 3 standard errors above 1."""
+
+SLOPE_KINDS = ("rest", "blinking", "lifetime")
+"""The kinds of evidence with a calibration slope each (:attr:`Classifier.slopes`)."""
 
 NO_INFORMATION = 0.05
 """A feature whose error leaves a squared separation of the class means, in units of their
@@ -122,6 +126,25 @@ class FeatureModel:
         reads like a steady emitter's (the steady distribution above); a dimer that blinks
         between grey levels all above the ON threshold reads an ON fraction of 1. Their class
         density is then ``(1 - q_c) N(mu_c, sigma_c^2) + q_c N(mean, sd^2)``.
+    on_off
+        ``((a, b, sd) of the monomers, (a, b, sd) of the dimers)``: the class distribution
+        of a blinking particle given its ON fraction f, N(a + b t((1 - f) / f), sd^2) with t
+        this feature's transform; ``None``: the class normals alone. (1 - f) / f is the
+        intensity variance (over the mean squared) of an emitter that switches between one
+        bright level and a dark OFF level, ON a share f of the time (mean f I, variance
+        f (1 - f) I^2). A blinking monomer is such an emitter, so its ON fraction sets its
+        variance (b about 1); a dimer flickers between grey levels, whose variance does not
+        follow its ON fraction (b about 0). Judged apart from its ON fraction, the small
+        variance of a monomer that is ON 96 % of the time reads like a dimer's.
+    exact
+        A value the analysis reports exactly when the particle does not switch (the ON
+        fraction's 1: no OFF state found), or ``None``. That reading is an outcome of its own,
+        not a point of the class normal: its likelihood under a class is the share of the
+        class that reads it (every steady emitter; of the blinking ones the
+        :attr:`steady_like` shares, fitted as the share of each class's blinking particles
+        reading it). The class normals, floored to cover dots beyond the simulated ones, put
+        a monomer at 1 about 20 % of the time, where 0.3 % of the blinking monomers read 1,
+        so that a steady dimer read as a monomer that stayed ON.
     """
 
     name: str
@@ -137,6 +160,8 @@ class FeatureModel:
     floor: float = 0.0
     steady: tuple[float, float, float] | None = None
     steady_like: tuple[float, float] = (0.0, 0.0)
+    on_off: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None
+    exact: float | None = None
 
     def measured(self, value: float, err: float | None,
                  correction: str | None = None) -> tuple[float, float]:
@@ -154,6 +179,30 @@ class FeatureModel:
             return (math.asinh(value / self.scale),
                     e / math.sqrt(self.scale ** 2 + value ** 2))
         return float(value), e
+
+    def given_on(self, on_fraction: float | None) -> ClassPair | None:
+        """The class distributions (:attr:`on_off`) given a measured ON fraction (``None``
+        without one, or without :attr:`on_off`)."""
+        if self.on_off is None or on_fraction is None or not math.isfinite(on_fraction):
+            return None
+        x = self.telegraph(on_fraction)
+        (a_m, b_m, s_m), (a_d, b_d, s_d) = self.on_off
+        return (a_m + b_m * x, s_m), (a_d + b_d * x, s_d)
+
+    def telegraph(self, on_fraction: float) -> float:
+        """t((1 - f) / f): the transformed variance of a bright/dark switching emitter at
+        ON fraction f (clipped to 0.01-1)."""
+        f = min(max(float(on_fraction), 0.01), 1.0)
+        return self.measured((1.0 - f) / f, 0.0)[0]
+
+    def kind(self) -> str:
+        """The kind of evidence, one of :data:`SLOPE_KINDS`, whose calibration slope this
+        feature's evidence takes: the blinking statistics (those with a steady component),
+        the lifetime (its class distributions hold the spread of lifetime scales from sample
+        to sample, over which the population's normals are a poor fit), and the rest."""
+        if self.steady is not None:
+            return "blinking"
+        return "lifetime" if self.name == "lifetime_ns" else "rest"
 
     def separation(self, err_t: float) -> float:
         """Squared distance of the class means over their mean variance plus the error's."""
@@ -189,8 +238,10 @@ class FeatureModel:
 
         if self.steady is None:
             return mixed(*dim), mixed(*mono), 1.0
-        steady = mixed(self.steady[1], self.steady[2])
         q_m, q_d = self.steady_like
+        if self.exact is not None and x_t == self.exact:
+            return q_d, q_m, 1.0       # shares reading the exact value, not densities
+        steady = mixed(self.steady[1], self.steady[2])
         return ((1 - q_d) * mixed(*dim) + q_d * steady, (1 - q_m) * mixed(*mono) + q_m * steady,
                 steady)
 
@@ -255,17 +306,17 @@ class Classifier:
     """Per-feature class distributions, their weights, the calibration and the decision
     threshold.
 
-    ``slopes`` = (rest, blinking): the calibration's factors on the weighted evidence of all
-    features but the blinking statistics (those with a steady component,
-    :attr:`FeatureModel.steady`) and on theirs; (1, 1) states the fitted model's probability
-    as it is.
+    ``slopes`` = (rest, blinking, lifetime): the calibration's factors on the weighted
+    evidence of each kind of feature (:meth:`FeatureModel.kind`); (1, 1, 1) states the fitted
+    model's probability as it is. Without a third slope (a classifier fitted before the
+    lifetime had its own), the lifetime takes the rest's.
     """
 
     features: list[FeatureModel]
     uncertain_below: float = 0.95
     outliers: float = 0.03
     provenance: dict = field(default_factory=dict)
-    slopes: tuple[float, float] = (1.0, 1.0)
+    slopes: tuple[float, ...] = (1.0, 1.0, 1.0)
 
     @classmethod
     def load(cls, path: str | Path = MODEL_PATH) -> Classifier:
@@ -278,14 +329,21 @@ class Classifier:
                                  "dimer": tuple(f["dimer"]),
                                  "steady": (None if f.get("steady") is None
                                             else tuple(f["steady"])),
-                                 "steady_like": tuple(f.get("steady_like", (0.0, 0.0)))})
+                                 "steady_like": tuple(f.get("steady_like", (0.0, 0.0))),
+                                 "on_off": (None if f.get("on_off") is None
+                                            else tuple(tuple(c) for c in f["on_off"]))})
                  for f in d["features"]]
-        rest, blinking = d.get("slopes", (1.0, 1.0))
+        slopes = tuple(float(v) for v in d.get("slopes", (1.0, 1.0, 1.0)))
         return cls(feats, d.get("uncertain_below", 0.95), d.get("outliers", 0.03),
-                   d.get("provenance", {}), (float(rest), float(blinking)))
+                   d.get("provenance", {}), slopes)
 
     def save(self, path: str | Path = MODEL_PATH) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=1) + "\n")
+
+    def slope(self, f: FeatureModel) -> float:
+        """The calibration's slope on one feature's evidence (:attr:`slopes`)."""
+        i = SLOPE_KINDS.index(f.kind())
+        return self.slopes[i] if i < len(self.slopes) else self.slopes[0]
 
     def model(self, name: str) -> FeatureModel | None:
         """The model of one feature (``None`` if the classifier does not use it)."""
@@ -304,6 +362,7 @@ class Classifier:
         why: dict[str, str] = {}
         best: dict[str, tuple[float, str]] = {}
         measured: dict[str, tuple[float, float]] = {}
+        pairs: dict[str, ClassPair | None] = {}
         for f in self.features:
             v = values.get(f.name)
             if v is None or not math.isfinite(float(v)):
@@ -314,7 +373,7 @@ class Classifier:
                 out[f.name], why[f.name] = 0.0, f"error above {MAX_G2_ERROR:g}"
                 continue
             measured[f.name] = (x_t, e_t)
-            pair = classes.get(f.name)
+            pair = pairs[f.name] = classes.get(f.name) or f.given_on(values.get("on_fraction"))
             sep = (f.separation(e_t) if pair is None else
                    FeatureModel(f.name, f.error, pair[0], pair[1], f.span).separation(e_t))
             if sep < NO_INFORMATION:
@@ -332,11 +391,12 @@ class Classifier:
                     out[loser], why[loser] = 0.0, f"{_label(f.name)} more precise"
                 best[f.group] = (sep, f.name)
             out[f.name] = f.log_ratio(*measured[f.name], self.outliers, pair)
-        self._joint_steady(out, why, measured)
+        self._joint_steady(out, why, measured, pairs)
         return out, why
 
     def _joint_steady(self, out: dict[str, float], why: Mapping[str, str],
-                      measured: Mapping[str, tuple[float, float]]) -> None:
+                      measured: Mapping[str, tuple[float, float]],
+                      pairs: Mapping[str, ClassPair | None]) -> None:
         """Blinking statistics judged jointly. A steady emitter, which either class can be,
         is steady in all of them at once: the class likelihood of the blinking statistics is
         ``share * prod(steady_f) + (1 - share) * prod(class_f)``, not the product of each
@@ -354,7 +414,7 @@ class Classifier:
         share = used[0].steady[0]
         dim = mono = steady = 0.0
         for f in used:
-            d, m, s = f.densities(*measured[f.name], self.outliers)
+            d, m, s = f.densities(*measured[f.name], self.outliers, pairs.get(f.name))
             dim, mono, steady = dim + math.log(d), mono + math.log(m), steady + math.log(s)
         joint = (np.logaddexp(math.log(share) + steady, math.log1p(-share) + dim)
                  - np.logaddexp(math.log(share) + steady, math.log1p(-share) + mono))
@@ -366,9 +426,8 @@ class Classifier:
         not measured; keys as in :mod:`spad.analysis.schema`, the errors under each feature's
         error field)."""
         llr, why = self.log_ratios(values, classes)
-        rest, blinking = self.slopes
-        ev = {f.name: (blinking if f.steady is not None else rest) * f.weight * llr[f.name]
-              for f in self.features}
+        blinking = self.slopes[1]
+        ev = {f.name: self.slope(f) * f.weight * llr[f.name] for f in self.features}
         z = sum(ev.values())
         p = p_from_log_odds(z)
         # the verdict's check: the blinking statistics at their fitted weight (the slope on
@@ -469,6 +528,28 @@ def fit_class(x: np.ndarray, e: np.ndarray, outliers: float, span: float
     res = minimize(nll, [med, math.log(sd0)], method="Nelder-Mead",
                    options={"xatol": 1e-6, "fatol": 1e-8, "maxiter": 4000})
     return float(res.x[0]), max(float(math.exp(res.x[1])), 1e-4 * span)
+
+
+def fit_class_given(x: np.ndarray, e: np.ndarray, u: np.ndarray, outliers: float,
+                    span: float) -> tuple[float, float, float]:
+    """Like :func:`fit_class`, with the class mean a linear function ``a + b u`` of a
+    covariate ``u`` measured on each particle (:attr:`FeatureModel.on_off`): returns ``a``,
+    ``b`` and the spread about the line."""
+    x, e, u = np.asarray(x, float), np.asarray(e, float), np.asarray(u, float)
+    flat = outliers / span
+
+    def nll(p: np.ndarray) -> float:
+        var = math.exp(2 * p[2]) + e ** 2
+        dens = np.exp(-0.5 * (x - p[0] - p[1] * u) ** 2 / var) / np.sqrt(2 * np.pi * var)
+        return -float(np.sum(np.log((1 - outliers) * dens + flat)))
+
+    from scipy.optimize import minimize  # calibration only
+
+    b0, a0 = np.polyfit(u, x, 1)
+    sd0 = max(float(np.std(x - a0 - b0 * u)), 1e-3 * span)
+    res = minimize(nll, [a0, b0, math.log(sd0)], method="Nelder-Mead",
+                   options={"xatol": 1e-6, "fatol": 1e-8, "maxiter": 6000})
+    return float(res.x[0]), float(res.x[1]), max(float(math.exp(res.x[2])), 1e-4 * span)
 
 
 def fit_class_with(x: np.ndarray, e: np.ndarray, outliers: float, span: float,

@@ -130,3 +130,15 @@ def test_middle_by_condition_finds_the_group_whose_stated_p_does_not_hold() -> N
     assert abs(slow["z"]) < 3 and fast["z"] < -6
     assert fast["observed"] == pytest.approx(0.2, abs=0.08)
     assert sum(g["n"] for g in mid["emitter"].values()) == 400
+
+
+def test_held_out_seeds_may_not_overlap_the_training_seeds(capsys) -> None:
+    """--train-also adds a training population; a held-out set drawn from its seeds (or the
+    first training population's) is refused with one line, before anything is simulated."""
+    with pytest.raises(SystemExit) as err:
+        calibrate.main(["--n-train", "10", "--train-also", "5000=100", "--n-test", "20",
+                        "--test-seed", "lab=5100"])
+    assert err.value.code == 2
+    assert "overlap the training seeds" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        calibrate.main(["--n-train", "10", "--train-also", "7=100"])

@@ -49,6 +49,7 @@ import numpy as np
 from spad.analysis.classify import (
     MODEL_PATH,
     PHOTON_FEATURES,
+    SLOPE_KINDS,
     SPECTRUM_FEATURES,
     Classifier,
 )
@@ -395,7 +396,8 @@ FEATURE_SETUP: dict[str, dict[str, Any]] = {
     # 1 % of the lifetime: the TCSPC bin and IRF shape limit a decay fit at about that
     "lifetime_ns": {"transform": "log", "scale": 0.05, "floor": 0.1},
     # one block of the 20 the trace is judged in (spad.analysis.blinking.ON_FRACTION_RESOLUTION)
-    "on_fraction": {"floor": 0.05},
+    # 1 exactly: no OFF state found (FeatureModel.exact)
+    "on_fraction": {"floor": 0.05, "exact": 1.0},
     # steady emitters measure near 0 (and below it by noise); blinking ones spread over decades
     "intensity_excess_var": {"transform": "asinh", "scale": 0.01, "floor": 0.005},
     # about a pixel of the spectrograph (~1 meV at 620 nm)
@@ -452,6 +454,7 @@ def fit_classifier(train: list[dict[str, Any]], outliers: float = 0.03,
         FeatureModel,
         background_measured,
         fit_class,
+        fit_class_given,
         fit_class_with,
         fit_weights,
     )
@@ -465,7 +468,7 @@ def fit_classifier(train: list[dict[str, Any]], outliers: float = 0.03,
     for name in (*PHOTON_FEATURES, *SPECTRUM_FEATURES):
         base = FeatureModel(name, FEATURE_ERRORS[name], (0.0, 1.0), (0.0, 1.0), 1.0,
                             **FEATURE_SETUP.get(name, {}))
-        xs, es, ys, meas, st = [], [], [], [], []
+        xs, es, ys, meas, st, ons = [], [], [], [], [], []
         for row, is_d, steady in zip(rows, y, steady_all, strict=True):
             v, e = row.get(name), row.get(base.error)
             if v is None or e is None or not (math.isfinite(v) and math.isfinite(e)):
@@ -476,17 +479,20 @@ def fit_classifier(train: list[dict[str, Any]], outliers: float = 0.03,
             ys.append(is_d)
             meas.append(background_measured(row.get("g2_correction")))
             st.append(steady)
+            on = row.get("on_fraction")
+            ons.append(float(on) if on is not None else math.nan)
         x, e, yy = np.array(xs), np.array(es), np.array(ys, bool)
         meas_a = np.array(meas, bool)
         st_a = np.array(st, bool)
+        on_a = np.array(ons, float)
         # a value known to worse than 5 times the population's interquartile range says
         # nothing about the classes, and one wild value (a T2 fit's g2(0) of 1e10 +/- 1e19)
         # would set the outlier span and wreck the class fits
         if x.size:
             q25, q75 = np.quantile(x, [0.25, 0.75])
             useful = e < 5.0 * max(float(q75 - q25), 1e-9)
-            x, e, yy, meas_a, st_a = (x[useful], e[useful], yy[useful], meas_a[useful],
-                                      st_a[useful])
+            x, e, yy, meas_a, st_a, on_a = (x[useful], e[useful], yy[useful], meas_a[useful],
+                                            st_a[useful], on_a[useful])
         if yy.sum() < 5 or (~yy).sum() < 5:
             continue
         lo, hi = np.quantile(x, [0.005, 0.995])
@@ -505,7 +511,13 @@ def fit_classifier(train: list[dict[str, Any]], outliers: float = 0.03,
             ok = ok & ~st_a
         shares = []
         for cls, sel in (("monomer", ~yy & ok), ("dimer", yy & ok)):
-            if base.steady is not None:
+            if base.exact is not None and base.steady is not None:
+                # the share of the class's blinking particles reading the exact value
+                # (Laplace's rule: never 0), the class normal from the others
+                at = sel & (x == base.exact)
+                shares.append((int(at.sum()) + 1) / (int(sel.sum()) + 2))
+                mu, sd = fit_class(x[sel & ~at], e[sel & ~at], outliers, base.span)
+            elif base.steady is not None:
                 # some blinking particles read like steady ones (Classifier._joint_steady)
                 mu, sd, q = fit_class_with(x[sel], e[sel], outliers, base.span,
                                            base.steady[1:])
@@ -515,6 +527,18 @@ def fit_classifier(train: list[dict[str, Any]], outliers: float = 0.03,
             setattr(base, cls, (mu, max(sd, floor)))
         if shares:
             base.steady_like = (shares[0], shares[1])
+        if name in ON_OFF_FEATURES:
+            # the blinking particles' classes given their ON fraction (FeatureModel.on_off)
+            fits = []
+            known = ok & np.isfinite(on_a)
+            for sel in (~yy & known, yy & known):
+                if sel.sum() < 10:
+                    break
+                u = np.array([base.telegraph(f) for f in on_a[sel]])
+                a, b, sd = fit_class_given(x[sel], e[sel], u, outliers, base.span)
+                fits.append((a, b, max(sd, floor)))
+            if len(fits) == 2:
+                base.on_off = (fits[0], fits[1])
         if name in SYSTEMATIC_FEATURES and (~ok).sum() >= 5:
             base.systematic = _systematic(base, x[~ok], e[~ok], yy[~ok], outliers)
         models.append(base)
@@ -557,10 +581,10 @@ def platt_fit(z: np.ndarray, is_dimer: np.ndarray) -> tuple[float, float]:
 def out_of_fold(train: list[dict[str, Any]], folds: int = 5, seed: int = 0) -> dict[str, Any]:
     """The calibration of the stated probability, from training particles no fit saw: each
     fold's particles classified (with their spectra, reference from the training monomers, and
-    from photons only) by a classifier fitted on the other folds, and two slopes, on all
-    evidence but the blinking statistics' and on theirs, fitted to these out-of-fold log-odds
+    from photons only) by a classifier fitted on the other folds, and a slope per kind of
+    evidence (:data:`spad.analysis.classify.SLOPE_KINDS`) fitted to these out-of-fold log-odds
     (:func:`slopes_fit`; fitting the map on data the model did not see is Platt's advice).
-    Returns the slopes (``rest``, ``blinking``, :attr:`Classifier.slopes`) and, before and
+    Returns the slopes (by kind, :attr:`Classifier.slopes`) and, before and
     after them, the pooled reliability bins and log loss out of fold, and the Platt map left
     to fit after them (:func:`platt_fit`; slope 1 and offset 0 when nothing is left). The
     held-out sets are never used here."""
@@ -568,26 +592,28 @@ def out_of_fold(train: list[dict[str, Any]], folds: int = 5, seed: int = 0) -> d
     fold = rng.permutation(np.arange(len(train)) % folds)
     ref = training_reference(train)
     rows = _rows(train, ref)
-    # each particle's log-odds split by kind: all evidence but the blinking statistics', theirs
-    z = {"with_spectrum": np.zeros((len(train), 2)), "photons_only": np.zeros((len(train), 2))}
+    # each particle's log-odds split by kind of evidence, the split Classifier.classify
+    # applies the slopes by
+    kinds = len(SLOPE_KINDS)
+    z = {"with_spectrum": np.zeros((len(train), kinds)),
+         "photons_only": np.zeros((len(train), kinds))}
     for k in range(folds):
         clf = fit_classifier([p for p, f in zip(train, fold, strict=True) if f != k])
         for i in np.flatnonzero(fold == k):
             photons = {n: v for n, v in rows[i].items() if n not in SPECTRUM_FEATURES}
             for name, values in (("with_spectrum", rows[i]), ("photons_only", photons)):
                 ev = clf.classify(values).evidence
-                # the split Classifier.classify applies the slopes by
-                blinking = sum(ev[f.name] for f in clf.features if f.steady is not None)
-                z[name][i] = (sum(ev.values()) - blinking, blinking)
+                for f in clf.features:
+                    z[name][i, SLOPE_KINDS.index(f.kind())] += ev[f.name]
     y = np.array([p["kind"] == "dimer" for p in train], float)
     both = np.vstack([z["with_spectrum"], z["photons_only"]])
-    rest, blinking = (float(v) for v in slopes_fit(both, np.r_[y, y]))
-    a, b = platt_fit(both @ [rest, blinking], np.r_[y, y])
-    out: dict[str, Any] = {"folds": folds, "slopes": {"rest": rest, "blinking": blinking},
+    slopes = [float(v) for v in slopes_fit(both, np.r_[y, y])]
+    a, b = platt_fit(both @ slopes, np.r_[y, y])
+    out: dict[str, Any] = {"folds": folds, "slopes": dict(zip(SLOPE_KINDS, slopes, strict=True)),
                            "platt_after_slopes": {"slope": a, "offset": b}}
     for name, zz in z.items():
         p = 1.0 / (1.0 + np.exp(-np.clip(zz.sum(axis=1), -500, 500)))
-        q = 1.0 / (1.0 + np.exp(-np.clip(zz @ [rest, blinking], -500, 500)))
+        q = 1.0 / (1.0 + np.exp(-np.clip(zz @ slopes, -500, 500)))
         out[name] = {"reliability_pooled": pool_bins(reliability_bins(p, y),
                                                      MIN_PARTICLES_PER_BIN),
                      "reliability_pooled_calibrated": pool_bins(reliability_bins(q, y),
@@ -628,6 +654,10 @@ Wilson bound, 0.944, does not reach the 0.95 a verdict states."""
 STEADY_FEATURES = ("on_fraction", "intensity_excess_var")
 """Blinking statistics: modelled per class as a mixture of the steady share (the same in both
 classes, :data:`STEADY_SHARE`) and the blinking rest (FeatureModel.steady)."""
+
+ON_OFF_FEATURES = ("intensity_excess_var",)
+"""Blinking statistics whose class distribution is fitted given the particle's ON fraction
+(FeatureModel.on_off)."""
 
 SYSTEMATIC_FEATURES = ("g2_zero", "g2_zero_gated")
 """Features whose error gets a systematic term when the background was not measured."""
@@ -701,6 +731,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--test-seed", action="append", default=[], metavar="NAME=SEED",
                     help="first seed of a held-out population (default: lab 1000000, study "
                          "2000000, fast 3000000); a new base draws particles no run saw")
+    ap.add_argument("--train-also", action="append", default=[], metavar="SEED=N",
+                    help="train on N more monomers (and dimers) of lab conditions from SEED "
+                         "as well (repeatable), e.g. a held-out population already looked "
+                         "at: a held-out set studied for a fix no longer tests it")
     ap.add_argument("--n-study", type=int, default=10)
     ap.add_argument("--n-fast", type=int, default=15)
     ap.add_argument("--evaluate-only", action="store_true",
@@ -721,13 +755,28 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--test-seed {item}: want NAME=SEED with NAME one of {sorted(PRESETS)} "
                      f"and SEED above the training seeds (1-{2 * a.n_train})")
         seeds[name] = int(value)
+    also = []
+    for item in a.train_also:
+        seed, _, n = item.partition("=")
+        if not (seed.isdigit() and n.isdigit() and int(n) > 0
+                and int(seed) >= 2 * a.n_train + 1):
+            ap.error(f"--train-also {item}: want SEED=N, SEED above the training seeds "
+                     f"(1-{2 * a.n_train})")
+        also.append((int(seed), int(n)))
+    spans = [(1, 2 * a.n_train)] + [(s0, s0 + 2 * n - 1) for s0, n in also]
+    for name in tests:
+        lo, hi = seeds[name], seeds[name] + 2 * sizes[name] - 1
+        if any(lo <= b and a0 <= hi for a0, b in spans):
+            ap.error(f"held-out {name} seeds {lo}-{hi} overlap the training seeds {spans}")
     if a.evaluate_only:
         clf = Classifier.load(a.out)
     else:
         train = load_population("lab", a.n_train, 1, a.workers, a.cache, a.fresh)
+        for seed0, n in also:
+            train += load_population("lab", n, seed0, a.workers, a.cache, a.fresh)
         clf = fit_classifier(train)
         oof = out_of_fold(train)
-        clf.slopes = (oof["slopes"]["rest"], oof["slopes"]["blinking"])
+        clf.slopes = tuple(oof["slopes"][k] for k in SLOPE_KINDS)
         print("out of fold (training):", json.dumps(oof), file=sys.stderr)
     reports = {name: evaluate(clf, load_population(name, sizes[name], seeds[name],
                                                    a.workers, a.cache, a.fresh))
@@ -761,9 +810,9 @@ def main(argv: list[str] | None = None) -> int:
             "script": "spad/app/calibrate.py",
             "command": "python -m spad.app.calibrate " + " ".join(argv or sys.argv[1:]),
             "date": dt.date.today().isoformat(),
-            "train": {"n_monomers": a.n_train, "n_dimers": a.n_train,
+            "train": {"n_monomers": len(train) // 2, "n_dimers": len(train) // 2,
                       "conditions": conditions.__doc__.split("\n\n")[1].strip(),
-                      "max_photons": MAX_PHOTONS, "seeds": [1, 2 * a.n_train]},
+                      "max_photons": MAX_PHOTONS, "seeds": [list(sp) for sp in spans]},
             "held_out": reports,
         })
         clf.provenance["out_of_fold"] = oof
