@@ -14,7 +14,7 @@ the time gate keeps.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +32,9 @@ if TYPE_CHECKING:
 
 
 def g2_background(out: PhotonAnalysis, sync_period_s: float | None, s: AnalysisSettings,
-                  photons: KeptPhotons | None = None) -> tuple[dict[str, Any], float | None]:
+                  photons: KeptPhotons | None = None,
+                  counted: Callable[[], AfterpulsePairs | None] | None = None
+                  ) -> tuple[dict[str, Any], float | None]:
     """Background options for :func:`~spad.analysis.g2_timing.analyze_g2` and the total rate.
 
     Given dark counts win; else the decay fit's flat floor (with a laser period and a decay);
@@ -50,6 +52,8 @@ def g2_background(out: PhotonAnalysis, sync_period_s: float | None, s: AnalysisS
     photons
         The kept photons (T3), to measure the afterpulses that move the decay floor's
         background (:func:`afterpulse_background`); ``None``: the floor as it is.
+    counted
+        Gives their afterpulse pairs counted already (:func:`count_afterpulse_pairs`).
 
     Returns
     -------
@@ -99,7 +103,7 @@ def g2_background(out: PhotonAnalysis, sync_period_s: float | None, s: AnalysisS
         share = afterpulse_background(
             photons.kept_pieces, out.decay, photons.windows.delay_unit_s, sync_period_s,
             float(duration or 0.0), (det_a, det_b), np.asarray(fit.taus, dtype=float),
-            out.pulse_delay_s or {}, b)
+            out.pulse_delay_s or {}, b, counted)
         if share is not None:
             b = tuple(max(0.0, x + dx) for x, dx in zip(b, share.shift_hz, strict=True))
             db = tuple(math.hypot(e, de) for e, de in zip(db, share.shift_err_hz,
@@ -335,11 +339,46 @@ def _floor_weights(row: np.ndarray, edges_s: np.ndarray, period_s: float, pulse_
     return pinv[len(taus)]
 
 
-def afterpulse_background(pieces: Callable[[], Iterable[tuple[np.ndarray, np.ndarray,
-                                                                np.ndarray]]],
-                          decay: Decay, delay_unit_s: float, period_s: float,
+Pieces = Callable[[], Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]]
+"""Called for one pass over the photons: (sync numbers, delays in units, detectors)."""
+
+AfterpulsePairs = tuple[SelfPairCounter, list[int]]
+"""Each detector's own pairs (:class:`~spad.analysis.g2_pairs.SelfPairCounter`) and its dead
+time in delay units."""
+
+
+def count_afterpulse_pairs(pieces: Pieces, decay: Decay, delay_unit_s: float, period_s: float,
+                           detectors: tuple[int, int], pulse_delay_s: Mapping[int, float]
+                           ) -> AfterpulsePairs | None:
+    """The passes over the photons behind :func:`afterpulse_background`: each detector's dead
+    time (its shortest step between photons of one sync), then its own pairs in the parent's
+    sync, in later syncs and far away. ``None`` with too few pairs of one sync, delays that
+    run backwards in time (reverse start-stop) or pairs lost. Needs no decay fit, only the
+    delay histograms' bins and the pulse delays, so it can run while the fits do
+    (:class:`spad.analysis.photon_analysis.PairCounts`)."""
+    if period_s <= 0 or any(d not in decay.detectors or d not in pulse_delay_s
+                            for d in detectors):
+        return None
+    short, fwd, back = _dead_times(pieces(), detectors)
+    if min(fwd) < MIN_SAME_SYNC_PAIRS or any(b > f for b, f in zip(back, fwd, strict=True)):
+        return None
+    n_near = max(1, math.ceil(AFTERPULSE_REACH_S / period_s))
+    edges_units = np.round(decay.bin_edges_s / delay_unit_s)
+    offsets = tuple(int(round(pulse_delay_s[d] / delay_unit_s)) for d in detectors)
+    counter = SelfPairCounter(*detectors, edges_units, (short[0] - 1, short[1] - 1), offsets,
+                              int(round(period_s / delay_unit_s)), n_near, 4 * n_near,
+                              8 * n_near)
+    for ts, dl, det in pieces():
+        counter.update(ts, dl, det)
+    if counter.lost or counter.cross[0] <= 0 or min(counter.counts) <= 0:
+        return None
+    return counter, short
+
+
+def afterpulse_background(pieces: Pieces, decay: Decay, delay_unit_s: float, period_s: float,
                           duration_s: float, detectors: tuple[int, int], taus: np.ndarray,
-                          pulse_delay_s: dict[int, float], floor_hz: tuple[float, float]
+                          pulse_delay_s: dict[int, float], floor_hz: tuple[float, float],
+                          counted: Callable[[], AfterpulsePairs | None] | None = None
                           ) -> AfterpulseShare | None:
     """How afterpulses move the detectors' uncorrelated background from the decay's flat
     floor (T3), measured from the recording; ``None`` where they cannot be measured.
@@ -377,26 +416,21 @@ def afterpulse_background(pieces: Callable[[], Iterable[tuple[np.ndarray, np.nda
         Each detector's pulse delay after the sync in s.
     floor_hz
         Each detector's background from the decay floor, counts/s.
+    counted
+        Gives the pairs of :func:`count_afterpulse_pairs` counted already (on another
+        thread); ``None``: counted here.
     """
     if (period_s <= 0 or duration_s <= 0 or not len(taus)
             or any(d not in decay.detectors or d not in pulse_delay_s for d in detectors)):
         return None
-    short, fwd, back = _dead_times(pieces(), detectors)
-    if min(fwd) < MIN_SAME_SYNC_PAIRS or any(b > f for b, f in zip(back, fwd, strict=True)):
-        # too few pairs, or delays that run backwards in time (reverse start-stop)
+    pairs = (counted() if counted is not None else
+             count_afterpulse_pairs(pieces, decay, delay_unit_s, period_s, detectors,
+                                    pulse_delay_s))
+    if pairs is None:
         return None
-    n_near = max(1, math.ceil(AFTERPULSE_REACH_S / period_s))
-    far_lo = 4 * n_near
-    far_hi = 8 * n_near
+    counter, short = pairs
+    n_near, far_lo, far_hi = counter.n_near, counter.far_lo, counter.far_hi
     n_far = far_hi - far_lo
-    edges_units = np.round(decay.bin_edges_s / delay_unit_s)
-    offsets = tuple(int(round(pulse_delay_s[d] / delay_unit_s)) for d in detectors)
-    counter = SelfPairCounter(*detectors, edges_units, (short[0] - 1, short[1] - 1), offsets,
-                              int(round(period_s / delay_unit_s)), n_near, far_lo, far_hi)
-    for ts, dl, det in pieces():
-        counter.update(ts, dl, det)
-    if counter.lost or counter.cross[0] <= 0 or min(counter.counts) <= 0:
-        return None
     h = counter.hists.astype(float)
     n_syncs = duration_s / period_s
     bunching = (float(counter.cross[0]) / (2 * n_far) * n_syncs

@@ -32,7 +32,12 @@ from spad.analysis.blinking import block_jackknife, excess_variance
 from spad.analysis.decay_window import DecayWindow, decay_window
 from spad.analysis.flid import FLIDHistogram
 from spad.analysis.g2 import pulse_delays
-from spad.analysis.g2_background import drop_uncorrected, g2_background, gated_background
+from spad.analysis.g2_background import (
+    count_afterpulse_pairs,
+    drop_uncorrected,
+    g2_background,
+    gated_background,
+)
 from spad.analysis.g2_pairs import MAX_LABEL_BIAS, label_bias, sync_pair_g2
 from spad.analysis.g2_timing import (
     analyze_g2,
@@ -327,6 +332,46 @@ def _fit_quality(out: PhotonAnalysis, fit: LifetimeResult, what: str) -> None:
                          f"chi2/dof {fit.chi2_reduced:.2f}): the model misses structure")
 
 
+class PairCounts:
+    """The pair counts of the kept photons that need no decay fit, counted on a second thread
+    while this one fits the decays: the afterpulse pairs of the g2 background
+    (:func:`spad.analysis.g2_background.count_afterpulse_pairs`) and the pairs by sync label of
+    the g2 step, ungated and gated (:meth:`spad.analysis.windowed.KeptPhotons.sync_pairs`).
+
+    Their kernels release the GIL, so on a second core the counting costs no wall time, and
+    the counts are those the steps would make themselves (the same calls on the same photons).
+    Only for T3 photons in memory (photons re-read from a file have one reader); a count no
+    step asks for is dropped, and an error raised in counting is raised where the step asks.
+    Each attribute is ``None`` or gives its count once.
+    """
+
+    def __init__(self, out: PhotonAnalysis, acc: Accumulated, s: AnalysisSettings,
+                 photons: KeptPhotons | None) -> None:
+        self._pool = None
+        self.afterpulse: Callable[[], Any] | None = None
+        self.sync: Callable[[], Any] | None = None
+        self.gated: Callable[[], Any] | None = None
+        if (photons is None or not photons.windows.in_memory or not acc.timing.is_t3
+                or out.decay is None or not out.pulse_delay_s):
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = pool = ThreadPoolExecutor(1, thread_name_prefix="spad-pairs")
+        if s.dark_counts_hz is None:
+            self.afterpulse = pool.submit(
+                count_afterpulse_pairs, photons.kept_pieces, out.decay,
+                photons.windows.delay_unit_s, acc.timing.sync_period, s.detectors,
+                dict(out.pulse_delay_s)).result
+        self.sync = pool.submit(photons.sync_pairs, *s.detectors).result
+        self.gated = pool.submit(photons.sync_pairs, *s.detectors, dict(out.pulse_delay_s),
+                                 s.gate_s).result
+
+    def close(self) -> None:
+        """Wait for the thread (a count started is finished, one not started dropped)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 def lifetime_step(out: PhotonAnalysis, acc: Accumulated, photons: KeptPhotons | None,
                   s: AnalysisSettings) -> None:
     """Decays (detectors aligned for their cable delays) and lifetimes of the whole decay and
@@ -460,10 +505,11 @@ def drop_undetermined(out: PhotonAnalysis) -> None:
 
 def g2_step(out: PhotonAnalysis, acc: Accumulated, photons: KeptPhotons | None,
             s: AnalysisSettings, background: dict[str, Any], background_cps: float | None,
-            ) -> None:
+            pairs: PairCounts | None = None) -> None:
     """g2 on any timing (:func:`spad.analysis.g2_timing.analyze_g2`): pulsed peak areas when the
     correlogram has a comb or the file a laser period, else g2(τ); then the time-gated g2(0)
-    on the same grid (the gate of :func:`spad.analysis.g2.gate_mask`)."""
+    on the same grid (the gate of :func:`spad.analysis.g2.gate_mask`). ``pairs``: the pairs
+    by sync label counted already (:class:`PairCounts`)."""
     if out.correlation is None:
         out.correlation = acc.correlation.result()
     stated = acc.timing.sync_period if acc.pulsed else None
@@ -487,7 +533,9 @@ def g2_step(out: PhotonAnalysis, acc: Accumulated, photons: KeptPhotons | None,
             and g2.trusted and res.g2_zero is not None):
         if bias is not None and bias <= MAX_LABEL_BIAS:
             # T3 photons carry their pulse: count the pairs by sync label, no peak-shape model
-            g2 = sync_pair_g2(photons.sync_pairs(*s.detectors), g2)
+            counted = pairs.sync if pairs is not None else None
+            g2 = sync_pair_g2(counted() if counted is not None
+                              else photons.sync_pairs(*s.detectors), g2)
             out.g2_zero, out.g2_zero_err = g2.g2, g2.g2_err
         else:
             out.notes.append(
@@ -522,7 +570,9 @@ def g2_step(out: PhotonAnalysis, acc: Accumulated, photons: KeptPhotons | None,
     if (acc.timing.is_t3 and g2g.trusted and math.isfinite(g2g.g2) and bias is not None
             and bias <= MAX_LABEL_BIAS):
         # the gated photons' pairs counted by sync label, as the ungated g2(0)
-        g2g = sync_pair_g2(photons.sync_pairs(*s.detectors, out.pulse_delay_s, s.gate_s), g2g)
+        counted = pairs.gated if pairs is not None else None
+        g2g = sync_pair_g2(counted() if counted is not None else
+                           photons.sync_pairs(*s.detectors, out.pulse_delay_s, s.gate_s), g2g)
     value, notes = check_gated(g2g, kept)
     out.notes.extend(notes)
     out.g2_gated = g2g
@@ -627,16 +677,32 @@ def whole_trace_steps(out: PhotonAnalysis, acc: Accumulated, s: AnalysisSettings
     """Blinking, lifetimes and g2 once the photons analysed are chosen (``photons``: the kept
     photons, ``None`` when they cannot be read again)."""
     blinking_step(out)
+    pairs = None
+    try:
+        pairs = _lifetime_and_g2_steps(out, acc, s, photons)
+    finally:
+        if pairs is not None:
+            pairs.close()
+
+
+def _lifetime_and_g2_steps(out: PhotonAnalysis, acc: Accumulated, s: AnalysisSettings,
+                           photons: KeptPhotons | None) -> PairCounts | None:
     background: dict[str, Any] = {}
     background_cps = None
+    pairs = None
     if acc.pulsed:
         # the period decision first: a divided sync makes the delay histograms no decays
         if out.correlation is None:
             out.correlation = acc.correlation.result()
         if decay_usable(out.correlation, acc.timing.sync_period):
+            if out.decay is None:
+                out.decay = acc.decay.result()
+            out.pulse_delay_s = pulse_delays(out.decay)
+            pairs = PairCounts(out, acc, s, photons)
             lifetime_step(out, acc, photons, s)
             _honest_lifetime(out, out.decay_period_s or acc.timing.sync_period)
-            background, background_cps = g2_background(out, acc.timing.sync_period, s, photons)
+            background, background_cps = g2_background(out, acc.timing.sync_period, s, photons,
+                                                       pairs.afterpulse)
         else:
             if out.decay is None:
                 out.decay = acc.decay.result()
@@ -654,7 +720,7 @@ def whole_trace_steps(out: PhotonAnalysis, acc: Accumulated, s: AnalysisSettings
         if out.correlation is None:
             out.correlation = acc.correlation.result()
         background, background_cps = g2_background(out, acc.timing.sync_period, s)
-    g2_step(out, acc, photons, s, background, background_cps)
+    g2_step(out, acc, photons, s, background, background_cps, pairs)
     drop_uncorrected(out, background, background_cps)
     drop_undetermined(out)
     stated = acc.timing.sync_period
@@ -671,3 +737,4 @@ def whole_trace_steps(out: PhotonAnalysis, acc: Accumulated, s: AnalysisSettings
                          + (f"; dropped {', '.join(dropped)}" if dropped else ""))
     if acc.timing.is_t3 and out.flid is None and acc.flid is not None:
         out.flid = acc.flid.result()
+    return pairs

@@ -29,6 +29,7 @@ A new whole-trace analysis goes here once, as a pass over windows (copy
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
@@ -166,13 +167,18 @@ class MemoryWindows:
         self.whole = Window(times, order, photons.timestamps, photons.delays, photons.detectors)
         self._bounds: tuple[float | None, float | None, float | None] = (None, None, None)
         self._cached = self.whole
+        # two passes may run at once (spad.analysis.photon_analysis.PairCounts counts pairs
+        # on a second thread): the cached window and its bounds change together
+        self._lock = threading.Lock()
 
     def __call__(self, lo: float | None = None, hi: float | None = None,
                  below: float | None = None) -> Iterator[Window]:
-        self.passes += 1
-        if (lo, hi, below) != self._bounds:
-            self._bounds, self._cached = (lo, hi, below), self._within(lo, hi, below)
-        yield self._cached
+        with self._lock:
+            self.passes += 1
+            if (lo, hi, below) != self._bounds:
+                self._bounds, self._cached = (lo, hi, below), self._within(lo, hi, below)
+            cached = self._cached
+        yield cached
 
     def _within(self, lo: float | None, hi: float | None, below: float | None) -> Window:
         w = self.whole

@@ -245,3 +245,37 @@ def test_without_afterpulses_the_background_does_not_move(monkeypatch):
         assert res.g2_zero == res0.g2_zero
         assert res.g2_zero_gated == res0.g2_zero_gated
         assert res.g2_background_cps == res0.g2_background_cps
+
+
+def test_pairs_counted_on_a_second_thread_are_the_ones_counted_in_line(monkeypatch):
+    """spad.analysis.photon_analysis.PairCounts counts the afterpulse pairs and the pairs by
+    sync label on a second thread while the decays are fitted: every result field is the one
+    of the same analysis counting them in line, in the step that asks; the thread ran, and
+    no thread is left behind."""
+    import threading
+
+    from spad.analysis import photon_analysis as pa
+
+    emitters, detection = _bright_monomer(1003, 1e5, 0.007)
+    ph = simulated_photon_list(emitters, detection, 1.0, 1003)
+    started = []
+    real = pa.PairCounts.__init__
+
+    def spy(self, *args):
+        real(self, *args)
+        started.append(self._pool is not None)
+
+    monkeypatch.setattr(pa.PairCounts, "__init__", spy)
+    threaded = _analyse(ph, True, monkeypatch)
+    assert started == [True]
+    assert any("afterpulses it holds" in n for n in threaded.notes)
+
+    def in_line(self, *args):
+        self._pool = self.afterpulse = self.sync = self.gated = None
+
+    monkeypatch.setattr(pa.PairCounts, "__init__", in_line)
+    direct = _analyse(ph, True, monkeypatch)
+    assert threaded.g2_zero_gated is not None and threaded.g2_zero is not None
+    assert threaded.summary() == direct.summary()
+    assert threaded.notes == direct.notes
+    assert not [t for t in threading.enumerate() if t.name.startswith("spad-pairs")]
