@@ -342,31 +342,41 @@ class PairCounts:
     the counts are those the steps would make themselves (the same calls on the same photons).
     Only for T3 photons in memory (photons re-read from a file have one reader); a count no
     step asks for is dropped, and an error raised in counting is raised where the step asks.
-    Each attribute is ``None`` or gives its count once.
+    Used as a context manager, which waits for the thread on leaving; :meth:`start` begins the
+    counting, and each of :attr:`afterpulse`, :attr:`sync`, :attr:`gated` is then ``None``
+    (count in line) or gives its count.
     """
 
-    def __init__(self, out: PhotonAnalysis, acc: Accumulated, s: AnalysisSettings,
+    def __init__(self, acc: Accumulated, s: AnalysisSettings,
                  photons: KeptPhotons | None) -> None:
-        self._pool = None
+        self._acc, self._s, self._photons = acc, s, photons
+        self._pool: Any = None
         self.afterpulse: Callable[[], Any] | None = None
         self.sync: Callable[[], Any] | None = None
         self.gated: Callable[[], Any] | None = None
+
+    def start(self, decay: Decay, pulse_delay_s: dict[int, float]) -> None:
+        """Begin counting, with the delay histograms and the pulse delays the steps will use."""
+        acc, s, photons = self._acc, self._s, self._photons
         if (photons is None or not photons.windows.in_memory or not acc.timing.is_t3
-                or out.decay is None or not out.pulse_delay_s):
+                or not pulse_delay_s or self._pool is not None):
             return
         from concurrent.futures import ThreadPoolExecutor
 
         self._pool = pool = ThreadPoolExecutor(1, thread_name_prefix="spad-pairs")
+        delays = dict(pulse_delay_s)
         if s.dark_counts_hz is None:
             self.afterpulse = pool.submit(
-                count_afterpulse_pairs, photons.kept_pieces, out.decay,
+                count_afterpulse_pairs, photons.kept_pieces, decay,
                 photons.windows.delay_unit_s, acc.timing.sync_period, s.detectors,
-                dict(out.pulse_delay_s)).result
+                delays).result
         self.sync = pool.submit(photons.sync_pairs, *s.detectors).result
-        self.gated = pool.submit(photons.sync_pairs, *s.detectors, dict(out.pulse_delay_s),
-                                 s.gate_s).result
+        self.gated = pool.submit(photons.sync_pairs, *s.detectors, delays, s.gate_s).result
 
-    def close(self) -> None:
+    def __enter__(self) -> PairCounts:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         """Wait for the thread (a count started is finished, one not started dropped)."""
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
@@ -677,19 +687,14 @@ def whole_trace_steps(out: PhotonAnalysis, acc: Accumulated, s: AnalysisSettings
     """Blinking, lifetimes and g2 once the photons analysed are chosen (``photons``: the kept
     photons, ``None`` when they cannot be read again)."""
     blinking_step(out)
-    pairs = None
-    try:
-        pairs = _lifetime_and_g2_steps(out, acc, s, photons)
-    finally:
-        if pairs is not None:
-            pairs.close()
+    with PairCounts(acc, s, photons) as pairs:
+        _lifetime_and_g2_steps(out, acc, s, photons, pairs)
 
 
 def _lifetime_and_g2_steps(out: PhotonAnalysis, acc: Accumulated, s: AnalysisSettings,
-                           photons: KeptPhotons | None) -> PairCounts | None:
+                           photons: KeptPhotons | None, pairs: PairCounts) -> None:
     background: dict[str, Any] = {}
     background_cps = None
-    pairs = None
     if acc.pulsed:
         # the period decision first: a divided sync makes the delay histograms no decays
         if out.correlation is None:
@@ -698,7 +703,7 @@ def _lifetime_and_g2_steps(out: PhotonAnalysis, acc: Accumulated, s: AnalysisSet
             if out.decay is None:
                 out.decay = acc.decay.result()
             out.pulse_delay_s = pulse_delays(out.decay)
-            pairs = PairCounts(out, acc, s, photons)
+            pairs.start(out.decay, out.pulse_delay_s)
             lifetime_step(out, acc, photons, s)
             _honest_lifetime(out, out.decay_period_s or acc.timing.sync_period)
             background, background_cps = g2_background(out, acc.timing.sync_period, s, photons,
@@ -737,4 +742,3 @@ def _lifetime_and_g2_steps(out: PhotonAnalysis, acc: Accumulated, s: AnalysisSet
                          + (f"; dropped {', '.join(dropped)}" if dropped else ""))
     if acc.timing.is_t3 and out.flid is None and acc.flid is not None:
         out.flid = acc.flid.result()
-    return pairs

@@ -259,21 +259,18 @@ def test_pairs_counted_on_a_second_thread_are_the_ones_counted_in_line(monkeypat
     emitters, detection = _bright_monomer(1003, 1e5, 0.007)
     ph = simulated_photon_list(emitters, detection, 1.0, 1003)
     started = []
-    real = pa.PairCounts.__init__
+    real = pa.PairCounts.start
 
     def spy(self, *args):
         real(self, *args)
         started.append(self._pool is not None)
 
-    monkeypatch.setattr(pa.PairCounts, "__init__", spy)
+    monkeypatch.setattr(pa.PairCounts, "start", spy)
     threaded = _analyse(ph, True, monkeypatch)
     assert started == [True]
     assert any("afterpulses it holds" in n for n in threaded.notes)
 
-    def in_line(self, *args):
-        self._pool = self.afterpulse = self.sync = self.gated = None
-
-    monkeypatch.setattr(pa.PairCounts, "__init__", in_line)
+    monkeypatch.setattr(pa.PairCounts, "start", lambda self, *args: None)
     direct = _analyse(ph, True, monkeypatch)
     assert threaded.g2_zero_gated is not None and threaded.g2_zero is not None
     assert threaded.summary() == direct.summary()
