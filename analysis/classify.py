@@ -136,6 +136,14 @@ class FeatureModel:
         variance (b about 1); a dimer flickers between grey levels, whose variance does not
         follow its ON fraction (b about 0). Judged apart from its ON fraction, the small
         variance of a monomer that is ON 96 % of the time reads like a dimer's.
+    grey_off
+        The brightest OFF level, over the ON level, that a monomer's switching may have
+        (:meth:`telegraph`): a grey OFF state lowers the variance below the dark one's line,
+        so the monomers' mean given f spreads evenly between the two lines (a normal of that
+        width about their middle). The simulated monomers switch to nearly dark (QY 0.05
+        against 0.9); real CdSe/CdS dots have grey states of QY up to about 0.2 against
+        0.8-0.95 (Spinicelli et al., Phys. Rev. Lett. 102, 136801 (2009); Galland et al.,
+        Nature 479, 203 (2011)), whose smaller variance read as a dimer's flicker.
     exact
         A value the analysis reports exactly when the particle does not switch (the ON
         fraction's 1: no OFF state found), or ``None``. That reading is an outcome of its own,
@@ -162,6 +170,7 @@ class FeatureModel:
     steady_like: tuple[float, float] = (0.0, 0.0)
     on_off: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None
     exact: float | None = None
+    grey_off: float = 0.0
 
     def measured(self, value: float, err: float | None,
                  correction: str | None = None) -> tuple[float, float]:
@@ -186,14 +195,19 @@ class FeatureModel:
         if self.on_off is None or on_fraction is None or not math.isfinite(on_fraction):
             return None
         x = self.telegraph(on_fraction)
+        grey = self.telegraph(on_fraction, self.grey_off)
         (a_m, b_m, s_m), (a_d, b_d, s_d) = self.on_off
-        return (a_m + b_m * x, s_m), (a_d + b_d * x, s_d)
+        return ((a_m + b_m * 0.5 * (x + grey), math.sqrt(s_m ** 2 + (b_m * (x - grey)) ** 2 / 12)),
+                (a_d + b_d * x, s_d))
 
-    def telegraph(self, on_fraction: float) -> float:
-        """t((1 - f) / f): the transformed variance of a bright/dark switching emitter at
-        ON fraction f (clipped to 0.01-1)."""
+    def telegraph(self, on_fraction: float, off_level: float = 0.0) -> float:
+        """t(v): the transformed variance v = f (1 - f) (1 - r)^2 / (f + r (1 - f))^2 of an
+        emitter switching between an ON level and an OFF level ``r`` times as bright, ON a
+        share f of the time (clipped to 0.01-1); (1 - f) / f for a dark OFF level."""
         f = min(max(float(on_fraction), 0.01), 1.0)
-        return self.measured((1.0 - f) / f, 0.0)[0]
+        r = float(off_level)
+        return self.measured(f * (1.0 - f) * (1.0 - r) ** 2 / (f + r * (1.0 - f)) ** 2,
+                             0.0)[0]
 
     def kind(self) -> str:
         """The kind of evidence, one of :data:`SLOPE_KINDS`, whose calibration slope this

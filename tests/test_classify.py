@@ -451,3 +451,26 @@ def test_fit_class_given_recovers_a_line() -> None:
     x = -0.2 + 0.9 * u + rng.normal(0.0, 0.25, u.size) + rng.normal(0.0, e)
     a, b, sd = fit_class_given(x, e, u, 0.03, 12.0)
     assert (a, b, sd) == pytest.approx((-0.2, 0.9, 0.25), abs=0.03)
+
+
+def test_a_monomer_with_a_grey_off_state_is_not_read_as_a_flickering_dimer() -> None:
+    """Real CdSe/CdS dots switch to grey OFF states (a fifth to a quarter of the ON level),
+    which lower the variance below the dark OFF state's line; judged against that line only,
+    such a monomer's variance (ON fraction 0.87) sits near a dimer's flicker and read as a
+    dimer. With the monomers' mean spread between the dark line and the grey one
+    (FeatureModel.grey_off) it reads as a monomer's, while a dimer's flicker at an ON
+    fraction of 0.6 still reads as a dimer's."""
+    dark_only = _switching_clf()
+    var = dark_only.features[1]
+    grey = Classifier([dark_only.features[0], FeatureModel(**{**var.__dict__,
+                                                              "grey_off": 0.25})])
+    f = 0.87
+    grey_var = 0.01 * math.sinh(-0.18 + 0.93 * var.telegraph(f, 0.25))
+    assert var.telegraph(f, 0.25) < var.telegraph(f) == pytest.approx(
+        math.asinh((1 - f) / f / 0.01))
+    values = {"on_fraction": f, "on_fraction_err": 0.05,
+              "intensity_excess_var": grey_var, "intensity_excess_var_err": 0.003}
+    assert dark_only.classify(values).evidence["intensity_excess_var"] > 0.5
+    assert grey.classify(values).evidence["intensity_excess_var"] < 0.0
+    flicker = {**values, "on_fraction": 0.6, "intensity_excess_var": 0.01 * math.sinh(1.88)}
+    assert grey.classify(flicker).evidence["intensity_excess_var"] > 2.0

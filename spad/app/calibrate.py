@@ -399,7 +399,9 @@ FEATURE_SETUP: dict[str, dict[str, Any]] = {
     # 1 exactly: no OFF state found (FeatureModel.exact)
     "on_fraction": {"floor": 0.05, "exact": 1.0},
     # steady emitters measure near 0 (and below it by noise); blinking ones spread over decades
-    "intensity_excess_var": {"transform": "asinh", "scale": 0.01, "floor": 0.005},
+    "intensity_excess_var": {"transform": "asinh", "scale": 0.01, "floor": 0.005,
+                             # grey OFF states of real dots (FeatureModel.grey_off)
+                             "grey_off": 0.25},
     # about a pixel of the spectrograph (~1 meV at 620 nm)
     "fwhm_mev": {"floor": 1.0},
     "shift_mev": {"floor": 1.0},
@@ -644,7 +646,7 @@ come from the simulator's blinking model, and real dots spread from dot to dot b
 real monomer under strong excitation can sit at an ON fraction of 0.3). Fitted freely the
 weight rose to 1.6 and an ON fraction of 0.3 alone gave p = 0.99; at 1 one alone still reached
 0.96. At 0.8 no ON fraction alone gives p >= 0.93. The calibration's slope on the blinking
-evidence (out of fold about 2.6, :func:`out_of_fold`) then states the probability the
+evidence (out of fold about 3.8, :func:`out_of_fold`) then states the probability the
 simulated population supports, and a verdict must also hold at this weight
 (:meth:`spad.analysis.classify.Classifier.classify`): so no ON fraction alone gives a verdict,
 the guarantee of tests/test_classify.py, while the stated probability is calibrated. Verdicts
