@@ -154,21 +154,28 @@ def _die_with_parent(parent: int) -> None:
 
 class _Reports:
     """This process's end of the child's pipe: the entries (indices into the list, one byte
-    each) the child has written to the cache."""
+    each) the child has written to the cache. Two threads of the analysis may wait at once
+    (spad.analysis.photon_analysis.PairCounts): one reads the pipe at a time, and each sees
+    what the other read (else a report read by one would leave the other blocked until the
+    child ends)."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self.done: set[int] = set()
         self.open = True
+        self._lock = threading.Lock()
 
     def wait_for(self, index: int) -> None:
         """Block until the child reports entry ``index`` done, or ends (then the caller
         compiles it, whether the child got to write it or not)."""
-        while index not in self.done and self.open:
-            data = os.read(self.fd, 256)
-            if not data:
-                self.open = False
-            self.done.update(data)
+        while True:
+            with self._lock:
+                if index in self.done or not self.open:
+                    return
+                data = os.read(self.fd, 256)
+                if not data:
+                    self.open = False
+                self.done.update(data)
 
 
 def _hold(kernel: Any, waits: dict[tuple[Any, ...], int], reports: _Reports,

@@ -141,33 +141,41 @@ def test_blas_has_one_thread_in_the_spad_program_as_numpy_loads():
 # --- the first run's compilation on two cores (spad.analysis.kernels_warmup) ----------------
 
 CALL_ORDER_PROBE = """
-import contextlib, io, sys
+import contextlib, io, sys, threading
 import numba.core.dispatcher as dispatcher
 import spad.analysis.kernels_warmup as warmup
 from spad.app.cli import main
 
 warmup._can_fork = lambda: False   # every kernel compiled or loaded here, as called
-calls, depth = [], [0]
+calls, local = [], threading.local()
 compile_ = dispatcher.Dispatcher.compile
 
 
 def recorded(self, sig):
-    depth[0] += 1
+    # the pair counts run on a second thread (photon_analysis.PairCounts): depth per thread
+    local.depth = getattr(local, "depth", 0) + 1
     try:
         return compile_(self, sig)
     finally:
-        depth[0] -= 1
-        if depth[0] == 0 and self.py_func.__module__.startswith("spad.analysis."):
-            calls.append((self.py_func.__module__, self.py_func.__name__, tuple(sig)))
+        local.depth -= 1
+        if local.depth == 0 and self.py_func.__module__.startswith("spad.analysis."):
+            calls.append((threading.current_thread().name,
+                          (self.py_func.__module__, self.py_func.__name__, tuple(sig))))
 
 
 dispatcher.Dispatcher.compile = recorded
 with contextlib.redirect_stdout(io.StringIO()):
     main(["analyze", "--jobs", "1", sys.argv[1]])
 listed = [(m, k, tuple(sig)) for m, k, sig in warmup.KERNELS]
-print("missing from the list:", [c[:2] for c in calls if c not in listed])
-print("never called:", [e[:2] for e in listed if e not in calls])
-print("in call order:", [c for c in calls if c in listed] == listed)
+made = [c for _, c in calls]
+print("missing from the list:", [c[:2] for c in made if c not in listed])
+print("never called:", [e[:2] for e in listed if e not in made])
+# each thread needs its kernels in the list's order (the child compiles them so)
+order = {}
+for thread, c in calls:
+    if c in listed:
+        order.setdefault(thread, []).append(listed.index(c))
+print("in call order:", all(v == sorted(v) for v in order.values()) and len(made) == len(set(made)))
 """
 
 
@@ -336,3 +344,28 @@ def test_the_warm_up_does_nothing_with_numba_jit_disabled():
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                          text=True, env=env)
     assert out.stdout.split() == ["None", "None"]
+
+
+def test_two_threads_waiting_for_the_child_each_see_the_reports_the_other_read():
+    """The analysis waits for the compiling child's reports from two threads (the pair
+    counts run on a second one): a report one thread reads is seen by the other, which
+    would otherwise stay blocked on the pipe until the child ended. Here the child's pipe
+    stays open after its two reports, so a missed report would block to the join's limit."""
+    import threading
+
+    from spad.analysis.kernels_warmup import _Reports
+
+    read_end, write_end = os.pipe()
+    try:
+        reports = _Reports(read_end)
+        os.write(write_end, bytes([3, 7]))
+        waiters = [threading.Thread(target=reports.wait_for, args=(i,)) for i in (3, 7)]
+        for w in waiters:
+            w.start()
+        for w in waiters:
+            w.join(timeout=60)
+        assert not any(w.is_alive() for w in waiters)
+        assert reports.done == {3, 7} and reports.open
+    finally:
+        os.close(write_end)   # releases a waiter left blocked, so the test run ends
+        os.close(read_end)
