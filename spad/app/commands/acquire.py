@@ -121,6 +121,9 @@ def follow(acq: Any) -> Any:
             try:
                 outcome = acq.wait(0.1)
                 if outcome is not None or acq.finished or acq._thread is None:
+                    # the thread may have ended just after the wait timed out: its outcome
+                    # is set before it is marked finished
+                    outcome = acq.wait(0) if outcome is None else outcome
                     break
             except KeyboardInterrupt as exc:
                 if interrupt is None:
