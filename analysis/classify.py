@@ -16,7 +16,9 @@ together, see :func:`spad.analysis.session.session_model`).
 
 The blinking statistics (ON fraction, intensity variance) are judged jointly: a steady
 emitter, which either class can be, is steady in all of them at once
-(:meth:`Classifier._joint_steady`).
+(:meth:`Classifier._joint_steady`); the intensity variance is judged given the ON fraction,
+which sets a blinking monomer's variance (:attr:`FeatureModel.on_off`); an ON fraction of
+exactly 1 is the share of each class that reads it (:attr:`FeatureModel.exact`).
 
 The class distributions are fitted on simulated populations that span lab conditions
 (``spad/app/calibrate.py``, by maximum likelihood with each particle's own error), and so is one

@@ -1,13 +1,13 @@
 """Fit the monomer/dimer classifier on simulated populations and test it on held-out ones.
 
-Run from the repository root (the README's figures: 15 700 particles, about 0.6 s each on a
-quiet core; a ``--cache`` folder keeps the analysed particles in blocks, so an interrupted run
-resumes and a refit after a classifier change reuses them; each analysed particle is kept
-with its scalar results only, about 20 kB)::
+Run from the repository root (the README's figures; about 0.6 s per particle on a quiet core;
+a ``--cache`` folder keeps the analysed particles in blocks, so an interrupted run resumes and a
+refit after a classifier change reuses them; each analysed particle is kept with its scalar
+results only, about 20 kB)::
 
-    .venv/bin/python -m spad.app.calibrate --n-train 1300 --n-test 6500 --n-study 25 \
-        --n-fast 25 --test lab --test study --test fast --test-seed lab=5000000 --cache DIR \
-        --figure docs/verdict_reliability.png
+    .venv/bin/python -m spad.app.calibrate --n-train 1300 --train-also 5000000=6500 \
+        --n-test 5000 --n-study 25 --n-fast 25 --test lab --test study --test fast \
+        --test-seed lab=6000000 --cache DIR --figure docs/verdict_reliability.png
 
 The training population must be large: fitted on 250 + 250 particles, the features' weights
 and the calibration's slopes moved from one such draw to the next by as much as their own size
@@ -646,7 +646,7 @@ come from the simulator's blinking model, and real dots spread from dot to dot b
 real monomer under strong excitation can sit at an ON fraction of 0.3). Fitted freely the
 weight rose to 1.6 and an ON fraction of 0.3 alone gave p = 0.99; at 1 one alone still reached
 0.96. At 0.8 no ON fraction alone gives p >= 0.93. The calibration's slope on the blinking
-evidence (out of fold about 3.8, :func:`out_of_fold`) then states the probability the
+evidence (out of fold about 4.6, :func:`out_of_fold`) then states the probability the
 simulated population supports, and a verdict must also hold at this weight
 (:meth:`spad.analysis.classify.Classifier.classify`): so no ON fraction alone gives a verdict,
 the guarantee of tests/test_classify.py, while the stated probability is calibrated. Verdicts
