@@ -420,9 +420,9 @@ def afterpulse_background(pieces: Pieces, decay: Decay, delay_unit_s: float, per
         Gives the pairs of :func:`count_afterpulse_pairs` counted already (on another
         thread); ``None``: counted here.
     """
-    if (period_s <= 0 or duration_s <= 0 or not len(taus)
-            or any(d not in decay.detectors or d not in pulse_delay_s for d in detectors)):
+    if duration_s <= 0 or not len(taus):
         return None
+    # the period and the detectors are checked where the pairs are counted
     pairs = (counted() if counted is not None else
              count_afterpulse_pairs(pieces, decay, delay_unit_s, period_s, detectors,
                                     pulse_delay_s))

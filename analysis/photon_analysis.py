@@ -515,11 +515,11 @@ def drop_undetermined(out: PhotonAnalysis) -> None:
 
 def g2_step(out: PhotonAnalysis, acc: Accumulated, photons: KeptPhotons | None,
             s: AnalysisSettings, background: dict[str, Any], background_cps: float | None,
-            pairs: PairCounts | None = None) -> None:
+            pairs: PairCounts) -> None:
     """g2 on any timing (:func:`spad.analysis.g2_timing.analyze_g2`): pulsed peak areas when the
     correlogram has a comb or the file a laser period, else g2(τ); then the time-gated g2(0)
     on the same grid (the gate of :func:`spad.analysis.g2.gate_mask`). ``pairs``: the pairs
-    by sync label counted already (:class:`PairCounts`)."""
+    by sync label, if counted already (:class:`PairCounts`)."""
     if out.correlation is None:
         out.correlation = acc.correlation.result()
     stated = acc.timing.sync_period if acc.pulsed else None
@@ -543,8 +543,7 @@ def g2_step(out: PhotonAnalysis, acc: Accumulated, photons: KeptPhotons | None,
             and g2.trusted and res.g2_zero is not None):
         if bias is not None and bias <= MAX_LABEL_BIAS:
             # T3 photons carry their pulse: count the pairs by sync label, no peak-shape model
-            counted = pairs.sync if pairs is not None else None
-            g2 = sync_pair_g2(counted() if counted is not None
+            g2 = sync_pair_g2(pairs.sync() if pairs.sync is not None
                               else photons.sync_pairs(*s.detectors), g2)
             out.g2_zero, out.g2_zero_err = g2.g2, g2.g2_err
         else:
@@ -580,8 +579,7 @@ def g2_step(out: PhotonAnalysis, acc: Accumulated, photons: KeptPhotons | None,
     if (acc.timing.is_t3 and g2g.trusted and math.isfinite(g2g.g2) and bias is not None
             and bias <= MAX_LABEL_BIAS):
         # the gated photons' pairs counted by sync label, as the ungated g2(0)
-        counted = pairs.gated if pairs is not None else None
-        g2g = sync_pair_g2(counted() if counted is not None else
+        g2g = sync_pair_g2(pairs.gated() if pairs.gated is not None else
                            photons.sync_pairs(*s.detectors, out.pulse_delay_s, s.gate_s), g2g)
     value, notes = check_gated(g2g, kept)
     out.notes.extend(notes)
