@@ -145,3 +145,85 @@ def test_delay_ns_picks_the_coincidence_peak(capsys) -> None:
     side = _records(capsys)[0]
     assert side["g2_zero_delay_s"] == pytest.approx(197.5e-9, abs=1e-9)
     assert side["g2_zero_raw"] > 0.6
+
+
+@pytest.fixture()
+def held_collection():  # noqa: ANN201
+    """The ``spad`` program's start-up hold on garbage collection, undone afterwards."""
+    import gc
+
+    from spad.app import memory
+
+    memory.hold_collection()
+    assert not gc.isenabled()
+    yield
+    memory.resume_collection()
+    gc.unfreeze()
+    assert gc.isenabled()
+
+
+def test_collection_resumes_after_the_first_particle(particles, capsys, monkeypatch,
+                                                     held_collection) -> None:
+    """The start-up's hold on garbage collection (spad.app.memory.hold_collection) lasts
+    until ``spad analyze``'s first particle is analysed; the others run with collection on."""
+    import gc
+
+    from spad.app.commands import analyze
+
+    seen = []
+    one = analyze._one
+
+    def spy(*args):  # noqa: ANN002, ANN202
+        seen.append(gc.isenabled())
+        return one(*args)
+
+    monkeypatch.setattr(analyze, "_one", spy)
+    files = [str(particles["monomer"]), str(particles["dimer"]), str(particles["monomer"])]
+    assert main(["analyze", *files, "--json", "--jobs", "1"]) == 0
+    assert seen == [False, True, True]
+    assert gc.isenabled()
+    assert len(_records(capsys)) == 3
+
+
+def test_collection_resumes_before_workers_fork(particles, capsys, monkeypatch,
+                                                held_collection) -> None:
+    """Worker processes would inherit the hold: it ends before they are started."""
+    import contextlib
+    import gc
+
+    from spad.app.commands import analyze
+
+    seen = []
+
+    @contextlib.contextmanager
+    def mapped(func, jobs, settings, args):  # noqa: ANN001, ANN202
+        seen.append(gc.isenabled())
+        yield (func(p, s, settings) for p, s in jobs)
+
+    monkeypatch.setattr(analyze, "_mapped", mapped)
+    assert main(["analyze", str(particles["monomer"]), str(particles["dimer"]), "--json",
+                 "--jobs", "2"]) == 0
+    assert seen == [True]
+    assert len(_records(capsys)) == 2
+
+
+def test_other_commands_run_with_collection_on(particles, monkeypatch,
+                                               held_collection) -> None:
+    """A command that does not set ``collect_late`` (``spad simulate``) runs with garbage
+    collection on: the hold ends when the arguments are parsed."""
+    import gc
+
+    from spad.app.commands import simulate
+
+    seen = []
+    run = simulate.run
+
+    def spy(args):  # noqa: ANN001, ANN202
+        seen.append(gc.isenabled())
+        return run(args)
+
+    monkeypatch.setattr(simulate, "run", spy)
+    out = particles["monomer"].with_name("again.h5")
+    assert main(["simulate", "--duration", "1", "--seed", "3", "--spectrum-s", "0",
+                 "-o", str(out)]) == 0
+    assert seen == [True]

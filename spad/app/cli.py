@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
+        if not getattr(args, "collect_late", False):
+            memory.resume_collection()
         warnings.showwarning = _warn_line
         return int(args.func(args) or 0)
     except SystemExit:  # argparse: --help (0) and usage errors (2, one line already out)
@@ -73,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         safe_output.print_error(line)
         return code
     finally:
+        memory.resume_collection()
         safe_output.restore(previous)
         try:
             sys.stdout.flush()
@@ -94,7 +97,11 @@ def console() -> None:
     After an interruption everything that matters is already done (temporary files removed,
     workers stopped) and the process leaves at once: the interpreter's own teardown after an
     interrupted numba/HDF5 run can take a second or more.
+
+    Automatic garbage collection is held off from here until the command's start-up is over
+    (:func:`spad.app.memory.hold_collection`).
     """
+    memory.hold_collection()
     code = main()
     if code in (130, 143):
         sys.stdout.flush()

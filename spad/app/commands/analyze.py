@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from spad.app import safe_output
+from spad.app import memory, safe_output
 from spad.app.safe_output import check_folder
 from spad.app.summary import particle_summary
 from spad.errors import SpadError
@@ -61,7 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="worker processes (default: all cores)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run on a Dask cluster at ADDRESS (e.g. tcp://host:8786) instead")
-    p.set_defaults(func=run)
+    # collection held until the first particle is analysed (spad.app.memory.hold_collection)
+    p.set_defaults(func=run, collect_late=True)
 
 
 def check_ranges(gate_ns: float, bin_ms: float, reference_ev: float | None) -> None:
@@ -189,8 +190,11 @@ def run(args: argparse.Namespace) -> int:
     with warm_up:
         from spad.analysis.particle import classify_session
 
+        if not _in_process(args, jobs):
+            memory.resume_collection()   # forked workers would inherit the hold
         with _progress_bar(len(jobs)) as bar, _mapped(_one, jobs, settings, args) as outs:
             for out in outs:
+                memory.resume_collection()   # the first particle ends the start-up
                 if bar is not None:
                     bar.update()
                 if isinstance(out, str):

@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "rates per detector, sync rate, resolutions, markers, origin, warnings.")
     p.add_argument("file", help="time-tag file (format detected from its content)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    p.set_defaults(func=run)
+    # one file, start-up all along: collection stays held (spad.app.memory.hold_collection)
+    p.set_defaults(func=run, collect_late=True)
 
 
 @dataclass
