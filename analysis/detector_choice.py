@@ -28,6 +28,7 @@ from spad.analysis.photon_analysis import (
 from spad.analysis.settings import irf_from_file
 
 import spad
+from spad.formats.base import Reader
 from spad.photons import SYNC, PhotonChunk
 
 
@@ -82,8 +83,8 @@ def choose_detectors(chunk: PhotonChunk | None, configured: tuple[int, int]
                     "file (give --detectors A B to choose)")
 
 
-def detectors_for_file(path: str | Path, settings: AnalysisSettings | None = None
-                       ) -> tuple[AnalysisSettings, list[str]]:
+def detectors_for_file(path: str | Path, settings: AnalysisSettings | None = None,
+                       reader: Reader | None = None) -> tuple[AnalysisSettings, list[str]]:
     """The settings to analyse the recording ``path`` with, its detectors chosen from the data
     when the user did not choose them (:attr:`AnalysisSettings.auto_detectors`).
 
@@ -93,6 +94,9 @@ def detectors_for_file(path: str | Path, settings: AnalysisSettings | None = Non
         The time-tag file; its first chunk (``spad.open(path).chunks()``) is read.
     settings
         The analysis settings (default :class:`AnalysisSettings`).
+    reader
+        ``path`` already open (``spad.open(path)``), to read its first chunk from instead of
+        opening the file once more.
 
     Returns
     -------
@@ -109,8 +113,8 @@ def detectors_for_file(path: str | Path, settings: AnalysisSettings | None = Non
     s = settings or AnalysisSettings()
     if not s.auto_detectors:
         return s, []
-    with spad.open(path) as reader:
-        chunks = reader.chunks()
+    with contextlib.nullcontext(reader) if reader is not None else spad.open(path) as opened:
+        chunks = opened.chunks()
         first = next(chunks, None)
         chunks.close()
     chosen, note = choose_detectors(first, s.detectors)

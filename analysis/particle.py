@@ -151,8 +151,8 @@ def analyze_particle(source: str | Path | Recorded, settings: AnalysisSettings |
             photons = acc.result()
     else:
         path = Path(source)
-        settings, notes = detectors_for_file(path, settings)
         with spad.open(path) as reader:
+            settings, notes = detectors_for_file(path, settings, reader)
             photons = analyze_photons(reader, settings)
         photons.notes[:0] = notes   # first: the other notes speak of these detectors
     result = ParticleResult(str(path), photons)

@@ -251,3 +251,26 @@ def test_periodic_laser_sync_file_correlates_its_two_detectors(tmp_path) -> None
         "detectors 1 and 3 correlated: detector 2 recorded nothing")
     assert r.photons.correlation is not None
     assert r.photons.correlation.counts.sum() > 0
+
+
+def test_an_open_reader_is_read_not_the_file_again(monkeypatch) -> None:
+    """analyze_particle opens the recording once: the detector choice reads its first chunk
+    from the analysis' reader (the same choice as from the path)."""
+    s = AnalysisSettings()
+    from_path = detectors_for_file(PQ / "v30_t2.ptu", s)
+    opened = []
+    real_open = spad.open
+
+    def counting_open(path):  # noqa: ANN001, ANN202
+        opened.append(Path(path).name)
+        return real_open(path)
+
+    with real_open(PQ / "v30_t2.ptu") as reader:
+        monkeypatch.setattr(spad, "open", counting_open)
+        from_reader = detectors_for_file(PQ / "v30_t2.ptu", s, reader)
+    assert opened == []
+    assert from_reader[0].detectors == from_path[0].detectors == (0, 1)
+    assert from_reader[1] == from_path[1]
+    result = analyze_particle(PQ / "v30_t2.ptu", s)
+    assert opened == ["v30_t2.ptu"]
+    assert result.photons.notes[0] == from_path[1][0]
