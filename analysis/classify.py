@@ -57,8 +57,8 @@ import numpy as np
 from spad.analysis.schema import BY_NAME, PHOTON_FEATURES, SPECTRUM_FEATURES
 
 __all__ = ["PHOTON_FEATURES", "SLOPE_KINDS", "SPECTRUM_FEATURES", "Classification", "Classifier",
-           "FeatureModel", "fit_class", "fit_class_given", "fit_class_with", "fit_weights",
-           "load_classifier", "p_from_log_odds"]
+           "FeatureModel", "fit_class", "fit_class_given", "fit_class_with", "fit_share_given",
+           "fit_weights", "load_classifier", "p_from_log_odds"]
 
 MODEL_PATH = Path(__file__).parent / "data" / "classifier.json"
 
@@ -128,6 +128,16 @@ class FeatureModel:
         reads like a steady emitter's (the steady distribution above); a dimer that blinks
         between grey levels all above the ON threshold reads an ON fraction of 1. Their class
         density is then ``(1 - q_c) N(mu_c, sigma_c^2) + q_c N(mean, sd^2)``.
+    steady_like_given
+        ``((a, b, c) of the monomers, (a, b, c) of the dimers)``: the :attr:`steady_like`
+        shares as they depend on the recording, logit q = a + b log10(rate / 1 cps) +
+        c log10(duration / 1 s) with the particle's detected rate and the span analysed;
+        ``None``: the constant shares. Whether the analysis resolves a particle's switching
+        depends on the photons it has per dwell: of the training population's blinking dimers,
+        which flicker between grey levels, 93 % read an ON fraction of 1 in recordings of
+        under 10^4 photons and none in recordings of over 3 10^5 (the constant share, 15 %,
+        read an ON fraction of 1 at low counts as a monomer's); longer recordings catch more
+        switches.
     on_off
         ``((a, b, sd) of the monomers, (a, b, sd) of the dimers)``: the class distribution
         of a blinking particle given its ON fraction f, N(a + b t((1 - f) / f), sd^2) with t
@@ -154,7 +164,9 @@ class FeatureModel:
         :attr:`steady_like` shares, fitted as the share of each class's blinking particles
         reading it). The class normals, floored to cover dots beyond the simulated ones, put
         a monomer at 1 about 20 % of the time, where 0.3 % of the blinking monomers read 1,
-        so that a steady dimer read as a monomer that stayed ON.
+        so that a steady dimer read as a monomer that stayed ON. Another value is then not a
+        steady reader's (an outlier at most): the steady distribution's normal, which put
+        mass at 0.96, made a blinking monomer's ON fraction of 0.96 look half steady.
     """
 
     name: str
@@ -170,6 +182,7 @@ class FeatureModel:
     floor: float = 0.0
     steady: tuple[float, float, float] | None = None
     steady_like: tuple[float, float] = (0.0, 0.0)
+    steady_like_given: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None
     on_off: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None
     exact: float | None = None
     grey_off: float = 0.0
@@ -190,6 +203,23 @@ class FeatureModel:
             return (math.asinh(value / self.scale),
                     e / math.sqrt(self.scale ** 2 + value ** 2))
         return float(value), e
+
+    def like_steady(self, rate_cps: float | None, duration_s: float | None
+                    ) -> tuple[float, float]:
+        """The :attr:`steady_like` shares (monomer, dimer) of a recording at ``rate_cps``
+        over ``duration_s`` (:attr:`steady_like_given`; the constant shares where it or
+        either quantity is missing). Kept within 0.01-0.99: no reading of the blinking
+        statistics is certain to come from one class."""
+        if (self.steady_like_given is None or not rate_cps or not duration_s
+                or not (math.isfinite(rate_cps) and math.isfinite(duration_s))
+                or rate_cps <= 0 or duration_s <= 0):
+            return self.steady_like
+        lr, ld = math.log10(rate_cps), math.log10(duration_s)
+        out = []
+        for a, b, c in self.steady_like_given:
+            z = max(min(a + b * lr + c * ld, 50.0), -50.0)
+            out.append(min(max(1.0 / (1.0 + math.exp(-z)), 0.01), 0.99))
+        return out[0], out[1]
 
     def given_on(self, on_fraction: float | None) -> ClassPair | None:
         """The class distributions (:attr:`on_off`) given a measured ON fraction (``None``
@@ -226,24 +256,26 @@ class FeatureModel:
         return (self.dimer[0] - self.monomer[0]) ** 2 / var if math.isfinite(var) else 0.0
 
     def log_ratio(self, x_t: float, err_t: float, outliers: float,
-                  classes: tuple[tuple[float, float], tuple[float, float]] | None = None
-                  ) -> float:
+                  classes: tuple[tuple[float, float], tuple[float, float]] | None = None,
+                  like: tuple[float, float] | None = None) -> float:
         """log P(x | dimer) - log P(x | monomer), each class a normal of its spread plus the
-        error, mixed with the outlier density."""
+        error, mixed with the outlier density (``like``: the :attr:`steady_like` shares of
+        this recording, :meth:`like_steady`)."""
         if not math.isfinite(err_t):
             return 0.0
-        dim, mono, steady = self.densities(x_t, err_t, outliers, classes)
+        dim, mono, steady = self.densities(x_t, err_t, outliers, classes, like)
         if self.steady is not None:
             share = self.steady[0]
             dim, mono = share * steady + (1 - share) * dim, share * steady + (1 - share) * mono
         return math.log(dim) - math.log(mono)
 
     def densities(self, x_t: float, err_t: float, outliers: float,
-                  classes: tuple[tuple[float, float], tuple[float, float]] | None = None
-                  ) -> tuple[float, float, float]:
+                  classes: tuple[tuple[float, float], tuple[float, float]] | None = None,
+                  like: tuple[float, float] | None = None) -> tuple[float, float, float]:
         """The densities of the measured value under the dimers' and the monomers' normal
         (of its spread plus the error) and under the steady emitters' (1 when the feature has
-        none), each mixed with the outlier density."""
+        none), each mixed with the outlier density (``like``: the :attr:`steady_like`
+        shares of this recording, default the constant ones)."""
         mono, dim = classes or (self.monomer, self.dimer)
         flat = outliers / self.span
 
@@ -254,10 +286,12 @@ class FeatureModel:
 
         if self.steady is None:
             return mixed(*dim), mixed(*mono), 1.0
-        q_m, q_d = self.steady_like
+        q_m, q_d = like or self.steady_like
         if self.exact is not None and x_t == self.exact:
             return q_d, q_m, 1.0       # shares reading the exact value, not densities
-        steady = mixed(self.steady[1], self.steady[2])
+        # where the steady readers all read the exact value, another value is not theirs
+        # (an outlier at most)
+        steady = flat if self.exact is not None else mixed(self.steady[1], self.steady[2])
         return ((1 - q_d) * mixed(*dim) + q_d * steady, (1 - q_m) * mixed(*mono) + q_m * steady,
                 steady)
 
@@ -346,6 +380,9 @@ class Classifier:
                                  "steady": (None if f.get("steady") is None
                                             else tuple(f["steady"])),
                                  "steady_like": tuple(f.get("steady_like", (0.0, 0.0))),
+                                 "steady_like_given": (
+                                     None if f.get("steady_like_given") is None
+                                     else tuple(tuple(c) for c in f["steady_like_given"])),
                                  "on_off": (None if f.get("on_off") is None
                                             else tuple(tuple(c) for c in f["on_off"]))})
                  for f in d["features"]]
@@ -379,6 +416,7 @@ class Classifier:
         best: dict[str, tuple[float, str]] = {}
         measured: dict[str, tuple[float, float]] = {}
         pairs: dict[str, ClassPair | None] = {}
+        likes: dict[str, tuple[float, float]] = {}
         for f in self.features:
             v = values.get(f.name)
             if v is None or not math.isfinite(float(v)):
@@ -406,13 +444,15 @@ class Classifier:
                     loser = best[f.group][1]
                     out[loser], why[loser] = 0.0, f"{_label(f.name)} more precise"
                 best[f.group] = (sep, f.name)
-            out[f.name] = f.log_ratio(*measured[f.name], self.outliers, pair)
-        self._joint_steady(out, why, measured, pairs)
+            likes[f.name] = f.like_steady(values.get("count_rate_cps"), values.get("duration_s"))
+            out[f.name] = f.log_ratio(*measured[f.name], self.outliers, pair, likes[f.name])
+        self._joint_steady(out, why, measured, pairs, likes)
         return out, why
 
     def _joint_steady(self, out: dict[str, float], why: Mapping[str, str],
                       measured: Mapping[str, tuple[float, float]],
-                      pairs: Mapping[str, ClassPair | None]) -> None:
+                      pairs: Mapping[str, ClassPair | None],
+                      likes: Mapping[str, tuple[float, float]]) -> None:
         """Blinking statistics judged jointly. A steady emitter, which either class can be,
         is steady in all of them at once: the class likelihood of the blinking statistics is
         ``share * prod(steady_f) + (1 - share) * prod(class_f)``, not the product of each
@@ -430,7 +470,8 @@ class Classifier:
         share = used[0].steady[0]
         dim = mono = steady = 0.0
         for f in used:
-            d, m, s = f.densities(*measured[f.name], self.outliers, pairs.get(f.name))
+            d, m, s = f.densities(*measured[f.name], self.outliers, pairs.get(f.name),
+                                  likes.get(f.name))
             dim, mono, steady = dim + math.log(d), mono + math.log(m), steady + math.log(s)
         joint = (np.logaddexp(math.log(share) + steady, math.log1p(-share) + dim)
                  - np.logaddexp(math.log(share) + steady, math.log1p(-share) + mono))
@@ -566,6 +607,30 @@ def fit_class_given(x: np.ndarray, e: np.ndarray, u: np.ndarray, outliers: float
     res = minimize(nll, [a0, b0, math.log(sd0)], method="Nelder-Mead",
                    options={"xatol": 1e-6, "fatol": 1e-8, "maxiter": 6000})
     return float(res.x[0]), float(res.x[1]), max(float(math.exp(res.x[2])), 1e-4 * span)
+
+
+def fit_share_given(reads: np.ndarray, rate_cps: np.ndarray, duration_s: np.ndarray
+                    ) -> tuple[float, float, float] | None:
+    """(a, b, c) of logit q = a + b log10(rate) + c log10(duration): the share of a class's
+    blinking particles that read the steady value (:attr:`FeatureModel.steady_like_given`),
+    by maximum likelihood with a weak normal prior (sd 10) on the slopes, which keeps them
+    finite where the readings are few or separate completely. ``None`` below 20 particles."""
+    from scipy.optimize import minimize  # calibration only
+
+    y = np.asarray(reads, float)
+    if y.size < 20:
+        return None
+    X = np.column_stack([np.ones(y.size), np.log10(rate_cps), np.log10(duration_s)])
+
+    def nll(t: np.ndarray) -> tuple[float, np.ndarray]:
+        z = X @ t
+        prior = 0.5 * float(t[1:] @ t[1:]) / 100.0
+        grad = X.T @ (1.0 / (1.0 + np.exp(-z)) - y)
+        grad[1:] += t[1:] / 100.0
+        return float(np.sum(np.logaddexp(0.0, z) - y * z)) + prior, grad
+
+    t = minimize(nll, np.zeros(3), jac=True, method="L-BFGS-B").x
+    return float(t[0]), float(t[1]), float(t[2])
 
 
 def fit_class_with(x: np.ndarray, e: np.ndarray, outliers: float, span: float,

@@ -116,10 +116,13 @@ class PhotonAnalysis:
         return PhotonAnalysis(**self.values, notes=list(self.notes))
 
     def features(self) -> dict[str, float | None]:
-        """The photon features the classifier uses, with their standard errors."""
+        """The photon features the classifier uses, with their standard errors, and what it
+        reads them with: whether g2's background was measured (its systematic error), and the
+        detected rate and the span analysed (how likely the analysis was to resolve the
+        particle's switching, :meth:`spad.analysis.classify.FeatureModel.like_steady`)."""
         s = self.summary()
         names = [*PHOTON_FEATURES, *(FEATURE_ERRORS[k] for k in PHOTON_FEATURES),
-                 "g2_correction"]   # whether g2's background was measured (its systematics)
+                 "g2_correction", "count_rate_cps", "duration_s"]
         return {k: s.get(BY_NAME[k].key) for k in names}
 
     def to_dict(self) -> dict[str, Any]:

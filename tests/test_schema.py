@@ -47,7 +47,7 @@ def test_record_csv_and_features_follow_the_schema() -> None:
     # every feature comes with its standard error (the classifier weighs it by that)
     assert set(schema.FEATURE_ERRORS) == set(features)
     assert set(result.features()) == set(features) | set(schema.FEATURE_ERRORS.values()) | {
-        "g2_correction"}
+        "g2_correction", "count_rate_cps", "duration_s"}
 
 
 def test_photon_analysis_holds_exactly_the_declared_scalars() -> None:

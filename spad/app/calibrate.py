@@ -458,6 +458,7 @@ def fit_classifier(train: list[dict[str, Any]], outliers: float = 0.03,
         fit_class,
         fit_class_given,
         fit_class_with,
+        fit_share_given,
         fit_weights,
     )
     from spad.analysis.schema import FEATURE_ERRORS
@@ -470,7 +471,7 @@ def fit_classifier(train: list[dict[str, Any]], outliers: float = 0.03,
     for name in (*PHOTON_FEATURES, *SPECTRUM_FEATURES):
         base = FeatureModel(name, FEATURE_ERRORS[name], (0.0, 1.0), (0.0, 1.0), 1.0,
                             **FEATURE_SETUP.get(name, {}))
-        xs, es, ys, meas, st, ons = [], [], [], [], [], []
+        xs, es, ys, meas, st, ons, recs = [], [], [], [], [], [], []
         for row, is_d, steady in zip(rows, y, steady_all, strict=True):
             v, e = row.get(name), row.get(base.error)
             if v is None or e is None or not (math.isfinite(v) and math.isfinite(e)):
@@ -483,18 +484,21 @@ def fit_classifier(train: list[dict[str, Any]], outliers: float = 0.03,
             st.append(steady)
             on = row.get("on_fraction")
             ons.append(float(on) if on is not None else math.nan)
+            recs.append((row.get("count_rate_cps") or math.nan, row.get("duration_s") or math.nan))
         x, e, yy = np.array(xs), np.array(es), np.array(ys, bool)
         meas_a = np.array(meas, bool)
         st_a = np.array(st, bool)
         on_a = np.array(ons, float)
+        rec_a = np.array(recs, float).reshape(-1, 2)
         # a value known to worse than 5 times the population's interquartile range says
         # nothing about the classes, and one wild value (a T2 fit's g2(0) of 1e10 +/- 1e19)
         # would set the outlier span and wreck the class fits
         if x.size:
             q25, q75 = np.quantile(x, [0.25, 0.75])
             useful = e < 5.0 * max(float(q75 - q25), 1e-9)
-            x, e, yy, meas_a, st_a, on_a = (x[useful], e[useful], yy[useful], meas_a[useful],
-                                            st_a[useful], on_a[useful])
+            x, e, yy, meas_a, st_a, on_a, rec_a = (x[useful], e[useful], yy[useful],
+                                                   meas_a[useful], st_a[useful], on_a[useful],
+                                                   rec_a[useful])
         if yy.sum() < 5 or (~yy).sum() < 5:
             continue
         lo, hi = np.quantile(x, [0.005, 0.995])
@@ -511,13 +515,16 @@ def fit_classifier(train: list[dict[str, Any]], outliers: float = 0.03,
             mu_s, sd_s = fit_class(x[st_a], e[st_a], outliers, base.span)
             base.steady = (STEADY_SHARE, mu_s, max(sd_s, floor))
             ok = ok & ~st_a
-        shares = []
+        shares, given = [], []
         for cls, sel in (("monomer", ~yy & ok), ("dimer", yy & ok)):
             if base.exact is not None and base.steady is not None:
                 # the share of the class's blinking particles reading the exact value
                 # (Laplace's rule: never 0), the class normal from the others
                 at = sel & (x == base.exact)
                 shares.append((int(at.sum()) + 1) / (int(sel.sum()) + 2))
+                known = sel & np.all(np.isfinite(rec_a) & (rec_a > 0), axis=1)
+                given.append(fit_share_given(x[known] == base.exact, rec_a[known, 0],
+                                             rec_a[known, 1]))
                 mu, sd = fit_class(x[sel & ~at], e[sel & ~at], outliers, base.span)
             elif base.steady is not None:
                 # some blinking particles read like steady ones (Classifier._joint_steady)
@@ -529,6 +536,8 @@ def fit_classifier(train: list[dict[str, Any]], outliers: float = 0.03,
             setattr(base, cls, (mu, max(sd, floor)))
         if shares:
             base.steady_like = (shares[0], shares[1])
+        if len(given) == 2 and None not in given:
+            base.steady_like_given = (given[0], given[1])
         if name in ON_OFF_FEATURES:
             # the blinking particles' classes given their ON fraction (FeatureModel.on_off)
             fits = []
