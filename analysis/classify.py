@@ -134,7 +134,7 @@ class FeatureModel:
         c log10(duration / 1 s) with the particle's detected rate and the span analysed;
         ``None``: the constant shares. Whether the analysis resolves a particle's switching
         depends on the photons it has per dwell: of the training population's blinking dimers,
-        which flicker between grey levels, 93 % read an ON fraction of 1 in recordings of
+        which flicker between grey levels, 92 % read an ON fraction of 1 in recordings of
         under 10^4 photons and none in recordings of over 3 10^5 (the constant share, 15 %,
         read an ON fraction of 1 at low counts as a monomer's); longer recordings catch more
         switches.
