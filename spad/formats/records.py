@@ -66,7 +66,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spad.formats import kernels as k
+from spad.formats import families as fam
 from spad.photons import PhotonChunk, Timing
 
 __all__ = ["RecordType", "RECORD_TYPES", "record_type", "Decoder", "Encoder", "decode",
@@ -114,14 +114,14 @@ class RecordType:
 
     @property
     def kernel(self) -> int:
-        """Layout number used by the compiled kernels."""
+        """Layout number used by the decoders (:mod:`spad.formats.families`)."""
         if self.family == "TimeHarp200":
-            return k.TH_T3
+            return fam.TH_T3
         if self.family == "BH-SPC":
-            return k.BH_SPC
+            return fam.BH_SPC
         if self.family == "PicoHarp":
-            return k.PH_T3 if self.mode == "T3" else k.PH_T2
-        return k.HH_T3 if self.mode == "T3" else k.HH_T2
+            return fam.PH_T3 if self.mode == "T3" else fam.PH_T2
+        return fam.HH_T3 if self.mode == "T3" else fam.HH_T2
 
     @property
     def max_wraps_per_record(self) -> int:
@@ -333,16 +333,18 @@ class Decoder:
         PhotonChunk
             The photons (with T2 syncs) and markers in these records.
         """
+        from spad.formats import kernels as k  # imports numba: only when first decoding
+
         w = _as_words(words)
         rt = self.rectype
-        fam = rt.kernel
+        family = rt.kernel
         multi = rt.multi_wrap
         bounds = _bounds(w.shape[0])
         nb = bounds.shape[0] - 1
         counts = np.empty((nb, k.N_COUNTS), dtype=np.int64)
 
         def count(b: int) -> None:
-            counts[b] = k.count_range(w, bounds[b], bounds[b + 1], fam, multi)
+            counts[b] = k.count_range(w, bounds[b], bounds[b + 1], family, multi)
 
         _run(count, nb)
         # Per-block starting offsets: exclusive prefix sums of the counts.
@@ -357,7 +359,7 @@ class Decoder:
         ofl0 = (starts[:, k.N_WRAPS] + self._wraps) * rt.wrap
 
         def fill(b: int) -> None:
-            k.decode_range(w, bounds[b], bounds[b + 1], fam, multi, rt.wrap, ofl0[b],
+            k.decode_range(w, bounds[b], bounds[b + 1], family, multi, rt.wrap, ofl0[b],
                            starts[b, k.N_PHOTONS], starts[b, k.N_MARKERS],
                            ts, det, nt, mts, mch)
 
@@ -422,6 +424,8 @@ class Encoder:
             the type's range, negative or non-monotonic times (also across calls), or a
             PicoHarp T2 marker whose time's low 4 bits differ from its marker bits.
         """
+        from spad.formats import kernels as k
+
         rt = self.rectype
         if chunk.timing.mode != rt.mode:
             raise ValueError(f"{rt.name} records are {rt.mode}, the chunk is {chunk.timing.mode}")
@@ -440,7 +444,7 @@ class Encoder:
             _check_range(nt, 0, (1 << rt.nanotime_bits) - 1, "nanotime", rt.name)
         else:
             nt = np.empty(ts.shape[0], dtype=np.uint16)
-        if rt.kernel == k.PH_T2 and mts.shape[0] and np.any((mts & 15) != mch):
+        if rt.kernel == fam.PH_T2 and mts.shape[0] and np.any((mts & 15) != mch):
             raise ValueError("PicoHarpT2 records keep marker bits in the low 4 bits of the "
                              "time: a marker's time & 15 must equal its channel bits")
         empty = np.empty(0, dtype=np.uint32)
