@@ -54,6 +54,10 @@ Speed: :meth:`Decoder.decode` counts, then decodes, blocks of records with compi
 (``spad.formats.kernels``) on all CPUs, handing blocks out dynamically so that a busy machine
 slows it gracefully; ``tests/benchmarks/bench_decode.py`` measures it against ptufile. One
 Decoder or Encoder serves one stream from one thread at a time; separate ones may run at once.
+``Decoder(..., compiled=False)`` decodes with numpy alone (:mod:`spad.formats.records_numpy`),
+to the same results: slower per record, but it does not import numba, whose load costs a
+fresh process more than decoding a small file with numpy (``spad info``). numba is imported
+only when the compiled kernels are first needed.
 """
 
 from __future__ import annotations
@@ -289,12 +293,17 @@ class Decoder:
         The record type (object, code or name).
     timing
         Timing attached to the decoded chunks; its mode must match the record type's.
+    compiled
+        Decode with the compiled kernels (default: fastest per record, on all CPUs) or, if
+        false, with numpy alone (same results; no numba import, see the module docstring).
     """
 
-    def __init__(self, rectype: RecordType | int | str, timing: Timing) -> None:
+    def __init__(self, rectype: RecordType | int | str, timing: Timing,
+                 compiled: bool = True) -> None:
         self.rectype = record_type(rectype)
         _check_mode(self.rectype, timing)
         self.timing = timing
+        self.compiled = bool(compiled)
         self._wraps = 0
         self._n_invalid = 0
         self._n_gaps = 0
@@ -333,9 +342,11 @@ class Decoder:
         PhotonChunk
             The photons (with T2 syncs) and markers in these records.
         """
-        from spad.formats import kernels as k  # imports numba: only when first decoding
-
         w = _as_words(words)
+        if not self.compiled:
+            return self._decode_numpy(w)
+        from spad.formats import kernels as k  # imports numba: only on this path
+
         rt = self.rectype
         family = rt.kernel
         multi = rt.multi_wrap
@@ -369,6 +380,19 @@ class Decoder:
         self._n_gaps += n_gap
         self._n_records += w.shape[0]
         return PhotonChunk(self.timing, ts, det, nt if rt.mode == "T3" else None, mts, mch)
+
+    def _decode_numpy(self, w: np.ndarray) -> PhotonChunk:
+        from spad.formats.records_numpy import decode_words
+
+        rt = self.rectype
+        t3 = rt.mode == "T3"
+        d = decode_words(w, rt.kernel, rt.multi_wrap, rt.wrap, self._wraps, t3)
+        self._wraps += d.n_wraps
+        self._n_invalid += d.n_invalid
+        self._n_gaps += d.n_gaps
+        self._n_records += w.shape[0]
+        return PhotonChunk(self.timing, d.timestamps, d.detectors, d.nanotimes if t3 else None,
+                           d.marker_times, d.marker_channels)
 
 
 def _check_sorted(t: np.ndarray, after: int, what: str, name: str) -> None:
@@ -460,9 +484,10 @@ class Encoder:
         return out
 
 
-def decode(words: np.ndarray, rectype: RecordType | int | str, timing: Timing) -> PhotonChunk:
+def decode(words: np.ndarray, rectype: RecordType | int | str, timing: Timing,
+           compiled: bool = True) -> PhotonChunk:
     """Decode a whole stream of records at once (see :class:`Decoder`)."""
-    return Decoder(rectype, timing).decode(words)
+    return Decoder(rectype, timing, compiled).decode(words)
 
 
 def encode(chunk: PhotonChunk, rectype: RecordType | int | str) -> np.ndarray:
