@@ -1,9 +1,11 @@
 """The numpy decoder (``Decoder(..., compiled=False)``, spad.formats.records_numpy) against the
 compiled kernels: the same photons, markers, counts and carried state, bit for bit, on arbitrary
-words of every record type and on the real files."""
+words of every record type and on the real files; and ``spad info`` the same either way."""
 
 from __future__ import annotations
 
+import json
+import sys
 import warnings
 from pathlib import Path
 
@@ -13,6 +15,8 @@ from test_formats_legacy import pt3_file
 from test_formats_t2_t3r_spc import GAP, INV, MARK, MTOV, spc_pair, spc_records
 
 import spad
+from spad.app.cli import main
+from spad.app.commands import info
 from spad.formats import records_numpy
 from spad.formats.base import RecordFileReader
 from spad.formats.records import DECODE_ONLY, RECORD_TYPES, Decoder, RecordType
@@ -195,3 +199,32 @@ def test_files_decode_as_compiled(tmp_path: Path, n: int) -> None:
         for x, y in zip(comp, nump, strict=True):
             assert_identical(x, y)
         assert comp_warnings == nump_warnings, path
+
+
+def info_json(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, path: Path,
+              compiled: bool) -> str:
+    monkeypatch.setattr(info, "decode_compiled", lambda n: compiled)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["info", "--json", str(path)]) == 0
+    return capsys.readouterr().out
+
+
+def test_info_json_the_same_either_way(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    for path in record_files(tmp_path):
+        comp = info_json(capsys, monkeypatch, path, True)
+        nump = info_json(capsys, monkeypatch, path, False)
+        assert comp == nump, path
+        assert json.loads(comp)["n_records"] > 0
+    # the odd SPC file's warnings came through both ways
+    assert "GAP flag" in comp and "neither photon" in comp
+
+
+def test_info_decodes_with_numpy_below_the_break_even(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(sys.modules, "spad.formats.kernels", raising=False)
+    assert not info.decode_compiled(10**6)
+    assert info.decode_compiled(info.COMPILED_FROM_RECORDS)
+    # where the kernels are loaded already, they are the faster decoder at any size
+    monkeypatch.setitem(sys.modules, "spad.formats.kernels", object())
+    assert info.decode_compiled(10)
