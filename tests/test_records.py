@@ -414,13 +414,14 @@ def record_words(rt: RecordType):
                      st.builds(lambda t, x: (t << shift) | x, top, low))
 
 
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
 @pytest.mark.parametrize("rt", ALL, ids=lambda rt: rt.name)
 @settings(max_examples=30, deadline=None)
 @given(data=st.data())
-def test_arbitrary_words_decode_as_the_reference(rt, data):
+def test_arbitrary_words_decode_as_the_reference(rt, compiled, data):
     w = data.draw(st.lists(record_words(rt), max_size=60))
     ph, mk, invalid = reference_decode(w, rt)
-    dec = Decoder(rt, timing_of(rt))
+    dec = Decoder(rt, timing_of(rt), compiled)
     arr = np.array(w, dtype=np.uint32)
     cut = data.draw(st.integers(0, len(w)))
     c = PhotonChunk.concatenate([dec.decode(arr[:cut]), dec.decode(arr[cut:])])

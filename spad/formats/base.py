@@ -200,14 +200,19 @@ class RecordFileReader(Reader):
             self.meta.warnings.append(problem)
             warnings.warn(f"{self.path}: {problem}", UserWarning, stacklevel=3)
 
-    def chunks(self, n_records: int = DEFAULT_CHUNK_RECORDS) -> Iterator[PhotonChunk]:
-        """Yield the photons ``n_records`` file records at a time (see :class:`Reader`)."""
+    def chunks(self, n_records: int = DEFAULT_CHUNK_RECORDS, compiled: bool = True
+               ) -> Iterator[PhotonChunk]:
+        """Yield the photons ``n_records`` file records at a time (see :class:`Reader`).
+
+        ``compiled=False`` decodes with numpy alone, to the same chunks: slower per record,
+        but numba is not imported (see :class:`spad.formats.records.Decoder`).
+        """
         from spad.formats.records import Decoder
 
         n_records = int(n_records)
         if n_records < 1:
             raise ValueError(f"n_records must be at least 1, not {n_records}")
-        decoder = Decoder(self.rectype, self.meta.timing)
+        decoder = Decoder(self.rectype, self.meta.timing, compiled)
         remaining = self.meta.n_records
         last, seen = None, 0
         delays: np.ndarray | None = None

@@ -7,19 +7,8 @@ the block); the caller turns the counts into per-block starting offsets (prefix 
 arrays. Both passes read the records once each; nothing is appended or copied afterwards. The
 kernels release the GIL, so the caller runs blocks on several threads.
 
-Record families (``family`` argument), all records little-endian uint32:
-
-- ``PH_T3``: PicoHarp T3, channel 4 | dtime 12 | nsync 16 bits (MSB first).
-- ``PH_T2``: PicoHarp T2, channel 4 | time 28.
-- ``HH_T3``: HydraHarp v1/v2, TimeHarp 260, MultiHarp T3: special 1 | channel 6 | dtime 15 |
-  nsync 10.
-- ``HH_T2``: the same instruments in T2: special 1 | channel 6 | time 25.
-- ``TH_T3``: TimeHarp 200 (.t3r): reserved 1 | valid 1 | route 2 | data 12 | time tag 16.
-- ``BH_SPC``: Becker & Hickl SPC-130/134/140/150/160/830 FIFO: invalid 1 | mtov 1 | gap 1 |
-  mark 1 | adc 12 | rout 4 | macrotime 12.
-
-``multi`` is true where an overflow record carries the number of wraps in its time field
-(0 meaning 1), false where every overflow record is one wrap.
+Record families (``family`` argument) and the ``multi`` overflow style are described in
+:mod:`spad.formats.families`.
 """
 
 from __future__ import annotations
@@ -27,12 +16,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-PH_T3 = 0
-PH_T2 = 1
-HH_T3 = 2
-HH_T2 = 3
-TH_T3 = 4
-BH_SPC = 5
+# numba reads these module globals as compile-time constants; re-exported for the callers
+from spad.formats.families import BH_SPC, HH_T2, HH_T3, PH_T2, PH_T3, TH_T3  # noqa: F401
 
 # Columns of the per-block count table.
 N_PHOTONS = 0

@@ -54,6 +54,10 @@ Speed: :meth:`Decoder.decode` counts, then decodes, blocks of records with compi
 (``spad.formats.kernels``) on all CPUs, handing blocks out dynamically so that a busy machine
 slows it gracefully; ``tests/benchmarks/bench_decode.py`` measures it against ptufile. One
 Decoder or Encoder serves one stream from one thread at a time; separate ones may run at once.
+``Decoder(..., compiled=False)`` decodes with numpy alone (:mod:`spad.formats.records_numpy`),
+to the same results: slower per record, but it does not import numba, whose load costs a
+fresh process more than decoding a small file with numpy (``spad info``). numba is imported
+only when the compiled kernels are first needed.
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spad.formats import kernels as k
+from spad.formats import families as fam
 from spad.photons import PhotonChunk, Timing
 
 __all__ = ["RecordType", "RECORD_TYPES", "record_type", "Decoder", "Encoder", "decode",
@@ -114,14 +118,14 @@ class RecordType:
 
     @property
     def kernel(self) -> int:
-        """Layout number used by the compiled kernels."""
+        """Layout number used by the decoders (:mod:`spad.formats.families`)."""
         if self.family == "TimeHarp200":
-            return k.TH_T3
+            return fam.TH_T3
         if self.family == "BH-SPC":
-            return k.BH_SPC
+            return fam.BH_SPC
         if self.family == "PicoHarp":
-            return k.PH_T3 if self.mode == "T3" else k.PH_T2
-        return k.HH_T3 if self.mode == "T3" else k.HH_T2
+            return fam.PH_T3 if self.mode == "T3" else fam.PH_T2
+        return fam.HH_T3 if self.mode == "T3" else fam.HH_T2
 
     @property
     def max_wraps_per_record(self) -> int:
@@ -289,12 +293,17 @@ class Decoder:
         The record type (object, code or name).
     timing
         Timing attached to the decoded chunks; its mode must match the record type's.
+    compiled
+        Decode with the compiled kernels (default: fastest per record, on all CPUs) or, if
+        false, with numpy alone (same results; no numba import, see the module docstring).
     """
 
-    def __init__(self, rectype: RecordType | int | str, timing: Timing) -> None:
+    def __init__(self, rectype: RecordType | int | str, timing: Timing,
+                 compiled: bool = True) -> None:
         self.rectype = record_type(rectype)
         _check_mode(self.rectype, timing)
         self.timing = timing
+        self.compiled = bool(compiled)
         self._wraps = 0
         self._n_invalid = 0
         self._n_gaps = 0
@@ -334,15 +343,19 @@ class Decoder:
             The photons (with T2 syncs) and markers in these records.
         """
         w = _as_words(words)
+        if not self.compiled:
+            return self._decode_numpy(w)
+        from spad.formats import kernels as k  # imports numba: only on this path
+
         rt = self.rectype
-        fam = rt.kernel
+        family = rt.kernel
         multi = rt.multi_wrap
         bounds = _bounds(w.shape[0])
         nb = bounds.shape[0] - 1
         counts = np.empty((nb, k.N_COUNTS), dtype=np.int64)
 
         def count(b: int) -> None:
-            counts[b] = k.count_range(w, bounds[b], bounds[b + 1], fam, multi)
+            counts[b] = k.count_range(w, bounds[b], bounds[b + 1], family, multi)
 
         _run(count, nb)
         # Per-block starting offsets: exclusive prefix sums of the counts.
@@ -357,7 +370,7 @@ class Decoder:
         ofl0 = (starts[:, k.N_WRAPS] + self._wraps) * rt.wrap
 
         def fill(b: int) -> None:
-            k.decode_range(w, bounds[b], bounds[b + 1], fam, multi, rt.wrap, ofl0[b],
+            k.decode_range(w, bounds[b], bounds[b + 1], family, multi, rt.wrap, ofl0[b],
                            starts[b, k.N_PHOTONS], starts[b, k.N_MARKERS],
                            ts, det, nt, mts, mch)
 
@@ -367,6 +380,19 @@ class Decoder:
         self._n_gaps += n_gap
         self._n_records += w.shape[0]
         return PhotonChunk(self.timing, ts, det, nt if rt.mode == "T3" else None, mts, mch)
+
+    def _decode_numpy(self, w: np.ndarray) -> PhotonChunk:
+        from spad.formats.records_numpy import decode_words
+
+        rt = self.rectype
+        t3 = rt.mode == "T3"
+        d = decode_words(w, rt.kernel, rt.multi_wrap, rt.wrap, self._wraps, t3)
+        self._wraps += d.n_wraps
+        self._n_invalid += d.n_invalid
+        self._n_gaps += d.n_gaps
+        self._n_records += w.shape[0]
+        return PhotonChunk(self.timing, d.timestamps, d.detectors, d.nanotimes if t3 else None,
+                           d.marker_times, d.marker_channels)
 
 
 def _check_sorted(t: np.ndarray, after: int, what: str, name: str) -> None:
@@ -422,6 +448,8 @@ class Encoder:
             the type's range, negative or non-monotonic times (also across calls), or a
             PicoHarp T2 marker whose time's low 4 bits differ from its marker bits.
         """
+        from spad.formats import kernels as k
+
         rt = self.rectype
         if chunk.timing.mode != rt.mode:
             raise ValueError(f"{rt.name} records are {rt.mode}, the chunk is {chunk.timing.mode}")
@@ -440,7 +468,7 @@ class Encoder:
             _check_range(nt, 0, (1 << rt.nanotime_bits) - 1, "nanotime", rt.name)
         else:
             nt = np.empty(ts.shape[0], dtype=np.uint16)
-        if rt.kernel == k.PH_T2 and mts.shape[0] and np.any((mts & 15) != mch):
+        if rt.kernel == fam.PH_T2 and mts.shape[0] and np.any((mts & 15) != mch):
             raise ValueError("PicoHarpT2 records keep marker bits in the low 4 bits of the "
                              "time: a marker's time & 15 must equal its channel bits")
         empty = np.empty(0, dtype=np.uint32)
@@ -456,9 +484,10 @@ class Encoder:
         return out
 
 
-def decode(words: np.ndarray, rectype: RecordType | int | str, timing: Timing) -> PhotonChunk:
+def decode(words: np.ndarray, rectype: RecordType | int | str, timing: Timing,
+           compiled: bool = True) -> PhotonChunk:
     """Decode a whole stream of records at once (see :class:`Decoder`)."""
-    return Decoder(rectype, timing).decode(words)
+    return Decoder(rectype, timing, compiled).decode(words)
 
 
 def encode(chunk: PhotonChunk, rectype: RecordType | int | str) -> np.ndarray:
