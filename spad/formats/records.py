@@ -71,6 +71,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from spad.formats import families as fam
+from spad.formats.records_numpy import Decoded, decode_words
 from spad.photons import PhotonChunk, Timing
 
 __all__ = ["RecordType", "RECORD_TYPES", "record_type", "Decoder", "Encoder", "decode",
@@ -343,8 +344,19 @@ class Decoder:
             The photons (with T2 syncs) and markers in these records.
         """
         w = _as_words(words)
-        if not self.compiled:
-            return self._decode_numpy(w)
+        rt = self.rectype
+        t3 = rt.mode == "T3"
+        d = (self._decode_compiled(w) if self.compiled else
+             decode_words(w, rt.kernel, rt.multi_wrap, rt.wrap, self._wraps, t3))
+        self._wraps += d.n_wraps
+        self._n_invalid += d.n_invalid
+        self._n_gaps += d.n_gaps
+        self._n_records += w.shape[0]
+        return PhotonChunk(self.timing, d.timestamps, d.detectors, d.nanotimes if t3 else None,
+                           d.marker_times, d.marker_channels)
+
+    def _decode_compiled(self, w: np.ndarray) -> Decoded:
+        """The records with the compiled kernels, on all CPUs (see the module docstring)."""
         from spad.formats import kernels as k  # imports numba: only on this path
 
         rt = self.rectype
@@ -375,24 +387,7 @@ class Decoder:
                            ts, det, nt, mts, mch)
 
         _run(fill, nb)
-        self._wraps += n_wr
-        self._n_invalid += n_inv
-        self._n_gaps += n_gap
-        self._n_records += w.shape[0]
-        return PhotonChunk(self.timing, ts, det, nt if rt.mode == "T3" else None, mts, mch)
-
-    def _decode_numpy(self, w: np.ndarray) -> PhotonChunk:
-        from spad.formats.records_numpy import decode_words
-
-        rt = self.rectype
-        t3 = rt.mode == "T3"
-        d = decode_words(w, rt.kernel, rt.multi_wrap, rt.wrap, self._wraps, t3)
-        self._wraps += d.n_wraps
-        self._n_invalid += d.n_invalid
-        self._n_gaps += d.n_gaps
-        self._n_records += w.shape[0]
-        return PhotonChunk(self.timing, d.timestamps, d.detectors, d.nanotimes if t3 else None,
-                           d.marker_times, d.marker_channels)
+        return Decoded(ts, det, nt, mts, mch, n_inv, n_wr, n_gap)
 
 
 def _check_sorted(t: np.ndarray, after: int, what: str, name: str) -> None:

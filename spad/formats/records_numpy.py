@@ -32,7 +32,8 @@ whole call."""
 
 @dataclass
 class Decoded:
-    """What :func:`decode_words` returns.
+    """Decoded records: what :func:`decode_words` returns, and the compiled path of
+    :class:`spad.formats.records.Decoder`.
 
     Attributes
     ----------
